@@ -1,0 +1,36 @@
+"""The shared core of the phase-chaining functions.
+
+Nothing heavy is imported here: every public name is declared in ``_LAZY`` and
+loaded on first access (PEP 562). See ``shared._lazy``.
+"""
+
+from __future__ import annotations
+
+from shared._lazy import attach, eager_requested, load_all
+
+_LAZY = {
+    "PipelineError": ".errors",
+    "PermanentError": ".errors",
+    "TransientError": ".errors",
+    "MalformedMessageError": ".errors",
+    "DefinitionError": ".errors",
+    "ConfigError": ".errors",
+    "InvalidDateError": ".errors",
+    "InvalidGameIdError": ".errors",
+    "Clock": ".clock",
+    "SystemClock": ".clock",
+    "FixedClock": ".clock",
+    "today_et": ".clock",
+    "resolve_game_date": ".clock",
+    "GameIdConverter": ".game_ids",
+    "parse_game_id": ".game_ids",
+    "get_logger": ".structured_log",
+    "require_env": ".env",
+    "load_definition": ".pipeline.definition",
+    "PipelineDefinition": ".pipeline.definition",
+}
+
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)
+
+if eager_requested():
+    load_all(__name__, _LAZY)

@@ -1,0 +1,417 @@
+"""The pipeline definition: pydantic models over ``pipeline.toml`` and its loader.
+
+This is the single source of truth (lesson L08). Everything that needs a phase, a
+processor, a topic, a threshold or a schedule asks a ``PipelineDefinition``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.errors import DefinitionError
+
+DEFINITION_ENV = "PIPELINE_DEFINITION"
+DEFAULT_DEFINITION_PATH = Path(__file__).with_name("pipeline.toml")
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", min_length=1, max_length=100)]
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$")]
+TableRef = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")]
+PhaseNumber = Annotated[int, Field(ge=1, le=9)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CountsPolicy(StrEnum):
+    """Whether a ``no_data``/``skipped`` completion counts toward the phase (lesson L09)."""
+
+    DONE = "done"
+    NOT_DONE = "not_done"
+
+
+class Rule(StrEnum):
+    ALL_OR_CRITICAL_MAJORITY = "all_or_critical_majority"
+    DEADLINE_TIERS = "deadline_tiers"
+    COMPLETION_THRESHOLD = "completion_threshold"
+
+
+class ModeWhen(StrEnum):
+    """Which game dates a mode applies to, relative to "today" in the pipeline timezone."""
+
+    BEFORE_TODAY = "before_today"
+    TODAY = "today"
+    AFTER_TODAY = "after_today"
+
+
+class PipelineSettings(_Model):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+    timezone: str = "America/New_York"
+    max_event_age_minutes: int = Field(default=720, ge=1)
+    quarantine_collection: Name = "quarantine"
+    state_collection: Name = "phase_transitions"
+    dataset: Name = "nba_orchestration"
+    phase_execution_log_table: Name = "phase_execution_log"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r}") from exc
+        return value
+
+
+class Phase(_Model):
+    number: PhaseNumber
+    name: Name
+    completion_topic: TopicName
+    trigger_topic: TopicName | None = None
+
+
+class Processor(_Model):
+    name: Name
+    phase: PhaseNumber
+    aliases: tuple[str, ...] = ()
+    no_data: CountsPolicy = CountsPolicy.DONE
+    skipped: CountsPolicy = CountsPolicy.DONE
+
+
+class Mode(_Model):
+    name: Name
+    when: ModeWhen
+    expected: tuple[Name, ...] = Field(min_length=1)
+    critical: tuple[Name, ...] = ()
+    optional: tuple[Name, ...] = ()
+
+
+class DeadlineTier(_Model):
+    after_minutes: int = Field(ge=1)
+    min_completed: int = Field(ge=1)
+
+
+class CompletionThreshold(_Model):
+    min_completion_pct: float = Field(ge=0, le=100)
+    min_predictions: int = Field(ge=0)
+    target_date_key: Literal["target_date", "game_date"] = "target_date"
+    export_types: tuple[Name, ...] = Field(min_length=1)
+
+
+class Transition(_Model):
+    name: Name
+    source_phase: PhaseNumber
+    target_phase: PhaseNumber
+    rule: Rule
+    expected: tuple[Name, ...] = ()
+    critical: tuple[Name, ...] = ()
+    optional: tuple[Name, ...] = ()
+    majority_threshold: float = Field(default=0.6, gt=0, le=1)
+    modes: tuple[Mode, ...] = ()
+    deadline_tiers: tuple[DeadlineTier, ...] = ()
+    completion: CompletionThreshold | None = None
+    gates: tuple[Name, ...] = ()
+    stuck_after_minutes: int = Field(default=60, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.target_phase != self.source_phase + 1:
+            raise ValueError(
+                f"target_phase must be source_phase + 1 (got {self.source_phase} → {self.target_phase})"
+            )
+        if not self.modes and not self.expected:
+            raise ValueError("a transition needs `expected` processors or `modes`")
+        if self.modes and self.expected:
+            raise ValueError("give `expected` either per mode or for the transition, not both")
+        mode_names = [m.name for m in self.modes]
+        if len(set(mode_names)) != len(mode_names):
+            raise ValueError(f"duplicate mode names: {mode_names}")
+        whens = [m.when for m in self.modes]
+        if len(set(whens)) != len(whens):
+            raise ValueError("two modes cover the same `when`")
+        if self.modes and set(whens) != set(ModeWhen):
+            missing = sorted(str(w) for w in set(ModeWhen) - set(whens))
+            raise ValueError(f"modes must cover every date relation; missing: {missing}")
+        if self.rule is Rule.DEADLINE_TIERS and not self.deadline_tiers:
+            raise ValueError("rule 'deadline_tiers' needs at least one [[transitions.deadline_tiers]]")
+        if self.rule is not Rule.DEADLINE_TIERS and self.deadline_tiers:
+            raise ValueError("deadline_tiers given but rule is not 'deadline_tiers'")
+        tiers = [t.after_minutes for t in self.deadline_tiers]
+        if tiers != sorted(tiers) or len(set(tiers)) != len(tiers):
+            raise ValueError("deadline_tiers must have strictly increasing after_minutes")
+        if self.rule is Rule.COMPLETION_THRESHOLD and self.completion is None:
+            raise ValueError("rule 'completion_threshold' needs [transitions.completion]")
+        return self
+
+    def processor_sets(self) -> list[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
+        """(label, expected, critical, optional) for the transition and each mode."""
+        if self.modes:
+            return [(f"modes.{m.name}", m.expected, m.critical, m.optional) for m in self.modes]
+        return [("", self.expected, self.critical, self.optional)]
+
+    def mode_for(self, when: ModeWhen) -> Mode | None:
+        for mode in self.modes:
+            if mode.when is when:
+                return mode
+        return None
+
+
+class GameCoverageGate(_Model):
+    kind: Literal["game_coverage"]
+    advisory: bool = False
+    breaker_threshold: float = Field(default=0.5, ge=0, lt=1)
+
+
+Gate = GameCoverageGate
+
+
+class BoxscoreSource(_Model):
+    name: Name
+    processor: Name
+    table: TableRef
+    game_id_column: Name = "game_id"
+
+
+class GamesSources(_Model):
+    schedule_table: TableRef
+    schedule_game_id_column: Name = "game_id"
+    schedule_status_column: Name = "game_status"
+    final_status: str = "Final"
+    unavailable_table: TableRef
+    boxscore_sources: tuple[BoxscoreSource, ...] = Field(min_length=1)
+
+
+class RetryPolicy(_Model):
+    max_retries: int = Field(default=3, ge=0, le=20)
+    base_delay_minutes: float = Field(default=15, gt=0)
+    multiplier: float = Field(default=2.0, ge=1)
+    jitter_fraction: float = Field(default=0.1, ge=0, lt=1)
+    stale_retrying_minutes: int = Field(default=120, ge=1)
+    client_errors_permanent: bool = True
+    queue_table: Name = "failed_processor_queue"
+    fallbacks: dict[Name, Name] = Field(default_factory=dict)
+
+
+class MonitorSettings(_Model):
+    lookback_days: int = Field(default=3, ge=1)
+    grid_days: int = Field(default=180, ge=1)
+    handoff_timeout_minutes: int = Field(default=60, ge=1)
+    alert_dedup_minutes: int = Field(default=360, ge=1)
+    heartbeat_collection: Name = "monitor_heartbeats"
+
+
+class Schedule(_Model):
+    cron: Annotated[str, Field(pattern=r"^\S+( \S+){4}$")]
+    topic: TopicName
+    timezone: str = "America/New_York"
+
+
+class PipelineDefinition(_Model):
+    """The whole pipeline, validated across sections."""
+
+    pipeline: PipelineSettings
+    phases: tuple[Phase, ...] = Field(min_length=2)
+    processors: tuple[Processor, ...] = Field(min_length=1)
+    transitions: tuple[Transition, ...] = Field(min_length=1)
+    gates: dict[Name, Gate] = Field(default_factory=dict)
+    games: GamesSources
+    retry: RetryPolicy = RetryPolicy()
+    monitor: MonitorSettings = MonitorSettings()
+    schedules: dict[Name, Schedule] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Self:
+        phases = {p.number: p for p in self.phases}
+        if len(phases) != len(self.phases):
+            raise ValueError("phases: duplicate phase numbers")
+        topics = [p.completion_topic for p in self.phases] + [
+            p.trigger_topic for p in self.phases if p.trigger_topic
+        ]
+        topics += [s.topic for s in self.schedules.values()]
+        dupes = sorted({t for t in topics if topics.count(t) > 1})
+        if dupes:
+            raise ValueError(f"topics used twice: {dupes}")
+
+        seen: dict[str, str] = {}
+        for proc in self.processors:
+            if proc.phase not in phases:
+                raise ValueError(f"processors: {proc.name!r} names unknown phase {proc.phase}")
+            for label in (proc.name, *proc.aliases):
+                key = _alias_key(label)
+                if key in seen and seen[key] != proc.name:
+                    raise ValueError(
+                        f"processors: name or alias {label!r} of {proc.name!r} already names {seen[key]!r}"
+                    )
+                seen[key] = proc.name
+
+        names = [t.name for t in self.transitions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"transitions: duplicate names {names}")
+        for i, transition in enumerate(self.transitions):
+            where = f"transitions[{i}] ({transition.name})"
+            for number in (transition.source_phase, transition.target_phase):
+                if number not in phases:
+                    raise ValueError(f"{where}: unknown phase {number}")
+            if phases[transition.target_phase].trigger_topic is None:
+                raise ValueError(f"{where}: target phase {transition.target_phase} has no trigger_topic")
+            source_procs = {p.name for p in self.processors if p.phase == transition.source_phase}
+            for label, expected, critical, optional in transition.processor_sets():
+                for field, group in (("expected", expected), ("critical", critical), ("optional", optional)):
+                    unknown = [n for n in group if n not in source_procs]
+                    if unknown:
+                        raise ValueError(
+                            f"{where}.{label + '.' if label else ''}{field}: {unknown} are not "
+                            f"processors of phase {transition.source_phase} (known: {sorted(source_procs)})"
+                        )
+                overlap = set(critical) & set(optional)
+                if overlap:
+                    raise ValueError(f"{where}: {sorted(overlap)} are both critical and optional")
+            for tier in transition.deadline_tiers:
+                if tier.min_completed > len(transition.expected or ()) and transition.expected:
+                    raise ValueError(
+                        f"{where}: deadline tier after {tier.after_minutes} min asks for "
+                        f"{tier.min_completed} processors but only {len(transition.expected)} are expected"
+                    )
+            for gate in transition.gates:
+                if gate not in self.gates:
+                    raise ValueError(f"{where}.gates: unknown gate {gate!r} (known: {sorted(self.gates)})")
+        procs = {p.name for p in self.processors}
+        for source in self.games.boxscore_sources:
+            if source.processor not in procs:
+                raise ValueError(f"games.boxscore_sources ({source.name}): unknown processor {source.processor!r}")
+        for failed, fallback in self.retry.fallbacks.items():
+            for n in (failed, fallback):
+                if n not in procs:
+                    raise ValueError(f"retry.fallbacks: unknown processor {n!r}")
+        return self
+
+    # ---- queries -------------------------------------------------------------------
+    def phase(self, number: int) -> Phase:
+        for p in self.phases:
+            if p.number == number:
+                return p
+        raise KeyError(f"no phase {number} in the pipeline definition")
+
+    def transition(self, name: str) -> Transition:
+        for t in self.transitions:
+            if t.name == name:
+                return t
+        raise KeyError(f"no transition {name!r} (known: {[t.name for t in self.transitions]})")
+
+    def transition_from(self, source_phase: int) -> Transition:
+        for t in self.transitions:
+            if t.source_phase == source_phase:
+                return t
+        raise KeyError(f"no transition leaves phase {source_phase}")
+
+    def transition_for_topic(self, topic: str) -> Transition:
+        for t in self.transitions:
+            if self.phase(t.source_phase).completion_topic == topic:
+                return t
+        raise KeyError(f"no transition listens on topic {topic!r}")
+
+    def source_topic(self, transition: Transition) -> str:
+        return self.phase(transition.source_phase).completion_topic
+
+    def target_topic(self, transition: Transition) -> str:
+        topic = self.phase(transition.target_phase).trigger_topic
+        assert topic is not None  # checked at validation
+        return topic
+
+    def processors_of(self, phase: int) -> tuple[Processor, ...]:
+        return tuple(p for p in self.processors if p.phase == phase)
+
+    def normalise_processor(self, phase: int, raw_name: str) -> str | None:
+        """The canonical name of ``raw_name`` in ``phase``, or ``None`` when unknown (L08).
+
+        Matching ignores case, ``-``/``_`` and a trailing ``Processor``; the alias
+        table decides versioned names such as ``ml_feature_store_v2``.
+        """
+        return self._alias_index().get((phase, _alias_key(raw_name)))
+
+    def processor(self, name: str) -> Processor:
+        for p in self.processors:
+            if p.name == name:
+                return p
+        raise KeyError(f"no processor {name!r}")
+
+    def _alias_index(self) -> dict[tuple[int, str], str]:
+        cached: dict[tuple[int, str], str] | None = self.__dict__.get("_alias_cache")
+        if cached is None:
+            cached = {}
+            for proc in self.processors:
+                for label in (proc.name, *proc.aliases):
+                    cached[(proc.phase, _alias_key(label))] = proc.name
+            object.__setattr__(self, "_alias_cache", cached)  # frozen model: cache beside the fields
+        return cached
+
+
+def _alias_key(label: str) -> str:
+    key = label.strip().lower().replace("-", "_")
+    if key.endswith("processor") and key != "processor":
+        key = key[: -len("processor")]
+    return key.replace("_", "")
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "<root>"
+
+
+def parse_definition(data: dict[str, Any], source: str = "<memory>") -> PipelineDefinition:
+    """Validate a parsed TOML document; errors name the source, field path and reason."""
+    try:
+        return PipelineDefinition.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = _format_loc(tuple(err["loc"]))
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{source}: {loc}: {msg}")
+        raise DefinitionError(
+            "invalid pipeline definition:\n  " + "\n  ".join(problems), file=source, problems=problems
+        ) from None
+
+
+def read_definition(path: str | os.PathLike[str]) -> PipelineDefinition:
+    """Read and validate one definition file (no caching)."""
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise DefinitionError(f"cannot read pipeline definition {file}: {exc.strerror}", file=str(file)) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DefinitionError(f"{file}: not valid TOML: {exc}", file=str(file)) from exc
+    return parse_definition(data, str(file))
+
+
+_cache: dict[Path, PipelineDefinition] = {}
+_cache_lock = threading.Lock()
+
+
+def load_definition(path: str | os.PathLike[str] | None = None) -> PipelineDefinition:
+    """The pipeline definition, validated once per process and cached.
+
+    Args:
+        path: a definition file; defaults to ``$PIPELINE_DEFINITION`` or the packaged file.
+    """
+    chosen = Path(path or os.environ.get(DEFINITION_ENV) or DEFAULT_DEFINITION_PATH).resolve()
+    with _cache_lock:
+        if chosen not in _cache:
+            _cache[chosen] = read_definition(chosen)
+        return _cache[chosen]
