@@ -53,9 +53,7 @@ def _pip_name(missing: str) -> str | None:
     return None
 
 
-def attach(
-    package: str, lazy: Mapping[str, str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+def attach(package: str, lazy: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """Build ``__getattr__``, ``__dir__`` and ``__all__`` for ``package``.
 
     Args:

@@ -124,9 +124,7 @@ class Transition(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.target_phase != self.source_phase + 1:
-            raise ValueError(
-                f"target_phase must be source_phase + 1 (got {self.source_phase} → {self.target_phase})"
-            )
+            raise ValueError(f"target_phase must be source_phase + 1 (got {self.source_phase} → {self.target_phase})")
         if not self.modes and not self.expected:
             raise ValueError("a transition needs `expected` processors or `modes`")
         if self.modes and self.expected:
@@ -232,9 +230,7 @@ class PipelineDefinition(_Model):
         phases = {p.number: p for p in self.phases}
         if len(phases) != len(self.phases):
             raise ValueError("phases: duplicate phase numbers")
-        topics = [p.completion_topic for p in self.phases] + [
-            p.trigger_topic for p in self.phases if p.trigger_topic
-        ]
+        topics = [p.completion_topic for p in self.phases] + [p.trigger_topic for p in self.phases if p.trigger_topic]
         topics += [s.topic for s in self.schedules.values()]
         dupes = sorted({t for t in topics if topics.count(t) > 1})
         if dupes:
@@ -368,7 +364,7 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         else:
             out += ("." if out else "") + part
-    return out or "<root>"
+    return out
 
 
 def parse_definition(data: dict[str, Any], source: str = "<memory>") -> PipelineDefinition:
@@ -380,7 +376,7 @@ def parse_definition(data: dict[str, Any], source: str = "<memory>") -> Pipeline
         for err in exc.errors():
             loc = _format_loc(tuple(err["loc"]))
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{source}: {loc}: {msg}")
+            problems.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
         raise DefinitionError(
             "invalid pipeline definition:\n  " + "\n  ".join(problems), file=source, problems=problems
         ) from None

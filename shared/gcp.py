@@ -1,0 +1,62 @@
+"""Factories for the official Google Cloud clients.
+
+The Pub/Sub and Firestore clients honour ``PUBSUB_EMULATOR_HOST`` and
+``FIRESTORE_EMULATOR_HOST`` themselves. The BigQuery client has no emulator switch,
+so ``BIGQUERY_EMULATOR_HOST`` (``http://host:port``) is read here and turned into an
+anonymous client pointed at that endpoint. Each factory imports its library on call,
+so a function that never touches BigQuery never loads it (lesson L16).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from shared.env import project_id
+
+if TYPE_CHECKING:
+    import google.cloud.pubsub_v1 as pubsub_v1
+    from google.cloud import bigquery, firestore
+
+BIGQUERY_EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
+
+
+def bigquery_client(project: str | None = None) -> bigquery.Client:
+    """A BigQuery client for ``project`` (the emulator when ``BIGQUERY_EMULATOR_HOST`` is set)."""
+    from google.cloud import bigquery
+
+    project = project or project_id(os.environ)
+    endpoint = os.environ.get(BIGQUERY_EMULATOR_ENV)
+    if endpoint:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        if "://" not in endpoint:
+            endpoint = f"http://{endpoint}"
+        return bigquery.Client(
+            project=project,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+    return bigquery.Client(project=project)
+
+
+def firestore_client(project: str | None = None) -> firestore.Client:
+    """A Firestore client (the emulator when ``FIRESTORE_EMULATOR_HOST`` is set)."""
+    from google.cloud import firestore
+
+    return firestore.Client(project=project or project_id(os.environ))
+
+
+def publisher_client() -> pubsub_v1.PublisherClient:
+    """A Pub/Sub publisher (the emulator when ``PUBSUB_EMULATOR_HOST`` is set)."""
+    import google.cloud.pubsub_v1 as pubsub_v1
+
+    return pubsub_v1.PublisherClient()
+
+
+def subscriber_client() -> pubsub_v1.SubscriberClient:
+    """A Pub/Sub subscriber (the emulator when ``PUBSUB_EMULATOR_HOST`` is set)."""
+    import google.cloud.pubsub_v1 as pubsub_v1
+
+    return pubsub_v1.SubscriberClient()

@@ -1,0 +1,31 @@
+"""The transition core: decision engine (pure), Firestore state, gates, log, service. Lazy."""
+
+from __future__ import annotations
+
+from shared._lazy import attach, eager_requested, load_all
+
+_LAZY = {
+    "decide": ".engine",
+    "CompletionRecord": ".engine",
+    "Progress": ".engine",
+    "Wait": ".engine",
+    "Ready": ".engine",
+    "Blocked": ".engine",
+    "TransitionState": ".state",
+    "GateRunner": ".gates",
+    "GateResult": ".gates",
+    "CoverageInputs": ".gates",
+    "coverage_verdict": ".gates",
+    "BigQueryGameSources": ".gates",
+    "ExecutionLogWriter": ".execution_log",
+    "TriggerPublisher": ".publisher",
+    "Quarantine": ".quarantine",
+    "TransitionService": ".transition",
+    "Outcome": ".transition",
+    "build_service": ".runtime",
+}
+
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)
+
+if eager_requested():
+    load_all(__name__, _LAZY)

@@ -1,0 +1,71 @@
+"""Composition root for a transition function: builds the service from env and definition.
+
+Clients are created once per process (gen2 reuses instances) and BigQuery only on
+first use. Tests and the demo build services with their own clock and clients.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+
+from shared.clock import Clock, SystemClock
+from shared.env import project_id
+from shared.gcp import bigquery_client, firestore_client, publisher_client
+from shared.orchestration.execution_log import ExecutionLogWriter
+from shared.orchestration.gates import BigQueryGameSources, GateRunner
+from shared.orchestration.publisher import TriggerPublisher
+from shared.orchestration.quarantine import Quarantine
+from shared.orchestration.state import TransitionState
+from shared.orchestration.transition import TransitionService
+from shared.pipeline.definition import PipelineDefinition, load_definition
+
+_services: dict[str, TransitionService] = {}
+_lock = threading.Lock()
+
+
+def build_service(
+    transition_name: str,
+    *,
+    definition: PipelineDefinition | None = None,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TransitionService:
+    """A fresh ``TransitionService`` wired to the official clients (emulators when env says so)."""
+    env = environ if environ is not None else os.environ
+    definition = definition or load_definition()
+    clock = clock or SystemClock()
+    project = project_id(env)
+    transition = definition.transition(transition_name)
+    settings = definition.pipeline
+    fs = firestore_client(project)
+    state = TransitionState(
+        fs, settings.state_collection, transition.name, quarantine_collection=settings.quarantine_collection
+    )
+
+    def bq() -> object:
+        return bigquery_client(project)
+
+    sources = BigQueryGameSources(bq, project, definition.games) if transition.gates else None  # type: ignore[arg-type]
+    return TransitionService(
+        definition=definition,
+        transition=transition,
+        clock=clock,
+        state=state,
+        publisher=TriggerPublisher(publisher_client(), project, definition.target_topic(transition)),
+        gates=GateRunner(definition, sources),
+        log_writer=ExecutionLogWriter(
+            bq,  # type: ignore[arg-type]
+            f"{project}.{settings.dataset}.{settings.phase_execution_log_table}",
+        ),
+        quarantine=Quarantine(fs, settings.quarantine_collection, clock),
+    )
+
+
+def service_for(transition_name: str) -> TransitionService:
+    """The process-wide service of one transition (built on first call, thread-safe)."""
+    with _lock:
+        if transition_name not in _services:
+            _services[transition_name] = build_service(transition_name)
+        return _services[transition_name]

@@ -1,0 +1,357 @@
+"""The transition core: completion message → record → decide → claim → gates → publish → latch.
+
+This is what every ``functions/phaseN_to_phaseM/main.py`` calls. The outcome tells the
+entrypoint whether to ack (return) or let Pub/Sub redeliver (a ``TransientError`` raised).
+
+The exactly-once protocol (L01, L03, L04):
+1. record the completion idempotently (a duplicate has no effect, but the date is still
+   re-evaluated so a redelivery after a failed publish can finish the job);
+2. the pure engine decides; on ``Ready`` a transaction claims the current generation;
+3. gates run; a block releases the claim (no latch), logs and alerts;
+4. the trigger is published with a deterministic ``trigger_id``; a failed publish
+   releases the claim and raises;
+5. only then the generation is latched as triggered, with the log row in the same
+   transaction; the row is streamed to BigQuery afterwards (never fails the transition).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from shared.clock import Clock
+from shared.contracts.decode import PubSubMessage, decode_payload, extract_pubsub_message
+from shared.contracts.messages import PhaseTrigger, ProcessorCompletion, TriggerStatus, make_trigger_id
+from shared.errors import MalformedMessageError
+from shared.orchestration.engine import Blocked, CompletionRecord, Decision, Ready, decide
+from shared.orchestration.execution_log import ExecutionLogWriter, build_row
+from shared.orchestration.gates import GateResult, GateRunner
+from shared.orchestration.publisher import TriggerPublisher
+from shared.orchestration.quarantine import Quarantine
+from shared.orchestration.state import TransitionState
+from shared.pipeline.definition import PipelineDefinition, Transition
+from shared.structured_log import get_logger, log_context
+
+OutcomeKind = Literal[
+    "triggered",
+    "waiting",
+    "already_triggered",
+    "claimed_elsewhere",
+    "blocked",
+    "quarantined",
+    "stale",
+]
+
+_log = get_logger("shared.orchestration.transition")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one event. Every kind is acked; transient failures raise instead."""
+
+    kind: OutcomeKind
+    detail: str
+    game_date: date | None = None
+    trigger_id: str | None = None
+    duplicate: bool = False
+    unknown_processor: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TransitionService:
+    """Everything one transition function needs, injected (clock and adapters)."""
+
+    definition: PipelineDefinition
+    transition: Transition
+    clock: Clock
+    state: TransitionState
+    publisher: TriggerPublisher
+    gates: GateRunner
+    log_writer: ExecutionLogWriter
+    quarantine: Quarantine
+
+    # -- entry: one Pub/Sub event ----------------------------------------------------------
+    def handle_event(self, event: object) -> Outcome:
+        """Handle one completion event (CloudEvent, push body or bytes)."""
+        try:
+            message = extract_pubsub_message(event)
+        except MalformedMessageError as exc:
+            self.quarantine.put(None, reason=str(exc), raw=event, transition=self.transition.name)
+            return Outcome("quarantined", str(exc))
+        try:
+            completion = decode_payload(message, ProcessorCompletion)
+        except MalformedMessageError as exc:
+            self.quarantine.put(message, reason=str(exc), transition=self.transition.name)
+            return Outcome("quarantined", str(exc))
+        return self.handle_completion(message, completion)
+
+    def handle_completion(self, message: PubSubMessage, completion: ProcessorCompletion) -> Outcome:
+        t = self.transition
+        now = self.clock.now()
+        with log_context(
+            transition=t.name,
+            game_date=completion.game_date.isoformat(),
+            processor=completion.processor_name,
+            execution_id=completion.execution_id,
+        ):
+            if completion.phase != t.source_phase:
+                reason = (
+                    f"completion of phase {completion.phase} ({completion.processor_name}) arrived on "
+                    f"{t.name}, which listens to phase {t.source_phase}"
+                )
+                self.quarantine.put(message, reason=reason, transition=t.name)
+                return Outcome("quarantined", reason, completion.game_date)
+            sent_at = message.publish_time or completion.timestamp
+            max_age = timedelta(minutes=self.definition.pipeline.max_event_age_minutes)
+            if sent_at is not None and now - sent_at > max_age:
+                reason = (
+                    f"stale event: published {sent_at.isoformat()}, older than the max age "
+                    f"{self.definition.pipeline.max_event_age_minutes} min; acked, not retried"
+                )
+                _log.error(reason, extra={"labels": {"alert": "stale_event"}})
+                self.quarantine.put(message, reason=reason, transition=t.name, kind="stale")
+                return Outcome("stale", reason, completion.game_date)
+
+            canonical = self.definition.normalise_processor(t.source_phase, completion.processor_name)
+            record = CompletionRecord(
+                raw_name=completion.processor_name,
+                processor=canonical,
+                status=str(completion.status),
+                execution_id=completion.execution_id,
+                completed_at=now,
+                record_count=completion.record_count,
+                completion_pct=completion.completion_pct,
+            )
+            new = self.state.record_completion(
+                completion.game_date,
+                record,
+                {
+                    "message_id": message.message_id,
+                    "correlation_id": completion.correlation_id,
+                    "reported_at": completion.timestamp,
+                    "error_type": None if completion.error_type is None else str(completion.error_type),
+                    "error_message": completion.error_message,
+                },
+            )
+            if canonical is None:
+                _log.warning(
+                    "unknown processor %r recorded for %s; it never counts toward completion",
+                    completion.processor_name,
+                    t.name,
+                )
+            owner = f"msg:{message.message_id}" if message.message_id else f"run:{uuid.uuid4().hex}"
+            outcome = self.evaluate(completion.game_date, correlation_id=completion.correlation_id, owner=owner)
+            return Outcome(
+                outcome.kind,
+                outcome.detail,
+                outcome.game_date,
+                outcome.trigger_id,
+                duplicate=not new,
+                unknown_processor=canonical is None,
+                extra=outcome.extra,
+            )
+
+    # -- entry: re-evaluate a date (messages, the monitor's deadline sweep, the CLI) ---------
+    def evaluate(self, game_date: date, *, correlation_id: str | None = None, owner: str | None = None) -> Outcome:
+        t = self.transition
+        owner = owner or f"run:{uuid.uuid4().hex}"
+        state = self.state.load(game_date)
+        if state.triggered_current is not None:
+            trig = state.triggered_current
+            return Outcome(
+                "already_triggered",
+                f"generation {state.generation} already triggered",
+                game_date,
+                trig.get("trigger_id"),
+            )
+        decision = decide(self.definition, t, game_date, state.completions, self.clock)
+        if isinstance(decision, Blocked):
+            return self._blocked(game_date, owner, decision.reason, decision, None, correlation_id, claimed=False)
+        if not isinstance(decision, Ready):
+            return Outcome(
+                "waiting", decision.reason, game_date, extra={"next_check_at": getattr(decision, "next_check_at", None)}
+            )
+
+        now = self.clock.now()
+        claim = self.state.claim(game_date, owner, now, lambda gen: make_trigger_id(t.name, game_date, gen))
+        if claim.result != "claimed":
+            return Outcome(claim.result, f"claim not taken: {claim.result}", game_date, claim.trigger_id)
+        assert claim.trigger_id is not None
+
+        try:
+            gate_results = self.gates.run(t, game_date)
+        except BaseException:
+            self._release_quietly(game_date, owner, "waiting")
+            raise
+        blocking = next((g for g in gate_results if g.verdict == "blocked"), None)
+        if blocking is not None:
+            return self._blocked(
+                game_date, owner, blocking.reason, decision, gate_results, correlation_id, claimed=True
+            )
+
+        missing_games = sorted({g for r in gate_results for g in r.missing_games})
+        status = TriggerStatus(decision.status)
+        if missing_games and status is TriggerStatus.COMPLETE:
+            status = TriggerStatus.PARTIAL
+        trigger = self._trigger(game_date, claim.generation, status, decision, correlation_id, missing_games)
+        try:
+            message_id = self.publisher.publish(trigger)
+        except BaseException:
+            self._release_quietly(game_date, owner, "publish_failed")
+            raise
+
+        now = self.clock.now()
+        gate_doc = _gates_doc(gate_results)
+        row = build_row(
+            transition=t.name,
+            game_date=game_date,
+            status=str(status),
+            now=now,
+            correlation_id=correlation_id,
+            trigger_id=trigger.trigger_id,
+            start_time=decision.progress.first_completion_at,
+            games_processed=_games_processed(gate_results),
+            metadata={
+                "mode": decision.progress.mode,
+                "reason": decision.reason,
+                "processors_completed": list(decision.progress.done),
+                "missing_processors": list(decision.progress.missing),
+                "unknown_processors": list(decision.progress.unknown),
+                "missing_games": missing_games,
+                "gates": gate_doc,
+                "message_id": message_id,
+            },
+        )
+        self.state.mark_triggered(
+            game_date,
+            owner,
+            claim.generation,
+            now,
+            {
+                "trigger_id": trigger.trigger_id,
+                "at": now,
+                "message_id": message_id,
+                "status": str(status),
+                "reason": decision.reason,
+            },
+            gate=gate_doc,
+            missing_games=missing_games,
+            log_row=row,
+        )
+        _log.info(
+            "triggered %s for %s: %s",
+            t.name,
+            game_date,
+            decision.reason,
+            extra={"labels": {"trigger_id": trigger.trigger_id, "status": str(status)}},
+        )
+        self.log_writer.flush(self.state)
+        return Outcome(
+            "triggered",
+            decision.reason,
+            game_date,
+            trigger.trigger_id,
+            extra={"status": str(status), "missing_games": missing_games, "message_id": message_id},
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _trigger(
+        self,
+        game_date: date,
+        generation: int,
+        status: TriggerStatus,
+        decision: Ready,
+        correlation_id: str | None,
+        missing_games: list[str],
+    ) -> PhaseTrigger:
+        t = self.transition
+        completion = t.completion
+        return PhaseTrigger(
+            trigger_id=make_trigger_id(t.name, game_date, generation),
+            transition=t.name,
+            source_phase=t.source_phase,
+            target_phase=t.target_phase,
+            game_date=game_date,
+            target_date=game_date if completion and completion.target_date_key == "target_date" else None,
+            mode=decision.progress.mode,
+            status=status,
+            reason=decision.reason,
+            generation=generation,
+            correlation_id=correlation_id,
+            triggered_at=self.clock.now(),
+            processors_completed=list(decision.progress.done),
+            missing_games=missing_games,
+            export_types=list(completion.export_types) if completion else [],
+        )
+
+    def _blocked(
+        self,
+        game_date: date,
+        owner: str,
+        reason: str,
+        decision: Decision,
+        gate_results: list[GateResult] | None,
+        correlation_id: str | None,
+        *,
+        claimed: bool,
+    ) -> Outcome:
+        t = self.transition
+        now = self.clock.now()
+        missing_games = sorted({g for r in gate_results or [] for g in r.missing_games})
+        gate_doc = _gates_doc(gate_results) if gate_results is not None else None
+        row = build_row(
+            transition=t.name,
+            game_date=game_date,
+            status="blocked",
+            now=now,
+            correlation_id=correlation_id,
+            trigger_id=None,
+            start_time=decision.progress.first_completion_at,
+            games_processed=_games_processed(gate_results or []),
+            metadata={
+                "mode": decision.progress.mode,
+                "reason": reason,
+                "missing_games": missing_games,
+                "gates": gate_doc,
+                "processors_completed": list(decision.progress.done),
+            },
+        )
+        self.state.release(
+            game_date,
+            owner,
+            now,
+            status="blocked",
+            gate=gate_doc,
+            missing_games=missing_games if gate_results is not None else None,
+            log_row=row,
+        )
+        _log.error(
+            "BLOCKED %s for %s: %s",
+            t.name,
+            game_date,
+            reason,
+            extra={"labels": {"alert": "transition_blocked", "claimed": str(claimed)}},
+        )
+        self.log_writer.flush(self.state)
+        return Outcome("blocked", reason, game_date, extra={"missing_games": missing_games})
+
+    def _release_quietly(self, game_date: date, owner: str, status: str) -> None:
+        """Release after a failure; the original error is what the caller re-raises."""
+        try:
+            self.state.release(game_date, owner, self.clock.now(), status=status)
+        except Exception as exc:  # noqa: BLE001 - the claim expires by itself; the first error wins
+            _log.warning(
+                "could not release the claim of %s %s (it expires on its own): %s", self.transition.name, game_date, exc
+            )
+
+
+def _gates_doc(results: list[GateResult]) -> dict[str, Any]:
+    return {r.gate: r.as_dict() for r in results}
+
+
+def _games_processed(results: list[GateResult]) -> int | None:
+    totals = [r.games_covered for r in results if r.games_total]
+    return max(totals) if totals else None

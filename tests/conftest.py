@@ -1,0 +1,64 @@
+"""Session fixtures: one real local cloud (Pub/Sub + Firestore emulators, local-bigquery).
+
+The stack starts lazily, only when a test asks for it, and is stopped by PID at the end
+of the session. Per-test isolation: Firestore reset, unique topic/subscription names,
+a unique BigQuery dataset per test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.localcloud.emulators import LocalCloud
+
+TESTS_DIR = Path(__file__).parent
+EVENTS_DIR = TESTS_DIR / "data" / "events"
+PROJECT = "test-project"
+
+
+@pytest.fixture(scope="session")
+def local_cloud() -> Iterator[LocalCloud]:
+    cloud = LocalCloud(project=PROJECT).start()
+    saved = {k: os.environ.get(k) for k in cloud.env()}
+    os.environ.update(cloud.env())
+    try:
+        yield cloud
+    finally:
+        cloud.stop()
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+@pytest.fixture
+def cloud(local_cloud: LocalCloud) -> LocalCloud:
+    """The session's local cloud with Firestore emptied for this test."""
+    local_cloud.reset_firestore()
+    return local_cloud
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic, subscription and dataset names."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def bq_dataset(cloud: LocalCloud, unique: str) -> Iterator[str]:
+    """A fresh BigQuery dataset id on local-bigquery, deleted after the test."""
+    from shared.gcp import bigquery_client
+
+    client = bigquery_client(cloud.project)
+    dataset_id = f"test_{unique}"
+    client.create_dataset(dataset_id)
+    try:
+        yield dataset_id
+    finally:
+        client.delete_dataset(dataset_id, delete_contents=True, not_found_ok=True)

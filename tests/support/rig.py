@@ -1,0 +1,213 @@
+"""A test rig on the real emulators: an isolated definition, real services, real topics.
+
+Each rig renames the definition's topics, datasets and collections with a unique
+suffix, so tests never see each other's state even on one emulator stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from shared.clock import FixedClock
+from shared.contracts.messages import PhaseTrigger
+from shared.gcp import bigquery_client, firestore_client, publisher_client, subscriber_client
+from shared.localcloud.emulators import LocalCloud
+from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topics
+from shared.orchestration.runtime import build_service
+from shared.orchestration.transition import TransitionService
+from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, parse_definition
+
+GAME_DATE = date(2026, 1, 24)
+# 2026-01-25 09:00 ET: the morning after the 2026-01-24 games (overnight mode).
+MORNING_AFTER = datetime(2026, 1, 25, 14, 0, tzinfo=UTC)
+
+# Five Final games on 2026-01-24 (numeric NBA id, away, home). 0022500644 is GSW@MIN.
+GAMES = [
+    ("0022500644", "GSW", "MIN"),
+    ("0022500645", "BOS", "NYK"),
+    ("0022500646", "LAL", "DEN"),
+    ("0022500647", "MIA", "CHI"),
+    ("0022500648", "PHX", "DAL"),
+]
+
+
+def date_teams(game: tuple[str, str, str], day: date = GAME_DATE) -> str:
+    return f"{day:%Y%m%d}_{game[1]}_{game[2]}"
+
+
+def isolated_definition(suffix: str, mutate: Any = None) -> PipelineDefinition:
+    data = tomllib.loads(DEFAULT_DEFINITION_PATH.read_text())
+    data["pipeline"]["dataset"] = f"orch_{suffix}"
+    data["pipeline"]["state_collection"] = f"transitions_{suffix}"
+    data["pipeline"]["quarantine_collection"] = f"quarantine_{suffix}"
+    for phase in data["phases"]:
+        for key in ("completion_topic", "trigger_topic"):
+            if key in phase:
+                phase[key] = f"{phase[key]}-{suffix}"
+    for schedule in data["schedules"].values():
+        schedule["topic"] = f"{schedule['topic']}-{suffix}"
+    games = data["games"]
+    games["schedule_table"] = f"raw_{suffix}.nbac_schedule"
+    games["unavailable_table"] = f"orch_{suffix}.game_unavailable"
+    for source in games["boxscore_sources"]:
+        source["table"] = f"raw_{suffix}.{source['table'].split('.')[1]}"
+    if mutate is not None:
+        mutate(data)
+    return parse_definition(data, f"<isolated {suffix}>")
+
+
+def push_body(
+    payload: dict[str, Any] | bytes,
+    attributes: dict[str, str] | None = None,
+    message_id: str | None = None,
+    publish_time: datetime | None = None,
+) -> dict[str, Any]:
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    message: dict[str, Any] = {
+        "data": base64.b64encode(data).decode(),
+        "messageId": message_id or uuid.uuid4().hex,
+        "publishTime": (publish_time or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+    }
+    if attributes is not None:
+        message["attributes"] = attributes
+    return {"message": message, "subscription": "projects/test-project/subscriptions/test"}
+
+
+@dataclass
+class Rig:
+    cloud: LocalCloud
+    suffix: str
+    definition: PipelineDefinition
+    clock: FixedClock
+    services: dict[str, TransitionService] = field(default_factory=dict)
+    trigger_subscriptions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, cloud: LocalCloud, suffix: str, *, now: datetime = MORNING_AFTER, mutate: Any = None) -> Rig:
+        definition = isolated_definition(suffix, mutate)
+        rig = cls(cloud, suffix, definition, FixedClock(now))
+        project = cloud.project
+        ensure_topics(publisher_client(), project, definition)
+        ensure_tables(bigquery_client(project), project, definition)
+        subscriber = subscriber_client()
+        for t in definition.transitions:
+            topic = definition.target_topic(t)
+            rig.trigger_subscriptions[t.name] = ensure_subscription(
+                subscriber, project, topic, f"capture-{topic}", ack_deadline_seconds=10
+            )
+            rig.services[t.name] = build_service(t.name, definition=definition, clock=rig.clock, environ=cloud.env())
+        return rig
+
+    # -- inputs ---------------------------------------------------------------------------
+    def completion(
+        self,
+        processor: str,
+        phase: int,
+        *,
+        game_date: date = GAME_DATE,
+        status: str = "success",
+        execution_id: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        return {
+            "processor_name": processor,
+            "phase": phase,
+            "execution_id": execution_id or uuid.uuid4().hex,
+            "correlation_id": f"night-{game_date}",
+            "game_date": game_date.isoformat(),
+            "status": status,
+            "record_count": extra.pop("record_count", 100),
+            "timestamp": self.clock.now().isoformat(),
+            **extra,
+        }
+
+    def event(
+        self,
+        payload: dict[str, Any] | bytes,
+        *,
+        message_id: str | None = None,
+        attributes: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return push_body(payload, attributes if attributes is not None else {}, message_id, self.clock.now())
+
+    def seed_games(
+        self,
+        *,
+        final: list[tuple[str, str, str]] | None = None,
+        sources: dict[str, list[str]] | None = None,
+        unavailable: list[str] | None = None,
+        game_date: date = GAME_DATE,
+    ) -> None:
+        """Schedule rows (Final), boxscore rows per source name, unavailable game ids."""
+        bq = bigquery_client(self.cloud.project)
+        g = self.definition.games
+        p = self.cloud.project
+        now = self.clock.now().isoformat()
+        rows = [
+            {
+                "game_id": nba,
+                "game_date": game_date.isoformat(),
+                "away_team_tricode": away,
+                "home_team_tricode": home,
+                "game_status": "Final",
+                "updated_at": now,
+            }
+            for nba, away, home in (final if final is not None else GAMES)
+        ]
+        if rows:
+            assert bq.insert_rows_json(f"{p}.{g.schedule_table}", rows) == []
+        tables = {s.name: s.table for s in g.boxscore_sources}
+        for source, ids in (sources or {}).items():
+            if ids:
+                assert (
+                    bq.insert_rows_json(
+                        f"{p}.{tables[source]}",
+                        [
+                            {"game_id": i, "game_date": game_date.isoformat(), "player_name": "x", "points": 1}
+                            for i in ids
+                        ],
+                    )
+                    == []
+                )
+        if unavailable:
+            assert (
+                bq.insert_rows_json(
+                    f"{p}.{g.unavailable_table}",
+                    [
+                        {"game_id": i, "game_date": game_date.isoformat(), "reason": "postponed", "marked_at": now}
+                        for i in unavailable
+                    ],
+                )
+                == []
+            )
+
+    # -- observations -----------------------------------------------------------------------
+    def pull_triggers(self, transition: str, max_messages: int = 20) -> list[PhaseTrigger]:
+        subscriber = subscriber_client()
+        sub = self.trigger_subscriptions[transition]
+        out: list[PhaseTrigger] = []
+        while True:
+            response = subscriber.pull(subscription=sub, max_messages=max_messages, timeout=10, return_immediately=True)
+            if not response.received_messages:
+                return out
+            for received in response.received_messages:
+                trigger = PhaseTrigger.model_validate_json(received.message.data)
+                assert received.message.attributes["trigger_id"] == trigger.trigger_id
+                out.append(trigger)
+            subscriber.acknowledge(subscription=sub, ack_ids=[m.ack_id for m in response.received_messages])
+
+    def log_rows(self) -> list[dict[str, Any]]:
+        bq = bigquery_client(self.cloud.project)
+        s = self.definition.pipeline
+        table = f"`{self.cloud.project}.{s.dataset}.{s.phase_execution_log_table}`"
+        return [dict(r) for r in bq.query(f"SELECT * FROM {table} ORDER BY execution_timestamp").result()]
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        fs = firestore_client(self.cloud.project)
+        return [d.to_dict() or {} for d in fs.collection(self.definition.pipeline.quarantine_collection).stream()]
