@@ -69,9 +69,12 @@ class FlushResult:
 class ExecutionLogWriter:
     """Delivers outbox rows to BigQuery. Errors are reported, never raised."""
 
-    def __init__(self, client: bigquery.Client | Callable[[], bigquery.Client] | None, table: str) -> None:
+    def __init__(
+        self, client: bigquery.Client | Callable[[], bigquery.Client] | None, table: str, timeout: float = 10.0
+    ) -> None:
         self._client = client  # a client, or a factory called on first flush (BigQuery loads lazily, L16)
         self.table = table  # project.dataset.table
+        self.timeout = timeout  # bounded: the trigger is already out and the outbox keeps the row
 
     @property
     def client(self) -> bigquery.Client | None:
@@ -91,7 +94,15 @@ class ExecutionLogWriter:
             client = self.client
             if client is None:
                 return FlushResult(0, len(rows), "no BigQuery client")
-            errors = client.insert_rows_json(self.table, [r for _, r in rows], row_ids=[i for i, _ in rows], timeout=15)
+            from google.cloud.bigquery import DEFAULT_RETRY
+
+            errors = client.insert_rows_json(
+                self.table,
+                [r for _, r in rows],
+                row_ids=[i for i, _ in rows],
+                timeout=self.timeout,
+                retry=DEFAULT_RETRY.with_deadline(self.timeout),
+            )
         except Exception as exc:  # noqa: BLE001 - rows stay in the outbox; retried on the next flush
             _log.warning(
                 "phase_execution_log insert failed; %d row(s) stay in the outbox: %s",
@@ -100,9 +111,9 @@ class ExecutionLogWriter:
                 extra={"labels": {"alert": "execution_log_delayed"}},
             )
             return FlushResult(0, len(rows), f"{type(exc).__name__}: {exc}")
-        failed = {int(e.get("index", -1)) for e in errors or []}
+        failed = {int(e.get("index", -1)): e for e in errors or []}
         delivered = [row_id for n, (row_id, _) in enumerate(rows) if n not in failed]
-        rejected = [(rows[n], errors[k]) for k, n in enumerate(sorted(failed)) if 0 <= n < len(rows)]
+        rejected = [(rows[n], err) for n, err in sorted(failed.items()) if 0 <= n < len(rows)]
         try:
             if rejected:
                 # a row BigQuery refuses would be refused forever: quarantine it with the reason

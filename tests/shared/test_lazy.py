@@ -19,13 +19,18 @@ LAZY_PACKAGES = ["shared", "shared.pipeline", "shared.contracts", "shared.localc
 HEAVY_MODULES = ["google.cloud.bigquery", "pandas"]
 
 
+def _lazy_env() -> dict[str, str]:
+    """The environment without the eager switch (CI also runs this suite with SHARED_EAGER=1)."""
+    return {k: v for k, v in os.environ.items() if k != "SHARED_EAGER"}
+
+
 def _run(code: str, **env: str) -> dict[str, object]:
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{FIXTURES}", **env},
+        env={**_lazy_env(), "PYTHONPATH": f"{REPO}{os.pathsep}{FIXTURES}", **env},
         check=False,
         timeout=120,
     )
