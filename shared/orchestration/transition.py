@@ -196,7 +196,8 @@ class TransitionService:
         status = TriggerStatus(decision.status)
         if missing_games and status is TriggerStatus.COMPLETE:
             status = TriggerStatus.PARTIAL
-        trigger = self._trigger(game_date, claim.generation, status, decision, correlation_id, missing_games)
+        reason = "; ".join([decision.reason, *(f"gate {g.gate}: {g.reason}" for g in gate_results)])
+        trigger = self._trigger(game_date, claim.generation, status, reason, decision, correlation_id, missing_games)
         try:
             message_id = self.publisher.publish(trigger)
         except BaseException:
@@ -216,7 +217,7 @@ class TransitionService:
             games_processed=_games_processed(gate_results),
             metadata={
                 "mode": decision.progress.mode,
-                "reason": decision.reason,
+                "reason": reason,
                 "processors_completed": list(decision.progress.done),
                 "missing_processors": list(decision.progress.missing),
                 "unknown_processors": list(decision.progress.unknown),
@@ -235,7 +236,7 @@ class TransitionService:
                 "at": now,
                 "message_id": message_id,
                 "status": str(status),
-                "reason": decision.reason,
+                "reason": reason,
             },
             gate=gate_doc,
             missing_games=missing_games,
@@ -263,6 +264,7 @@ class TransitionService:
         game_date: date,
         generation: int,
         status: TriggerStatus,
+        reason: str,
         decision: Ready,
         correlation_id: str | None,
         missing_games: list[str],
@@ -278,7 +280,7 @@ class TransitionService:
             target_date=game_date if completion and completion.target_date_key == "target_date" else None,
             mode=decision.progress.mode,
             status=status,
-            reason=decision.reason,
+            reason=reason,
             generation=generation,
             correlation_id=correlation_id,
             triggered_at=self.clock.now(),

@@ -1,0 +1,106 @@
+"""Run function entrypoints in real ``functions-framework`` processes, wired by Pub/Sub push.
+
+This is what a direct Pub/Sub trigger does in the cloud: a push subscription on the
+source topic POSTs each message to the function's URL; a non-2xx reply is redelivered.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from shared.localcloud.emulators import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+
+
+@dataclass
+class FunctionProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "<no log>"
+
+
+def start_function(
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    source_dir: Path | None = None,
+    target: str = "handle",
+    startup_timeout: float = 60.0,
+) -> FunctionProcess:
+    """Start ``functions/<name>/main.py`` (or ``source_dir/main.py``) in its own framework process."""
+    source = (source_dir or FUNCTIONS_DIR / name) / "main.py"
+    port = free_port()
+    log_path = log_dir / f"function-{name}.log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--target",
+        target,
+        "--source",
+        str(source),
+        "--signature-type",
+        "cloudevent",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    pythonpath = os.pathsep.join(p for p in (str(source.parent), str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env, "PYTHONPATH": pythonpath},
+            cwd=source.parent,
+        )
+    fn = FunctionProcess(name, port, proc, log_path)
+    deadline = time.monotonic() + startup_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"function {name} exited with {proc.returncode}:\n{fn.log_tail()}")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return fn
+        time.sleep(0.1)
+    fn.stop()
+    raise RuntimeError(f"function {name} did not listen on {port} within {startup_timeout:.0f}s:\n{fn.log_tail()}")
+
+
+def write_line(stream: IO[str], text: str) -> None:
+    stream.write(text + "\n")
+    stream.flush()
