@@ -143,8 +143,9 @@ def progress_of(
         recorded.add(record.processor)
         if counts_as_done(definition, record):
             done.add(record.processor)
-    # first completion of the date: any recorded message, known or not, starts the clock
-    first = min((r.completed_at for r in records), default=None)
+    # the deadline clock starts at the first completion of a known processor of this phase:
+    # a stray unknown name (L08) must not start it early
+    first = min((r.completed_at for r in records if r.processor is not None), default=None)
     return Progress(
         mode=mode,
         expected=expected,
@@ -210,7 +211,7 @@ def decide(
     mode_note = f" [mode {progress.mode}]" if progress.mode else ""
 
     if transition.rule is Rule.COMPLETION_THRESHOLD:
-        return _decide_threshold(transition, records, progress)
+        return _decide_threshold(definition, transition, records, progress)
 
     if not progress.missing:
         return Ready(f"all {len(progress.expected)} expected processors done{mode_note}", progress, "complete")
@@ -259,34 +260,42 @@ def _decide_tiers(
     )
 
 
-def _decide_threshold(transition: Transition, records: list[CompletionRecord], progress: Progress) -> Decision:
+def _decide_threshold(
+    definition: PipelineDefinition, transition: Transition, records: list[CompletionRecord], progress: Progress
+) -> Decision:
+    """Phase 5→6: any counting record meeting both thresholds fires; order never matters."""
     threshold = transition.completion
     assert threshold is not None  # validated by the definition
     relevant = [r for r in records if r.processor in progress.expected and r.status in COUNTING_STATUSES]
+    need = f"≥{threshold.min_completion_pct:g}%, ≥{threshold.min_predictions}"
     if not relevant:
+        policy_done = [
+            r
+            for r in records
+            if r.processor in progress.expected and r.status in POLICY_STATUSES and counts_as_done(definition, r)
+        ]
+        if policy_done:  # e.g. no games that day: the no_data policy counts it as done (L09)
+            first = min(policy_done, key=lambda r: (r.completed_at, r.execution_id))
+            return Ready(f"{first.raw_name} reported {first.status}; counts as done by policy", progress, "complete")
         return Wait(f"waiting for {_names(progress.expected)} to report completion", progress)
-    best = max(relevant, key=lambda r: ((r.completion_pct or 0.0), r.record_count, r.completed_at))
-    pct = best.completion_pct
-    if pct is None:
+    measured = [r for r in relevant if r.completion_pct is not None]
+    meeting = [
+        r
+        for r in measured
+        if (r.completion_pct or 0.0) + 1e-9 >= threshold.min_completion_pct
+        and r.record_count >= threshold.min_predictions
+    ]
+    if meeting:
+        best = max(meeting, key=lambda r: (r.completion_pct or 0.0, r.record_count, r.completed_at, r.execution_id))
+        pct = best.completion_pct or 0.0
+        status: TriggerKind = "complete" if pct >= 100 else "partial"
+        return Ready(f"predictions {pct:g}% complete with {best.record_count} predictions ({need})", progress, status)
+    if not measured:
         return Blocked(
-            f"{best.raw_name} reported without completion_pct; cannot apply the "
-            f"≥{threshold.min_completion_pct:g}% rule",
-            progress,
+            f"{relevant[0].raw_name} reported without completion_pct; cannot apply the ({need}) rule", progress
         )
-    if pct + 1e-9 < threshold.min_completion_pct:
-        return Wait(
-            f"predictions {pct:g}% complete (need ≥{threshold.min_completion_pct:g}%), {best.record_count} predictions",
-            progress,
-        )
-    if best.record_count < threshold.min_predictions:
-        return Wait(
-            f"only {best.record_count} predictions (need ≥{threshold.min_predictions}) at {pct:g}%",
-            progress,
-        )
-    status: TriggerKind = "complete" if pct >= 100 else "partial"
-    return Ready(
-        f"predictions {pct:g}% complete with {best.record_count} predictions "
-        f"(≥{threshold.min_completion_pct:g}%, ≥{threshold.min_predictions})",
+    best = max(measured, key=lambda r: (r.completion_pct or 0.0, r.record_count, r.completed_at, r.execution_id))
+    return Wait(
+        f"predictions {best.completion_pct or 0.0:g}% complete with {best.record_count} predictions (need {need})",
         progress,
-        status,
     )

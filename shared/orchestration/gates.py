@@ -155,39 +155,53 @@ class BigQueryGameSources:
         )
         return list(self.client.query(sql, job_config=config).result(timeout=60))
 
-    def load(self, game_date: date) -> CoverageInputs:
+    def sql(self) -> str:
+        """One parameterised query for the schedule, every source and the unavailable list.
+
+        One round trip instead of five: a BigQuery query costs ~0.1-2 s of latency each.
+        """
         g = self.games
-        schedule_rows = self._rows(
-            f"SELECT {g.schedule_game_id_column} AS game_id, game_date, away_team_tricode, home_team_tricode, "
-            f"{g.schedule_status_column} AS game_status, updated_at "
-            f"FROM {self._table(g.schedule_table)} WHERE game_date = @game_date",
-            game_date,
-        )
-        schedule = tuple(
-            ScheduleEntry(
-                nba_game_id=str(r["game_id"]),
-                game_date=r["game_date"],
-                away=str(r["away_team_tricode"]),
-                home=str(r["home_team_tricode"]),
-                status=None if r["game_status"] is None else str(r["game_status"]),
-                updated_at=_aware(r["updated_at"]),
-            )
-            for r in schedule_rows
-        )
-        sources: dict[str, tuple[str, ...]] = {}
+        branches = [
+            f"(SELECT 'schedule' AS kind, CAST({g.schedule_game_id_column} AS STRING) AS game_id, "
+            f"away_team_tricode AS away, home_team_tricode AS home, "
+            f"CAST({g.schedule_status_column} AS STRING) AS game_status, updated_at "
+            f"FROM {self._table(g.schedule_table)} WHERE game_date = @game_date)"
+        ]
         for source in g.boxscore_sources:
-            rows = self._rows(
-                f"SELECT DISTINCT CAST({source.game_id_column} AS STRING) AS game_id "
-                f"FROM {self._table(source.table)} WHERE game_date = @game_date",
-                game_date,
+            branches.append(
+                f"(SELECT DISTINCT 'source:{source.name}' AS kind, CAST({source.game_id_column} AS STRING) AS game_id, "
+                "CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, "
+                f"CAST(NULL AS TIMESTAMP) AS updated_at FROM {self._table(source.table)} WHERE game_date = @game_date)"
             )
-            sources[source.name] = tuple(str(r["game_id"]) for r in rows)
-        unavailable = self._rows(
-            f"SELECT DISTINCT CAST(game_id AS STRING) AS game_id FROM {self._table(g.unavailable_table)} "
-            "WHERE game_date = @game_date",
-            game_date,
+        branches.append(
+            "(SELECT DISTINCT 'unavailable' AS kind, CAST(game_id AS STRING) AS game_id, CAST(NULL AS STRING) AS away, "
+            "CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, CAST(NULL AS TIMESTAMP) AS updated_at "
+            f"FROM {self._table(g.unavailable_table)} WHERE game_date = @game_date)"
         )
-        return CoverageInputs(schedule, sources, tuple(str(r["game_id"]) for r in unavailable))
+        return "\nUNION ALL\n".join(branches)
+
+    def load(self, game_date: date) -> CoverageInputs:
+        schedule: list[ScheduleEntry] = []
+        sources: dict[str, list[str]] = {s.name: [] for s in self.games.boxscore_sources}  # chain order
+        unavailable: list[str] = []
+        for r in self._rows(self.sql(), game_date):
+            kind, game_id = str(r["kind"]), str(r["game_id"])
+            if kind == "schedule":
+                schedule.append(
+                    ScheduleEntry(
+                        nba_game_id=game_id,
+                        game_date=game_date,
+                        away=str(r["away"]),
+                        home=str(r["home"]),
+                        status=None if r["game_status"] is None else str(r["game_status"]),
+                        updated_at=_aware(r["updated_at"]),
+                    )
+                )
+            elif kind == "unavailable":
+                unavailable.append(game_id)
+            else:
+                sources[kind.removeprefix("source:")].append(game_id)
+        return CoverageInputs(tuple(schedule), {k: tuple(v) for k, v in sources.items()}, tuple(unavailable))
 
 
 def _aware(value: datetime | None) -> datetime | None:

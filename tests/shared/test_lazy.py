@@ -147,3 +147,24 @@ def test_eager_switch_imports_every_entry() -> None:
         module = importlib.import_module(package)
         for target in set(module._LAZY.values()):
             assert importlib.util.resolve_name(target, package) in loaded
+
+
+@pytest.mark.parametrize(
+    "function", ["phase2_to_phase3", "phase3_to_phase4", "phase4_to_phase5", "phase5_to_phase6"]
+)
+def test_l16_transition_entrypoint_leaves_bigquery_and_pandas_unloaded(function: str) -> None:
+    """The seed's eager shared/utils pulled pandas into every function (L16)."""
+    main = REPO / "functions" / function / "main.py"
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('main', {str(main)!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "after_import = [m for m in %r if m in sys.modules]\n"
+        "from shared.orchestration.runtime import build_service\n"
+        "build_service(module.TRANSITION)\n"
+        "after_build = [m for m in %r if m in sys.modules]\n"
+        "print(json.dumps({'import': after_import, 'build': after_build}))\n"
+    ) % (HEAVY_MODULES, HEAVY_MODULES)
+    result = _run(code, GOOGLE_CLOUD_PROJECT="probe-project", FIRESTORE_EMULATOR_HOST="127.0.0.1:9",
+                  PUBSUB_EMULATOR_HOST="127.0.0.1:9")
+    assert result == {"import": [], "build": []}

@@ -44,9 +44,7 @@ def isolated_definition_text(suffix: str, source: str | None = None) -> str:
         "schedule/boxscore table refs",
     )
     text = _sub(r'^(\s*dataset\s*=\s*")[^"]*(")', rf"\g<1>orch_{suffix}\g<2>", text, "pipeline.dataset")
-    text = _sub(
-        r'^(\s*state_collection\s*=\s*")[^"]*(")', rf"\g<1>transitions_{suffix}\g<2>", text, "state_collection"
-    )
+    text = _sub(r'^(\s*state_collection\s*=\s*")[^"]*(")', rf"\g<1>transitions_{suffix}\g<2>", text, "state_collection")
     text = _sub(
         r'^(\s*quarantine_collection\s*=\s*")[^"]*(")',
         rf"\g<1>quarantine_{suffix}\g<2>",

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.clock import FixedClock
-from shared.orchestration.engine import Blocked, CompletionRecord, Decision, Ready, Wait, decide
+from shared.orchestration.engine import Blocked, CompletionRecord, Decision, Ready, Wait, counts_as_done, decide
 from shared.pipeline.definition import (
     DEFAULT_DEFINITION_PATH,
     PipelineDefinition,
@@ -261,8 +261,13 @@ def test_majority_threshold_exact_boundary_for_any_share(k: int) -> None:
     # threshold exactly k/6 of phase 2's six critical+optional processors
     definition = definition_with(transitions={"phase2_to_phase3": {"majority_threshold": k / 6}})
     transition = definition.transition("phase2_to_phase3")
-    order = ("nbac_schedule", "nbac_injury_report", "odds_api_player_points_props", "espn_boxscores",
-             "bdl_player_boxscores")  # fmt: skip  (never all of the expected: gamebook stays missing)
+    order = (
+        "nbac_schedule",
+        "nbac_injury_report",
+        "odds_api_player_points_props",
+        "espn_boxscores",
+        "bdl_player_boxscores",
+    )  # gamebook stays missing: never all expected
     at = run(transition, done(order[:k]), definition=definition)
     assert isinstance(at, Ready) and at.status == "partial", at.reason
     below = run(transition, done(order[: k - 1]), definition=definition)
@@ -369,9 +374,7 @@ def test_l14_mode_uses_new_york_today_not_utc() -> None:
 def test_mode_at_dst_edges(instant: str, today: date) -> None:
     now = utc(instant)
     one_day = timedelta(days=1)
-    modes = {
-        offset: run(P34, [], now=now, game_date=today + offset * one_day).progress.mode for offset in (-1, 0, 1)
-    }
+    modes = {offset: run(P34, [], now=now, game_date=today + offset * one_day).progress.mode for offset in (-1, 0, 1)}
     assert modes == {-1: "overnight", 0: "same_day", 1: "tomorrow"}
 
 
@@ -553,7 +556,7 @@ def test_phase5_reasons_name_the_numbers() -> None:
     low_pct = run(P56, [rec(COORDINATOR, count=400, pct=79.9)])
     assert "79.9%" in low_pct.reason and "≥80%" in low_pct.reason
     few = run(P56, [rec(COORDINATOR, count=9, pct=80.0)])
-    assert "only 9 predictions" in few.reason and "≥10" in few.reason
+    assert "with 9 predictions" in few.reason and "≥10" in few.reason
     ready = run(P56, [rec(COORDINATOR, count=12, pct=90.0)])
     assert "90% complete with 12 predictions" in ready.reason
     blocked = run(P56, [rec(COORDINATOR, count=12, pct=None, raw="PredictionCoordinator")])
@@ -596,16 +599,8 @@ def test_phase5_unknown_processor_with_full_completion_never_counts() -> None:
     assert decision.progress.unknown == ("PredictionCoordinatorV9",)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: engine.py _decide_threshold picks the best record with max(key=(completion_pct or 0.0, "
-        "record_count, completed_at)); a record without completion_pct ties with a 0 % record of the same "
-        "count and time, and max() keeps whichever comes first, so the decision (Blocked vs Wait) depends on "
-        "the order of the completions"
-    ),
-)
 def test_phase5_decision_does_not_depend_on_order_when_missing_pct_ties_with_zero() -> None:
+    """Regression: a record without completion_pct tied with a 0 % record and max() kept the first."""
     no_pct = rec(COORDINATOR, count=10, pct=None, execution_id="run-a")
     zero = rec(COORDINATOR, count=10, pct=0.0, execution_id="run-b")
     assert run(P56, [no_pct, zero]).kind == run(P56, [zero, no_pct]).kind
@@ -648,8 +643,13 @@ def test_l08_known_processor_of_another_phase_never_counts() -> None:
     assert D.normalise_processor(4, "PlayerGameSummaryProcessor") is None
     assert D.normalise_processor(3, "ml_feature_store_v2") is None
     assert D.normalise_processor(4, "ml_feature_store_v2") == "ml_feature_store"
-    raws = ["TeamDefenseZoneAnalysisProcessor", "player_shot_zone_analysis", "PlayerCompositeFactorsProcessor",
-            "player_daily_cache", "player_game_summary"]  # fmt: skip
+    raws = [
+        "TeamDefenseZoneAnalysisProcessor",
+        "player_shot_zone_analysis",
+        "PlayerCompositeFactorsProcessor",
+        "player_daily_cache",
+        "player_game_summary",
+    ]
     records = [rec(D.normalise_processor(4, raw), raw=raw) for raw in raws]
     decision = run(P45, records, now=T0 + timedelta(minutes=1))
     assert decision.progress.unknown == ("player_game_summary",)
@@ -659,8 +659,13 @@ def test_l08_known_processor_of_another_phase_never_counts() -> None:
 
 
 def test_l08_aliases_normalise_and_count() -> None:
-    raws = ["TeamDefenseZoneAnalysisProcessor", "PlayerShotZoneAnalysisProcessor", "player-composite-factors",
-            "PlayerDailyCacheProcessor", "ml_feature_store_v2"]  # fmt: skip
+    raws = [
+        "TeamDefenseZoneAnalysisProcessor",
+        "PlayerShotZoneAnalysisProcessor",
+        "player-composite-factors",
+        "PlayerDailyCacheProcessor",
+        "ml_feature_store_v2",
+    ]
     records = [rec(D.normalise_processor(4, raw), raw=raw) for raw in raws]
     decision = run(P45, records, now=T0)
     assert isinstance(decision, Ready) and decision.status == "complete"
@@ -726,6 +731,27 @@ def test_l09_failed_never_counts(transition: Transition) -> None:
     assert set(decision.progress.not_counted) == set(names)
 
 
+@pytest.mark.parametrize(
+    ("processor", "status", "default", "not_done"),
+    [
+        ("player_game_summary", "success", True, True),
+        ("player_game_summary", "partial", True, True),
+        ("player_game_summary", "no_data", True, False),
+        ("player_game_summary", "skipped", True, True),
+        ("upcoming_player_game_context", "skipped", True, False),
+        ("upcoming_player_game_context", "no_data", True, True),
+        ("player_game_summary", "failed", False, False),
+        ("player_game_summary", "running", False, False),
+        (None, "success", False, False),
+        (None, "no_data", False, False),
+    ],
+)
+def test_counts_as_done(processor: str | None, status: str, default: bool, not_done: bool) -> None:
+    record = rec(processor, status, raw=processor or "SomeOtherProcessor")
+    assert counts_as_done(D, record) is default
+    assert counts_as_done(NOT_DONE, record) is not_done
+
+
 @pytest.mark.parametrize("order", ["failed_first", "success_first"])
 def test_l09_failed_then_success_counts(order: str) -> None:
     failed = rec("player_game_summary", "failed", at=T0, execution_id="run-1")
@@ -784,8 +810,7 @@ def record_lists(draw: st.DrawFn, phase: int) -> list[CompletionRecord]:
                 execution_id=f"e{i}",
                 completed_at=T0 + timedelta(minutes=draw(st.integers(0, 300))),
                 record_count=draw(st.sampled_from([0, 9, 10, 250])),
-                # 0.0 is left out: it ties with a missing pct (see the xfail test above)
-                completion_pct=draw(st.sampled_from([None, 50.0, 79.9, 80.0, 90.0, 100.0])),
+                completion_pct=draw(st.sampled_from([None, 0.0, 50.0, 79.9, 80.0, 90.0, 100.0])),
             )
         )
     return out
@@ -862,3 +887,22 @@ def test_next_check_at_fires_without_a_new_message(subset: set[str], offsets: li
         outcome, pending = _tier_oracle(len(subset), now - first)
         assert pending is None
         assert decision.kind == ("wait" if outcome == "wait" else "ready")
+
+
+def test_phase5_any_record_meeting_both_thresholds_fires() -> None:
+    """A later (90 %, 5 predictions) record must not hide an earlier (85 %, 300) one."""
+    earlier = rec(COORDINATOR, count=300, pct=85.0, execution_id="run-a")
+    later = rec(COORDINATOR, count=5, pct=90.0, execution_id="run-b")
+    assert run(P56, [earlier, later]).kind == "ready"
+    assert run(P56, [later]).kind == "wait"
+
+
+def test_l09_phase5_no_data_counts_as_done_by_policy() -> None:
+    decision = run(P56, [rec(COORDINATOR, status="no_data", count=0, pct=None)])
+    assert decision.kind == "ready" and "no_data" in decision.reason
+
+
+def test_unknown_processor_does_not_start_the_deadline_clock() -> None:
+    stray = rec(None, raw="mystery_processor", at=NOW - timedelta(minutes=300))
+    known = [rec(name, at=NOW - timedelta(minutes=30)) for name in PHASE4[:3]]
+    assert run(P45, [stray, *known]).kind == "wait"
