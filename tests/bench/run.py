@@ -12,6 +12,7 @@ by timed assertions in tests. Ratios compare numbers measured in this one run.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Command: `make bench` (`python -m tests.bench.run`). Real emulators (Pub/Sub 0.8.20, Firestore 1.19.9,",
         "local-bigquery 0.3.2) on this machine; in-process transition service, official clients.",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {sys.platform}, 2 cores. Ratios compare numbers of this one run.",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {sys.platform}, {os.cpu_count()} cores. "
+        "Ratios compare numbers of this one run.",
         "",
         "## Last completion → trigger published",
         "",
@@ -168,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| phase3_to_phase4 (no gate) | {len(lat34)} | {results['p34_p50']:.0f} | {results['p34_p95']:.0f} | "
         f"{results['p34_p50'] / TARGET_P50_MS:.2f} | {results['p34_p95'] / TARGET_P95_MS:.2f} |",
         f"| phase2_to_phase3 (BigQuery coverage gate) | {len(lat23)} | {results['p23_p50']:.0f} | "
-        f"{results['p23_p95']:.0f} | {results['p23_p50'] / TARGET_P50_MS:.2f} | {results['p23_p95'] / TARGET_P95_MS:.2f} |",
+        f"{results['p23_p95']:.0f} | {results['p23_p50'] / TARGET_P50_MS:.2f} | "
+        f"{results['p23_p95'] / TARGET_P95_MS:.2f} |",
         "",
         "## Per-event cost vs stored history (a completion that records and waits)",
         "",
