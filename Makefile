@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help install provision lint typecheck schemas check-schemas test test-unit test-eager demo bench clean
+.PHONY: help install provision lint typecheck schemas check-schemas test test-unit test-eager demo bench build clean
 
 help:
 	@echo "make demo   - run a night on the local emulator stack"
@@ -47,6 +47,10 @@ test-eager: install
 test: provision lint typecheck check-schemas test-eager
 	$(BIN)/pytest
 
+# One bundle per function from its import closure: build/<function>/ and build/<function>.zip
+build: install
+	$(BIN)/python -m deploy build
+
 demo: provision
 	$(BIN)/python -m shared.localcloud.demo
 
@@ -54,4 +58,4 @@ bench: provision
 	$(BIN)/python -m tests.bench.run
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache build .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ from shared.errors import DefinitionError
 
 DEFINITION_ENV = "PIPELINE_DEFINITION"
 DEFAULT_DEFINITION_PATH = Path(__file__).with_name("pipeline.toml")
+BUNDLE_DATA = ("pipeline.toml",)  # data files this module loads; read by deploy.bundle
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", min_length=1, max_length=100)]
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$")]
