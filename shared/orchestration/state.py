@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from google.api_core import exceptions as gexc
 
-from shared.errors import TransientError
+from shared.errors import MalformedMessageError, TransientError
 from shared.orchestration.engine import CompletionRecord
 
 if TYPE_CHECKING:
@@ -151,6 +151,12 @@ class TransitionState:
             return False
         except TRANSIENT_ERRORS as exc:
             raise _transient("record completion", exc, game_date=str(game_date)) from exc
+        except (ValueError, UnicodeEncodeError, gexc.InvalidArgument) as exc:
+            # valid by the contract but not storable (int beyond 64 bits, > 1 MiB, lone surrogates):
+            # retrying cannot help, so it is permanent and the caller quarantines it
+            raise MalformedMessageError(
+                f"completion cannot be stored: {type(exc).__name__}: {str(exc)[:300]}", game_date=str(game_date)
+            ) from exc
         return True
 
     def load(self, game_date: date) -> DateState:

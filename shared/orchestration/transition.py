@@ -125,17 +125,21 @@ class TransitionService:
                 record_count=completion.record_count,
                 completion_pct=completion.completion_pct,
             )
-            new = self.state.record_completion(
-                completion.game_date,
-                record,
-                {
-                    "message_id": message.message_id,
-                    "correlation_id": completion.correlation_id,
-                    "reported_at": completion.timestamp,
-                    "error_type": None if completion.error_type is None else str(completion.error_type),
-                    "error_message": completion.error_message,
-                },
-            )
+            try:
+                new = self.state.record_completion(
+                    completion.game_date,
+                    record,
+                    {
+                        "message_id": message.message_id,
+                        "correlation_id": completion.correlation_id,
+                        "reported_at": completion.timestamp,
+                        "error_type": None if completion.error_type is None else str(completion.error_type),
+                        "error_message": completion.error_message,
+                    },
+                )
+            except MalformedMessageError as exc:
+                self.quarantine.put(message, reason=str(exc), transition=t.name)
+                return Outcome("quarantined", str(exc), completion.game_date)
             if canonical is None:
                 _log.warning(
                     "unknown processor %r recorded for %s; it never counts toward completion",

@@ -517,17 +517,6 @@ def _unstorable(case: str, completion: dict[str, Any]) -> bytes:
 
 
 @integration
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: shared/orchestration/state.py:149 TransitionState.record_completion `ref.create(doc)` handles only "
-        "AlreadyExists and TRANSIENT_ERRORS; a completion that passes the ProcessorCompletion contract but that "
-        "Firestore can never store (ValueError 'Value out of range' for record_count >= 2**63, InvalidArgument "
-        "for a string field > 1 MiB, UnicodeEncodeError for a lone surrogate) escapes handle_event → HTTP 500 → "
-        "Pub/Sub redelivers the poison message for max_event_age_minutes (12 h), then acks it as 'stale' and the "
-        "real reason is never quarantined. Expected: 2xx and a 'malformed' quarantine document with the reason."
-    ),
-)
 @pytest.mark.parametrize(
     "case", ["record_count_over_int64", "error_message_over_1mib", "lone_surrogate_in_error_message"]
 )
