@@ -129,10 +129,12 @@ def _catches_import_error(handlers: list[ast.ExceptHandler]) -> bool:
         names = []
         if isinstance(handler.type, ast.Name):
             names = [handler.type.id]
+        elif isinstance(handler.type, ast.Attribute):
+            names = [handler.type.attr]
         elif isinstance(handler.type, ast.Tuple):
             names = [e.id for e in handler.type.elts if isinstance(e, ast.Name)]
-        if {"ImportError", "ModuleNotFoundError"} & set(names):
-            return True
+        if handler.type is None or {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"} & set(names):
+            return True  # a bare except / except Exception catches ImportError too
     return False
 
 
@@ -160,7 +162,7 @@ class _Walker(ast.NodeVisitor):
             return
         self.generic_visit(node)
 
-    def visit_Try(self, node: ast.Try) -> None:
+    def visit_Try(self, node: ast.Try | ast.TryStar) -> None:
         optional = _catches_import_error(node.handlers)
         self.optional_depth += optional
         for child in node.body:
@@ -169,6 +171,8 @@ class _Walker(ast.NodeVisitor):
         rest: list[ast.AST] = [*node.handlers, *node.orelse, *node.finalbody]
         for other in rest:
             self.visit(other)
+
+    visit_TryStar = visit_Try
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -182,6 +186,22 @@ class _Walker(ast.NodeVisitor):
         module = _resolve_relative(node.module, node.level, self.current, self.is_package)
         names = tuple(a.name for a in node.names if a.name != "*")
         self.refs.append(ImportRef(module, names, optional=self.optional_depth > 0, line=node.lineno))
+        if module.split(".")[0] in FIRST_PARTY:
+            # `from shared import pipeline` then `pipeline.load_definition`: attribute access on
+            # the imported name may reach a lazy name of a sub-package
+            for alias in node.names:
+                if alias.name != "*":
+                    self.package_aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
+
+    def _package_arg(self, node: ast.Call) -> str | None:
+        arg = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "package"), None)
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            return arg.value
+        if isinstance(arg, ast.Name) and arg.id == "__name__":
+            return self.current
+        if isinstance(arg, ast.Name) and arg.id == "__package__":
+            return self.current if self.is_package else self.current.rpartition(".")[0]
+        return None
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
@@ -189,26 +209,42 @@ class _Walker(ast.NodeVisitor):
         if fname in ("import_module", "__import__") and node.args:
             first = node.args[0]
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                package = None
-                if len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
-                    package = str(node.args[1].value)
-                target = first.value
-                if target.startswith(".") and package:
-                    level = len(target) - len(target.lstrip("."))
-                    target = _resolve_relative(target.lstrip(".") or None, level, package, True)
-                self.refs.append(ImportRef(target, optional=self.optional_depth > 0, line=node.lineno))
+                target: str | None = first.value
+                if first.value.startswith("."):  # relative: needs the package argument
+                    package = self._package_arg(node) if fname == "import_module" else None
+                    level = len(first.value) - len(first.value.lstrip("."))
+                    target = (
+                        _resolve_relative(first.value.lstrip(".") or None, level, package, True) if package else None
+                    )
+                if target:
+                    self.refs.append(ImportRef(target, optional=self.optional_depth > 0, line=node.lineno))
         self.generic_visit(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        if isinstance(node.value, ast.Name) and node.value.id in self.package_aliases:
-            self.refs.append(
-                ImportRef(self.package_aliases[node.value.id], (node.attr,), attr_of_package=True, line=node.lineno)
-            )
+        # `shared.pipeline.load_definition` → ("shared", pipeline), ("shared.pipeline", load_definition):
+        # every prefix may be a package whose lazy map defines the next name
+        attrs: list[str] = []
+        value: ast.expr = node
+        while isinstance(value, ast.Attribute):
+            attrs.insert(0, value.attr)
+            value = value.value
+        if isinstance(value, ast.Name) and value.id in self.package_aliases:
+            base = self.package_aliases[value.id]
+            for attr in attrs:
+                self.refs.append(ImportRef(base, (attr,), attr_of_package=True, line=node.lineno))
+                base = f"{base}.{attr}"
+            return  # the inner attributes were just handled
         self.generic_visit(node)
 
 
-@cache
 def _parse(path: Path) -> ast.Module:
+    stat = path.stat()  # keyed on size and mtime: an edited file is parsed again
+    return _parse_cached(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _parse_cached(path: Path, mtime_ns: int, size: int) -> ast.Module:
+    del mtime_ns, size
     return ast.parse(path.read_text(), filename=str(path))
 
 
@@ -231,9 +267,22 @@ def _literal_assignment(tree: ast.Module, name: str) -> object | None:
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
+    return _bound_names(tree.body)
+
+
+def _bound_names(body: list[ast.stmt]) -> set[str]:
+    """Names a module body binds, including inside top-level ``if``/``try``/``with`` blocks."""
     names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+    for node in body:
+        if isinstance(node, ast.If):
+            names |= _bound_names(node.body) | _bound_names(node.orelse)
+        elif isinstance(node, ast.Try | ast.TryStar):
+            names |= _bound_names(node.body) | _bound_names(node.orelse) | _bound_names(node.finalbody)
+            for handler in node.handlers:
+                names |= _bound_names(handler.body)
+        elif isinstance(node, ast.With):
+            names |= _bound_names(node.body)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
         elif isinstance(node, ast.Assign):
             for t in node.targets:
@@ -248,6 +297,11 @@ def _top_level_names(tree: ast.Module) -> set[str]:
     return names
 
 
+def _has_module_getattr(tree: ast.Module) -> bool:
+    """A PEP 562 ``def __getattr__`` (any name may exist) in a module without a lazy map."""
+    return any(isinstance(n, ast.FunctionDef) and n.name == "__getattr__" for n in tree.body)
+
+
 # --------------------------------------------------------------------------------------
 # Closure
 # --------------------------------------------------------------------------------------
@@ -260,6 +314,8 @@ class Analyzer:
 
     def module_file(self, module: str, local_dir: Path | None = None) -> tuple[Path, bool] | None:
         """(file, is_package) of a first-party or function-local module, or ``None``."""
+        if not module or not all(part.isidentifier() for part in module.split(".")):
+            return None
         base = local_dir if local_dir is not None else self.root
         rel = Path(*module.split("."))
         if (base / rel / "__init__.py").is_file():
@@ -279,6 +335,11 @@ class Analyzer:
             raise BuildError(f"{package}: _LAZY must be a dict literal")
         return {str(k): str(v) for k, v in value.items()}
 
+    def lazy_target(self, package: str, entry: str) -> str:
+        """The absolute module a lazy-map entry (``".clock"``, ``"shared.clock"``) names."""
+        stripped = entry.lstrip(".")
+        return _resolve_relative(stripped or None, len(entry) - len(stripped), package, True)
+
     def analyze(self, function: str) -> Closure:
         main = self.functions_dir / function / "main.py"
         if not main.is_file():
@@ -292,26 +353,45 @@ class Analyzer:
             if module in seen:
                 continue
             seen.add(module)
-            if not is_local:
+            if module != "main":
                 closure.modules[module] = (path, origin)
-                self._parents(module, origin, queue)
-                self._data_files(module, path, origin, closure)
-            walker = _Walker(module if module != "main" else "main", is_package)
+            self._parents(module, origin, queue, local_dir if is_local else None)
+            if is_package and not is_local:
+                self._check_lazy_map(module, origin)
+            self._data_files(module, path, origin, closure, local_dir if is_local else self.root)
+            walker = _Walker(module, is_package)
             walker.visit(_parse(path))
             for ref in walker.refs:
                 for target, chain in self._targets(ref, origin, local_dir):
                     self._enqueue(target, chain, ref, closure, queue, local_dir)
         return closure
 
-    def _parents(self, module: str, origin: Origin, queue: list[tuple[str, Path, bool, Origin, bool]]) -> None:
+    def _check_lazy_map(self, package: str, origin: Origin) -> None:
+        """Every entry of an included package's lazy map must name a module (``SHARED_EAGER`` loads them all)."""
+        for name, entry in sorted((self.lazy_map(package) or {}).items()):
+            target = self.lazy_target(package, entry)
+            if self.module_file(target) is None:
+                raise BuildError(
+                    f"{origin.render()}: lazy map of {package} sends {name!r} to {entry!r} ({target}), "
+                    "which does not exist"
+                )
+
+    def _parents(
+        self,
+        module: str,
+        origin: Origin,
+        queue: list[tuple[str, Path, bool, Origin, bool]],
+        local_dir: Path | None = None,
+    ) -> None:
         parts = module.split(".")
         for n in range(1, len(parts)):
             parent = ".".join(parts[:n])
-            found = self.module_file(parent)
+            found = self.module_file(parent, local_dir)
             if found is not None:
-                queue.append((parent, found[0], True, Origin((*origin.chain, f"(package of {module})")), False))
+                chain = Origin((*origin.chain, f"(package of {module})"))
+                queue.append((parent, found[0], True, chain, local_dir is not None))
 
-    def _data_files(self, module: str, path: Path, origin: Origin, closure: Closure) -> None:
+    def _data_files(self, module: str, path: Path, origin: Origin, closure: Closure, base: Path) -> None:
         declared = _literal_assignment(_parse(path), "BUNDLE_DATA")
         if declared is None:
             return
@@ -321,19 +401,23 @@ class Analyzer:
             source = path.parent / str(name)
             if not source.is_file():
                 raise BuildError(f"{origin.render()}: {module} declares data file {name!r} which does not exist")
-            closure.data_files[str(source.relative_to(self.root))] = (source, Origin((*origin.chain, str(name))))
+            try:
+                rel = source.resolve().relative_to(base.resolve())
+            except ValueError as exc:
+                raise BuildError(f"{origin.render()}: {module} declares data file {name!r} outside its tree") from exc
+            closure.data_files[rel.as_posix()] = (source, Origin((*origin.chain, str(name))))
 
     def _targets(self, ref: ImportRef, origin: Origin, local_dir: Path) -> Iterator[tuple[str, Origin]]:
         """The modules an import reference needs (lazy names resolved to their defining module)."""
         chain = Origin((*origin.chain, ref.module))
         root = ref.module.split(".")[0]
+        if ref.attr_of_package and self.module_file(ref.module) is None:
+            return  # attribute of something that is not a module (a class, a function, a value)
         if root in FIRST_PARTY and ref.names:
             lazy = self.lazy_map(ref.module)
             for name in ref.names:
                 if lazy is not None and name in lazy:
-                    target = _resolve_relative(
-                        lazy[name].lstrip(".") or None, len(lazy[name]) - len(lazy[name].lstrip(".")), ref.module, True
-                    )
+                    target = self.lazy_target(ref.module, lazy[name])
                     if self.module_file(target) is None:
                         raise BuildError(
                             f"{chain.render()}: lazy map of {ref.module} sends {name!r} to {lazy[name]!r} "
@@ -346,10 +430,15 @@ class Analyzer:
                     found = self.module_file(ref.module)
                     if found is None:
                         yield ref.module, chain  # reported as missing below
-                    elif name not in _top_level_names(_parse(found[0])) and not ref.attr_of_package:
-                        raise BuildError(f"{chain.render()}: {ref.module} has no name {name!r} (not in its lazy map)")
-                    elif name not in _top_level_names(_parse(found[0])):
-                        continue  # an attribute access that is not a lazy name: a submodule attr or method
+                        continue
+                    tree = _parse(found[0])
+                    if name in _top_level_names(tree) or (lazy is None and _has_module_getattr(tree)):
+                        continue
+                    if ref.attr_of_package:
+                        continue  # an attribute that is not a lazy name: a method, a submodule attr
+                    if ref.optional:
+                        continue  # `try: from shared import maybe  except ImportError: ...`
+                    raise BuildError(f"{chain.render()}: {ref.module} has no name {name!r} (not in its lazy map)")
             if not ref.attr_of_package:
                 yield ref.module, chain
             return
@@ -386,9 +475,7 @@ class Analyzer:
             return
         local = self.module_file(target, local_dir)
         if local is not None:  # a helper module next to main.py
-            queue.append((target, local[0], local[1], origin, False))
-            rel = local[0].relative_to(local_dir)
-            closure.data_files.pop(str(rel), None)
+            queue.append((target, local[0], local[1], origin, True))
             return
         dist = distribution_for(target)
         if dist is None:
@@ -398,7 +485,14 @@ class Analyzer:
                 f"{origin.render()}: third-party import {target!r} maps to no installed distribution "
                 "(install it, or add it to deploy.bundle.DISTRIBUTION_OVERRIDES)"
             )
-        version = md.version(dist)
+        try:
+            version = md.version(dist)
+        except md.PackageNotFoundError as exc:
+            if ref.optional:
+                return
+            raise BuildError(
+                f"{origin.render()}: third-party import {target!r} maps to {dist!r}, which is not installed"
+            ) from exc
         if dist not in closure.distributions:
             closure.distributions[dist] = (version, origin, {target})
         else:
@@ -495,6 +589,8 @@ def explain(function: str, module: str | None = None, analyzer: Analyzer | None 
         return "\n".join(rows)
     if module in closure.modules:
         return f"{module}: {closure.modules[module][1].render()}"
+    if module in closure.data_files:
+        return f"{module}: {closure.data_files[module][1].render()}"
     for dist, (version, origin, imports) in closure.distributions.items():
         if module.lower() == dist.lower() or module in imports or any(i.startswith(module + ".") for i in imports):
             return f"{dist}=={version} (imported as {', '.join(sorted(imports))}): {origin.render()}"

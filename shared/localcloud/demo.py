@@ -147,7 +147,7 @@ def _night(
     say(f"\nnight of {GAME_DATE}: phase 2 raw processors report")
     for name in _phase_processors(definition, 2):
         publish(2, name)
-    publish(2, "bdl_player_boxscores")  # a duplicate delivery: recorded once, triggers nothing extra
+    publish(2, definition.games.boxscore_sources[0].processor)  # delivered twice: recorded once
 
     seen: list[PhaseTrigger] = []
     deadline = time.monotonic() + timeout
@@ -168,7 +168,7 @@ def _night(
         pending.pop(0)
         next_phase = definition.transition(name).target_phase
         if next_phase == 5:
-            publish(5, "prediction_coordinator", completion_pct=96.4, record_count=412)
+            publish(5, definition.transition_from(5).expected[0], completion_pct=96.4, record_count=412)
         elif any(t.source_phase == next_phase for t in definition.transitions):
             for processor in _phase_processors(definition, next_phase):
                 publish(next_phase, processor)

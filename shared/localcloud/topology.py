@@ -8,12 +8,15 @@ they get the minimal schemas the coverage gate reads.
 from __future__ import annotations
 
 import contextlib
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as gexc
 
-from shared.orchestration.execution_log import ensure_table
 from shared.pipeline.definition import PipelineDefinition
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "deploy" / "bigquery"
 
 if TYPE_CHECKING:
     import google.cloud.pubsub_v1 as pubsub_v1
@@ -31,12 +34,30 @@ BOXSCORE_SCHEMA = (("game_id", "STRING"), ("game_date", "DATE"), ("player_name",
 UNAVAILABLE_SCHEMA = (("game_id", "STRING"), ("game_date", "DATE"), ("reason", "STRING"), ("marked_at", "TIMESTAMP"))
 
 
+def ensure_table(client: bigquery.Client, project: str, dataset: str, spec_name: str, table: str | None = None) -> str:
+    """Create the dataset and the table described by ``deploy/bigquery/<spec_name>.json``; returns its id."""
+    from google.cloud import bigquery
+
+    spec = json.loads((SCHEMA_DIR / f"{spec_name}.json").read_text())
+    client.create_dataset(f"{project}.{dataset}", exists_ok=True)
+    table_id = f"{project}.{dataset}.{table or spec['table']}"
+    ref = bigquery.Table(
+        table_id, schema=[bigquery.SchemaField(f["name"], f["type"], mode=f["mode"]) for f in spec["schema"]]
+    )
+    part = spec["time_partitioning"]
+    expiration = part.get("expiration_days")
+    ref.time_partitioning = bigquery.TimePartitioning(
+        field=part["field"], expiration_ms=expiration * 86_400_000 if expiration else None
+    )
+    ref.clustering_fields = spec["clustering_fields"]
+    client.create_table(ref, exists_ok=True)
+    return table_id
+
+
 def all_topics(definition: PipelineDefinition) -> list[str]:
     topics = []
     for phase in definition.phases:
-        topics.append(phase.completion_topic)
-        if phase.trigger_topic:
-            topics.append(phase.trigger_topic)
+        topics += [t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t]
     topics += [s.topic for s in definition.schedules.values()]
     return topics
 
@@ -86,7 +107,15 @@ def ensure_tables(client: bigquery.Client, project: str, definition: PipelineDef
     """Datasets and tables for the log, schedule, boxscore sources and unavailable games."""
     settings, games = definition.pipeline, definition.games
     tables = {
-        "phase_execution_log": ensure_table(client, project, settings.dataset, settings.phase_execution_log_table)
+        "phase_execution_log": ensure_table(
+            client, project, settings.dataset, "phase_execution_log", settings.phase_execution_log_table
+        ),
+        "failed_processor_queue": ensure_table(
+            client, project, settings.dataset, "failed_processor_queue", definition.retry.queue_table
+        ),
+        "streaming_conflict_log": ensure_table(
+            client, project, settings.dataset, "streaming_conflict_log", definition.retry.conflict_log_table
+        ),
     }
     wanted = [(games.schedule_table, SCHEDULE_SCHEMA), (games.unavailable_table, UNAVAILABLE_SCHEMA)]
     wanted += [(s.table, BOXSCORE_SCHEMA) for s in games.boxscore_sources]

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.structured_log import get_logger
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 
     from shared.orchestration.state import TransitionState
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "deploy" / "bigquery" / "phase_execution_log.json"
 _log = get_logger("shared.orchestration.execution_log")
 
 
@@ -131,19 +129,3 @@ class ExecutionLogWriter:
         return FlushResult(
             len(delivered), len(rows) - len(delivered), None if not failed else f"{len(failed)} row(s) rejected"
         )
-
-
-def ensure_table(client: bigquery.Client, project: str, dataset: str, table: str = "phase_execution_log") -> str:
-    """Create the dataset and partitioned, clustered table from ``deploy/`` if missing; returns its id."""
-    from google.cloud import bigquery
-
-    spec = json.loads(SCHEMA_FILE.read_text())
-    client.create_dataset(f"{project}.{dataset}", exists_ok=True)
-    ref = bigquery.Table(
-        f"{project}.{dataset}.{table}",
-        schema=[bigquery.SchemaField(f["name"], f["type"], mode=f["mode"]) for f in spec["schema"]],
-    )
-    ref.time_partitioning = bigquery.TimePartitioning(field=spec["time_partitioning"]["field"])
-    ref.clustering_fields = spec["clustering_fields"]
-    client.create_table(ref, exists_ok=True)
-    return f"{project}.{dataset}.{table}"

@@ -20,6 +20,7 @@ from shared.orchestration.quarantine import Quarantine
 from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import PipelineDefinition, load_definition
+from shared.retry.runtime import build_retry_service
 
 _services: dict[str, TransitionService] = {}
 _lock = threading.Lock()
@@ -60,6 +61,7 @@ def build_service(
             f"{project}.{settings.dataset}.{settings.phase_execution_log_table}",
         ),
         quarantine=Quarantine(fs, settings.quarantine_collection, clock),
+        retry=build_retry_service(definition=definition, clock=clock, environ=env, with_dispatcher=False),
     )
 
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from shared.clock import Clock
 from shared.contracts.decode import PubSubMessage, decode_payload, extract_pubsub_message
 from shared.contracts.messages import PhaseTrigger, ProcessorCompletion, TriggerStatus, make_trigger_id
-from shared.errors import MalformedMessageError
+from shared.errors import MalformedMessageError, TransientError
 from shared.orchestration.engine import Blocked, CompletionRecord, Decision, Ready, decide
 from shared.orchestration.execution_log import ExecutionLogWriter, build_row
 from shared.orchestration.gates import GateResult, GateRunner
@@ -33,6 +33,9 @@ from shared.orchestration.quarantine import Quarantine
 from shared.orchestration.state import TransitionState
 from shared.pipeline.definition import PipelineDefinition, Transition
 from shared.structured_log import get_logger, log_context
+
+if TYPE_CHECKING:
+    from shared.retry.service import RetryService
 
 OutcomeKind = Literal[
     "triggered",
@@ -72,6 +75,7 @@ class TransitionService:
     gates: GateRunner
     log_writer: ExecutionLogWriter
     quarantine: Quarantine
+    retry: RetryService | None = None  # the auto-retry enqueue path (failed completions, missing games)
 
     # -- entry: one Pub/Sub event ----------------------------------------------------------
     def handle_event(self, event: object) -> Outcome:
@@ -145,6 +149,16 @@ class TransitionService:
                     "unknown processor %r recorded for %s; it never counts toward completion",
                     completion.processor_name,
                     t.name,
+                )
+            if self.retry is not None and canonical is not None and str(completion.status) == "failed":
+                # idempotent: a redelivery finds the open row; a BigQuery error raises → redelivery
+                self.retry.enqueue_failure(
+                    game_date=completion.game_date,
+                    phase=completion.phase,
+                    processor=canonical,
+                    error_message=completion.error_message,
+                    error_type=None if completion.error_type is None else str(completion.error_type),
+                    correlation_id=completion.correlation_id,
                 )
             owner = f"msg:{message.message_id}" if message.message_id else f"run:{uuid.uuid4().hex}"
             outcome = self.evaluate(completion.game_date, correlation_id=completion.correlation_id, owner=owner)
@@ -254,6 +268,7 @@ class TransitionService:
             extra={"labels": {"trigger_id": trigger.trigger_id, "status": str(status)}},
         )
         self.log_writer.flush(self.state)
+        self._hand_on_missing_games(game_date, missing_games, correlation_id)
         return Outcome(
             "triggered",
             decision.reason,
@@ -342,7 +357,31 @@ class TransitionService:
             extra={"labels": {"alert": "transition_blocked", "claimed": str(claimed)}},
         )
         self.log_writer.flush(self.state)
+        self._hand_on_missing_games(game_date, missing_games, correlation_id)
         return Outcome("blocked", reason, game_date, extra={"missing_games": missing_games})
+
+    def _hand_on_missing_games(self, game_date: date, missing: list[str], correlation_id: str | None) -> None:
+        """Missing games go to auto-retry under the first boxscore source (they are also in the date's state)."""
+        if not missing or self.retry is None:
+            return
+        primary = self.definition.games.boxscore_sources[0].processor
+        try:
+            self.retry.enqueue_failure(
+                game_date=game_date,
+                phase=self.definition.processor(primary).phase,
+                processor=primary,
+                error_message=f"{len(missing)} game(s) missing from every boxscore source",
+                error_type="missing_games",
+                correlation_id=correlation_id,
+                game_ids=tuple(missing),
+            )
+        except TransientError as exc:
+            _log.warning(
+                "missing games of %s not queued for retry (kept in the date's state): %s",
+                game_date,
+                exc,
+                extra={"labels": {"alert": "retry_enqueue_failed"}},
+            )
 
     def _release_quietly(self, game_date: date, owner: str, status: str) -> None:
         """Release after a failure; the original error is what the caller re-raises."""

@@ -77,6 +77,7 @@ class Phase(_Model):
     name: Name
     completion_topic: TopicName
     trigger_topic: TopicName | None = None
+    retry_topic: TopicName | None = None
 
 
 class Processor(_Model):
@@ -85,6 +86,8 @@ class Processor(_Model):
     aliases: tuple[str, ...] = ()
     no_data: CountsPolicy = CountsPolicy.DONE
     skipped: CountsPolicy = CountsPolicy.DONE
+    retry_topic: TopicName | None = None
+    retry_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None
 
 
 class Mode(_Model):
@@ -196,6 +199,10 @@ class RetryPolicy(_Model):
     stale_retrying_minutes: int = Field(default=120, ge=1)
     client_errors_permanent: bool = True
     queue_table: Name = "failed_processor_queue"
+    conflict_log_table: Name = "streaming_conflict_log"
+    dml_max_attempts: int = Field(default=4, ge=1, le=10)
+    dml_base_delay_seconds: float = Field(default=2.0, ge=0)
+    dispatch_auth: Literal["id_token", "none"] = "id_token"
     fallbacks: dict[Name, Name] = Field(default_factory=dict)
 
 
@@ -333,6 +340,17 @@ class PipelineDefinition(_Model):
         table decides versioned names such as ``ml_feature_store_v2``.
         """
         return self._alias_index().get((phase, _alias_key(raw_name)))
+
+    def retry_route(self, processor: str) -> tuple[str, str] | None:
+        """Where auto-retry dispatches ``processor``: ("url", url) | ("topic", topic) | None (unroutable)."""
+        try:
+            proc = self.processor(processor)
+        except KeyError:
+            return None
+        if proc.retry_url:
+            return ("url", proc.retry_url)
+        topic = proc.retry_topic or self.phase(proc.phase).retry_topic
+        return ("topic", topic) if topic else None
 
     def processor(self, name: str) -> Processor:
         for p in self.processors:

@@ -47,7 +47,7 @@ def isolated_definition(suffix: str, mutate: Any = None) -> PipelineDefinition:
     data["pipeline"]["state_collection"] = f"transitions_{suffix}"
     data["pipeline"]["quarantine_collection"] = f"quarantine_{suffix}"
     for phase in data["phases"]:
-        for key in ("completion_topic", "trigger_topic"):
+        for key in ("completion_topic", "trigger_topic", "retry_topic"):
             if key in phase:
                 phase[key] = f"{phase[key]}-{suffix}"
     for schedule in data["schedules"].values():

@@ -1,0 +1,44 @@
+"""Pure retry policy: backoff, error classes, DML conflict classes (lessons L10, L11)."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import Literal
+
+from shared.pipeline.definition import RetryPolicy
+
+ConflictType = Literal["streaming_buffer", "concurrent_dml", "quota_exceeded"]
+
+_CONFLICT_MARKERS: tuple[tuple[ConflictType, tuple[str, ...]], ...] = (
+    ("streaming_buffer", ("streaming buffer",)),
+    ("concurrent_dml", ("could not serialize access", "concurrent update", "concurrent dml", "transaction is aborted")),
+    ("quota_exceeded", ("quota exceeded", "ratelimitexceeded", "rate limit", "too many dml statements")),
+)
+
+
+def backoff_delay(policy: RetryPolicy, retry_count: int, rng: random.Random) -> timedelta:
+    """Delay before attempt ``retry_count + 1``: base·multiplierⁿ minutes, ± jitter_fraction.
+
+    Args:
+        policy: the definition's retry policy.
+        retry_count: retries already dispatched (0 for the first retry).
+        rng: injected randomness (tests pass a seeded ``random.Random``).
+    """
+    minutes = policy.base_delay_minutes * policy.multiplier**retry_count
+    jitter = minutes * policy.jitter_fraction * (2.0 * rng.random() - 1.0)
+    return timedelta(minutes=minutes + jitter)
+
+
+def is_client_error(status: int) -> bool:
+    """4xx means the request itself is wrong: retrying cannot help (408/429 are transient)."""
+    return 400 <= status < 500 and status not in (408, 425, 429)
+
+
+def classify_conflict(exc: BaseException) -> ConflictType | None:
+    """The DML conflict class of a BigQuery error, or ``None`` when it is not a conflict."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    for kind, markers in _CONFLICT_MARKERS:
+        if any(marker in text for marker in markers):
+            return kind
+    return None

@@ -1,0 +1,414 @@
+"""``failed_processor_queue`` in BigQuery (thin adapter; all SQL parameterised, lesson L18).
+
+Statuses: pending → retrying → succeeded | pending (failed again) | failed_permanent.
+One open (pending|retrying) or terminal (failed_permanent) row per phase+processor+game_date;
+``failed_permanent`` stays terminal until an operator requeues it (L11).
+
+Every DML statement runs through ``_dml``: a conflict (streaming buffer, concurrent DML,
+quota) is retried with bounded backoff and each one is written to ``streaming_conflict_log``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from google.api_core import exceptions as gexc
+
+from shared.clock import Clock
+from shared.errors import TransientError
+from shared.pipeline.definition import RetryPolicy
+from shared.retry.policy import classify_conflict
+from shared.structured_log import get_logger
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+_log = get_logger("shared.retry.queue")
+OPEN = ("pending", "retrying")
+EnqueueResult = Literal["inserted", "requeued", "exists", "terminal"]
+_COLUMNS = (
+    "id, game_date, phase, processor_name, correlation_id, error_message, error_type, retry_count, max_retries, "
+    "first_failure_at, last_retry_at, next_retry_at, status, resolution_notes, fallback_for, game_ids, "
+    "created_at, updated_at"
+)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: str
+    game_date: date
+    phase: int
+    processor_name: str
+    correlation_id: str | None
+    error_message: str | None
+    error_type: str | None
+    retry_count: int
+    max_retries: int
+    first_failure_at: datetime
+    last_retry_at: datetime | None
+    next_retry_at: datetime | None
+    status: str
+    resolution_notes: str | None
+    fallback_for: str | None
+    game_ids: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> QueueRow:
+        ids = row["game_ids"]
+        return cls(
+            id=row["id"],
+            game_date=row["game_date"],
+            phase=int(row["phase"]),
+            processor_name=row["processor_name"],
+            correlation_id=row["correlation_id"],
+            error_message=row["error_message"],
+            error_type=row["error_type"],
+            retry_count=int(row["retry_count"]),
+            max_retries=int(row["max_retries"]),
+            first_failure_at=row["first_failure_at"],
+            last_retry_at=row["last_retry_at"],
+            next_retry_at=row["next_retry_at"],
+            status=row["status"],
+            resolution_notes=row["resolution_notes"],
+            fallback_for=row["fallback_for"],
+            game_ids=tuple(i for i in (ids or "").split(",") if i),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+
+def _param(name: str, kind: str, value: Any) -> Any:
+    from google.cloud import bigquery
+
+    return bigquery.ScalarQueryParameter(name, kind, value)
+
+
+class RetryQueue:
+    """The queue table plus the conflict log. ``client`` may be a factory (BigQuery loads lazily)."""
+
+    def __init__(
+        self,
+        client: bigquery.Client | Callable[[], bigquery.Client],
+        project: str,
+        dataset: str,
+        policy: RetryPolicy,
+        clock: Clock,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self.table = f"`{project}.{dataset}.{policy.queue_table}`"
+        self.conflict_table = f"{project}.{dataset}.{policy.conflict_log_table}"
+        self.policy = policy
+        self.clock = clock
+        self.sleep = sleep
+
+    @property
+    def client(self) -> bigquery.Client:
+        if callable(self._client) and not hasattr(self._client, "query"):
+            self._client = self._client()
+        return self._client  # type: ignore[return-value]
+
+    # -- SQL plumbing -------------------------------------------------------------------------
+    def _query(self, sql: str, params: Sequence[Any]) -> Any:
+        from google.cloud import bigquery
+
+        job = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=list(params)))
+        job.result(timeout=60)
+        return job
+
+    def _select(self, sql: str, params: Sequence[Any]) -> list[QueueRow]:
+        try:
+            return [QueueRow.from_row(r) for r in self._query(sql, params).result()]
+        except gexc.GoogleAPIError as exc:
+            raise TransientError(f"failed_processor_queue read failed: {exc}") from exc
+
+    def _dml(
+        self,
+        op: str,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        processor: str | None = None,
+        game_date: date | None = None,
+        game_id: str | None = None,
+    ) -> int:
+        """Run one DML statement; conflicts are retried (bounded) and logged. Returns affected rows."""
+        attempts = self.policy.dml_max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                job = self._query(sql, params)
+            except gexc.GoogleAPIError as exc:
+                kind = classify_conflict(exc)
+                if kind is None:
+                    raise TransientError(f"failed_processor_queue {op} failed: {exc}") from exc
+                last = attempt == attempts
+                delay = 0.0 if last else self.policy.dml_base_delay_seconds * 2 ** (attempt - 1)
+                self._log_conflict(
+                    kind,
+                    attempt,
+                    delay,
+                    exc,
+                    op,
+                    processor,
+                    game_date,
+                    game_id,
+                    resolved=False,
+                    method="gave_up" if last else None,
+                )
+                if last:
+                    raise TransientError(
+                        f"failed_processor_queue {op}: {kind} conflict persisted after {attempts} attempts: {exc}"
+                    ) from exc
+                self.sleep(delay)
+                continue
+            affected = int(job.num_dml_affected_rows or 0)
+            if attempt > 1:
+                self._log_conflict(
+                    None,
+                    attempt,
+                    0.0,
+                    None,
+                    op,
+                    processor,
+                    game_date,
+                    game_id,
+                    resolved=True,
+                    method="retried",
+                    rows=affected,
+                )
+            return affected
+        raise AssertionError("unreachable")
+
+    def _log_conflict(
+        self,
+        kind: str | None,
+        attempt: int,
+        delay: float,
+        exc: BaseException | None,
+        op: str,
+        processor: str | None,
+        game_date: date | None,
+        game_id: str | None,
+        *,
+        resolved: bool,
+        method: str | None,
+        rows: int | None = None,
+    ) -> None:
+        now = self.clock.now()
+        row = {
+            "conflict_id": uuid.uuid4().hex,
+            "timestamp": now.isoformat(),
+            "processor_name": processor,
+            "game_id": game_id,
+            "game_date": game_date.isoformat() if game_date else None,
+            "conflict_type": kind or "resolved",
+            "retry_attempt": attempt,
+            "max_retries": self.policy.dml_max_attempts,
+            "delay_seconds": delay,
+            "resolved": resolved,
+            "resolution_time": now.isoformat() if resolved else None,
+            "resolution_method": method,
+            "rows_affected": rows,
+            "error_message": None if exc is None else str(exc)[:2000],
+            "details": json.dumps({"operation": op}),
+        }
+        _log.warning(
+            "DML %s on failed_processor_queue: %s (attempt %d)",
+            kind or "conflict resolved",
+            op,
+            attempt,
+            extra={"labels": {"conflict_type": kind or "resolved"}},
+        )
+        try:
+            errors = self.client.insert_rows_json(self.conflict_table, [row])
+        except gexc.GoogleAPIError as log_exc:
+            _log.error("streaming_conflict_log write failed: %s; row: %s", log_exc, row)
+            return
+        if errors:
+            _log.error("streaming_conflict_log rejected a row: %s; row: %s", errors, row)
+
+    # -- operations -----------------------------------------------------------------------------
+    def enqueue(
+        self,
+        *,
+        game_date: date,
+        phase: int,
+        processor: str,
+        error_message: str | None,
+        error_type: str | None,
+        correlation_id: str | None = None,
+        fallback_for: str | None = None,
+        game_ids: Sequence[str] = (),
+        permanent_reason: str | None = None,
+        next_retry_at: datetime | None = None,
+    ) -> EnqueueResult:
+        """The one idempotent path for failed completions, missing games and operators.
+
+        A ``retrying`` row that fails again returns to ``pending``; an open row absorbs the
+        duplicate; a ``failed_permanent`` key stays terminal; otherwise a new row is inserted
+        (as ``failed_permanent`` at once when ``permanent_reason`` is given).
+        """
+        now = self.clock.now()
+        key = [
+            _param("game_date", "DATE", game_date),
+            _param("phase", "INT64", phase),
+            _param("processor", "STRING", processor),
+        ]
+        where_key = "game_date = @game_date AND phase = @phase AND processor_name = @processor"
+        if permanent_reason is None:
+            requeued = self._dml(
+                "requeue-after-failed-retry",
+                f"UPDATE {self.table} SET status = 'pending', error_message = @msg, updated_at = @now "
+                f"WHERE {where_key} AND status = 'retrying'",
+                [*key, _param("msg", "STRING", error_message), _param("now", "TIMESTAMP", now)],
+                processor=processor,
+                game_date=game_date,
+            )
+            if requeued:
+                return "requeued"
+        status = "failed_permanent" if permanent_reason else "pending"
+        inserted = self._dml(
+            "enqueue",
+            f"MERGE {self.table} T USING (SELECT @game_date AS game_date, @phase AS phase, "
+            "@processor AS processor_name) S "
+            "ON T.game_date = S.game_date AND T.phase = S.phase AND T.processor_name = S.processor_name "
+            "AND T.status IN ('pending', 'retrying', 'failed_permanent') "
+            f"WHEN NOT MATCHED THEN INSERT ({_COLUMNS}) VALUES (@id, @game_date, @phase, @processor, @correlation_id, "
+            "@msg, @error_type, 0, @max_retries, @now, NULL, @next, @status, @notes, @fallback_for, @game_ids, "
+            "@now, @now)",
+            [
+                *key,
+                _param("id", "STRING", uuid.uuid4().hex),
+                _param("correlation_id", "STRING", correlation_id),
+                _param("msg", "STRING", error_message),
+                _param("error_type", "STRING", error_type),
+                _param("max_retries", "INT64", self.policy.max_retries),
+                _param("now", "TIMESTAMP", now),
+                _param("next", "TIMESTAMP", next_retry_at or now),
+                _param("status", "STRING", status),
+                _param("notes", "STRING", permanent_reason),
+                _param("fallback_for", "STRING", fallback_for),
+                _param("game_ids", "STRING", ",".join(game_ids) or None),
+            ],
+            processor=processor,
+            game_date=game_date,
+        )
+        if inserted:
+            return "inserted"
+        existing = self.rows(game_date=game_date, processor=processor, phase=phase)
+        return "terminal" if any(r.status == "failed_permanent" for r in existing) else "exists"
+
+    def requeue_permanent(self, *, game_date: date, phase: int, processor: str, note: str) -> int:
+        """Operator: a terminal key becomes pending again with a fresh retry budget."""
+        return self._dml(
+            "operator-requeue",
+            f"UPDATE {self.table} SET status = 'pending', retry_count = 0, next_retry_at = @now, updated_at = @now, "
+            "resolution_notes = @note WHERE game_date = @game_date AND phase = @phase AND processor_name = @processor "
+            "AND status = 'failed_permanent'",
+            [
+                _param("game_date", "DATE", game_date),
+                _param("phase", "INT64", phase),
+                _param("processor", "STRING", processor),
+                _param("now", "TIMESTAMP", self.clock.now()),
+                _param("note", "STRING", note),
+            ],
+            processor=processor,
+            game_date=game_date,
+        )
+
+    def return_stale(self, stale_before: datetime) -> int:
+        """``retrying`` rows with no outcome since ``stale_before`` return to ``pending``."""
+        return self._dml(
+            "return-stale",
+            f"UPDATE {self.table} SET status = 'pending', updated_at = @now, "
+            "resolution_notes = 'no outcome after retry; returned to pending' "
+            "WHERE status = 'retrying' AND last_retry_at < @stale_before",
+            [_param("now", "TIMESTAMP", self.clock.now()), _param("stale_before", "TIMESTAMP", stale_before)],
+        )
+
+    def due(self, now: datetime, limit: int) -> list[QueueRow]:
+        """Pending rows whose time has come, longest-waiting first (fair: no starvation)."""
+        return self._select(
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE status = 'pending' "
+            "AND (next_retry_at IS NULL OR next_retry_at <= @now) "
+            "ORDER BY next_retry_at ASC, created_at ASC, id ASC LIMIT @limit",
+            [_param("now", "TIMESTAMP", now), _param("limit", "INT64", limit)],
+        )
+
+    def open_rows(self, limit: int = 500) -> list[QueueRow]:
+        return self._select(
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE status IN ('pending', 'retrying') "
+            "ORDER BY created_at ASC, id ASC LIMIT @limit",
+            [_param("limit", "INT64", limit)],
+        )
+
+    def rows(
+        self, *, game_date: date | None = None, processor: str | None = None, phase: int | None = None
+    ) -> list[QueueRow]:
+        return self._select(
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE (@game_date IS NULL OR game_date = @game_date) "
+            "AND (@processor IS NULL OR processor_name = @processor) AND (@phase IS NULL OR phase = @phase) "
+            "ORDER BY created_at ASC, id ASC",
+            [
+                _param("game_date", "DATE", game_date),
+                _param("processor", "STRING", processor),
+                _param("phase", "INT64", phase),
+            ],
+        )
+
+    def claim(self, row: QueueRow, now: datetime, next_retry_at: datetime) -> bool:
+        """pending → retrying, guarded by the retry count we read: a second tick gets 0 rows."""
+        return bool(
+            self._dml(
+                "claim",
+                f"UPDATE {self.table} SET status = 'retrying', retry_count = retry_count + 1, last_retry_at = @now, "
+                "next_retry_at = @next, updated_at = @now "
+                "WHERE id = @id AND status = 'pending' AND retry_count = @count",
+                [
+                    _param("now", "TIMESTAMP", now),
+                    _param("next", "TIMESTAMP", next_retry_at),
+                    _param("id", "STRING", row.id),
+                    _param("count", "INT64", row.retry_count),
+                ],
+                processor=row.processor_name,
+                game_date=row.game_date,
+            )
+        )
+
+    def release(self, row: QueueRow, note: str) -> bool:
+        """retrying → pending after a transient dispatch failure (the backoff already applies)."""
+        return self._set_status(row, "pending", note, ("retrying",))
+
+    def mark_permanent(self, row: QueueRow, reason: str) -> bool:
+        return self._set_status(row, "failed_permanent", reason, OPEN)
+
+    def mark_succeeded(self, row: QueueRow, note: str) -> bool:
+        return self._set_status(row, "succeeded", note, OPEN)
+
+    def _set_status(self, row: QueueRow, status: str, note: str, from_statuses: Sequence[str]) -> bool:
+        placeholders = ", ".join(f"@from{i}" for i in range(len(from_statuses)))
+        return bool(
+            self._dml(
+                f"set-{status}",
+                f"UPDATE {self.table} SET status = @status, resolution_notes = @note, updated_at = @now "
+                f"WHERE id = @id AND status IN ({placeholders})",
+                [
+                    _param("status", "STRING", status),
+                    _param("note", "STRING", note[:2000]),
+                    _param("now", "TIMESTAMP", self.clock.now()),
+                    _param("id", "STRING", row.id),
+                    *(_param(f"from{i}", "STRING", s) for i, s in enumerate(from_statuses)),
+                ],
+                processor=row.processor_name,
+                game_date=row.game_date,
+            )
+        )

@@ -1,0 +1,254 @@
+"""Auto-retry: the tick (every 15 min) and the one enqueue path (lessons L10, L11, L13).
+
+A tick: returns stale ``retrying`` rows to ``pending``; marks rows ``succeeded`` whose
+processor has since reported success for that date (read from the transition's Firestore
+completions); then picks due rows fairly and, for each, either goes terminal
+(``failed_permanent``: unroutable processor, retry budget spent, client error) or claims the
+row with a guarded UPDATE (a duplicate tick claims nothing) and dispatches a RetryRequest.
+Going terminal enqueues the configured fallback (BDL → ESPN), recorded with ``fallback_for``.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared.clock import Clock
+from shared.contracts.messages import RetryRequest, RetryTick
+from shared.errors import TransientError
+from shared.pipeline.definition import PipelineDefinition
+from shared.retry.dispatch import DispatchRejectedError, RetryDispatcher
+from shared.retry.policy import backoff_delay
+from shared.retry.queue import EnqueueResult, QueueRow, RetryQueue
+from shared.structured_log import get_logger
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+_log = get_logger("shared.retry.service")
+HEARTBEAT_ID = "auto_retry_processor"
+
+
+@dataclass
+class TickReport:
+    dry_run: bool
+    returned_stale: int = 0
+    succeeded: list[str] = field(default_factory=list)
+    dispatched: list[str] = field(default_factory=list)
+    permanent: list[str] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    would: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+def _key(row: QueueRow) -> str:
+    return f"{row.processor_name}@{row.game_date}#{row.id[:8]}"
+
+
+class RetryService:
+    def __init__(
+        self,
+        definition: PipelineDefinition,
+        queue: RetryQueue,
+        dispatcher: RetryDispatcher | None,
+        clock: Clock,
+        *,
+        firestore_client: firestore.Client | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.definition = definition
+        self.queue = queue
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.firestore = firestore_client
+        self.rng = rng or random.Random()
+
+    # -- the one enqueue path --------------------------------------------------------------
+    def enqueue_failure(
+        self,
+        *,
+        game_date: date,
+        phase: int,
+        processor: str,
+        error_message: str | None,
+        error_type: str | None,
+        correlation_id: str | None = None,
+        game_ids: tuple[str, ...] = (),
+        fallback_for: str | None = None,
+    ) -> EnqueueResult:
+        """Record a failure for auto-retry (failed completion, missing games, operator).
+
+        A permanent failure (``error_type == "permanent"``: a client error upstream) goes
+        straight to ``failed_permanent`` and enqueues the fallback, if any.
+        """
+        permanent = error_type == "permanent"
+        result = self.queue.enqueue(
+            game_date=game_date,
+            phase=phase,
+            processor=processor,
+            error_message=error_message,
+            error_type=error_type,
+            correlation_id=correlation_id,
+            fallback_for=fallback_for,
+            game_ids=game_ids,
+            permanent_reason=f"permanent error reported by the processor: {error_message}" if permanent else None,
+            next_retry_at=self.clock.now() + backoff_delay(self.definition.retry, 0, self.rng),
+        )
+        if permanent:
+            if result == "exists":  # an open row for the key: it goes terminal now
+                for row in self.queue.rows(game_date=game_date, processor=processor, phase=phase):
+                    if row.status in ("pending", "retrying"):
+                        self._go_permanent(row, "permanent error reported by the processor", TickReport(False))
+            elif result == "inserted":
+                self._enqueue_fallback(processor, phase, game_date, correlation_id, game_ids, TickReport(False))
+        return result
+
+    # -- the tick ---------------------------------------------------------------------------
+    def tick(self, tick: RetryTick) -> TickReport:
+        now = self.clock.now()
+        report = TickReport(tick.dry_run)
+        policy = self.definition.retry
+        if not tick.dry_run:
+            report.returned_stale = self.queue.return_stale(now - timedelta(minutes=policy.stale_retrying_minutes))
+            for row in self.queue.open_rows():
+                if self._succeeded_since(row) and self.queue.mark_succeeded(row, "success completion recorded"):
+                    report.succeeded.append(_key(row))
+        work = self.queue.due(now, tick.max_rows)
+        while work:
+            row = work.pop(0)
+            fallback_rows = self._handle(row, report, tick.dry_run)
+            work.extend(fallback_rows)
+        self._heartbeat(report)
+        _log.info("auto-retry tick: %s", report.summary(), extra={"fields": report.summary()})
+        return report
+
+    def _handle(self, row: QueueRow, report: TickReport, dry_run: bool) -> list[QueueRow]:
+        route = self.definition.retry_route(row.processor_name)
+        if route is None:
+            reason = f"unroutable: no retry_topic/retry_url for processor {row.processor_name!r} in the definition"
+            return self._terminal(row, reason, report, dry_run)
+        if row.retry_count >= row.max_retries:
+            return self._terminal(row, f"max retries ({row.max_retries}) reached without success", report, dry_run)
+        now = self.clock.now()
+        next_at = now + backoff_delay(self.definition.retry, row.retry_count + 1, self.rng)
+        if dry_run:
+            report.would.append(f"dispatch {_key(row)} attempt {row.retry_count + 1} via {route[0]} {route[1]}")
+            return []
+        if not self.queue.claim(row, now, next_at):
+            report.skipped.append(_key(row))  # another tick claimed it: no double dispatch
+            return []
+        request = RetryRequest(
+            request_id=uuid.uuid4().hex,
+            queue_id=row.id,
+            processor_name=row.processor_name,
+            phase=row.phase,
+            game_date=row.game_date,
+            correlation_id=row.correlation_id,
+            attempt=row.retry_count + 1,
+            fallback_for=row.fallback_for,
+            game_ids=list(row.game_ids),
+            requested_at=now,
+        )
+        assert self.dispatcher is not None
+        try:
+            self.dispatcher.dispatch(route, request)
+        except DispatchRejectedError as exc:
+            return self._terminal(row, f"client error: {exc}", report, dry_run=False)
+        except TransientError as exc:
+            self.queue.release(row, f"dispatch failed, retried after backoff: {exc}")
+            report.deferred.append(_key(row))
+            return []
+        report.dispatched.append(f"{_key(row)} attempt {request.attempt}")
+        return []
+
+    def _terminal(self, row: QueueRow, reason: str, report: TickReport, dry_run: bool) -> list[QueueRow]:
+        if dry_run:
+            report.would.append(f"failed_permanent {_key(row)}: {reason}")
+            return []
+        return self._go_permanent(row, reason, report)
+
+    def _go_permanent(self, row: QueueRow, reason: str, report: TickReport) -> list[QueueRow]:
+        if not self.queue.mark_permanent(row, reason):
+            return []  # someone else moved it first
+        report.permanent.append(_key(row))
+        _log.error(
+            "failed_permanent %s for %s: %s",
+            row.processor_name,
+            row.game_date,
+            reason,
+            extra={"labels": {"alert": "retry_failed_permanent", "processor": row.processor_name}},
+        )
+        return self._enqueue_fallback(
+            row.processor_name, row.phase, row.game_date, row.correlation_id, row.game_ids, report
+        )
+
+    def _enqueue_fallback(
+        self,
+        processor: str,
+        phase: int,
+        game_date: date,
+        correlation_id: str | None,
+        game_ids: tuple[str, ...],
+        report: TickReport,
+    ) -> list[QueueRow]:
+        fallback = self.definition.retry.fallbacks.get(processor)
+        if fallback is None:
+            return []
+        result = self.queue.enqueue(
+            game_date=game_date,
+            phase=self.definition.processor(fallback).phase,
+            processor=fallback,
+            error_message=f"fallback for {processor}",
+            error_type="fallback",
+            correlation_id=correlation_id,
+            fallback_for=processor,
+            game_ids=game_ids,
+            next_retry_at=self.clock.now(),
+        )
+        if result != "inserted":
+            return []
+        report.fallbacks.append(f"{fallback}@{game_date} for {processor}")
+        rows = self.queue.rows(game_date=game_date, processor=fallback)
+        return [r for r in rows if r.status == "pending" and r.fallback_for == processor]
+
+    # -- outcomes and heartbeat ---------------------------------------------------------------
+    def _succeeded_since(self, row: QueueRow) -> bool:
+        if self.firestore is None:
+            return False
+        from shared.orchestration.state import TransitionState
+
+        try:
+            transition = self.definition.transition_from(row.phase)
+        except KeyError:
+            return False
+        state = TransitionState(self.firestore, self.definition.pipeline.state_collection, transition.name)
+        return any(
+            c.processor == row.processor_name
+            and c.status in ("success", "partial")
+            and c.completed_at >= row.first_failure_at
+            for c in state.load(row.game_date).completions
+        )
+
+    def quarantine(self, raw: object, reason: str) -> None:
+        """Keep a malformed scheduler tick with its reason (acked, never silently dropped)."""
+        if self.firestore is None:
+            _log.error("malformed auto-retry tick (no Firestore to quarantine it): %s", reason)
+            return
+        from shared.orchestration.quarantine import Quarantine
+
+        Quarantine(self.firestore, self.definition.pipeline.quarantine_collection, self.clock).put(
+            None, reason=reason, raw=raw, transition=HEARTBEAT_ID
+        )
+
+    def _heartbeat(self, report: TickReport) -> None:
+        if self.firestore is None:
+            return
+        doc = {"last_run_at": self.clock.now(), "dry_run": report.dry_run, "summary": report.summary()}
+        self.firestore.collection(self.definition.monitor.heartbeat_collection).document(HEARTBEAT_ID).set(doc)
