@@ -25,6 +25,7 @@ from shared.localcloud.emulators import EmulatorUnavailableError, LocalCloud
 from shared.localcloud.functions import FunctionProcess, start_function
 from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topics
 from shared.pipeline.definition import PipelineDefinition, load_definition
+from shared.structured_log import configure, reset_configuration
 
 GAME_DATE = date(2026, 1, 24)
 GAMES = [  # numeric NBA id, away, home — all Final
@@ -103,6 +104,9 @@ def run(out: Any = sys.stdout, timeout: float = 180.0) -> int:
 
     say("starting the local cloud: Pub/Sub + Firestore emulators, local-bigquery ...")
     cloud = LocalCloud(project="phasechain-demo").start()
+    in_process_log = cloud.workdir / "in-process.log"
+    log_stream = open(in_process_log, "w")
+    configure(stream=log_stream)  # JSON logs of the in-process services stay out of the narration
     functions: list[FunctionProcess] = []
     try:
         with cloud.environ() as env:
@@ -110,6 +114,8 @@ def run(out: Any = sys.stdout, timeout: float = 180.0) -> int:
     finally:
         for fn in functions:
             fn.stop()
+        reset_configuration()
+        log_stream.close()
         cloud.stop()
 
 
@@ -139,15 +145,29 @@ def _night(
         topic = definition.target_topic(t)
         captures[t.name] = ensure_subscription(subscriber, cloud.project, topic, f"demo-watch-{topic}")
 
-    def publish(phase: int, processor: str, **extra: Any) -> None:
+    def publish(phase: int, processor: str, times: int = 1, **extra: Any) -> None:
         topic = publisher.topic_path(cloud.project, definition.phase(phase).completion_topic)
-        publisher.publish(topic, _completion(processor, phase, **extra)).result(timeout=30)
-        say(f"  phase {phase} processor {processor} completed")
+        data = _completion(processor, phase, **extra)
+        for _ in range(times):  # times=2: the same message twice, as Pub/Sub may deliver it
+            publisher.publish(topic, data).result(timeout=30)
+        status = extra.get("status", "success")
+        say(f"  phase {phase} processor {processor}: {status}" + (f" (published {times} times)" if times > 1 else ""))
 
+    bdl = definition.games.boxscore_sources[0].processor
     say(f"\nnight of {GAME_DATE}: phase 2 raw processors report")
     for name in _phase_processors(definition, 2):
-        publish(2, name)
-    publish(2, definition.games.boxscore_sources[0].processor)  # delivered twice: recorded once
+        if name == bdl:  # BDL's API has no boxscore for GSW@MIN: the scraper run fails
+            publish(
+                2,
+                name,
+                times=2,
+                status="failed",
+                error_type="transient",
+                record_count=0,
+                error_message="BDL API returned no boxscore for game 0022500644 (GSW@MIN)",
+            )
+        else:
+            publish(2, name)
 
     seen: list[PhaseTrigger] = []
     deadline = time.monotonic() + timeout
@@ -180,7 +200,100 @@ def _night(
     if seen[-1].export_types:
         say(f"    phase 6 exports for target_date {seen[-1].target_date}: {', '.join(seen[-1].export_types)}")
     _print_log(cloud, definition, say)
-    return 0
+    return _retry_act(cloud, definition, say, timeout)
+
+
+def _retry_act(cloud: LocalCloud, definition: PipelineDefinition, say: Any, timeout: float) -> int:
+    """Auto-retry of the failed BDL run: pending → retrying (3 times) → failed_permanent → ESPN fallback.
+
+    The retry service and the phase 2→3 transition service run in-process on one clock that
+    skips ahead to each row's next retry time (15·2ⁿ minutes), so the demo does not wait
+    hours. The simulated phase-2 processors answer each RetryRequest from the retry topic.
+    """
+    import base64
+
+    from shared.clock import FixedClock
+    from shared.contracts.messages import RetryRequest, RetryTick
+    from shared.orchestration.runtime import build_service
+    from shared.retry.runtime import build_retry_service
+
+    bdl = definition.games.boxscore_sources[0].processor
+    subscriber = subscriber_client()
+    retry_topic = definition.phase(2).retry_topic
+    assert retry_topic is not None
+    sub = ensure_subscription(subscriber, cloud.project, retry_topic, "demo-phase2-processors")
+    start = datetime.now(UTC)
+    clock = FixedClock(start)
+    service = build_retry_service(definition=definition, clock=clock, environ=cloud.env())
+    phase2 = build_service(definition.transition_from(2).name, definition=definition, clock=clock, environ=cloud.env())
+
+    def report(processor: str, **extra: Any) -> None:
+        body = json.loads(_completion(processor, 2, **extra))
+        body["timestamp"] = clock.now().isoformat()
+        phase2.handle_event(
+            {
+                "message": {
+                    "data": base64.b64encode(json.dumps(body).encode()).decode(),
+                    "messageId": uuid.uuid4().hex,
+                    "publishTime": clock.now().isoformat(),
+                }
+            }
+        )
+
+    def queue_line() -> str:
+        rows = service.queue.rows(game_date=GAME_DATE)
+        return "; ".join(
+            f"{r.processor_name}: {r.status} ({r.retry_count}/{r.max_retries} retries"
+            + (f", fallback for {r.fallback_for})" if r.fallback_for else ")")
+            for r in rows
+        )
+
+    say(f"\nauto-retry of the failed {bdl} run for {GAME_DATE} (the clock skips to each due time):")
+    say(f"  queue: {queue_line()}")
+    for _ in range(10):
+        rows = service.queue.rows(game_date=GAME_DATE)
+        if not any(r.status in ("pending", "retrying") for r in rows):
+            break
+        due = [r.next_retry_at for r in rows if r.status == "pending" and r.next_retry_at]
+        if due and min(due) > clock.now():
+            clock.set(min(due))
+        tick = service.tick(RetryTick())
+        minutes = (clock.now() - start).total_seconds() / 60
+        done = {k: v for k, v in tick.summary().items() if k != "dry_run"}
+        say(f"  tick at +{minutes:.0f} min: {done or 'nothing due'}")
+        for data in _pull_all(subscriber, sub):
+            request = RetryRequest.model_validate_json(data)
+            if request.processor_name == bdl:  # BDL still has no boxscore for GSW@MIN
+                report(
+                    bdl,
+                    status="failed",
+                    error_type="transient",
+                    record_count=0,
+                    error_message=f"retry {request.attempt}: BDL API still has no boxscore for 0022500644",
+                )
+                say(f"    {bdl} retry {request.attempt} failed again")
+            else:  # the fallback source has the game
+                report(request.processor_name, record_count=36)
+                say(f"    {request.processor_name} ran as fallback for {request.fallback_for}: success")
+        say(f"    queue: {queue_line()}")
+    final = service.queue.rows(game_date=GAME_DATE)
+    ok = any(r.processor_name == bdl and r.status == "failed_permanent" for r in final) and any(
+        r.fallback_for == bdl and r.status == "succeeded" for r in final
+    )
+    say("auto-retry: " + (f"{bdl} failed_permanent, fallback succeeded" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+def _pull_all(subscriber: Any, subscription: str) -> list[bytes]:
+    out: list[bytes] = []
+    for _ in range(20):
+        response = subscriber.pull(subscription=subscription, max_messages=10, timeout=10, return_immediately=True)
+        if response.received_messages:
+            subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
+            out += [m.message.data for m in response.received_messages]
+            return out
+        time.sleep(0.2)
+    return out
 
 
 def _print_log(cloud: LocalCloud, definition: PipelineDefinition, say: Any) -> None:
