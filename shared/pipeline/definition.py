@@ -208,10 +208,15 @@ class RetryPolicy(_Model):
 
 class MonitorSettings(_Model):
     lookback_days: int = Field(default=3, ge=1)
-    grid_days: int = Field(default=180, ge=1)
+    grid_days: int = Field(default=120, ge=1)
     handoff_timeout_minutes: int = Field(default=60, ge=1)
     alert_dedup_minutes: int = Field(default=360, ge=1)
     heartbeat_collection: Name = "monitor_heartbeats"
+    alert_collection: Name = "monitor_alerts"
+    retry_heartbeat_stale_minutes: int = Field(default=45, ge=1)
+    overdue_pending_minutes: int = Field(default=30, ge=1)
+    max_alerts_per_run: int = Field(default=20, ge=1)
+    slack_webhook_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] = "MONITOR_SLACK_WEBHOOK_URL"
 
 
 class Schedule(_Model):

@@ -1,0 +1,23 @@
+"""The phase transition monitor: checks (same engine as the transitions), alerts, heartbeats. Lazy."""
+
+from __future__ import annotations
+
+from shared._lazy import attach, eager_requested, load_all
+
+_LAZY = {
+    "Finding": ".checks",
+    "MonitorReport": ".checks",
+    "TransitionMonitor": ".checks",
+    "monitor_heartbeat": ".checks",
+    "AlertManager": ".alerts",
+    "AlertResult": ".alerts",
+    "SlackWebhook": ".alerts",
+    "slack_from_env": ".alerts",
+    "build_monitor": ".runtime",
+    "run_monitor": ".runtime",
+}
+
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)
+
+if eager_requested():
+    load_all(__name__, _LAZY)

@@ -1,0 +1,133 @@
+"""Deduplicated, rate-limited alerts: an ongoing problem alerts once per change (lesson L12).
+
+Each finding has a key (kind, transition, date) and a fingerprint of its substance. A finding
+is alerted when it is new, when its fingerprint changed, or when ``alert_dedup_minutes``
+passed since it was last alerted; at most ``max_alerts_per_run`` per run. A finding that no
+longer fires is resolved (logged once, its record deleted). Alerts are structured log entries
+(severity by level) and, when the webhook env var is set, Slack messages. The URL is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared.clock import Clock
+from shared.monitor.checks import Finding
+from shared.pipeline.definition import PipelineDefinition
+from shared.structured_log import get_logger
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
+
+_log = get_logger("shared.monitor.alerts")
+_LEVELS = {"INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+@dataclass
+class AlertResult:
+    alerted: list[str] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    rate_limited: list[str] = field(default_factory=list)
+    slack_errors: int = 0
+
+
+class SlackWebhook:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self._url = url  # never logged
+        self.timeout = timeout
+
+    def send(self, text: str) -> bool:
+        req = urllib.request.Request(
+            self._url,
+            data=json.dumps({"text": text}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return bool(200 <= resp.status < 300)
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            _log.warning("Slack webhook delivery failed: %s", type(exc).__name__)  # no URL, no body
+            return False
+
+
+def slack_from_env(definition: PipelineDefinition, environ: Mapping[str, str] | None = None) -> SlackWebhook | None:
+    url = (environ if environ is not None else os.environ).get(definition.monitor.slack_webhook_env, "").strip()
+    return SlackWebhook(url) if url else None
+
+
+class AlertManager:
+    def __init__(
+        self,
+        definition: PipelineDefinition,
+        firestore_client: firestore.Client,
+        clock: Clock,
+        slack: SlackWebhook | None = None,
+    ) -> None:
+        self.definition = definition
+        self.firestore = firestore_client
+        self.clock = clock
+        self.slack = slack
+
+    def _collection(self) -> Any:
+        return self.firestore.collection(self.definition.monitor.alert_collection)
+
+    def process(self, findings: Sequence[Finding]) -> AlertResult:
+        settings = self.definition.monitor
+        now = self.clock.now()
+        result = AlertResult()
+        known = {d.id: d.to_dict() or {} for d in self._collection().stream()}
+        current = {f.key: f for f in findings}
+        for key, finding in sorted(current.items(), key=lambda kv: -_LEVELS[kv[1].severity]):
+            previous = known.get(key)
+            last_at = previous.get("last_alerted_at") if previous else None
+            due = (
+                previous is None
+                or previous.get("fingerprint") != finding.fingerprint
+                or not isinstance(last_at, datetime)
+                or now - last_at >= timedelta(minutes=settings.alert_dedup_minutes)
+            )
+            if not due:
+                result.suppressed.append(key)
+                continue
+            if len(result.alerted) >= settings.max_alerts_per_run:
+                result.rate_limited.append(key)
+                continue
+            self._emit(finding)
+            result.alerted.append(key)
+            self._collection().document(key).set(
+                {
+                    "kind": finding.kind,
+                    "severity": finding.severity,
+                    "message": finding.message,
+                    "fingerprint": finding.fingerprint,
+                    "first_seen_at": (previous or {}).get("first_seen_at", now),
+                    "last_alerted_at": now,
+                    "transition": finding.transition,
+                    "game_date": str(finding.game_date) if finding.game_date else None,
+                }
+            )
+        for key in sorted(set(known) - set(current)):
+            _log.info("resolved: %s", known[key].get("message", key), extra={"labels": {"alert_key": key}})
+            self._collection().document(key).delete()
+            result.resolved.append(key)
+        if self.slack is not None and len(result.rate_limited):
+            self.slack.send(f"{len(result.rate_limited)} more finding(s) rate-limited this run")
+        return result
+
+    def _emit(self, finding: Finding) -> None:
+        _log.log(
+            _LEVELS[finding.severity],
+            finding.message,
+            extra={"labels": {"alert": finding.kind, "alert_key": finding.key}, "fields": {"details": finding.details}},
+        )
+        if self.slack is not None and finding.severity in ("ERROR", "CRITICAL", "WARNING"):
+            self.slack.send(f"[{finding.severity}] {finding.message}")
