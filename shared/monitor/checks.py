@@ -126,8 +126,8 @@ class TransitionMonitor:
         if not state.completions:
             # only the first transition can be silent on its own: further down, an untriggered
             # upstream explains the silence, and a triggered one is the upstream's handoff finding
-            first = name == self.definition.transitions[0].name
-            if games and first and state.status == "waiting":
+            is_first = name == self.definition.transitions[0].name
+            if games and is_first and state.status == "waiting":
                 return [
                     Finding(
                         "silent",
