@@ -16,7 +16,7 @@ import json
 import sys
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.contracts.messages import PhaseTrigger
@@ -281,7 +281,51 @@ def _retry_act(cloud: LocalCloud, definition: PipelineDefinition, say: Any, time
         r.fallback_for == bdl and r.status == "succeeded" for r in final
     )
     say("auto-retry: " + (f"{bdl} failed_permanent, fallback succeeded" if ok else "FAILED"))
-    return 0 if ok else 1
+    if not ok:
+        return 1
+    return _monitor_act(cloud, definition, say)
+
+
+def _monitor_act(cloud: LocalCloud, definition: PipelineDefinition, say: Any) -> int:
+    """The transition monitor on the morning after: a silent night before, the retry queue, dedup."""
+    from shared.clock import FixedClock
+    from shared.contracts.messages import MonitorTick
+    from shared.monitor.checks import monitor_heartbeat
+    from shared.monitor.runtime import build_monitor
+
+    silent_night = GAME_DATE - timedelta(days=1)  # games were played; no processor ever reported
+    bq = bigquery_client(cloud.project)
+    bq.insert_rows_json(
+        f"{cloud.project}.{definition.games.schedule_table}",
+        [
+            {
+                "game_id": f"00225006{n:02d}",
+                "game_date": silent_night.isoformat(),
+                "away_team_tricode": a,
+                "home_team_tricode": h,
+                "game_status": "Final",
+                "updated_at": datetime.now(UTC).isoformat(),
+            }
+            for n, (a, h) in enumerate([("SAC", "POR"), ("ATL", "ORL")], start=30)
+        ],
+    )
+    clock = FixedClock(datetime(2026, 1, 25, 15, 0, tzinfo=UTC))  # 10:00 in New York
+    monitor = build_monitor(definition=definition, clock=clock, environ=cloud.env())
+    say(f"\ntransition monitor at {clock.now():%Y-%m-%d %H:%M} UTC (runs every 10 min in the cloud):")
+    report, alerts = monitor.run(MonitorTick())
+    for finding in report.findings:
+        say(f"  [{finding.severity}] {finding.kind}: {finding.message}")
+    say(f"  alerts sent: {len(alerts.alerted) if alerts else 0}")
+    clock.advance(minutes=10)
+    report, alerts = monitor.run(MonitorTick())
+    say(
+        f"  10 min later: {len(report.findings)} finding(s), alerts sent: {len(alerts.alerted) if alerts else 0} "
+        f"(unchanged findings are not re-alerted)"
+    )
+    clock.advance(minutes=3)
+    say(f"  {monitor_heartbeat(monitor.checks.firestore, definition, clock.now())}")
+    kinds = {f.kind for f in report.findings}
+    return 0 if {"silent", "grid_gap", "retry_failed_permanent"} <= kinds and alerts and not alerts.alerted else 1
 
 
 def _pull_all(subscriber: Any, subscription: str) -> list[bytes]:
