@@ -10,7 +10,9 @@ so a function that never touches BigQuery never loads it (lesson L16).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from shared.env import project_id
 
@@ -19,6 +21,25 @@ if TYPE_CHECKING:
     from google.cloud import bigquery, firestore
 
 BIGQUERY_EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
+T = TypeVar("T")
+
+
+class LazyClient(Generic[T]):
+    """A client given as such or as a factory called once, on first use (keeps imports lazy, L16)."""
+
+    def __init__(self, source: T | Callable[[], T]) -> None:
+        self._source = source
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    source = self._source
+                    is_factory = callable(source) and not hasattr(source, "project")  # clients carry .project
+                    self._value = cast(Callable[[], T], source)() if is_factory else cast(T, source)
+        return self._value
 
 
 def bigquery_client(project: str | None = None) -> bigquery.Client:

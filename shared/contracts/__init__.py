@@ -18,6 +18,7 @@ _LAZY = {
     "PubSubMessage": ".decode",
     "extract_pubsub_message": ".decode",
     "decode_payload": ".decode",
+    "decode_event": ".decode",
     "decode_completion": ".decode",
     "decode_monitor_tick": ".decode",
     "decode_retry_tick": ".decode",

@@ -268,49 +268,30 @@ def decode_payload(msg: PubSubMessage, model_type: type[ModelT]) -> ModelT:
         _fail(f"invalid {contract}: {_describe_validation_error(exc)}", msg.message_id, contract=contract)
 
 
-def decode_completion(event: object) -> tuple[PubSubMessage, ProcessorCompletion]:
-    """Decode a processor completion event.
+def decode_event(event: object, model_type: type[ModelT]) -> tuple[PubSubMessage, ModelT]:
+    """Decode an event into its Pub/Sub message and the validated contract model.
 
     Args:
         event: anything ``extract_pubsub_message`` accepts.
-
-    Returns:
-        The message and its validated ``ProcessorCompletion``.
+        model_type: the contract (scheduler ticks accept an empty body → defaults).
 
     Raises:
         MalformedMessageError: the event or its payload is malformed.
     """
     msg = extract_pubsub_message(event)
-    return msg, decode_payload(msg, ProcessorCompletion)
+    return msg, decode_payload(msg, model_type)
+
+
+def decode_completion(event: object) -> tuple[PubSubMessage, ProcessorCompletion]:
+    """A processor completion event (see ``decode_event``)."""
+    return decode_event(event, ProcessorCompletion)
 
 
 def decode_monitor_tick(event: object) -> tuple[PubSubMessage, MonitorTick]:
-    """Decode a Cloud Scheduler tick for the transition monitor (empty body → defaults).
-
-    Args:
-        event: anything ``extract_pubsub_message`` accepts.
-
-    Returns:
-        The message and its validated ``MonitorTick``.
-
-    Raises:
-        MalformedMessageError: the event or its payload is malformed.
-    """
-    msg = extract_pubsub_message(event)
-    return msg, decode_payload(msg, MonitorTick)
+    """A Cloud Scheduler tick for the transition monitor (see ``decode_event``)."""
+    return decode_event(event, MonitorTick)
 
 
 def decode_retry_tick(event: object) -> tuple[PubSubMessage, RetryTick]:
-    """Decode a Cloud Scheduler tick for auto-retry (empty body → defaults).
-
-    Args:
-        event: anything ``extract_pubsub_message`` accepts.
-
-    Returns:
-        The message and its validated ``RetryTick``.
-
-    Raises:
-        MalformedMessageError: the event or its payload is malformed.
-    """
-    msg = extract_pubsub_message(event)
-    return msg, decode_payload(msg, RetryTick)
+    """A Cloud Scheduler tick for auto-retry (see ``decode_event``)."""
+    return decode_event(event, RetryTick)

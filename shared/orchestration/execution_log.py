@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.gcp import LazyClient
 from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
@@ -70,15 +71,13 @@ class ExecutionLogWriter:
     def __init__(
         self, client: bigquery.Client | Callable[[], bigquery.Client] | None, table: str, timeout: float = 10.0
     ) -> None:
-        self._client = client  # a client, or a factory called on first flush (BigQuery loads lazily, L16)
+        self._client = None if client is None else LazyClient(client)  # factory: BigQuery loads on first flush
         self.table = table  # project.dataset.table
         self.timeout = timeout  # bounded: the trigger is already out and the outbox keeps the row
 
     @property
     def client(self) -> bigquery.Client | None:
-        if callable(self._client) and not hasattr(self._client, "insert_rows_json"):
-            self._client = self._client()
-        return self._client  # type: ignore[return-value]
+        return None if self._client is None else self._client.get()
 
     def flush(self, state: TransitionState, limit: int = 50) -> FlushResult:
         try:

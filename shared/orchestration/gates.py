@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shared.errors import InvalidGameIdError, TransientError
 from shared.game_ids import GameIdConverter, ScheduleEntry
+from shared.gcp import LazyClient
 from shared.pipeline.definition import GameCoverageGate, GamesSources, PipelineDefinition, Transition
 
 if TYPE_CHECKING:
@@ -134,15 +135,13 @@ class BigQueryGameSources:
     def __init__(
         self, client: bigquery.Client | Callable[[], bigquery.Client], project: str, games: GamesSources
     ) -> None:
-        self._client = client  # a client or a factory (BigQuery is loaded on the gate path only)
+        self._client = LazyClient(client)  # a client or a factory (BigQuery loads on the gate path only)
         self.project = project
         self.games = games
 
     @property
     def client(self) -> bigquery.Client:
-        if callable(self._client) and not hasattr(self._client, "query"):
-            self._client = self._client()
-        return self._client  # type: ignore[return-value]
+        return self._client.get()
 
     def _table(self, ref: str) -> str:
         return f"`{self.project}.{ref}`"  # identifiers come from the validated definition only
