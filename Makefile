@@ -56,6 +56,7 @@ demo: provision
 
 bench: provision
 	$(BIN)/python -m tests.bench.run
+	$(BIN)/python -m tests.bench.bundles
 
 clean:
 	rm -rf $(VENV) .cache build .pytest_cache .mypy_cache .ruff_cache

@@ -243,6 +243,16 @@ def provision(cache_dir: Path | None = None, log: IO[str] | None = None) -> None
 # --------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------
+BIND_ATTEMPTS = 3
+_BIND_ERRORS = ("address already in use", "errno 98", "bindexception", "connection in use")
+
+
+def port_was_taken(log_text: str) -> bool:
+    """Whether a process failed because its port was bound by someone else first."""
+    text = log_text.lower()
+    return any(marker in text for marker in _BIND_ERRORS)
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (bind to port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -315,7 +325,16 @@ class LocalCloud:
                 self.backends[name] = launchers[name]()
             deadline = time.monotonic() + self.startup_timeout
             for name in self.wanted:
-                self._wait_ready(self.backends[name], deadline)
+                for attempt in range(1, BIND_ATTEMPTS + 1):
+                    try:
+                        self._wait_ready(self.backends[name], deadline)
+                        break
+                    except EmulatorUnavailableError:
+                        # a free port probed with bind(0) can be taken by another process's outgoing
+                        # connection before the emulator binds it: relaunch on a new port
+                        if attempt == BIND_ATTEMPTS or not port_was_taken(self.backends[name].log_tail()):
+                            raise
+                        self.backends[name] = launchers[name]()
         except BaseException:
             self.stop()
             raise

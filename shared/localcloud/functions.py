@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from shared.localcloud.emulators import free_port
+from shared.localcloud.emulators import BIND_ATTEMPTS, free_port, port_was_taken
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -57,7 +57,33 @@ def start_function(
     target: str = "handle",
     startup_timeout: float = 60.0,
 ) -> FunctionProcess:
-    """Start ``functions/<name>/main.py`` (or ``source_dir/main.py``) in its own framework process."""
+    """Start ``functions/<name>/main.py`` in its own framework process (relaunched if its port was taken)."""
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        try:
+            return _start_function_once(
+                name, env, log_dir, source_dir=source_dir, target=target, startup_timeout=startup_timeout
+            )
+        except FunctionStartError as exc:
+            if attempt == BIND_ATTEMPTS or not port_was_taken(exc.log):
+                raise
+    raise AssertionError("unreachable")
+
+
+class FunctionStartError(RuntimeError):
+    def __init__(self, message: str, log: str) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+def _start_function_once(
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    source_dir: Path | None = None,
+    target: str = "handle",
+    startup_timeout: float = 60.0,
+) -> FunctionProcess:
     source = (source_dir or FUNCTIONS_DIR / name) / "main.py"
     port = free_port()
     log_path = log_dir / f"function-{name}.log"
@@ -91,14 +117,16 @@ def start_function(
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"function {name} exited with {proc.returncode}:\n{fn.log_tail()}")
+            raise FunctionStartError(f"function {name} exited with {proc.returncode}:\n{fn.log_tail()}", fn.log_tail())
         with socket.socket() as sock:
             sock.settimeout(0.5)
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return fn
         time.sleep(0.1)
     fn.stop()
-    raise RuntimeError(f"function {name} did not listen on {port} within {startup_timeout:.0f}s:\n{fn.log_tail()}")
+    raise FunctionStartError(
+        f"function {name} did not listen on {port} within {startup_timeout:.0f}s:\n{fn.log_tail()}", fn.log_tail()
+    )
 
 
 def write_line(stream: IO[str], text: str) -> None:

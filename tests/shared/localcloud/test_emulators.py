@@ -106,3 +106,29 @@ def test_missing_sdk_names_both_packages(monkeypatch: pytest.MonkeyPatch, tmp_pa
         emulators.sdk_root()
     assert "google-cloud-cli-pubsub-emulator" in str(info.value)
     assert "google-cloud-cli-firestore-emulator" in str(info.value)
+
+
+def test_backend_is_relaunched_when_its_port_is_taken(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A port probed free can be grabbed by another process before the emulator binds it."""
+    import socket
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    ports = iter([taken])
+    real_free_port = emulators.free_port
+    monkeypatch.setattr(emulators, "free_port", lambda: next(ports, None) or real_free_port())
+    cloud = LocalCloud(project="relaunch", backends=("firestore",), workdir=tmp_path)
+    try:
+        cloud.start()
+        assert cloud.backends["firestore"].port != taken
+    finally:
+        cloud.stop()
+        squatter.close()
+
+
+def test_port_was_taken_recognises_the_bind_errors() -> None:
+    assert emulators.port_was_taken("java.net.BindException: Address already in use")
+    assert emulators.port_was_taken("[ERROR] Connection in use: ('127.0.0.1', 8080)")
+    assert not emulators.port_was_taken("java.lang.OutOfMemoryError")
