@@ -104,24 +104,25 @@ def _create(client: bigquery.Client, table_id: str, columns: tuple[tuple[str, st
 
 
 def ensure_tables(client: bigquery.Client, project: str, definition: PipelineDefinition) -> dict[str, str]:
-    """Datasets and tables for the log, schedule, boxscore sources and unavailable games."""
-    settings, games = definition.pipeline, definition.games
-    tables = {
-        "phase_execution_log": ensure_table(
-            client, project, settings.dataset, "phase_execution_log", settings.phase_execution_log_table
-        ),
-        "failed_processor_queue": ensure_table(
-            client, project, settings.dataset, "failed_processor_queue", definition.retry.queue_table
-        ),
-        "streaming_conflict_log": ensure_table(
-            client, project, settings.dataset, "streaming_conflict_log", definition.retry.conflict_log_table
-        ),
-    }
-    wanted = [(games.schedule_table, SCHEDULE_SCHEMA), (games.unavailable_table, UNAVAILABLE_SCHEMA)]
-    wanted += [(s.table, BOXSCORE_SCHEMA) for s in games.boxscore_sources]
-    for ref, columns in wanted:
-        dataset = ref.split(".")[0]
-        client.create_dataset(f"{project}.{dataset}", exists_ok=True)
-        _create(client, f"{project}.{ref}", columns)
-        tables[ref] = f"{project}.{ref}"
+    """Datasets and tables for the log, retry queue, conflict log, schedule, boxscores, unavailable games.
+
+    Datasets first, then every table concurrently (each API call is a round trip).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    settings, games, retry = definition.pipeline, definition.games, definition.retry
+    specs = [
+        ("phase_execution_log", settings.phase_execution_log_table),
+        ("failed_processor_queue", retry.queue_table),
+        ("streaming_conflict_log", retry.conflict_log_table),
+    ]
+    raw = [(games.schedule_table, SCHEDULE_SCHEMA), (games.unavailable_table, UNAVAILABLE_SCHEMA)]
+    raw += [(s.table, BOXSCORE_SCHEMA) for s in games.boxscore_sources]
+    datasets = sorted({settings.dataset, *(ref.split(".")[0] for ref, _ in raw)})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda d: client.create_dataset(f"{project}.{d}", exists_ok=True), datasets))
+        spec_ids = pool.map(lambda st: ensure_table(client, project, settings.dataset, st[0], st[1]), specs)
+        list(pool.map(lambda rc: _create(client, f"{project}.{rc[0]}", rc[1]), raw))
+        tables = dict(zip([name for name, _ in specs], spec_ids, strict=True))
+    tables.update({ref: f"{project}.{ref}" for ref, _ in raw})
     return tables
