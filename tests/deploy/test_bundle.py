@@ -29,7 +29,11 @@ from deploy.bundle import (
     manifest,
     requirements,
 )
+from shared.clock import SystemClock
+from shared.contracts.messages import ProcessorCompletion
+from shared.orchestration.engine import CompletionRecord, Wait, decide
 from shared.pipeline import load_definition
+from tests.bench.bundles import past_game_date, replace_section, sample_completion
 
 REPO = Path(__file__).resolve().parents[2]
 TREES = REPO / "tests" / "fixtures" / "bundle_trees"
@@ -421,3 +425,39 @@ def test_cli_build_failure_exits_1(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert failed.stderr.startswith("build failed: ")
     assert "no_such_function" in failed.stderr
+
+
+# --------------------------------------------------------------------------------------
+# helpers of the verification test and the benchmark
+# --------------------------------------------------------------------------------------
+def test_sample_events_are_valid_completions_that_record_and_wait() -> None:
+    """The verification test's event must be a valid completion that never fires a trigger alone."""
+    definition = load_definition()
+    game_date = past_game_date(definition)
+    clock = SystemClock()
+    for transition in definition.transitions:
+        payload = sample_completion(definition, transition.name, game_date)
+        completion = ProcessorCompletion.model_validate(payload)
+        assert completion.phase == transition.source_phase
+        canonical = definition.normalise_processor(transition.source_phase, completion.processor_name)
+        assert canonical == completion.processor_name
+        record = CompletionRecord(
+            raw_name=completion.processor_name,
+            processor=canonical,
+            status=str(completion.status),
+            execution_id=completion.execution_id,
+            completed_at=clock.now(),
+            record_count=completion.record_count,
+            completion_pct=completion.completion_pct,
+        )
+        decision = decide(definition, transition, game_date, [record], clock)
+        assert isinstance(decision, Wait), (transition.name, decision)
+
+
+def test_benchmark_replaces_only_its_own_section() -> None:
+    new = "## Bundles\n\nnew numbers\n"
+    assert replace_section("# Benchmarks\n\n## A\na\n", new) == "# Benchmarks\n\n## A\na\n\n## Bundles\n\nnew numbers\n"
+    before = "# Benchmarks\n\n## A\na\n\n## Bundles\n\nold\n\n## C\nc\n"
+    assert replace_section(before, new) == "# Benchmarks\n\n## A\na\n\n## Bundles\n\nnew numbers\n\n## C\nc\n"
+    last = "# Benchmarks\n\n## A\na\n\n## Bundles\n\nold\n"
+    assert replace_section(last, new) == "# Benchmarks\n\n## A\na\n\n## Bundles\n\nnew numbers\n"

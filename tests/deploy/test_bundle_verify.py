@@ -1,0 +1,129 @@
+"""Each bundle installs from its own requirements.txt, imports lightly and serves an event.
+
+For every function: build the bundle, install ``requirements.txt`` (and nothing of the
+project) into a fresh venv cached by the requirements' sha256 under
+``.cache/bundle-venvs/`` (bundles with the same requirements share one), then from the
+bundle directory only (no PYTHONPATH; the repo is not importable there):
+
+1. ``import main`` succeeds and leaves BigQuery and pandas out of ``sys.modules``;
+2. the ``functions-framework`` CLI of that venv serves one raw Pub/Sub push body with a
+   valid completion of the function's source phase against the emulators (HTTP 2xx),
+   and the completion is recorded in Firestore.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deploy.bundle import build_function, functions
+from shared.gcp import firestore_client
+from shared.localcloud.emulators import LocalCloud
+from shared.orchestration.state import state_doc_id
+from shared.pipeline import load_definition
+from shared.pipeline.definition import PipelineDefinition
+from tests.bench.bundles import (
+    Server,
+    cached_venv,
+    function_env,
+    past_game_date,
+    post_json,
+    push_body,
+    sample_completion,
+    start_server,
+)
+
+pytestmark = pytest.mark.integration
+
+VENV_CACHE = Path(__file__).parents[2] / ".cache" / "bundle-venvs"
+HEAVY = ("google.cloud.bigquery", "pandas")
+PROBE = """
+import importlib.util, json, sys
+import main
+print(json.dumps({
+    "heavy": [m for m in sys.argv[1:] if m in sys.modules],
+    "shared": getattr(sys.modules.get("shared"), "__file__", None),
+    "main": main.__file__,
+    "repo_importable": [m for m in ("deploy", "tests", "functions") if importlib.util.find_spec(m) is not None],
+}))
+"""
+
+
+@pytest.mark.parametrize("function", functions())
+def test_bundle_installs_imports_lightly_and_serves_an_event(function: str, cloud: LocalCloud, tmp_path: Path) -> None:
+    build_function(function, tmp_path / "build")
+    bundle = (tmp_path / "build" / function).resolve()
+    venv = cached_venv((bundle / "requirements.txt").read_text(), VENV_CACHE)
+    env = function_env(cloud.env())
+
+    probe = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", PROBE, *HEAVY],
+        cwd=bundle,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert seen["heavy"] == [], f"heavy modules loaded at import: {seen['heavy']}"
+    assert seen["main"] == str(bundle / "main.py")
+    assert seen["shared"] is None or seen["shared"].startswith(str(bundle) + "/")
+    assert seen["repo_importable"] == []
+
+    definition = load_definition()
+    transitions = {t.name for t in definition.transitions}
+    server = start_server(venv / "bin" / "functions-framework", bundle, env, tmp_path / "server.log")
+    try:
+        server.wait_listening()
+        if function not in transitions:
+            _serve_scheduler_tick(function, server, cloud, definition)
+            return
+        game_date = past_game_date(definition)
+        payload = sample_completion(definition, function, game_date)
+        status = post_json(server.url, push_body(payload, cloud.project))
+        assert 200 <= status < 300, f"HTTP {status}:\n{server.log_tail()}"
+    finally:
+        server.stop()
+
+    doc = (
+        firestore_client(cloud.project)
+        .collection(definition.pipeline.state_collection)
+        .document(state_doc_id(function, game_date))
+    )
+    assert doc.id == f"{function}__{game_date}"
+    recorded = [d.to_dict() or {} for d in doc.collection("completions").stream()]
+    assert [(r.get("raw_name"), r.get("execution_id")) for r in recorded] == [
+        (payload["processor_name"], payload["execution_id"])
+    ], server.log_tail()
+
+
+def _serve_scheduler_tick(function: str, server: Server, cloud: LocalCloud, definition: PipelineDefinition) -> None:
+    """The scheduled functions (auto-retry, monitor) serve an empty tick and write their heartbeat."""
+    import base64
+    import uuid
+    from datetime import UTC, datetime
+
+    from shared.gcp import bigquery_client, publisher_client
+    from shared.localcloud.topology import ensure_tables, ensure_topics
+
+    ensure_topics(publisher_client(), cloud.project, definition)
+    ensure_tables(bigquery_client(cloud.project), cloud.project, definition)
+    body = {
+        "message": {
+            "data": base64.b64encode(b"{}").decode(),
+            "messageId": uuid.uuid4().hex,
+            "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        },
+        "subscription": f"projects/{cloud.project}/subscriptions/scheduler",
+    }
+    status = post_json(server.url, body)
+    assert 200 <= status < 300, f"HTTP {status}:\n{server.log_tail()}"
+    heartbeat = (
+        firestore_client(cloud.project).collection(definition.monitor.heartbeat_collection).document(function).get()
+    )
+    assert heartbeat.exists, f"{function} wrote no heartbeat:\n{server.log_tail()}"
