@@ -143,6 +143,7 @@ class RetryQueue:
     ) -> int:
         """Run one DML statement; conflicts are retried (bounded) and logged. Returns affected rows."""
         attempts = self.policy.dml_max_attempts
+        conflict: str | None = None  # the conflict class the statement last met
         for attempt in range(1, attempts + 1):
             try:
                 job = self._query(sql, params)
@@ -150,6 +151,7 @@ class RetryQueue:
                 kind = classify_conflict(exc)
                 if kind is None:
                     raise TransientError(f"failed_processor_queue {op} failed: {exc}") from exc
+                conflict = kind
                 last = attempt == attempts
                 delay = 0.0 if last else self.policy.dml_base_delay_seconds * 2 ** (attempt - 1)
                 self._log_conflict(
@@ -171,9 +173,9 @@ class RetryQueue:
                 self.sleep(delay)
                 continue
             affected = int(job.num_dml_affected_rows or 0)
-            if attempt > 1:
+            if attempt > 1:  # the resolution row names the conflict it resolved
                 self._log_conflict(
-                    None,
+                    conflict,
                     attempt,
                     0.0,
                     None,
@@ -222,11 +224,12 @@ class RetryQueue:
             "details": json.dumps({"operation": op}),
         }
         _log.warning(
-            "DML %s on failed_processor_queue: %s (attempt %d)",
-            kind or "conflict resolved",
+            "DML %s conflict on failed_processor_queue: %s (attempt %d%s)",
+            kind or "unknown",
             op,
             attempt,
-            extra={"labels": {"conflict_type": kind or "resolved"}},
+            f", {method}" if method else "",
+            extra={"labels": {"conflict_type": kind or "resolved", "resolved": str(resolved).lower()}},
         )
         try:
             errors = self.client.insert_rows_json(self.conflict_table, [row])

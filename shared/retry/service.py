@@ -160,7 +160,11 @@ class RetryService:
         try:
             self.dispatcher.dispatch(route, request)
         except DispatchRejectedError as exc:
-            return self._terminal(row, f"client error: {exc}", report, dry_run=False)
+            if self.definition.retry.client_errors_permanent:
+                return self._terminal(row, f"client error: {exc}", report, dry_run=False)
+            self.queue.release(row, f"client error, retried (client_errors_permanent = false): {exc}")
+            report.deferred.append(_key(row))
+            return []
         except TransientError as exc:
             self.queue.release(row, f"dispatch failed, retried after backoff: {exc}")
             report.deferred.append(_key(row))
@@ -241,10 +245,19 @@ class RetryService:
         if self.firestore is None:
             _log.error("malformed auto-retry tick (no Firestore to quarantine it): %s", reason)
             return
+        from shared.contracts.decode import PubSubMessage, extract_pubsub_message
+        from shared.errors import MalformedMessageError
         from shared.orchestration.quarantine import Quarantine
 
+        # keep the tick itself, keyed by its message id (a redelivery is stored once); the raw
+        # event only when it has no readable Pub/Sub message
+        message: PubSubMessage | None
+        try:
+            message = raw if isinstance(raw, PubSubMessage) else extract_pubsub_message(raw)
+        except MalformedMessageError:
+            message = None
         Quarantine(self.firestore, self.definition.pipeline.quarantine_collection, self.clock).put(
-            None, reason=reason, raw=raw, transition=HEARTBEAT_ID
+            message, reason=reason, raw=None if message is not None else raw, transition=HEARTBEAT_ID
         )
 
     def _heartbeat(self, report: TickReport) -> None:
