@@ -51,6 +51,8 @@ def isolated_definition_text(suffix: str, source: str | None = None) -> str:
         text,
         "quarantine_collection",
     )
+    for key in ("heartbeat_collection", "alert_collection"):
+        text = _sub(rf'^(\s*{key}\s*=\s*")([^"]*)(")', rf"\g<1>\g<2>_{suffix}\g<3>", text, key)
     text, topics = _TOPIC_LINE.subn(rf"\g<1>\g<2>-{suffix}\g<3>", text)
     if topics == 0:
         raise AssertionError(f"write_isolated_definition: no topic lines found in {DEFAULT_DEFINITION_PATH}")

@@ -46,6 +46,8 @@ def isolated_definition(suffix: str, mutate: Any = None) -> PipelineDefinition:
     data["pipeline"]["dataset"] = f"orch_{suffix}"
     data["pipeline"]["state_collection"] = f"transitions_{suffix}"
     data["pipeline"]["quarantine_collection"] = f"quarantine_{suffix}"
+    for key in ("heartbeat_collection", "alert_collection"):
+        data["monitor"][key] = f"{data['monitor'][key]}_{suffix}"
     for phase in data["phases"]:
         for key in ("completion_topic", "trigger_topic", "retry_topic"):
             if key in phase:
