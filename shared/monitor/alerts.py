@@ -101,7 +101,8 @@ class AlertManager:
             if len(result.alerted) >= settings.max_alerts_per_run:
                 result.rate_limited.append(key)
                 continue
-            self._emit(finding)
+            if not self._emit(finding):
+                result.slack_errors += 1
             result.alerted.append(key)
             self._collection().document(key).set(
                 {
@@ -120,14 +121,17 @@ class AlertManager:
             self._collection().document(key).delete()
             result.resolved.append(key)
         if self.slack is not None and len(result.rate_limited):
-            self.slack.send(f"{len(result.rate_limited)} more finding(s) rate-limited this run")
+            if not self.slack.send(f"{len(result.rate_limited)} more finding(s) rate-limited this run"):
+                result.slack_errors += 1
         return result
 
-    def _emit(self, finding: Finding) -> None:
+    def _emit(self, finding: Finding) -> bool:
+        """Log the alert and post it to Slack; ``False`` when a Slack delivery failed."""
         _log.log(
             _LEVELS[finding.severity],
             finding.message,
             extra={"labels": {"alert": finding.kind, "alert_key": finding.key}, "fields": {"details": finding.details}},
         )
         if self.slack is not None and finding.severity in ("ERROR", "CRITICAL", "WARNING"):
-            self.slack.send(f"[{finding.severity}] {finding.message}")
+            return self.slack.send(f"[{finding.severity}] {finding.message}")
+        return True

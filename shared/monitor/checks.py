@@ -24,7 +24,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -127,7 +127,11 @@ class TransitionMonitor:
             # only the first transition can be silent on its own: further down, an untriggered
             # upstream explains the silence, and a triggered one is the upstream's handoff finding
             is_first = name == self.definition.transitions[0].name
-            if games and is_first and state.status == "waiting":
+            # grace: games of a date are processed overnight; silent only once the first
+            # transition's stuck threshold has passed after midnight (New York) that follows
+            midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
+            overdue = now > midnight + timedelta(minutes=transition.stuck_after_minutes)
+            if games and is_first and overdue and state.status == "waiting":
                 return [
                     Finding(
                         "silent",
@@ -149,6 +153,10 @@ class TransitionMonitor:
         else:
             outcome = service.evaluate(day, owner=f"monitor:{now.isoformat()}")
             kind, detail = outcome.kind, outcome.detail
+            if outcome.kind in ("claimed_elsewhere", "already_triggered"):
+                # a late completion won the claim (or latched) since the state was loaded: the date
+                # is being triggered right now, not stuck; the next pass sees the latch and its handoff
+                return []
             if outcome.kind == "triggered":
                 report.triggered.append(outcome.trigger_id or name)
                 return [
@@ -177,8 +185,10 @@ class TransitionMonitor:
                     {"reason": reason, "missing_games": list(state.missing_games)},
                 )
             ]
-        first = min(c.completed_at for c in state.completions)
-        age = now - first
+        known = [c.completed_at for c in state.completions if c.processor is not None]
+        if not known:  # only unknown names so far: they never count (L08), nothing is stuck yet
+            return []
+        age = now - min(known)
         if age > timedelta(minutes=transition.stuck_after_minutes):
             missing = self._missing(transition.name, day, state)
             return [
@@ -246,11 +256,14 @@ class TransitionMonitor:
     def _grid(self, start: date, today: date, final_games: dict[date, int]) -> list[Finding]:
         last = self.definition.transitions[-1].name
         from google.cloud.firestore_v1.base_query import FieldFilter
+        from google.cloud.firestore_v1.field_path import FieldPath
 
+        # one range read over document ids ("{transition}__{date}"): served by the built-in
+        # index on __name__, so production needs no composite index for it
+        col = self.firestore.collection(self.definition.pipeline.state_collection)
         docs = (
-            self.firestore.collection(self.definition.pipeline.state_collection)
-            .where(filter=FieldFilter("transition", "==", last))
-            .where(filter=FieldFilter("game_date", ">=", start.isoformat()))
+            col.where(filter=FieldFilter(FieldPath.document_id(), ">=", col.document(f"{last}__{start.isoformat()}")))
+            .where(filter=FieldFilter(FieldPath.document_id(), "<=", col.document(f"{last}__{today.isoformat()}")))
             .stream()
         )
         done = {d.get("game_date") for d in docs if (d.to_dict() or {}).get("status") == "triggered"}

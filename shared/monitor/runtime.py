@@ -26,9 +26,10 @@ class Monitor:
         """Keep a malformed scheduler tick with its reason (acked, never silently dropped)."""
         from shared.orchestration.quarantine import Quarantine
 
-        Quarantine(self.checks.firestore, self.checks.definition.pipeline.quarantine_collection, self.checks.clock).put(
-            None, reason=reason, raw=raw, transition="phase_transition_monitor"
+        quarantine = Quarantine(
+            self.checks.firestore, self.checks.definition.pipeline.quarantine_collection, self.checks.clock
         )
+        quarantine.put_event(raw, reason=reason, transition="phase_transition_monitor")
 
     def run(self, tick: MonitorTick) -> tuple[MonitorReport, AlertResult | None]:
         report = self.checks.run(tick.lookback_days, dry_run=tick.dry_run)

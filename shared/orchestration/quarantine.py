@@ -84,3 +84,18 @@ class Quarantine:
             extra={"labels": {"alert": f"quarantine_{kind}", "quarantine_id": doc_id}},
         )
         return doc_id
+
+    def put_event(self, event: object, *, reason: str, transition: str, kind: str = "malformed") -> str:
+        """Quarantine a whole event: its Pub/Sub message when readable (keyed by message id, so a
+        redelivery is stored once), else the raw event."""
+        from shared.contracts.decode import extract_pubsub_message
+        from shared.errors import MalformedMessageError
+
+        message: PubSubMessage | None
+        try:
+            message = event if isinstance(event, PubSubMessage) else extract_pubsub_message(event)
+        except MalformedMessageError:
+            message = None
+        return self.put(
+            message, reason=reason, raw=None if message is not None else event, transition=transition, kind=kind
+        )

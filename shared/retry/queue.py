@@ -394,6 +394,10 @@ class RetryQueue:
     def mark_permanent(self, row: QueueRow, reason: str) -> bool:
         return self._set_status(row, "failed_permanent", reason, OPEN)
 
+    def resolve(self, row: QueueRow, note: str) -> bool:
+        """Operator: close a row (open or terminal) as succeeded, e.g. after fixing the data by hand."""
+        return self._set_status(row, "succeeded", note, ("pending", "retrying", "failed_permanent"))
+
     def mark_succeeded(self, row: QueueRow, note: str) -> bool:
         return self._set_status(row, "succeeded", note, OPEN)
 

@@ -245,19 +245,10 @@ class RetryService:
         if self.firestore is None:
             _log.error("malformed auto-retry tick (no Firestore to quarantine it): %s", reason)
             return
-        from shared.contracts.decode import PubSubMessage, extract_pubsub_message
-        from shared.errors import MalformedMessageError
         from shared.orchestration.quarantine import Quarantine
 
-        # keep the tick itself, keyed by its message id (a redelivery is stored once); the raw
-        # event only when it has no readable Pub/Sub message
-        message: PubSubMessage | None
-        try:
-            message = raw if isinstance(raw, PubSubMessage) else extract_pubsub_message(raw)
-        except MalformedMessageError:
-            message = None
-        Quarantine(self.firestore, self.definition.pipeline.quarantine_collection, self.clock).put(
-            message, reason=reason, raw=None if message is not None else raw, transition=HEARTBEAT_ID
+        Quarantine(self.firestore, self.definition.pipeline.quarantine_collection, self.clock).put_event(
+            raw, reason=reason, transition=HEARTBEAT_ID
         )
 
     def _heartbeat(self, report: TickReport) -> None:

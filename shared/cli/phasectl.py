@@ -1,0 +1,823 @@
+"""``phasectl``: the operator CLI. A thin composition root over the existing services.
+
+Every command works against the local emulators (the usual ``*_EMULATOR_HOST`` variables,
+``BIGQUERY_EMULATOR_HOST``) and against real Google Cloud (project from
+``GOOGLE_CLOUD_PROJECT``/``GCP_PROJECT``/``GCLOUD_PROJECT`` or, like gcloud, from Application
+Default Credentials). The definition is ``$PIPELINE_DEFINITION`` or the packaged one.
+
+Commands::
+
+    phasectl status [--date D] [--json]
+    phasectl reconcile --date D [--detailed] [--json]
+    phasectl retry list [--date D] [--status S] [--json]
+    phasectl retry requeue --date D --processor P --note TEXT
+    phasectl retry resolve ROW_ID --note TEXT
+    phasectl mark-unavailable GAME_ID --reason TEXT [--date D] [--undo]
+    phasectl trigger --transition T --date D [--force]
+    phasectl health [--since 1h] [--log-dir DIR] [--json]
+    phasectl backfill --from D1 --to D2 --transition T --mode none|failed|completed [--dry-run]
+
+Exit codes: 0 ok; 1 a warning or problem found (blocked, stale heartbeat, coverage warning,
+nothing changed); 2 bad input or an error (one line on stderr). ``reconcile`` exits 2 on a
+coverage *error* (< 80 %) too.
+
+Testing / operations overrides (environment):
+
+* ``PHASECTL_NOW=2026-01-25T15:00:00Z``: the CLI's "now" (a fixed clock) instead of the
+  system clock: deterministic output in tests, and "what would the rule say at T" for operators.
+* ``PHASECTL_LOG_DIR=DIR``: where ``health`` reads the local cloud's ``function-<name>.log``.
+
+Mutating commands (mark-unavailable, trigger, retry requeue/resolve, backfill) write an audit
+record to the Firestore collection ``operator_audit`` (who = ``$USER``, when, command, args).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import getpass
+import json
+import os
+import re
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+from shared.clock import Clock, FixedClock, SystemClock, resolve_game_date
+from shared.errors import ConfigError, InvalidDateError, InvalidGameIdError, PipelineError
+from shared.pipeline.definition import PipelineDefinition, Transition, load_definition
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery, firestore
+
+    from shared.orchestration.state import DateState, TransitionState
+    from shared.retry.queue import QueueRow, RetryQueue
+
+NOW_ENV = "PHASECTL_NOW"
+LOG_DIR_ENV = "PHASECTL_LOG_DIR"
+AUDIT_COLLECTION = "operator_audit"
+MONITOR_STALE_MINUTES = 30  # the monitor runs every 10 min: three missed runs is stale
+MAX_BACKFILL_DAYS = 400
+EXTRA_FUNCTIONS = ("auto_retry_processor", "phase_transition_monitor")
+BACKFILL_MODES = {"none": ("none",), "failed": ("none", "failed"), "completed": ("none", "failed", "completed")}
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, no usage dump
+        where = self.prog.removeprefix("phasectl").strip()
+        raise UsageError(f"{where}: {message}" if where else message)
+
+
+# -- context -----------------------------------------------------------------------------------
+@dataclass
+class Context:
+    definition: PipelineDefinition
+    clock: Clock
+    env: dict[str, str]
+    out: TextIO
+    err: TextIO
+    _project: str | None = None
+    _fs: Any = None
+    _bq: Any = None
+
+    @property
+    def project(self) -> str:
+        if self._project is None:
+            self._project = _resolve_project(self.env)
+            self.env["GOOGLE_CLOUD_PROJECT"] = self._project
+        return self._project
+
+    def firestore(self) -> firestore.Client:
+        if self._fs is None:
+            from shared.gcp import firestore_client
+
+            self._fs = firestore_client(self.project)
+        return cast("firestore.Client", self._fs)
+
+    def bq(self) -> bigquery.Client:
+        if self._bq is None:
+            from shared.gcp import bigquery_client
+
+            self._bq = bigquery_client(self.project)
+        return cast("bigquery.Client", self._bq)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def state(self, transition: str) -> TransitionState:
+        from shared.orchestration.state import TransitionState
+
+        s = self.definition.pipeline
+        return TransitionState(
+            self.firestore(), s.state_collection, transition, quarantine_collection=s.quarantine_collection
+        )
+
+    def queue(self) -> RetryQueue:
+        from shared.retry.queue import RetryQueue
+
+        return RetryQueue(self.bq, self.project, self.definition.pipeline.dataset, self.definition.retry, self.clock)
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def dump(self, data: Any) -> None:
+        self.out.write(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+    def audit(self, command: str, args: Mapping[str, Any], result: str) -> None:
+        doc = {
+            "who": self.env.get("USER") or _user(),
+            "when": self.now(),
+            "command": command,
+            "args": {k: _json_default(v) if isinstance(v, date | datetime) else v for k, v in args.items()},
+            "result": result,
+            "project": self.project,
+        }
+        self.firestore().collection(AUDIT_COLLECTION).add(doc)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    return str(value)
+
+
+def _resolve_project(env: Mapping[str, str]) -> str:
+    from shared.env import project_id
+
+    try:
+        return project_id(env)
+    except ConfigError:
+        pass
+    try:  # like gcloud: Application Default Credentials know the project
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            _, project = google.auth.default()
+        except DefaultCredentialsError:
+            project = None
+    except ImportError:
+        project = None
+    if not project:
+        raise UsageError("no Google Cloud project: set GOOGLE_CLOUD_PROJECT or configure gcloud/ADC")
+    return str(project)
+
+
+def clock_from_env(env: Mapping[str, str]) -> Clock:
+    raw = (env.get(NOW_ENV) or "").strip()
+    if not raw:
+        return SystemClock()
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise UsageError(f"{NOW_ENV}={raw!r} is not an ISO 8601 instant like 2026-01-25T15:00:00Z") from None
+    if value.tzinfo is None:
+        raise UsageError(f"{NOW_ENV}={raw!r} needs a timezone (e.g. a trailing Z)")
+    return FixedClock(value)
+
+
+def _date(ctx: Context, value: str) -> date:
+    import zoneinfo
+
+    try:
+        return resolve_game_date(value, ctx.clock, zoneinfo.ZoneInfo(ctx.definition.pipeline.timezone))
+    except InvalidDateError as exc:
+        raise UsageError(exc.message) from None
+
+
+def _transition(ctx: Context, name: str) -> Transition:
+    try:
+        return ctx.definition.transition(name)
+    except KeyError:
+        known = ", ".join(t.name for t in ctx.definition.transitions)
+        raise UsageError(f"unknown transition {name!r} (known: {known})") from None
+
+
+def _processor(ctx: Context, name: str) -> tuple[str, int]:
+    for phase in sorted({p.phase for p in ctx.definition.processors}):
+        canonical = ctx.definition.normalise_processor(phase, name)
+        if canonical is not None:
+            return canonical, phase
+    raise UsageError(f"unknown processor {name!r}")
+
+
+# -- status ------------------------------------------------------------------------------------
+def _heartbeats(ctx: Context) -> list[Any]:
+    from shared.cli.reconcile import Heartbeat
+    from shared.monitor.checks import MONITOR_HEARTBEAT_ID, RETRY_HEARTBEAT_ID
+
+    collection = ctx.firestore().collection(ctx.definition.monitor.heartbeat_collection)
+    out = []
+    for label, doc_id, stale in (
+        ("monitor", MONITOR_HEARTBEAT_ID, MONITOR_STALE_MINUTES),
+        ("auto-retry", RETRY_HEARTBEAT_ID, ctx.definition.monitor.retry_heartbeat_stale_minutes),
+    ):
+        snap = collection.document(doc_id).get()
+        last = (snap.to_dict() or {}).get("last_run_at") if snap.exists else None
+        out.append(Heartbeat(label, last if isinstance(last, datetime) else None, stale))
+    return out
+
+
+def _phase_lines(ctx: Context, day: date) -> list[Any]:
+    from shared.cli.reconcile import phase_line
+
+    return [phase_line(ctx.definition, t, ctx.state(t.name).load(day), ctx.clock) for t in ctx.definition.transitions]
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    from shared.cli.reconcile import StatusReport
+
+    day = _date(ctx, args.date)
+    report = StatusReport(day, ctx.now(), tuple(_phase_lines(ctx, day)), tuple(_heartbeats(ctx)))
+    if args.json:
+        ctx.dump(report.as_dict())
+    else:
+        ctx.print(report.render())
+    return report.exit_code
+
+
+# -- reconcile ---------------------------------------------------------------------------------
+def _sources(ctx: Context) -> Any:
+    from shared.orchestration.gates import BigQueryGameSources
+
+    return BigQueryGameSources(ctx.bq, ctx.project, ctx.definition.games)
+
+
+def _log_rows(ctx: Context, day: date) -> list[dict[str, Any]]:
+    from google.cloud import bigquery as bq
+
+    s = ctx.definition.pipeline
+    sql = (
+        "SELECT phase_name, status, execution_timestamp, start_time, duration_seconds, trigger_id, games_processed "
+        f"FROM `{ctx.project}.{s.dataset}.{s.phase_execution_log_table}` WHERE game_date = @game_date "
+        "ORDER BY execution_timestamp, phase_name"
+    )
+    config = bq.QueryJobConfig(query_parameters=[bq.ScalarQueryParameter("game_date", "DATE", day)])
+    return [dict(r.items()) for r in ctx.bq().query(sql, job_config=config).result(timeout=60)]
+
+
+def _row_dict(row: QueueRow) -> dict[str, Any]:
+    return dataclasses.asdict(row)
+
+
+def cmd_reconcile(ctx: Context, args: argparse.Namespace) -> int:
+    from shared.cli.reconcile import build_reconcile
+
+    day = _date(ctx, args.date)
+    inputs = _sources(ctx).load(day)
+    report = build_reconcile(
+        ctx.definition,
+        day,
+        inputs,
+        phases=_phase_lines(ctx, day),
+        log_rows=_log_rows(ctx, day),
+        retry_rows=[_row_dict(r) for r in ctx.queue().rows(game_date=day)],
+    )
+    if args.json:
+        ctx.dump(report.as_dict(detailed=args.detailed))
+    else:
+        ctx.print(report.render(detailed=args.detailed))
+    return report.exit_code
+
+
+# -- retry ---------------------------------------------------------------------------------------
+def cmd_retry_list(ctx: Context, args: argparse.Namespace) -> int:
+    from shared.cli.reconcile import format_table
+
+    day = _date(ctx, args.date) if args.date else None
+    rows = [r for r in ctx.queue().rows(game_date=day) if args.status is None or r.status == args.status]
+    if args.json:
+        ctx.dump({"version": 1, "command": "retry list", "rows": [_row_dict(r) for r in rows]})
+        return 0
+    ctx.print(
+        format_table(
+            ("ID", "DATE", "PHASE", "PROCESSOR", "STATUS", "RETRIES", "NEXT RETRY", "FALLBACK FOR", "NOTES"),
+            [
+                (
+                    r.id,
+                    r.game_date,
+                    r.phase,
+                    r.processor_name,
+                    r.status,
+                    f"{r.retry_count}/{r.max_retries}",
+                    r.next_retry_at.strftime("%Y-%m-%d %H:%M") if r.next_retry_at else "-",
+                    r.fallback_for or "-",
+                    (r.resolution_notes or r.error_message or "-")[:60],
+                )
+                for r in rows
+            ],
+        )
+    )
+    ctx.print(f"{len(rows)} row(s)")
+    return 0
+
+
+def cmd_retry_requeue(ctx: Context, args: argparse.Namespace) -> int:
+    day = _date(ctx, args.date)
+    processor, phase = _processor(ctx, args.processor)
+    note = f"requeued by {ctx.env.get('USER') or _user()}: {args.note}"
+    count = ctx.queue().requeue_permanent(game_date=day, phase=phase, processor=processor, note=note)
+    ctx.audit("retry requeue", {"date": day, "processor": processor, "note": args.note}, f"{count} row(s)")
+    if not count:
+        ctx.print(f"nothing requeued: no failed_permanent row for {processor} on {day}")
+        return 1
+    ctx.print(f"requeued {count} row(s) of {processor} on {day}: pending, fresh retry budget")
+    return 0
+
+
+def cmd_retry_resolve(ctx: Context, args: argparse.Namespace) -> int:
+    queue = ctx.queue()
+    wanted = args.row_id.strip()
+    if len(wanted) < 6:
+        raise UsageError(f"row id {wanted!r} is too short (give at least 6 characters)")
+    matches = [r for r in queue.rows() if r.id == wanted or r.id.startswith(wanted)]
+    if not matches:
+        raise UsageError(f"unknown retry row id {wanted!r}")
+    if len(matches) > 1:
+        raise UsageError(f"retry row id {wanted!r} is ambiguous ({len(matches)} rows)")
+    row = matches[0]
+    if row.status not in ("pending", "retrying", "failed_permanent"):
+        ctx.print(f"row {row.id} is already {row.status}: nothing to resolve")
+        return 1
+    note = f"resolved by {ctx.env.get('USER') or _user()}: {args.note}"
+    # the queue's own guarded status change (also from failed_permanent, which mark_succeeded excludes)
+    changed = queue.resolve(row, note)
+    ctx.audit("retry resolve", {"row_id": row.id, "note": args.note}, "resolved" if changed else "unchanged")
+    ctx.print(
+        f"row {row.id} ({row.processor_name} {row.game_date}) {'resolved' if changed else 'changed concurrently'}"
+    )
+    return 0 if changed else 1
+
+
+# -- mark-unavailable ----------------------------------------------------------------------------
+def _schedule_dates(ctx: Context, nba_id: str) -> list[date]:
+    from google.cloud import bigquery as bq
+
+    g = ctx.definition.games
+    sql = (
+        f"SELECT DISTINCT game_date FROM `{ctx.project}.{g.schedule_table}` "
+        f"WHERE CAST({g.schedule_game_id_column} AS STRING) IN (@id10, @id8) ORDER BY game_date"
+    )
+    config = bq.QueryJobConfig(
+        query_parameters=[
+            bq.ScalarQueryParameter("id10", "STRING", nba_id),
+            bq.ScalarQueryParameter("id8", "STRING", nba_id[2:]),
+        ]
+    )
+    return [r["game_date"] for r in ctx.bq().query(sql, job_config=config).result(timeout=60)]
+
+
+def _dml(ctx: Context, sql: str, params: Sequence[tuple[str, str, Any]]) -> int:
+    from google.cloud import bigquery as bq
+
+    config = bq.QueryJobConfig(query_parameters=[bq.ScalarQueryParameter(n, t, v) for n, t, v in params])
+    job = ctx.bq().query(sql, job_config=config)
+    job.result(timeout=60)
+    return int(job.num_dml_affected_rows or 0)
+
+
+def cmd_mark_unavailable(ctx: Context, args: argparse.Namespace) -> int:
+    from shared.game_ids import DateTeamsGameId, GameIdConverter, parse_game_id
+
+    try:
+        parsed = parse_game_id(args.game_id)
+    except InvalidGameIdError as exc:
+        raise UsageError(exc.message) from None
+    if not args.reason.strip():
+        raise UsageError("--reason must not be empty")
+    day = _date(ctx, args.date) if args.date else None
+    if isinstance(parsed, DateTeamsGameId):
+        if day is not None and day != parsed.game_date:
+            raise UsageError(f"game {parsed.format()} is on {parsed.game_date}, not {day}")
+        day = parsed.game_date
+    elif day is None:
+        dates = _schedule_dates(ctx, parsed.format())
+        if not dates:
+            raise UsageError(f"unknown game id {args.game_id!r}: not in the schedule")
+        if len(dates) > 1:
+            raise UsageError(f"game {parsed.format()} is scheduled on {', '.join(map(str, dates))}: pass --date")
+        day = dates[0]
+    inputs = _sources(ctx).load(day)
+    converter = GameIdConverter.from_schedule(inputs.schedule)
+    try:
+        entry = converter.entry(parsed)
+    except InvalidGameIdError:
+        raise UsageError(f"unknown game id {args.game_id!r}: not in the schedule of {day}") from None
+    canonical, nba = entry.date_teams_game_id, entry.nba_game_id
+    marked = False
+    for raw in inputs.unavailable_game_ids:
+        try:
+            marked = marked or converter.canonical(raw) == canonical
+        except InvalidGameIdError:
+            continue
+    table = f"`{ctx.project}.{ctx.definition.games.unavailable_table}`"
+    label = f"{canonical} ({entry.away}@{entry.home}, {nba}) on {day}"
+    call = {"game_id": canonical, "nba_game_id": nba, "date": day, "reason": args.reason, "undo": args.undo}
+    if args.undo:
+        if not marked:
+            ctx.print(f"{label} is not marked unavailable: nothing to undo")
+            return 1
+        count = _dml(
+            ctx,
+            f"DELETE FROM {table} WHERE game_date = @game_date AND game_id IN (@canonical, @nba10, @nba8)",
+            [
+                ("game_date", "DATE", day),
+                ("canonical", "STRING", canonical),
+                ("nba10", "STRING", nba),
+                ("nba8", "STRING", nba[2:]),
+            ],
+        )
+        ctx.audit("mark-unavailable --undo", call, f"deleted {count} row(s)")
+        ctx.print(f"{label} counts again toward coverage and completeness ({count} row(s) removed)")
+        return 0
+    if marked:
+        ctx.print(f"{label} is already marked unavailable")
+        return 0
+    _dml(
+        ctx,
+        f"INSERT INTO {table} (game_id, game_date, reason, marked_at) "
+        "VALUES (@game_id, @game_date, @reason, @marked_at)",
+        [
+            ("game_id", "STRING", canonical),
+            ("game_date", "DATE", day),
+            ("reason", "STRING", args.reason),
+            ("marked_at", "TIMESTAMP", ctx.now()),
+        ],
+    )
+    ctx.audit("mark-unavailable", call, "marked")
+    ctx.print(f"{label} marked unavailable ({args.reason}): excluded from coverage and completeness from now on")
+    return 0
+
+
+# -- trigger and backfill ---------------------------------------------------------------------------
+def _service(ctx: Context, transition: str) -> Any:
+    from shared.orchestration.runtime import build_service
+
+    _ = ctx.project  # resolve (and export) the project first
+    return build_service(transition, definition=ctx.definition, clock=ctx.clock, environ=ctx.env)
+
+
+def _run_one(ctx: Context, service: Any, day: date, force: bool, why: str) -> Any:
+    if force:
+        service.state.reopen(day, ctx.now(), why)
+    owner = f"phasectl:{ctx.env.get('USER') or _user()}:{uuid.uuid4().hex[:8]}"
+    return service.evaluate(day, correlation_id=f"phasectl-{uuid.uuid4().hex[:12]}", owner=owner)
+
+
+def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
+    transition = _transition(ctx, args.transition)
+    day = _date(ctx, args.date)
+    service = _service(ctx, transition.name)
+    user = ctx.env.get("USER") or _user()
+    outcome = _run_one(ctx, service, day, args.force, f"phasectl trigger --force by {user}")
+    ctx.audit(
+        "trigger",
+        {"transition": transition.name, "date": day, "force": args.force},
+        f"{outcome.kind} {outcome.trigger_id or ''}".strip(),
+    )
+    ctx.print(f"{transition.name} {day}: {outcome.kind}" + (f" ({outcome.trigger_id})" if outcome.trigger_id else ""))
+    ctx.print(f"  {outcome.detail}")
+    return 0 if outcome.kind in ("triggered", "already_triggered") else 1
+
+
+def classify(state: DateState) -> str:
+    """Airflow-style run state of a date: completed | failed | none."""
+    if state.triggered_current is not None:
+        return "completed"
+    if state.status in ("blocked", "publish_failed"):
+        return "failed"
+    return "none"
+
+
+def _progress(err: TextIO, done: int, total: int, label: str) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}"
+    if err.isatty():
+        err.write("\r" + line.ljust(80) + ("\n" if done == total else ""))
+    else:
+        err.write(line + "\n")
+    err.flush()
+
+
+def cmd_backfill(ctx: Context, args: argparse.Namespace) -> int:
+    from shared.cli.reconcile import format_table
+
+    transition = _transition(ctx, args.transition)
+    start, end = _date(ctx, args.date_from), _date(ctx, args.date_to)
+    if end < start:
+        raise UsageError(f"range reversed: --from {start} is after --to {end}")
+    days = (end - start).days + 1
+    if days > MAX_BACKFILL_DAYS:
+        raise UsageError(f"range of {days} days is longer than {MAX_BACKFILL_DAYS}")
+    wanted = BACKFILL_MODES[args.mode]
+    state = ctx.state(transition.name)
+    plan: list[tuple[date, str]] = []
+    for n in range(days):
+        day = start + timedelta(days=n)
+        plan.append((day, classify(state.load(day))))
+    selected = [(d, c) for d, c in plan if c in wanted]
+    if args.dry_run:
+        rows = [
+            (d, c, ("re-trigger (new generation)" if c == "completed" else "evaluate") if c in wanted else "skip")
+            for d, c in plan
+        ]
+        ctx.print(format_table(("DATE", "STATE", "ACTION"), rows))
+        ctx.print(f"dry run: {len(selected)} of {days} date(s) would be re-triggered (mode {args.mode})")
+        return 0
+    service = _service(ctx, transition.name) if selected else None
+    results: dict[str, list[str]] = {}
+    user = ctx.env.get("USER") or _user()
+    for i, (day, category) in enumerate(selected, start=1):
+        outcome = _run_one(
+            ctx, service, day, category == "completed", f"phasectl backfill --mode {args.mode} by {user}"
+        )
+        results.setdefault(outcome.kind, []).append(day.isoformat())
+        _progress(ctx.err, i, len(selected), f"{day} {outcome.kind}")
+    summary = ", ".join(f"{kind} {len(ds)}" for kind, ds in sorted(results.items())) or "nothing to do"
+    ctx.audit(
+        "backfill",
+        {"transition": transition.name, "from": start, "to": end, "mode": args.mode},
+        summary,
+    )
+    ctx.print(
+        f"backfill {transition.name} {start}..{end} mode {args.mode}: {len(selected)} of {days} date(s); {summary}"
+    )
+    for kind, ds in sorted(results.items()):
+        if kind not in ("triggered", "already_triggered"):
+            ctx.print(f"  {kind}: {', '.join(ds)}")
+    return 0 if set(results) <= {"triggered", "already_triggered"} else 1
+
+
+# -- health --------------------------------------------------------------------------------------
+_SINCE_RE = re.compile(r"([0-9]+)\s*([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(value: str) -> timedelta:
+    match = _SINCE_RE.fullmatch(value.strip().lower())
+    if match is None or int(match.group(1)) <= 0:
+        raise UsageError(f"invalid --since {value!r}: expected a duration like 30m, 1h or 2d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@dataclass
+class FunctionErrors:
+    function: str
+    count: int = 0
+    last_at: datetime | None = None
+    last_message: str | None = None
+    samples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "errors": self.count,
+            "last_at": None if self.last_at is None else self.last_at.isoformat(),
+            "last_message": self.last_message,
+        }
+
+
+def read_local_errors(log_dir: Path, functions: Sequence[str], since: datetime) -> list[FunctionErrors]:
+    """ERROR/CRITICAL JSON lines of each ``function-<name>.log`` at or after ``since``."""
+    out = []
+    for name in functions:
+        entry = FunctionErrors(name)
+        path = log_dir / f"function-{name}.log"
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            if not line.startswith("{"):
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(doc, dict) or str(doc.get("severity", "")).upper() not in ("ERROR", "CRITICAL"):
+                continue
+            at = _parse_time(doc.get("time") or doc.get("timestamp"))
+            if at is not None and at < since:
+                continue
+            entry.count += 1
+            if at is None or entry.last_at is None or at >= entry.last_at:
+                entry.last_at, entry.last_message = at, str(doc.get("message", ""))[:200]
+        out.append(entry)
+    return out
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _cloud_errors(ctx: Context, functions: Sequence[str], since: datetime) -> tuple[list[FunctionErrors], str | None]:
+    try:
+        from google.cloud import logging as cloud_logging  # type: ignore[attr-defined]
+    except ImportError:
+        return [], "Cloud Logging client not installed (pip install google-cloud-logging to see function errors)"
+    client = cloud_logging.Client(project=ctx.project)
+    out = []
+    for name in functions:
+        entry = FunctionErrors(name)
+        service = name.replace("_", "-")
+        flt = (
+            f'severity>=ERROR AND timestamp>="{since.isoformat()}" AND '
+            f'(resource.labels.service_name="{service}" OR resource.labels.function_name="{name}")'
+        )
+        for log in client.list_entries(filter_=flt, order_by=cloud_logging.DESCENDING, max_results=100):
+            entry.count += 1
+            if entry.last_at is None:
+                payload = log.payload
+                message = payload.get("message") if isinstance(payload, dict) else payload
+                entry.last_at, entry.last_message = log.timestamp, str(message)[:200]
+        out.append(entry)
+    return out, None
+
+
+def cmd_health(ctx: Context, args: argparse.Namespace) -> int:
+    from shared.cli.reconcile import format_table
+
+    window = parse_since(args.since)
+    now = ctx.now()
+    since = now - window
+    functions = [t.name for t in ctx.definition.transitions] + list(EXTRA_FUNCTIONS)
+    log_dir = args.log_dir or ctx.env.get(LOG_DIR_ENV)
+    note: str | None = None
+    if log_dir:
+        if not Path(log_dir).is_dir():
+            raise UsageError(f"log directory {log_dir!r} does not exist")
+        errors, source = read_local_errors(Path(log_dir), functions, since), f"local logs in {log_dir}"
+    elif ctx.env.get("FIRESTORE_EMULATOR_HOST"):
+        raise UsageError(f"local emulators in use: give the function log directory with --log-dir or ${LOG_DIR_ENV}")
+    else:
+        errors, note = _cloud_errors(ctx, functions, since)
+        source = f"Cloud Logging, project {ctx.project}"
+    heartbeats = _heartbeats(ctx)
+    problem = note is not None or any(e.count for e in errors) or not all(h.healthy(now) for h in heartbeats)
+    if args.json:
+        ctx.dump(
+            {
+                "version": 1,
+                "command": "health",
+                "now": now.isoformat(),
+                "since": since.isoformat(),
+                "source": source,
+                "note": note,
+                "functions": [e.as_dict() for e in errors],
+                "heartbeats": [h.as_dict(now) for h in heartbeats],
+                "healthy": not problem,
+            }
+        )
+        return 1 if problem else 0
+    ctx.print(f"phasectl health — errors since {since:%Y-%m-%d %H:%M:%SZ} ({args.since}) from {source}")
+    if note:
+        ctx.print(note)
+    else:
+        ctx.print(
+            format_table(
+                ("FUNCTION", "ERRORS", "LAST ERROR AT", "LAST ERROR"),
+                [
+                    (
+                        e.function,
+                        e.count,
+                        e.last_at.strftime("%Y-%m-%d %H:%M:%SZ") if e.last_at else "-",
+                        e.last_message or "-",
+                    )
+                    for e in errors
+                ],
+            )
+        )
+    for h in heartbeats:
+        ctx.print(f"heartbeat: {h.describe(now)}")
+    ctx.print("UNHEALTHY" if problem else "healthy")
+    return 1 if problem else 0
+
+
+# -- parser and main -----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="phasectl", description="Operate the phase-transition pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("status", help="per transition: progress, the rule's explanation, gates, triggers, heartbeats")
+    p.add_argument("--date", default="YESTERDAY", help="game date YYYY-MM-DD or TODAY/YESTERDAY (default YESTERDAY)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("reconcile", help="Final games vs boxscores per source, phases, retry queue")
+    p.add_argument("--date", required=True)
+    p.add_argument("--detailed", action="store_true", help="one line per game")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reconcile)
+
+    retry = sub.add_parser("retry", help="the auto-retry queue")
+    rsub = retry.add_subparsers(dest="retry_command", required=True, parser_class=_Parser)
+    p = rsub.add_parser("list")
+    p.add_argument("--date")
+    p.add_argument("--status", choices=("pending", "retrying", "succeeded", "failed_permanent"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_retry_list)
+    p = rsub.add_parser("requeue", help="a failed_permanent row becomes pending with a fresh budget")
+    p.add_argument("--date", required=True)
+    p.add_argument("--processor", required=True)
+    p.add_argument("--note", required=True)
+    p.set_defaults(func=cmd_retry_requeue)
+    p = rsub.add_parser("resolve", help="close a row by hand (succeeded, with your note)")
+    p.add_argument("row_id")
+    p.add_argument("--note", required=True)
+    p.set_defaults(func=cmd_retry_resolve)
+
+    p = sub.add_parser("mark-unavailable", help="exclude a game from coverage and completeness (reversible)")
+    p.add_argument("game_id", help="0022500644 or 20260124_GSW_MIN")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--date", help="the game date (found from the schedule when omitted)")
+    p.add_argument("--undo", action="store_true", help="count the game again")
+    p.set_defaults(func=cmd_mark_unavailable)
+
+    p = sub.add_parser("trigger", help="evaluate a date through the claim protocol")
+    p.add_argument("--transition", required=True)
+    p.add_argument("--date", required=True)
+    p.add_argument("--force", action="store_true", help="start a new generation (new trigger id downstream)")
+    p.set_defaults(func=cmd_trigger)
+
+    p = sub.add_parser("health", help="recent function errors and heartbeats")
+    p.add_argument("--since", default="1h")
+    p.add_argument("--log-dir", help=f"local function logs (default ${LOG_DIR_ENV})")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("backfill", help="re-trigger a date range (Airflow reprocess modes)")
+    p.add_argument("--from", dest="date_from", required=True)
+    p.add_argument("--to", dest="date_to", required=True)
+    p.add_argument("--transition", required=True)
+    p.add_argument("--mode", choices=tuple(BACKFILL_MODES), default="none")
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=cmd_backfill)
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run ``phasectl``; returns the exit code (0 ok, 1 problem found, 2 bad input or error).
+
+    ``environ`` supplies the project, ``PIPELINE_DEFINITION``, ``PHASECTL_NOW`` and ``USER``;
+    the client factories still read the emulator hosts from ``os.environ`` (run it as a process).
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    env = dict(os.environ if environ is None else environ)
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        from shared.structured_log import configure
+
+        configure(stream=err, level="WARNING")  # the services' logs never mix with the output
+        ctx = Context(load_definition(env.get("PIPELINE_DEFINITION") or None), clock_from_env(env), env, out, err)
+        func: Callable[[Context, argparse.Namespace], int] = args.func
+        return func(ctx, args)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except UsageError as exc:
+        err.write(f"phasectl: error: {_one_line(str(exc))}\n")
+        return 2
+    except PipelineError as exc:
+        err.write(f"phasectl: error: {_one_line(exc.message)}\n")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a backend error is one line and exit 2, not a traceback
+        err.write(f"phasectl: error: {type(exc).__name__}: {_one_line(str(exc))[:500]}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
