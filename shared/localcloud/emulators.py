@@ -175,7 +175,8 @@ class LocalBigQueryInstall:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (parallel test runs share provisioned caches)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -190,7 +191,7 @@ def provision_local_bigquery(cache_dir: Path | None = None, log: IO[str] | None 
     root = (cache_dir or default_cache_dir()) / f"local-bigquery-{LOCAL_BIGQUERY_VERSION}"
     install = LocalBigQueryInstall(venv=root / "venv", home=root / "home")
     marker = root / ".provisioned"
-    with _file_lock(root.parent / f".local-bigquery-{LOCAL_BIGQUERY_VERSION}.lock"):
+    with file_lock(root.parent / f".local-bigquery-{LOCAL_BIGQUERY_VERSION}.lock"):
         if marker.is_file() and install.executable.is_file():
             return install
         python = find_python313()

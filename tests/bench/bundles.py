@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -41,7 +39,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -49,7 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from deploy.bundle import build_function, functions
-from shared.localcloud.emulators import free_port
+from shared.localcloud.emulators import file_lock, free_port
 from shared.pipeline.definition import ModeWhen, PipelineDefinition, Rule, load_definition
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,17 +96,6 @@ class VenvError(RuntimeError):
     """A venv could not be created or its requirements could not be installed."""
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def requirements_hash(requirements: str) -> str:
     return hashlib.sha256(requirements.encode()).hexdigest()[:16]
 
@@ -124,7 +111,7 @@ def cached_venv(requirements: str, cache: Path = VENV_CACHE, timeout: float = 90
     venv = cache / digest
     marker = venv / ".bundle-venv-ready"
     stamp = f"{sys.version}\n{requirements}"
-    with _file_lock(cache / f"{digest}.lock"):
+    with file_lock(cache / f"{digest}.lock"):
         if marker.is_file() and marker.read_text() == stamp and (venv / "bin" / "python").exists():
             return venv
         if venv.exists():
