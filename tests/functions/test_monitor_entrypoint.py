@@ -114,7 +114,9 @@ def quarantined(rig: Rig) -> list[dict[str, Any]]:
 def test_empty_tick_runs_the_monitor_and_writes_its_heartbeat(client: FlaskClient, rig: Rig) -> None:
     started = datetime.now(UTC)
     yesterday = today_et(SystemClock()) - timedelta(days=1)
-    rig.seed_games(game_date=yesterday)  # Final games, phase 2 silent
+    # Final games two days back, phase 2 silent (past the overnight grace at any time of day)
+    silent_day = yesterday - timedelta(days=1)
+    rig.seed_games(game_date=silent_day)
     # three phase-4 processors finished 130 min ago (as the transition function recorded them):
     # deadline tier 2 (3 of 5 after 120 min) is due and only the monitor can fire it
     rig.clock.set(started - timedelta(minutes=130))
@@ -136,7 +138,7 @@ def test_empty_tick_runs_the_monitor_and_writes_its_heartbeat(client: FlaskClien
     assert trigger.trigger_id == trigger_id and trigger.status == "deadline_exceeded"
     fs = firestore_client(rig.cloud.project)
     recorded = {d.id for d in fs.collection(rig.definition.monitor.alert_collection).stream()}
-    assert f"silent__phase2_to_phase3__{yesterday}" in recorded
+    assert f"silent__phase2_to_phase3__{silent_day}" in recorded
     assert quarantined(rig) == []
 
     again = post(client, b"{}")  # the next tick: same process, same monitor, nothing to trigger
