@@ -45,7 +45,7 @@ test-eager: install
 	SHARED_EAGER=1 $(BIN)/pytest -m "not integration" -q -p no:cacheprovider
 
 test: provision lint typecheck check-schemas test-eager
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 # One bundle per function from its import closure: build/<function>/ and build/<function>.zip
 build: install

@@ -62,3 +62,24 @@ def bq_dataset(cloud: LocalCloud, unique: str) -> Iterator[str]:
         yield dataset_id
     finally:
         client.delete_dataset(dataset_id, delete_contents=True, not_found_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _drop_rig_datasets() -> Iterator[None]:
+    """Drop the BigQuery datasets the test's own rigs created (module-scoped rigs are kept).
+
+    Every rig makes three datasets and a dozen tables; left in place they make every later
+    local-bigquery call slower, and the suite slower as it runs.
+    """
+    from tests.support.rig import CREATED_DATASETS
+
+    start = len(CREATED_DATASETS)
+    yield
+    created = CREATED_DATASETS[start:]
+    del CREATED_DATASETS[start:]
+    if not created:
+        return
+    from shared.gcp import bigquery_client
+
+    for project, dataset in created:
+        bigquery_client(project).delete_dataset(dataset, delete_contents=True, not_found_ok=True)

@@ -23,6 +23,10 @@ from shared.orchestration.runtime import build_service
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, parse_definition
 
+# Datasets created by rigs, in order; tests/conftest.py drops those a test created when it ends,
+# so the session's local-bigquery does not slow down as the suite runs.
+CREATED_DATASETS: list[tuple[str, str]] = []
+
 GAME_DATE = date(2026, 1, 24)
 # 2026-01-25 09:00 ET: the morning after the 2026-01-24 games (overnight mode).
 MORNING_AFTER = datetime(2026, 1, 25, 14, 0, tzinfo=UTC)
@@ -97,6 +101,7 @@ class Rig:
         project = cloud.project
         ensure_topics(publisher_client(), project, definition)
         ensure_tables(bigquery_client(project), project, definition)
+        CREATED_DATASETS.extend((project, d) for d in rig.datasets())
         subscriber = subscriber_client()
         for t in definition.transitions:
             topic = definition.target_topic(t)
@@ -105,6 +110,12 @@ class Rig:
             )
             rig.services[t.name] = build_service(t.name, definition=definition, clock=rig.clock, environ=cloud.env())
         return rig
+
+    def datasets(self) -> list[str]:
+        """The BigQuery datasets this rig's definition names (all unique to the rig)."""
+        games = self.definition.games
+        refs = [games.schedule_table, games.unavailable_table, *(s.table for s in games.boxscore_sources)]
+        return sorted({self.definition.pipeline.dataset, *(ref.split(".")[0] for ref in refs)})
 
     # -- inputs ---------------------------------------------------------------------------
     def completion(
