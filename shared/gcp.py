@@ -42,12 +42,29 @@ class LazyClient(Generic[T]):
         return self._value
 
 
+_clients: dict[tuple[str, ...], object] = {}
+_clients_lock = threading.Lock()
+
+
+def _shared(key: tuple[str, ...], make: Callable[[], T]) -> T:
+    """One client per (kind, project, endpoint) per process: a function's transition service, retry
+    queue and log writer share it instead of each paying a client construction on the cold path."""
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = make()
+        return cast(T, _clients[key])
+
+
 def bigquery_client(project: str | None = None) -> bigquery.Client:
     """A BigQuery client for ``project`` (the emulator when ``BIGQUERY_EMULATOR_HOST`` is set)."""
+    project = project or project_id(os.environ)
+    endpoint = os.environ.get(BIGQUERY_EMULATOR_ENV, "")
+    return _shared(("bigquery", project, endpoint), lambda: _new_bigquery_client(project, endpoint))
+
+
+def _new_bigquery_client(project: str, endpoint: str) -> bigquery.Client:
     from google.cloud import bigquery
 
-    project = project or project_id(os.environ)
-    endpoint = os.environ.get(BIGQUERY_EMULATOR_ENV)
     if endpoint:
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
@@ -63,17 +80,19 @@ def bigquery_client(project: str | None = None) -> bigquery.Client:
 
 
 def firestore_client(project: str | None = None) -> firestore.Client:
-    """A Firestore client (the emulator when ``FIRESTORE_EMULATOR_HOST`` is set)."""
+    """A Firestore client (the emulator when ``FIRESTORE_EMULATOR_HOST`` is set), shared per process."""
     from google.cloud import firestore
 
-    return firestore.Client(project=project or project_id(os.environ))
+    project = project or project_id(os.environ)
+    host = os.environ.get("FIRESTORE_EMULATOR_HOST", "")
+    return _shared(("firestore", project, host), lambda: firestore.Client(project=project))
 
 
 def publisher_client() -> pubsub_v1.PublisherClient:
-    """A Pub/Sub publisher (the emulator when ``PUBSUB_EMULATOR_HOST`` is set)."""
+    """A Pub/Sub publisher (the emulator when ``PUBSUB_EMULATOR_HOST`` is set), shared per process."""
     import google.cloud.pubsub_v1 as pubsub_v1
 
-    return pubsub_v1.PublisherClient()
+    return _shared(("publisher", os.environ.get("PUBSUB_EMULATOR_HOST", "")), pubsub_v1.PublisherClient)
 
 
 def subscriber_client() -> pubsub_v1.SubscriberClient:
