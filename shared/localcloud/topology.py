@@ -31,7 +31,6 @@ SCHEDULE_SCHEMA = (
     ("updated_at", "TIMESTAMP"),
 )
 BOXSCORE_SCHEMA = (("game_id", "STRING"), ("game_date", "DATE"), ("player_name", "STRING"), ("points", "INTEGER"))
-UNAVAILABLE_SCHEMA = (("game_id", "STRING"), ("game_date", "DATE"), ("reason", "STRING"), ("marked_at", "TIMESTAMP"))
 
 
 def ensure_table(client: bigquery.Client, project: str, dataset: str, spec_name: str, table: str | None = None) -> str:
@@ -111,18 +110,21 @@ def ensure_tables(client: bigquery.Client, project: str, definition: PipelineDef
     from concurrent.futures import ThreadPoolExecutor
 
     settings, games, retry = definition.pipeline, definition.games, definition.retry
+    unavailable_dataset, unavailable_table = games.unavailable_table.split(".")
     specs = [
-        ("phase_execution_log", settings.phase_execution_log_table),
-        ("failed_processor_queue", retry.queue_table),
-        ("streaming_conflict_log", retry.conflict_log_table),
+        ("phase_execution_log", settings.dataset, settings.phase_execution_log_table),
+        ("failed_processor_queue", settings.dataset, retry.queue_table),
+        ("streaming_conflict_log", settings.dataset, retry.conflict_log_table),
+        ("game_unavailable", unavailable_dataset, unavailable_table),
     ]
-    raw = [(games.schedule_table, SCHEDULE_SCHEMA), (games.unavailable_table, UNAVAILABLE_SCHEMA)]
+    raw = [(games.schedule_table, SCHEDULE_SCHEMA)]
     raw += [(s.table, BOXSCORE_SCHEMA) for s in games.boxscore_sources]
-    datasets = sorted({settings.dataset, *(ref.split(".")[0] for ref, _ in raw)})
+    datasets = sorted({settings.dataset, unavailable_dataset, *(ref.split(".")[0] for ref, _ in raw)})
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda d: client.create_dataset(f"{project}.{d}", exists_ok=True), datasets))
-        spec_ids = pool.map(lambda st: ensure_table(client, project, settings.dataset, st[0], st[1]), specs)
+        spec_ids = pool.map(lambda st: ensure_table(client, project, st[1], st[0], st[2]), specs)
         list(pool.map(lambda rc: _create(client, f"{project}.{rc[0]}", rc[1]), raw))
-        tables = dict(zip([name for name, _ in specs], spec_ids, strict=True))
+        tables = dict(zip([name for name, _, _ in specs], spec_ids, strict=True))
+    tables[games.unavailable_table] = tables["game_unavailable"]
     tables.update({ref: f"{project}.{ref}" for ref, _ in raw})
     return tables

@@ -220,9 +220,50 @@ class MonitorSettings(_Model):
 
 
 class Schedule(_Model):
+    """A Cloud Scheduler job publishing ``payload`` (a contract model's defaults) to ``topic``."""
+
     cron: Annotated[str, Field(pattern=r"^\S+( \S+){4}$")]
     topic: TopicName
     timezone: str = "America/New_York"
+    job: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")] | None = None  # Cloud Scheduler job id
+    function: Name | None = None  # the function under functions/ this topic triggers
+    payload: Name | None = None  # contract model in shared.contracts.messages (its defaults, as JSON)
+
+
+FunctionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+class FunctionDeploy(_Model):
+    """Runtime settings of one 2nd-gen Cloud Function (defaults, or one function's overrides)."""
+
+    memory: Annotated[str, Field(pattern=r"^[0-9]+(Mi|Gi)$")] | None = None
+    timeout_seconds: int | None = Field(default=None, ge=1, le=540)
+    min_instances: int | None = Field(default=None, ge=0, le=100)
+    max_instances: int | None = Field(default=None, ge=1, le=1000)
+
+
+class DeploySettings(_Model):
+    """Where and how the functions run on Google Cloud (read by ``deploy`` and ``phasectl deploy``)."""
+
+    region: Annotated[str, Field(pattern=r"^[a-z]+-[a-z]+[0-9]$")] = "us-west2"
+    runtime: Annotated[str, Field(pattern=r"^python3[0-9]{2}$")] = "python312"
+    entry_point: Name = "handle"
+    dataset_location: str = "US"
+    firestore_location: str = "nam5"
+    max_delivery_attempts: int = Field(default=10, ge=5, le=100)  # then the dead-letter topic
+    dead_letter_suffix: Annotated[str, Field(pattern=r"^-[a-z0-9-]{1,20}$")] = "-dlq"
+    dead_letter_retention: Annotated[str, Field(pattern=r"^[0-9]+[dhms]$")] = "7d"
+    apis: tuple[str, ...] = ()
+    defaults: FunctionDeploy = FunctionDeploy(memory="512Mi", timeout_seconds=120, min_instances=0, max_instances=10)
+    functions: dict[FunctionName, FunctionDeploy] = Field(default_factory=dict)
+
+    def settings_for(self, function: str) -> FunctionDeploy:
+        """The defaults with ``function``'s overrides applied."""
+        override = self.functions.get(function)
+        if override is None:
+            return self.defaults
+        merged = {**self.defaults.model_dump(), **override.model_dump(exclude_none=True)}
+        return FunctionDeploy(**merged)
 
 
 class PipelineDefinition(_Model):
@@ -237,6 +278,7 @@ class PipelineDefinition(_Model):
     retry: RetryPolicy = RetryPolicy()
     monitor: MonitorSettings = MonitorSettings()
     schedules: dict[Name, Schedule] = Field(default_factory=dict)
+    deploy: DeploySettings = DeploySettings()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
@@ -300,6 +342,13 @@ class PipelineDefinition(_Model):
             for n in (failed, fallback):
                 if n not in procs:
                     raise ValueError(f"retry.fallbacks: unknown processor {n!r}")
+        jobs = [s.job for s in self.schedules.values() if s.job]
+        if len(set(jobs)) != len(jobs):
+            raise ValueError(f"schedules: duplicate job names {jobs}")
+        deployed = {t.name for t in self.transitions} | {s.function for s in self.schedules.values() if s.function}
+        unknown_fn = sorted(set(self.deploy.functions) - deployed)
+        if unknown_fn:
+            raise ValueError(f"deploy.functions: {unknown_fn} are neither transitions nor scheduled functions")
         return self
 
     # ---- queries -------------------------------------------------------------------
@@ -334,6 +383,12 @@ class PipelineDefinition(_Model):
         topic = self.phase(transition.target_phase).trigger_topic
         assert topic is not None  # checked at validation
         return topic
+
+    def function_names(self) -> tuple[str, ...]:
+        """Every deployable function: one per transition, then one per scheduled function."""
+        names = [t.name for t in self.transitions]
+        names += [s.function for s in self.schedules.values() if s.function and s.function not in names]
+        return tuple(names)
 
     def processors_of(self, phase: int) -> tuple[Processor, ...]:
         return tuple(p for p in self.processors if p.phase == phase)

@@ -1,0 +1,318 @@
+"""The deployment, derived from the pipeline definition: what must exist on Google Cloud.
+
+Nothing here repeats a topic, function, table or job name: each comes from
+``shared/pipeline/pipeline.toml`` (phases, transitions, schedules, ``[deploy]``) or from the
+table specs in ``deploy/bigquery/*.json``. ``phasectl deploy plan|apply|verify`` and
+``phasectl local up`` both read this model, so the laptop and the cloud get the same topology.
+
+Least privilege: a function's roles follow from its bundle's import closure (a function that
+does not ship ``google-cloud-bigquery`` gets no BigQuery role) and from what the definition says
+it publishes (a transition may publish only its target phase's trigger topic).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.pipeline.definition import PipelineDefinition
+
+TABLE_SPEC_DIR = Path(__file__).resolve().parent / "bigquery"
+
+# Distribution in a function's closure → the project-level roles it needs, and whether it
+# needs dataset-level BigQuery access.
+DISTRIBUTION_ROLES: Mapping[str, tuple[str, ...]] = {
+    "google-cloud-firestore": ("roles/datastore.user",),
+    "google-cloud-bigquery": ("roles/bigquery.jobUser",),
+}
+COMMON_ROLES = ("roles/logging.logWriter",)
+MONITOR_MODULE = "shared.monitor.checks"
+RETRY_DISPATCH_MODULE = "shared.retry.dispatch"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One 2nd-gen Cloud Function with a Pub/Sub trigger and retry on failure."""
+
+    name: str  # the folder under functions/ (and the bundle under build/)
+    cloud_name: str  # the Cloud Functions name (hyphens)
+    trigger_topic: str
+    dead_letter_topic: str
+    dead_letter_subscription: str
+    service_account: str  # account id (the part before @)
+    memory: str
+    timeout_seconds: int
+    min_instances: int
+    max_instances: int
+    env: tuple[tuple[str, str], ...]
+    project_roles: tuple[str, ...]
+    publishes: tuple[str, ...]  # topics it may publish to (roles/pubsub.publisher on each)
+    dataset_roles: tuple[tuple[str, str], ...]  # (dataset, role)
+    retry: bool = True
+
+    def service_account_email(self, project: str) -> str:
+        return f"{self.service_account}@{project}.iam.gserviceaccount.com"
+
+
+@dataclass(frozen=True)
+class SchedulerJobSpec:
+    name: str
+    cron: str
+    timezone: str
+    topic: str
+    body: str  # JSON
+    function: str | None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    dataset: str
+    table: str
+    spec_file: Path
+    description: str
+    partition_field: str
+    partition_expiration_days: int | None
+    clustering_fields: tuple[str, ...]
+    schema: tuple[Mapping[str, str], ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.dataset}.{self.table}"
+
+
+@dataclass(frozen=True)
+class FirestoreIndex:
+    collection_group: str
+    fields: tuple[tuple[str, str], ...]  # (field path, ASCENDING | DESCENDING)
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    project: str
+    region: str
+    runtime: str
+    entry_point: str
+    dataset_location: str
+    firestore_location: str
+    max_delivery_attempts: int
+    dead_letter_retention: str
+    apis: tuple[str, ...]
+    topics: tuple[str, ...]  # every topic, dead-letter topics included, sorted
+    functions: tuple[FunctionSpec, ...]
+    jobs: tuple[SchedulerJobSpec, ...]
+    datasets: tuple[str, ...]
+    tables: tuple[TableSpec, ...]
+    read_datasets: tuple[str, ...]  # datasets the functions only read (owned by the processors)
+    firestore_indexes: tuple[FirestoreIndex, ...] = field(default=())
+
+    def function(self, name: str) -> FunctionSpec:
+        for fn in self.functions:
+            if name in (fn.name, fn.cloud_name):
+                return fn
+        raise KeyError(f"no function {name!r} (known: {[f.name for f in self.functions]})")
+
+    def only(self, name: str | None) -> DeploymentSpec:
+        """The same deployment limited to one function (its topics, job and account)."""
+        if name is None:
+            return self
+        fn = self.function(name)
+        jobs = tuple(j for j in self.jobs if j.function == fn.name)
+        topics = tuple(sorted({fn.trigger_topic, fn.dead_letter_topic, *fn.publishes}))
+        return DeploymentSpec(
+            **{
+                **self.__dict__,
+                "functions": (fn,),
+                "jobs": jobs,
+                "topics": topics,
+                "apis": (),
+                "datasets": (),
+                "tables": (),
+                "firestore_indexes": (),
+            }
+        )
+
+
+# Firestore queries in this package filter on document ids only (the monitor's date range)
+# or stream whole collections, so they need no composite index. A query that filters or
+# orders on a field and another one must add its index here; tests/deploy/test_spec.py
+# scans the code for such queries.
+FIRESTORE_INDEXES: tuple[FirestoreIndex, ...] = ()
+
+
+def cloud_name(function: str) -> str:
+    return function.replace("_", "-")
+
+
+def service_account_id(function: str) -> str:
+    """``<function>`` as a service-account id: 6–30 chars, lowercase, digits and hyphens."""
+    base = cloud_name(function)
+    return base if len(base) <= 30 else base[:30].rstrip("-")
+
+
+def table_specs(definition: PipelineDefinition, spec_dir: Path = TABLE_SPEC_DIR) -> tuple[TableSpec, ...]:
+    """The tables the package writes, named by the definition, shaped by ``deploy/bigquery``."""
+    settings, retry = definition.pipeline, definition.retry
+    unavailable_dataset, unavailable_table = definition.games.unavailable_table.split(".")
+    wanted = (
+        ("phase_execution_log", settings.dataset, settings.phase_execution_log_table),
+        ("failed_processor_queue", settings.dataset, retry.queue_table),
+        ("streaming_conflict_log", settings.dataset, retry.conflict_log_table),
+        ("game_unavailable", unavailable_dataset, unavailable_table),
+    )
+    out = []
+    for spec_name, dataset, table in wanted:
+        path = spec_dir / f"{spec_name}.json"
+        raw = json.loads(path.read_text())
+        part = raw["time_partitioning"]
+        out.append(
+            TableSpec(
+                dataset=dataset,
+                table=table,
+                spec_file=path,
+                description=raw.get("description", ""),
+                partition_field=part["field"],
+                partition_expiration_days=part.get("expiration_days"),
+                clustering_fields=tuple(raw.get("clustering_fields", ())),
+                schema=tuple(raw["schema"]),
+            )
+        )
+    return tuple(out)
+
+
+def _payload(model_name: str | None) -> str:
+    if model_name is None:
+        return "{}"
+    from shared.contracts import messages
+
+    model = getattr(messages, model_name, None)
+    if model is None:
+        raise ValueError(f"schedules: payload {model_name!r} is not a model in shared.contracts.messages")
+    return str(model().model_dump_json(exclude_none=True))
+
+
+@dataclass(frozen=True)
+class ClosureFacts:
+    """What a function's bundle ships: distributions and first-party modules."""
+
+    distributions: frozenset[str]
+    modules: frozenset[str]
+
+
+def closure_facts(function: str) -> ClosureFacts:
+    """From the bundle's import closure of ``functions/<function>``."""
+    from deploy.bundle import Analyzer
+
+    closure = Analyzer().analyze(function)
+    return ClosureFacts(frozenset(closure.distributions), frozenset(closure.modules))
+
+
+def build_spec(
+    definition: PipelineDefinition,
+    project: str,
+    *,
+    region: str | None = None,
+    facts: Callable[[str], ClosureFacts] = closure_facts,
+) -> DeploymentSpec:
+    """Everything the package needs on Google Cloud, derived from ``definition``."""
+    deploy = definition.deploy
+    raw_datasets = tuple(
+        sorted(
+            {definition.games.schedule_table.split(".")[0]}
+            | {s.table.split(".")[0] for s in definition.games.boxscore_sources}
+        )
+    )
+    tables = table_specs(definition)
+    write_datasets = tuple(sorted({t.dataset for t in tables}))
+    trigger_topics = {t.name: definition.target_topic(t) for t in definition.transitions}
+    routes = [definition.retry_route(p.name) for p in definition.processors]
+    retry_topics = sorted({route[1] for route in routes if route is not None and route[0] == "topic"})
+    gated = {t.name for t in definition.transitions if t.gates}
+
+    sources: dict[str, str] = {t.name: definition.source_topic(t) for t in definition.transitions}
+    jobs: list[SchedulerJobSpec] = []
+    for key, schedule in definition.schedules.items():
+        if schedule.function:
+            sources[schedule.function] = schedule.topic
+        jobs.append(
+            SchedulerJobSpec(
+                name=schedule.job or cloud_name(key),
+                cron=schedule.cron,
+                timezone=schedule.timezone,
+                topic=schedule.topic,
+                body=_payload(schedule.payload),
+                function=schedule.function,
+            )
+        )
+    functions: list[FunctionSpec] = []
+    for name in definition.function_names():
+        closure = facts(name)
+        dists = closure.distributions
+        roles = set(COMMON_ROLES)
+        for dist, dist_roles in DISTRIBUTION_ROLES.items():
+            if dist in dists:
+                roles.update(dist_roles)
+        if name in trigger_topics:
+            publishes: tuple[str, ...] = (trigger_topics[name],)
+            reads_raw = name in gated
+        elif MONITOR_MODULE in closure.modules:  # it re-evaluates every transition (claim protocol)
+            publishes = tuple(sorted(trigger_topics.values()))
+            reads_raw = True
+        elif RETRY_DISPATCH_MODULE in closure.modules:  # auto-retry: RetryRequests to the retry topics
+            publishes = tuple(retry_topics)
+            reads_raw = False
+        else:
+            publishes, reads_raw = (), False
+        if "google-cloud-pubsub" not in dists:
+            publishes = ()
+        dataset_roles: list[tuple[str, str]] = []
+        if "google-cloud-bigquery" in dists:
+            dataset_roles += [(d, "roles/bigquery.dataEditor") for d in write_datasets]
+            if reads_raw:
+                dataset_roles += [(d, "roles/bigquery.dataViewer") for d in raw_datasets if d not in write_datasets]
+        settings = deploy.settings_for(name)
+        assert settings.memory and settings.timeout_seconds and settings.max_instances is not None
+        trigger = sources[name]
+        functions.append(
+            FunctionSpec(
+                name=name,
+                cloud_name=cloud_name(name),
+                trigger_topic=trigger,
+                dead_letter_topic=f"{trigger}{deploy.dead_letter_suffix}",
+                dead_letter_subscription=f"{cloud_name(name)}{deploy.dead_letter_suffix}-sub",
+                service_account=service_account_id(name),
+                memory=settings.memory,
+                timeout_seconds=settings.timeout_seconds,
+                min_instances=settings.min_instances or 0,
+                max_instances=settings.max_instances,
+                env=(("GOOGLE_CLOUD_PROJECT", project),),
+                project_roles=tuple(sorted(roles)),
+                publishes=publishes,
+                dataset_roles=tuple(dataset_roles),
+            )
+        )
+
+    topics = set()
+    for phase in definition.phases:
+        topics.update(t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t)
+    topics.update(j.topic for j in jobs)
+    topics.update(f.dead_letter_topic for f in functions)
+    return DeploymentSpec(
+        project=project,
+        region=region or deploy.region,
+        runtime=deploy.runtime,
+        entry_point=deploy.entry_point,
+        dataset_location=deploy.dataset_location,
+        firestore_location=deploy.firestore_location,
+        max_delivery_attempts=deploy.max_delivery_attempts,
+        dead_letter_retention=deploy.dead_letter_retention,
+        apis=deploy.apis,
+        topics=tuple(sorted(topics)),
+        functions=tuple(functions),
+        jobs=tuple(jobs),
+        datasets=write_datasets,
+        tables=tables,
+        read_datasets=raw_datasets,
+        firestore_indexes=FIRESTORE_INDEXES,
+    )
