@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help install provision lint typecheck schemas check-schemas test test-unit test-eager demo bench build clean
+.PHONY: help install provision lint typecheck schemas check-schemas test test-unit test-eager demo bench build clean browser
 
 help:
 	@echo "make demo   - run a night on the local emulator stack"
@@ -44,8 +44,14 @@ test-unit: install
 test-eager: install
 	SHARED_EAGER=1 $(BIN)/pytest -m "not integration" -q -p no:cacheprovider
 
-test: provision lint typecheck check-schemas test-eager
+test: provision browser lint typecheck check-schemas test-eager
 	$(BIN)/pytest --durations=15
+
+# Headless Chromium (Debian package `chromium`) for the status page's browser test.
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=; if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # One bundle per function from its import closure: build/<function>/ and build/<function>.zip
 build: install

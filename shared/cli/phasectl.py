@@ -8,6 +8,7 @@ Default Credentials). The definition is ``$PIPELINE_DEFINITION`` or the packaged
 Commands::
 
     phasectl status [--date D] [--json]
+    phasectl status [--date D] --html PATH [--days N]   (static page: a date-by-transition grid, findings)
     phasectl reconcile --date D [--detailed] [--json]
     phasectl retry list [--date D] [--status S] [--json]
     phasectl retry requeue --date D --processor P --note TEXT
@@ -16,6 +17,7 @@ Commands::
     phasectl trigger --transition T --date D [--force]
     phasectl health [--since 1h] [--log-dir DIR] [--json]
     phasectl backfill --from D1 --to D2 --transition T --mode none|failed|completed [--dry-run]
+    phasectl deploy plan|apply|verify [--project P] [--region R] [--function NAME]
 
 Exit codes: 0 ok; 1 a warning or problem found (blocked, stale heartbeat, coverage warning,
 nothing changed); 2 bad input or an error (one line on stderr). ``reconcile`` exits 2 on a
@@ -47,7 +49,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from shared.clock import Clock, FixedClock, SystemClock, resolve_game_date
+from shared.clock import Clock, FixedClock, resolve_game_date
+from shared.clock import clock_from_env as shared_clock_from_env
 from shared.errors import ConfigError, InvalidDateError, InvalidGameIdError, PipelineError
 from shared.pipeline.definition import PipelineDefinition, Transition, load_definition
 
@@ -62,6 +65,8 @@ LOG_DIR_ENV = "PHASECTL_LOG_DIR"
 AUDIT_COLLECTION = "operator_audit"
 MONITOR_STALE_MINUTES = 30  # the monitor runs every 10 min: three missed runs is stale
 MAX_BACKFILL_DAYS = 400
+HTML_DAYS_DEFAULT = 7
+HTML_DAYS_MAX = 120
 EXTRA_FUNCTIONS = ("auto_retry_processor", "phase_transition_monitor")
 BACKFILL_MODES = {"none": ("none",), "failed": ("none", "failed"), "completed": ("none", "failed", "completed")}
 
@@ -182,8 +187,8 @@ def _resolve_project(env: Mapping[str, str]) -> str:
 
 def clock_from_env(env: Mapping[str, str]) -> Clock:
     raw = (env.get(NOW_ENV) or "").strip()
-    if not raw:
-        return SystemClock()
+    if not raw:  # the system clock, or the local cloud's simulated one ($PHASECHAIN_SIMULATED_CLOCK)
+        return shared_clock_from_env(env)
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
@@ -241,10 +246,59 @@ def _phase_lines(ctx: Context, day: date) -> list[Any]:
     return [phase_line(ctx.definition, t, ctx.state(t.name).load(day), ctx.clock) for t in ctx.definition.transitions]
 
 
+def _html_days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid day count {value!r}") from None
+    if not 1 <= days <= HTML_DAYS_MAX:
+        raise argparse.ArgumentTypeError(f"{days} is not in 1..{HTML_DAYS_MAX}")
+    return days
+
+
+def _active_findings(ctx: Context) -> list[Any]:
+    from shared.cli.status_html import ActiveFinding, sort_findings
+
+    collection = ctx.firestore().collection(ctx.definition.monitor.alert_collection)
+    return sort_findings(ActiveFinding.from_doc(d.id, d.to_dict() or {}) for d in collection.stream())
+
+
+def _write_page(path: Path, page: str) -> None:
+    """Whole-file replace, so a web server never serves half a page."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _status_html(ctx: Context, day: date, path: Path, days: int) -> int:
+    from shared.cli.reconcile import StatusReport
+    from shared.cli.status_html import render_status_html
+
+    now = ctx.now()
+    dates = [day - timedelta(days=n) for n in range(days)]
+    lines = {d: tuple(_phase_lines(ctx, d)) for d in dates}
+    heartbeats = tuple(_heartbeats(ctx))
+    findings = _active_findings(ctx)
+    _write_page(path, render_status_html(now, dates, lines, heartbeats, findings))
+    columns = len(ctx.definition.transitions)
+    ctx.print(
+        f"wrote {path} ({len(dates)} dates \N{MULTIPLICATION SIGN} {columns} transitions, {len(findings)} findings)"
+    )
+    blocked = any(p.decision == "blocked" for day_lines in lines.values() for p in day_lines)
+    return 1 if blocked else StatusReport(day, now, lines[day], heartbeats).exit_code
+
+
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     from shared.cli.reconcile import StatusReport
 
+    if args.days is not None and args.html is None:
+        raise UsageError("--days applies to --html only")
     day = _date(ctx, args.date)
+    if args.html is not None:
+        return _status_html(ctx, day, Path(args.html), args.days or HTML_DAYS_DEFAULT)
     report = StatusReport(day, ctx.now(), tuple(_phase_lines(ctx, day)), tuple(_heartbeats(ctx)))
     if args.json:
         ctx.dump(report.as_dict())
@@ -724,7 +778,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="per transition: progress, the rule's explanation, gates, triggers, heartbeats")
     p.add_argument("--date", default="YESTERDAY", help="game date YYYY-MM-DD or TODAY/YESTERDAY (default YESTERDAY)")
-    p.add_argument("--json", action="store_true")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true")
+    output.add_argument(
+        "--html", metavar="PATH", help="write a static HTML page: the date-by-transition grid, findings"
+    )
+    p.add_argument(
+        "--days",
+        type=_html_days,
+        metavar="N",
+        help=f"with --html: the N dates ending at --date (default {HTML_DAYS_DEFAULT}, at most {HTML_DAYS_MAX})",
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("reconcile", help="Final games vs boxscores per source, phases, retry queue")
@@ -776,7 +840,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=tuple(BACKFILL_MODES), default="none")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("deploy", help="Google Cloud: print the gcloud/bq plan, apply it idempotently, verify it")
+    p.add_argument("action", choices=("plan", "apply", "verify"))
+    p.add_argument("--project", help="default: GOOGLE_CLOUD_PROJECT, or gcloud's application default")
+    p.add_argument("--region", help="default: [deploy] region in the pipeline definition")
+    p.add_argument("--function", help="only this function (its account, topics, job and wiring)")
+    p.set_defaults(func=cmd_deploy)
     return parser
+
+
+# -- deploy --------------------------------------------------------------------------------------
+def cmd_deploy(ctx: Context, args: argparse.Namespace) -> int:
+    from deploy.cli import run_deploy
+
+    project = args.project or ctx.project
+    return run_deploy(
+        ctx.definition,
+        args.action,
+        project,
+        out=ctx.out,
+        err=ctx.err,
+        region=args.region,
+        function=args.function,
+        env=ctx.env,
+    )
 
 
 def _one_line(text: str) -> str:

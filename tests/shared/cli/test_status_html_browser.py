@@ -1,0 +1,381 @@
+"""The ``phasectl status --html`` page in a real browser: headless Chromium renders the grid.
+
+Chromium takes a screenshot, a stdlib-only PNG decoder reads it back, and the test counts
+pixels of the triggered and the blocked colour: the grid rendered, with its colours. The DOM
+Chromium built (``--dump-dom``) has one ``td.cell`` per date and transition.
+
+Chromium is the Debian package ``chromium`` (``make browser`` installs it). When it is missing
+these tests FAIL, unless ``PHASECHAIN_SKIP_BROWSER=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import subprocess
+import sys
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from shared.cli.reconcile import Heartbeat, PhaseLine
+from shared.cli.status_html import STATE_COLOURS, ActiveFinding, render_status_html
+from shared.gcp import firestore_client
+from shared.localcloud.emulators import LocalCloud
+from shared.monitor.alerts import AlertManager
+from shared.monitor.checks import Finding
+from tests.support.definition_files import write_isolated_definition
+from tests.support.rig import GAMES, Rig
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+CHROMIUM = Path("/usr/bin/chromium")
+SKIP_ENV = "PHASECHAIN_SKIP_BROWSER"
+WINDOW = (1200, 800)
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-color-profile=srgb",  # screenshot pixels are the CSS colours, not a display profile's
+    f"--window-size={WINDOW[0]},{WINDOW[1]}",
+)
+MIN_PIXELS = 500
+NOW = datetime(2026, 1, 25, 15, 0, tzinfo=UTC)
+NOW_ENV = "2026-01-25T15:00:00Z"
+DAY = date(2026, 1, 24)
+TRANSITIONS = ("phase2_to_phase3", "phase3_to_phase4", "phase4_to_phase5", "phase5_to_phase6")
+PHASE2 = ("nbac_schedule", "bdl_player_boxscores", "nbac_gamebook_player_stats")
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+# -- a stdlib PNG decoder (8-bit RGB/RGBA, not interlaced) ------------------------------------
+@dataclass(frozen=True)
+class Image:
+    width: int
+    height: int
+    channels: int  # 3 RGB, 4 RGBA
+    rows: tuple[bytes, ...]
+
+    def colours(self) -> Counter[tuple[int, int, int]]:
+        """Pixel count per RGB colour (alpha ignored)."""
+        counts: Counter[tuple[int, int, int]] = Counter()
+        c = self.channels
+        for row in self.rows:
+            counts.update(zip(row[0::c], row[1::c], row[2::c], strict=True))
+        return counts
+
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    if pa <= pb and pa <= pc:
+        return a
+    return b if pb <= pc else c
+
+
+def _unfilter(kind: int, line: bytes, prev: bytes, bpp: int) -> bytes:
+    out = bytearray(line)
+    n = len(out)
+    if kind == 0:
+        return bytes(out)
+    if kind == 1:  # Sub
+        for i in range(bpp, n):
+            out[i] = (out[i] + out[i - bpp]) & 0xFF
+    elif kind == 2:  # Up
+        out = bytearray((x + y) & 0xFF for x, y in zip(line, prev, strict=True))
+    elif kind == 3:  # Average
+        for i in range(n):
+            left = out[i - bpp] if i >= bpp else 0
+            out[i] = (out[i] + ((left + prev[i]) >> 1)) & 0xFF
+    elif kind == 4:  # Paeth
+        for i in range(n):
+            left, up_left = (out[i - bpp], prev[i - bpp]) if i >= bpp else (0, 0)
+            out[i] = (out[i] + _paeth(left, prev[i], up_left)) & 0xFF
+    else:
+        raise ValueError(f"PNG filter type {kind} is not one of 0..4")
+    return bytes(out)
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG file (bad signature)")
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        if zlib.crc32(kind + body) != crc:
+            raise ValueError(f"PNG chunk {kind!r} has a bad CRC")
+        chunks.append((kind, body))
+        pos += 12 + length
+        if kind == b"IEND":
+            break
+    return chunks
+
+
+def decode_png(data: bytes) -> Image:
+    chunks = _chunks(data)
+    if not chunks or chunks[0][0] != b"IHDR":
+        raise ValueError("PNG without IHDR first")
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    if depth != 8 or colour not in (2, 6) or interlace != 0:
+        raise ValueError(f"unsupported PNG: bit depth {depth}, colour type {colour}, interlace {interlace}")
+    channels = 3 if colour == 2 else 4
+    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    stride = width * channels
+    if len(raw) != height * (stride + 1):
+        raise ValueError(f"PNG data is {len(raw)} bytes, expected {height * (stride + 1)}")
+    rows: list[bytes] = []
+    prev = bytes(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        prev = _unfilter(raw[start], raw[start + 1 : start + 1 + stride], prev, channels)
+        rows.append(prev)
+    return Image(width, height, channels, tuple(rows))
+
+
+def _filter(kind: int, line: bytes, prev: bytes, bpp: int) -> bytes:
+    """The encoder's side (for the decoder's own test)."""
+
+    def left(i: int, row: bytes) -> int:
+        return row[i - bpp] if i >= bpp else 0
+
+    predictors: dict[int, Callable[[int], int]] = {
+        0: lambda i: 0,
+        1: lambda i: left(i, line),
+        2: lambda i: prev[i],
+        3: lambda i: (left(i, line) + prev[i]) >> 1,
+        4: lambda i: _paeth(left(i, line), prev[i], left(i, prev)),
+    }
+    predict = predictors[kind]
+    return bytes((line[i] - predict(i)) & 0xFF for i in range(len(line)))
+
+
+def encode_png(width: int, rows: Sequence[bytes], channels: int, filters: Sequence[int]) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, len(rows), 8, 2 if channels == 3 else 6, 0, 0, 0)
+    raw, prev = b"", bytes(width * channels)
+    for row, kind in zip(rows, filters, strict=True):
+        raw += bytes([kind]) + _filter(kind, row, prev, channels)
+        prev = row
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_the_png_decoder_undoes_all_five_filters(channels: int) -> None:
+    rng = random.Random(channels)
+    width, filters = 7, [0, 1, 2, 3, 4, 4, 3, 2, 1, 0]
+    rows = [bytes(rng.randrange(256) for _ in range(width * channels)) for _ in filters]
+    image = decode_png(encode_png(width, rows, channels, filters))
+    assert (image.width, image.height, image.channels) == (width, len(filters), channels)
+    assert list(image.rows) == rows
+    with pytest.raises(ValueError, match="bad signature"):
+        decode_png(b"GIF89a" + bytes(20))
+
+
+# -- Chromium ------------------------------------------------------------------------------------
+def _hex(colour: str) -> tuple[int, int, int]:
+    value = colour.removeprefix("#")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    if os.environ.get(SKIP_ENV) == "1":
+        pytest.skip(f"{CHROMIUM} is missing and {SKIP_ENV}=1")
+    pytest.fail(
+        f"{CHROMIUM} is missing: run `make browser` (installs the Debian package chromium), "
+        f"or set {SKIP_ENV}=1 to skip the browser tests",
+        pytrace=False,
+    )
+
+
+def _chromium(browser: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(browser), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    tail = "\n".join(proc.stderr.splitlines()[-15:])
+    assert proc.returncode == 0, f"chromium exited {proc.returncode}:\n{tail}"
+    return proc
+
+
+def screenshot(browser: Path, page: Path, tmp: Path) -> Image:
+    shot = tmp / "shot.png"
+    _chromium(browser, tmp / "profile-shot", f"--screenshot={shot}", page.resolve().as_uri())
+    assert shot.is_file() and shot.stat().st_size > 0, f"chromium wrote no screenshot {shot}"
+    image = decode_png(shot.read_bytes())
+    assert (image.width, image.height) == WINDOW
+    return image
+
+
+class _Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[tuple[str, str, list[str]]] = []  # (date, transition, classes)
+        self.findings = 0
+        self._in_findings = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        classes = a.get("class", "").split()
+        if tag == "td" and "cell" in classes:
+            self.cells.append((a.get("data-date", ""), a.get("data-transition", ""), classes))
+        self._in_findings = self._in_findings or (tag == "ul" and a.get("id") == "findings")
+        self.findings += tag == "li" and self._in_findings
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_findings = self._in_findings and tag != "ul"
+
+
+def dom_cells(browser: Path, page: Path, tmp: Path) -> _Cells:
+    dom = _chromium(browser, tmp / "profile-dom", "--dump-dom", page.resolve().as_uri()).stdout
+    assert '<table id="grid">' in dom, dom[:2000]
+    parsed = _Cells()
+    parsed.feed(dom)
+    parsed.close()
+    return parsed
+
+
+def assert_colours_rendered(image: Image, *states: str) -> dict[str, int]:
+    counts = image.colours()
+    found = {state: counts[_hex(STATE_COLOURS[state][0])] for state in states}
+    for state, n in found.items():
+        assert n > MIN_PIXELS, f"{state} colour {STATE_COLOURS[state][0]}: {n} pixels (of {sum(counts.values())})"
+    return found
+
+
+# -- a known grid, rendered directly ---------------------------------------------------------------
+def _line(transition: str, decision: str, completed: tuple[str, ...], trigger_id: str | None = None) -> PhaseLine:
+    expected = ("alpha", "beta", "gamma")
+    return PhaseLine(
+        transition=transition,
+        status=decision,
+        generation=1,
+        mode=None,
+        expected=expected,
+        completed=completed,
+        missing=tuple(x for x in expected if x not in completed),
+        not_counted=(),
+        unknown=(),
+        decision=decision,
+        reason=f"{decision} <because>",
+        trigger_id=trigger_id,
+        first_completion_at=NOW - timedelta(hours=2) if completed else None,
+    )
+
+
+def _known_grid(day: date) -> tuple[PhaseLine, ...]:
+    everything = ("alpha", "beta", "gamma")
+    return (
+        _line(TRANSITIONS[0], "triggered", everything, f"{TRANSITIONS[0]}:{day}:g1"),
+        _line(TRANSITIONS[1], "blocked", ("alpha",)),
+        _line(TRANSITIONS[2], "wait", ("alpha", "beta")),
+        _line(TRANSITIONS[3], "wait", ()),
+    )
+
+
+def test_a_known_grid_renders_with_its_colours(chromium: Path, tmp_path: Path) -> None:
+    dates = [DAY - timedelta(days=n) for n in range(4)]
+    findings = [ActiveFinding("blocked__x", "blocked", "ERROR", "<script>document.title='owned'</script>")]
+    page = tmp_path / "status.html"
+    page.write_text(
+        render_status_html(NOW, dates, {d: _known_grid(d) for d in dates}, [Heartbeat("monitor", None, 30)], findings)
+    )
+
+    image = screenshot(chromium, page, tmp_path)
+    found = assert_colours_rendered(image, "triggered", "blocked", "wait", "none")
+    assert found["none"] > MIN_PIXELS  # the fourth column: no completions yet
+
+    dom = dom_cells(chromium, page, tmp_path)
+    assert len(dom.cells) == 4 * 4
+    assert [c[2][1] for c in dom.cells[:4]] == ["state-triggered", "state-blocked", "state-wait", "state-none"]
+    assert [c[0] for c in dom.cells[::4]] == ["2026-01-24", "2026-01-23", "2026-01-22", "2026-01-21"]
+    assert dom.findings == 1
+
+
+# -- the real command against the emulators ----------------------------------------------------------
+@pytest.fixture
+def rig(cloud: LocalCloud, unique: str) -> Rig:
+    return Rig.create(cloud, unique)
+
+
+@pytest.fixture
+def phasectl(rig: Rig, tmp_path: Path) -> Run:
+    definition = write_isolated_definition(rig.suffix, tmp_path / "pipeline.toml")
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PHASECTL_LOG_DIR"},
+        **rig.cloud.env(),
+        "PIPELINE_DEFINITION": str(definition),
+        "PHASECTL_NOW": NOW_ENV,
+        "USER": "ops-tester",
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shared.cli.phasectl", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+def _report_phase2(rig: Rig, day: date, covered: Sequence[str]) -> str:
+    rig.seed_games(sources={"bdl": list(covered)}, game_date=day)
+    service = rig.services["phase2_to_phase3"]
+    kinds = [service.handle_event(rig.event(rig.completion(p, 2, game_date=day))).kind for p in PHASE2]
+    return kinds[-1]
+
+
+def test_phasectl_status_html_renders_the_emulator_state(
+    chromium: Path, rig: Rig, phasectl: Run, tmp_path: Path
+) -> None:
+    """24th: every game covered → triggered. 23rd: 3 of 5 games missing → the breaker blocks. 22nd: nothing."""
+    assert _report_phase2(rig, DAY, [g[0] for g in GAMES]) == "triggered"
+    assert _report_phase2(rig, DAY - timedelta(days=1), [g[0] for g in GAMES[:2]]) == "blocked"
+    finding = Finding("blocked", "ERROR", "phase2_to_phase3 <script>alert(1)</script>", "phase2_to_phase3", DAY)
+    AlertManager(rig.definition, firestore_client(rig.cloud.project), rig.clock).process([finding])
+
+    page = tmp_path / "out.html"
+    proc = phasectl("status", "--date", "2026-01-24", "--days", "3", "--html", str(page))
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # a blocked cell (and no heartbeats)
+    assert proc.stdout.splitlines() == [f"wrote {page} (3 dates \N{MULTIPLICATION SIGN} 4 transitions, 1 findings)"]
+    html = page.read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
+
+    dom = dom_cells(chromium, page, tmp_path)
+    assert len(dom.cells) == 3 * 4
+    states = {(d, t): classes[1] for d, t, classes in dom.cells}
+    assert states[("2026-01-24", "phase2_to_phase3")] == "state-triggered"
+    assert states[("2026-01-23", "phase2_to_phase3")] == "state-blocked"
+    assert {s for (d, _), s in states.items() if d == "2026-01-22"} == {"state-none"}
+    assert dom.findings == 1
+    assert_colours_rendered(screenshot(chromium, page, tmp_path), "triggered", "blocked", "none")
