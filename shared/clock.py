@@ -12,8 +12,11 @@ turns an instant into "today"; everything else calls it.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
@@ -24,10 +27,13 @@ __all__ = [
     "EXPLICIT_DATE_FORMAT",
     "PIPELINE_TZ",
     "RELATIVE_DATE_WORDS",
+    "SIMULATED_CLOCK_ENV",
     "Clock",
     "FixedClock",
     "Relation",
+    "SimulatedClock",
     "SystemClock",
+    "clock_from_env",
     "parse_explicit_date",
     "relation_to_today",
     "resolve_game_date",
@@ -70,6 +76,73 @@ class SystemClock:
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+SIMULATED_CLOCK_ENV: Final = "PHASECHAIN_SIMULATED_CLOCK"
+"""``<start ISO instant>|<anchor unix seconds>|<factor>``: every process of a local cloud shares one timeline."""
+
+
+class SimulatedClock:
+    """An accelerated clock anchored to the wall clock, so separate processes agree on "now".
+
+    ``now() = start + (wall() - anchor) * factor``. ``phasectl local up --accelerate N`` puts
+    one in ``$PHASECHAIN_SIMULATED_CLOCK`` for every function it starts, the scheduler and the
+    demo's stand-in processors: a night's backoffs, deadline tiers and 10-minute monitor ticks
+    then pass N times faster, and every decision sees the same instant.
+    """
+
+    def __init__(
+        self,
+        start: datetime,
+        factor: float = 1.0,
+        anchor: float | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1 (got {factor})")
+        self.start = _require_aware(start, "start").astimezone(UTC)
+        self.factor = float(factor)
+        self._wall = wall
+        self.anchor = wall() if anchor is None else anchor
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(self._wall() - self.anchor) * self.factor)
+
+    def real_seconds_until(self, instant: datetime) -> float:
+        """Wall-clock seconds until the simulated ``instant`` (0 when it has passed)."""
+        return max(0.0, (instant - self.now()).total_seconds() / self.factor)
+
+    def sleep_until(self, instant: datetime, stop: threading.Event) -> bool:
+        """Wait for the simulated ``instant``; ``False`` when ``stop`` was set first."""
+        while True:
+            wait = self.real_seconds_until(instant)
+            if wait <= 0:
+                return True
+            if stop.wait(min(wait, 0.5)):
+                return False
+
+    def to_env(self) -> str:
+        return f"{self.start.isoformat()}|{self.anchor:.6f}|{self.factor:g}"
+
+    @classmethod
+    def from_env(cls, value: str) -> SimulatedClock:
+        try:
+            start_text, anchor_text, factor_text = value.split("|")
+            start = datetime.fromisoformat(start_text)
+            return cls(start, float(factor_text), anchor=float(anchor_text))
+        except ValueError as exc:
+            raise ValueError(
+                f"{SIMULATED_CLOCK_ENV}={value!r} is not '<ISO instant>|<anchor unix seconds>|<factor>' ({exc})"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"SimulatedClock({self.start.isoformat()}, factor={self.factor:g})"
+
+
+def clock_from_env(environ: Mapping[str, str] | None = None) -> Clock:
+    """The process clock: a ``SimulatedClock`` when ``$PHASECHAIN_SIMULATED_CLOCK`` is set, else the system clock."""
+    raw = (os.environ if environ is None else environ).get(SIMULATED_CLOCK_ENV, "").strip()
+    return SimulatedClock.from_env(raw) if raw else SystemClock()
 
 
 def _require_aware(value: datetime, what: str) -> datetime:

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_from_env
 from shared.contracts.messages import MonitorTick
 from shared.env import project_id
 from shared.gcp import bigquery_client, firestore_client
@@ -46,7 +46,7 @@ def build_monitor(
 ) -> Monitor:
     env = environ if environ is not None else os.environ
     definition = definition or load_definition()
-    clock = clock or SystemClock()
+    clock = clock or clock_from_env(env)
     project = project_id(env)
     fs = firestore_client(project)
     services = {

@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Mapping
 
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_from_env
 from shared.env import project_id
 from shared.gcp import bigquery_client, firestore_client, publisher_client
 from shared.orchestration.execution_log import ExecutionLogWriter
@@ -36,7 +36,7 @@ def build_service(
     """A fresh ``TransitionService`` wired to the official clients (emulators when env says so)."""
     env = environ if environ is not None else os.environ
     definition = definition or load_definition()
-    clock = clock or SystemClock()
+    clock = clock or clock_from_env(env)
     project = project_id(env)
     transition = definition.transition(transition_name)
     settings = definition.pipeline

@@ -7,7 +7,7 @@ import random
 import threading
 from collections.abc import Mapping
 
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_from_env
 from shared.env import project_id
 from shared.gcp import bigquery_client, firestore_client, publisher_client
 from shared.pipeline.definition import PipelineDefinition, load_definition
@@ -29,7 +29,7 @@ def build_retry_service(
 ) -> RetryService:
     env = environ if environ is not None else os.environ
     definition = definition or load_definition()
-    clock = clock or SystemClock()
+    clock = clock or clock_from_env(env)
     project = project_id(env)
 
     def bq() -> object:
