@@ -56,12 +56,23 @@ def start_function(
     source_dir: Path | None = None,
     target: str = "handle",
     startup_timeout: float = 60.0,
+    isolated: bool = False,
 ) -> FunctionProcess:
-    """Start ``functions/<name>/main.py`` in its own framework process (relaunched if its port was taken)."""
+    """Start ``functions/<name>/main.py`` in its own framework process (relaunched if its port was taken).
+
+    ``isolated``: ``source_dir`` is a built bundle and the repository is not put on ``PYTHONPATH``,
+    so the process imports only what the bundle ships (its own ``shared`` first on ``sys.path``).
+    """
     for attempt in range(1, BIND_ATTEMPTS + 1):
         try:
             return _start_function_once(
-                name, env, log_dir, source_dir=source_dir, target=target, startup_timeout=startup_timeout
+                name,
+                env,
+                log_dir,
+                source_dir=source_dir,
+                target=target,
+                startup_timeout=startup_timeout,
+                isolated=isolated,
             )
         except FunctionStartError as exc:
             if attempt == BIND_ATTEMPTS or not port_was_taken(exc.log):
@@ -83,6 +94,7 @@ def _start_function_once(
     source_dir: Path | None = None,
     target: str = "handle",
     startup_timeout: float = 60.0,
+    isolated: bool = False,
 ) -> FunctionProcess:
     source = (source_dir or FUNCTIONS_DIR / name) / "main.py"
     port = free_port()
@@ -103,7 +115,8 @@ def _start_function_once(
         "--port",
         str(port),
     ]
-    pythonpath = os.pathsep.join(p for p in (str(source.parent), str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    paths = (str(source.parent),) if isolated else (str(source.parent), str(REPO_ROOT), env.get("PYTHONPATH"))
+    pythonpath = os.pathsep.join(p for p in paths if p)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             argv,

@@ -78,8 +78,10 @@ def ensure_subscription(
     name: str,
     push_endpoint: str | None = None,
     ack_deadline_seconds: int = 60,
+    dead_letter_topic: str | None = None,
+    max_delivery_attempts: int = 10,
 ) -> str:
-    from google.cloud.pubsub_v1.types import PushConfig
+    from google.cloud.pubsub_v1.types import DeadLetterPolicy, PushConfig, RetryPolicy
 
     path = subscriber.subscription_path(project, name)
     request: dict[str, object] = {
@@ -89,6 +91,13 @@ def ensure_subscription(
     }
     if push_endpoint:
         request["push_config"] = PushConfig(push_endpoint=push_endpoint)
+        # as Eventarc configures a function's trigger: exponential backoff between redeliveries
+        request["retry_policy"] = RetryPolicy(minimum_backoff={"seconds": 1}, maximum_backoff={"seconds": 60})
+    if dead_letter_topic:
+        request["dead_letter_policy"] = DeadLetterPolicy(
+            dead_letter_topic=subscriber.topic_path(project, dead_letter_topic),
+            max_delivery_attempts=max_delivery_attempts,
+        )
     with contextlib.suppress(gexc.AlreadyExists):  # idempotent
         subscriber.create_subscription(request=request)
     return str(path)
@@ -117,7 +126,7 @@ def ensure_tables(client: bigquery.Client, project: str, definition: PipelineDef
         ("streaming_conflict_log", settings.dataset, retry.conflict_log_table),
         ("game_unavailable", unavailable_dataset, unavailable_table),
     ]
-    raw = [(games.schedule_table, SCHEDULE_SCHEMA)]
+    raw: list[tuple[str, tuple[tuple[str, str], ...]]] = [(games.schedule_table, SCHEDULE_SCHEMA)]
     raw += [(s.table, BOXSCORE_SCHEMA) for s in games.boxscore_sources]
     datasets = sorted({settings.dataset, unavailable_dataset, *(ref.split(".")[0] for ref, _ in raw)})
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -1,0 +1,270 @@
+"""``phasectl local up``: the whole deployment on one machine, from the same definitions as the cloud.
+
+- the emulator stack (Pub/Sub, Firestore, local-bigquery) on free loopback ports;
+- every topic, dead-letter topic and table of ``deploy.spec`` (what ``phasectl deploy`` creates);
+- every function built as its deploy bundle and served from that bundle by its own
+  ``functions-framework`` process (the repository is not on its ``PYTHONPATH``);
+- a push subscription per function trigger with the dead-letter policy of the deployment, as a
+  direct Pub/Sub trigger does in the cloud;
+- the Cloud Scheduler jobs, fired from their cron expressions on a ``SimulatedClock`` that every
+  process shares (``--accelerate N`` runs the night N times faster);
+- a watchdog: a function process that dies is reported with its exit code and log tail.
+
+``down()`` stops exactly what ``up()`` started, by PID. A state file lets ``phasectl local down``
+stop a stack started from another terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared.clock import SIMULATED_CLOCK_ENV, SimulatedClock
+from shared.localcloud.emulators import LocalCloud
+from shared.localcloud.functions import FunctionProcess, start_function
+from shared.pipeline.definition import DEFINITION_ENV, PipelineDefinition
+
+STATE_FILE = "state.json"
+DEFAULT_STATE_DIR = Path(".localcloud")
+
+
+@dataclass
+class StackState:
+    """What ``up`` started: written to ``<state dir>/state.json`` for ``down`` and other terminals."""
+
+    owner_pid: int
+    project: str
+    env: dict[str, str]
+    functions: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → {pid, port, url, log}
+    emulators: dict[str, int] = field(default_factory=dict)
+    started_at: str = ""
+
+    def write(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / STATE_FILE
+        path.write_text(json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def read(cls, directory: Path) -> StackState | None:
+        path = directory / STATE_FILE
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+
+class LocalStack:
+    """The topology of ``deploy.spec`` on the local emulators."""
+
+    def __init__(
+        self,
+        definition: PipelineDefinition,
+        *,
+        project: str = "phasechain-local",
+        accelerate: float = 1.0,
+        start: datetime | None = None,
+        definition_path: Path | None = None,
+        state_dir: Path | None = None,
+        run_scheduler: bool = True,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        self.definition = definition
+        self.project = project
+        self.clock = SimulatedClock(start or datetime.now(UTC), accelerate)
+        self.definition_path = definition_path
+        self.state_dir = state_dir
+        self.run_scheduler = run_scheduler
+        self.say = say or (lambda _text: None)
+        self.cloud: LocalCloud | None = None
+        self.functions: dict[str, FunctionProcess] = {}
+        self.scheduler: Any = None
+        self.deaths: list[str] = []
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self.env: dict[str, str] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def up(self) -> LocalStack:
+        try:
+            self._up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _up(self) -> None:
+        from deploy.bundle import build_function
+        from deploy.spec import build_spec
+        from shared.gcp import bigquery_client, publisher_client, subscriber_client
+        from shared.localcloud.topology import ensure_subscription, ensure_tables
+
+        self.cloud = LocalCloud(project=self.project).start()
+        self.env = {**self.cloud.env(), SIMULATED_CLOCK_ENV: self.clock.to_env()}
+        if self.definition_path is not None:
+            self.env[DEFINITION_ENV] = str(self.definition_path)
+        self._export(self.env)
+        self.say(f"emulators: {', '.join(f'{k} pid {v}' for k, v in self.cloud.pids.items())}")
+
+        spec = build_spec(self.definition, self.project)
+        publisher, subscriber = publisher_client(), subscriber_client()
+        for topic in spec.topics:
+            _create_topic(publisher, self.project, topic)
+        ensure_tables(bigquery_client(self.project), self.project, self.definition)
+        self.say(f"topology: {len(spec.topics)} topics, {len(spec.tables)} tables (from deploy.spec)")
+
+        bundles = self.cloud.workdir / "bundles"
+        log_dir = self.cloud.workdir / "functions"
+        for fn in spec.functions:
+            build_function(fn.name, bundles)
+
+        def start(name: str) -> FunctionProcess:
+            return start_function(name, self.env, log_dir, source_dir=bundles / name, isolated=True)
+
+        with ThreadPoolExecutor(max_workers=len(spec.functions)) as pool:
+            started = list(pool.map(start, [fn.name for fn in spec.functions]))
+        for fn_spec, process in zip(spec.functions, started, strict=True):
+            self.functions[fn_spec.name] = process
+            ensure_subscription(
+                subscriber,
+                self.project,
+                fn_spec.trigger_topic,
+                f"{fn_spec.cloud_name}-trigger",
+                push_endpoint=process.url,
+                dead_letter_topic=fn_spec.dead_letter_topic,
+                max_delivery_attempts=spec.max_delivery_attempts,
+            )
+            ensure_subscription(subscriber, self.project, fn_spec.dead_letter_topic, fn_spec.dead_letter_subscription)
+            self.say(
+                f"function {fn_spec.name}: bundle on {process.url} (pid {process.process.pid}) "
+                f"<- push from {fn_spec.trigger_topic}"
+            )
+        self._watchdog = threading.Thread(target=self._watch, name="local-watchdog", daemon=True)
+        self._watchdog.start()
+        if self.run_scheduler:
+            self._start_scheduler(spec, publisher)
+        self._write_state()
+
+    def _start_scheduler(self, spec: Any, publisher: Any) -> None:
+        from zoneinfo import ZoneInfo
+
+        from shared.localcloud.scheduler import CronExpression, ScheduledJob, SchedulerEmulator, pubsub_publisher
+
+        jobs = [
+            ScheduledJob(j.name, CronExpression.parse(j.cron), j.topic, ZoneInfo(j.timezone), j.body.encode())
+            for j in spec.jobs
+        ]
+        publish = pubsub_publisher(publisher, self.project)
+
+        def on_error(job: ScheduledJob, error: BaseException) -> None:
+            self.say(f"scheduler: job {job.name} could not publish to {job.topic}: {error}")
+
+        self.scheduler = SchedulerEmulator(jobs, publish, self.clock, on_error).start()
+        for job in spec.jobs:
+            self.say(f"scheduler: {job.name} '{job.cron}' {job.timezone} -> {job.topic} (x{self.clock.factor:g})")
+
+    def down(self) -> None:
+        """Stop the scheduler, the functions, then the emulators: exactly what ``up`` started."""
+        self._stop.set()
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
+        for process in self.functions.values():
+            process.stop()
+        self.functions.clear()
+        if self.cloud is not None:
+            self.cloud.stop()
+            self.cloud = None
+        self._restore_env()
+        if self.state_dir is not None:
+            (self.state_dir / STATE_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # -- health ----------------------------------------------------------------------------
+    def dead_functions(self) -> list[str]:
+        return [name for name, p in self.functions.items() if p.process.poll() is not None]
+
+    def _watch(self) -> None:
+        reported: set[str] = set()
+        while not self._stop.wait(1.0):
+            for name in self.dead_functions():
+                if name in reported or self._stop.is_set():
+                    continue
+                reported.add(name)
+                process = self.functions[name]
+                line = f"function {name} (pid {process.process.pid}) EXITED with code {process.process.returncode}"
+                self.deaths.append(line)
+                self.say(f"!! {line}; log tail:\n{process.log_tail(1500)}")
+
+    # -- environment -----------------------------------------------------------------------
+    def _export(self, env: dict[str, str]) -> None:
+        for key, value in env.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _restore_env(self) -> None:
+        for key, old in self._saved_env.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        self._saved_env.clear()
+
+    def _write_state(self) -> None:
+        if self.state_dir is None or self.cloud is None:
+            return
+        state = StackState(
+            owner_pid=os.getpid(),
+            project=self.project,
+            env=self.env,
+            functions={
+                name: {"pid": p.process.pid, "port": p.port, "url": p.url, "log": str(p.log_path)}
+                for name, p in self.functions.items()
+            },
+            emulators=self.cloud.pids,
+            started_at=datetime.now(UTC).isoformat(),
+        )
+        state.write(self.state_dir)
+
+
+def _create_topic(publisher: Any, project: str, topic: str) -> None:
+    import contextlib
+
+    from google.api_core import exceptions as gexc
+
+    with contextlib.suppress(gexc.AlreadyExists):  # idempotent: the topic is what we want
+        publisher.create_topic(name=publisher.topic_path(project, topic))
+
+
+def stop_from_state(state_dir: Path, timeout: float = 30.0) -> str:
+    """``phasectl local down``: ask the ``up`` process to stop what it started, and wait for it."""
+    state = StackState.read(state_dir)
+    if state is None:
+        return f"no local cloud is recorded in {state_dir / STATE_FILE}"
+    try:
+        os.kill(state.owner_pid, signal.SIGTERM)
+    except ProcessLookupError:
+        (state_dir / STATE_FILE).unlink(missing_ok=True)
+        return f"the local cloud's process {state.owner_pid} is gone; removed its stale state file"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(state.owner_pid, 0)
+        except ProcessLookupError:
+            return f"stopped the local cloud (process {state.owner_pid})"
+        time.sleep(0.2)
+    return f"process {state.owner_pid} did not stop within {timeout:.0f}s"
