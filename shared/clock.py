@@ -35,6 +35,7 @@ __all__ = [
     "SystemClock",
     "clock_from_env",
     "parse_explicit_date",
+    "real_time_scale",
     "relation_to_today",
     "resolve_game_date",
     "today_et",
@@ -137,6 +138,11 @@ class SimulatedClock:
 
     def __repr__(self) -> str:
         return f"SimulatedClock({self.start.isoformat()}, factor={self.factor:g})"
+
+
+def real_time_scale(clock: Clock) -> float:
+    """Simulated seconds per real second: timeouts that bound real work (a claim's TTL) scale by it."""
+    return clock.factor if isinstance(clock, SimulatedClock) else 1.0
 
 
 def clock_from_env(environ: Mapping[str, str] | None = None) -> Clock:

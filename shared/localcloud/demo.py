@@ -1,379 +1,470 @@
-"""``make demo``: the night of 2026-01-24 flowing 2→3→4→5→6 through the four real functions.
+"""``make demo``: the night of 2026-01-24 replayed on the local cloud, as a live timeline.
 
-Starts the emulator stack, creates the topics and tables from the pipeline definition,
-starts each transition function in its own functions-framework process behind a Pub/Sub
-push subscription (as a direct Pub/Sub trigger does in the cloud), then plays the
-processors: it publishes phase-2 completions, and whenever a phase trigger appears it
-publishes that phase's processor completions. BDL misses GSW@MIN (0022500644); ESPN has
-it, so the coverage gate passes on the fallback source (lesson L13). Finally it prints
-the triggers and the ``phase_execution_log`` rows.
+``phasectl local up`` starts the emulators, the deployment's topics and tables, every
+function from its deploy bundle behind a push subscription, and the Cloud Scheduler jobs, all
+on one simulated clock that starts at 00:30 New York time on 2026-01-25 and runs
+``--accelerate`` times faster (default 120: the monitor's 10-minute tick every 5 s). The retry
+backoff base is compressed from 15 to 5 minutes so the whole night fits in about 3 minutes.
+
+Scenario 1, 2026-01-24, 7 Final games; GSW@MIN (0022500644) is missing from BDL, ESPN and
+the gamebook. The stand-in processors (demo-only: the real ones live elsewhere) report phase
+2; the coverage gate passes as partial (1 of 7 games missing, under the 50 % breaker); the
+triggers run 2→3→4→5→6 with their phase_execution_log rows; auto-retry re-runs BDL with
+backoff until failed_permanent, then tries the ESPN and gamebook fallbacks; the monitor
+reports it; an operator runs ``phasectl mark-unavailable`` and ``reconcile`` comes back clean.
+
+Scenario 2, 2026-01-23: 4 of 7 games missing everywhere trips the breaker; the transition is
+blocked (a ``blocked`` log row, no trigger, no latch).
+
+Every outcome is read back from the trigger topics, BigQuery and Firestore: ``run_demo``
+returns them for the end-to-end test.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
 import sys
+import threading
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TextIO
 
+from shared.clock import PIPELINE_TZ
 from shared.contracts.messages import PhaseTrigger
-from shared.gcp import bigquery_client, publisher_client, subscriber_client
-from shared.localcloud.emulators import EmulatorUnavailableError, LocalCloud
-from shared.localcloud.functions import FunctionProcess, start_function
-from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topics
+from shared.localcloud.emulators import EmulatorUnavailableError
 from shared.pipeline.definition import PipelineDefinition, load_definition
-from shared.structured_log import configure, reset_configuration
 
 GAME_DATE = date(2026, 1, 24)
-GAMES = [  # numeric NBA id, away, home — all Final
-    ("0022500644", "GSW", "MIN"),
-    ("0022500645", "BOS", "NYK"),
-    ("0022500646", "LAL", "DEN"),
-    ("0022500647", "MIA", "CHI"),
-    ("0022500648", "PHX", "DAL"),
-]
+BREAKER_DATE = date(2026, 1, 23)
+MISSING_GAME = "0022500644"  # GSW@MIN
+SIM_START = datetime(2026, 1, 25, 5, 30, tzinfo=UTC)  # 00:30 in New York, the night after the games
+GAMES = {  # 7 Final games per night: numeric NBA id, away, home
+    GAME_DATE: [
+        ("0022500644", "GSW", "MIN"),
+        ("0022500645", "BOS", "NYK"),
+        ("0022500646", "LAL", "DEN"),
+        ("0022500647", "MIA", "CHI"),
+        ("0022500648", "PHX", "DAL"),
+        ("0022500649", "SAC", "POR"),
+        ("0022500650", "ATL", "ORL"),
+    ],
+    BREAKER_DATE: [
+        ("0022500630", "UTA", "HOU"),
+        ("0022500631", "MEM", "OKC"),
+        ("0022500632", "NOP", "SAS"),
+        ("0022500633", "CLE", "DET"),
+        ("0022500634", "IND", "MIL"),
+        ("0022500635", "TOR", "WAS"),
+        ("0022500636", "CHA", "BKN"),
+    ],
+}
+DEMO_BACKOFF_MINUTES = 5  # the packaged 15·2ⁿ backoff, compressed to 5·2ⁿ for a demo that fits in 3 minutes
+BREAKER_COVERED = 3  # games with a boxscore on the breaker night (4 of 7 missing: 57 % > 50 %)
 
 
-def _completion(processor: str, phase: int, **extra: Any) -> bytes:
-    body = {
-        "processor_name": processor,
-        "phase": phase,
-        "execution_id": f"{processor}-{uuid.uuid4().hex[:8]}",
-        "correlation_id": f"demo-night-{GAME_DATE}",
-        "game_date": GAME_DATE.isoformat(),
-        "status": extra.pop("status", "success"),
-        "record_count": extra.pop("record_count", 240),
-        "timestamp": datetime.now(UTC).isoformat(),
-        **extra,
-    }
-    return json.dumps(body).encode()
+@dataclass
+class DemoResult:
+    """What the night produced, read from the topics, BigQuery and Firestore (not from logs)."""
+
+    triggers: list[PhaseTrigger] = field(default_factory=list)
+    log_rows: list[dict[str, Any]] = field(default_factory=list)
+    queue_rows: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    reconcile_before: int | None = None
+    reconcile_after: int | None = None
+    reconcile_output: str = ""
+    deaths: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.deaths
+
+    def triggers_for(self, day: date) -> list[PhaseTrigger]:
+        return [t for t in self.triggers if t.game_date == day]
 
 
-def _seed_games(cloud: LocalCloud, definition: PipelineDefinition) -> None:
-    bq = bigquery_client(cloud.project)
-    games, p, now = definition.games, cloud.project, datetime.now(UTC).isoformat()
-    day = GAME_DATE.isoformat()
-    bq.insert_rows_json(
-        f"{p}.{games.schedule_table}",
-        [
-            {
-                "game_id": nba,
-                "game_date": day,
-                "away_team_tricode": a,
-                "home_team_tricode": h,
-                "game_status": "Final",
-                "updated_at": now,
-            }
-            for nba, a, h in GAMES
-        ],
+class Timeline:
+    """Prints ``[+real | simulated New York time] text`` lines."""
+
+    def __init__(self, out: TextIO, clock: Callable[[], datetime] | None = None) -> None:
+        self.out, self.clock, self.started = out, clock, time.monotonic()
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> None:
+        real = time.monotonic() - self.started
+        sim = f" | {self.clock().astimezone(PIPELINE_TZ):%b %d %H:%M} ET" if self.clock else ""
+        with self._lock:
+            self.out.write(f"[+{int(real // 60):02d}:{int(real % 60):02d}{sim}] {text}\n")
+            self.out.flush()
+
+
+def demo_definition(directory: Path) -> Path:
+    """The packaged definition with the retry backoff base at ``DEMO_BACKOFF_MINUTES`` (nothing else changes)."""
+    import re
+
+    from shared.pipeline.definition import DEFAULT_DEFINITION_PATH
+
+    text, count = re.subn(
+        r"(?m)^base_delay_minutes = [0-9.]+",
+        f"base_delay_minutes = {DEMO_BACKOFF_MINUTES}",
+        DEFAULT_DEFINITION_PATH.read_text(),
     )
+    if count != 1:
+        raise RuntimeError("the packaged definition has no [retry] base_delay_minutes line to compress")
+    path = directory / "pipeline.demo.toml"
+    path.write_text(text)
+    return path
+
+
+def seed(project: str, definition: PipelineDefinition) -> None:
+    """Schedules and boxscores of both nights into the BigQuery emulator."""
+    from shared.gcp import bigquery_client
+
+    bq, games, now = bigquery_client(project), definition.games, datetime.now(UTC).isoformat()
     tables = {s.name: s.table for s in games.boxscore_sources}
-    bq.insert_rows_json(
-        f"{p}.{tables['bdl']}",
-        [  # BDL (numeric ids) misses GSW@MIN
-            {"game_id": nba, "game_date": day, "player_name": "-", "points": 0} for nba, _, _ in GAMES[1:]
-        ],
+    rows: dict[str, list[dict[str, Any]]] = {games.schedule_table: [], **{t: [] for t in tables.values()}}
+    for day, night in GAMES.items():
+        covered = [g for g in night if g[0] != MISSING_GAME] if day == GAME_DATE else night[:BREAKER_COVERED]
+        for nba, away, home in night:
+            rows[games.schedule_table].append(
+                {
+                    "game_id": nba,
+                    "game_date": day.isoformat(),
+                    "away_team_tricode": away,
+                    "home_team_tricode": home,
+                    "game_status": "Final",
+                    "updated_at": now,
+                }
+            )
+        for source, table in tables.items():
+            for nba, away, home in covered:  # ESPN keys games by date and teams, the others by NBA id
+                game_id = f"{day:%Y%m%d}_{away}_{home}" if source == "espn" else nba
+                rows[table].append({"game_id": game_id, "game_date": day.isoformat(), "player_name": "-", "points": 0})
+    for table, batch in rows.items():
+        errors = bq.insert_rows_json(f"{project}.{table}", batch)
+        if errors:
+            raise RuntimeError(f"seeding {table} failed: {errors[:3]}")
+
+
+class Watcher:
+    """Follows the trigger topics, the two BigQuery tables and the monitor's findings."""
+
+    def __init__(self, project: str, definition: PipelineDefinition, say: Callable[[str], None]) -> None:
+        from shared.gcp import bigquery_client, firestore_client, subscriber_client
+        from shared.localcloud.topology import ensure_subscription
+
+        self.project, self.definition, self.say = project, definition, say
+        self.subscriber, self.bq, self.fs = subscriber_client(), bigquery_client(project), firestore_client(project)
+        suffix = uuid.uuid4().hex[:6]
+        self.subs = [
+            ensure_subscription(self.subscriber, project, definition.target_topic(t), f"demo-watch-{t.name}-{suffix}")
+            for t in definition.transitions
+        ]
+        self.result = DemoResult()
+        self._seen_log = 0
+        self._queue_state: dict[tuple[str, str], tuple[str, int]] = {}
+        self._findings: set[str] = set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="demo-watcher", daemon=True)
+
+    def start(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        tick = 0
+        while not self._stop.is_set():
+            try:
+                self.poll_triggers()
+                if tick % 4 == 0:
+                    self.poll_tables()
+                    self.poll_findings()
+            except Exception as exc:  # noqa: BLE001 - shown on the timeline; the next poll retries
+                if not self._stop.is_set():
+                    self.say(f"(watcher: {type(exc).__name__}: {exc})")
+            tick += 1
+            self._stop.wait(0.5)
+
+    def poll_triggers(self) -> None:
+        for sub in self.subs:
+            response = self.subscriber.pull(subscription=sub, max_messages=20, timeout=10, return_immediately=True)
+            if not response.received_messages:
+                continue
+            self.subscriber.acknowledge(subscription=sub, ack_ids=[m.ack_id for m in response.received_messages])
+            for received in response.received_messages:
+                trigger = PhaseTrigger.model_validate_json(received.message.data)
+                with self._lock:
+                    self.result.triggers.append(trigger)
+                missing = f"; missing games {', '.join(trigger.missing_games)}" if trigger.missing_games else ""
+                self.say(f"==> TRIGGER {trigger.trigger_id} [{trigger.status}] {trigger.reason}{missing}")
+
+    def poll_tables(self) -> None:
+        s, r = self.definition.pipeline, self.definition.retry
+        log = list(
+            self.bq.query(
+                "SELECT phase_name, game_date, status, trigger_id, games_processed, duration_seconds "
+                f"FROM `{self.project}.{s.dataset}.{s.phase_execution_log_table}` ORDER BY execution_timestamp"
+            ).result(timeout=60)
+        )
+        for row in log[self._seen_log :]:
+            self.say(
+                f"    phase_execution_log: {row['phase_name']} {row['game_date']} {row['status']} "
+                f"trigger={row['trigger_id'] or '-'} games={row['games_processed']}"
+            )
+        self._seen_log = len(log)
+        queue = list(
+            self.bq.query(
+                "SELECT processor_name, game_date, status, retry_count, max_retries, next_retry_at, fallback_for "
+                f"FROM `{self.project}.{s.dataset}.{r.queue_table}` ORDER BY first_failure_at"
+            ).result(timeout=60)
+        )
+        for row in queue:
+            key = (row["processor_name"], str(row["game_date"]))
+            state = (row["status"], row["retry_count"])
+            if self._queue_state.get(key) == state:
+                continue
+            self._queue_state[key] = state
+            nxt = row["next_retry_at"]
+            when = f", next try {nxt.astimezone(PIPELINE_TZ):%H:%M} ET" if nxt and row["status"] == "pending" else ""
+            fallback = f" (fallback for {row['fallback_for']})" if row["fallback_for"] else ""
+            self.say(
+                f"    retry queue: {row['processor_name']}{fallback} {row['game_date']} → {row['status']} "
+                f"({row['retry_count']}/{row['max_retries']} retries{when})"
+            )
+        with self._lock:
+            self.result.log_rows = [dict(row.items()) for row in log]
+            self.result.queue_rows = [dict(row.items()) for row in queue]
+
+    def poll_findings(self) -> None:
+        docs = list(self.fs.collection(self.definition.monitor.alert_collection).stream())
+        for doc in docs:
+            data = doc.to_dict() or {}
+            if doc.id not in self._findings:
+                self._findings.add(doc.id)
+                self.say(f"    monitor finding [{data.get('severity')}] {data.get('kind')}: {data.get('message')}")
+                with self._lock:
+                    self.result.findings.append({"key": doc.id, **data})
+
+    def wait_for(self, what: str, predicate: Callable[[DemoResult], bool], deadline: float) -> bool:
+        while time.monotonic() < deadline:
+            with self._lock:
+                if predicate(self.result):
+                    return True
+            time.sleep(0.5)
+        self.result.problems.append(f"timed out waiting for {what}")
+        self.say(f"!! timed out waiting for {what}")
+        return False
+
+
+def _phasectl(args: list[str], say: Callable[[str], None]) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli.phasectl", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+        check=False,
     )
-    bq.insert_rows_json(
-        f"{p}.{tables['espn']}",
-        [  # ESPN (date-teams ids) has it
-            {"game_id": f"{GAME_DATE:%Y%m%d}_GSW_MIN", "game_date": day, "player_name": "-", "points": 0}
-        ],
+    say(f"$ phasectl {' '.join(args)}   (exit {done.returncode})")
+    text = (done.stdout + done.stderr).rstrip()
+    for line in text.splitlines():
+        say(f"    {line}")
+    return done.returncode, text
+
+
+def _permanent(result: DemoResult, processor: str) -> bool:
+    return any(
+        r["processor_name"] == processor and str(r["game_date"]) == str(GAME_DATE) and r["status"] == "failed_permanent"
+        for r in result.queue_rows
     )
 
 
-def _phase_processors(definition: PipelineDefinition, phase: int) -> list[str]:
-    transition = definition.transition_from(phase)
-    names: list[str] = []
-    for _, expected, critical, optional in transition.processor_sets():
-        for name in (*expected, *critical, *optional):
-            if name not in names:
-                names.append(name)
-    return names
+def run_demo(
+    out: TextIO = sys.stdout, accelerate: float = 120.0, timeout: float = 150.0, html: Path | None = None
+) -> DemoResult:
+    """Both scenarios on a fresh local cloud; returns what they produced."""
+    import tempfile
 
+    from shared.localcloud.stack import LocalStack
+    from shared.localcloud.standins import Failure, StandinProcessors
+    from shared.structured_log import configure, reset_configuration
 
-def run(out: Any = sys.stdout, timeout: float = 180.0) -> int:
-    definition = load_definition()
-
-    def say(text: str) -> None:
-        out.write(text + "\n")
-        out.flush()
-
-    say("starting the local cloud: Pub/Sub + Firestore emulators, local-bigquery ...")
-    cloud = LocalCloud(project="phasechain-demo").start()
-    in_process_log = cloud.workdir / "in-process.log"
-    log_stream = open(in_process_log, "w")
-    configure(stream=log_stream)  # JSON logs of the in-process services stay out of the narration
-    functions: list[FunctionProcess] = []
+    scratch = Path(tempfile.mkdtemp(prefix="phasechain-demo-"))
+    definition_path = demo_definition(scratch)
+    definition = load_definition(definition_path)
+    sources = {s.name: s.processor for s in definition.games.boxscore_sources}
+    bdl, espn, gamebook = sources["bdl"], sources["espn"], sources["gamebook"]
+    say = Timeline(out)
+    started = time.monotonic()
+    stack = LocalStack(
+        definition,
+        project="phasechain-demo",
+        accelerate=accelerate,
+        start=SIM_START,
+        definition_path=definition_path,
+        say=say,
+    )
+    log_stream = open(os.devnull, "w")  # closed in finally: in-process JSON logs stay out of the timeline
+    configure(stream=log_stream)
+    say("phasectl local up: emulators, topology from deploy.spec, function bundles, scheduler ...")
+    standins = watcher = None
     try:
-        with cloud.environ() as env:
-            return _night(cloud, env, definition, functions, say, timeout)
+        stack.up()
+        say.clock = stack.clock.now
+        say(
+            f"clock: simulated from {SIM_START.astimezone(PIPELINE_TZ):%b %d %H:%M} ET, x{accelerate:g}; "
+            f"retry backoff {DEMO_BACKOFF_MINUTES}·2ⁿ min (packaged: {load_definition().retry.base_delay_minutes:g}·2ⁿ)"
+        )
+        seed(stack.project, definition)
+        say(f"seeded 2 nights x 7 Final games; {MISSING_GAME} (GSW@MIN) has no boxscore in BDL, ESPN or gamebook")
+        watcher = Watcher(stack.project, definition, say).start()
+        lost = f"{MISSING_GAME} (GSW@MIN)"
+        failures = {
+            (bdl, GAME_DATE): Failure(f"BDL API returned no boxscore for {lost}"),
+            (espn, GAME_DATE): Failure(
+                f"ESPN has no boxscore for {lost} (HTTP 404)", nightly=False, error_type="permanent"
+            ),
+            (gamebook, GAME_DATE): Failure(
+                f"no gamebook PDF for {lost} (HTTP 404)", nightly=False, error_type="permanent"
+            ),
+        }
+        standins = StandinProcessors(definition, stack.project, stack.clock, failures=failures, say=say).start()
+
+        say(f"--- scenario 1: the night of {GAME_DATE} (stand-in processors report phase 2) ---")
+        standins.run_phase(2, GAME_DATE)
+        deadline = time.monotonic() + timeout * 0.35
+        last = definition.transitions[-1].name
+        watcher.wait_for(
+            f"the {last} trigger for {GAME_DATE}",
+            lambda r: any(t.transition == last and t.game_date == GAME_DATE for t in r.triggers),
+            deadline,
+        )
+        say("--- auto-retry (every 15 simulated minutes) works the failed BDL run ---")
+        deadline = time.monotonic() + timeout * 0.6
+        watcher.wait_for(
+            f"{bdl}, {espn} and {gamebook} failed_permanent for {GAME_DATE}",
+            lambda r: all(_permanent(r, p) for p in (bdl, espn, gamebook)),
+            deadline,
+        )
+        watcher.wait_for(
+            "the monitor's retry_failed_permanent finding",
+            lambda r: any(f.get("kind") == "retry_failed_permanent" for f in r.findings),
+            deadline,
+        )
+        say("--- the operator excludes the game the league never published, and reconciles ---")
+        watcher.result.reconcile_before, _ = _phasectl(["reconcile", "--date", str(GAME_DATE)], say)
+        _phasectl(["mark-unavailable", MISSING_GAME, "--reason", "no source ever published a boxscore"], say)
+        watcher.result.reconcile_after, watcher.result.reconcile_output = _phasectl(
+            ["reconcile", "--date", str(GAME_DATE)], say
+        )
+
+        say(f"--- scenario 2: {BREAKER_DATE}, 4 of 7 games missing everywhere ---")
+        standins.run_phase(2, BREAKER_DATE)
+        deadline = time.monotonic() + timeout * 0.3
+        first = definition.transitions[0].name
+        watcher.wait_for(
+            f"a blocked {first} row for {BREAKER_DATE}",
+            lambda r: any(
+                row["phase_name"] == first and str(row["game_date"]) == str(BREAKER_DATE) and row["status"] == "blocked"
+                for row in r.log_rows
+            ),
+            deadline,
+        )
+        time.sleep(2)  # a trigger would have arrived by now: show that none did
+        watcher.poll_triggers()
+        if html is not None:
+            _phasectl(["status", "--date", str(GAME_DATE), "--days", "3", "--html", str(html)], say)
+    except EmulatorUnavailableError as exc:
+        say(f"!! {exc}")
+        if watcher is not None:
+            watcher.result.problems.append(str(exc))
+        else:
+            raise
     finally:
-        for fn in functions:
-            fn.stop()
+        if standins is not None:
+            standins.stop()
+        if watcher is not None:
+            watcher.stop()
+        result = watcher.result if watcher is not None else DemoResult(problems=["the local cloud did not start"])
+        result.deaths = list(stack.deaths)
+        stack.down()
         reset_configuration()
         log_stream.close()
-        cloud.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.seconds = time.monotonic() - started
+    result.problems += check(result, definition)
+    return result
 
 
-def _night(
-    cloud: LocalCloud,
-    env: dict[str, str],
-    definition: PipelineDefinition,
-    functions: list[FunctionProcess],
-    say: Any,
-    timeout: float,
-) -> int:
-    say(f"  pids {cloud.pids}")
-    publisher, subscriber = publisher_client(), subscriber_client()
-    ensure_topics(publisher, cloud.project, definition)
-    ensure_tables(bigquery_client(cloud.project), cloud.project, definition)
-    _seed_games(cloud, definition)
-    log_dir = cloud.workdir / "functions"
+def check(result: DemoResult, definition: PipelineDefinition) -> list[str]:
+    """The outcomes the demo promises; an empty list when all hold."""
+    problems = []
+    night = result.triggers_for(GAME_DATE)
+    names = [t.transition for t in night]
     for t in definition.transitions:
-        fn = start_function(t.name, env, log_dir)
-        functions.append(fn)
-        ensure_subscription(
-            subscriber, cloud.project, definition.source_topic(t), f"{t.name}-push", push_endpoint=fn.url
+        if names.count(t.name) != 1:
+            problems.append(f"{t.name} triggered {names.count(t.name)} times for {GAME_DATE}, expected once")
+    first = definition.transitions[0].name
+    gate = next((t for t in night if t.transition == first), None)
+    canonical = f"{GAME_DATE:%Y%m%d}_GSW_MIN"
+    if gate is not None and (gate.status != "partial" or gate.missing_games != [canonical]):
+        problems.append(
+            f"{first} for {GAME_DATE} should be partial with {canonical} missing: {gate.status} {gate.missing_games}"
         )
-        say(f"  function {t.name} on {fn.url} (pid {fn.process.pid}) <- push from {definition.source_topic(t)}")
-    captures = {}
-    for t in definition.transitions:
-        topic = definition.target_topic(t)
-        captures[t.name] = ensure_subscription(subscriber, cloud.project, topic, f"demo-watch-{topic}")
-
-    def publish(phase: int, processor: str, times: int = 1, **extra: Any) -> None:
-        topic = publisher.topic_path(cloud.project, definition.phase(phase).completion_topic)
-        data = _completion(processor, phase, **extra)
-        for _ in range(times):  # times=2: the same message twice, as Pub/Sub may deliver it
-            publisher.publish(topic, data).result(timeout=30)
-        status = extra.get("status", "success")
-        say(f"  phase {phase} processor {processor}: {status}" + (f" (published {times} times)" if times > 1 else ""))
-
-    bdl = definition.games.boxscore_sources[0].processor
-    say(f"\nnight of {GAME_DATE}: phase 2 raw processors report")
-    for name in _phase_processors(definition, 2):
-        if name == bdl:  # BDL's API has no boxscore for GSW@MIN: the scraper run fails
-            publish(
-                2,
-                name,
-                times=2,
-                status="failed",
-                error_type="transient",
-                record_count=0,
-                error_message="BDL API returned no boxscore for game 0022500644 (GSW@MIN)",
-            )
-        else:
-            publish(2, name)
-
-    seen: list[PhaseTrigger] = []
-    deadline = time.monotonic() + timeout
-    pending = [t.name for t in definition.transitions]
-    while pending and time.monotonic() < deadline:
-        name = pending[0]
-        response = subscriber.pull(subscription=captures[name], max_messages=10, timeout=10, return_immediately=True)
-        if not response.received_messages:
-            time.sleep(0.3)
-            continue
-        subscriber.acknowledge(subscription=captures[name], ack_ids=[m.ack_id for m in response.received_messages])
-        for received in response.received_messages:
-            trigger = PhaseTrigger.model_validate_json(received.message.data)
-            seen.append(trigger)
-            say(f"\n==> {trigger.trigger_id} [{trigger.status}] {trigger.reason}")
-            if trigger.missing_games:
-                say(f"    missing games: {', '.join(trigger.missing_games)}")
-        pending.pop(0)
-        next_phase = definition.transition(name).target_phase
-        if next_phase == 5:
-            publish(5, definition.transition_from(5).expected[0], completion_pct=96.4, record_count=412)
-        elif any(t.source_phase == next_phase for t in definition.transitions):
-            for processor in _phase_processors(definition, next_phase):
-                publish(next_phase, processor)
-    if pending:
-        say(f"\nFAILED: no trigger for {pending} within {timeout:.0f}s")
-        for fn in functions:
-            say(f"--- {fn.name} log ---\n{fn.log_tail()}")
-        return 1
-    if seen[-1].export_types:
-        say(f"    phase 6 exports for target_date {seen[-1].target_date}: {', '.join(seen[-1].export_types)}")
-    _print_log(cloud, definition, say)
-    return _retry_act(cloud, definition, say, timeout)
-
-
-def _retry_act(cloud: LocalCloud, definition: PipelineDefinition, say: Any, timeout: float) -> int:
-    """Auto-retry of the failed BDL run: pending → retrying (3 times) → failed_permanent → ESPN fallback.
-
-    The retry service and the phase 2→3 transition service run in-process on one clock that
-    skips ahead to each row's next retry time (15·2ⁿ minutes), so the demo does not wait
-    hours. The simulated phase-2 processors answer each RetryRequest from the retry topic.
-    """
-    import base64
-
-    from shared.clock import FixedClock
-    from shared.contracts.messages import RetryRequest, RetryTick
-    from shared.orchestration.runtime import build_service
-    from shared.retry.runtime import build_retry_service
-
-    bdl = definition.games.boxscore_sources[0].processor
-    subscriber = subscriber_client()
-    retry_topic = definition.phase(2).retry_topic
-    assert retry_topic is not None
-    sub = ensure_subscription(subscriber, cloud.project, retry_topic, "demo-phase2-processors")
-    start = datetime.now(UTC)
-    clock = FixedClock(start)
-    service = build_retry_service(definition=definition, clock=clock, environ=cloud.env())
-    phase2 = build_service(definition.transition_from(2).name, definition=definition, clock=clock, environ=cloud.env())
-
-    def report(processor: str, **extra: Any) -> None:
-        body = json.loads(_completion(processor, 2, **extra))
-        body["timestamp"] = clock.now().isoformat()
-        phase2.handle_event(
-            {
-                "message": {
-                    "data": base64.b64encode(json.dumps(body).encode()).decode(),
-                    "messageId": uuid.uuid4().hex,
-                    "publishTime": clock.now().isoformat(),
-                }
-            }
-        )
-
-    def queue_line() -> str:
-        rows = service.queue.rows(game_date=GAME_DATE)
-        return "; ".join(
-            f"{r.processor_name}: {r.status} ({r.retry_count}/{r.max_retries} retries"
-            + (f", fallback for {r.fallback_for})" if r.fallback_for else ")")
-            for r in rows
-        )
-
-    say(f"\nauto-retry of the failed {bdl} run for {GAME_DATE} (the clock skips to each due time):")
-    say(f"  queue: {queue_line()}")
-    for _ in range(10):
-        rows = service.queue.rows(game_date=GAME_DATE)
-        if not any(r.status in ("pending", "retrying") for r in rows):
-            break
-        due = [r.next_retry_at for r in rows if r.status == "pending" and r.next_retry_at]
-        if due and min(due) > clock.now():
-            clock.set(min(due))
-        tick = service.tick(RetryTick())
-        minutes = (clock.now() - start).total_seconds() / 60
-        done = {k: v for k, v in tick.summary().items() if k != "dry_run"}
-        say(f"  tick at +{minutes:.0f} min: {done or 'nothing due'}")
-        for data in _pull_all(subscriber, sub):
-            request = RetryRequest.model_validate_json(data)
-            if request.processor_name == bdl:  # BDL still has no boxscore for GSW@MIN
-                report(
-                    bdl,
-                    status="failed",
-                    error_type="transient",
-                    record_count=0,
-                    error_message=f"retry {request.attempt}: BDL API still has no boxscore for 0022500644",
-                )
-                say(f"    {bdl} retry {request.attempt} failed again")
-            else:  # the fallback source has the game
-                report(request.processor_name, record_count=36)
-                say(f"    {request.processor_name} ran as fallback for {request.fallback_for}: success")
-        say(f"    queue: {queue_line()}")
-    final = service.queue.rows(game_date=GAME_DATE)
-    ok = any(r.processor_name == bdl and r.status == "failed_permanent" for r in final) and any(
-        r.fallback_for == bdl and r.status == "succeeded" for r in final
-    )
-    say("auto-retry: " + (f"{bdl} failed_permanent, fallback succeeded" if ok else "FAILED"))
-    if not ok:
-        return 1
-    return _monitor_act(cloud, definition, say)
-
-
-def _monitor_act(cloud: LocalCloud, definition: PipelineDefinition, say: Any) -> int:
-    """The transition monitor on the morning after: a silent night before, the retry queue, dedup."""
-    from shared.clock import FixedClock
-    from shared.contracts.messages import MonitorTick
-    from shared.monitor.checks import monitor_heartbeat
-    from shared.monitor.runtime import build_monitor
-
-    silent_night = GAME_DATE - timedelta(days=1)  # games were played; no processor ever reported
-    bq = bigquery_client(cloud.project)
-    bq.insert_rows_json(
-        f"{cloud.project}.{definition.games.schedule_table}",
-        [
-            {
-                "game_id": f"00225006{n:02d}",
-                "game_date": silent_night.isoformat(),
-                "away_team_tricode": a,
-                "home_team_tricode": h,
-                "game_status": "Final",
-                "updated_at": datetime.now(UTC).isoformat(),
-            }
-            for n, (a, h) in enumerate([("SAC", "POR"), ("ATL", "ORL")], start=30)
-        ],
-    )
-    clock = FixedClock(datetime(2026, 1, 25, 15, 0, tzinfo=UTC))  # 10:00 in New York
-    monitor = build_monitor(definition=definition, clock=clock, environ=cloud.env())
-    say(f"\ntransition monitor at {clock.now():%Y-%m-%d %H:%M} UTC (runs every 10 min in the cloud):")
-    report, alerts = monitor.run(MonitorTick())
-    for finding in report.findings:
-        say(f"  [{finding.severity}] {finding.kind}: {finding.message}")
-    say(f"  alerts sent: {len(alerts.alerted) if alerts else 0}")
-    clock.advance(minutes=10)
-    report, alerts = monitor.run(MonitorTick())
-    say(
-        f"  10 min later: {len(report.findings)} finding(s), alerts sent: {len(alerts.alerted) if alerts else 0} "
-        f"(unchanged findings are not re-alerted)"
-    )
-    clock.advance(minutes=3)
-    say(f"  {monitor_heartbeat(monitor.checks.firestore, definition, clock.now())}")
-    kinds = {f.kind for f in report.findings}
-    return 0 if {"silent", "grid_gap", "retry_failed_permanent"} <= kinds and alerts and not alerts.alerted else 1
-
-
-def _pull_all(subscriber: Any, subscription: str) -> list[bytes]:
-    out: list[bytes] = []
-    for _ in range(20):
-        response = subscriber.pull(subscription=subscription, max_messages=10, timeout=10, return_immediately=True)
-        if response.received_messages:
-            subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
-            out += [m.message.data for m in response.received_messages]
-            return out
-        time.sleep(0.2)
-    return out
-
-
-def _print_log(cloud: LocalCloud, definition: PipelineDefinition, say: Any) -> None:
-    s = definition.pipeline
-    table = f"`{cloud.project}.{s.dataset}.{s.phase_execution_log_table}`"
-    rows: list[Any] = []
-    for _ in range(50):  # rows are streamed right after each trigger
-        rows = list(
-            bigquery_client(cloud.project)
-            .query(
-                f"SELECT phase_name, game_date, status, trigger_id, duration_seconds, games_processed "
-                f"FROM {table} ORDER BY execution_timestamp"
-            )
-            .result()
-        )
-        if len(rows) >= len(definition.transitions):
-            break
-        time.sleep(0.2)
-    say(f"\nphase_execution_log ({len(rows)} rows):")
-    say(f"  {'phase_name':<18} {'game_date':<11} {'status':<18} {'trigger_id':<34} {'duration_s':>10} games")
-    for r in rows:
-        say(
-            f"  {r['phase_name']:<18} {r['game_date']!s:<11} {r['status']:<18} {r['trigger_id'] or '-':<34} "
-            f"{(r['duration_seconds'] or 0):>10.2f} {r['games_processed'] if r['games_processed'] is not None else '-'}"
-        )
+    blocked_night = [t.trigger_id for t in result.triggers_for(BREAKER_DATE)]
+    if blocked_night:
+        problems.append(f"the breaker night {BREAKER_DATE} was triggered: {blocked_night}")
+    logged = {(r["phase_name"], str(r["game_date"])) for r in result.log_rows}
+    problems += [
+        f"no phase_execution_log row for {t.name} {GAME_DATE}"
+        for t in definition.transitions
+        if (t.name, str(GAME_DATE)) not in logged
+    ]
+    if result.reconcile_after != 0:
+        problems.append(f"reconcile after mark-unavailable exited {result.reconcile_after}, expected 0")
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--timeout", type=float, default=180.0)
+    parser = argparse.ArgumentParser(description="Replay the night of 2026-01-24 on the local cloud.")
+    parser.add_argument("--accelerate", type=float, default=120.0, help="simulated seconds per real second")
+    parser.add_argument("--timeout", type=float, default=150.0, help="seconds a scenario step may wait")
+    parser.add_argument("--html", type=Path, default=Path("build/demo-status.html"))
     args = parser.parse_args(argv)
+    args.html.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return run(timeout=args.timeout)
+        result = run_demo(accelerate=args.accelerate, timeout=args.timeout, html=args.html)
     except EmulatorUnavailableError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
+    sys.stdout.write(
+        json.dumps(
+            {
+                "ok": result.ok,
+                "seconds": round(result.seconds, 1),
+                "problems": result.problems,
+                "deaths": result.deaths,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

@@ -138,7 +138,9 @@ class StandinProcessors:
         transition = self.definition.transition_from(phase)
         names: list[str] = []
         for _, expected, critical, optional in transition.processor_sets():
-            names += [n for n in (*expected, *critical, *optional) if n not in names]
+            for name in (*expected, *critical, *optional):
+                if name not in names:
+                    names.append(name)
         return names
 
     def run_phase(self, phase: int, game_date: date, correlation_id: str | None = None) -> None:

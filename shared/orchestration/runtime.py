@@ -10,14 +10,14 @@ import os
 import threading
 from collections.abc import Mapping
 
-from shared.clock import Clock, clock_from_env
+from shared.clock import Clock, clock_from_env, real_time_scale
 from shared.env import project_id
 from shared.gcp import bigquery_client, firestore_client, publisher_client
 from shared.orchestration.execution_log import ExecutionLogWriter
 from shared.orchestration.gates import BigQueryGameSources, GateRunner
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import Quarantine
-from shared.orchestration.state import TransitionState
+from shared.orchestration.state import CLAIM_TTL, TransitionState
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import PipelineDefinition, load_definition
 from shared.retry.runtime import build_retry_service
@@ -42,7 +42,11 @@ def build_service(
     settings = definition.pipeline
     fs = firestore_client(project)
     state = TransitionState(
-        fs, settings.state_collection, transition.name, quarantine_collection=settings.quarantine_collection
+        fs,
+        settings.state_collection,
+        transition.name,
+        quarantine_collection=settings.quarantine_collection,
+        claim_ttl=CLAIM_TTL * real_time_scale(clock),  # the TTL bounds real work, also on a simulated clock
     )
 
     def bq() -> object:
