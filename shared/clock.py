@@ -12,6 +12,7 @@ turns an instant into "today"; everything else calls it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -99,8 +100,8 @@ class SimulatedClock:
         anchor: float | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        if factor < 1:
-            raise ValueError(f"factor must be >= 1 (got {factor})")
+        if isinstance(factor, bool) or not math.isfinite(factor) or factor < 1:
+            raise ValueError(f"factor must be a finite number >= 1 (got {factor!r})")
         self.start = _require_aware(start, "start").astimezone(UTC)
         self.factor = float(factor)
         self._wall = wall

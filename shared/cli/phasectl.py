@@ -18,6 +18,7 @@ Commands::
     phasectl health [--since 1h] [--log-dir DIR] [--json]
     phasectl backfill --from D1 --to D2 --transition T --mode none|failed|completed [--dry-run]
     phasectl deploy plan|apply|verify [--project P] [--region R] [--function NAME]
+    phasectl local up [--accelerate N] [--state-dir DIR] | phasectl local down [--state-dir DIR]
 
 Exit codes: 0 ok; 1 a warning or problem found (blocked, stale heartbeat, coverage warning,
 nothing changed); 2 bad input or an error (one line on stderr). ``reconcile`` exits 2 on a
@@ -847,6 +848,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="default: [deploy] region in the pipeline definition")
     p.add_argument("--function", help="only this function (its account, topics, job and wiring)")
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("local", help="the whole topology on the local emulators (functions from their bundles)")
+    p.add_argument("action", choices=("up", "down"))
+    p.add_argument("--accelerate", type=float, default=1.0, help="simulated seconds per real second (scheduler, clock)")
+    p.add_argument("--state-dir", default=".localcloud", help="where up records what it started (default .localcloud)")
+    p.add_argument("--project", default="phasechain-local")
+    p.set_defaults(func=cmd_local)
     return parser
 
 
@@ -865,6 +873,57 @@ def cmd_deploy(ctx: Context, args: argparse.Namespace) -> int:
         function=args.function,
         env=ctx.env,
     )
+
+
+# -- local cloud -----------------------------------------------------------------------------------
+def cmd_local(ctx: Context, args: argparse.Namespace) -> int:
+    """``up`` runs in the foreground until Ctrl-C (or ``local down``), then stops exactly what it started."""
+    import shlex
+    import signal
+    import threading
+
+    from shared.localcloud.stack import LocalStack, stop_from_state
+
+    state_dir = Path(args.state_dir)
+    if args.action == "down":
+        stopped, message = stop_from_state(state_dir)
+        ctx.print(message)
+        return 0 if stopped else 1
+    if args.accelerate < 1:
+        raise UsageError(f"--accelerate must be >= 1 (got {args.accelerate:g})")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def say(text: str) -> None:
+        ctx.print(text)
+        ctx.out.flush()
+
+    stack = LocalStack(
+        ctx.definition,
+        project=args.project,
+        accelerate=args.accelerate,
+        definition_path=Path(ctx.env["PIPELINE_DEFINITION"]) if ctx.env.get("PIPELINE_DEFINITION") else None,
+        state_dir=state_dir,
+        say=say,
+    )
+    try:
+        stack.up()
+        say("local cloud is up; in another terminal:")
+        for key, value in sorted(stack.env.items()):
+            say(f"  export {key}={shlex.quote(value)}")
+        say(f"stop with Ctrl-C or: phasectl local down --state-dir {state_dir}")
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        say("interrupted")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        deaths = list(stack.deaths)
+        stack.down()
+        say("local cloud stopped (only the processes it started)")
+    for line in deaths:
+        ctx.err.write(f"phasectl: {line}\n")
+    return 1 if deaths else 0
 
 
 def _one_line(text: str) -> str:

@@ -40,7 +40,7 @@ from typing import Any, TextIO
 from shared.clock import PIPELINE_TZ
 from shared.contracts.messages import PhaseTrigger
 from shared.localcloud.emulators import EmulatorUnavailableError
-from shared.pipeline.definition import PipelineDefinition, load_definition
+from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, load_definition, read_definition
 
 GAME_DATE = date(2026, 1, 24)
 BREAKER_DATE = date(2026, 1, 23)
@@ -111,8 +111,6 @@ class Timeline:
 def demo_definition(directory: Path) -> Path:
     """The packaged definition with the retry backoff base at ``DEMO_BACKOFF_MINUTES`` (nothing else changes)."""
     import re
-
-    from shared.pipeline.definition import DEFAULT_DEFINITION_PATH
 
     text, count = re.subn(
         r"(?m)^base_delay_minutes = [0-9.]+",
@@ -326,9 +324,10 @@ def run_demo(
     try:
         stack.up()
         say.clock = stack.clock.now
+        packaged_backoff = read_definition(DEFAULT_DEFINITION_PATH).retry.base_delay_minutes
         say(
             f"clock: simulated from {SIM_START.astimezone(PIPELINE_TZ):%b %d %H:%M} ET, x{accelerate:g}; "
-            f"retry backoff {DEMO_BACKOFF_MINUTES}·2ⁿ min (packaged: {load_definition().retry.base_delay_minutes:g}·2ⁿ)"
+            f"retry backoff {DEMO_BACKOFF_MINUTES}·2ⁿ min (packaged: {packaged_backoff:g}·2ⁿ)"
         )
         seed(stack.project, definition)
         say(f"seeded 2 nights x 7 Final games; {MISSING_GAME} (GSW@MIN) has no boxscore in BDL, ESPN or gamebook")

@@ -3,15 +3,16 @@
 In the cloud, Cloud Scheduler jobs (``[schedules.*]`` in ``pipeline.toml``) publish a
 message to a Pub/Sub topic on a unix-cron schedule evaluated in a time zone. Locally
 (``phasectl local up``) the ``SchedulerEmulator`` does the same against the Pub/Sub
-emulator, optionally on an ``AcceleratedClock`` so that a day of ticks passes in minutes.
+emulator, optionally on a ``shared.clock.SimulatedClock`` so that a day of ticks passes in
+minutes.
 
 Pieces:
 
 * ``CronExpression``: the 5-field unix-cron syntax Cloud Scheduler accepts, with the
   vixie-cron day rule and explicit DST handling (a skipped wall time does not fire; a
   repeated wall time fires once, at its first occurrence).
-* ``AcceleratedClock``: a ``shared.clock.Clock`` whose simulated time runs ``factor``
-  times faster than real time, and which can sleep until a simulated instant.
+* ``SleepingClock``: a ``shared.clock.Clock`` that can also sleep until one of its own
+  instants (``shared.clock.SimulatedClock`` is one).
 * ``ScheduledJob`` / ``job_from_schedule``: a job built from a ``Schedule``.
 * ``SchedulerEmulator``: a daemon thread that publishes each firing once, in order.
 * ``pubsub_publisher``: the publish callback for the official Pub/Sub client.
@@ -20,9 +21,7 @@ Pieces:
 from __future__ import annotations
 
 import calendar
-import math
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CATCH_UP",
     "PUBLISH_TIMEOUT_SECONDS",
-    "AcceleratedClock",
     "CronExpression",
     "PublisherLike",
     "ScheduledJob",
@@ -55,9 +53,6 @@ MAX_CATCH_UP: Final = 100
 
 PUBLISH_TIMEOUT_SECONDS: Final = 30.0
 """How long ``pubsub_publisher`` waits for the publish future."""
-
-_MAX_WAIT_SECONDS: Final = 3600.0
-"""Longest single real wait of ``sleep_until`` (keeps far-off targets under ``threading.TIMEOUT_MAX``)."""
 
 _SEARCH_YEARS: Final = 50
 """``next_after`` gives up after this many years (only a DST oddity could get there)."""
@@ -277,8 +272,8 @@ class CronExpression:
 class SleepingClock(Clock, Protocol):
     """A ``Clock`` that can also wait (interruptibly) until one of its own instants."""
 
-    def sleep_until(self, target: datetime, stop: threading.Event) -> bool:
-        """Wait until ``now() >= target``; return False if ``stop`` was set first."""
+    def sleep_until(self, instant: datetime, stop: threading.Event) -> bool:
+        """Wait until ``now() >= instant``; return False if ``stop`` was set first."""
         ...
 
 
@@ -288,63 +283,6 @@ def _require_aware(value: datetime, what: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
     return value.astimezone(UTC)
-
-
-class AcceleratedClock:
-    """Simulated time that runs ``factor`` times faster than real time.
-
-    ``now()`` is ``start + (monotonic() - monotonic_at_creation) * factor``. Follows the
-    ``shared.clock.Clock`` protocol (and ``SleepingClock``), so it can be injected.
-    Thread-safe (it holds no mutable state).
-
-    Args:
-        start: the simulated instant at creation; must be timezone-aware.
-        factor: simulated seconds per real second, >= 1 (1 = real time).
-        monotonic: the real-time source (injectable for tests).
-
-    Raises:
-        ValueError: ``start`` is naive, or ``factor`` is below 1 or not finite.
-    """
-
-    def __init__(self, start: datetime, factor: float, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._start = _require_aware(start, "AcceleratedClock start")
-        if isinstance(factor, bool) or not isinstance(factor, int | float) or not math.isfinite(factor) or factor < 1:
-            raise ValueError(f"AcceleratedClock factor must be a finite number >= 1, got {factor!r}")
-        self._factor = float(factor)
-        self._monotonic = monotonic
-        self._origin = monotonic()
-
-    @property
-    def factor(self) -> float:
-        """Simulated seconds per real second."""
-        return self._factor
-
-    def now(self) -> datetime:
-        """The current simulated instant (aware, UTC)."""
-        elapsed = self._monotonic() - self._origin
-        return self._start + timedelta(seconds=elapsed * self._factor)
-
-    def real_seconds_until(self, target: datetime) -> float:
-        """Real seconds until the simulated ``target`` (negative if already past)."""
-        return (target - self.now()).total_seconds() / self._factor
-
-    def sleep_until(self, target: datetime, stop: threading.Event) -> bool:
-        """Wait the real time corresponding to the simulated gap until ``target``.
-
-        Returns:
-            True once ``now() >= target``; False as soon as ``stop`` is set.
-        """
-        _require_aware(target, "sleep_until target")
-        while not stop.is_set():
-            remaining = self.real_seconds_until(target)
-            if remaining <= 0:
-                return True
-            if stop.wait(min(remaining, _MAX_WAIT_SECONDS)):  # re-checked after each chunk
-                return False
-        return False
-
-    def __repr__(self) -> str:
-        return f"AcceleratedClock(now={self.now().isoformat()}, factor={self._factor:g})"
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -408,7 +346,7 @@ class SchedulerEmulator:
     wakeup (the rest are skipped with a warning). A publish error goes to ``on_error``
     (default: logged) and the loop carries on.
 
-    If ``clock`` is a ``SleepingClock`` (``AcceleratedClock``) the thread sleeps until the
+    If ``clock`` is a ``SleepingClock`` (``SimulatedClock``) the thread sleeps until the
     next firing; any other ``Clock`` (e.g. ``FixedClock``) is polled every
     ``poll_interval`` real seconds.
 

@@ -250,21 +250,31 @@ def _create_topic(publisher: Any, project: str, topic: str) -> None:
         publisher.create_topic(name=publisher.topic_path(project, topic))
 
 
-def stop_from_state(state_dir: Path, timeout: float = 30.0) -> str:
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting for its parent counts as stopped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return True  # no procfs: trust the signal probe
+    return bool(fields) and fields[0] != "Z"
+
+
+def stop_from_state(state_dir: Path, timeout: float = 30.0) -> tuple[bool, str]:
     """``phasectl local down``: ask the ``up`` process to stop what it started, and wait for it."""
     state = StackState.read(state_dir)
     if state is None:
-        return f"no local cloud is recorded in {state_dir / STATE_FILE}"
-    try:
-        os.kill(state.owner_pid, signal.SIGTERM)
-    except ProcessLookupError:
+        return True, f"no local cloud is recorded in {state_dir / STATE_FILE}"
+    if not _running(state.owner_pid):
         (state_dir / STATE_FILE).unlink(missing_ok=True)
-        return f"the local cloud's process {state.owner_pid} is gone; removed its stale state file"
+        return True, f"the local cloud's process {state.owner_pid} is gone; removed its stale state file"
+    os.kill(state.owner_pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(state.owner_pid, 0)
-        except ProcessLookupError:
-            return f"stopped the local cloud (process {state.owner_pid})"
+        if not _running(state.owner_pid):
+            return True, f"stopped the local cloud (process {state.owner_pid})"
         time.sleep(0.2)
-    return f"process {state.owner_pid} did not stop within {timeout:.0f}s"
+    return False, f"process {state.owner_pid} did not stop within {timeout:.0f}s"

@@ -12,10 +12,14 @@ from hypothesis import strategies as st
 
 from shared.clock import (
     PIPELINE_TZ,
+    SIMULATED_CLOCK_ENV,
     Clock,
     FixedClock,
+    SimulatedClock,
     SystemClock,
+    clock_from_env,
     parse_explicit_date,
+    real_time_scale,
     relation_to_today,
     resolve_game_date,
     today_et,
@@ -99,6 +103,202 @@ class _NaiveClock:
 def test_today_et_refuses_a_clock_returning_naive_time() -> None:
     with pytest.raises(ValueError, match="_NaiveClock"):
         today_et(_NaiveClock())
+
+
+# ----------------------------------------------------------------------------- SimulatedClock
+
+
+class FakeWall:
+    """A wall clock (unix seconds) that only moves when told to."""
+
+    def __init__(self, value: float = 1_769_300_000.0) -> None:
+        self.value = value
+
+    def __call__(self) -> float:
+        return self.value
+
+
+def test_simulated_clock_now_follows_the_wall_times_the_factor() -> None:
+    wall = FakeWall()
+    clock = SimulatedClock(datetime(2026, 1, 25, 0, 30, tzinfo=PIPELINE_TZ), 120, wall=wall)
+    assert clock.anchor == wall.value  # anchored at construction
+    assert clock.now() == utc("2026-01-25T05:30")
+    assert clock.now().tzinfo is UTC
+    wall.value += 5  # 5 real seconds = 10 simulated minutes
+    assert clock.now() == utc("2026-01-25T05:40")
+    wall.value += 0.25
+    assert clock.now() == utc("2026-01-25T05:40:30")
+    assert clock.factor == 120.0
+    assert isinstance(clock, Clock)
+
+
+def test_simulated_clock_with_an_explicit_anchor() -> None:
+    wall = FakeWall(1000.0)
+    clock = SimulatedClock(utc("2026-01-24T12:00"), 2, anchor=990.0, wall=wall)
+    assert clock.now() == utc("2026-01-24T12:00:20")  # 10 real seconds since the anchor
+
+
+def test_simulated_clock_factor_defaults_to_real_time() -> None:
+    wall = FakeWall()
+    clock = SimulatedClock(utc("2026-01-24T12:00"), wall=wall)
+    wall.value += 42
+    assert clock.factor == 1.0
+    assert clock.now() == utc("2026-01-24T12:00:42")
+
+
+@pytest.mark.parametrize("factor", [0, 0.5, 0.999, -1, float("nan"), float("inf"), True])
+def test_simulated_clock_rejects_a_factor_below_one(factor: float) -> None:
+    with pytest.raises(ValueError, match="factor must be a finite number >= 1"):
+        SimulatedClock(utc("2026-01-24T12:00"), factor, wall=FakeWall())
+
+
+def test_simulated_clock_rejects_a_naive_start() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        SimulatedClock(datetime(2026, 1, 24, 12, 0), 10, wall=FakeWall())
+
+
+def test_simulated_clock_env_round_trip() -> None:
+    wall = FakeWall(1_769_318_000.123456)
+    clock = SimulatedClock(datetime(2026, 1, 25, 0, 30, tzinfo=PIPELINE_TZ), 120, wall=wall)
+    text = clock.to_env()
+    assert text.count("|") == 2
+    restored = SimulatedClock.from_env(text)
+    assert restored.start == clock.start
+    assert restored.anchor == pytest.approx(clock.anchor, abs=1e-6)
+    assert restored.factor == clock.factor
+    assert restored.to_env() == text
+
+
+def test_two_clocks_from_the_same_env_string_agree_on_now() -> None:
+    # Two processes reading the same $PHASECHAIN_SIMULATED_CLOCK share one timeline.
+    wall = FakeWall()
+    text = SimulatedClock(utc("2026-01-25T05:30"), 120, wall=wall).to_env()
+    wall.value += 30  # the env string was handed to other processes a while ago
+    first, second = SimulatedClock.from_env(text), SimulatedClock.from_env(text)
+    first._wall = second._wall = wall  # both read the same (fake) wall clock
+    assert first.now() == second.now() == utc("2026-01-25T06:30")
+    wall.value += 1
+    assert first.now() == second.now() == utc("2026-01-25T06:32")
+
+
+def test_clocks_from_the_same_env_string_agree_on_the_real_wall_clock() -> None:
+    text = SimulatedClock(utc("2026-01-25T05:30"), 120).to_env()
+    first = SimulatedClock.from_env(text)
+    second = SimulatedClock.from_env(text)
+    # Read in between each other: however slow the machine, the instants are ordered, and
+    # both clocks compute from the same start and anchor, not from their own creation time.
+    a1 = first.now()
+    b = second.now()
+    a2 = first.now()
+    assert a1 <= b <= a2
+    assert first.start == second.start and first.anchor == second.anchor
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "garbage",
+        "2026-01-25T05:30:00+00:00|1769318000.0",  # a field missing
+        "2026-01-25T05:30:00+00:00|1769318000.0|120|extra",
+        "not-a-date|1769318000.0|120",
+        "2026-01-25T05:30:00+00:00|soon|120",
+        "2026-01-25T05:30:00+00:00|1769318000.0|fast",
+        "2026-01-25T05:30:00|1769318000.0|120",  # naive start
+        "2026-01-25T05:30:00+00:00|1769318000.0|0.5",  # factor below 1
+    ],
+)
+def test_malformed_env_string_names_the_variable(value: str) -> None:
+    with pytest.raises(ValueError, match=SIMULATED_CLOCK_ENV) as info:
+        SimulatedClock.from_env(value)
+    assert "PHASECHAIN_SIMULATED_CLOCK" in str(info.value)
+    assert repr(value) in str(info.value)
+
+
+def test_real_seconds_until() -> None:
+    wall = FakeWall()
+    clock = SimulatedClock(utc("2026-01-25T05:30"), 120, wall=wall)
+    assert clock.real_seconds_until(utc("2026-01-25T05:40")) == pytest.approx(5.0)
+    assert clock.real_seconds_until(utc("2026-01-25T05:30")) == 0.0
+    assert clock.real_seconds_until(utc("2026-01-25T05:00")) == 0.0  # already passed: never negative
+    wall.value += 2.5
+    assert clock.real_seconds_until(utc("2026-01-25T05:40")) == pytest.approx(2.5)
+
+
+def test_sleep_until_a_passed_instant_returns_true_at_once() -> None:
+    clock = SimulatedClock(utc("2026-01-25T05:30"), 120, wall=FakeWall())
+    assert clock.sleep_until(utc("2026-01-25T05:00"), threading.Event()) is True
+    assert clock.sleep_until(utc("2026-01-25T05:30"), threading.Event()) is True
+
+
+def test_sleep_until_returns_false_when_the_stop_event_is_set() -> None:
+    clock = SimulatedClock(utc("2026-01-25T05:30"), 1, wall=FakeWall())  # the fake wall never gets there
+    stop = threading.Event()
+    stop.set()
+    assert clock.sleep_until(utc("2026-01-26T05:30"), stop) is False
+    later = threading.Event()
+    timer = threading.Timer(0.05, later.set)
+    timer.start()
+    assert clock.sleep_until(utc("2026-01-26T05:30"), later) is False  # set while waiting
+    timer.join()
+
+
+def test_sleep_until_returns_true_once_the_wall_reaches_the_instant() -> None:
+    wall = FakeWall()
+    clock = SimulatedClock(utc("2026-01-25T05:30"), 120, wall=wall)
+    result: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: result.append(clock.sleep_until(utc("2026-01-25T05:40"), threading.Event())), daemon=True
+    )
+    thread.start()
+    wall.value += 5
+    thread.join(timeout=30)  # wakes within one polling chunk
+    assert not thread.is_alive()
+    assert result == [True]
+
+
+def test_simulated_clock_repr() -> None:
+    clock = SimulatedClock(utc("2026-01-25T05:30"), 120, wall=FakeWall())
+    assert repr(clock) == "SimulatedClock(2026-01-25T05:30:00+00:00, factor=120)"
+
+
+# ----------------------------------------------------------------------------- clock_from_env, real_time_scale
+
+
+@pytest.mark.parametrize("environ", [{}, {SIMULATED_CLOCK_ENV: ""}, {SIMULATED_CLOCK_ENV: "   "}, {"OTHER": "x"}])
+def test_clock_from_env_unset_is_the_system_clock(environ: dict[str, str]) -> None:
+    assert isinstance(clock_from_env(environ), SystemClock)
+
+
+def test_clock_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SIMULATED_CLOCK_ENV, raising=False)
+    assert isinstance(clock_from_env(), SystemClock)
+    text = SimulatedClock(utc("2026-01-25T05:30"), 120).to_env()
+    monkeypatch.setenv(SIMULATED_CLOCK_ENV, text)
+    clock = clock_from_env()
+    assert isinstance(clock, SimulatedClock)
+    assert clock.to_env() == text
+
+
+def test_clock_from_env_set_is_a_simulated_clock() -> None:
+    text = SimulatedClock(utc("2026-01-25T05:30"), 120, anchor=1_769_318_000.0, wall=FakeWall()).to_env()
+    clock = clock_from_env({SIMULATED_CLOCK_ENV: f" {text}\n"})
+    assert isinstance(clock, SimulatedClock)
+    assert clock.start == utc("2026-01-25T05:30")
+    assert clock.anchor == 1_769_318_000.0
+    assert clock.factor == 120.0
+
+
+def test_clock_from_env_malformed_raises() -> None:
+    with pytest.raises(ValueError, match=SIMULATED_CLOCK_ENV):
+        clock_from_env({SIMULATED_CLOCK_ENV: "tomorrow|now|fast"})
+
+
+def test_real_time_scale() -> None:
+    assert real_time_scale(SystemClock()) == 1.0
+    assert real_time_scale(clock_at("2026-01-24T12:00")) == 1.0
+    assert real_time_scale(SimulatedClock(utc("2026-01-25T05:30"), 120, wall=FakeWall())) == 120.0
+    assert real_time_scale(SimulatedClock(utc("2026-01-25T05:30"), wall=FakeWall())) == 1.0
 
 
 # ----------------------------------------------------------------------------- today_et

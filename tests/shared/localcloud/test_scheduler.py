@@ -1,5 +1,5 @@
-"""Tests for shared.localcloud.scheduler: cron parsing and evaluation, the accelerated clock,
-and the scheduler emulator (pure: no emulator, no network)."""
+"""Tests for shared.localcloud.scheduler: cron parsing and evaluation, the scheduler emulator
+on a ``shared.clock.SimulatedClock`` or a ``FixedClock`` (pure: no emulator, no network)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.clock import Clock, FixedClock
+from shared.clock import Clock, FixedClock, SimulatedClock
 from shared.localcloud.scheduler import (
     MAX_CATCH_UP,
-    AcceleratedClock,
     CronExpression,
     ScheduledJob,
     SchedulerEmulator,
@@ -458,77 +457,100 @@ def test_property_next_after_is_the_first_matching_minute(text: str, after: date
         minute += timedelta(minutes=1)
 
 
-# ----------------------------------------------------------------------------- AcceleratedClock
+# ----------------------------------------------------------------------------- SimulatedClock as a SleepingClock
 
 
-class FakeMonotonic:
+class FakeWall:
+    """A wall clock (unix seconds) that only moves when told to."""
+
     def __init__(self) -> None:
-        self.value = 1000.0
+        self.value = 1_769_000_000.0
 
     def __call__(self) -> float:
         return self.value
 
 
-def test_accelerated_clock_now_scales_elapsed_time() -> None:
-    mono = FakeMonotonic()
-    clock = AcceleratedClock(ny(2026, 1, 24, 12), 600, monotonic=mono)
+def test_simulated_clock_now_scales_elapsed_wall_time() -> None:
+    wall = FakeWall()
+    clock = SimulatedClock(ny(2026, 1, 24, 12), 600, wall=wall)
     assert clock.now() == utc(2026, 1, 24, 17)
     assert clock.now().tzinfo is UTC
-    mono.value += 1.5
+    wall.value += 1.5
     assert clock.now() == utc(2026, 1, 24, 17, 15)
-    mono.value += 0.25
+    wall.value += 0.25
     assert clock.now() == utc(2026, 1, 24, 17, 17, 30)
     assert clock.factor == 600
     assert clock.real_seconds_until(utc(2026, 1, 24, 17, 27, 30)) == pytest.approx(1.0)
 
 
-def test_accelerated_clock_factor_one_is_real_time() -> None:
-    mono = FakeMonotonic()
-    clock = AcceleratedClock(utc(2026, 1, 1), 1, monotonic=mono)
-    mono.value += 42
+def test_simulated_clock_factor_one_is_real_time() -> None:
+    wall = FakeWall()
+    clock = SimulatedClock(utc(2026, 1, 1), 1, wall=wall)
+    wall.value += 42
     assert clock.now() == utc(2026, 1, 1, 0, 0, 42)
 
 
-def test_accelerated_clock_follows_the_clock_protocol() -> None:
-    clock = AcceleratedClock(utc(2026, 1, 1), 10)
+def test_simulated_clock_is_a_sleeping_clock() -> None:
+    clock = SimulatedClock(utc(2026, 1, 1), 10, wall=FakeWall())
     assert isinstance(clock, Clock)
     assert isinstance(clock, SleepingClock)
     assert not isinstance(FixedClock(utc(2026, 1, 1)), SleepingClock)
     assert "factor=10" in repr(clock)
 
 
-@pytest.mark.parametrize("factor", [0, 0.5, -1, float("nan"), float("inf"), True])
-def test_accelerated_clock_rejects_bad_factor(factor: float) -> None:
+@pytest.mark.parametrize("factor", [0, 0.5, -1])
+def test_simulated_clock_rejects_a_factor_below_one(factor: float) -> None:
     with pytest.raises(ValueError, match="factor"):
-        AcceleratedClock(utc(2026, 1, 1), factor)
+        SimulatedClock(utc(2026, 1, 1), factor, wall=FakeWall())
 
 
-def test_accelerated_clock_rejects_naive_start() -> None:
+def test_simulated_clock_rejects_naive_start() -> None:
     with pytest.raises(ValueError, match="naive"):
-        AcceleratedClock(datetime(2026, 1, 1), 10)
+        SimulatedClock(datetime(2026, 1, 1), 10, wall=FakeWall())
 
 
 def test_sleep_until_past_target_returns_at_once() -> None:
-    mono = FakeMonotonic()
-    clock = AcceleratedClock(utc(2026, 1, 1), 600, monotonic=mono)
+    clock = SimulatedClock(utc(2026, 1, 1), 600, wall=FakeWall())
     assert clock.sleep_until(utc(2025, 12, 31), threading.Event()) is True
     assert clock.sleep_until(utc(2026, 1, 1), threading.Event()) is True
 
 
 def test_sleep_until_waits_for_the_simulated_instant() -> None:
-    clock = AcceleratedClock(utc(2026, 1, 1), 3600)  # one simulated hour per real second
+    wall = FakeWall()
+    clock = SimulatedClock(utc(2026, 1, 1), 3600, wall=wall)  # one simulated hour per real second
+    target = utc(2026, 1, 1, 0, 3)  # 0.05 wall seconds away (3 simulated minutes)
+    done = threading.Event()
+    result: list[bool] = []
+
+    def sleeper() -> None:
+        result.append(clock.sleep_until(target, threading.Event()))
+        done.set()
+
+    thread = threading.Thread(target=sleeper, daemon=True)
+    thread.start()
+    assert not done.wait(0.1)  # the fake wall has not moved: still waiting
+    wall.value += 0.125  # past the target (0.125 is exact in binary: no rounding short of it)
+    thread.join(timeout=30)  # wakes within one polling chunk (at most 0.5 s)
+    assert not thread.is_alive()
+    assert result == [True]
+    assert clock.now() >= target
+
+
+def test_sleep_until_on_the_real_wall_clock_waits_for_the_simulated_instant() -> None:
+    clock = SimulatedClock(utc(2026, 1, 1), 3600)  # one simulated hour per real second
     target = clock.now() + timedelta(minutes=3)  # ~0.05 real seconds
     assert clock.sleep_until(target, threading.Event()) is True
     assert clock.now() >= target
 
 
 def test_sleep_until_returns_false_when_stopped() -> None:
-    clock = AcceleratedClock(utc(2026, 1, 1), 1)
+    clock = SimulatedClock(utc(2026, 1, 1), 1, wall=FakeWall())  # the fake wall never reaches the target
     stop = threading.Event()
-    threading.Timer(0.05, stop.set).start()
+    timer = threading.Timer(0.05, stop.set)
+    timer.start()
     assert clock.sleep_until(utc(2027, 1, 1), stop) is False  # a year of real time, cut short
-    stop.set()
-    assert clock.sleep_until(utc(2027, 1, 1), stop) is False
+    timer.join()
+    assert clock.sleep_until(utc(2027, 1, 1), stop) is False  # already stopped: returns at once
 
 
 # ----------------------------------------------------------------------------- jobs
@@ -602,8 +624,8 @@ def emulators() -> Iterator[list[SchedulerEmulator]]:
         emulator.stop()
 
 
-def test_emulator_fires_on_exact_boundaries_with_accelerated_clock(emulators: list[SchedulerEmulator]) -> None:
-    clock = AcceleratedClock(ny(2026, 1, 24, 12, 9, 30), 600)  # 10 simulated minutes per real second
+def test_emulator_fires_on_exact_boundaries_with_simulated_clock(emulators: list[SchedulerEmulator]) -> None:
+    clock = SimulatedClock(ny(2026, 1, 24, 12, 9, 30), 600)  # 10 simulated minutes per real second
     recorder = Recorder()
     emulator = SchedulerEmulator([make_job("monitor", "*/10 * * * *")], recorder, clock)
     emulators.append(emulator)
@@ -628,7 +650,7 @@ def test_emulator_fires_on_exact_boundaries_with_accelerated_clock(emulators: li
 
 
 def test_emulator_publish_errors_go_to_on_error_and_the_loop_continues(emulators: list[SchedulerEmulator]) -> None:
-    clock = AcceleratedClock(ny(2026, 1, 24, 12, 9, 30), 600)
+    clock = SimulatedClock(ny(2026, 1, 24, 12, 9, 30), 600)
     recorder = Recorder(fail_times=1)
     errors: list[tuple[str, BaseException]] = []
     emulator = SchedulerEmulator(
@@ -744,7 +766,7 @@ def test_emulator_caps_catch_up_and_warns(
 
 
 def test_emulator_stop_is_prompt_and_idempotent(emulators: list[SchedulerEmulator]) -> None:
-    clock = AcceleratedClock(utc(2026, 1, 24, 0, 0, 1), 1)  # next firing a real ~year away
+    clock = SimulatedClock(utc(2026, 1, 24, 0, 0, 1), 1)  # next firing a real ~year away
     emulator = SchedulerEmulator([make_job("yearly", "0 0 1 1 *")], Recorder(), clock)
     emulators.append(emulator)
     emulator.start()

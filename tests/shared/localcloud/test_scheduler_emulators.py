@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from shared.clock import SimulatedClock
 from shared.localcloud.emulators import LocalCloud
 from shared.localcloud.scheduler import (
-    AcceleratedClock,
     CronExpression,
     ScheduledJob,
     SchedulerEmulator,
@@ -58,7 +58,7 @@ def test_scheduled_ticks_arrive_on_the_topic_with_payload_and_attributes(local_c
 
     payload = b'{"source": "cloud-scheduler"}'
     job = ScheduledJob("phase_transition_monitor", CronExpression.parse("*/10 * * * *"), topic_id, NY, payload)
-    clock = AcceleratedClock(datetime(2026, 1, 24, 12, 9, 50, tzinfo=NY), 600)  # 10 simulated min per second
+    clock = SimulatedClock(datetime(2026, 1, 24, 12, 9, 50, tzinfo=NY), 600)  # 10 simulated min per second
     errors: list[BaseException] = []
     emulator = SchedulerEmulator(
         [job], pubsub_publisher(publisher, local_cloud.project), clock, on_error=lambda _job, exc: errors.append(exc)
@@ -94,7 +94,7 @@ def test_fire_now_publishes_through_pubsub(local_cloud: LocalCloud, unique: str)
     subscriber.create_subscription(name=subscription, topic=topic)
 
     job = ScheduledJob("auto_retry", CronExpression.parse("*/15 * * * *"), topic_id, NY, b"")
-    clock = AcceleratedClock(datetime(2026, 1, 24, 12, 1, tzinfo=NY), 1)  # real time: no scheduled firing here
+    clock = SimulatedClock(datetime(2026, 1, 24, 12, 1, tzinfo=NY), 1)  # real time: no scheduled firing here
     emulator = SchedulerEmulator([job], pubsub_publisher(publisher, local_cloud.project), clock)
     moment = emulator.fire_now("auto_retry")
 
@@ -112,7 +112,7 @@ def test_publish_to_a_missing_topic_reaches_on_error(local_cloud: LocalCloud, un
     from shared.gcp import publisher_client
 
     job = ScheduledJob("ghost", CronExpression.parse("* * * * *"), f"missing-topic-{unique}", NY, b"{}")
-    clock = AcceleratedClock(datetime(2026, 1, 24, 12, 0, 55, tzinfo=NY), 60)  # fires ~0.1 real s in
+    clock = SimulatedClock(datetime(2026, 1, 24, 12, 0, 55, tzinfo=NY), 60)  # fires ~0.1 real s in
     errors: list[tuple[str, BaseException]] = []
     emulator = SchedulerEmulator(
         [job],

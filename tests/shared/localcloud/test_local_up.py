@@ -1,0 +1,169 @@
+"""``phasectl local up`` / ``down`` as an operator runs them: a real process tree on the emulators.
+
+One stack for the module (it takes ~20 s to start): every function is served from its bundle,
+the scheduler's ticks reach the monitor through a push subscription (its heartbeat lands in
+Firestore), a killed function is reported, and ``down`` stops exactly the recorded processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.pipeline.definition import load_definition
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie child of ours counts as gone
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Up:
+    def __init__(self, state_dir: Path, log: Path) -> None:
+        self.state_dir, self.log_path = state_dir, log
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shared.cli.phasectl",
+                "local",
+                "up",
+                "--accelerate",
+                "600",
+                "--state-dir",
+                str(state_dir),
+                "--project",
+                "local-up-test",
+            ],
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def state(self) -> dict[str, Any]:
+        return json.loads((self.state_dir / "state.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    base = tmp_path_factory.mktemp("local-up")
+    stack = Up(base / "state", base / "up.log")
+    try:
+        _wait(lambda: "local cloud is up" in stack.output() or stack.process.poll() is not None, 180, "local up")
+        assert stack.process.poll() is None, stack.output()
+        yield stack
+    finally:
+        if stack.process.poll() is None:
+            stack.process.send_signal(signal.SIGTERM)
+            stack.process.wait(timeout=60)
+
+
+def test_every_function_is_served_from_its_bundle(up: Up) -> None:
+    state = up.state()
+    assert sorted(state["functions"]) == sorted(load_definition().function_names())
+    for name, info in state["functions"].items():
+        assert _alive(info["pid"]), name
+        cmdline = Path(f"/proc/{info['pid']}/cmdline").read_bytes().split(b"\0")
+        source = Path(cmdline[cmdline.index(b"--source") + 1].decode())
+        assert source.name == "main.py" and source.parent.name == name and source.parent.parent.name == "bundles"
+        assert (source.parent / "requirements.txt").is_file() and (source.parent / "manifest.json").is_file()
+        environ = dict(
+            line.split("=", 1) for line in Path(f"/proc/{info['pid']}/environ").read_text().split("\0") if "=" in line
+        )
+        assert str(REPO) not in environ.get("PYTHONPATH", ""), "a bundle must not see the repository"
+        with socket.create_connection(("127.0.0.1", info["port"]), timeout=5):
+            pass
+    assert "export PHASECHAIN_SIMULATED_CLOCK='" in up.output()  # quoted: the value contains '|'
+
+
+def test_scheduler_ticks_reach_the_monitor_bundle(up: Up, monkeypatch: pytest.MonkeyPatch) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    from shared.monitor.checks import MONITOR_HEARTBEAT_ID
+
+    state = up.state()
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", state["env"]["FIRESTORE_EMULATOR_HOST"])
+    client = firestore.Client(project=state["project"], credentials=AnonymousCredentials())
+    doc = client.collection(load_definition().monitor.heartbeat_collection).document(MONITOR_HEARTBEAT_ID)
+    # x600: the */10 job fires every real second; each tick is pushed to the monitor bundle
+    _wait(lambda: doc.get().exists, 90, "the monitor's heartbeat (scheduler → Pub/Sub push → bundle → Firestore)")
+    assert "phase-transition-monitor '*/10 * * * *' America/New_York" in up.output()
+
+
+def test_a_dead_function_is_reported_and_down_stops_exactly_what_up_started(up: Up) -> None:
+    state = up.state()
+    victim = state["functions"]["phase3_to_phase4"]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    _wait(lambda: "phase3_to_phase4" in up.output() and "EXITED" in up.output(), 30, "the death report")
+
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        recorded = [info["pid"] for info in state["functions"].values()] + list(state["emulators"].values())
+        done = subprocess.run(
+            [sys.executable, "-m", "shared.cli.phasectl", "local", "down", "--state-dir", str(up.state_dir)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=90,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "stopped the local cloud" in done.stdout
+        assert up.process.wait(timeout=60) == 1  # a function died while it ran: exit 1, not hidden
+        _wait(lambda: not any(_alive(pid) for pid in recorded), 30, "every recorded process to stop")
+        assert bystander.poll() is None, "down must stop only the processes up started"
+        assert not (up.state_dir / "state.json").exists()
+        assert "EXITED with code -9" in up.output()
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_down_without_a_stack_says_so(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli.phasectl", "local", "down", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "no local cloud is recorded" in done.stdout

@@ -1,0 +1,307 @@
+"""Pure tests for the demo's stand-in processors and its outcome check (no emulator, no network).
+
+``StandinProcessors.processors`` decides which stand-ins report for a phase; ``demo.check``
+decides whether ``make demo`` passed; ``demo_definition`` compresses the retry backoff. All
+three run here on hand-built inputs: nothing starts an emulator or creates a Google client.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.clock import FixedClock
+from shared.contracts.messages import PhaseTrigger, TriggerStatus, make_trigger_id
+from shared.localcloud.demo import (
+    BREAKER_DATE,
+    DEMO_BACKOFF_MINUTES,
+    GAME_DATE,
+    GAMES,
+    MISSING_GAME,
+    DemoResult,
+    check,
+    demo_definition,
+)
+from shared.localcloud.standins import StandinProcessors
+from shared.pipeline.definition import (
+    DEFAULT_DEFINITION_PATH,
+    Mode,
+    ModeWhen,
+    PipelineDefinition,
+    read_definition,
+)
+
+CANONICAL_MISSING = "20260124_GSW_MIN"
+
+
+@pytest.fixture(scope="module")
+def definition() -> PipelineDefinition:
+    return read_definition(DEFAULT_DEFINITION_PATH)
+
+
+# ----------------------------------------------------------------------------- StandinProcessors.processors
+
+
+class _NoClient:
+    """Stands in for a Pub/Sub client: ``processors`` must never use one."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"StandinProcessors.processors touched the Pub/Sub client ({name})")
+
+
+@pytest.fixture
+def no_google(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``StandinProcessors.__init__`` gets its clients from ``shared.gcp``: hand it inert fakes.
+
+    (With ``PUBSUB_EMULATOR_HOST`` set the real clients would not connect either, but
+    ``publisher_client`` caches its client for the whole process; fakes leave nothing behind.)
+    """
+    import shared.gcp
+
+    monkeypatch.setattr(shared.gcp, "publisher_client", _NoClient)
+    monkeypatch.setattr(shared.gcp, "subscriber_client", _NoClient)
+
+
+def standins(definition: PipelineDefinition) -> StandinProcessors:
+    return StandinProcessors(definition, "no-project", FixedClock(datetime(2026, 1, 25, 5, 30, tzinfo=UTC)))
+
+
+def first_occurrences(definition: PipelineDefinition, phase: int) -> list[str]:
+    """Every processor named by the transition leaving ``phase``, in definition order, once."""
+    names: list[str] = []
+    for _label, expected, critical, optional in definition.transition_from(phase).processor_sets():
+        for name in (*expected, *critical, *optional):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def test_processors_of_every_phase_are_listed_once_in_definition_order(
+    no_google: None, definition: PipelineDefinition
+) -> None:
+    stand = standins(definition)
+    for transition in definition.transitions:
+        names = stand.processors(transition.source_phase)
+        assert len(names) == len(set(names)), f"duplicates for phase {transition.source_phase}: {names}"
+        assert names == first_occurrences(definition, transition.source_phase)
+        named = {n for _, e, c, o in transition.processor_sets() for n in (*e, *c, *o)}
+        assert set(names) == named
+
+
+def test_processors_of_the_packaged_phase_2_and_3(no_google: None, definition: PipelineDefinition) -> None:
+    stand = standins(definition)
+    phase2 = stand.processors(2)
+    assert phase2[0] == "nbac_schedule"  # expected and critical: listed once, at its first place
+    assert phase2.count("nbac_schedule") == 1
+    assert {"bdl_player_boxscores", "espn_boxscores", "nbac_gamebook_player_stats"} <= set(phase2)
+    # Phase 3 has three modes naming upcoming_player_game_context each (expected and critical).
+    phase3 = stand.processors(3)
+    assert phase3.count("upcoming_player_game_context") == 1
+    assert len(phase3) == len(set(phase3))
+
+
+def test_processors_dedupe_across_lists_and_modes(no_google: None, definition: PipelineDefinition) -> None:
+    leaving_2 = definition.transition_from(2).model_copy(
+        update={"modes": (), "expected": ("b", "a"), "critical": ("a", "c"), "optional": ("d", "b", "e")}
+    )
+    leaving_3 = definition.transition_from(3).model_copy(
+        update={
+            "modes": (
+                Mode(name="first", when=ModeWhen.BEFORE_TODAY, expected=("x", "y"), critical=("y",), optional=("z",)),
+                Mode(name="second", when=ModeWhen.TODAY, expected=("w", "x"), critical=("w",), optional=("y", "v")),
+            )
+        }
+    )
+    transitions = tuple(
+        leaving_2 if t.source_phase == 2 else leaving_3 if t.source_phase == 3 else t for t in definition.transitions
+    )
+    stand = standins(definition.model_copy(update={"transitions": transitions}))
+    assert stand.processors(2) == ["b", "a", "c", "d", "e"]
+    assert stand.processors(3) == ["x", "y", "z", "w", "v"]
+
+
+def test_processors_of_a_phase_nothing_leaves(no_google: None, definition: PipelineDefinition) -> None:
+    last = max(t.target_phase for t in definition.transitions)
+    with pytest.raises(KeyError, match=f"no transition leaves phase {last}"):
+        standins(definition).processors(last)
+
+
+def test_constructing_standins_creates_no_google_client(no_google: None, definition: PipelineDefinition) -> None:
+    stand = standins(definition)
+    assert isinstance(stand.publisher, _NoClient)
+    assert isinstance(stand.subscriber, _NoClient)
+
+
+# ----------------------------------------------------------------------------- demo.check
+
+
+def test_demo_constants_match_the_seeded_games() -> None:
+    assert GAME_DATE == date(2026, 1, 24)
+    assert BREAKER_DATE == date(2026, 1, 23)
+    [(away, home)] = [(a, h) for nba, a, h in GAMES[GAME_DATE] if nba == MISSING_GAME]
+    assert f"{GAME_DATE:%Y%m%d}_{away}_{home}" == CANONICAL_MISSING
+
+
+def trigger(
+    definition: PipelineDefinition,
+    name: str,
+    day: date = GAME_DATE,
+    *,
+    generation: int = 1,
+    status: TriggerStatus | None = None,
+    missing_games: list[str] | None = None,
+) -> PhaseTrigger:
+    transition = definition.transition(name)
+    gate = name == definition.transitions[0].name
+    return PhaseTrigger(
+        trigger_id=make_trigger_id(name, day, generation),
+        transition=name,
+        source_phase=transition.source_phase,
+        target_phase=transition.target_phase,
+        game_date=day,
+        status=status or (TriggerStatus.PARTIAL if gate else TriggerStatus.COMPLETE),
+        reason="test",
+        generation=generation,
+        triggered_at=datetime(2026, 1, 25, 6, 0, tzinfo=UTC) + timedelta(minutes=generation),
+        processors_completed=[],
+        missing_games=[CANONICAL_MISSING] if missing_games is None and gate else (missing_games or []),
+    )
+
+
+def log_row(name: str, day: date, status: str = "triggered") -> dict[str, Any]:
+    return {"phase_name": name, "game_date": day, "status": status, "trigger_id": None, "games_processed": 6}
+
+
+def good_result(definition: PipelineDefinition) -> DemoResult:
+    """What a successful demo night produces."""
+    first = definition.transitions[0].name
+    return DemoResult(
+        triggers=[trigger(definition, t.name) for t in definition.transitions],
+        log_rows=[
+            *(log_row(t.name, GAME_DATE) for t in definition.transitions),
+            log_row(first, BREAKER_DATE, "blocked"),
+        ],
+        reconcile_before=1,
+        reconcile_after=0,
+    )
+
+
+def test_a_complete_correct_result_has_no_problems(definition: PipelineDefinition) -> None:
+    assert check(good_result(definition), definition) == []
+
+
+def test_log_row_dates_may_be_strings(definition: PipelineDefinition) -> None:
+    result = good_result(definition)
+    result.log_rows = [{**row, "game_date": str(row["game_date"])} for row in result.log_rows]
+    assert check(result, definition) == []
+
+
+def test_a_duplicated_trigger_is_reported(definition: PipelineDefinition) -> None:
+    result = good_result(definition)
+    name = definition.transitions[2].name
+    result.triggers.append(trigger(definition, name, generation=2))
+    assert check(result, definition) == [f"{name} triggered 2 times for {GAME_DATE}, expected once"]
+
+
+def test_a_missing_trigger_is_reported(definition: PipelineDefinition) -> None:
+    result = good_result(definition)
+    last = definition.transitions[-1].name
+    result.triggers = [t for t in result.triggers if t.transition != last]
+    assert check(result, definition) == [f"{last} triggered 0 times for {GAME_DATE}, expected once"]
+
+
+def test_a_triggered_breaker_night_is_reported(definition: PipelineDefinition) -> None:
+    result = good_result(definition)
+    first = definition.transitions[0].name
+    breaker = trigger(definition, first, BREAKER_DATE, missing_games=["20260123_UTA_HOU"])
+    result.triggers.append(breaker)
+    problems = check(result, definition)
+    assert problems == [f"the breaker night {BREAKER_DATE} was triggered: {[breaker.trigger_id]}"]
+    assert "2026-01-23" in problems[0]
+
+
+def test_a_missing_log_row_is_reported(definition: PipelineDefinition) -> None:
+    result = good_result(definition)
+    name = definition.transitions[1].name
+    result.log_rows = [row for row in result.log_rows if row["phase_name"] != name]
+    assert check(result, definition) == [f"no phase_execution_log row for {name} {GAME_DATE}"]
+
+
+def test_a_log_row_for_another_night_does_not_count(definition: PipelineDefinition) -> None:
+    result = good_result(definition)
+    name = definition.transitions[1].name
+    result.log_rows = [
+        {**row, "game_date": BREAKER_DATE} if row["phase_name"] == name else row for row in result.log_rows
+    ]
+    assert check(result, definition) == [f"no phase_execution_log row for {name} {GAME_DATE}"]
+
+
+@pytest.mark.parametrize("status", [TriggerStatus.COMPLETE, TriggerStatus.DEADLINE_EXCEEDED])
+def test_a_non_partial_gate_trigger_is_reported(definition: PipelineDefinition, status: TriggerStatus) -> None:
+    result = good_result(definition)
+    first = definition.transitions[0].name
+    assert first == "phase2_to_phase3"
+    result.triggers[0] = trigger(definition, first, status=status)
+    problems = check(result, definition)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{first} for {GAME_DATE} should be partial with {CANONICAL_MISSING} missing")
+    assert status.value in problems[0]
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        [],
+        [MISSING_GAME],  # the NBA id, not the canonical id
+        ["20260124_MIN_GSW"],
+        [CANONICAL_MISSING, "20260124_BOS_NYK"],
+        [CANONICAL_MISSING, CANONICAL_MISSING],
+    ],
+)
+def test_wrong_missing_games_are_reported(definition: PipelineDefinition, missing: list[str]) -> None:
+    result = good_result(definition)
+    first = definition.transitions[0].name
+    result.triggers[0] = trigger(definition, first, missing_games=missing)
+    problems = check(result, definition)
+    assert len(problems) == 1
+    assert f"{first} for {GAME_DATE} should be partial" in problems[0]
+    assert str(missing) in problems[0]
+
+
+@pytest.mark.parametrize("exit_code", [1, 2, None])
+def test_reconcile_after_not_zero_is_reported(definition: PipelineDefinition, exit_code: int | None) -> None:
+    result = good_result(definition)
+    result.reconcile_after = exit_code
+    assert check(result, definition) == [f"reconcile after mark-unavailable exited {exit_code}, expected 0"]
+
+
+def test_every_problem_is_reported_at_once(definition: PipelineDefinition) -> None:
+    first = definition.transitions[0].name
+    result = DemoResult(
+        triggers=[trigger(definition, first, status=TriggerStatus.COMPLETE, missing_games=[])] * 2
+        + [trigger(definition, first, BREAKER_DATE)],
+        log_rows=[],
+        reconcile_after=3,
+    )
+    problems = check(result, definition)
+    # every transition (twice for the first, never for the rest), the gate, the breaker night,
+    # every log row, reconcile
+    assert len(problems) == len(definition.transitions) + 1 + 1 + len(definition.transitions) + 1
+    assert not DemoResult(problems=problems).ok
+
+
+# ----------------------------------------------------------------------------- demo_definition
+
+
+def test_demo_definition_only_compresses_the_retry_backoff(tmp_path: Path, definition: PipelineDefinition) -> None:
+    path = demo_definition(tmp_path)
+    assert path.parent == tmp_path
+    demo = read_definition(path)
+    assert demo.retry.base_delay_minutes == DEMO_BACKOFF_MINUTES
+    assert definition.retry.base_delay_minutes != DEMO_BACKOFF_MINUTES  # the test would prove nothing otherwise
+    expected = definition.model_dump()
+    expected["retry"]["base_delay_minutes"] = DEMO_BACKOFF_MINUTES
+    assert demo.model_dump() == expected
