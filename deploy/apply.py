@@ -88,8 +88,10 @@ def apply(steps: Sequence[Step], run: Runner, out: TextIO) -> ApplyReport:
     def must(argv: list[str], what: str) -> Result:
         result = run(argv)
         if result.returncode != 0:
-            raise DeployError(f"{what} failed ({result.returncode}): {render_command(tuple(argv))}: "
-                              f"{_one_line(result.stderr or result.stdout)}")
+            raise DeployError(
+                f"{what} failed ({result.returncode}): {render_command(tuple(argv))}: "
+                f"{_one_line(result.stderr or result.stdout)}"
+            )
         return result
 
     for i, step in enumerate(steps, 1):
@@ -123,7 +125,9 @@ def apply(steps: Sequence[Step], run: Runner, out: TextIO) -> ApplyReport:
             report.created.append(step.label)
             out.write(f"{where}: created\n")
         else:
-            raise DeployError(f"{where}: describe failed ({found.returncode}): {_one_line(found.stderr or found.stdout)}")
+            raise DeployError(
+                f"{where}: describe failed ({found.returncode}): {_one_line(found.stderr or found.stdout)}"
+            )
     out.write(
         f"apply: {len(report.created)} created, {len(report.updated)} updated, {len(report.existing)} unchanged, "
         f"{report.bindings} bindings\n"
@@ -159,7 +163,9 @@ def _last(path: str | None) -> str:
 def verify_function(spec: DeploymentSpec, fn: FunctionSpec, run: Runner) -> list[Check]:
     p, region = f"--project={spec.project}", f"--region={spec.region}"
     subject = f"function {fn.cloud_name}"
-    described, error = _json(run, ["gcloud", "functions", "describe", fn.cloud_name, "--gen2", region, p, "--format=json"])
+    described, error = _json(
+        run, ["gcloud", "functions", "describe", fn.cloud_name, "--gen2", region, p, "--format=json"]
+    )
     if error is not None or not isinstance(described, dict):
         return [Check(subject, False, f"not deployed: {error}")]
     checks: list[Check] = []
@@ -192,8 +198,16 @@ def verify_function(spec: DeploymentSpec, fn: FunctionSpec, run: Runner) -> list
     if trigger.get("trigger"):
         arc, error = _json(
             run,
-            ["gcloud", "eventarc", "triggers", "describe", str(trigger["trigger"]), f"--location={spec.region}", p,
-             "--format=json"],
+            [
+                "gcloud",
+                "eventarc",
+                "triggers",
+                "describe",
+                str(trigger["trigger"]),
+                f"--location={spec.region}",
+                p,
+                "--format=json",
+            ],
         )
         if isinstance(arc, dict):
             trigger_sub = ((arc.get("transport") or {}).get("pubsub") or {}).get("subscription")
@@ -204,27 +218,39 @@ def verify_function(spec: DeploymentSpec, fn: FunctionSpec, run: Runner) -> list
         checks.append(Check(f"topic {fn.trigger_topic}", False, f"cannot list subscriptions: {error}"))
     else:
         ok = len(names) == 1 and not orphans
-        detail = f"{len(names)} subscription(s)" + (f"; orphans: {', '.join(_last(o) for o in orphans)}" if orphans else "")
-        checks.append(Check(f"topic {fn.trigger_topic}", ok, detail + " (exactly one expected: the function's trigger)"))
+        detail = f"{len(names)} subscription(s)" + (
+            f"; orphans: {', '.join(_last(o) for o in orphans)}" if orphans else ""
+        )
+        checks.append(
+            Check(f"topic {fn.trigger_topic}", ok, detail + " (exactly one expected: the function's trigger)")
+        )
     if trigger_sub:
-        described_sub, error = _json(run, ["gcloud", "pubsub", "subscriptions", "describe", trigger_sub, p, "--format=json"])
+        described_sub, error = _json(
+            run, ["gcloud", "pubsub", "subscriptions", "describe", trigger_sub, p, "--format=json"]
+        )
         policy_dl = (described_sub or {}).get("deadLetterPolicy") or {} if isinstance(described_sub, dict) else {}
-        dl_ok = _last(policy_dl.get("deadLetterTopic")) == fn.dead_letter_topic and policy_dl.get(
-            "maxDeliveryAttempts"
-        ) == spec.max_delivery_attempts
+        dl_ok = (
+            _last(policy_dl.get("deadLetterTopic")) == fn.dead_letter_topic
+            and policy_dl.get("maxDeliveryAttempts") == spec.max_delivery_attempts
+        )
         checks.append(
             Check(
                 f"subscription {_last(trigger_sub)}",
                 dl_ok,
-                error or f"dead letters to {_last(policy_dl.get('deadLetterTopic')) or '-'} after "
+                error
+                or f"dead letters to {_last(policy_dl.get('deadLetterTopic')) or '-'} after "
                 f"{policy_dl.get('maxDeliveryAttempts', '-')} attempts",
             )
         )
     else:
         checks.append(Check(subject, False, "no Eventarc trigger subscription found"))
-    dlq, error = _json(run, ["gcloud", "pubsub", "subscriptions", "describe", fn.dead_letter_subscription, p, "--format=json"])
+    dlq, error = _json(
+        run, ["gcloud", "pubsub", "subscriptions", "describe", fn.dead_letter_subscription, p, "--format=json"]
+    )
     dlq_ok = isinstance(dlq, dict) and _last(dlq.get("topic")) == fn.dead_letter_topic
-    checks.append(Check(f"subscription {fn.dead_letter_subscription}", dlq_ok, error or f"on {_last((dlq or {}).get('topic'))}"))
+    checks.append(
+        Check(f"subscription {fn.dead_letter_subscription}", dlq_ok, error or f"on {_last((dlq or {}).get('topic'))}")
+    )
     return checks
 
 
@@ -249,14 +275,19 @@ def verify(spec: DeploymentSpec, run: Runner) -> list[Check]:
             problems.append(f"schedule {described.get('schedule')} {described.get('timeZone')}")
         if target != job.topic:
             problems.append(f"publishes to {target}")
-        checks.append(Check(subject, not problems, "; ".join(problems) or f"ENABLED, {job.cron} {job.timezone} → {target}"))
+        checks.append(
+            Check(subject, not problems, "; ".join(problems) or f"ENABLED, {job.cron} {job.timezone} → {target}")
+        )
     for table in spec.tables:
-        described, error = _json(run, ["bq", "show", "--format=json", "--table", f"{spec.project}:{table.ref}"])
+        described, error = _json(run, ["bq", "show", "--format=json", f"{spec.project}:{table.ref}"])
         subject = f"table {table.ref}"
         if not isinstance(described, dict):
             checks.append(Check(subject, False, f"missing: {error}"))
             continue
-        have = {f.get("name"): (f.get("type"), f.get("mode", "NULLABLE")) for f in described.get("schema", {}).get("fields", [])}
+        have = {
+            f.get("name"): (f.get("type"), f.get("mode", "NULLABLE"))
+            for f in described.get("schema", {}).get("fields", [])
+        }
         want = {f["name"]: (f["type"], f.get("mode", "NULLABLE")) for f in table.schema}
         missing = sorted(set(want) - set(have))
         differ = sorted(n for n in set(want) & set(have) if have[n] != want[n])

@@ -64,6 +64,7 @@ class Step:
 
 def _q(token: Token) -> str:
     if isinstance(token, Var):
+
         def esc(text: str) -> str:
             return text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
 
@@ -99,7 +100,6 @@ def subscription_var(fn: FunctionSpec) -> str:
 def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
     """Every step, in dependency order: APIs, identities, topics, storage, functions, wiring, jobs."""
     p = f"--project={spec.project}"
-    region = f"--region={spec.region}"
     steps: list[Step] = []
     if spec.apis:
         steps.append(Step("binding", "enable APIs", ("gcloud", "services", "enable", *spec.apis, p)))
@@ -118,8 +118,14 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                 "Firestore database (default)",
                 describe=("gcloud", "firestore", "databases", "describe", "--database=(default)", p),
                 create=(
-                    "gcloud", "firestore", "databases", "create", "--database=(default)",
-                    f"--location={spec.firestore_location}", "--type=firestore-native", p,
+                    "gcloud",
+                    "firestore",
+                    "databases",
+                    "create",
+                    "--database=(default)",
+                    f"--location={spec.firestore_location}",
+                    "--type=firestore-native",
+                    p,
                 ),
             )
         )
@@ -128,8 +134,13 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                 "binding",
                 "Pub/Sub service agent may mint tokens for push/Eventarc delivery",
                 (
-                    "gcloud", "projects", "add-iam-policy-binding", spec.project,
-                    _pubsub_agent(), "--role=roles/iam.serviceAccountTokenCreator", "--condition=None",
+                    "gcloud",
+                    "projects",
+                    "add-iam-policy-binding",
+                    spec.project,
+                    _pubsub_agent(),
+                    "--role=roles/iam.serviceAccountTokenCreator",
+                    "--condition=None",
                 ),
             )
         )
@@ -141,8 +152,13 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                 f"service account {email}",
                 describe=("gcloud", "iam", "service-accounts", "describe", email, p),
                 create=(
-                    "gcloud", "iam", "service-accounts", "create", fn.service_account,
-                    f"--display-name=phasechain {fn.name}", p,
+                    "gcloud",
+                    "iam",
+                    "service-accounts",
+                    "create",
+                    fn.service_account,
+                    f"--display-name=phasechain {fn.name}",
+                    p,
                 ),
                 function=fn.name,
             )
@@ -153,8 +169,13 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                     "binding",
                     f"{fn.name}: {role}",
                     (
-                        "gcloud", "projects", "add-iam-policy-binding", spec.project,
-                        f"--member={_sa(spec, fn)}", f"--role={role}", "--condition=None",
+                        "gcloud",
+                        "projects",
+                        "add-iam-policy-binding",
+                        spec.project,
+                        f"--member={_sa(spec, fn)}",
+                        f"--role={role}",
+                        "--condition=None",
                     ),
                     function=fn.name,
                 )
@@ -175,8 +196,14 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                     "binding",
                     f"{fn.name} may publish to {topic}",
                     (
-                        "gcloud", "pubsub", "topics", "add-iam-policy-binding", topic,
-                        f"--member={_sa(spec, fn)}", "--role=roles/pubsub.publisher", p,
+                        "gcloud",
+                        "pubsub",
+                        "topics",
+                        "add-iam-policy-binding",
+                        topic,
+                        f"--member={_sa(spec, fn)}",
+                        "--role=roles/pubsub.publisher",
+                        p,
                     ),
                     function=fn.name,
                 )
@@ -187,14 +214,27 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                 f"dead-letter subscription {fn.dead_letter_subscription}",
                 describe=("gcloud", "pubsub", "subscriptions", "describe", fn.dead_letter_subscription, p),
                 create=(
-                    "gcloud", "pubsub", "subscriptions", "create", fn.dead_letter_subscription,
-                    f"--topic={fn.dead_letter_topic}", f"--message-retention-duration={spec.dead_letter_retention}",
-                    "--ack-deadline=60", "--expiration-period=never", p,
+                    "gcloud",
+                    "pubsub",
+                    "subscriptions",
+                    "create",
+                    fn.dead_letter_subscription,
+                    f"--topic={fn.dead_letter_topic}",
+                    f"--message-retention-duration={spec.dead_letter_retention}",
+                    "--ack-deadline=60",
+                    "--expiration-period=never",
+                    p,
                 ),
                 update=(
-                    "gcloud", "pubsub", "subscriptions", "update", fn.dead_letter_subscription,
-                    f"--message-retention-duration={spec.dead_letter_retention}", "--ack-deadline=60",
-                    "--expiration-period=never", p,
+                    "gcloud",
+                    "pubsub",
+                    "subscriptions",
+                    "update",
+                    fn.dead_letter_subscription,
+                    f"--message-retention-duration={spec.dead_letter_retention}",
+                    "--ack-deadline=60",
+                    "--expiration-period=never",
+                    p,
                 ),
                 function=fn.name,
             )
@@ -204,8 +244,14 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                 "binding",
                 f"Pub/Sub service agent may dead-letter into {fn.dead_letter_topic}",
                 (
-                    "gcloud", "pubsub", "topics", "add-iam-policy-binding", fn.dead_letter_topic,
-                    _pubsub_agent(), "--role=roles/pubsub.publisher", p,
+                    "gcloud",
+                    "pubsub",
+                    "topics",
+                    "add-iam-policy-binding",
+                    fn.dead_letter_topic,
+                    _pubsub_agent(),
+                    "--role=roles/pubsub.publisher",
+                    p,
                 ),
                 function=fn.name,
             )
@@ -214,9 +260,16 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
     for fn in spec.functions:
         steps += _function_steps(spec, fn, source_root)
     for job in spec.jobs:
+        # The topic as a full path: gcloud resolves --topic while the flags parse, before a later
+        # --project applies, so a bare name fails ("[projectsId] ... is required") or lands in the
+        # configured project.
         flags = (
-            f"--location={spec.region}", f"--schedule={job.cron}", f"--time-zone={job.timezone}",
-            f"--topic={job.topic}", f"--message-body={job.body}", p,
+            f"--location={spec.region}",
+            f"--schedule={job.cron}",
+            f"--time-zone={job.timezone}",
+            f"--topic=projects/{spec.project}/topics/{job.topic}",
+            f"--message-body={job.body}",
+            p,
         )
         steps.append(
             Step(
@@ -254,10 +307,16 @@ def _bigquery_steps(spec: DeploymentSpec) -> list[Step]:
             Step(
                 "resource",
                 f"table {table.ref}",
-                describe=("bq", "show", "--format=none", "--table", ref),
+                describe=("bq", "show", "--format=none", ref),  # `bq show` has no --table flag
                 create=(
-                    "bq", "mk", "--table", f"--schema={schema_file(table)}", "--time_partitioning_type=DAY",
-                    f"--time_partitioning_field={table.partition_field}", *shape, ref,
+                    "bq",
+                    "mk",
+                    "--table",
+                    f"--schema={schema_file(table)}",
+                    "--time_partitioning_type=DAY",
+                    f"--time_partitioning_field={table.partition_field}",
+                    *shape,
+                    ref,
                 ),
                 # Adds new columns (BigQuery never drops or retypes one in place); keeps expiry and clustering current.
                 update=("bq", "update", "--table", f"--schema={schema_file(table)}", *shape, ref),
@@ -270,7 +329,11 @@ def _bigquery_steps(spec: DeploymentSpec) -> list[Step]:
                     "binding",
                     f"{fn.name}: {role} on {dataset}",
                     (
-                        "bq", "add-iam-policy-binding", "--dataset", f"--member={_sa(spec, fn)}", f"--role={role}",
+                        "bq",
+                        "add-iam-policy-binding",
+                        "--dataset",
+                        f"--member={_sa(spec, fn)}",
+                        f"--role={role}",
                         f"{spec.project}:{dataset}",
                     ),
                     function=fn.name,
@@ -284,13 +347,26 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) ->
     email = fn.service_account_email(spec.project)
     env = ",".join(f"{k}={v}" for k, v in fn.env)
     deploy: Command = (
-        "gcloud", "functions", "deploy", fn.cloud_name, "--gen2", region, f"--runtime={spec.runtime}",
-        f"--entry-point={spec.entry_point}", f"--source={source_root}/{fn.name}",
-        f"--trigger-topic={fn.trigger_topic}", "--retry" if fn.retry else "--no-retry",
-        f"--service-account={email}", f"--trigger-service-account={email}",
-        f"--memory={fn.memory}", f"--timeout={fn.timeout_seconds}s",
-        f"--min-instances={fn.min_instances}", f"--max-instances={fn.max_instances}",
-        f"--update-env-vars={env}", "--no-allow-unauthenticated", p,
+        "gcloud",
+        "functions",
+        "deploy",
+        fn.cloud_name,
+        "--gen2",
+        region,
+        f"--runtime={spec.runtime}",
+        f"--entry-point={spec.entry_point}",
+        f"--source={source_root}/{fn.name}",
+        f"--trigger-topic={fn.trigger_topic}",
+        "--retry" if fn.retry else "--no-retry",
+        f"--service-account={email}",
+        f"--trigger-service-account={email}",
+        f"--memory={fn.memory}",
+        f"--timeout={fn.timeout_seconds}s",
+        f"--min-instances={fn.min_instances}",
+        f"--max-instances={fn.max_instances}",
+        f"--update-env-vars={env}",
+        "--no-allow-unauthenticated",
+        p,
     )
     var = subscription_var(fn)
     return [
@@ -306,7 +382,13 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) ->
             "lookup",
             f"{fn.cloud_name}: its Eventarc trigger (named by the deploy)",
             (
-                "gcloud", "functions", "describe", fn.cloud_name, "--gen2", region, p,
+                "gcloud",
+                "functions",
+                "describe",
+                fn.cloud_name,
+                "--gen2",
+                region,
+                p,
                 "--format=value(eventTrigger.trigger)",
             ),
             var="TRIGGER_" + fn.name.upper(),
@@ -316,8 +398,13 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) ->
             "binding",
             f"{fn.cloud_name}: its trigger identity may invoke it (lesson L06)",
             (
-                "gcloud", "functions", "add-invoker-policy-binding", fn.cloud_name, region,
-                f"--member=serviceAccount:{email}", p,
+                "gcloud",
+                "functions",
+                "add-invoker-policy-binding",
+                fn.cloud_name,
+                region,
+                f"--member=serviceAccount:{email}",
+                p,
             ),
             function=fn.name,
         ),
@@ -325,8 +412,13 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) ->
             "lookup",
             f"{fn.cloud_name}: the subscription Eventarc made for its trigger",
             (
-                "gcloud", "eventarc", "triggers", "describe",
-                Var("TRIGGER_" + fn.name.upper()), f"--location={spec.region}", p,
+                "gcloud",
+                "eventarc",
+                "triggers",
+                "describe",
+                Var("TRIGGER_" + fn.name.upper()),
+                f"--location={spec.region}",
+                p,
                 "--format=value(transport.pubsub.subscription)",
             ),
             var=var,
@@ -336,9 +428,14 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) ->
             "binding",
             f"{fn.cloud_name}: dead letters after {spec.max_delivery_attempts} attempts to {fn.dead_letter_topic}",
             (
-                "gcloud", "pubsub", "subscriptions", "update", Var(var),
+                "gcloud",
+                "pubsub",
+                "subscriptions",
+                "update",
+                Var(var),
                 f"--dead-letter-topic={fn.dead_letter_topic}",
-                f"--max-delivery-attempts={spec.max_delivery_attempts}", p,
+                f"--max-delivery-attempts={spec.max_delivery_attempts}",
+                p,
             ),
             function=fn.name,
         ),
@@ -346,8 +443,14 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) ->
             "binding",
             f"{fn.cloud_name}: Pub/Sub service agent may dead-letter from its trigger subscription",
             (
-                "gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", Var(var),
-                _pubsub_agent(), "--role=roles/pubsub.subscriber", p,
+                "gcloud",
+                "pubsub",
+                "subscriptions",
+                "add-iam-policy-binding",
+                Var(var),
+                _pubsub_agent(),
+                "--role=roles/pubsub.subscriber",
+                p,
             ),
             function=fn.name,
         ),
@@ -368,7 +471,7 @@ def render_plan(spec: DeploymentSpec, steps: Sequence[Step], header: bool = True
         lines.append("")
         lines.append(f"# [{i}] {step.kind}: {step.label}")
         if step.kind == "lookup":
-            lines.append(f"{step.var}=\"$({render_command(step.create)})\"")
+            lines.append(f'{step.var}="$({render_command(step.create)})"')
         elif step.kind == "binding":
             lines.append(render_command(step.create))
         else:

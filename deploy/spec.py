@@ -146,7 +146,7 @@ def cloud_name(function: str) -> str:
 
 
 def service_account_id(function: str) -> str:
-    """``<function>`` as a service-account id: 6–30 chars, lowercase, digits and hyphens."""
+    """``<function>`` as a service-account id: 6 to 30 chars, lowercase, digits and hyphens."""
     base = cloud_name(function)
     return base if len(base) <= 30 else base[:30].rstrip("-")
 
@@ -293,7 +293,7 @@ def build_spec(
             )
         )
 
-    topics = set()
+    topics: set[str] = set()
     for phase in definition.phases:
         topics.update(t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t)
     topics.update(j.topic for j in jobs)

@@ -1,0 +1,370 @@
+"""The deployment model (``deploy.spec``) derived from the packaged pipeline definition. Pure: no cloud, no CLI."""
+
+from __future__ import annotations
+
+import ast
+import json
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deploy.plan import build_plan
+from deploy.spec import (
+    FIRESTORE_INDEXES,
+    TABLE_SPEC_DIR,
+    ClosureFacts,
+    DeploymentSpec,
+    build_spec,
+    closure_facts,
+)
+from shared.contracts.messages import MonitorTick, RetryTick
+from shared.errors import DefinitionError
+from shared.pipeline import load_definition
+from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, parse_definition
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "my-proj"
+OVERPRIVILEGED = {
+    "roles/editor",
+    "roles/owner",
+    "roles/viewer",
+    "roles/iam.serviceAccountAdmin",
+    "roles/pubsub.admin",
+    "roles/bigquery.admin",
+    "roles/datastore.owner",
+}
+
+
+@pytest.fixture(scope="module")
+def definition() -> PipelineDefinition:
+    return load_definition()
+
+
+@pytest.fixture(scope="module")
+def spec(definition: PipelineDefinition) -> DeploymentSpec:
+    return build_spec(definition, PROJECT)
+
+
+def function_dirs() -> list[str]:
+    return sorted(p.name for p in (REPO / "functions").iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+# -- functions and topics -------------------------------------------------------------------------
+def test_every_function_directory_is_deployed_exactly_once(spec: DeploymentSpec) -> None:
+    names = [fn.name for fn in spec.functions]
+    assert len(names) == len(set(names))
+    assert sorted(names) == function_dirs()
+    for fn in spec.functions:
+        assert (REPO / "functions" / fn.name / "main.py").is_file()
+    cloud_names = [fn.cloud_name for fn in spec.functions]
+    assert len(set(cloud_names)) == len(cloud_names)
+
+
+def test_every_topic_of_the_definition_and_one_dead_letter_topic_per_function(
+    spec: DeploymentSpec, definition: PipelineDefinition
+) -> None:
+    wanted = set()
+    for phase in definition.phases:
+        wanted.update(t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t)
+    wanted.update(schedule.topic for schedule in definition.schedules.values())
+    dead_letters = [fn.dead_letter_topic for fn in spec.functions]
+    assert len(set(dead_letters)) == len(spec.functions)
+    for fn in spec.functions:
+        assert fn.dead_letter_topic == fn.trigger_topic + definition.deploy.dead_letter_suffix
+    assert set(spec.topics) == wanted | set(dead_letters)
+    assert list(spec.topics) == sorted(set(spec.topics))
+
+
+def test_each_function_is_triggered_by_its_source(spec: DeploymentSpec, definition: PipelineDefinition) -> None:
+    for transition in definition.transitions:
+        assert spec.function(transition.name).trigger_topic == definition.source_topic(transition)
+    for schedule in definition.schedules.values():
+        assert schedule.function is not None
+        assert spec.function(schedule.function).trigger_topic == schedule.topic
+    triggers = [fn.trigger_topic for fn in spec.functions]
+    assert len(set(triggers)) == len(triggers)  # one function per trigger topic
+
+
+def test_service_accounts_are_one_per_function_and_valid_ids(spec: DeploymentSpec) -> None:
+    accounts = [fn.service_account for fn in spec.functions]
+    assert len(set(accounts)) == len(accounts)
+    for account in accounts:
+        assert 6 <= len(account) <= 30 and account[0].isalpha() and account[-1] != "-"
+        assert set(account) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def test_runtime_settings_come_from_the_definition(spec: DeploymentSpec, definition: PipelineDefinition) -> None:
+    for fn in spec.functions:
+        settings = definition.deploy.settings_for(fn.name)
+        assert (fn.memory, fn.timeout_seconds, fn.max_instances) == (
+            settings.memory,
+            settings.timeout_seconds,
+            settings.max_instances,
+        )
+        assert fn.retry is True
+        assert dict(fn.env) == {"GOOGLE_CLOUD_PROJECT": PROJECT}
+    assert spec.function("phase_transition_monitor").max_instances == 1
+    assert spec.function("auto_retry_processor").max_instances == 1
+
+
+# -- least privilege -------------------------------------------------------------------------------
+def test_no_function_gets_a_broad_role(spec: DeploymentSpec) -> None:
+    for fn in spec.functions:
+        roles = set(fn.project_roles) | {role for _, role in fn.dataset_roles}
+        assert not roles & OVERPRIVILEGED, (fn.name, roles & OVERPRIVILEGED)
+    plan_roles = {
+        token.removeprefix("--role=")
+        for step in build_plan(spec)
+        for command in step.commands()
+        for token in command
+        if isinstance(token, str) and token.startswith("--role=")
+    }
+    assert not plan_roles & OVERPRIVILEGED
+    assert "roles/editor" not in plan_roles and "roles/owner" not in plan_roles
+
+
+def test_a_transition_publishes_only_its_target_trigger_topic(
+    spec: DeploymentSpec, definition: PipelineDefinition
+) -> None:
+    for transition in definition.transitions:
+        assert spec.function(transition.name).publishes == (definition.target_topic(transition),)
+
+
+def test_the_monitor_publishes_trigger_topics_and_auto_retry_the_retry_topics(
+    spec: DeploymentSpec, definition: PipelineDefinition
+) -> None:
+    triggers = {definition.target_topic(t) for t in definition.transitions}
+    retry_topics = {p.retry_topic for p in definition.phases if p.retry_topic}
+    assert set(spec.function("phase_transition_monitor").publishes) == triggers
+    assert set(spec.function("auto_retry_processor").publishes) == retry_topics
+    for fn in spec.functions:  # nobody publishes to a completion topic (that is the processors' job)
+        assert not set(fn.publishes) & {p.completion_topic for p in definition.phases}
+
+
+def test_bigquery_roles_follow_the_bundle_closure(definition: PipelineDefinition, spec: DeploymentSpec) -> None:
+    for fn in spec.functions:  # the packaged functions all ship google-cloud-bigquery
+        if "google-cloud-bigquery" in closure_facts(fn.name).distributions:
+            assert "roles/bigquery.jobUser" in fn.project_roles
+            assert ("nba_orchestration", "roles/bigquery.dataEditor") in fn.dataset_roles
+
+    def without_bigquery(function: str) -> ClosureFacts:
+        return ClosureFacts(
+            frozenset({"google-cloud-firestore", "google-cloud-pubsub"}), frozenset({f"functions.{function}.main"})
+        )
+
+    lean = build_spec(definition, PROJECT, facts=without_bigquery)
+    for fn in lean.functions:
+        assert not any(role.startswith("roles/bigquery.") for role in fn.project_roles), fn.project_roles
+        assert fn.dataset_roles == ()
+        assert "roles/datastore.user" in fn.project_roles
+    steps = build_plan(lean)
+    assert not any(step.function and command[0] == "bq" for step in steps for command in step.commands()), (
+        "a function without BigQuery in its bundle got a dataset binding"
+    )
+
+
+def test_no_pubsub_in_the_bundle_means_no_publisher_role(definition: PipelineDefinition) -> None:
+    def firestore_only(function: str) -> ClosureFacts:
+        return ClosureFacts(frozenset({"google-cloud-firestore"}), frozenset())
+
+    for fn in build_spec(definition, PROJECT, facts=firestore_only).functions:
+        assert fn.publishes == ()
+        assert fn.project_roles == ("roles/datastore.user", "roles/logging.logWriter")
+
+
+def test_only_gated_transitions_and_the_monitor_read_the_raw_datasets(
+    spec: DeploymentSpec, definition: PipelineDefinition
+) -> None:
+    raw = set(spec.read_datasets)
+    readers = {fn.name for fn in spec.functions if any(d in raw for d, _ in fn.dataset_roles)}
+    gated = {t.name for t in definition.transitions if t.gates}
+    assert readers == gated | {"phase_transition_monitor"}
+    for fn in spec.functions:
+        for dataset, role in fn.dataset_roles:
+            if dataset in raw:
+                assert role == "roles/bigquery.dataViewer"  # read only: the processors own the raw data
+
+
+# -- scheduler jobs ---------------------------------------------------------------------------------
+def test_scheduler_jobs(spec: DeploymentSpec) -> None:
+    jobs = {job.name: job for job in spec.jobs}
+    assert set(jobs) == {"phase-transition-monitor", "auto-retry-processor-trigger"}
+    monitor, retry = jobs["phase-transition-monitor"], jobs["auto-retry-processor-trigger"]
+    assert (monitor.cron, monitor.topic, monitor.timezone, monitor.function) == (
+        "*/10 * * * *",
+        "phase-transition-monitor-trigger",
+        "America/New_York",
+        "phase_transition_monitor",
+    )
+    assert (retry.cron, retry.topic, retry.timezone, retry.function) == (
+        "*/15 * * * *",
+        "auto-retry-trigger",
+        "America/New_York",
+        "auto_retry_processor",
+    )
+    assert MonitorTick.model_validate_json(monitor.body) == MonitorTick()
+    assert RetryTick.model_validate_json(retry.body) == RetryTick()
+    for job in spec.jobs:
+        assert job.topic in spec.topics
+        assert job.function is not None and spec.function(job.function).trigger_topic == job.topic
+
+
+# -- tables ------------------------------------------------------------------------------------------
+def test_tables_and_partitioning_come_from_the_table_specs(spec: DeploymentSpec) -> None:
+    assert [t.table for t in spec.tables] == [
+        "phase_execution_log",
+        "failed_processor_queue",
+        "streaming_conflict_log",
+        "game_unavailable",
+    ]
+    for table in spec.tables:
+        raw = json.loads((TABLE_SPEC_DIR / f"{table.table}.json").read_text())
+        assert table.spec_file == TABLE_SPEC_DIR / f"{table.table}.json"
+        assert table.partition_field == raw["time_partitioning"]["field"]
+        assert table.partition_expiration_days == raw["time_partitioning"].get("expiration_days")
+        assert table.clustering_fields == tuple(raw.get("clustering_fields", ()))
+        assert list(table.schema) == raw["schema"]
+        assert table.partition_field in {f["name"] for f in table.schema}
+        assert table.dataset in spec.datasets
+    assert spec.datasets == ("nba_orchestration",)
+    assert "nba_raw" in spec.read_datasets and "nba_raw" not in spec.datasets  # never created by the deploy
+
+
+def test_every_table_spec_file_is_deployed(spec: DeploymentSpec) -> None:
+    assert sorted(p.stem for p in TABLE_SPEC_DIR.glob("*.json")) == sorted(t.table for t in spec.tables)
+
+
+# -- one function ------------------------------------------------------------------------------------
+def test_only_limits_the_deployment_to_one_function(spec: DeploymentSpec) -> None:
+    assert spec.only(None) is spec
+    one = spec.only("phase5_to_phase6")
+    fn = spec.function("phase5_to_phase6")
+    assert one.functions == (fn,)
+    assert one.jobs == ()
+    assert set(one.topics) == {fn.trigger_topic, fn.dead_letter_topic, *fn.publishes}
+    assert (one.apis, one.datasets, one.tables, one.firestore_indexes) == ((), (), (), ())
+    assert (one.project, one.region) == (spec.project, spec.region)
+
+    monitor = spec.only("phase-transition-monitor")  # the Cloud Functions name works too
+    assert [f.name for f in monitor.functions] == ["phase_transition_monitor"]
+    assert [j.name for j in monitor.jobs] == ["phase-transition-monitor"]
+    with pytest.raises(KeyError, match="no function 'nope'"):
+        spec.only("nope")
+
+
+# -- settings guards ---------------------------------------------------------------------------------
+def test_max_delivery_attempts_is_within_pubsub_limits(spec: DeploymentSpec) -> None:
+    assert 5 <= spec.max_delivery_attempts <= 100
+    data = tomllib.loads(DEFAULT_DEFINITION_PATH.read_text())
+    for bad in (4, 101):
+        data["deploy"]["max_delivery_attempts"] = bad
+        with pytest.raises(DefinitionError, match="max_delivery_attempts"):
+            parse_definition(data)
+
+
+def test_a_region_flag_overrides_the_definition(definition: PipelineDefinition) -> None:
+    assert build_spec(definition, PROJECT).region == definition.deploy.region
+    assert build_spec(definition, PROJECT, region="europe-west1").region == "europe-west1"
+
+
+# -- Firestore: no query may need a composite index that the deployment does not create -------------
+@dataclass(frozen=True)
+class FieldUse:
+    where: str
+    field: str  # "__name__" for FieldPath.document_id(), "<expr>" when not a literal
+
+    def render(self) -> str:
+        return f"{self.where}: {self.field}"
+
+
+COMPARISONS = {"<", "<=", "==", ">", ">=", "!=", "in", "not-in", "array-contains", "array-contains-any"}
+
+
+def _field(node: ast.expr) -> str:
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "document_id"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "FieldPath"
+    ):
+        return "__name__"
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return f"<{ast.unparse(node)}>"
+
+
+def _name(func: ast.expr) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+def firestore_field_uses(source: str, filename: str) -> Iterator[FieldUse]:
+    """The fields Firestore queries in ``source`` filter or order on.
+
+    ``FieldFilter(field, op, value)`` anywhere; ``.where(field, op, value)`` (the positional form,
+    recognised by its comparison operator); ``.order_by(field, ...)``. ``numpy.where(a, b, c)``
+    and the like are not queries and are skipped.
+    """
+    for node in ast.walk(ast.parse(source, filename)):
+        if not isinstance(node, ast.Call):
+            continue
+        at = f"{filename}:{node.lineno}"
+        name = _name(node.func)
+        if name == "FieldFilter" and node.args:
+            yield FieldUse(at, _field(node.args[0]))
+        elif (
+            name == "where"
+            and isinstance(node.func, ast.Attribute)
+            and len(node.args) == 3
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value in COMPARISONS
+        ):
+            yield FieldUse(at, _field(node.args[0]))
+        elif name == "order_by" and isinstance(node.func, ast.Attribute) and node.args:
+            yield FieldUse(at, _field(node.args[0]))
+
+
+def unindexed(uses: list[FieldUse]) -> list[FieldUse]:
+    """Uses on a field other than the document id that no ``FIRESTORE_INDEXES`` entry covers."""
+    indexed = {path for index in FIRESTORE_INDEXES for path, _ in index.fields}
+    return [u for u in uses if u.field != "__name__" and u.field not in indexed]
+
+
+def scanned_sources() -> Iterator[Path]:
+    for top in ("shared", "functions"):
+        yield from sorted((REPO / top).rglob("*.py"))
+
+
+def test_every_firestore_query_filters_on_document_ids_or_has_an_index() -> None:
+    uses = [
+        use for path in scanned_sources() for use in firestore_field_uses(path.read_text(), str(path.relative_to(REPO)))
+    ]
+    assert any(u.where.startswith("shared/monitor/checks.py") for u in uses), "the scan found no query at all"
+    missing = unindexed(uses)
+    assert not missing, (
+        "Firestore queries on fields other than the document id need a composite index in production; "
+        "add it to deploy.spec.FIRESTORE_INDEXES (or query by document id):\n  "
+        + "\n  ".join(u.render() for u in missing)
+    )
+
+
+def test_the_firestore_scan_catches_a_field_query() -> None:
+    source = """
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
+import numpy as np
+
+col.where(filter=FieldFilter(FieldPath.document_id(), ">=", start)).stream()
+col.where(filter=FieldFilter("status", "==", "triggered")).stream()
+col.where("game_date", ">=", "2026-01-01").order_by("updated_at").stream()
+flt = FieldFilter(field, "==", 1)
+np.where(mask, a, b)
+client.list_entries(filter_=flt, order_by="timestamp desc")
+"""
+    found = unindexed(list(firestore_field_uses(source, "example.py")))
+    assert sorted(u.field for u in found) == sorted(["status", "game_date", "updated_at", "<field>"]), found
