@@ -124,30 +124,30 @@ def demo_definition(directory: Path) -> Path:
     return path
 
 
-def seed(project: str, definition: PipelineDefinition) -> None:
-    """Schedules and boxscores of both nights into the BigQuery emulator."""
+def seed(project: str, definition: PipelineDefinition, day: date) -> None:
+    """The night's schedule and boxscores into the BigQuery emulator (what the scrapers would have loaded)."""
     from shared.gcp import bigquery_client
 
     bq, games, now = bigquery_client(project), definition.games, datetime.now(UTC).isoformat()
     tables = {s.name: s.table for s in games.boxscore_sources}
     rows: dict[str, list[dict[str, Any]]] = {games.schedule_table: [], **{t: [] for t in tables.values()}}
-    for day, night in GAMES.items():
-        covered = [g for g in night if g[0] != MISSING_GAME] if day == GAME_DATE else night[:BREAKER_COVERED]
-        for nba, away, home in night:
-            rows[games.schedule_table].append(
-                {
-                    "game_id": nba,
-                    "game_date": day.isoformat(),
-                    "away_team_tricode": away,
-                    "home_team_tricode": home,
-                    "game_status": "Final",
-                    "updated_at": now,
-                }
-            )
-        for source, table in tables.items():
-            for nba, away, home in covered:  # ESPN keys games by date and teams, the others by NBA id
-                game_id = f"{day:%Y%m%d}_{away}_{home}" if source == "espn" else nba
-                rows[table].append({"game_id": game_id, "game_date": day.isoformat(), "player_name": "-", "points": 0})
+    night = GAMES[day]
+    covered = [g for g in night if g[0] != MISSING_GAME] if day == GAME_DATE else night[:BREAKER_COVERED]
+    for nba, away, home in night:
+        rows[games.schedule_table].append(
+            {
+                "game_id": nba,
+                "game_date": day.isoformat(),
+                "away_team_tricode": away,
+                "home_team_tricode": home,
+                "game_status": "Final",
+                "updated_at": now,
+            }
+        )
+    for source, table in tables.items():
+        for nba, away, home in covered:  # ESPN keys games by date and teams, the others by NBA id
+            game_id = f"{day:%Y%m%d}_{away}_{home}" if source == "espn" else nba
+            rows[table].append({"game_id": game_id, "game_date": day.isoformat(), "player_name": "-", "points": 0})
     for table, batch in rows.items():
         errors = bq.insert_rows_json(f"{project}.{table}", batch)
         if errors:
@@ -329,8 +329,8 @@ def run_demo(
             f"clock: simulated from {SIM_START.astimezone(PIPELINE_TZ):%b %d %H:%M} ET, x{accelerate:g}; "
             f"retry backoff {DEMO_BACKOFF_MINUTES}·2ⁿ min (packaged: {packaged_backoff:g}·2ⁿ)"
         )
-        seed(stack.project, definition)
-        say(f"seeded 2 nights x 7 Final games; {MISSING_GAME} (GSW@MIN) has no boxscore in BDL, ESPN or gamebook")
+        seed(stack.project, definition, GAME_DATE)
+        say(f"seeded {GAME_DATE}: 7 Final games; {MISSING_GAME} (GSW@MIN) has no boxscore in BDL, ESPN or gamebook")
         watcher = Watcher(stack.project, definition, say).start()
         lost = f"{MISSING_GAME} (GSW@MIN)"
         failures = {
@@ -373,6 +373,7 @@ def run_demo(
         )
 
         say(f"--- scenario 2: {BREAKER_DATE}, 4 of 7 games missing everywhere ---")
+        seed(stack.project, definition, BREAKER_DATE)
         standins.run_phase(2, BREAKER_DATE)
         deadline = time.monotonic() + timeout * 0.3
         first = definition.transitions[0].name

@@ -123,7 +123,8 @@ def _start_function_once(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **env, "PYTHONPATH": pythonpath},
+            # several functions-framework (gunicorn) processes on one machine: no shared control socket
+            env={**os.environ, **env, "PYTHONPATH": pythonpath, "GUNICORN_CMD_ARGS": "--no-control-socket"},
             cwd=source.parent,
         )
     fn = FunctionProcess(name, port, proc, log_path)
