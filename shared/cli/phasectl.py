@@ -947,12 +947,15 @@ def main(
     env = dict(os.environ if environ is None else environ)
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        from shared.structured_log import configure
+        from shared.structured_log import configure, reset_configuration
 
         configure(stream=err, level="WARNING")  # the services' logs never mix with the output
-        ctx = Context(load_definition(env.get("PIPELINE_DEFINITION") or None), clock_from_env(env), env, out, err)
-        func: Callable[[Context, argparse.Namespace], int] = args.func
-        return func(ctx, args)
+        try:
+            ctx = Context(load_definition(env.get("PIPELINE_DEFINITION") or None), clock_from_env(env), env, out, err)
+            func: Callable[[Context, argparse.Namespace], int] = args.func
+            return func(ctx, args)
+        finally:
+            reset_configuration()  # an in-process caller (a test, a notebook) gets its logging back
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except UsageError as exc:

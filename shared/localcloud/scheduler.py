@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.clock import Clock
+from shared.clock import Clock, _require_aware
 from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
@@ -275,14 +275,6 @@ class SleepingClock(Clock, Protocol):
     def sleep_until(self, instant: datetime, stop: threading.Event) -> bool:
         """Wait until ``now() >= instant``; return False if ``stop`` was set first."""
         ...
-
-
-def _require_aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"{what} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
-    return value.astimezone(UTC)
 
 
 # ----------------------------------------------------------------------------- jobs

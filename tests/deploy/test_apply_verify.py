@@ -21,23 +21,12 @@ import pytest
 
 from deploy.cli import run_deploy
 from deploy.plan import build_plan
-from deploy.spec import DeploymentSpec, build_spec
+from deploy.spec import DeploymentSpec
 from shared.cli import phasectl
-from shared.pipeline import load_definition
 from shared.pipeline.definition import PipelineDefinition
 from tests.support import fake_gcloud
 
 PROJECT = "my-proj"
-
-
-@pytest.fixture(scope="module")
-def definition() -> PipelineDefinition:
-    return load_definition()
-
-
-@pytest.fixture(scope="module")
-def spec(definition: PipelineDefinition) -> DeploymentSpec:
-    return build_spec(definition, PROJECT)
 
 
 @dataclass

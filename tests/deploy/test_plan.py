@@ -23,22 +23,11 @@ import pytest
 from deploy.plan import Step, Var, build_plan, render_command, render_plan
 from deploy.spec import DeploymentSpec, build_spec
 from shared.cli import phasectl
-from shared.pipeline import load_definition
 from shared.pipeline.definition import PipelineDefinition
 
 PROJECT = "my-proj"
 GOLDEN = Path(__file__).parent / "golden" / f"plan_{PROJECT}.sh"
 DEFAULT_COMPUTE = "-compute@developer.gserviceaccount.com"
-
-
-@pytest.fixture(scope="module")
-def definition() -> PipelineDefinition:
-    return load_definition()
-
-
-@pytest.fixture(scope="module")
-def spec(definition: PipelineDefinition) -> DeploymentSpec:
-    return build_spec(definition, PROJECT)
 
 
 @pytest.fixture(scope="module")

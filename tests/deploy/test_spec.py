@@ -22,7 +22,6 @@ from deploy.spec import (
 )
 from shared.contracts.messages import MonitorTick, RetryTick
 from shared.errors import DefinitionError
-from shared.pipeline import load_definition
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, parse_definition
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,16 +35,6 @@ OVERPRIVILEGED = {
     "roles/bigquery.admin",
     "roles/datastore.owner",
 }
-
-
-@pytest.fixture(scope="module")
-def definition() -> PipelineDefinition:
-    return load_definition()
-
-
-@pytest.fixture(scope="module")
-def spec(definition: PipelineDefinition) -> DeploymentSpec:
-    return build_spec(definition, PROJECT)
 
 
 def function_dirs() -> list[str]:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from shared.gcp import firestore_client
 from shared.localcloud.emulators import LocalCloud
 from shared.monitor.checks import MONITOR_HEARTBEAT_ID
-from tests.support.definition_files import write_isolated_definition
+from tests.support.phasectl_run import Run, phasectl_runner
 from tests.support.rig import GAMES, Rig
 
 pytestmark = pytest.mark.integration
@@ -30,7 +29,6 @@ NOW = "2026-01-25T15:00:00Z"  # 10:00 ET the morning after; the rig's clock is 1
 SEVEN = [*GAMES, ("0022500649", "SAC", "LAC"), ("0022500650", "TOR", "ATL")]
 BDL = ["0022500645", "22500646", "0022500647", "0022500649"]  # one id lost its leading 00
 ESPN = ["20260124_PHX_DAL", "20260124_TOR_ATL"]  # the fallback source, date-teams ids
-Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
@@ -40,27 +38,7 @@ def rig(cloud: LocalCloud, unique: str) -> Rig:
 
 @pytest.fixture
 def phasectl(rig: Rig, tmp_path: Path) -> Run:
-    definition = write_isolated_definition(rig.suffix, tmp_path / "pipeline.toml")
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "PHASECTL_LOG_DIR"},
-        **rig.cloud.env(),
-        "PIPELINE_DEFINITION": str(definition),
-        "PHASECTL_NOW": NOW,
-        "USER": "ops-tester",
-    }
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "shared.cli.phasectl", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
+    return phasectl_runner(rig, tmp_path, NOW)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import os
 import random
 import struct
 import subprocess
-import sys
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from shared.gcp import firestore_client
 from shared.localcloud.emulators import LocalCloud
 from shared.monitor.alerts import AlertManager
 from shared.monitor.checks import Finding
-from tests.support.definition_files import write_isolated_definition
+from tests.support.phasectl_run import Run, phasectl_runner
 from tests.support.rig import GAMES, Rig
 
 pytestmark = pytest.mark.integration
@@ -61,7 +60,6 @@ NOW_ENV = "2026-01-25T15:00:00Z"
 DAY = date(2026, 1, 24)
 TRANSITIONS = ("phase2_to_phase3", "phase3_to_phase4", "phase4_to_phase5", "phase5_to_phase6")
 PHASE2 = ("nbac_schedule", "bdl_player_boxscores", "nbac_gamebook_player_stats")
-Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 # -- a stdlib PNG decoder (8-bit RGB/RGBA, not interlaced) ------------------------------------
@@ -325,27 +323,7 @@ def rig(cloud: LocalCloud, unique: str) -> Rig:
 
 @pytest.fixture
 def phasectl(rig: Rig, tmp_path: Path) -> Run:
-    definition = write_isolated_definition(rig.suffix, tmp_path / "pipeline.toml")
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "PHASECTL_LOG_DIR"},
-        **rig.cloud.env(),
-        "PIPELINE_DEFINITION": str(definition),
-        "PHASECTL_NOW": NOW_ENV,
-        "USER": "ops-tester",
-    }
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "shared.cli.phasectl", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
+    return phasectl_runner(rig, tmp_path, NOW_ENV)
 
 
 def _report_phase2(rig: Rig, day: date, covered: Sequence[str]) -> str:
