@@ -63,6 +63,7 @@ demo: provision
 bench: provision
 	$(BIN)/python -m tests.bench.run
 	$(BIN)/python -m tests.bench.bundles
+	$(BIN)/python -m tests.bench.demo
 
 clean:
 	rm -rf $(VENV) .cache build .pytest_cache .mypy_cache .ruff_cache

@@ -428,9 +428,9 @@ def _mb(size: int) -> str:
     return f"{size / 1_000_000:.1f}"
 
 
-def replace_section(document: str, section: str) -> str:
-    """``document`` with the text from ``## Bundles`` to the next ``## `` heading (or EOF) replaced."""
-    found = re.search(rf"^{re.escape(SECTION)}[ \t]*$", document, flags=re.MULTILINE)
+def replace_section(document: str, section: str, heading: str = SECTION) -> str:
+    """``document`` with the text from ``heading`` to the next ``## `` heading (or EOF) replaced."""
+    found = re.search(rf"^{re.escape(heading)}[ \t]*$", document, flags=re.MULTILINE)
     if found is None:
         return document.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     start = found.start()
