@@ -8,15 +8,12 @@ they get the minimal schemas the coverage gate reads.
 from __future__ import annotations
 
 import contextlib
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as gexc
 
+from deploy.spec import TableSpec, table_specs
 from shared.pipeline.definition import PipelineDefinition
-
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "deploy" / "bigquery"
 
 if TYPE_CHECKING:
     import google.cloud.pubsub_v1 as pubsub_v1
@@ -33,22 +30,20 @@ SCHEDULE_SCHEMA = (
 BOXSCORE_SCHEMA = (("game_id", "STRING"), ("game_date", "DATE"), ("player_name", "STRING"), ("points", "INTEGER"))
 
 
-def ensure_table(client: bigquery.Client, project: str, dataset: str, spec_name: str, table: str | None = None) -> str:
-    """Create the dataset and the table described by ``deploy/bigquery/<spec_name>.json``; returns its id."""
+def ensure_table(client: bigquery.Client, project: str, spec: TableSpec) -> str:
+    """Create the dataset and the table ``spec`` describes (the same spec ``phasectl deploy`` creates); its id."""
     from google.cloud import bigquery
 
-    spec = json.loads((SCHEMA_DIR / f"{spec_name}.json").read_text())
-    client.create_dataset(f"{project}.{dataset}", exists_ok=True)
-    table_id = f"{project}.{dataset}.{table or spec['table']}"
+    client.create_dataset(f"{project}.{spec.dataset}", exists_ok=True)
+    table_id = f"{project}.{spec.ref}"
     ref = bigquery.Table(
-        table_id, schema=[bigquery.SchemaField(f["name"], f["type"], mode=f["mode"]) for f in spec["schema"]]
+        table_id, schema=[bigquery.SchemaField(f["name"], f["type"], mode=f["mode"]) for f in spec.schema]
     )
-    part = spec["time_partitioning"]
-    expiration = part.get("expiration_days")
+    expiration = spec.partition_expiration_days
     ref.time_partitioning = bigquery.TimePartitioning(
-        field=part["field"], expiration_ms=expiration * 86_400_000 if expiration else None
+        field=spec.partition_field, expiration_ms=expiration * 86_400_000 if expiration else None
     )
-    ref.clustering_fields = spec["clustering_fields"]
+    ref.clustering_fields = list(spec.clustering_fields) or None
     client.create_table(ref, exists_ok=True)
     return table_id
 
@@ -118,22 +113,16 @@ def ensure_tables(client: bigquery.Client, project: str, definition: PipelineDef
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    settings, games, retry = definition.pipeline, definition.games, definition.retry
-    unavailable_dataset, unavailable_table = games.unavailable_table.split(".")
-    specs = [
-        ("phase_execution_log", settings.dataset, settings.phase_execution_log_table),
-        ("failed_processor_queue", settings.dataset, retry.queue_table),
-        ("streaming_conflict_log", settings.dataset, retry.conflict_log_table),
-        ("game_unavailable", unavailable_dataset, unavailable_table),
-    ]
+    settings, games = definition.pipeline, definition.games
+    specs = table_specs(definition)  # what the package writes: the tables deploy.spec creates in the cloud
     raw: list[tuple[str, tuple[tuple[str, str], ...]]] = [(games.schedule_table, SCHEDULE_SCHEMA)]
     raw += [(s.table, BOXSCORE_SCHEMA) for s in games.boxscore_sources]
-    datasets = sorted({settings.dataset, unavailable_dataset, *(ref.split(".")[0] for ref, _ in raw)})
+    datasets = sorted({settings.dataset, *(t.dataset for t in specs), *(ref.split(".")[0] for ref, _ in raw)})
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda d: client.create_dataset(f"{project}.{d}", exists_ok=True), datasets))
-        spec_ids = pool.map(lambda st: ensure_table(client, project, st[1], st[0], st[2]), specs)
+        spec_ids = list(pool.map(lambda spec: ensure_table(client, project, spec), specs))
         list(pool.map(lambda rc: _create(client, f"{project}.{rc[0]}", rc[1]), raw))
-        tables = dict(zip([name for name, _, _ in specs], spec_ids, strict=True))
+    tables = {spec.spec_file.stem: table_id for spec, table_id in zip(specs, spec_ids, strict=True)}
     tables[games.unavailable_table] = tables["game_unavailable"]
     tables.update({ref: f"{project}.{ref}" for ref, _ in raw})
     return tables
