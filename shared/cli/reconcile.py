@@ -132,10 +132,10 @@ def phase_line(definition: PipelineDefinition, transition: Transition, state: Da
         kind, reason = "triggered", str(current.get("reason") or decision.reason)
     else:
         kind, reason = decision.kind, decision.reason
-        if state.status == "blocked" and gates:
-            blocking = [g for g in gates.values() if g.get("verdict") == "blocked"]
-            if blocking:
-                kind, reason = "blocked", f"gate blocked: {blocking[0].get('reason')}; engine: {decision.reason}"
+        blocking = [g for g in gates.values() if g.get("verdict") == "blocked"]
+        # ready but last blocked by a gate: still blocked while a re-check (monitor, redelivery) holds the claim
+        if blocking and (state.status == "blocked" or (kind == "ready" and state.status == "claimed")):
+            kind, reason = "blocked", f"gate blocked: {blocking[0].get('reason')}; engine: {decision.reason}"
     return PhaseLine(
         transition=transition.name,
         status=state.status,

@@ -160,6 +160,13 @@ def test_phase_line_of_triggered_and_blocked_dates(definition) -> None:  # type:
     gate = {"game_coverage": {"verdict": "blocked", "reason": "circuit breaker: 4/7 games"}}
     blocked = phase_line(definition, t, _state(t.name, status="blocked", last_gate=gate), FixedClock(NOW))
     assert blocked.decision == "blocked" and "circuit breaker: 4/7 games" in blocked.reason
+    # the monitor re-checking the blocked date holds a claim meanwhile: the date is still blocked, not "ready"
+    done = tuple(_record(n, NOW) for n in t.expected)
+    rechecking = phase_line(definition, t, _state(t.name, done, status="claimed", last_gate=gate), FixedClock(NOW))
+    assert rechecking.decision == "blocked"
+    passed = {"game_coverage": {"verdict": "pass", "reason": "7/7"}}
+    claimed = phase_line(definition, t, _state(t.name, done, status="claimed", last_gate=passed), FixedClock(NOW))
+    assert claimed.decision == "ready"
     # a new generation after a trigger is not triggered any more
     reopened = phase_line(definition, t, _state(t.name, generation=2, triggered=trig), FixedClock(NOW))
     assert reopened.decision == "wait" and reopened.trigger_id is None

@@ -98,4 +98,6 @@ def test_the_breaker_night_is_blocked_not_triggered(night: tuple[DemoResult, str
 def test_the_status_page_is_written(night: tuple[DemoResult, str, Path]) -> None:
     _, _, html = night
     page = html.read_text()
-    assert 'id="grid"' in page and "state-triggered" in page
+    assert 'id="grid"' in page
+    assert page.count('class="cell state-triggered"') == 4  # 2026-01-24: every transition
+    assert page.count('class="cell state-blocked"') == 1  # 2026-01-23: phase2_to_phase3, by the breaker
