@@ -15,6 +15,23 @@ REPO = Path(__file__).resolve().parents[2]
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def runner(env: dict[str, str], timeout: float = 120) -> Run:
+    """A ``run(*args)`` for ``phasectl`` as a subprocess with exactly ``env``."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shared.cli.phasectl", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
 def phasectl_runner(rig: Rig, directory: Path, now: str) -> Run:
     """A ``run(*args)`` for ``phasectl`` with the rig's definition, its emulators and a fixed "now"."""
     definition = write_isolated_definition(rig.suffix, directory / "pipeline.toml")
@@ -25,16 +42,4 @@ def phasectl_runner(rig: Rig, directory: Path, now: str) -> Run:
         "PHASECTL_NOW": now,
         "USER": "ops-tester",
     }
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "shared.cli.phasectl", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
+    return runner(env)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from shared.gcp import firestore_client
 from shared.localcloud.emulators import LocalCloud
 from shared.monitor.checks import MONITOR_HEARTBEAT_ID
-from tests.support.phasectl_run import Run, phasectl_runner
+from tests.support.phasectl_run import Run, phasectl_runner, runner
 from tests.support.rig import GAMES, Rig
 
 pytestmark = pytest.mark.integration
@@ -49,19 +48,7 @@ def offline_phasectl() -> Run:
         "GOOGLE_CLOUD_PROJECT": "no-such-project",
         "PHASECTL_NOW": NOW,
     }
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "shared.cli.phasectl", *args],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    return run
+    return runner(env, timeout=60)
 
 
 def _night(rig: Rig, *, phase4: tuple[str, ...] = ()) -> None:
