@@ -264,11 +264,18 @@ class TransitionState:
         gate: dict[str, Any] | None = None,
         missing_games: list[str] | None = None,
         log_row: tuple[str, dict[str, Any]] | None = None,
-    ) -> None:
-        """Drop our claim (blocked or failed publish): the date stays retriggerable (L01)."""
+    ) -> bool:
+        """Drop our claim (blocked or failed publish): the date stays retriggerable (L01).
+
+        Returns whether ``log_row`` was written. A block that repeats the previous one exactly
+        (same gate results: a monitor re-check, a redelivery) is counted but not logged again,
+        so ``phase_execution_log`` gets one ``blocked`` row per distinct block, not one per re-check.
+        """
         ref = self._date_ref(game_date)
+        logged: list[bool] = []
 
         def body(tx: Any) -> None:
+            logged.clear()
             snap = ref.get(transaction=tx)
             doc = snap.to_dict() if snap.exists else {}
             update: dict[str, Any] = {"status": status, "updated_at": now}
@@ -279,13 +286,22 @@ class TransitionState:
                 update["last_gate"] = gate
             if missing_games is not None:
                 update["missing_games"] = missing_games
+            previous_blocks = int((doc or {}).get("blocked_count") or 0)
+            repeated = (
+                status == "blocked"
+                and previous_blocks > 0
+                and gate is not None
+                and (doc or {}).get("last_gate") == gate
+            )
             if status == "blocked":
-                update["blocked_count"] = int((doc or {}).get("blocked_count") or 0) + 1
+                update["blocked_count"] = previous_blocks + 1
             tx.set(ref, update, merge=True)
-            if log_row is not None:
+            if log_row is not None and not repeated:
                 tx.set(self._outbox_ref(log_row[0]), log_row[1])
+                logged.append(True)
 
         self._run("release claim", body, game_date)
+        return bool(logged)
 
     def mark_triggered(
         self,

@@ -16,6 +16,7 @@ The exactly-once protocol (L01, L03, L04):
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -340,7 +341,7 @@ class TransitionService:
                 "processors_completed": list(decision.progress.done),
             },
         )
-        self.state.release(
+        logged = self.state.release(
             game_date,
             owner,
             now,
@@ -349,11 +350,13 @@ class TransitionService:
             missing_games=missing_games if gate_results is not None else None,
             log_row=row,
         )
-        _log.error(
-            "BLOCKED %s for %s: %s",
+        _log.log(
+            logging.ERROR if logged else logging.INFO,  # a re-check that finds the same block is not news
+            "BLOCKED %s for %s: %s%s",
             t.name,
             game_date,
             reason,
+            "" if logged else " (unchanged since the last check; not logged again)",
             extra={"labels": {"alert": "transition_blocked", "claimed": str(claimed)}},
         )
         self.log_writer.flush(self.state)
