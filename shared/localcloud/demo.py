@@ -199,13 +199,11 @@ class Watcher:
             self._stop.wait(0.5)
 
     def poll_triggers(self) -> None:
+        from shared.localcloud.topology import pull_now
+
         for sub in self.subs:
-            response = self.subscriber.pull(subscription=sub, max_messages=20, timeout=10, return_immediately=True)
-            if not response.received_messages:
-                continue
-            self.subscriber.acknowledge(subscription=sub, ack_ids=[m.ack_id for m in response.received_messages])
-            for received in response.received_messages:
-                trigger = PhaseTrigger.model_validate_json(received.message.data)
+            for data in pull_now(self.subscriber, sub):
+                trigger = PhaseTrigger.model_validate_json(data)
                 with self._lock:
                     self.result.triggers.append(trigger)
                 missing = f"; missing games {', '.join(trigger.missing_games)}" if trigger.missing_games else ""

@@ -106,7 +106,7 @@ class LocalStack:
         from deploy.bundle import build_function
         from deploy.spec import build_spec
         from shared.gcp import bigquery_client, publisher_client, subscriber_client
-        from shared.localcloud.topology import ensure_subscription, ensure_tables
+        from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topic
 
         self.cloud = LocalCloud(project=self.project).start()
         self.env = {**self.cloud.env(), SIMULATED_CLOCK_ENV: self.clock.to_env()}
@@ -118,7 +118,7 @@ class LocalStack:
         spec = build_spec(self.definition, self.project)
         publisher, subscriber = publisher_client(), subscriber_client()
         for topic in spec.topics:
-            _create_topic(publisher, self.project, topic)
+            ensure_topic(publisher, self.project, topic)
         ensure_tables(bigquery_client(self.project), self.project, self.definition)
         self.say(f"topology: {len(spec.topics)} topics, {len(spec.tables)} tables (from deploy.spec)")
 
@@ -239,15 +239,6 @@ class LocalStack:
             started_at=datetime.now(UTC).isoformat(),
         )
         state.write(self.state_dir)
-
-
-def _create_topic(publisher: Any, project: str, topic: str) -> None:
-    import contextlib
-
-    from google.api_core import exceptions as gexc
-
-    with contextlib.suppress(gexc.AlreadyExists):  # idempotent: the topic is what we want
-        publisher.create_topic(name=publisher.topic_path(project, topic))
 
 
 def _running(pid: int) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 
 from shared.clock import Clock
 from shared.contracts.messages import PhaseTrigger, RetryRequest
+from shared.localcloud.topology import pull_now
 from shared.pipeline.definition import PipelineDefinition
 
 
@@ -93,19 +94,14 @@ class StandinProcessors:
             idle = True
             for path, (kind, phase) in self._subscriptions.items():
                 try:
-                    response = self.subscriber.pull(
-                        subscription=path, max_messages=20, timeout=10, return_immediately=True
-                    )
+                    messages = pull_now(self.subscriber, path)
                 except Exception as exc:  # noqa: BLE001 - reported; the emulator may be stopping
                     if not self._stop.is_set():
                         self.errors.append(f"pull {path}: {exc}")
                     continue
-                if not response.received_messages:
-                    continue
-                idle = False
-                self.subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in response.received_messages])
-                for received in response.received_messages:
-                    self._handle(kind, phase, received.message.data)
+                idle = idle and not messages
+                for data in messages:
+                    self._handle(kind, phase, data)
             if idle:
                 self._stop.wait(0.25)
 

@@ -56,14 +56,26 @@ def all_topics(definition: PipelineDefinition) -> list[str]:
     return topics
 
 
+def ensure_topic(publisher: pubsub_v1.PublisherClient, project: str, topic: str) -> str:
+    path = str(publisher.topic_path(project, topic))
+    with contextlib.suppress(gexc.AlreadyExists):  # idempotent: the topic is what we want
+        publisher.create_topic(name=path)
+    return path
+
+
 def ensure_topics(publisher: pubsub_v1.PublisherClient, project: str, definition: PipelineDefinition) -> list[str]:
-    paths = []
-    for topic in all_topics(definition):
-        path = publisher.topic_path(project, topic)
-        with contextlib.suppress(gexc.AlreadyExists):  # idempotent: the topic is what we want
-            publisher.create_topic(name=path)
-        paths.append(path)
-    return paths
+    return [ensure_topic(publisher, project, topic) for topic in all_topics(definition)]
+
+
+def pull_now(subscriber: pubsub_v1.SubscriberClient, subscription: str, max_messages: int = 20) -> list[bytes]:
+    """What is waiting on ``subscription`` right now (no waiting), acknowledged."""
+    response = subscriber.pull(
+        subscription=subscription, max_messages=max_messages, timeout=10, return_immediately=True
+    )
+    if not response.received_messages:
+        return []
+    subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
+    return [m.message.data for m in response.received_messages]
 
 
 def ensure_subscription(

@@ -272,10 +272,11 @@ class TransitionState:
         so ``phase_execution_log`` gets one ``blocked`` row per distinct block, not one per re-check.
         """
         ref = self._date_ref(game_date)
-        logged: list[bool] = []
+        logged = False
 
         def body(tx: Any) -> None:
-            logged.clear()
+            nonlocal logged  # the transaction may run the body again: the last run decides
+            logged = False
             snap = ref.get(transaction=tx)
             doc = snap.to_dict() if snap.exists else {}
             update: dict[str, Any] = {"status": status, "updated_at": now}
@@ -298,10 +299,10 @@ class TransitionState:
             tx.set(ref, update, merge=True)
             if log_row is not None and not repeated:
                 tx.set(self._outbox_ref(log_row[0]), log_row[1])
-                logged.append(True)
+                logged = True
 
         self._run("release claim", body, game_date)
-        return bool(logged)
+        return logged
 
     def mark_triggered(
         self,
