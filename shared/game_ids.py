@@ -23,6 +23,7 @@ from shared.errors import InvalidGameIdError
 __all__ = [
     "NBA_TEAMS",
     "SEASON_TYPES",
+    "TEAM_CODE_ALIASES",
     "DateTeamsGameId",
     "GameId",
     "GameIdConverter",
@@ -40,6 +41,19 @@ NBA_TEAMS: Final[frozenset[str]] = frozenset(
 )  # fmt: skip
 """The 30 current NBA team tricodes."""
 
+TEAM_CODE_ALIASES: Final[dict[str, str]] = {
+    "GS": "GSW",
+    "NY": "NYK",
+    "NO": "NOP",
+    "SA": "SAS",
+    "UTAH": "UTA",
+    "WSH": "WAS",
+}
+"""ESPN's team codes that differ from NBA tricodes. The replaced system's ESPN boxscore writer
+stores them unmapped in ``nba_raw.espn_boxscores.game_id`` (``20260124_GS_MIN``:
+data_processors/raw/espn/espn_boxscore_processor.py:291-296 at najicham/nba-stats-scraper@18f6ecfe);
+the same table of codes is its ESPN scoreboard mapping (espn_scoreboard_processor.py:60-73)."""
+
 SEASON_TYPES: Final[dict[int, str]] = {
     1: "preseason",
     2: "regular_season",
@@ -51,7 +65,7 @@ SEASON_TYPES: Final[dict[int, str]] = {
 """Season type digit (3rd digit of a numeric NBA id) → name."""
 
 _NBA_ID_RE: Final = re.compile(r"00([0-9])([0-9]{2})([0-9]{5})")
-_DATE_TEAMS_RE: Final = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})_([A-Za-z]{3})_([A-Za-z]{3})")
+_DATE_TEAMS_RE: Final = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})_([A-Za-z]{2,4})_([A-Za-z]{2,4})")
 _DIGITS_RE: Final = re.compile(r"[0-9]+")
 
 _FORMATS: Final = "expected a 10-digit NBA id like 0022500644 or YYYYMMDD_AWAY_HOME like 20260124_GSW_MIN"
@@ -62,7 +76,7 @@ def _error(raw: object, reason: str) -> InvalidGameIdError:
 
 
 def _check_teams(raw: object, away: str, home: str) -> tuple[str, str]:
-    away_u, home_u = away.upper(), home.upper()
+    away_u, home_u = (TEAM_CODE_ALIASES.get(code.upper(), code.upper()) for code in (away, home))
     unknown = [code for code in (away_u, home_u) if code not in NBA_TEAMS]
     if unknown:
         raise _error(raw, f"unknown NBA team tricode(s) {', '.join(unknown)}")
@@ -174,7 +188,8 @@ class DateTeamsGameId:
 
     @classmethod
     def parse(cls, raw: str) -> Self:
-        """Parse ``YYYYMMDD_AWAY_HOME`` (whitespace stripped, tricodes case-insensitive).
+        """Parse ``YYYYMMDD_AWAY_HOME`` (whitespace stripped, tricodes case-insensitive; ESPN's
+        codes such as ``GS`` and ``UTAH`` are mapped through ``TEAM_CODE_ALIASES``).
 
         Raises:
             InvalidGameIdError: wrong shape, impossible date, unknown team, or away == home.
@@ -242,6 +257,7 @@ class ScheduleEntry:
     home: str
     status: str | None = None
     updated_at: datetime | None = None
+    status_text: str | None = None  # e.g. "Postponed" set by operators on a Final row
 
     def __post_init__(self) -> None:
         nba = NbaGameId.parse(self.nba_game_id)

@@ -15,6 +15,7 @@ Commands::
     phasectl retry resolve ROW_ID --note TEXT
     phasectl mark-unavailable GAME_ID --reason TEXT [--date D] [--undo]
     phasectl trigger --transition T --date D [--force]
+    phasectl publish completion --processor P --date D --status S [--records N] [--metadata JSON]
     phasectl health [--since 1h] [--log-dir DIR] [--json]
     phasectl backfill --from D1 --to D2 --transition T --mode none|failed|completed [--dry-run]
     phasectl deploy plan|apply|verify [--project P] [--region R] [--function NAME]
@@ -30,7 +31,7 @@ Testing / operations overrides (environment):
   system clock: deterministic output in tests, and "what would the rule say at T" for operators.
 * ``PHASECTL_LOG_DIR=DIR``: where ``health`` reads the local cloud's ``function-<name>.log``.
 
-Mutating commands (mark-unavailable, trigger, retry requeue/resolve, backfill) write an audit
+Mutating commands (mark-unavailable, trigger, publish, retry requeue/resolve, backfill) write an audit
 record to the Firestore collection ``operator_audit`` (who = ``$USER``, when, command, args).
 """
 
@@ -426,14 +427,19 @@ def _schedule_dates(ctx: Context, nba_id: str) -> list[date]:
     from google.cloud import bigquery as bq
 
     g = ctx.definition.games
+    # the replaced system's schedule requires a partition filter: search a season either side of today
+    today = ctx.now().date()
     sql = (
-        f"SELECT DISTINCT game_date FROM `{ctx.project}.{g.schedule_table}` "
-        f"WHERE CAST({g.schedule_game_id_column} AS STRING) IN (@id10, @id8) ORDER BY game_date"
+        f"SELECT DISTINCT {g.schedule_date_column} AS game_date FROM `{ctx.project}.{g.schedule_table}` "
+        f"WHERE {g.schedule_date_column} BETWEEN @start AND @end "
+        f"AND CAST({g.schedule_game_id_column} AS STRING) IN (@id10, @id8) ORDER BY game_date"
     )
     config = bq.QueryJobConfig(
         query_parameters=[
             bq.ScalarQueryParameter("id10", "STRING", nba_id),
             bq.ScalarQueryParameter("id8", "STRING", nba_id[2:]),
+            bq.ScalarQueryParameter("start", "DATE", today - timedelta(days=400)),
+            bq.ScalarQueryParameter("end", "DATE", today + timedelta(days=400)),
         ]
     )
     return [r["game_date"] for r in ctx.bq().query(sql, job_config=config).result(timeout=60)]
@@ -552,11 +558,58 @@ def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
     return 0 if outcome.kind in ("triggered", "already_triggered") else 1
 
 
+def cmd_publish_completion(ctx: Context, args: argparse.Namespace) -> int:
+    """Publish a completion shaped exactly as the replaced system's processors build it."""
+    from shared.client.completion import build_completion
+    from shared.gcp import publisher_client
+
+    canonical, phase_number = _processor(ctx, args.processor)
+    phase = ctx.definition.phase(phase_number)
+    day = _date(ctx, args.date)
+    try:
+        metadata = json.loads(args.metadata) if args.metadata else {}
+    except ValueError as exc:
+        raise UsageError(f"--metadata is not JSON: {exc}") from None
+    if not isinstance(metadata, dict):
+        raise UsageError("--metadata must be a JSON object")
+    user = ctx.env.get("USER") or _user()
+    try:
+        message = build_completion(
+            processor_name=args.processor,
+            phase=f"phase_{phase.number}_{phase.name}",
+            game_date=day,
+            status=args.status,
+            execution_id=f"phasectl-{uuid.uuid4().hex[:8]}",
+            output_table=ctx.definition.processor(canonical).output_table,
+            record_count=args.records,
+            trigger_source="manual",
+            error_message=args.error_message,
+            error_type=args.error_type,
+            metadata={**metadata, "published_by": f"phasectl publish completion ({user})"},
+            now=ctx.now(),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    publisher = publisher_client()
+    topic = publisher.topic_path(ctx.project, phase.completion_topic)
+    message_id = publisher.publish(topic, json.dumps(message).encode("utf-8")).result(timeout=30)
+    ctx.audit(
+        "publish completion",
+        {"processor": args.processor, "date": day, "status": args.status, "records": args.records},
+        f"message {message_id} on {phase.completion_topic}",
+    )
+    ctx.print(
+        f"published {args.status} completion of {args.processor} ({canonical}, phase {phase.number}) for {day} "
+        f"to {phase.completion_topic}: message {message_id}"
+    )
+    return 0
+
+
 def classify(state: DateState) -> str:
     """Airflow-style run state of a date: completed | failed | none."""
     if state.triggered_current is not None:
         return "completed"
-    if state.status in ("blocked", "publish_failed"):
+    if state.status in ("blocked", "gate_error", "publish_failed"):
         return "failed"
     return "none"
 
@@ -827,6 +880,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", required=True)
     p.add_argument("--force", action="store_true", help="start a new generation (new trigger id downstream)")
     p.set_defaults(func=cmd_trigger)
+
+    publish = sub.add_parser("publish", help="publish a message by hand (a re-run processor is done)")
+    psub = publish.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    p = psub.add_parser(
+        "completion", help="a processor completion, shaped as the replaced system's processors send it"
+    )
+    p.add_argument("--processor", required=True, help="processor name, alias or class name")
+    p.add_argument("--date", required=True, help="game date YYYY-MM-DD (or TODAY/YESTERDAY, resolved in New York)")
+    p.add_argument("--status", required=True, choices=("success", "partial", "no_data", "failed"))
+    p.add_argument("--records", type=int, default=0, help="record_count (default 0)")
+    p.add_argument("--error-message", help="for --status failed")
+    p.add_argument("--error-type", help="for --status failed: free text, e.g. an exception class name")
+    p.add_argument("--metadata", help='JSON object, e.g. \'{"completion_pct": 95.0}\' for the prediction coordinator')
+    p.set_defaults(func=cmd_publish_completion)
 
     p = sub.add_parser("health", help="recent function errors and heartbeats")
     p.add_argument("--since", default="1h")

@@ -134,8 +134,11 @@ def phase_line(definition: PipelineDefinition, transition: Transition, state: Da
         kind, reason = decision.kind, decision.reason
         blocking = [g for g in gates.values() if g.get("verdict") == "blocked"]
         # ready but last blocked by a gate: still blocked while a re-check (monitor, redelivery) holds the claim
+        errored = [g for g in gates.values() if g.get("verdict") == "error"]
         if blocking and (state.status == "blocked" or (kind == "ready" and state.status == "claimed")):
             kind, reason = "blocked", f"gate blocked: {blocking[0].get('reason')}; engine: {decision.reason}"
+        elif errored and state.status == "gate_error":  # a gate that cannot run as configured blocks too
+            kind, reason = "blocked", f"gate error: {errored[0].get('reason')}; engine: {decision.reason}"
     return PhaseLine(
         transition=transition.name,
         status=state.status,
@@ -414,9 +417,9 @@ def build_reconcile(
     gate = definition.gates.get(gate_name)
     if gate is None:
         gate = GameCoverageGate(kind="game_coverage")
-    verdict = coverage_verdict(gate_name, gate, games_def.final_status, inputs)
+    verdict = coverage_verdict(gate_name, gate, games_def, inputs)
     converter = GameIdConverter.from_schedule(inputs.schedule)
-    finals = [e for e in converter.games() if (e.status or "").lower() == games_def.final_status.lower()]
+    finals = [e for e in converter.games() if games_def.is_final(e.status)]
     final_ids = {e.date_teams_game_id for e in finals}
     unavailable = set(verdict.unavailable)
     missing_ids = set(verdict.missing_games)

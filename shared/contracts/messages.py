@@ -29,9 +29,14 @@ from pydantic.config import JsonDict
 
 _MAX_SHOWN = 60  # longest input echoed back in an error message
 
-# "2", "phase2", "phase_2" (any case). Spelled with character classes so that the same
-# pattern is valid in the exported JSON Schema (ECMA-262 has no inline flags).
-_PHASE_TEXT = r"^(?:[Pp][Hh][Aa][Ss][Ee]_?)?([1-9])$"
+# "2", "phase2", "phase_2" (any case), and the replaced system's own strings "phase_2_raw",
+# "phase_3_analytics", "phase_4_precompute", "phase_5_predictions" (its processor bases pass
+# them to UnifiedPubSubPublisher: data_processors/raw/processor_base.py:1806,
+# analytics/analytics_base.py:1641, precompute/base/precompute_base.py:642,
+# predictions/coordinator/coordinator.py:3944 at najicham/nba-stats-scraper@18f6ecfe). Only the
+# number matters. Spelled with character classes so that the same pattern is valid in the
+# exported JSON Schema (ECMA-262 has no inline flags).
+_PHASE_TEXT = r"^(?:[Pp][Hh][Aa][Ss][Ee]_?)?([1-9])(?:_[A-Za-z][A-Za-z0-9_]*)?$"
 _PHASE_TEXT_RE = re.compile(_PHASE_TEXT)
 _ISO_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _RELATIVE_DATE_WORDS = frozenset({"today", "yesterday", "tomorrow", "now"})
@@ -49,7 +54,9 @@ def _coerce_phase(value: object) -> object:
     if isinstance(value, str):
         match = _PHASE_TEXT_RE.fullmatch(value)
         if match is None:
-            raise ValueError(f"phase must be 1..9 or a string like '2', 'phase2', 'phase_2'; got {_shown(value)}")
+            raise ValueError(
+                f"phase must be 1..9 or a string like '2', 'phase_2' or 'phase_2_raw'; got {_shown(value)}"
+            )
         return int(match.group(1))
     return value
 
@@ -94,7 +101,7 @@ LenientPhaseNumber = Annotated[
                 {"type": "integer", "minimum": 1, "maximum": 9},
                 {"type": "string", "pattern": _PHASE_TEXT},
             ],
-            "description": "Phase number 1..9; also accepted as '2', 'phase2' or 'phase_2'.",
+            "description": "Phase number 1..9; also accepted as '2', 'phase2', 'phase_2' or 'phase_2_raw'.",
         }
     ),
 ]
@@ -153,14 +160,95 @@ def _document_target_date_alias(schema: JsonDict) -> None:
     schema["anyOf"] = [{"required": ["game_date"]}, {"required": ["target_date"]}]
 
 
+# Error classification (used by auto-retry): the replaced system's bases send `error_type` as
+# free text, an exception class name (`type(error).__name__`, analytics_base.py:1659 and
+# precompute_base.py:660 at najicham/nba-stats-scraper@18f6ecfe; since `error` is a str there,
+# it is usually the word "str"). The rule, in order:
+#   1. the words "transient" / "permanent" (any case) mean what they say;
+#   2. a class name (or dotted path ending in one) listed in PERMANENT_ERROR_TYPES is permanent:
+#      bad input, bad configuration or a client error that a re-run with the same input repeats;
+#   3. anything else (TRANSIENT_ERROR_TYPES, "str", unknown text) is transient: auto-retry
+#      re-runs it, and its retry count is bounded (max_retries), so an unknown class costs at
+#      most a few retries, never a storm (lesson L10).
+PERMANENT_ERROR_TYPES = frozenset(
+    {
+        "valueerror", "typeerror", "keyerror", "attributeerror", "indexerror", "lookuperror",
+        "zerodivisionerror", "notimplementederror", "unicodedecodeerror", "unicodeerror",
+        "jsondecodeerror", "validationerror", "datavalidationerror", "schemaerror", "assertionerror",
+        "filenotfounderror", "permissionerror",
+        # google.api_core.exceptions client errors (HTTP 4xx other than 408/409/429)
+        "badrequest", "invalidargument", "unauthorized", "unauthenticated", "forbidden",
+        "permissiondenied", "notfound", "methodnotallowed", "lengthrequired", "preconditionfailed",
+        "requestrangenotsatisfiable", "failedprecondition", "outofrange", "alreadyexists",
+        # requests / HTTP client errors named by status
+        "httperror400", "httperror401", "httperror403", "httperror404", "clienterror", "client_error",
+    }
+)
+TRANSIENT_ERROR_TYPES = frozenset(
+    {
+        "timeouterror", "timeout", "connectionerror", "connecttimeout", "readtimeout", "oserror",
+        "serviceunavailable", "deadlineexceeded", "internalservererror", "badgateway", "gatewaytimeout",
+        "toomanyrequests", "resourceexhausted", "aborted", "conflict", "retryerror", "servererror",
+        "transporterror", "unavailable", "internal", "unknown",
+    }
+)
+_MAX_ERROR_TYPE = 200  # longer error_type text is truncated when stored
+
+
+def classify_error_type(error_type: str | None) -> ErrorType | None:
+    """Transient or permanent, by the rule above; ``None`` when no error type was sent."""
+    if error_type is None or not error_type.strip():
+        return None
+    word = error_type.strip().lower()
+    if word in (ErrorType.TRANSIENT.value, ErrorType.PERMANENT.value):
+        return ErrorType(word)
+    name = word.rsplit(".", 1)[-1]
+    return ErrorType.PERMANENT if name in PERMANENT_ERROR_TYPES else ErrorType.TRANSIENT
+
+
+def _error_type_text(value: object) -> object:
+    """Free text, kept raw (capped); a legacy enum value passes through as its string."""
+    if isinstance(value, ErrorType):
+        return value.value
+    if isinstance(value, str) and len(value) > _MAX_ERROR_TYPE:
+        return value[: _MAX_ERROR_TYPE - 3] + "..."
+    return value
+
+
+# Keys of the prediction coordinator's completion that may sit at the top level (this package's
+# own publisher) or inside `metadata` (the replaced coordinator: coordinator.py:3954-3961 and
+# 4320-4330 at najicham/nba-stats-scraper@18f6ecfe). The top level wins when both are present.
+PREDICTION_KEYS = ("completion_pct", "completed_predictions", "expected_predictions")
+# Longest processor name accepted (longer is quarantined: it would bloat every transaction, L22).
+MAX_PROCESSOR_NAME = 200
+BoundedName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_PROCESSOR_NAME)]
+_MAX_EXTRA_KEYS = 20
+_MAX_EXTRA_VALUE = 500
+
+
+def _bounded(value: object) -> object:
+    """An unknown key's value, as stored: scalars kept, strings and containers capped."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= _MAX_EXTRA_VALUE else text[: _MAX_EXTRA_VALUE - 3] + "..."
+
+
 class ProcessorCompletion(ContractModel):
-    """Completion envelope a processor publishes when a run ends (inbound; unknown keys ignored)."""
+    """Completion envelope a processor publishes when a run ends (inbound).
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, json_schema_extra=_document_target_date_alias)
+    The reference is the replaced system's ``UnifiedPubSubPublisher._build_message``
+    (shared/publishers/unified_pubsub_publisher.py:178-210 at najicham/nba-stats-scraper@18f6ecfe):
+    None-valued keys are dropped there, and keys this model does not name (``parent_processor``,
+    ``trigger_source``, ``trigger_message_id``, ...) are kept (``unknown_fields()``) and never a reason
+    to reject. Strict where it protects: explicit dates, timestamps with an offset.
+    """
 
-    processor_name: NonEmptyStr
+    model_config = ConfigDict(extra="allow", populate_by_name=True, json_schema_extra=_document_target_date_alias)
+
+    processor_name: BoundedName
     phase: LenientPhaseNumber
-    execution_id: NonEmptyStr
+    execution_id: BoundedName
     correlation_id: str | None = None
     game_date: ExplicitDate = Field(
         validation_alias=AliasChoices("game_date", "target_date"),
@@ -174,9 +262,20 @@ class ProcessorCompletion(ContractModel):
     timestamp: AwareTimestamp = Field(description="When the run ended; must carry a timezone offset.")
     duration_seconds: float | None = Field(default=None, ge=0)
     error_message: str | None = None
-    error_type: ErrorType | None = None
+    error_type: Annotated[str | None, BeforeValidator(_error_type_text)] = Field(
+        default=None,
+        description="Free text (often an exception class name), kept raw; see classify_error_type.",
+    )
     completion_pct: float | None = Field(
-        default=None, ge=0, le=100, description="Sent by the phase-5 prediction coordinator."
+        default=None,
+        ge=0,
+        description="Phase-5 coordinator: share of expected predictions made; top level or metadata.completion_pct.",
+    )
+    completed_predictions: int | None = Field(
+        default=None, ge=0, description="Phase-5 coordinator; top level or metadata.completed_predictions."
+    )
+    expected_predictions: int | None = Field(
+        default=None, ge=0, description="Phase-5 coordinator; top level or metadata.expected_predictions."
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -203,7 +302,43 @@ class ProcessorCompletion(ContractModel):
                 f"game_date ({parsed['game_date']}) and its alias target_date ({parsed['target_date']}) "
                 "disagree; send one date"
             )
-        return data
+        return {k: v for k, v in data.items() if k != "target_date"}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prediction_counts_from_metadata(cls, data: Any) -> Any:
+        """The replaced coordinator sends completion_pct and its counts inside ``metadata``."""
+        if not isinstance(data, Mapping):
+            return data
+        metadata = data.get("metadata")
+        if not isinstance(metadata, Mapping):
+            return data
+        lifted = {k: metadata[k] for k in PREDICTION_KEYS if data.get(k) is None and metadata.get(k) is not None}
+        return {**data, **lifted} if lifted else data
+
+    @property
+    def error_class(self) -> ErrorType | None:
+        """Transient or permanent, by ``classify_error_type`` (``None`` without an error type)."""
+        return classify_error_type(self.error_type)
+
+    @property
+    def predictions(self) -> int:
+        """Predictions made (phase 5): ``completed_predictions`` when sent, else ``record_count``."""
+        return self.completed_predictions if self.completed_predictions is not None else self.record_count
+
+    @property
+    def effective_completion_pct(self) -> float | None:
+        """``completion_pct``, or completed/expected predictions when only the counts were sent."""
+        if self.completion_pct is not None:
+            return self.completion_pct
+        if self.completed_predictions is not None and self.expected_predictions:
+            return round(100.0 * self.completed_predictions / self.expected_predictions, 3)
+        return None
+
+    def unknown_fields(self) -> dict[str, Any]:
+        """Top-level keys this contract does not name, as stored (at most 20, values capped)."""
+        extra = self.model_extra or {}
+        return {str(k)[:100]: _bounded(v) for k, v in list(extra.items())[:_MAX_EXTRA_KEYS]}
 
 
 def make_trigger_id(transition: str, game_date: date, generation: int) -> str:

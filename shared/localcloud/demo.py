@@ -127,27 +127,19 @@ def demo_definition(directory: Path) -> Path:
 def seed(project: str, definition: PipelineDefinition, day: date) -> None:
     """The night's schedule and boxscores into the BigQuery emulator (what the scrapers would have loaded)."""
     from shared.gcp import bigquery_client
+    from shared.localcloud.raw_tables import upstream_table
 
-    bq, games, now = bigquery_client(project), definition.games, datetime.now(UTC).isoformat()
+    bq, games = bigquery_client(project), definition.games
     tables = {s.name: s.table for s in games.boxscore_sources}
     rows: dict[str, list[dict[str, Any]]] = {games.schedule_table: [], **{t: [] for t in tables.values()}}
     night = GAMES[day]
     covered = [g for g in night if g[0] != MISSING_GAME] if day == GAME_DATE else night[:BREAKER_COVERED]
-    for nba, away, home in night:
-        rows[games.schedule_table].append(
-            {
-                "game_id": nba,
-                "game_date": day.isoformat(),
-                "away_team_tricode": away,
-                "home_team_tricode": home,
-                "game_status": "Final",
-                "updated_at": now,
-            }
-        )
-    for source, table in tables.items():
-        for nba, away, home in covered:  # ESPN keys games by date and teams, the others by NBA id
-            game_id = f"{day:%Y%m%d}_{away}_{home}" if source == "espn" else nba
-            rows[table].append({"game_id": game_id, "game_date": day.isoformat(), "player_name": "-", "points": 0})
+    schedule = upstream_table(games.schedule_table)
+    for nba, away, home in night:  # the real schedule: numeric NBA ids, game_status 3 = Final
+        rows[games.schedule_table].append(schedule.row(nba, day, away, home, game_status=3, game_status_text="Final"))
+    for table in tables.values():  # each boxscore table in its own id format (ESPN: its own team codes)
+        source = upstream_table(table)
+        rows[table] += [source.row(nba, day, away, home) for nba, away, home in covered]
     for table, batch in rows.items():
         errors = bq.insert_rows_json(f"{project}.{table}", batch)
         if errors:

@@ -1,8 +1,8 @@
 """Creates the topics, tables and subscriptions a definition needs, on the local emulators.
 
-Used by the demo and the integration tests (and later ``phasectl local up``). The raw
-source tables (schedule, boxscores) belong to phase-2 processors in production; here
-they get the minimal schemas the coverage gate reads.
+Used by the demo, the integration tests and ``phasectl local up``. The raw source tables
+(schedule, boxscores) belong to phase-2 processors in production; here they get the real
+schemas (``shared.localcloud.raw_tables``).
 """
 
 from __future__ import annotations
@@ -18,17 +18,6 @@ from shared.pipeline.definition import PipelineDefinition
 if TYPE_CHECKING:
     import google.cloud.pubsub_v1 as pubsub_v1
     from google.cloud import bigquery
-
-SCHEDULE_SCHEMA = (
-    ("game_id", "STRING"),
-    ("game_date", "DATE"),
-    ("away_team_tricode", "STRING"),
-    ("home_team_tricode", "STRING"),
-    ("game_status", "STRING"),
-    ("updated_at", "TIMESTAMP"),
-)
-BOXSCORE_SCHEMA = (("game_id", "STRING"), ("game_date", "DATE"), ("player_name", "STRING"), ("points", "INTEGER"))
-
 
 def ensure_table(client: bigquery.Client, project: str, spec: TableSpec) -> str:
     """Create the dataset and the table ``spec`` describes (the same spec ``phasectl deploy`` creates); its id."""
@@ -110,14 +99,6 @@ def ensure_subscription(
     return str(path)
 
 
-def _create(client: bigquery.Client, table_id: str, columns: tuple[tuple[str, str], ...]) -> None:
-    from google.cloud import bigquery
-
-    table = bigquery.Table(table_id, schema=[bigquery.SchemaField(n, t) for n, t in columns])
-    table.time_partitioning = bigquery.TimePartitioning(field="game_date")
-    client.create_table(table, exists_ok=True)
-
-
 def ensure_tables(client: bigquery.Client, project: str, definition: PipelineDefinition) -> dict[str, str]:
     """Datasets and tables for the log, retry queue, conflict log, schedule, boxscores, unavailable games.
 
@@ -125,16 +106,17 @@ def ensure_tables(client: bigquery.Client, project: str, definition: PipelineDef
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from shared.localcloud.raw_tables import create_upstream_table
+
     settings, games = definition.pipeline, definition.games
     specs = table_specs(definition)  # what the package writes: the tables deploy.spec creates in the cloud
-    raw: list[tuple[str, tuple[tuple[str, str], ...]]] = [(games.schedule_table, SCHEDULE_SCHEMA)]
-    raw += [(s.table, BOXSCORE_SCHEMA) for s in games.boxscore_sources]
-    datasets = sorted({settings.dataset, *(t.dataset for t in specs), *(ref.split(".")[0] for ref, _ in raw)})
+    raw = [games.schedule_table, *(s.table for s in games.boxscore_sources)]  # the real schemas
+    datasets = sorted({settings.dataset, *(t.dataset for t in specs), *(ref.split(".")[0] for ref in raw)})
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda d: client.create_dataset(f"{project}.{d}", exists_ok=True), datasets))
         spec_ids = list(pool.map(lambda spec: ensure_table(client, project, spec), specs))
-        list(pool.map(lambda rc: _create(client, f"{project}.{rc[0]}", rc[1]), raw))
+        list(pool.map(lambda ref: create_upstream_table(client, project, ref), raw))
     tables = {spec.spec_file.stem: table_id for spec, table_id in zip(specs, spec_ids, strict=True)}
     tables[games.unavailable_table] = tables["game_unavailable"]
-    tables.update({ref: f"{project}.{ref}" for ref, _ in raw})
+    tables.update({ref: f"{project}.{ref}" for ref in raw})
     return tables

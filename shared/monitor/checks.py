@@ -8,6 +8,7 @@ completion can never both trigger). Then:
 - stuck: completions recorded, not triggered, first completion older than the transition's
   ``stuck_after_minutes`` → the engine's reason (missing processors, next tier);
 - blocked: the engine or a gate blocked the date → the reason;
+- gate_error: a gate cannot run as configured (unknown column or table, no permission);
 - handoff: triggered, but the next transition has no completion within the handoff timeout;
 - silent: the schedule has Final games for the date and the transition has no activity at all;
 - retry queue health: ``failed_permanent`` rows and overdue ``pending`` rows;
@@ -169,6 +170,19 @@ class TransitionMonitor:
                         {"trigger_id": outcome.trigger_id},
                     )
                 ]
+        if kind == "gate_error" or (kind != "blocked" and state.status == "gate_error"):
+            gate_reason = detail if kind == "gate_error" else _gate_error_reason(state.last_gate)
+            return [
+                Finding(
+                    "gate_error",
+                    "ERROR",
+                    f"{name} {day}: a gate cannot run as configured (fix it; the next pass re-evaluates): "
+                    f"{gate_reason}",
+                    name,
+                    day,
+                    {"reason": gate_reason},
+                )
+            ]
         if kind == "blocked" or state.status == "blocked":
             reason = (
                 detail
@@ -240,9 +254,11 @@ class TransitionMonitor:
 
         g = self.definition.games
         sql = (
-            f"SELECT game_date, COUNT(DISTINCT CAST({g.schedule_game_id_column} AS STRING)) AS games "
+            f"SELECT {g.schedule_date_column} AS game_date, "
+            f"COUNT(DISTINCT CAST({g.schedule_game_id_column} AS STRING)) AS games "
             f"FROM `{self.project}.{g.schedule_table}` "
-            f"WHERE game_date BETWEEN @start AND @end AND {g.schedule_status_column} = @final GROUP BY game_date"
+            f"WHERE {g.schedule_date_column} BETWEEN @start AND @end "
+            f"AND CAST({g.schedule_status_column} AS STRING) = @final GROUP BY 1"
         )
         config = bigquery.QueryJobConfig(
             query_parameters=[
@@ -354,3 +370,9 @@ def monitor_heartbeat(firestore_client: firestore.Client, definition: PipelineDe
     if not isinstance(last, datetime):
         return "monitor has never run"
     return f"monitor last ran {int((now - last).total_seconds() // 60)} min ago"
+
+
+def _gate_error_reason(last_gate: dict[str, Any] | None) -> str:
+    gates = (last_gate or {}).values()
+    errors = [str(g.get("reason")) for g in gates if isinstance(g, dict) and g.get("verdict") == "error"]
+    return "; ".join(errors) or "gate error"

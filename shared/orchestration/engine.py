@@ -45,6 +45,12 @@ class CompletionRecord:
     completed_at: datetime
     record_count: int = 0
     completion_pct: float | None = None
+    predictions: int | None = None  # phase 5: completed predictions, when the coordinator sent them
+
+    @property
+    def prediction_count(self) -> int:
+        """What the phase-5 ``min_predictions`` rule compares: the predictions, else the record count."""
+        return self.predictions if self.predictions is not None else self.record_count
 
 
 @dataclass(frozen=True)
@@ -283,19 +289,25 @@ def _decide_threshold(
         r
         for r in measured
         if (r.completion_pct or 0.0) + 1e-9 >= threshold.min_completion_pct
-        and r.record_count >= threshold.min_predictions
+        and r.prediction_count >= threshold.min_predictions
     ]
     if meeting:
-        best = max(meeting, key=lambda r: (r.completion_pct or 0.0, r.record_count, r.completed_at, r.execution_id))
+        best = max(
+            meeting, key=lambda r: (r.completion_pct or 0.0, r.prediction_count, r.completed_at, r.execution_id)
+        )
         pct = best.completion_pct or 0.0
         status: TriggerKind = "complete" if pct >= 100 else "partial"
-        return Ready(f"predictions {pct:g}% complete with {best.record_count} predictions ({need})", progress, status)
+        return Ready(
+            f"predictions {pct:g}% complete with {best.prediction_count} predictions ({need})", progress, status
+        )
     if not measured:
         return Blocked(
             f"{relevant[0].raw_name} reported without completion_pct; cannot apply the ({need}) rule", progress
         )
-    best = max(measured, key=lambda r: (r.completion_pct or 0.0, r.record_count, r.completed_at, r.execution_id))
+    best = max(
+        measured, key=lambda r: (r.completion_pct or 0.0, r.prediction_count, r.completed_at, r.execution_id)
+    )
     return Wait(
-        f"predictions {best.completion_pct or 0.0:g}% complete with {best.record_count} predictions (need {need})",
+        f"predictions {best.completion_pct or 0.0:g}% complete with {best.prediction_count} predictions (need {need})",
         progress,
     )

@@ -7,7 +7,12 @@ threshold (50 %) of the date's Final games have data issues the gate blocks; few
 issues let the trigger go out as ``partial`` with the missing games listed.
 
 Gate query errors are transient (raise, Pub/Sub redelivers) unless the definition
-marks the gate advisory (L17). BigQuery is imported only here, on the gate path (L16).
+marks the gate advisory (L17) or the error says the gate cannot run as configured: a
+400 (unknown column or table, bad SQL), 401/403 other than a rate or quota limit, or 404
+(dataset or table missing) raises ``GateConfigError``. Redelivering cannot fix that, and the
+completion is already recorded, so the transition acks, alerts and records ``gate_error``;
+the monitor re-evaluates the date every pass, so it triggers once the configuration is
+fixed. BigQuery is imported only here, on the gate path (L16).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared.errors import InvalidGameIdError, TransientError
+from shared.errors import InvalidGameIdError, PermanentError, TransientError
 from shared.game_ids import GameIdConverter, ScheduleEntry
 from shared.gcp import LazyClient
 from shared.pipeline.definition import GameCoverageGate, GamesSources, PipelineDefinition, Transition
@@ -63,17 +68,25 @@ class CoverageInputs:
     unavailable_game_ids: tuple[str, ...] = ()
 
 
-def coverage_verdict(name: str, gate: GameCoverageGate, final_status: str, inputs: CoverageInputs) -> GateResult:
-    """The pure coverage decision and circuit breaker."""
+def coverage_verdict(name: str, gate: GameCoverageGate, games: GamesSources, inputs: CoverageInputs) -> GateResult:
+    """The pure coverage decision and circuit breaker.
+
+    Final games whose schedule status text starts with one of ``games.excluded_status_texts``
+    (the replaced system's operators mark a postponed game so and leave its status Final:
+    bin/fixes/fix_postponed_game.py:183-200 at najicham/nba-stats-scraper@18f6ecfe) are not
+    expected, like games marked unavailable.
+    """
     converter = GameIdConverter.from_schedule(inputs.schedule)
-    finals = sorted(e.date_teams_game_id for e in converter.games() if (e.status or "").lower() == final_status.lower())
-    unavailable = sorted(_canonical_set(converter, inputs.unavailable_game_ids) & set(finals))
+    final_entries = [e for e in converter.games() if games.is_final(e.status)]
+    finals = sorted(e.date_teams_game_id for e in final_entries)
+    postponed = {e.date_teams_game_id for e in final_entries if games.excluded_by_text(e.status_text)}
+    unavailable = sorted((_canonical_set(converter, inputs.unavailable_game_ids) & set(finals)) | postponed)
     considered = [g for g in finals if g not in unavailable]
     if not considered:
         return GateResult(
             name,
             "pass",
-            f"no Final games to cover ({len(unavailable)} marked unavailable)",
+            f"no Final games to cover ({len(unavailable)} marked unavailable or postponed)",
             unavailable=tuple(unavailable),
         )
     covered_by: dict[str, str] = {}
@@ -133,11 +146,17 @@ class BigQueryGameSources:
     """Reads the schedule, boxscore sources and unavailable games of a date (parameterised SQL, L18)."""
 
     def __init__(
-        self, client: bigquery.Client | Callable[[], bigquery.Client], project: str, games: GamesSources
+        self,
+        client: bigquery.Client | Callable[[], bigquery.Client],
+        project: str,
+        games: GamesSources,
+        *,
+        deadline_seconds: float = 60.0,
     ) -> None:
         self._client = LazyClient(client)  # a client or a factory (BigQuery loads on the gate path only)
         self.project = project
         self.games = games
+        self.deadline_seconds = deadline_seconds  # bounds the query, its retries and the wait for rows
 
     @property
     def client(self) -> bigquery.Client:
@@ -152,29 +171,44 @@ class BigQueryGameSources:
         config = bigquery.QueryJobConfig(
             query_parameters=[bigquery.ScalarQueryParameter("game_date", "DATE", game_date)]
         )
-        return list(self.client.query(sql, job_config=config).result(timeout=60))
+        from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+        # every retry bounded by the deadline; no job_retry (its own deadline is 10 min): a failed
+        # job raises and Pub/Sub redelivers the event instead
+        deadline = self.deadline_seconds
+        retry = DEFAULT_RETRY.with_deadline(deadline)
+        job = self.client.query(sql, job_config=config, retry=retry, timeout=deadline, job_retry=None)
+        return list(job.result(timeout=deadline, retry=retry))
 
     def sql(self) -> str:
         """One parameterised query for the schedule, every source and the unavailable list.
 
-        One round trip instead of five: a BigQuery query costs ~0.1-2 s of latency each.
+        One round trip instead of five: a BigQuery query costs ~0.1-2 s of latency each. Every
+        column comes from the definition's ``[games]`` section; every branch filters on the
+        table's date column (the replaced system's raw tables require a partition filter).
         """
         g = self.games
+        updated = f"CAST({g.schedule_updated_column} AS TIMESTAMP)" if g.schedule_updated_column else "NULL"
+        status_text = f"CAST({g.schedule_status_text_column} AS STRING)" if g.schedule_status_text_column else "NULL"
         branches = [
             f"(SELECT 'schedule' AS kind, CAST({g.schedule_game_id_column} AS STRING) AS game_id, "
-            f"away_team_tricode AS away, home_team_tricode AS home, "
-            f"CAST({g.schedule_status_column} AS STRING) AS game_status, updated_at "
-            f"FROM {self._table(g.schedule_table)} WHERE game_date = @game_date)"
+            f"CAST({g.schedule_away_team_column} AS STRING) AS away, "
+            f"CAST({g.schedule_home_team_column} AS STRING) AS home, "
+            f"CAST({g.schedule_status_column} AS STRING) AS game_status, {status_text} AS status_text, "
+            f"{updated} AS updated_at "
+            f"FROM {self._table(g.schedule_table)} WHERE {g.schedule_date_column} = @game_date)"
         ]
+        nulls = (
+            "CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, "
+            "CAST(NULL AS STRING) AS status_text, CAST(NULL AS TIMESTAMP) AS updated_at"
+        )
         for source in g.boxscore_sources:
             branches.append(
                 f"(SELECT DISTINCT 'source:{source.name}' AS kind, CAST({source.game_id_column} AS STRING) AS game_id, "
-                "CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, "
-                f"CAST(NULL AS TIMESTAMP) AS updated_at FROM {self._table(source.table)} WHERE game_date = @game_date)"
+                f"{nulls} FROM {self._table(source.table)} WHERE {source.date_column} = @game_date)"
             )
         branches.append(
-            "(SELECT DISTINCT 'unavailable' AS kind, CAST(game_id AS STRING) AS game_id, CAST(NULL AS STRING) AS away, "
-            "CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, CAST(NULL AS TIMESTAMP) AS updated_at "
+            f"(SELECT DISTINCT 'unavailable' AS kind, CAST(game_id AS STRING) AS game_id, {nulls} "
             f"FROM {self._table(g.unavailable_table)} WHERE game_date = @game_date)"
         )
         return "\nUNION ALL\n".join(branches)
@@ -194,6 +228,7 @@ class BigQueryGameSources:
                         home=str(r["home"]),
                         status=None if r["game_status"] is None else str(r["game_status"]),
                         updated_at=_aware(r["updated_at"]),
+                        status_text=None if r["status_text"] is None else str(r["status_text"]),
                     )
                 )
             elif kind == "unavailable":
@@ -211,6 +246,33 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+class GateConfigError(PermanentError):
+    """A gate cannot run because of configuration (unknown column/table, no permission)."""
+
+    def __init__(self, message: str, *, gate: str, **context: Any) -> None:
+        super().__init__(message, gate=gate, **context)
+        self.gate = gate
+
+
+# HTTP statuses that mean "this query can never work as configured" (google.api_core exceptions
+# carry .code); 403s whose reason is a rate or quota limit are transient.
+_CONFIG_STATUS_CODES = frozenset({400, 401, 403, 404})
+_TRANSIENT_403_REASONS = frozenset({"ratelimitexceeded", "quotaexceeded", "backenderror", "userratelimitexceeded"})
+
+
+def is_configuration_error(exc: BaseException) -> bool:
+    """Whether a gate's query failed for a reason a retry cannot fix (see the module docstring)."""
+    code = getattr(exc, "code", None)
+    if not isinstance(code, int) or code not in _CONFIG_STATUS_CODES:
+        return False
+    if code == 403:
+        errors = getattr(exc, "errors", None) or []
+        reasons = {str(e.get("reason", "")).lower() for e in errors if isinstance(e, dict)}
+        if reasons & _TRANSIENT_403_REASONS:
+            return False
+    return True
+
+
 class GateRunner:
     """Runs a transition's gates in order. Errors are transient unless the gate is advisory."""
 
@@ -226,7 +288,7 @@ class GateRunner:
                 if self.sources is None:
                     raise TransientError("no BigQuery game sources configured for the coverage gate")
                 inputs = self.sources.load(game_date)
-                result = coverage_verdict(name, gate, self.definition.games.final_status, inputs)
+                result = coverage_verdict(name, gate, self.definition.games, inputs)
             except Exception as exc:
                 if gate.advisory:
                     results.append(
@@ -237,6 +299,13 @@ class GateRunner:
                     continue
                 if isinstance(exc, TransientError):
                     raise
+                if is_configuration_error(exc):
+                    raise GateConfigError(
+                        f"gate {name!r} cannot run as configured: {type(exc).__name__}: {str(exc)[:500]}",
+                        gate=name,
+                        transition=transition.name,
+                        game_date=str(game_date),
+                    ) from exc
                 raise TransientError(
                     f"gate {name!r} could not be evaluated: {type(exc).__name__}: {exc}",
                     transition=transition.name,

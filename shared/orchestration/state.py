@@ -100,6 +100,10 @@ def _transient(action: str, exc: Exception, **context: Any) -> TransientError:
     return TransientError(f"Firestore {action} failed: {type(exc).__name__}: {exc}", **context)
 
 
+# Release statuses whose exact repeat (same gate results) is not logged again.
+_REPEATABLE = frozenset({"blocked", "gate_error"})
+
+
 class TransitionState:
     """Firestore adapter for one transition's state. Thin: no decisions here."""
 
@@ -143,6 +147,7 @@ class TransitionState:
             "completed_at": record.completed_at,
             "record_count": record.record_count,
             "completion_pct": record.completion_pct,
+            "predictions": record.predictions,
             **extra,
         }
         try:
@@ -179,6 +184,7 @@ class TransitionState:
             completed_at=doc["completed_at"],
             record_count=int(doc.get("record_count") or 0),
             completion_pct=doc.get("completion_pct"),
+            predictions=doc.get("predictions"),
         )
 
     def _state(
@@ -289,11 +295,13 @@ class TransitionState:
                 update["missing_games"] = missing_games
             previous_blocks = int((doc or {}).get("blocked_count") or 0)
             repeated = (
-                status == "blocked"
-                and previous_blocks > 0
+                status in _REPEATABLE
+                and (doc or {}).get("last_check_status", "blocked" if previous_blocks else None) == status
                 and gate is not None
                 and (doc or {}).get("last_gate") == gate
             )
+            if status in _REPEATABLE:
+                update["last_check_status"] = status  # claims overwrite `status`; this survives them
             if status == "blocked":
                 update["blocked_count"] = previous_blocks + 1
             tx.set(ref, update, merge=True)

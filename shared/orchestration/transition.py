@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shared.clock import Clock
 from shared.contracts.decode import PubSubMessage, decode_payload, extract_pubsub_message
-from shared.contracts.messages import PhaseTrigger, ProcessorCompletion, TriggerStatus, make_trigger_id
+from shared.contracts.messages import ErrorType, PhaseTrigger, ProcessorCompletion, TriggerStatus, make_trigger_id
 from shared.errors import MalformedMessageError, TransientError
 from shared.orchestration.engine import Blocked, CompletionRecord, Decision, Ready, decide
 from shared.orchestration.execution_log import ExecutionLogWriter, build_row
-from shared.orchestration.gates import GateResult, GateRunner
+from shared.orchestration.gates import GateConfigError, GateResult, GateRunner
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import Quarantine
 from shared.orchestration.state import TransitionState
@@ -46,6 +46,7 @@ OutcomeKind = Literal[
     "blocked",
     "quarantined",
     "stale",
+    "gate_error",
 ]
 
 _log = get_logger("shared.orchestration.transition")
@@ -120,7 +121,10 @@ class TransitionService:
                 self.quarantine.put(message, reason=reason, transition=t.name, kind="stale")
                 return Outcome("stale", reason, completion.game_date)
 
-            canonical = self.definition.normalise_processor(t.source_phase, completion.processor_name)
+            canonical = self.definition.normalise_processor(
+                t.source_phase, completion.processor_name, completion.output_table
+            )
+            error_class = completion.error_class
             record = CompletionRecord(
                 raw_name=completion.processor_name,
                 processor=canonical,
@@ -128,7 +132,8 @@ class TransitionService:
                 execution_id=completion.execution_id,
                 completed_at=now,
                 record_count=completion.record_count,
-                completion_pct=completion.completion_pct,
+                completion_pct=completion.effective_completion_pct,
+                predictions=completion.completed_predictions,
             )
             try:
                 new = self.state.record_completion(
@@ -138,8 +143,11 @@ class TransitionService:
                         "message_id": message.message_id,
                         "correlation_id": completion.correlation_id,
                         "reported_at": completion.timestamp,
-                        "error_type": None if completion.error_type is None else str(completion.error_type),
-                        "error_message": completion.error_message,
+                        "output_table": completion.output_table,
+                        "error_type": completion.error_type,
+                        "error_class": None if error_class is None else str(error_class),
+                        "error_message": _capped(completion.error_message),
+                        "unknown_fields": completion.unknown_fields(),
                     },
                 )
             except MalformedMessageError as exc:
@@ -157,8 +165,9 @@ class TransitionService:
                     game_date=completion.game_date,
                     phase=completion.phase,
                     processor=canonical,
-                    error_message=completion.error_message,
-                    error_type=None if completion.error_type is None else str(completion.error_type),
+                    error_message=_capped(completion.error_message),
+                    error_type=completion.error_type,
+                    permanent=error_class is ErrorType.PERMANENT,
                     correlation_id=completion.correlation_id,
                 )
             owner = f"msg:{message.message_id}" if message.message_id else f"run:{uuid.uuid4().hex}"
@@ -202,6 +211,8 @@ class TransitionService:
 
         try:
             gate_results = self.gates.run(t, game_date)
+        except GateConfigError as exc:
+            return self._gate_error(game_date, owner, exc, decision, correlation_id)
         except BaseException:
             self._release_quietly(game_date, owner, "waiting")
             raise
@@ -363,6 +374,47 @@ class TransitionService:
         self._hand_on_missing_games(game_date, missing_games, correlation_id)
         return Outcome("blocked", reason, game_date, extra={"missing_games": missing_games})
 
+    def _gate_error(
+        self, game_date: date, owner: str, exc: GateConfigError, decision: Ready, correlation_id: str | None
+    ) -> Outcome:
+        """A gate that cannot run as configured: ack (redelivery cannot fix it), alert, record.
+
+        The completion is already recorded, and the date stays retriggerable: the monitor
+        re-evaluates it on every pass, so it triggers once the configuration is fixed.
+        """
+        t = self.transition
+        now = self.clock.now()
+        reason = _capped(str(exc)) or ""
+        gate_doc = {exc.gate: {"gate": exc.gate, "verdict": "error", "reason": reason}}
+        row = build_row(
+            transition=t.name,
+            game_date=game_date,
+            status="gate_error",
+            now=now,
+            correlation_id=correlation_id,
+            trigger_id=None,
+            start_time=decision.progress.first_completion_at,
+            games_processed=None,
+            metadata={
+                "mode": decision.progress.mode,
+                "reason": reason,
+                "gates": gate_doc,
+                "processors_completed": list(decision.progress.done),
+            },
+        )
+        logged = self.state.release(game_date, owner, now, status="gate_error", gate=gate_doc, log_row=row)
+        _log.log(
+            logging.ERROR if logged else logging.INFO,
+            "GATE ERROR %s for %s: %s%s",
+            t.name,
+            game_date,
+            reason,
+            "" if logged else " (unchanged since the last check; not logged again)",
+            extra={"labels": {"alert": "gate_error", "gate": exc.gate}},
+        )
+        self.log_writer.flush(self.state)
+        return Outcome("gate_error", reason, game_date, extra={"gate": exc.gate})
+
     def _hand_on_missing_games(self, game_date: date, missing: list[str], correlation_id: str | None) -> None:
         """Missing games go to auto-retry under the first boxscore source (they are also in the date's state)."""
         if not missing or self.retry is None:
@@ -394,6 +446,16 @@ class TransitionService:
             _log.warning(
                 "could not release the claim of %s %s (it expires on its own): %s", self.transition.name, game_date, exc
             )
+
+
+_MAX_STORED_TEXT = 2000
+
+
+def _capped(text: str | None) -> str | None:
+    """Free text as stored in a document or queue row (error messages can be whole tracebacks)."""
+    if text is None or len(text) <= _MAX_STORED_TEXT:
+        return text
+    return text[: _MAX_STORED_TEXT - 3] + "..."
 
 
 def _gates_doc(results: list[GateResult]) -> dict[str, Any]:

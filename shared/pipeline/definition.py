@@ -84,6 +84,9 @@ class Processor(_Model):
     name: Name
     phase: PhaseNumber
     aliases: tuple[str, ...] = ()
+    # the BigQuery table the real processor writes (its completion's `output_table`); matched
+    # when the processor_name is not (lesson L08)
+    output_table: Name | None = None
     no_data: CountsPolicy = CountsPolicy.DONE
     skipped: CountsPolicy = CountsPolicy.DONE
     retry_topic: TopicName | None = None
@@ -180,15 +183,49 @@ class BoxscoreSource(_Model):
     processor: Name
     table: TableRef
     game_id_column: Name = "game_id"
+    date_column: Name = "game_date"
 
 
 class GamesSources(_Model):
+    """Where games and their boxscores live, and every column the coverage gate reads.
+
+    Gate SQL names only these columns (and the package's own ``unavailable_table``). The
+    defaults are the replaced system's real schemas (``schemas/bigquery/raw/`` at
+    najicham/nba-stats-scraper@18f6ecfe; checked in under ``deploy/bigquery/upstream/``).
+    """
+
     schedule_table: TableRef
+    schedule_date_column: Name = "game_date"
     schedule_game_id_column: Name = "game_id"
     schedule_status_column: Name = "game_status"
-    final_status: str = "Final"
+    final_status: str = "3"
+    schedule_away_team_column: Name = "away_team_tricode"
+    schedule_home_team_column: Name = "home_team_tricode"
+    schedule_updated_column: Name | None = "processed_at"
+    schedule_status_text_column: Name | None = None
+    excluded_status_texts: tuple[str, ...] = ()
     unavailable_table: TableRef
     boxscore_sources: tuple[BoxscoreSource, ...] = Field(min_length=1)
+
+    @field_validator("final_status", mode="before")
+    @classmethod
+    def _status_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _status_text_needs_column(self) -> Self:
+        if self.excluded_status_texts and self.schedule_status_text_column is None:
+            raise ValueError("excluded_status_texts needs schedule_status_text_column")
+        return self
+
+    def is_final(self, status: str | None) -> bool:
+        """Whether a schedule status (as text) means Final."""
+        return (status or "").strip().lower() == self.final_status.strip().lower()
+
+    def excluded_by_text(self, status_text: str | None) -> str | None:
+        """The configured prefix a schedule status text starts with (a postponed game), if any."""
+        text = (status_text or "").strip().lower()
+        return next((p for p in self.excluded_status_texts if text.startswith(p.lower())), None)
 
 
 class RetryPolicy(_Model):
@@ -295,7 +332,7 @@ class PipelineDefinition(_Model):
         for proc in self.processors:
             if proc.phase not in phases:
                 raise ValueError(f"processors: {proc.name!r} names unknown phase {proc.phase}")
-            for label in (proc.name, *proc.aliases):
+            for label in (proc.name, *proc.aliases, *((proc.output_table,) if proc.output_table else ())):
                 key = _alias_key(label)
                 if key in seen and seen[key] != proc.name:
                     raise ValueError(
@@ -393,13 +430,23 @@ class PipelineDefinition(_Model):
     def processors_of(self, phase: int) -> tuple[Processor, ...]:
         return tuple(p for p in self.processors if p.phase == phase)
 
-    def normalise_processor(self, phase: int, raw_name: str) -> str | None:
-        """The canonical name of ``raw_name`` in ``phase``, or ``None`` when unknown (L08).
+    def normalise_processor(self, phase: int, raw_name: str, output_table: str | None = None) -> str | None:
+        """The canonical name of a completion's processor in ``phase``, or ``None`` when unknown (L08).
 
-        Matching ignores case, ``-``/``_`` and a trailing ``Processor``; the alias
-        table decides versioned names such as ``ml_feature_store_v2``.
+        The replaced system's rule, in order: the name itself (or an alias), then the
+        completion's ``output_table`` (a processor's declared ``output_table``, name or alias),
+        then the class name from CamelCase to snake_case without a trailing ``Processor`` or
+        ``Async``. Matching ignores case and ``-``/``_``, so the last step needs no table:
+        ``PlayerGameSummaryProcessor`` and ``PlayerGameSummaryAsync`` both name
+        ``player_game_summary``.
         """
-        return self._alias_index().get((phase, _alias_key(raw_name)))
+        index = self._alias_index()
+        for label in (raw_name, output_table):
+            if label:
+                found = index.get((phase, _alias_key(label)))
+                if found is not None:
+                    return found
+        return None
 
     def retry_route(self, processor: str) -> tuple[str, str] | None:
         """Where auto-retry dispatches ``processor``: ("url", url) | ("topic", topic) | None (unroutable)."""
@@ -423,17 +470,25 @@ class PipelineDefinition(_Model):
         if cached is None:
             cached = {}
             for proc in self.processors:
-                for label in (proc.name, *proc.aliases):
+                for label in (proc.name, *proc.aliases, *((proc.output_table,) if proc.output_table else ())):
                     cached[(proc.phase, _alias_key(label))] = proc.name
             object.__setattr__(self, "_alias_cache", cached)  # frozen model: cache beside the fields
         return cached
 
 
+_NAME_SUFFIXES = ("processor", "async")
+
+
 def _alias_key(label: str) -> str:
-    key = label.strip().lower().replace("-", "_")
-    if key.endswith("processor") and key != "processor":
-        key = key[: -len("processor")]
-    return key.replace("_", "")
+    """Case, ``-``/``_`` and a trailing ``Processor``/``Async`` (either order) do not matter."""
+    key = label.strip().lower().replace("-", "").replace("_", "")
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in _NAME_SUFFIXES:
+            if key.endswith(suffix) and key != suffix:
+                key, stripped = key[: -len(suffix)], True
+    return key
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock
-from shared.contracts.messages import RetryRequest, RetryTick
+from shared.contracts.messages import ErrorType, RetryRequest, RetryTick, classify_error_type
 from shared.errors import TransientError
 from shared.pipeline.definition import PipelineDefinition
 from shared.retry.dispatch import DispatchRejectedError, RetryDispatcher
@@ -79,16 +79,19 @@ class RetryService:
         processor: str,
         error_message: str | None,
         error_type: str | None,
+        permanent: bool | None = None,
         correlation_id: str | None = None,
         game_ids: tuple[str, ...] = (),
         fallback_for: str | None = None,
     ) -> EnqueueResult:
         """Record a failure for auto-retry (failed completion, missing games, operator).
 
-        A permanent failure (``error_type == "permanent"``: a client error upstream) goes
-        straight to ``failed_permanent`` and enqueues the fallback, if any.
+        ``error_type`` is stored as sent (free text). A permanent failure (``permanent``, or by
+        default ``classify_error_type(error_type)`` is permanent: a client error or bad input
+        upstream) goes straight to ``failed_permanent`` and enqueues the fallback, if any.
         """
-        permanent = error_type == "permanent"
+        if permanent is None:
+            permanent = classify_error_type(error_type) is ErrorType.PERMANENT
         result = self.queue.enqueue(
             game_date=game_date,
             phase=phase,

@@ -155,7 +155,9 @@ def test_date_teams_id_is_normalised() -> None:
         ("20260124_GSW_GSW", "both GSW"),
         ("20260124_GSW_XXX", "XXX"),
         ("20260124_SEA_NJN", "SEA, NJN"),  # historical tricodes are not current teams
-        ("20260124_GS_MIN", "YYYYMMDD_AWAY_HOME"),
+        ("20260124_G_MIN", "YYYYMMDD_AWAY_HOME"),
+        ("20260124_GOLDN_MIN", "YYYYMMDD_AWAY_HOME"),
+        ("20260124_XX_MIN", "XX"),
         ("2026-01-24_GSW_MIN", "YYYYMMDD_AWAY_HOME"),
         ("260124_GSW_MIN", "YYYYMMDD_AWAY_HOME"),
         ("20260124-GSW-MIN", "expected"),
@@ -381,3 +383,17 @@ def test_dedup_keeps_one_row_per_game_with_the_max_updated_at(rows: list[tuple[i
     assert len(conv.games()) == len(expected)
     for number, version in expected.items():
         assert conv.entry(f"00225{number:05d}").status == f"v{version}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("20260124_GS_MIN", "20260124_GSW_MIN"),
+        ("20260124_BOS_NY", "20260124_BOS_NYK"),
+        ("20260124_no_sa", "20260124_NOP_SAS"),
+        ("20260124_UTAH_WSH", "20260124_UTA_WAS"),
+    ],
+)
+def test_espn_team_codes_map_to_nba_tricodes(raw: str, canonical: str) -> None:
+    """The replaced ESPN boxscore writer stores ESPN's own codes (espn_boxscore_processor.py:291-296)."""
+    assert DateTeamsGameId.parse(raw).format() == canonical

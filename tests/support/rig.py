@@ -40,6 +40,9 @@ GAMES = [
     ("0022500648", "PHX", "DAL"),
 ]
 
+# The seven Final games of the 2026-01-24 night (the demo's and the issue's reference night).
+SEVEN = [*GAMES, ("0022500649", "SAC", "LAC"), ("0022500650", "TOR", "ATL")]
+
 
 def date_teams(game: tuple[str, str, str], day: date = GAME_DATE) -> str:
     return f"{day:%Y%m%d}_{game[1]}_{game[2]}"
@@ -156,39 +159,45 @@ class Rig:
         sources: dict[str, list[str]] | None = None,
         unavailable: list[str] | None = None,
         game_date: date = GAME_DATE,
+        status_texts: dict[str, str] | None = None,
     ) -> None:
-        """Schedule rows (Final), boxscore rows per source name, unavailable game ids."""
+        """Schedule rows (Final: game_status 3), boxscore rows per source name, unavailable game ids.
+
+        Rows have the replaced system's real columns (``shared.localcloud.raw_tables``). A source
+        id of a scheduled game (NBA id or date-teams id) is written in that table's own format
+        (ESPN's with ESPN team codes); any other id is written as given. ``status_texts`` sets
+        ``game_status_text`` per NBA id (e.g. "Postponed").
+        """
+        from shared.localcloud.raw_tables import upstream_table
+
         bq = bigquery_client(self.cloud.project)
         g = self.definition.games
         p = self.cloud.project
-        now = self.clock.now().isoformat()
+        games = final if final is not None else GAMES
+        schedule = upstream_table(g.schedule_table)
         rows = [
-            {
-                "game_id": nba,
-                "game_date": game_date.isoformat(),
-                "away_team_tricode": away,
-                "home_team_tricode": home,
-                "game_status": "Final",
-                "updated_at": now,
-            }
-            for nba, away, home in (final if final is not None else GAMES)
+            schedule.row(
+                nba, game_date, away, home, game_status=3, game_status_text=(status_texts or {}).get(nba, "Final")
+            )
+            for nba, away, home in games
         ]
         if rows:
             assert bq.insert_rows_json(f"{p}.{g.schedule_table}", rows) == []
+        known = {key: game for game in games for key in (game[0], date_teams(game, game_date))}
         tables = {s.name: s.table for s in g.boxscore_sources}
         for source, ids in (sources or {}).items():
-            if ids:
-                assert (
-                    bq.insert_rows_json(
-                        f"{p}.{tables[source]}",
-                        [
-                            {"game_id": i, "game_date": game_date.isoformat(), "player_name": "x", "points": 1}
-                            for i in ids
-                        ],
-                    )
-                    == []
-                )
+            table = upstream_table(tables[source])
+            batch = []
+            for raw in ids:
+                game = known.get(raw)
+                if game is None:
+                    batch.append(table.row("0000000000", game_date, "AAA", "BBB", game_id=raw))
+                else:
+                    batch.append(table.row(game[0], game_date, game[1], game[2]))
+            if batch:
+                assert bq.insert_rows_json(f"{p}.{tables[source]}", batch) == []
         if unavailable:
+            now = self.clock.now().isoformat()
             assert (
                 bq.insert_rows_json(
                     f"{p}.{g.unavailable_table}",

@@ -19,13 +19,12 @@ from shared.gcp import firestore_client
 from shared.localcloud.emulators import LocalCloud
 from shared.monitor.checks import MONITOR_HEARTBEAT_ID
 from tests.support.phasectl_run import Run, phasectl_runner, runner
-from tests.support.rig import GAMES, Rig
+from tests.support.rig import SEVEN, Rig
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
 NOW = "2026-01-25T15:00:00Z"  # 10:00 ET the morning after; the rig's clock is 14:00Z
-SEVEN = [*GAMES, ("0022500649", "SAC", "LAC"), ("0022500650", "TOR", "ATL")]
 BDL = ["0022500645", "22500646", "0022500647", "0022500649"]  # one id lost its leading 00
 ESPN = ["20260124_PHX_DAL", "20260124_TOR_ATL"]  # the fallback source, date-teams ids
 

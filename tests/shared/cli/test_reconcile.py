@@ -51,7 +51,7 @@ ESPN = ("20260124_PHX_DAL", "20260124_TOR_ATL", "20260124_BOS_NYK")
 def _inputs(
     unavailable: tuple[str, ...] = (), bdl: tuple[str, ...] = BDL, espn: tuple[str, ...] = ESPN
 ) -> CoverageInputs:
-    schedule = tuple(ScheduleEntry(nba, DAY, away, home, "Final") for nba, away, home in SEVEN)
+    schedule = tuple(ScheduleEntry(nba, DAY, away, home, "3") for nba, away, home in SEVEN)
     return CoverageInputs(schedule, {"bdl": bdl, "espn": espn, "gamebook": ()}, unavailable)
 
 

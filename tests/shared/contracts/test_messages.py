@@ -77,12 +77,17 @@ def test_minimal_completion_gets_documented_defaults() -> None:
     assert model.timestamp == WHEN
 
 
-@pytest.mark.parametrize("raw", [3, "3", "phase3", "phase_3", "Phase_3", "PHASE3"])
+@pytest.mark.parametrize(
+    "raw", [3, "3", "phase3", "phase_3", "Phase_3", "PHASE3", "phase_3_analytics", "Phase_3_Analytics"]
+)
 def test_phase_spellings_normalise_to_int(raw: object) -> None:
     assert ProcessorCompletion.model_validate(completion(phase=raw)).phase == 3
 
 
-@pytest.mark.parametrize("raw", [0, 10, -1, "phase_0", "phase 3", "p3", "three", "", True, None, 3.5])
+@pytest.mark.parametrize(
+    "raw",
+    [0, 10, -1, "phase_0", "phase 3", "p3", "three", "", True, None, 3.5, "phase_0_raw", "phase_3_", "phase_3-raw"],
+)
 def test_phase_outside_1_to_9_or_unknown_spelling_is_rejected(raw: object) -> None:
     with pytest.raises(ValidationError) as exc_info:
         ProcessorCompletion.model_validate(completion(phase=raw))
@@ -92,7 +97,7 @@ def test_phase_outside_1_to_9_or_unknown_spelling_is_rejected(raw: object) -> No
 def test_phase_error_message_lists_accepted_spellings() -> None:
     with pytest.raises(ValidationError) as exc_info:
         ProcessorCompletion.model_validate(completion(phase="phase_x"))
-    assert "'phase2', 'phase_2'" in error_messages(exc_info)["phase"]
+    assert "'phase_2' or 'phase_2_raw'" in error_messages(exc_info)["phase"]
 
 
 def test_target_date_is_accepted_as_alias_of_game_date() -> None:
@@ -194,12 +199,12 @@ def test_missing_required_fields_are_all_reported() -> None:
         ("record_count", -1),
         ("records_failed", -1),
         ("duration_seconds", -0.1),
-        ("completion_pct", 100.5),
         ("completion_pct", -1),
         ("completion_pct", float("nan")),
         ("duration_seconds", float("inf")),
         ("status", "succeeded"),
-        ("error_type", "fatal"),
+        ("error_type", 5),
+        ("processor_name", "x" * 201),
     ],
 )
 def test_out_of_range_or_unknown_values_are_rejected(field: str, value: object) -> None:
@@ -208,19 +213,52 @@ def test_out_of_range_or_unknown_values_are_rejected(field: str, value: object) 
     assert field in error_messages(exc_info)
 
 
-def test_unknown_keys_from_processors_are_ignored_not_kept() -> None:
-    model = ProcessorCompletion.model_validate(completion(processor_version="3.2.1", success=True))
-    assert "processor_version" not in model.model_dump()
-    assert model.model_extra is None
+def test_unknown_keys_from_processors_are_kept_bounded_never_rejected() -> None:
+    model = ProcessorCompletion.model_validate(
+        completion(processor_version="3.2.1", parent_processor="NbacScheduleProcessor", note="x" * 5000)
+    )
+    kept = model.unknown_fields()
+    assert kept["processor_version"] == "3.2.1" and kept["parent_processor"] == "NbacScheduleProcessor"
+    assert len(kept["note"]) == 500 and kept["note"].endswith("...")
 
 
 def test_failed_status_may_carry_error_type_and_success_with_error_type_is_accepted() -> None:
     failed = ProcessorCompletion.model_validate(
         completion(status="failed", error_type="transient", error_message="BigQuery 503")
     )
-    assert failed.error_type is ErrorType.TRANSIENT
+    assert failed.error_type == "transient" and failed.error_class is ErrorType.TRANSIENT
     odd = ProcessorCompletion.model_validate(completion(status="success", error_type="permanent"))
     assert odd.status is CompletionStatus.SUCCESS
+
+
+@pytest.mark.parametrize(
+    ("error_type", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("transient", ErrorType.TRANSIENT),
+        ("PERMANENT", ErrorType.PERMANENT),
+        ("ValueError", ErrorType.PERMANENT),
+        ("google.api_core.exceptions.NotFound", ErrorType.PERMANENT),
+        ("Forbidden", ErrorType.PERMANENT),
+        ("ServiceUnavailable", ErrorType.TRANSIENT),
+        ("TimeoutError", ErrorType.TRANSIENT),
+        # the replaced analytics/precompute bases send type(error).__name__ of a str message
+        ("str", ErrorType.TRANSIENT),
+        ("SomethingNobodyListed", ErrorType.TRANSIENT),
+    ],
+)
+def test_error_type_is_free_text_classified_by_the_documented_rule(
+    error_type: str | None, expected: ErrorType | None
+) -> None:
+    model = ProcessorCompletion.model_validate(completion(status="failed", error_type=error_type))
+    assert model.error_type == error_type
+    assert model.error_class is expected
+
+
+def test_long_error_type_is_kept_truncated() -> None:
+    model = ProcessorCompletion.model_validate(completion(status="failed", error_type="E" * 1000))
+    assert model.error_type is not None and len(model.error_type) == 200
 
 
 def test_prediction_coordinator_completion_carries_pct_and_count() -> None:
@@ -228,6 +266,27 @@ def test_prediction_coordinator_completion_carries_pct_and_count() -> None:
         completion(processor_name="prediction_coordinator", phase=5, completion_pct=92.5, record_count=420)
     )
     assert (model.completion_pct, model.record_count) == (92.5, 420)
+
+
+def test_prediction_counts_are_read_from_metadata_when_not_at_the_top_level() -> None:
+    """The replaced coordinator (coordinator.py:3954) sends completion_pct and counts in metadata."""
+    meta = {"completion_pct": 96.4, "completed_predictions": 412, "expected_predictions": 427, "batch_id": "b"}
+    model = ProcessorCompletion.model_validate(
+        completion(processor_name="PredictionCoordinator", phase="phase_5_predictions", record_count=3, metadata=meta)
+    )
+    assert (model.completion_pct, model.completed_predictions, model.expected_predictions) == (96.4, 412, 427)
+    assert model.predictions == 412 and model.effective_completion_pct == 96.4
+    top = ProcessorCompletion.model_validate(
+        completion(phase=5, completion_pct=50.0, metadata={"completion_pct": 99.0})
+    )
+    assert top.completion_pct == 50.0  # the top level wins
+
+
+def test_completion_pct_is_computed_from_counts_when_only_counts_are_sent() -> None:
+    model = ProcessorCompletion.model_validate(
+        completion(phase=5, metadata={"completed_predictions": 45, "expected_predictions": 50})
+    )
+    assert model.completion_pct is None and model.effective_completion_pct == 90.0
 
 
 def test_processor_name_is_stripped() -> None:
@@ -377,7 +436,7 @@ def test_retry_request_rejects_bad_fields(field: str, value: object) -> None:
 @pytest.mark.parametrize("model_type", [PhaseTrigger, RetryRequest, MonitorTick, RetryTick])
 def test_outbound_and_scheduler_models_forbid_unknown_keys(model_type: type[ContractModel]) -> None:
     assert model_type.model_config.get("extra") == "forbid"
-    assert ProcessorCompletion.model_config.get("extra") == "ignore"
+    assert ProcessorCompletion.model_config.get("extra") == "allow"  # inbound: kept, never a reason to reject
 
 
 # ---- package -------------------------------------------------------------------------

@@ -56,13 +56,13 @@ FORMATS: dict[str, Callable[[int], str]] = {"nba10": nba10, "nba8": nba8, "date_
 
 
 def entry(
-    i: int, status: str | None = "Final", *, day: date = GAME_DATE, updated: datetime | None = UPDATED
+    i: int, status: str | None = "3", *, day: date = GAME_DATE, updated: datetime | None = UPDATED
 ) -> ScheduleEntry:
     nba, away, home = GAMES[i]
     return ScheduleEntry(nba_game_id=nba, game_date=day, away=away, home=home, status=status, updated_at=updated)
 
 
-def schedule(n: int, status: str = "Final") -> tuple[ScheduleEntry, ...]:
+def schedule(n: int, status: str = "3") -> tuple[ScheduleEntry, ...]:
     return tuple(entry(i, status) for i in range(n))
 
 
@@ -73,7 +73,7 @@ def verdict(
     gate: GameCoverageGate = GATE,
 ) -> GateResult:
     inputs = CoverageInputs(tuple(sched), {k: tuple(v) for k, v in sources.items()}, tuple(unavailable))
-    return coverage_verdict(NAME, gate, FINAL, inputs)
+    return coverage_verdict(NAME, gate, D.games, inputs)
 
 
 def bdl_only(ids: Sequence[str]) -> dict[str, Sequence[str]]:
@@ -86,7 +86,7 @@ def bdl_only(ids: Sequence[str]) -> dict[str, Sequence[str]]:
 def test_default_gate_and_sources() -> None:
     assert SOURCES == ("bdl", "espn", "gamebook")
     assert GATE.breaker_threshold == pytest.approx(0.5)
-    assert FINAL == "Final"
+    assert FINAL == "3"  # nbac_schedule.game_status INT64, 3 = Final (nbac_schedule_tables.sql:16)
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
@@ -230,7 +230,7 @@ def test_unavailable_games_are_excluded_from_the_denominator() -> None:
 
 
 def test_unavailable_ids_that_are_not_final_games_are_ignored() -> None:
-    sched = [*schedule(2), entry(2, "Postponed")]
+    sched = [*schedule(2), entry(2, "1")]
     unavailable = [nba10(2), "20260123_GSW_MIN", "0022500999", "not-an-id"]
     result = verdict(sched, bdl_only([nba10(0)]), unavailable=unavailable)
     assert result.unavailable == ()
@@ -248,7 +248,7 @@ def test_all_final_games_unavailable_passes() -> None:
 # ----------------------------------------------------------------------------- schedule handling
 
 
-@pytest.mark.parametrize("status", ["Scheduled", "In Progress", "Postponed", "Halftime", None])
+@pytest.mark.parametrize("status", ["1", "2", "Final", "Halftime", None])
 def test_non_final_games_are_ignored(status: str | None) -> None:
     sched = [*schedule(3), entry(3, status), entry(4, status)]
     result = verdict(sched, bdl_only([nba10(i) for i in range(3)]))
@@ -257,9 +257,23 @@ def test_non_final_games_are_ignored(status: str | None) -> None:
     assert CANON[3] not in result.covered_by and CANON[4] not in result.covered_by
 
 
+@pytest.mark.parametrize("text", ["Postponed", "postponed ", "Rescheduled to Jan 25", "Cancelled"])
+def test_final_games_marked_postponed_by_status_text_are_not_expected(text: str) -> None:
+    """The replaced system's operators mark a postponed game in game_status_text and leave it
+    Final (bin/fixes/fix_postponed_game.py:183-200 at najicham/nba-stats-scraper@18f6ecfe)."""
+    moved = ScheduleEntry(
+        nba_game_id=GAMES[3][0], game_date=GAME_DATE, away=GAMES[3][1], home=GAMES[3][2], status="3", status_text=text
+    )
+    result = verdict([*schedule(3), moved], bdl_only([nba10(i) for i in range(3)]))
+    assert result.verdict == "pass" and result.games_total == 3
+    assert result.unavailable == (CANON[3],)
+    kept = verdict([*schedule(3), entry(3)], bdl_only([nba10(i) for i in range(3)]))
+    assert kept.verdict == "partial" and kept.missing_games == (CANON[3],)
+
+
 def test_no_final_games_passes() -> None:
     assert verdict((), bdl_only([])).verdict == "pass"
-    result = verdict(schedule(4, status="Scheduled"), bdl_only([]))
+    result = verdict(schedule(4, status="1"), bdl_only([]))
     assert result.verdict == "pass"
     assert result.games_total == 0
     assert "no Final games" in result.reason
@@ -276,11 +290,11 @@ def test_l15_duplicate_schedule_rows_are_collapsed() -> None:
 def test_l15_duplicate_rows_collapse_to_the_latest_status() -> None:
     older, newer = UPDATED - timedelta(hours=3), UPDATED
     # the latest row says Final: counted (and only once)
-    became_final = [entry(0, "In Progress", updated=older), entry(0, "Final", updated=newer), entry(1)]
+    became_final = [entry(0, "2", updated=older), entry(0, "3", updated=newer), entry(1)]
     result = verdict(became_final, bdl_only([nba10(1)]))
     assert result.games_total == 2 and result.missing_games == (CANON[0],)
     # the latest row is not Final (listed first): ignored
-    postponed = [entry(0, "Postponed", updated=newer), entry(0, "Final", updated=older), entry(1)]
+    postponed = [entry(0, "1", updated=newer), entry(0, "3", updated=older), entry(1)]
     result = verdict(postponed, bdl_only([nba10(1)]))
     assert result.games_total == 1 and result.verdict == "pass"
 

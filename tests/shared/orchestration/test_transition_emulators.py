@@ -16,7 +16,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from shared.errors import TransientError
-from shared.gcp import bigquery_client, publisher_client, subscriber_client
+from shared.gcp import publisher_client, subscriber_client
 from shared.localcloud.emulators import LocalCloud, free_port
 from shared.localcloud.topology import ensure_subscription
 from shared.orchestration.execution_log import ExecutionLogWriter
@@ -208,8 +208,15 @@ def test_l13_unavailable_games_do_not_block(rig: Rig) -> None:
 
 
 def test_l17_gate_query_error_is_transient_not_fail_open(rig: Rig) -> None:
+    """BigQuery unreachable while the gate runs: raise (Pub/Sub redelivers), never trigger."""
+    from shared.gcp import LazyClient
+
     svc = rig.services["phase2_to_phase3"]
-    bigquery_client(rig.cloud.project).delete_table(f"{rig.cloud.project}.{rig.definition.games.schedule_table}")
+    rig.seed_games(sources={"bdl": [g[0] for g in GAMES]})
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: BigQuery is down
+    assert svc.gates.sources is not None
+    svc.gates.sources._client = LazyClient(lambda: bigquery_client_for(dead, rig.cloud.project))
+    svc.gates.sources.deadline_seconds = 3.0
     for p in PHASE2[:2]:
         svc.handle_event(rig.event(rig.completion(p, 2)))
     with pytest.raises(TransientError, match="gate 'game_coverage' could not be evaluated"):
