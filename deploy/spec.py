@@ -286,7 +286,7 @@ def build_spec(
                 timeout_seconds=settings.timeout_seconds,
                 min_instances=settings.min_instances or 0,
                 max_instances=settings.max_instances,
-                env=(("GOOGLE_CLOUD_PROJECT", project),),
+                env=(("GOOGLE_CLOUD_PROJECT", project), *_consumer_urls(definition, name)),
                 project_roles=tuple(sorted(roles)),
                 publishes=publishes,
                 dataset_roles=tuple(dataset_roles),
@@ -315,4 +315,19 @@ def build_spec(
         tables=tables,
         read_datasets=raw_datasets,
         firestore_indexes=FIRESTORE_INDEXES,
+    )
+
+
+def _consumer_urls(definition: PipelineDefinition, function: str) -> tuple[tuple[str, str], ...]:
+    """Consumer URLs a function calls (``[transitions.delivery.http]`` with a ``url``): the transition
+    itself and the monitor, which evaluates every transition. Without a ``url`` in the definition the
+    operator sets the variable by hand (deploy uses --update-env-vars, which keeps it)."""
+    transitions = definition.transitions if function not in {t.name for t in definition.transitions} else [
+        definition.transition(function)
+    ]
+    monitor = any(s.function == function and s.payload == "MonitorTick" for s in definition.schedules.values())
+    if function not in {t.name for t in definition.transitions} and not monitor:
+        return ()
+    return tuple(
+        (t.delivery.http.url_env, t.delivery.http.url) for t in transitions if t.delivery.http and t.delivery.http.url
     )

@@ -100,3 +100,23 @@ def subscriber_client() -> pubsub_v1.SubscriberClient:
     import google.cloud.pubsub_v1 as pubsub_v1
 
     return pubsub_v1.SubscriberClient()
+
+
+def id_token(audience: str) -> str:
+    """A Google-signed ID token for ``audience`` (Cloud Run / Functions invoker auth).
+
+    Raises:
+        TransientError: no token could be minted (metadata server or credentials unavailable).
+    """
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    from shared.errors import TransientError
+
+    try:
+        token = google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
+            google.auth.transport.requests.Request(), audience
+        )
+    except Exception as exc:
+        raise TransientError(f"could not mint an ID token for {audience}: {exc}") from exc
+    return str(token)

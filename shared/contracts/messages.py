@@ -356,7 +356,18 @@ def make_trigger_id(transition: str, game_date: date, generation: int) -> str:
 
 
 class PhaseTrigger(ContractModel):
-    """Message that starts the next phase for one game date (outbound)."""
+    """Message that starts the next phase for one game date (outbound).
+
+    Besides this package's fields it carries what the replaced system's consumers read
+    (``tests/data/upstream/consumers/``): ``success`` (phase 3 and 4 skip a message without it:
+    main_analytics_service.py:872-877, main_precompute_service.py:136), ``source_table`` /
+    ``output_table`` (the one table a phase 3 or 4 run starts from: main_analytics_service.py:870,
+    main_precompute_service.py:134), ``analysis_date`` (main_precompute_service.py:135),
+    ``target_date`` and ``export_types`` (phase6_export/main.py:405-411), ``trigger_source`` and
+    ``correlation_id``. A transition that delivers per source table publishes one message per
+    table (``part`` of ``parts``), all with the same ``trigger_id``: a consumer dedupes on
+    ``message_key`` (``trigger_id`` plus the table).
+    """
 
     trigger_id: NonEmptyStr = Field(description="make_trigger_id(transition, game_date, generation)")
     transition: NonEmptyStr
@@ -364,15 +375,23 @@ class PhaseTrigger(ContractModel):
     target_phase: PhaseNumber
     game_date: ExplicitDate
     target_date: ExplicitDate | None = Field(default=None, description="Set for phase 6, which keys on it.")
+    analysis_date: ExplicitDate | None = Field(default=None, description="= game_date; phase 4 precompute reads it.")
     mode: str | None = None
     status: TriggerStatus
+    success: bool = Field(default=True, description="Phase 3/4 consumers skip a message whose success is false.")
     reason: str
     generation: int = Field(ge=1)
     correlation_id: str | None = None
+    trigger_source: str = "orchestrator"
+    triggered_by: str | None = None
     triggered_at: AwareTimestamp
     processors_completed: list[str]
     missing_games: list[str] = Field(default_factory=list)
     export_types: list[str] = Field(default_factory=list)
+    source_table: str | None = Field(default=None, description="Per-source-table delivery: this message's table.")
+    output_table: str | None = Field(default=None, description="= source_table (phase 3 analytics reads it first).")
+    part: int = Field(default=1, ge=1)
+    parts: int = Field(default=1, ge=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -383,17 +402,27 @@ class PhaseTrigger(ContractModel):
                 f"trigger_id {_shown(self.trigger_id)} does not match transition, game_date and "
                 f"generation; expected {expected!r}"
             )
+        if self.part > self.parts:
+            raise ValueError(f"part {self.part} of {self.parts}: part must not exceed parts")
         return self
+
+    @property
+    def message_key(self) -> str:
+        """What a consumer dedupes on: the ``trigger_id``, plus the table when delivered per table."""
+        return f"{self.trigger_id}#{self.source_table}" if self.source_table else self.trigger_id
 
     def attributes(self) -> dict[str, str]:
         """Pub/Sub attributes for this trigger (all strings), for filtering and dedup without decoding."""
-        return {
+        attributes = {
             "trigger_id": self.trigger_id,
             "transition": self.transition,
             "game_date": self.game_date.isoformat(),
             "generation": str(self.generation),
             "status": self.status.value,
         }
+        if self.parts > 1 or self.source_table:
+            attributes.update(part=str(self.part), parts=str(self.parts), message_key=self.message_key)
+        return attributes
 
 
 class MonitorTick(ContractModel):

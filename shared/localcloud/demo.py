@@ -74,7 +74,8 @@ BREAKER_COVERED = 3  # games with a boxscore on the breaker night (4 of 7 missin
 class DemoResult:
     """What the night produced, read from the topics, BigQuery and Firestore (not from logs)."""
 
-    triggers: list[PhaseTrigger] = field(default_factory=list)
+    triggers: list[PhaseTrigger] = field(default_factory=list)  # the first message of each trigger
+    messages: list[PhaseTrigger] = field(default_factory=list)  # every message seen on the trigger topics
     log_rows: list[dict[str, Any]] = field(default_factory=list)
     queue_rows: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -109,7 +110,8 @@ class Timeline:
 
 
 def demo_definition(directory: Path) -> Path:
-    """The packaged definition with the retry backoff base at ``DEMO_BACKOFF_MINUTES`` (nothing else changes)."""
+    """The packaged definition with the retry backoff base at ``DEMO_BACKOFF_MINUTES`` and the coordinator's
+    HTTP start call unauthenticated (the stand-in runs on loopback); nothing else changes."""
     import re
 
     text, count = re.subn(
@@ -119,6 +121,10 @@ def demo_definition(directory: Path) -> Path:
     )
     if count != 1:
         raise RuntimeError("the packaged definition has no [retry] base_delay_minutes line to compress")
+    # the stand-in coordinator's /start on loopback takes no Google ID token
+    text, count = re.subn(r'(?m)^(\s*)auth = "id_token"', r'\1auth = "none"', text)
+    if count != 1:
+        raise RuntimeError("the packaged definition has no [transitions.delivery.http] auth line")
     path = directory / "pipeline.demo.toml"
     path.write_text(text)
     return path
@@ -197,9 +203,14 @@ class Watcher:
             for data in pull_now(self.subscriber, sub):
                 trigger = PhaseTrigger.model_validate_json(data)
                 with self._lock:
-                    self.result.triggers.append(trigger)
+                    self.result.messages.append(trigger)
+                    if trigger.part == 1:  # one trigger, delivered as `parts` messages (one per source table)
+                        self.result.triggers.append(trigger)
+                if trigger.part > 1:
+                    continue
                 missing = f"; missing games {', '.join(trigger.missing_games)}" if trigger.missing_games else ""
-                self.say(f"==> TRIGGER {trigger.trigger_id} [{trigger.status}] {trigger.reason}{missing}")
+                parts = f" ({trigger.parts} messages, one per source table)" if trigger.parts > 1 else ""
+                self.say(f"==> TRIGGER {trigger.trigger_id} [{trigger.status}]{parts} {trigger.reason}{missing}")
 
     def poll_tables(self) -> None:
         s, r = self.definition.pipeline, self.definition.retry
@@ -289,7 +300,7 @@ def run_demo(
     import tempfile
 
     from shared.localcloud.stack import LocalStack
-    from shared.localcloud.standins import Failure, StandinProcessors
+    from shared.localcloud.standins import Failure, StandinProcessors, StartEndpoint
     from shared.structured_log import configure, reset_configuration
 
     scratch = Path(tempfile.mkdtemp(prefix="phasechain-demo-"))
@@ -299,6 +310,8 @@ def run_demo(
     bdl, espn, gamebook = sources["bdl"], sources["espn"], sources["gamebook"]
     say = Timeline(out)
     started = time.monotonic()
+    coordinator = StartEndpoint()  # the prediction coordinator's /start, before the functions start
+    http_phases = {t.target_phase: t.delivery.http for t in definition.transitions if t.delivery.http}
     stack = LocalStack(
         definition,
         project="phasechain-demo",
@@ -306,6 +319,7 @@ def run_demo(
         start=SIM_START,
         definition_path=definition_path,
         say=say,
+        extra_env={http.url_env: coordinator.url for http in http_phases.values()},
     )
     log_stream = open(os.devnull, "w")  # closed in finally: in-process JSON logs stay out of the timeline
     configure(stream=log_stream)
@@ -332,7 +346,14 @@ def run_demo(
                 f"no gamebook PDF for {lost} (HTTP 404)", nightly=False, error_type="permanent"
             ),
         }
-        standins = StandinProcessors(definition, stack.project, stack.clock, failures=failures, say=say).start()
+        standins = StandinProcessors(
+            definition,
+            stack.project,
+            stack.clock,
+            failures=failures,
+            say=say,
+            start_endpoints=dict.fromkeys(http_phases, coordinator),
+        ).start()
 
         say(f"--- scenario 1: the night of {GAME_DATE} (stand-in processors report phase 2) ---")
         standins.run_phase(2, GAME_DATE)
@@ -393,6 +414,7 @@ def run_demo(
         result = watcher.result if watcher is not None else DemoResult(problems=["the local cloud did not start"])
         result.deaths = list(stack.deaths)
         stack.down()
+        coordinator.close()
         reset_configuration()
         log_stream.close()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -21,7 +21,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +76,7 @@ class LocalStack:
         state_dir: Path | None = None,
         run_scheduler: bool = True,
         say: Callable[[str], None] | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.definition = definition
         self.project = project
@@ -92,6 +93,7 @@ class LocalStack:
         self._watchdog: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
         self.env: dict[str, str] = {}
+        self.extra_env = dict(extra_env or {})  # e.g. a consumer's URL for an HTTP delivery
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self) -> LocalStack:
@@ -109,7 +111,7 @@ class LocalStack:
         from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topic
 
         self.cloud = LocalCloud(project=self.project).start()
-        self.env = {**self.cloud.env(), SIMULATED_CLOCK_ENV: self.clock.to_env()}
+        self.env = {**self.cloud.env(), SIMULATED_CLOCK_ENV: self.clock.to_env(), **self.extra_env}
         if self.definition_path is not None:
             self.env[DEFINITION_ENV] = str(self.definition_path)
         self._export(self.env)

@@ -3,19 +3,25 @@
 The real scrapers, analytics, precompute and prediction processors live elsewhere. On the
 local cloud these stand-ins play them: they answer each phase trigger by publishing that
 phase's completion messages after a short delay, and answer each ``RetryRequest`` from
-auto-retry by re-running (publishing a success or a failure). Failures are configurable
-per processor. Nothing here is deployed: it is only imported by the demo and its test.
+auto-retry by re-running (publishing a success or a failure). Their completions are shaped as
+the replaced system's processors build them (``shared.client.build_completion``: class names,
+``phase_3_analytics``-style phase strings, ``output_table``, the coordinator's counts in
+``metadata``). A phase whose trigger arrives over HTTP (the prediction coordinator's ``/start``)
+is started by ``StartEndpoint`` instead of its trigger topic. Failures are configurable per
+processor. Nothing here is deployed: it is only imported by the demo and its test.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from shared.clock import Clock
@@ -34,6 +40,50 @@ class Failure:
     error_type: str = "transient"  # transient: auto-retry retries it; permanent: failed_permanent at once
 
 
+class StartEndpoint:
+    """A local stand-in for a consumer's HTTP start endpoint (the prediction coordinator's ``/start``).
+
+    Started before the local stack, so its URL can go into the functions' environment; it answers
+    202 and queues each JSON body for the stand-in processors.
+    """
+
+    def __init__(self, status: int = 202) -> None:
+        self.status = status
+        self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.received: list[dict[str, Any]] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    body = {}
+                endpoint.received.append({"path": self.path, "body": body})
+                endpoint.requests.put(body)
+                self.send_response(endpoint.status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"status": "started"}')
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="start-endpoint", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
 class StandinProcessors:
     """Stand-in processors wired to the trigger and retry topics of ``definition``."""
 
@@ -48,6 +98,7 @@ class StandinProcessors:
         say: Callable[[str], None] | None = None,
         phase5_completion_pct: float = 96.4,
         phase5_predictions: int = 412,
+        start_endpoints: Mapping[int, StartEndpoint] | None = None,
     ) -> None:
         from shared.gcp import publisher_client, subscriber_client
 
@@ -62,6 +113,7 @@ class StandinProcessors:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._subscriptions: dict[str, tuple[str, int | None]] = {}  # path → (kind, phase)
+        self.start_endpoints = dict(start_endpoints or {})  # phase → its HTTP start endpoint
         self.errors: list[str] = []
 
     # -- wiring ----------------------------------------------------------------------------
@@ -70,7 +122,9 @@ class StandinProcessors:
 
         suffix = uuid.uuid4().hex[:6]
         for phase in self.definition.phases:
-            if phase.trigger_topic and any(t.source_phase == phase.number for t in self.definition.transitions):
+            listens = phase.number not in self.start_endpoints  # an HTTP-started phase ignores its topic
+            has_transition = any(t.source_phase == phase.number for t in self.definition.transitions)
+            if listens and phase.trigger_topic and has_transition:
                 path = ensure_subscription(
                     self.subscriber, self.project, phase.trigger_topic, f"standin-phase{phase.number}-{suffix}"
                 )
@@ -92,6 +146,13 @@ class StandinProcessors:
     def _loop(self) -> None:
         while not self._stop.is_set():
             idle = True
+            for started_phase, endpoint in self.start_endpoints.items():
+                while not endpoint.requests.empty():
+                    body = endpoint.requests.get_nowait()
+                    idle = False
+                    time.sleep(self.delay)
+                    day = date.fromisoformat(str(body["game_date"]))
+                    self.run_phase(started_phase, day, body.get("correlation_id"))
             for path, (kind, phase) in self._subscriptions.items():
                 try:
                     messages = pull_now(self.subscriber, path)
@@ -108,6 +169,8 @@ class StandinProcessors:
     def _handle(self, kind: str, phase: int | None, data: bytes) -> None:
         if kind == "trigger" and phase is not None:
             trigger = PhaseTrigger.model_validate_json(data)
+            if trigger.part > 1:  # one run per trigger, not per source-table message
+                return
             time.sleep(self.delay)
             self.run_phase(phase, trigger.game_date, trigger.correlation_id)
             return
@@ -131,12 +194,16 @@ class StandinProcessors:
 
     # -- publishing --------------------------------------------------------------------------
     def processors(self, phase: int) -> list[str]:
+        """The processors named by the transition leaving ``phase``, then the gate's boxscore sources."""
         transition = self.definition.transition_from(phase)
         names: list[str] = []
         for _, expected, critical, optional in transition.processor_sets():
             for name in (*expected, *critical, *optional):
                 if name not in names:
                     names.append(name)
+        for source in self.definition.games.boxscore_sources:
+            if self.definition.processor(source.processor).phase == phase and source.processor not in names:
+                names.append(source.processor)
         return names
 
     def run_phase(self, phase: int, game_date: date, correlation_id: str | None = None) -> None:
@@ -156,9 +223,16 @@ class StandinProcessors:
                 )
                 self.say(f"stand-in {name} (phase {phase}, {game_date}): failed — {failure.message}")
             elif self.definition.transition_from(phase).completion is not None:
-                self.publish(
-                    phase, name, game_date, correlation_id, completion_pct=self.pct, record_count=self.predictions
-                )
+                expected = round(self.predictions * 100 / self.pct) if self.pct else self.predictions
+                metadata = {  # as the replaced coordinator sends them (coordinator.py:3954-3961)
+                    "batch_id": f"batch_{game_date.isoformat()}_{int(time.time())}",
+                    "expected_players": expected,
+                    "completed_players": self.predictions,
+                    "completed_predictions": self.predictions,
+                    "total_predictions": self.predictions,
+                    "completion_pct": self.pct,
+                }
+                self.publish(phase, name, game_date, correlation_id, record_count=self.predictions, metadata=metadata)
                 self.say(
                     f"stand-in {name} (phase {phase}, {game_date}): {self.pct:g}% with {self.predictions} predictions"
                 )
@@ -169,16 +243,23 @@ class StandinProcessors:
     def publish(
         self, phase: int, processor: str, game_date: date, correlation_id: str | None = None, **extra: Any
     ) -> None:
-        body = {
-            "processor_name": processor,
-            "phase": phase,
-            "execution_id": f"{processor}-{uuid.uuid4().hex[:8]}",
-            "correlation_id": correlation_id or f"night-{game_date}",
-            "game_date": game_date.isoformat(),
-            "status": extra.pop("status", "success"),
-            "record_count": extra.pop("record_count", 240),
-            "timestamp": self.clock.now().isoformat(),
+        """A completion as the replaced system's processor would send it (class name, output_table)."""
+        from shared.client.completion import build_completion
+
+        proc = self.definition.processor(processor)
+        phase_def = self.definition.phase(phase)
+        message = build_completion(
+            processor_name=proc.aliases[0] if proc.aliases else proc.name,
+            phase=f"phase_{phase}_{phase_def.name}",
+            game_date=game_date,
+            status=extra.pop("status", "success"),
+            execution_id=uuid.uuid4().hex[:8],
+            correlation_id=correlation_id or f"night-{game_date}",
+            output_table=proc.output_table,
+            record_count=extra.pop("record_count", 240),
+            trigger_source="pubsub",
+            now=self.clock.now(),
             **extra,
-        }
-        topic = self.publisher.topic_path(self.project, self.definition.phase(phase).completion_topic)
-        self.publisher.publish(topic, json.dumps(body).encode()).result(timeout=30)
+        )
+        topic = self.publisher.topic_path(self.project, phase_def.completion_topic)
+        self.publisher.publish(topic, json.dumps(message).encode()).result(timeout=30)

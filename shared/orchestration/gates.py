@@ -17,6 +17,7 @@ fixed. BigQuery is imported only here, on the gate path (L16).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -273,6 +274,14 @@ def is_configuration_error(exc: BaseException) -> bool:
     return True
 
 
+_JOB_DEBUG = re.compile(r"\s*(Location: \S+\s*)?Job ID: \S+\s*", re.MULTILINE)
+
+
+def _stable_text(exc: BaseException) -> str:
+    """An error's text without the per-call job id BigQuery appends (so a repeat compares equal)."""
+    return _JOB_DEBUG.sub(" ", str(exc)).strip()[:500]
+
+
 class GateRunner:
     """Runs a transition's gates in order. Errors are transient unless the gate is advisory."""
 
@@ -301,7 +310,7 @@ class GateRunner:
                     raise
                 if is_configuration_error(exc):
                     raise GateConfigError(
-                        f"gate {name!r} cannot run as configured: {type(exc).__name__}: {str(exc)[:500]}",
+                        f"gate {name!r} cannot run as configured: {type(exc).__name__}: {_stable_text(exc)}",
                         gate=name,
                         transition=transition.name,
                         game_date=str(game_date),

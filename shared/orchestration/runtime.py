@@ -15,6 +15,7 @@ from shared.env import project_id
 from shared.gcp import bigquery_client, firestore_client, publisher_client
 from shared.orchestration.execution_log import ExecutionLogWriter
 from shared.orchestration.gates import BigQueryGameSources, GateRunner
+from shared.orchestration.http_delivery import HttpDeliverer
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import Quarantine
 from shared.orchestration.state import CLAIM_TTL, TransitionState
@@ -66,6 +67,7 @@ def build_service(
         ),
         quarantine=Quarantine(fs, settings.quarantine_collection, clock),
         retry=build_retry_service(definition=definition, clock=clock, environ=env, with_dispatcher=False),
+        http=HttpDeliverer(transition.delivery.http, env) if transition.delivery.http else None,
     )
 
 

@@ -312,6 +312,14 @@ class TransitionState:
         self._run("release claim", body, game_date)
         return logged
 
+    def note_http_delivery(self, game_date: date, key: str, doc: dict[str, Any]) -> None:
+        """Record that a trigger's HTTP start call was delivered (before the latch: a crash in
+        between must not call the consumer again)."""
+        try:
+            self._date_ref(game_date).set({"http_delivery": {key: doc}}, merge=True)
+        except TRANSIENT_ERRORS as exc:
+            raise _transient("record HTTP delivery", exc, game_date=str(game_date)) from exc
+
     def mark_triggered(
         self,
         game_date: date,

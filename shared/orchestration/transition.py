@@ -29,9 +29,11 @@ from shared.errors import MalformedMessageError, TransientError
 from shared.orchestration.engine import Blocked, CompletionRecord, Decision, Ready, decide
 from shared.orchestration.execution_log import ExecutionLogWriter, build_row
 from shared.orchestration.gates import GateConfigError, GateResult, GateRunner
+from shared.orchestration.http_delivery import HttpDeliverer, HttpDeliveryRejected
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import Quarantine
 from shared.orchestration.state import TransitionState
+from shared.orchestration.triggers import build_triggers, http_body
 from shared.pipeline.definition import PipelineDefinition, Transition
 from shared.structured_log import get_logger, log_context
 
@@ -78,6 +80,7 @@ class TransitionService:
     log_writer: ExecutionLogWriter
     quarantine: Quarantine
     retry: RetryService | None = None  # the auto-retry enqueue path (failed completions, missing games)
+    http: HttpDeliverer | None = None  # the consumer's HTTP start call ([transitions.delivery.http])
 
     # -- entry: one Pub/Sub event ----------------------------------------------------------
     def handle_event(self, event: object) -> Outcome:
@@ -227,12 +230,33 @@ class TransitionService:
         if missing_games and status is TriggerStatus.COMPLETE:
             status = TriggerStatus.PARTIAL
         reason = "; ".join([decision.reason, *(f"gate {g.gate}: {g.reason}" for g in gate_results)])
-        trigger = self._trigger(game_date, claim.generation, status, reason, decision, correlation_id, missing_games)
+        triggers = build_triggers(
+            self.definition,
+            t,
+            game_date=game_date,
+            generation=claim.generation,
+            status=status,
+            reason=reason,
+            mode=decision.progress.mode,
+            processors_done=decision.progress.done,
+            correlation_id=correlation_id,
+            missing_games=missing_games,
+            now=self.clock.now(),
+        )
+        trigger = triggers[0]
         try:
-            message_id = self.publisher.publish(trigger)
+            message_ids = [self.publisher.publish(part) for part in triggers]  # all parts, or raise
         except BaseException:
             self._release_quietly(game_date, owner, "publish_failed")
             raise
+        message_id = message_ids[0]
+        http_doc: dict[str, Any] | None = None
+        if self.http is not None:
+            try:
+                http_doc = self._deliver_http(game_date, trigger, state.raw)
+            except BaseException:
+                self._release_quietly(game_date, owner, "delivery_failed")
+                raise
 
         now = self.clock.now()
         gate_doc = _gates_doc(gate_results)
@@ -254,6 +278,9 @@ class TransitionService:
                 "missing_games": missing_games,
                 "gates": gate_doc,
                 "message_id": message_id,
+                "message_ids": message_ids,
+                "source_tables": [p.source_table for p in triggers if p.source_table],
+                "http": http_doc,
             },
         )
         self.state.mark_triggered(
@@ -265,8 +292,10 @@ class TransitionService:
                 "trigger_id": trigger.trigger_id,
                 "at": now,
                 "message_id": message_id,
+                "parts": len(triggers),
                 "status": str(status),
                 "reason": reason,
+                "http": http_doc,
             },
             gate=gate_doc,
             missing_games=missing_games,
@@ -290,35 +319,28 @@ class TransitionService:
         )
 
     # -- helpers ---------------------------------------------------------------------------
-    def _trigger(
-        self,
-        game_date: date,
-        generation: int,
-        status: TriggerStatus,
-        reason: str,
-        decision: Ready,
-        correlation_id: str | None,
-        missing_games: list[str],
-    ) -> PhaseTrigger:
-        t = self.transition
-        completion = t.completion
-        return PhaseTrigger(
-            trigger_id=make_trigger_id(t.name, game_date, generation),
-            transition=t.name,
-            source_phase=t.source_phase,
-            target_phase=t.target_phase,
-            game_date=game_date,
-            target_date=game_date if completion and completion.target_date_key == "target_date" else None,
-            mode=decision.progress.mode,
-            status=status,
-            reason=reason,
-            generation=generation,
-            correlation_id=correlation_id,
-            triggered_at=self.clock.now(),
-            processors_completed=list(decision.progress.done),
-            missing_games=missing_games,
-            export_types=list(completion.export_types) if completion else [],
-        )
+    def _deliver_http(self, game_date: date, trigger: PhaseTrigger, raw_state: dict[str, Any]) -> dict[str, Any]:
+        """The consumer's HTTP start call, once per ``trigger_id`` (a redelivery after a crash between
+        this call and the latch finds it recorded and does not call again)."""
+        assert self.http is not None
+        done = (raw_state.get("http_delivery") or {}).get(_field_key(trigger.trigger_id))
+        if done:
+            return {**done, "repeat": "already delivered for this trigger_id; not called again"}
+        try:
+            result = self.http.deliver(http_body(trigger))
+        except HttpDeliveryRejected as exc:
+            reason = _capped(str(exc)) or ""
+            _log.error(
+                "HTTP delivery of %s refused (the trigger stands; fix it, then re-run with phasectl trigger "
+                "--force): %s",
+                trigger.trigger_id,
+                reason,
+                extra={"labels": {"alert": "http_delivery_rejected", "trigger_id": trigger.trigger_id}},
+            )
+            return {"delivered": False, "error": reason}
+        doc = {"delivered": True, **result.as_dict(), "at": self.clock.now()}
+        self.state.note_http_delivery(game_date, _field_key(trigger.trigger_id), doc)
+        return doc
 
     def _blocked(
         self,
@@ -449,6 +471,11 @@ class TransitionService:
 
 
 _MAX_STORED_TEXT = 2000
+
+
+def _field_key(trigger_id: str) -> str:
+    """A trigger id as a Firestore map key (no dots or colons: field paths would split on them)."""
+    return trigger_id.replace(":", "_").replace(".", "_")
 
 
 def _capped(text: str | None) -> str | None:

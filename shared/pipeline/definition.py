@@ -106,11 +106,32 @@ class DeadlineTier(_Model):
     min_completed: int = Field(ge=1)
 
 
+Slug = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", min_length=1, max_length=100)]
+
+
 class CompletionThreshold(_Model):
     min_completion_pct: float = Field(ge=0, le=100)
     min_predictions: int = Field(ge=0)
     target_date_key: Literal["target_date", "game_date"] = "target_date"
-    export_types: tuple[Name, ...] = Field(min_length=1)
+    export_types: tuple[Slug, ...] = Field(min_length=1)
+
+
+class HttpDelivery(_Model):
+    """An authenticated POST to the consumer, once per ``trigger_id``, after the trigger is published."""
+
+    url_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]  # the consumer's base URL (deploy sets it)
+    url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = None  # used when the env var is unset
+    path: Annotated[str, Field(pattern=r"^/\S*$")] = "/"
+    auth: Literal["id_token", "none"] = "id_token"
+    timeout_seconds: float = Field(default=30, gt=0, le=300)
+    delivered_statuses: tuple[int, ...] = (200, 201, 202)
+
+
+class Delivery(_Model):
+    """How a trigger reaches its consumers, besides the target phase's trigger topic."""
+
+    per_source_table: bool = False  # one message per completed processor's output_table
+    http: HttpDelivery | None = None
 
 
 class Transition(_Model):
@@ -127,6 +148,7 @@ class Transition(_Model):
     completion: CompletionThreshold | None = None
     gates: tuple[Name, ...] = ()
     stuck_after_minutes: int = Field(default=60, ge=1)
+    delivery: Delivery = Delivery()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -434,14 +456,16 @@ class PipelineDefinition(_Model):
         """The canonical name of a completion's processor in ``phase``, or ``None`` when unknown (L08).
 
         The replaced system's rule, in order: the name itself (or an alias), then the
-        completion's ``output_table`` (a processor's declared ``output_table``, name or alias),
+        completion's ``output_table`` without its dataset (a processor's declared ``output_table``,
+        name or alias),
         then the class name from CamelCase to snake_case without a trailing ``Processor`` or
         ``Async``. Matching ignores case and ``-``/``_``, so the last step needs no table:
         ``PlayerGameSummaryProcessor`` and ``PlayerGameSummaryAsync`` both name
         ``player_game_summary``.
         """
         index = self._alias_index()
-        for label in (raw_name, output_table):
+        table = output_table.rsplit(".", 1)[-1] if output_table else None  # "nba_raw.x" → "x"
+        for label in (raw_name, table):
             if label:
                 found = index.get((phase, _alias_key(label)))
                 if found is not None:
@@ -480,8 +504,11 @@ _NAME_SUFFIXES = ("processor", "async")
 
 
 def _alias_key(label: str) -> str:
-    """Case, ``-``/``_`` and a trailing ``Processor``/``Async`` (either order) do not matter."""
+    """Case, ``-``/``_``, a trailing ``Processor``/``Async`` (either order) and an ``Async`` prefix
+    (the replaced 3→4 orchestrator strips it: phase3_to_phase4/main.py:1171) do not matter."""
     key = label.strip().lower().replace("-", "").replace("_", "")
+    if key.startswith("async") and len(key) > len("async"):
+        key = key[len("async") :]
     stripped = True
     while stripped:
         stripped = False

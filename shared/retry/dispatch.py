@@ -10,6 +10,7 @@ from google.api_core import exceptions as gexc
 
 from shared.contracts.messages import RetryRequest
 from shared.errors import PermanentError, TransientError
+from shared.gcp import id_token
 from shared.retry.policy import is_client_error
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class RetryDispatcher:
     def _post(self, url: str, request: RetryRequest) -> str:
         headers = {"Content-Type": "application/json"}
         if self.auth == "id_token":
-            headers["Authorization"] = f"Bearer {_id_token(url)}"
+            headers["Authorization"] = f"Bearer {id_token(url)}"
         req = urllib.request.Request(url, data=request.to_json_bytes(), headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -67,17 +68,3 @@ class RetryDispatcher:
             raise TransientError(f"{url} answered {exc.code}: {body}") from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise TransientError(f"POST {url} failed: {exc}") from exc
-
-
-def _id_token(audience: str) -> str:
-    """A Google-signed ID token for ``audience`` (Cloud Run / Functions invoker auth)."""
-    import google.auth.transport.requests
-    import google.oauth2.id_token
-
-    try:
-        token = google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
-            google.auth.transport.requests.Request(), audience
-        )
-    except Exception as exc:
-        raise TransientError(f"could not mint an ID token for {audience}: {exc}") from exc
-    return str(token)

@@ -26,7 +26,7 @@ from shared.gcp import firestore_client
 from shared.localcloud.emulators import LocalCloud
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.state import completion_doc_id, state_doc_id
-from tests.support.rig import GAMES, Rig
+from tests.support.rig import GAMES, PHASE2, Rig
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET_P50_MS, TARGET_P95_MS, FLAT_WITHIN = 150.0, 400.0, 0.10
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     phase3 = ["player_game_summary", "team_offense_game_summary", "team_defense_game_summary",
               "upcoming_team_game_context", "upcoming_player_game_context"]
-    phase2 = ["nbac_schedule", "bdl_player_boxscores", "nbac_gamebook_player_stats"]
+    phase2 = list(PHASE2)
     results: dict[str, Any] = {}
     with LocalCloud(project="bench-project") as cloud, cloud.environ():
         now = datetime(2026, 6, 1, 14, 0, tzinfo=UTC)  # every benchmark date is before "today": overnight

@@ -517,9 +517,22 @@ def _unstorable(case: str, completion: dict[str, Any]) -> bytes:
 
 
 @integration
-@pytest.mark.parametrize(
-    "case", ["record_count_over_int64", "error_message_over_1mib", "lone_surrogate_in_error_message"]
-)
+def test_an_error_message_over_1mib_is_recorded_capped_not_quarantined(
+    make_app: Callable[..., FlaskClient], rig: Rig
+) -> None:
+    """L22: what goes into a document is capped; the completion itself counts as received."""
+    client = make_app()
+    message_id = uuid.uuid4().hex
+    data = b64(_unstorable("error_message_over_1mib", rig.completion("player_game_summary", 3)))
+    response = post_shape(client, "push", data, message_id, datetime.now(UTC))
+    assert 200 <= response.status_code < 300, response.status_code
+    assert quarantined_for(rig, message_id) == []
+    (doc,) = [d for d in rig.completion_docs("phase3_to_phase4") if d.get("message_id") == message_id]
+    assert doc["status"] == "failed" and len(doc["error_message"]) == 2000 and doc["error_message"].endswith("...")
+
+
+@integration
+@pytest.mark.parametrize("case", ["record_count_over_int64", "lone_surrogate_in_error_message"])
 def test_completion_the_state_store_rejects_is_acked_and_quarantined(
     make_app: Callable[..., FlaskClient], rig: Rig, case: str
 ) -> None:

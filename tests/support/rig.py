@@ -40,6 +40,12 @@ GAMES = [
     ("0022500648", "PHX", "DAL"),
 ]
 
+# The phase-2 processors the 2→3 transition expects, from the packaged definition, optional ones
+# first: the date becomes ready (all expected: complete) only with the last of them.
+_PACKAGED = parse_definition(tomllib.loads(DEFAULT_DEFINITION_PATH.read_text()))
+_P23 = _PACKAGED.transition("phase2_to_phase3")
+PHASE2 = [*(p for p in _P23.expected if p not in _P23.critical), *(p for p in _P23.expected if p in _P23.critical)]
+
 # The seven Final games of the 2026-01-24 night (the demo's and the issue's reference night).
 SEVEN = [*GAMES, ("0022500649", "SAC", "LAC"), ("0022500650", "TOR", "ATL")]
 
@@ -210,7 +216,8 @@ class Rig:
             )
 
     # -- observations -----------------------------------------------------------------------
-    def pull_triggers(self, transition: str, max_messages: int = 20) -> list[PhaseTrigger]:
+    def pull_messages(self, transition: str, max_messages: int = 20) -> list[PhaseTrigger]:
+        """Every message on the transition's trigger topic right now (all parts of each trigger)."""
         subscriber = subscriber_client()
         sub = self.trigger_subscriptions[transition]
         out: list[PhaseTrigger] = []
@@ -224,11 +231,27 @@ class Rig:
                 out.append(trigger)
             subscriber.acknowledge(subscription=sub, ack_ids=[m.ack_id for m in response.received_messages])
 
+    def pull_triggers(self, transition: str, max_messages: int = 20) -> list[PhaseTrigger]:
+        """The triggers published: the first message of each (a per-source-table trigger has ``parts``);
+        checks that every part of each trigger arrived."""
+        messages = self.pull_messages(transition, max_messages)
+        firsts = [m for m in messages if m.part == 1]
+        for first in firsts:
+            parts = sorted(m.part for m in messages if m.trigger_id == first.trigger_id)
+            assert set(parts) == set(range(1, first.parts + 1)), (first.trigger_id, parts)
+        return firsts
+
     def log_rows(self) -> list[dict[str, Any]]:
         bq = bigquery_client(self.cloud.project)
         s = self.definition.pipeline
         table = f"`{self.cloud.project}.{s.dataset}.{s.phase_execution_log_table}`"
         return [dict(r) for r in bq.query(f"SELECT * FROM {table} ORDER BY execution_timestamp").result()]
+
+    def completion_docs(self, transition: str, game_date: date = GAME_DATE) -> list[dict[str, Any]]:
+        """The recorded completion documents of one transition and date."""
+        fs = firestore_client(self.cloud.project)
+        ref = fs.collection(self.definition.pipeline.state_collection).document(f"{transition}__{game_date}")
+        return [d.to_dict() or {} for d in ref.collection("completions").stream()]
 
     def quarantined(self) -> list[dict[str, Any]]:
         fs = firestore_client(self.cloud.project)

@@ -19,7 +19,7 @@ from shared.gcp import firestore_client
 from shared.localcloud.emulators import LocalCloud
 from shared.monitor.checks import MONITOR_HEARTBEAT_ID
 from tests.support.phasectl_run import Run, phasectl_runner, runner
-from tests.support.rig import SEVEN, Rig
+from tests.support.rig import PHASE2, SEVEN, Rig
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def _night(rig: Rig, *, phase4: tuple[str, ...] = ()) -> None:
     """2026-01-24: 7 Final games, GSW@MIN in no source; phase 2 complete; some phase-4 completions."""
     rig.seed_games(final=SEVEN, sources={"bdl": BDL, "espn": ESPN})
     p2 = rig.services["phase2_to_phase3"]
-    for name in ("nbac_schedule", "bdl_player_boxscores", "nbac_gamebook_player_stats"):
+    for name in PHASE2:
         p2.handle_event(rig.event(rig.completion(name, 2)))
     for name in phase4:
         rig.services["phase4_to_phase5"].handle_event(rig.event(rig.completion(name, 4)))

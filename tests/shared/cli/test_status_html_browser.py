@@ -31,7 +31,7 @@ from shared.localcloud.emulators import LocalCloud
 from shared.monitor.alerts import AlertManager
 from shared.monitor.checks import Finding
 from tests.support.phasectl_run import Run, phasectl_runner
-from tests.support.rig import GAMES, Rig
+from tests.support.rig import GAMES, PHASE2, Rig
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,6 @@ NOW = datetime(2026, 1, 25, 15, 0, tzinfo=UTC)
 NOW_ENV = "2026-01-25T15:00:00Z"
 DAY = date(2026, 1, 24)
 TRANSITIONS = ("phase2_to_phase3", "phase3_to_phase4", "phase4_to_phase5", "phase5_to_phase6")
-PHASE2 = ("nbac_schedule", "bdl_player_boxscores", "nbac_gamebook_player_stats")
 
 
 # -- a stdlib PNG decoder (8-bit RGB/RGBA, not interlaced) ------------------------------------

@@ -70,12 +70,16 @@ def standins(definition: PipelineDefinition) -> StandinProcessors:
 
 
 def first_occurrences(definition: PipelineDefinition, phase: int) -> list[str]:
-    """Every processor named by the transition leaving ``phase``, in definition order, once."""
+    """Every processor named by the transition leaving ``phase``, in definition order, once; then the
+    coverage gate's boxscore sources of that phase."""
     names: list[str] = []
     for _label, expected, critical, optional in definition.transition_from(phase).processor_sets():
         for name in (*expected, *critical, *optional):
             if name not in names:
                 names.append(name)
+    for source in definition.games.boxscore_sources:
+        if definition.processor(source.processor).phase == phase and source.processor not in names:
+            names.append(source.processor)
     return names
 
 
@@ -88,15 +92,18 @@ def test_processors_of_every_phase_are_listed_once_in_definition_order(
         assert len(names) == len(set(names)), f"duplicates for phase {transition.source_phase}: {names}"
         assert names == first_occurrences(definition, transition.source_phase)
         named = {n for _, e, c, o in transition.processor_sets() for n in (*e, *c, *o)}
-        assert set(names) == named
+        sources = {s.processor for s in definition.games.boxscore_sources}
+        phase_sources = {n for n in sources if definition.processor(n).phase == transition.source_phase}
+        assert set(names) == named | phase_sources
 
 
 def test_processors_of_the_packaged_phase_2_and_3(no_google: None, definition: PipelineDefinition) -> None:
     stand = standins(definition)
     phase2 = stand.processors(2)
-    assert phase2[0] == "nbac_schedule"  # expected and critical: listed once, at its first place
-    assert phase2.count("nbac_schedule") == 1
-    assert {"bdl_player_boxscores", "espn_boxscores", "nbac_gamebook_player_stats"} <= set(phase2)
+    assert phase2[0] == "nbac_gamebook_player_stats"  # expected and critical: listed once, at its first place
+    assert phase2.count("nbac_gamebook_player_stats") == 1
+    # the boxscore sources of the coverage gate run too (BDL fails in the demo; ESPN is its fallback)
+    assert {"bdl_player_boxscores", "espn_boxscores", "nbac_player_boxscores", "odds_api_game_lines"} <= set(phase2)
     # Phase 3 has three modes naming upcoming_player_game_context each (expected and critical).
     phase3 = stand.processors(3)
     assert phase3.count("upcoming_player_game_context") == 1
@@ -119,7 +126,8 @@ def test_processors_dedupe_across_lists_and_modes(no_google: None, definition: P
         leaving_2 if t.source_phase == 2 else leaving_3 if t.source_phase == 3 else t for t in definition.transitions
     )
     stand = standins(definition.model_copy(update={"transitions": transitions}))
-    assert stand.processors(2) == ["b", "a", "c", "d", "e"]
+    sources = [s.processor for s in definition.games.boxscore_sources]  # all phase 2: appended, in chain order
+    assert stand.processors(2) == ["b", "a", "c", "d", "e", *sources]
     assert stand.processors(3) == ["x", "y", "z", "w", "v"]
 
 
@@ -296,7 +304,9 @@ def test_every_problem_is_reported_at_once(definition: PipelineDefinition) -> No
 # ----------------------------------------------------------------------------- demo_definition
 
 
-def test_demo_definition_only_compresses_the_retry_backoff(tmp_path: Path, definition: PipelineDefinition) -> None:
+def test_demo_definition_only_compresses_the_retry_backoff_and_drops_http_auth(
+    tmp_path: Path, definition: PipelineDefinition
+) -> None:
     path = demo_definition(tmp_path)
     assert path.parent == tmp_path
     demo = read_definition(path)
@@ -304,4 +314,7 @@ def test_demo_definition_only_compresses_the_retry_backoff(tmp_path: Path, defin
     assert definition.retry.base_delay_minutes != DEMO_BACKOFF_MINUTES  # the test would prove nothing otherwise
     expected = definition.model_dump()
     expected["retry"]["base_delay_minutes"] = DEMO_BACKOFF_MINUTES
+    http = [t for t in expected["transitions"] if t["delivery"]["http"]]
+    assert [t["delivery"]["http"]["auth"] for t in http] == ["id_token"]
+    http[0]["delivery"]["http"]["auth"] = "none"  # the stand-in coordinator on loopback takes no ID token
     assert demo.model_dump() == expected

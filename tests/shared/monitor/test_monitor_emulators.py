@@ -35,11 +35,10 @@ from shared.monitor.runtime import Monitor, build_monitor
 from shared.orchestration.transition import Outcome
 from shared.retry.queue import RetryQueue
 from shared.retry.runtime import build_retry_service
-from tests.support.rig import GAME_DATE, GAMES, MORNING_AFTER, Rig, date_teams
+from tests.support.rig import GAME_DATE, GAMES, MORNING_AFTER, PHASE2, Rig, date_teams
 
 pytestmark = pytest.mark.integration
 
-PHASE2 = ["nbac_schedule", "bdl_player_boxscores", "nbac_gamebook_player_stats"]
 PHASE3 = [
     "player_game_summary",
     "team_offense_game_summary",

@@ -41,16 +41,11 @@ NOW = datetime(2026, 1, 25, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 1, 25, 6, 0, tzinfo=UTC)  # first completion of the date
 
 # The upstream defaults (lessons.md), written out independently of the engine.
-PHASE2_EXPECTED = ("nbac_schedule", "bdl_player_boxscores", "nbac_gamebook_player_stats")
-PHASE2_CRITICAL = ("nbac_schedule",)
-PHASE2_POOL = (
-    "nbac_schedule",
-    "bdl_player_boxscores",
-    "nbac_gamebook_player_stats",
-    "nbac_injury_report",
-    "odds_api_player_points_props",
-    "espn_boxscores",
-)
+# Phase 2: the replaced system's expected set (orchestration_config.py:25-33), its required ones
+# critical (:38-42), the rest optional (:44-47), at najicham/nba-stats-scraper@18f6ecfe.
+PHASE2_CRITICAL = ("nbac_gamebook_player_stats", "nbac_player_boxscores", "odds_api_game_lines")
+PHASE2_EXPECTED = (*PHASE2_CRITICAL, "odds_api_player_points_props", "bigdataball_play_by_play")
+PHASE2_POOL = PHASE2_EXPECTED
 PHASE3 = (
     "player_game_summary",
     "team_offense_game_summary",
@@ -235,13 +230,16 @@ def test_phase2_every_subset_of_critical_and_optional(subset: tuple[str, ...]) -
     assert (decision.kind if expected == "wait" else status_of(decision)) == expected
     assert "mode" not in decision.reason  # phase 2→3 has no modes
     assert decision.progress.mode is None
-    if expected == "wait" and "nbac_schedule" not in subset:
-        assert "waiting for critical nbac_schedule" in decision.reason
+    missing_critical = [c for c in PHASE2_CRITICAL if c not in subset]
+    if expected == "wait" and missing_critical:
+        assert f"waiting for critical {', '.join(missing_critical)}" in decision.reason
 
 
 def test_phase2_all_expected_is_complete_even_below_the_majority_share() -> None:
-    # 3 of the 6 critical+optional (50 %) but every expected processor: complete, not wait.
-    decision = run(P23, done(PHASE2_EXPECTED))
+    # five more optional processors: 5 of the 10 critical+optional (50 %), but every expected one
+    extra = ["nbac_schedule", "bdl_player_boxscores", "espn_boxscores", "nbac_injury_report", "nbac_team_boxscore"]
+    definition = definition_with(transitions={"phase2_to_phase3": {"optional": [*P23.optional, *extra]}})
+    decision = run(definition.transition("phase2_to_phase3"), done(PHASE2_EXPECTED), definition=definition)
     assert isinstance(decision, Ready) and decision.status == "complete"
 
 
@@ -256,29 +254,31 @@ def test_majority_exactly_at_sixty_percent_is_partial() -> None:
     assert "only 2/5" in below.reason and "need ≥60%" in below.reason
 
 
-@pytest.mark.parametrize("k", [2, 3, 4, 5])
+@pytest.mark.parametrize("k", [2, 3, 4])
 def test_majority_threshold_exact_boundary_for_any_share(k: int) -> None:
-    # threshold exactly k/6 of phase 2's six critical+optional processors
-    definition = definition_with(transitions={"phase2_to_phase3": {"majority_threshold": k / 6}})
+    # one critical processor, threshold exactly k/5 of phase 2's five critical+optional processors
+    definition = definition_with(
+        transitions={
+            "phase2_to_phase3": {
+                "majority_threshold": k / 5,
+                "critical": ["nbac_gamebook_player_stats"],
+                "optional": [p for p in PHASE2_POOL if p != "nbac_gamebook_player_stats"],
+            }
+        }
+    )
     transition = definition.transition("phase2_to_phase3")
-    order = (
-        "nbac_schedule",
-        "nbac_injury_report",
-        "odds_api_player_points_props",
-        "espn_boxscores",
-        "bdl_player_boxscores",
-    )  # gamebook stays missing: never all expected
+    order = PHASE2_POOL[:4]  # bigdataball_play_by_play stays missing: never all expected
     at = run(transition, done(order[:k]), definition=definition)
     assert isinstance(at, Ready) and at.status == "partial", at.reason
     below = run(transition, done(order[: k - 1]), definition=definition)
     assert isinstance(below, Wait), below.reason
-    assert f"only {k - 1}/6" in below.reason
+    assert f"only {k - 1}/5" in below.reason
 
 
 @pytest.mark.parametrize(
     ("transition", "critical", "others", "now", "game_date"),
     [
-        pytest.param(P23, "nbac_schedule", PHASE2_POOL, NOW, GAME_DATE, id="p23"),
+        pytest.param(P23, "nbac_gamebook_player_stats", PHASE2_POOL, NOW, GAME_DATE, id="p23"),
         pytest.param(P34, "player_game_summary", PHASE3, NOW, GAME_DATE, id="p34-overnight-pgs"),
         pytest.param(P34, "upcoming_player_game_context", PHASE3, NOW, GAME_DATE, id="p34-overnight-upgc"),
         pytest.param(P34, "upcoming_player_game_context", PHASE3, NOW, date(2026, 1, 25), id="p34-same_day"),

@@ -20,7 +20,7 @@ from shared.gcp import publisher_client, subscriber_client
 from shared.localcloud.emulators import LocalCloud, free_port
 from shared.localcloud.topology import ensure_subscription
 from shared.orchestration.execution_log import ExecutionLogWriter
-from tests.support.rig import GAME_DATE, GAMES, Rig, date_teams
+from tests.support.rig import GAME_DATE, GAMES, PHASE2, Rig, date_teams
 
 
 def bigquery_client_for(endpoint: str, project: str) -> bigquery.Client:
@@ -74,7 +74,7 @@ def test_gate_passes_with_fallback_source(rig: Rig) -> None:
     ids = [date_teams(g) for g in GAMES]
     rig.seed_games(sources={"bdl": [g[0] for g in GAMES[:3]], "espn": ids[3:]})
     svc = rig.services["phase2_to_phase3"]
-    for p in ["nbac_schedule", "bdl_player_boxscores", "nbac_gamebook_player_stats"]:
+    for p in PHASE2:
         outcome = svc.handle_event(rig.event(rig.completion(p, 2)))
     assert outcome.kind == "triggered", outcome.detail
     (trigger,) = rig.pull_triggers("phase2_to_phase3")
@@ -83,7 +83,6 @@ def test_gate_passes_with_fallback_source(rig: Rig) -> None:
 
 PHASE4 = ["team_defense_zone_analysis", "player_shot_zone_analysis", "player_composite_factors",
           "player_daily_cache", "ml_feature_store_v2"]
-PHASE2 = ["nbac_schedule", "bdl_player_boxscores", "nbac_gamebook_player_stats"]
 REPO = Path(__file__).resolve().parents[3]
 
 _WORKER = """
@@ -217,10 +216,10 @@ def test_l17_gate_query_error_is_transient_not_fail_open(rig: Rig) -> None:
     assert svc.gates.sources is not None
     svc.gates.sources._client = LazyClient(lambda: bigquery_client_for(dead, rig.cloud.project))
     svc.gates.sources.deadline_seconds = 3.0
-    for p in PHASE2[:2]:
+    for p in PHASE2[:-1]:
         svc.handle_event(rig.event(rig.completion(p, 2)))
     with pytest.raises(TransientError, match="gate 'game_coverage' could not be evaluated"):
-        svc.handle_event(rig.event(rig.completion(PHASE2[2], 2)))
+        svc.handle_event(rig.event(rig.completion(PHASE2[-1], 2)))
     state = svc.state.load(GAME_DATE)
     assert state.triggered_current is None and state.claim is None
     assert rig.pull_triggers("phase2_to_phase3") == []
