@@ -19,7 +19,7 @@ from shared.gcp import firestore_client
 from shared.localcloud.emulators import LocalCloud
 from shared.monitor.checks import MONITOR_HEARTBEAT_ID
 from tests.support.phasectl_run import Run, phasectl_runner, runner
-from tests.support.rig import PHASE2, SEVEN, Rig
+from tests.support.rig import GAME_DATE, PHASE2, SEVEN, Rig
 
 pytestmark = pytest.mark.integration
 
@@ -272,3 +272,28 @@ def test_bad_input_is_one_line_and_exit_2(offline_phasectl: Run, args: list[str]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("phasectl: error: ") and message in lines[0]
     assert proc.stdout == ""
+
+
+def test_publish_completion_sends_an_upstream_shaped_message_the_transition_counts(rig: Rig, phasectl: Run) -> None:
+    from shared.gcp import subscriber_client
+    from shared.localcloud.topology import ensure_subscription, pull_now
+
+    topic = rig.definition.phase(3).completion_topic
+    sub = ensure_subscription(subscriber_client(), rig.cloud.project, topic, f"cap-{rig.suffix}")
+    done = phasectl(
+        "publish", "completion", "--processor", "PlayerGameSummaryProcessor", "--date", "2026-01-24",
+        "--status", "success", "--records", "212",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"(player_game_summary, phase 3) for 2026-01-24 to {topic}" in done.stdout
+    (data,) = pull_now(subscriber_client(), sub)
+    message = json.loads(data)
+    assert message["phase"] == "phase_3_analytics" and message["processor_name"] == "PlayerGameSummaryProcessor"
+    assert message["output_table"] == "player_game_summary" and message["record_count"] == 212
+    assert message["trigger_source"] == "manual" and "published_by" in message["metadata"]
+    outcome = rig.services["phase3_to_phase4"].handle_event(rig.event(data))
+    assert outcome.kind == "waiting" and not outcome.unknown_processor
+    state = rig.services["phase3_to_phase4"].state.load(GAME_DATE)
+    assert [c.processor for c in state.completions] == ["player_game_summary"]
+    bad = phasectl("publish", "completion", "--processor", "nobody", "--date", "2026-01-24", "--status", "success")
+    assert bad.returncode == 2 and "unknown processor 'nobody'" in bad.stderr

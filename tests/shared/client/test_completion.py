@@ -121,3 +121,26 @@ def test_prediction_metadata_reaches_the_phase_5_rule() -> None:
     )
     model = ProcessorCompletion.model_validate(message)
     assert (model.effective_completion_pct, model.predictions) == (96.4, 412)
+
+
+def test_the_client_has_a_light_closure() -> None:
+    """A processor importing the client and building a message loads no pydantic, no Google library."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = (
+        "import sys\n"
+        "from shared.client import build_completion, TriggerInbox\n"
+        "build_completion(processor_name='X', phase=2, game_date='2026-01-24', status='success')\n"
+        "namespaces = {'google', 'google.cloud'}  # empty namespace packages a .pth file may preload\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'google', 'grpc',\n"
+        "    'functions_framework') and m not in namespaces)\n"
+        "print(','.join(heavy))\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "SHARED_EAGER"}  # the probe measures the lazy import
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout
