@@ -358,3 +358,30 @@ def test_verdict_matches_the_breaker_oracle(data: st.DataObject, n: int) -> None
         CANON[i]: next(s for s in SOURCES if s in holders[i]) for i in considered if holders[i]
     }
     assert ("circuit breaker" in result.reason) == (expected == "blocked")
+
+
+def test_gate_sql_names_only_the_columns_the_definition_names() -> None:
+    """[compat] Every schedule and boxscore column in the gate's query comes from [games]."""
+    import tomllib
+
+    from shared.orchestration.gates import BigQueryGameSources
+    from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, parse_definition
+
+    data = tomllib.loads(DEFAULT_DEFINITION_PATH.read_text())
+    data["games"].update(
+        schedule_date_column="d_col", schedule_game_id_column="id_col", schedule_status_column="st_col",
+        schedule_away_team_column="aw_col", schedule_home_team_column="hm_col", schedule_updated_column="up_col",
+        schedule_status_text_column="tx_col",
+    )
+    for i, source in enumerate(data["games"]["boxscore_sources"]):
+        source.update(game_id_column=f"src{i}_id", date_column=f"src{i}_d")
+    games = parse_definition(data).games
+    sql = BigQueryGameSources(lambda: None, "p", games).sql()  # type: ignore[arg-type,return-value]
+    reads = sql.split("UNION ALL")
+    schedule, sources = reads[0], reads[1:-1]
+    for column in ("d_col", "id_col", "st_col", "aw_col", "hm_col", "up_col", "tx_col"):
+        assert column in schedule
+    for default in ("game_date", "game_id", "game_status", "away_team_tricode", "processed_at"):
+        assert f"{default} " not in schedule.replace(" AS game_id", "").replace(" AS game_status", "")
+    for i, branch in enumerate(sources):
+        assert f"src{i}_id" in branch and f"src{i}_d = @game_date" in branch
