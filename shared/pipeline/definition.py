@@ -278,6 +278,24 @@ class MonitorSettings(_Model):
     slack_webhook_env: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")] = "MONITOR_SLACK_WEBHOOK_URL"
 
 
+class Retention(_Model):
+    """How long each Firestore collection the package writes keeps a document (lesson L25).
+
+    Every document carries ``expiry_field`` (a timestamp: written at + the retention); the
+    deploy plan creates a Firestore TTL policy on that field for each collection group, so
+    Firestore deletes expired documents itself. Heartbeats are one overwritten document each.
+    """
+
+    expiry_field: Name = "expires_at"
+    state_days: int = Field(default=400, ge=1)  # date documents and their completions (the grid reads 120)
+    outbox_days: int = Field(default=30, ge=1)  # log rows and hand-offs not yet delivered
+    quarantine_days: int = Field(default=30, ge=1)
+    alerts_days: int = Field(default=30, ge=1)  # the monitor's dedup records
+    audit_days: int = Field(default=400, ge=1)  # operator_audit
+    inbox_days: int = Field(default=30, ge=1)  # TriggerInbox entries
+    quarantine_max_payload_bytes: int = Field(default=16_384, ge=256, le=900_000)
+
+
 class Schedule(_Model):
     """A Cloud Scheduler job publishing ``payload`` (a contract model's defaults) to ``topic``."""
 
@@ -336,6 +354,7 @@ class PipelineDefinition(_Model):
     games: GamesSources
     retry: RetryPolicy = RetryPolicy()
     monitor: MonitorSettings = MonitorSettings()
+    retention: Retention = Retention()
     schedules: dict[Name, Schedule] = Field(default_factory=dict)
     deploy: DeploySettings = DeploySettings()
 
