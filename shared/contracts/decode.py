@@ -21,7 +21,7 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -116,6 +116,10 @@ def _parse_time(value: object, what: str, message_id: str | None) -> datetime | 
         _fail(f"{what} must be a string, got {_json_kind(value)}", message_id)
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         _fail(f"{what} has no timezone", message_id)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        _fail(f"{what} is out of range when converted to UTC", message_id)
     return parsed
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -86,6 +86,10 @@ def _explicit_date(value: object) -> date:
 def _require_timezone(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("datetime has no timezone (naive); send ISO 8601 with an offset, e.g. 2026-01-25T08:12:45Z")
+    try:
+        value.astimezone(UTC)  # 9999-12-31T23:30-01:00 is valid ISO but overflows in UTC (and in storage)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is out of range when converted to UTC") from None
     return value
 
 
@@ -341,18 +345,20 @@ class ProcessorCompletion(ContractModel):
         return {str(k)[:100]: _bounded(v) for k, v in list(extra.items())[:_MAX_EXTRA_KEYS]}
 
 
-def make_trigger_id(transition: str, game_date: date, generation: int) -> str:
+def make_trigger_id(transition: str, game_date: date, generation: int, mode: str | None = None) -> str:
     """The deterministic id of a phase trigger, so a re-published trigger deduplicates.
 
     Args:
         transition: transition name, e.g. ``"phase2_to_phase3"``.
         game_date: the game date the trigger is for.
         generation: 1 for the first trigger of that date, incremented on each re-trigger.
+        mode: for a transition with modes, the mode: each mode triggers once per generation.
 
     Returns:
-        ``"<transition>:<YYYY-MM-DD>:g<generation>"``.
+        ``"<transition>:<YYYY-MM-DD>:g<generation>"``, plus ``":<mode>"`` when there is one.
     """
-    return f"{transition}:{game_date.isoformat()}:g{generation}"
+    base = f"{transition}:{game_date.isoformat()}:g{generation}"
+    return f"{base}:{mode}" if mode else base
 
 
 class PhaseTrigger(ContractModel):
@@ -369,7 +375,7 @@ class PhaseTrigger(ContractModel):
     ``message_key`` (``trigger_id`` plus the table).
     """
 
-    trigger_id: NonEmptyStr = Field(description="make_trigger_id(transition, game_date, generation)")
+    trigger_id: NonEmptyStr = Field(description="make_trigger_id(transition, game_date, generation, mode)")
     transition: NonEmptyStr
     source_phase: PhaseNumber
     target_phase: PhaseNumber
@@ -396,11 +402,11 @@ class PhaseTrigger(ContractModel):
 
     @model_validator(mode="after")
     def _deterministic_id(self) -> Self:
-        expected = make_trigger_id(self.transition, self.game_date, self.generation)
+        expected = make_trigger_id(self.transition, self.game_date, self.generation, self.mode)
         if self.trigger_id != expected:
             raise ValueError(
-                f"trigger_id {_shown(self.trigger_id)} does not match transition, game_date and "
-                f"generation; expected {expected!r}"
+                f"trigger_id {_shown(self.trigger_id)} does not match transition, game_date, "
+                f"generation and mode; expected {expected!r}"
             )
         if self.part > self.parts:
             raise ValueError(f"part {self.part} of {self.parts}: part must not exceed parts")

@@ -110,7 +110,12 @@ class ExecutionLogWriter:
             return FlushResult(0, len(rows), f"{type(exc).__name__}: {exc}")
         failed = {int(e.get("index", -1)): e for e in errors or []}
         delivered = [row_id for n, (row_id, _) in enumerate(rows) if n not in failed]
-        rejected = [(rows[n], err) for n, err in sorted(failed.items()) if 0 <= n < len(rows)]
+        # BigQuery refuses a whole batch for one bad row: that row's errors say `invalid`, the
+        # others' only `stopped`. Only a row that is itself invalid goes to quarantine; the
+        # stopped ones stay in the outbox for the next flush.
+        rejected = [
+            (rows[n], err) for n, err in sorted(failed.items()) if 0 <= n < len(rows) and not _only_stopped(err)
+        ]
         try:
             if rejected:
                 # a row BigQuery refuses would be refused forever: quarantine it with the reason
@@ -126,5 +131,10 @@ class ExecutionLogWriter:
         except Exception as exc:  # noqa: BLE001 - a redelivery is deduplicated by insertId
             _log.warning("delivered log rows not removed from the outbox: %s", exc)
         return FlushResult(
-            len(delivered), len(rows) - len(delivered), None if not failed else f"{len(failed)} row(s) rejected"
+            len(delivered), len(rows) - len(delivered), None if not failed else f"{len(rejected)} row(s) rejected"
         )
+
+
+def _only_stopped(error: dict[str, Any]) -> bool:
+    reasons = {str(e.get("reason", "")).lower() for e in error.get("errors") or [] if isinstance(e, dict)}
+    return bool(reasons) and reasons <= {"stopped"}

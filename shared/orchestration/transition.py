@@ -16,8 +16,11 @@ The exactly-once protocol (L01, L03, L04):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,7 +35,7 @@ from shared.orchestration.gates import GateConfigError, GateResult, GateRunner
 from shared.orchestration.http_delivery import HttpDeliverer, HttpDeliveryRejected
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import Quarantine
-from shared.orchestration.state import TransitionState
+from shared.orchestration.state import HANDOFF_PREFIX, Claim, TransitionState
 from shared.orchestration.triggers import build_triggers, http_body
 from shared.pipeline.definition import PipelineDefinition, Transition
 from shared.structured_log import get_logger, log_context
@@ -173,7 +176,9 @@ class TransitionService:
                     permanent=error_class is ErrorType.PERMANENT,
                     correlation_id=completion.correlation_id,
                 )
-            owner = f"msg:{message.message_id}" if message.message_id else f"run:{uuid.uuid4().hex}"
+            # one owner per delivery attempt, never the message id alone: a concurrent redelivery of
+            # the same message must not walk into this attempt's live claim (L21)
+            owner = f"msg:{message.message_id or '-'}"
             outcome = self.evaluate(completion.game_date, correlation_id=completion.correlation_id, owner=owner)
             return Outcome(
                 outcome.kind,
@@ -188,26 +193,30 @@ class TransitionService:
     # -- entry: re-evaluate a date (messages, the monitor's deadline sweep, the CLI) ---------
     def evaluate(self, game_date: date, *, correlation_id: str | None = None, owner: str | None = None) -> Outcome:
         t = self.transition
-        owner = owner or f"run:{uuid.uuid4().hex}"
+        owner = f"{owner or 'run'}:{uuid.uuid4().hex[:12]}"  # unique per attempt (L21); the prefix says who
         state = self.state.load(game_date)
-        if state.triggered_current is not None:
-            trig = state.triggered_current
+        decision = decide(self.definition, t, game_date, state.completions, self.clock)
+        mode = decision.progress.mode
+        done = state.triggered_slot(mode)  # with modes: once per mode
+        if done is not None:
             return Outcome(
                 "already_triggered",
-                f"generation {state.generation} already triggered",
+                f"generation {state.generation}{f' mode {mode}' if mode else ''} already triggered",
                 game_date,
-                trig.get("trigger_id"),
+                done.get("trigger_id"),
             )
-        decision = decide(self.definition, t, game_date, state.completions, self.clock)
         if isinstance(decision, Blocked):
-            return self._blocked(game_date, owner, decision.reason, decision, None, correlation_id, claimed=False)
+            unclaimed = Claim("claimed", state.generation, None, owner, None)
+            return self._blocked(game_date, unclaimed, decision.reason, decision, None, correlation_id, claimed=False)
         if not isinstance(decision, Ready):
             return Outcome(
                 "waiting", decision.reason, game_date, extra={"next_check_at": getattr(decision, "next_check_at", None)}
             )
 
         now = self.clock.now()
-        claim = self.state.claim(game_date, owner, now, lambda gen: make_trigger_id(t.name, game_date, gen))
+        claim = self.state.claim(
+            game_date, owner, now, lambda gen: make_trigger_id(t.name, game_date, gen, mode), mode=mode
+        )
         if claim.result != "claimed":
             return Outcome(claim.result, f"claim not taken: {claim.result}", game_date, claim.trigger_id)
         assert claim.trigger_id is not None
@@ -215,14 +224,14 @@ class TransitionService:
         try:
             gate_results = self.gates.run(t, game_date)
         except GateConfigError as exc:
-            return self._gate_error(game_date, owner, exc, decision, correlation_id)
+            return self._gate_error(game_date, claim, exc, decision, correlation_id)
         except BaseException:
-            self._release_quietly(game_date, owner, "waiting")
+            self._release_quietly(game_date, claim, "waiting")
             raise
         blocking = next((g for g in gate_results if g.verdict == "blocked"), None)
         if blocking is not None:
             return self._blocked(
-                game_date, owner, blocking.reason, decision, gate_results, correlation_id, claimed=True
+                game_date, claim, blocking.reason, decision, gate_results, correlation_id, claimed=True
             )
 
         missing_games = sorted({g for r in gate_results for g in r.missing_games})
@@ -244,10 +253,20 @@ class TransitionService:
             now=self.clock.now(),
         )
         trigger = triggers[0]
+        # the claim may have expired while the gates ran (another attempt may hold the date now):
+        # confirm it is still ours, and extend it, before anything leaves this function
+        if not self.state.confirm(game_date, claim, self.clock.now()):
+            _log.warning(
+                "%s %s: the claim expired before publishing (another attempt took over); not publishing",
+                t.name,
+                game_date,
+                extra={"labels": {"alert": "claim_lost", "trigger_id": trigger.trigger_id}},
+            )
+            return Outcome("claimed_elsewhere", "claim lost before publishing", game_date, trigger.trigger_id)
         try:
             message_ids = [self.publisher.publish(part) for part in triggers]  # all parts, or raise
         except BaseException:
-            self._release_quietly(game_date, owner, "publish_failed")
+            self._release_quietly(game_date, claim, "publish_failed")
             raise
         message_id = message_ids[0]
         http_doc: dict[str, Any] | None = None
@@ -255,7 +274,7 @@ class TransitionService:
             try:
                 http_doc = self._deliver_http(game_date, trigger, state.raw)
             except BaseException:
-                self._release_quietly(game_date, owner, "delivery_failed")
+                self._release_quietly(game_date, claim, "delivery_failed")
                 raise
 
         now = self.clock.now()
@@ -271,21 +290,21 @@ class TransitionService:
             games_processed=_games_processed(gate_results),
             metadata={
                 "mode": decision.progress.mode,
-                "reason": reason,
-                "processors_completed": list(decision.progress.done),
-                "missing_processors": list(decision.progress.missing),
-                "unknown_processors": list(decision.progress.unknown),
-                "missing_games": missing_games,
+                "reason": _capped(reason),
+                **_bounded("processors_completed", decision.progress.done),
+                **_bounded("missing_processors", decision.progress.missing),
+                **_bounded("unknown_processors", decision.progress.unknown),
+                **_bounded("missing_games", missing_games),
                 "gates": gate_doc,
                 "message_id": message_id,
-                "message_ids": message_ids,
-                "source_tables": [p.source_table for p in triggers if p.source_table],
+                **_bounded("message_ids", message_ids),
+                **_bounded("source_tables", [p.source_table for p in triggers if p.source_table]),
                 "http": http_doc,
             },
         )
-        self.state.mark_triggered(
+        latched = self.state.mark_triggered(
             game_date,
-            owner,
+            claim.owner or owner,
             claim.generation,
             now,
             {
@@ -294,13 +313,19 @@ class TransitionService:
                 "message_id": message_id,
                 "parts": len(triggers),
                 "status": str(status),
-                "reason": reason,
+                "reason": _capped(reason),
                 "http": http_doc,
             },
+            token=claim.token,
+            mode=mode,
             gate=gate_doc,
-            missing_games=missing_games,
+            missing_games=missing_games[:_MAX_LIST],
             log_row=row,
+            handoffs=self._missing_games_handoff(game_date, missing_games, correlation_id),
         )
+        if not latched:
+            refused = "latch refused: the claim was taken over"
+            return Outcome("claimed_elsewhere", refused, game_date, trigger.trigger_id)
         _log.info(
             "triggered %s for %s: %s",
             t.name,
@@ -309,7 +334,7 @@ class TransitionService:
             extra={"labels": {"trigger_id": trigger.trigger_id, "status": str(status)}},
         )
         self.log_writer.flush(self.state)
-        self._hand_on_missing_games(game_date, missing_games, correlation_id)
+        self.deliver_handoffs()
         return Outcome(
             "triggered",
             decision.reason,
@@ -345,7 +370,7 @@ class TransitionService:
     def _blocked(
         self,
         game_date: date,
-        owner: str,
+        claim: Claim,
         reason: str,
         decision: Decision,
         gate_results: list[GateResult] | None,
@@ -368,20 +393,23 @@ class TransitionService:
             games_processed=_games_processed(gate_results or []),
             metadata={
                 "mode": decision.progress.mode,
-                "reason": reason,
-                "missing_games": missing_games,
+                "reason": _capped(reason),
+                **_bounded("missing_games", missing_games),
                 "gates": gate_doc,
-                "processors_completed": list(decision.progress.done),
+                **_bounded("processors_completed", decision.progress.done),
             },
         )
         logged = self.state.release(
             game_date,
-            owner,
+            claim.owner or "",
             now,
             status="blocked",
+            token=claim.token,
+            claimed=claimed,
             gate=gate_doc,
-            missing_games=missing_games if gate_results is not None else None,
+            missing_games=missing_games[:_MAX_LIST] if gate_results is not None else None,
             log_row=row,
+            handoffs=self._missing_games_handoff(game_date, missing_games, correlation_id),
         )
         _log.log(
             logging.ERROR if logged else logging.INFO,  # a re-check that finds the same block is not news
@@ -393,11 +421,11 @@ class TransitionService:
             extra={"labels": {"alert": "transition_blocked", "claimed": str(claimed)}},
         )
         self.log_writer.flush(self.state)
-        self._hand_on_missing_games(game_date, missing_games, correlation_id)
+        self.deliver_handoffs()
         return Outcome("blocked", reason, game_date, extra={"missing_games": missing_games})
 
     def _gate_error(
-        self, game_date: date, owner: str, exc: GateConfigError, decision: Ready, correlation_id: str | None
+        self, game_date: date, claim: Claim, exc: GateConfigError, decision: Ready, correlation_id: str | None
     ) -> Outcome:
         """A gate that cannot run as configured: ack (redelivery cannot fix it), alert, record.
 
@@ -421,10 +449,12 @@ class TransitionService:
                 "mode": decision.progress.mode,
                 "reason": reason,
                 "gates": gate_doc,
-                "processors_completed": list(decision.progress.done),
+                **_bounded("processors_completed", decision.progress.done),
             },
         )
-        logged = self.state.release(game_date, owner, now, status="gate_error", gate=gate_doc, log_row=row)
+        logged = self.state.release(
+            game_date, claim.owner or "", now, status="gate_error", token=claim.token, gate=gate_doc, log_row=row
+        )
         _log.log(
             logging.ERROR if logged else logging.INFO,
             "GATE ERROR %s for %s: %s%s",
@@ -437,37 +467,88 @@ class TransitionService:
         self.log_writer.flush(self.state)
         return Outcome("gate_error", reason, game_date, extra={"gate": exc.gate})
 
-    def _hand_on_missing_games(self, game_date: date, missing: list[str], correlation_id: str | None) -> None:
-        """Missing games go to auto-retry under the first boxscore source (they are also in the date's state)."""
+    # -- durable hand-offs (L24) -------------------------------------------------------------
+    def _missing_games_handoff(
+        self, game_date: date, missing: list[str], correlation_id: str | None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The outbox document that hands missing games to auto-retry, written with the latch or
+        release (so a BigQuery blip cannot lose them) and delivered by ``deliver_handoffs``."""
         if not missing or self.retry is None:
-            return
+            return []
         primary = self.definition.games.boxscore_sources[0].processor
-        try:
-            self.retry.enqueue_failure(
-                game_date=game_date,
-                phase=self.definition.processor(primary).phase,
-                processor=primary,
-                error_message=f"{len(missing)} game(s) missing from every boxscore source",
-                error_type="missing_games",
-                correlation_id=correlation_id,
-                game_ids=tuple(missing),
-            )
-        except TransientError as exc:
-            _log.warning(
-                "missing games of %s not queued for retry (kept in the date's state): %s",
-                game_date,
-                exc,
-                extra={"labels": {"alert": "retry_enqueue_failed"}},
-            )
+        doc = {
+            "kind": "retry_enqueue",
+            "transition": self.transition.name,
+            "game_date": game_date.isoformat(),
+            "phase": self.definition.processor(primary).phase,
+            "processor": primary,
+            "error_message": f"{len(missing)} game(s) missing from every boxscore source",
+            "error_type": "missing_games",
+            "correlation_id": correlation_id,
+            "game_ids": missing[:_MAX_LIST],
+            "created_at": self.clock.now(),
+        }
+        digest = hashlib.sha256(json.dumps(doc["game_ids"]).encode()).hexdigest()[:12]
+        return [(f"{HANDOFF_PREFIX}{self.transition.name}__{game_date.isoformat()}__{digest}", doc)]
 
-    def _release_quietly(self, game_date: date, owner: str, status: str) -> None:
+    def deliver_handoffs(self) -> int:
+        """Deliver pending hand-offs of this transition (idempotent enqueue); undelivered ones stay.
+
+        Runs after every latch and release, and on every monitor pass, so a hand-off that met a
+        BigQuery outage is delivered when BigQuery is back. Returns how many were delivered.
+        """
+        if self.retry is None:
+            return 0
+        delivered = 0
+        try:
+            pending = self.state.pending_handoffs()
+        except TransientError as exc:
+            _log.warning("hand-offs unreadable; they stay for the next pass: %s", exc)
+            return 0
+        for handoff_id, doc in pending:
+            if doc.get("transition") != self.transition.name or doc.get("kind") != "retry_enqueue":
+                continue
+            try:
+                self.retry.enqueue_failure(
+                    game_date=date.fromisoformat(str(doc["game_date"])),
+                    phase=int(doc["phase"]),
+                    processor=str(doc["processor"]),
+                    error_message=doc.get("error_message"),
+                    error_type=doc.get("error_type"),
+                    correlation_id=doc.get("correlation_id"),
+                    game_ids=tuple(doc.get("game_ids") or ()),
+                )
+                self.state.delete_handoff(handoff_id)
+                delivered += 1
+            except TransientError as exc:
+                _log.warning(
+                    "hand-off %s not delivered yet (it stays in the outbox): %s",
+                    handoff_id,
+                    exc,
+                    extra={"labels": {"alert": "handoff_delayed"}},
+                )
+        return delivered
+
+    def _release_quietly(self, game_date: date, claim: Claim, status: str) -> None:
         """Release after a failure; the original error is what the caller re-raises."""
         try:
-            self.state.release(game_date, owner, self.clock.now(), status=status)
+            self.state.release(game_date, claim.owner or "", self.clock.now(), status=status, token=claim.token)
         except Exception as exc:  # noqa: BLE001 - the claim expires by itself; the first error wins
             _log.warning(
                 "could not release the claim of %s %s (it expires on its own): %s", self.transition.name, game_date, exc
             )
+
+
+_MAX_LIST = 100  # longest list stored in a state document or log row; the rest is counted
+
+
+def _bounded(key: str, items: Sequence[str]) -> dict[str, Any]:
+    """``{key: the first _MAX_LIST items (each capped)}``, plus ``{key}_more`` when some were cut (L22)."""
+    kept = [item if len(item) <= 200 else item[:197] + "..." for item in list(items)[:_MAX_LIST]]
+    out: dict[str, Any] = {key: kept}
+    if len(items) > _MAX_LIST:
+        out[f"{key}_more"] = len(items) - _MAX_LIST
+    return out
 
 
 _MAX_STORED_TEXT = 2000

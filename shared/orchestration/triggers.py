@@ -39,7 +39,7 @@ def build_triggers(
     """The messages to publish for one trigger (one, or one per source table)."""
     completion = transition.completion
     common: dict[str, Any] = {
-        "trigger_id": make_trigger_id(transition.name, game_date, generation),
+        "trigger_id": make_trigger_id(transition.name, game_date, generation, mode),
         "transition": transition.name,
         "source_phase": transition.source_phase,
         "target_phase": transition.target_phase,

@@ -236,7 +236,7 @@ def test_every_envelope_shape_is_acked_recorded_and_triggers_once(
     assert sorted(c.processor for c in state.completions) == sorted(PHASE3)
     assert state.triggered_current is not None
     triggers = rig.pull_triggers(TRANSITION)
-    assert [t.trigger_id for t in triggers] == [f"{TRANSITION}:{GAME_DATE}:g1"]
+    assert [t.trigger_id for t in triggers] == [f"{TRANSITION}:{GAME_DATE}:g1:overnight"]
     assert triggers[0].game_date == GAME_DATE and triggers[0].mode == "overnight"
     assert quarantine_docs(rig) == {}
 
@@ -492,7 +492,7 @@ def test_l01_publish_failure_leaves_date_retriggerable_via_http(
     assert [post_push(client, b).status_code for b in [bodies[2], *later]] == [200] * 3
 
     triggers = rig.pull_triggers(TRANSITION)
-    assert [t.trigger_id for t in triggers] == [f"{TRANSITION}:{GAME_DATE}:g1"]
+    assert [t.trigger_id for t in triggers] == [f"{TRANSITION}:{GAME_DATE}:g1:overnight"]
     latched = current_service().state.load(GAME_DATE)
     assert latched.triggered_current is not None and latched.generation == 1
     dead_client.stop()

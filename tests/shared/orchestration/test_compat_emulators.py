@@ -285,6 +285,8 @@ def test_a_crash_after_the_post_does_not_call_the_coordinator_again(
     with pytest.raises(TransientError, match="instance killed"):
         svc.handle_event(last)
     svc.state.mark_triggered = latch  # type: ignore[method-assign]
+    assert svc.handle_event(last).kind == "claimed_elsewhere"  # the crashed attempt's claim is live
+    rig.clock.advance(minutes=11)  # past the claim's TTL: the redelivery (or the monitor) finishes
     assert svc.handle_event(last).kind == "triggered"
     assert len(coordinator.bodies) == 1  # recorded before the latch: not called again
     assert (svc.state.load(GAME_DATE).triggered_current or {})["http"]["repeat"].startswith("already delivered")

@@ -54,7 +54,7 @@ def test_l03_duplicate_delivery_triggers_once(rig: Rig) -> None:
     assert kinds.count("triggered") == 1
     triggers = rig.pull_triggers("phase3_to_phase4")
     assert len(triggers) == 1
-    assert triggers[0].trigger_id == "phase3_to_phase4:2026-01-24:g1"
+    assert triggers[0].trigger_id == "phase3_to_phase4:2026-01-24:g1:overnight"
     # critical done and 4/5 ≥ 60 % fires before the fifth arrives: a partial overnight trigger
     assert triggers[0].mode == "overnight" and triggers[0].status == "partial"
     assert sum(o.duplicate for o in outcomes) == 10
@@ -66,7 +66,7 @@ def test_l19_log_row_appears_for_a_trigger(rig: Rig) -> None:
         svc.handle_event(rig.event(rig.completion(p, 3)))
     rows = rig.log_rows()
     assert [(r["phase_name"], r["status"], r["trigger_id"]) for r in rows] == [
-        ("phase3_to_phase4", "partial", "phase3_to_phase4:2026-01-24:g1")
+        ("phase3_to_phase4", "partial", "phase3_to_phase4:2026-01-24:g1:overnight")
     ]
 
 
@@ -149,7 +149,7 @@ def test_l01_publish_failure_leaves_no_latch_and_redelivery_triggers_once(rig: R
     events = [rig.event(rig.completion(p, 3)) for p in PHASE3[:4]]
     for event in events[:3]:
         assert svc.handle_event(event).kind == "waiting"
-    with pytest.raises(TransientError, match="publishing trigger phase3_to_phase4:2026-01-24:g1"):
+    with pytest.raises(TransientError, match="publishing trigger phase3_to_phase4:2026-01-24:g1:overnight"):
         svc.handle_event(events[3])
     state = svc.state.load(GAME_DATE)
     assert state.triggered_current is None and state.claim is None  # no latch (L01)
@@ -241,7 +241,7 @@ def test_l19_log_outage_never_blocks_the_trigger_and_the_row_arrives_later(rig: 
     assert len(svc.state.pending_log_rows()) == 1  # kept in the outbox, not lost
     result = good_writer.flush(svc.state)  # BigQuery is back: the next flush delivers it
     assert (result.delivered, result.pending) == (1, 0)
-    assert [r["trigger_id"] for r in rig.log_rows()] == ["phase3_to_phase4:2026-01-24:g1"]
+    assert [r["trigger_id"] for r in rig.log_rows()] == ["phase3_to_phase4:2026-01-24:g1:overnight"]
     assert svc.state.pending_log_rows() == []
 
 
