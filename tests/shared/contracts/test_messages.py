@@ -448,3 +448,11 @@ def test_package_exports_every_public_name_lazily() -> None:
     for name, module in lazy.items():
         defined_in = importlib.import_module(module, "shared.contracts")
         assert getattr(contracts, name) is getattr(defined_in, name)
+
+
+@pytest.mark.parametrize("stamp", ["9999-12-31T23:30:00-01:00", "0001-01-01T00:30:00+01:00"])
+def test_a_timestamp_that_overflows_in_utc_is_rejected(stamp: str) -> None:
+    """Valid ISO 8601, but not representable in UTC (nor storable): a 500 until dead-lettered, before."""
+    with pytest.raises(ValidationError) as exc_info:
+        ProcessorCompletion.model_validate(completion(timestamp=stamp))
+    assert "out of range when converted to UTC" in error_messages(exc_info)["timestamp"]
