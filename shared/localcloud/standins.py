@@ -44,11 +44,13 @@ class StartEndpoint:
     """A local stand-in for a consumer's HTTP start endpoint (the prediction coordinator's ``/start``).
 
     Started before the local stack, so its URL can go into the functions' environment; it answers
-    202 and queues each JSON body for the stand-in processors.
+    each POST with the next of ``statuses`` (then ``status``), records path, headers and JSON
+    body in ``received``, and queues each body for the stand-in processors.
     """
 
     def __init__(self, status: int = 202) -> None:
         self.status = status
+        self.statuses: list[int] = []  # answers for the next requests, in order (tests inject failures)
         self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
         self.received: list[dict[str, Any]] = []
         endpoint = self
@@ -60,9 +62,11 @@ class StartEndpoint:
                     body = json.loads(self.rfile.read(length) or b"{}")
                 except ValueError:
                     body = {}
-                endpoint.received.append({"path": self.path, "body": body})
-                endpoint.requests.put(body)
-                self.send_response(endpoint.status)
+                endpoint.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                status = endpoint.statuses.pop(0) if endpoint.statuses else endpoint.status
+                if 200 <= status < 300:
+                    endpoint.requests.put(body)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(b'{"status": "started"}')
@@ -71,7 +75,9 @@ class StartEndpoint:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="start-endpoint", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="start-endpoint", daemon=True
+        )
         self._thread.start()
 
     @property

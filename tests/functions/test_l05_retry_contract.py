@@ -11,10 +11,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import google.cloud.pubsub_v1 as pubsub_v1
 import pytest
 from flask.testing import FlaskClient
-from google.api_core.retry import Retry
 
 from deploy.plan import build_plan, render_command
 from deploy.spec import build_spec
@@ -29,7 +27,7 @@ from tests.functions.test_transition_entrypoints import (  # noqa: F401 - fixtur
     quarantined_for,
     rig,
 )
-from tests.support.rig import Rig, push_body
+from tests.support.rig import Rig, push_body, short_retry_publisher
 
 
 def test_l05_every_event_function_deploys_with_retry_on_failure() -> None:
@@ -59,11 +57,7 @@ def test_l05_a_transient_error_is_a_non_2xx_and_a_stale_event_is_acked(
     # transient: Pub/Sub unreachable when the trigger is published → 500 → Pub/Sub redelivers
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     broken = runtime.build_service(TRANSITION)
-    dead = pubsub_v1.PublisherClient(
-        publisher_options=pubsub_v1.types.PublisherOptions(
-            retry=Retry(initial=0.1, maximum=0.5, multiplier=2.0, timeout=2.0), timeout=2.0
-        )
-    )
+    dead = short_retry_publisher()
     topic = rig.definition.target_topic(rig.definition.transition(TRANSITION))
     broken.publisher = TriggerPublisher(dead, rig.cloud.project, topic, timeout=10.0)
     runtime._services[TRANSITION] = broken

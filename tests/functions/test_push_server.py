@@ -172,7 +172,8 @@ def test_push_subscription_to_a_real_server_triggers_exactly_once(rig: Rig, func
         triggers += rig.pull_triggers(TRANSITION)
         assert [t.trigger_id for t in triggers] == [f"{TRANSITION}:{GAME_DATE}:g1:overnight"]
         assert triggers[0].mode == "overnight" and triggers[0].source_phase == 3 and triggers[0].target_phase == 4
-        assert [(r["phase_name"], r["trigger_id"]) for r in rows] == [(TRANSITION, f"{TRANSITION}:{GAME_DATE}:g1:overnight")]
+        trigger_id = f"{TRANSITION}:{GAME_DATE}:g1:overnight"
+        assert [(r["phase_name"], r["trigger_id"]) for r in rows] == [(TRANSITION, trigger_id)]
 
         outcomes = _outcomes(log)
         kinds = [o["logging.googleapis.com/labels"]["outcome"] for o in outcomes]

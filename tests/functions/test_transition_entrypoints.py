@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import functions_framework
-import google.cloud.pubsub_v1 as pubsub_v1
 import pytest
 from flask.testing import FlaskClient
-from google.api_core.retry import Retry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,7 +38,7 @@ from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import read_definition
 from tests.support.definition_files import write_isolated_definition
-from tests.support.rig import GAME_DATE, Rig, isolated_definition, push_body
+from tests.support.rig import GAME_DATE, Rig, isolated_definition, push_body, short_retry_publisher
 
 integration = pytest.mark.integration
 
@@ -457,11 +455,7 @@ def test_l01_publish_failure_leaves_date_retriggerable_via_http(
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     broken = runtime.build_service(TRANSITION)
     # bounded retries so the failure surfaces in seconds (the default publish retry runs 60 s)
-    dead_client = pubsub_v1.PublisherClient(
-        publisher_options=pubsub_v1.types.PublisherOptions(
-            retry=Retry(initial=0.1, maximum=0.5, multiplier=2.0, timeout=2.0), timeout=2.0
-        )
-    )
+    dead_client = short_retry_publisher()
     target_topic = rig.definition.target_topic(rig.definition.transition(TRANSITION))
     broken.publisher = TriggerPublisher(dead_client, rig.cloud.project, target_topic, timeout=10.0)
     runtime._services[TRANSITION] = broken

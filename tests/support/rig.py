@@ -50,6 +50,19 @@ PHASE2 = [*(p for p in _P23.expected if p not in _P23.critical), *(p for p in _P
 SEVEN = [*GAMES, ("0022500649", "SAC", "LAC"), ("0022500650", "TOR", "ATL")]
 
 
+def short_retry_publisher() -> Any:
+    """A Pub/Sub publisher whose retries give up in ~2 s (the default retries for 60 s): for tests
+    that point ``PUBSUB_EMULATOR_HOST`` at a port nothing listens on, so the failure surfaces fast."""
+    import google.cloud.pubsub_v1 as pubsub_v1
+    from google.api_core.retry import Retry
+
+    return pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(
+            retry=Retry(initial=0.1, maximum=0.5, multiplier=2.0, timeout=2.0), timeout=2.0
+        )
+    )
+
+
 def date_teams(game: tuple[str, str, str], day: date = GAME_DATE) -> str:
     return f"{day:%Y%m%d}_{game[1]}_{game[2]}"
 

@@ -11,9 +11,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import pytest
 
 from shared.errors import TransientError
 from shared.localcloud.emulators import LocalCloud
+from shared.localcloud.standins import StartEndpoint
 from shared.orchestration.http_delivery import HttpDeliverer
 from shared.orchestration.runtime import build_service
 from tests.support.rig import GAME_DATE, PHASE2, SEVEN, Rig
@@ -184,44 +183,22 @@ def test_upstream_failed_analytics_completion_reaches_auto_retry(rig: Rig) -> No
 # ----------------------------------------------------------------------------- 4→5: the coordinator's /start
 
 
-class Coordinator:
-    """A stand-in for the prediction coordinator's /start: records bodies, answers queued statuses."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.bodies: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(outer.statuses.pop(0) if outer.statuses else 202)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-
 @pytest.fixture
-def coordinator() -> Iterator[Coordinator]:
-    c = Coordinator()
-    yield c
-    c.httpd.shutdown()
-    c.httpd.server_close()
+def coordinator() -> Iterator[StartEndpoint]:
+    endpoint = StartEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+def bodies(endpoint: StartEndpoint) -> list[dict[str, Any]]:
+    return [r["body"] for r in endpoint.received]
 
 
 PHASE4 = ["team_defense_zone_analysis", "player_shot_zone_analysis", "player_composite_factors",
           "player_daily_cache", "ml_feature_store"]
 
 
-def rig_45(cloud: LocalCloud, unique: str, coordinator: Coordinator) -> Rig:
+def rig_45(cloud: LocalCloud, unique: str, coordinator: StartEndpoint) -> Rig:
     def no_auth(data: dict[str, Any]) -> None:
         t = next(t for t in data["transitions"] if t["name"] == "phase4_to_phase5")
         t["delivery"]["http"]["auth"] = "none"
@@ -235,22 +212,22 @@ def rig_45(cloud: LocalCloud, unique: str, coordinator: Coordinator) -> Rig:
 
 
 def test_coordinator_start_is_called_once_per_trigger_id(
-    cloud: LocalCloud, unique: str, coordinator: Coordinator
+    cloud: LocalCloud, unique: str, coordinator: StartEndpoint
 ) -> None:
     rig = rig_45(cloud, unique, coordinator)
     svc = rig.services["phase4_to_phase5"]
     kinds = [svc.handle_event(rig.event(rig.completion(p, 4))).kind for p in PHASE4 for _ in range(2)]
     assert kinds.count("triggered") == 1
-    assert [b["trigger_id"] for b in coordinator.bodies] == ["phase4_to_phase5:2026-01-24:g1"]
-    assert coordinator.bodies[0]["game_date"] == "2026-01-24"
+    assert [b["trigger_id"] for b in bodies(coordinator)] == ["phase4_to_phase5:2026-01-24:g1"]
+    assert bodies(coordinator)[0]["game_date"] == "2026-01-24"
     (trigger,) = rig.pull_triggers("phase4_to_phase5")
-    assert trigger.trigger_id == coordinator.bodies[0]["trigger_id"]
+    assert trigger.trigger_id == bodies(coordinator)[0]["trigger_id"]
     state = svc.state.load(GAME_DATE)
     assert (state.triggered_current or {})["http"]["status"] == 202
 
 
 def test_coordinator_5xx_redelivers_and_a_second_post_delivers(
-    cloud: LocalCloud, unique: str, coordinator: Coordinator
+    cloud: LocalCloud, unique: str, coordinator: StartEndpoint
 ) -> None:
     rig = rig_45(cloud, unique, coordinator)
     svc = rig.services["phase4_to_phase5"]
@@ -263,13 +240,13 @@ def test_coordinator_5xx_redelivers_and_a_second_post_delivers(
     state = svc.state.load(GAME_DATE)
     assert state.triggered_current is None and state.claim is None  # retriggerable (L01)
     assert svc.handle_event(last).kind == "triggered"  # Pub/Sub redelivers
-    assert len(coordinator.bodies) == 2
+    assert len(bodies(coordinator)) == 2
     triggers = rig.pull_triggers("phase4_to_phase5")
     assert {t.trigger_id for t in triggers} == {"phase4_to_phase5:2026-01-24:g1"}  # at least once, one id
 
 
 def test_a_crash_after_the_post_does_not_call_the_coordinator_again(
-    cloud: LocalCloud, unique: str, coordinator: Coordinator
+    cloud: LocalCloud, unique: str, coordinator: StartEndpoint
 ) -> None:
     rig = rig_45(cloud, unique, coordinator)
     svc = rig.services["phase4_to_phase5"]
@@ -288,12 +265,12 @@ def test_a_crash_after_the_post_does_not_call_the_coordinator_again(
     assert svc.handle_event(last).kind == "claimed_elsewhere"  # the crashed attempt's claim is live
     rig.clock.advance(minutes=11)  # past the claim's TTL: the redelivery (or the monitor) finishes
     assert svc.handle_event(last).kind == "triggered"
-    assert len(coordinator.bodies) == 1  # recorded before the latch: not called again
+    assert len(bodies(coordinator)) == 1  # recorded before the latch: not called again
     assert (svc.state.load(GAME_DATE).triggered_current or {})["http"]["repeat"].startswith("already delivered")
 
 
 def test_a_refused_start_call_keeps_the_trigger_and_alerts(
-    cloud: LocalCloud, unique: str, coordinator: Coordinator, caplog: pytest.LogCaptureFixture
+    cloud: LocalCloud, unique: str, coordinator: StartEndpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
     rig = rig_45(cloud, unique, coordinator)
     svc = rig.services["phase4_to_phase5"]
