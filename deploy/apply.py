@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from deploy.plan import Step, render_command, resolve, schema_file
+from deploy.plan import Step, render_command, resolve, schema_file, ttl_list_command
 from deploy.spec import DeploymentSpec, FunctionSpec
 
 NOT_FOUND = re.compile(r"NOT_FOUND|not found|does not exist|404", re.IGNORECASE)
@@ -109,6 +109,17 @@ def apply(steps: Sequence[Step], run: Runner, out: TextIO) -> ApplyReport:
             must(resolve(step.create, values), where)
             report.bindings += 1
             out.write(f"{where}: ok\n")
+            continue
+        if step.kind == "ensure":  # no "not found" here: the describe lists what is in place
+            assert step.describe is not None and step.expect is not None
+            listed = must(resolve(step.describe, values), f"{where}: describe").stdout.splitlines()
+            if step.expect in (line.strip() for line in listed):
+                report.existing.append(step.label)
+                out.write(f"{where}: exists\n")
+            else:
+                must(resolve(step.create, values), where)
+                report.created.append(step.label)
+                out.write(f"{where}: created\n")
             continue
         assert step.describe is not None
         found = run(resolve(step.describe, values))
@@ -251,6 +262,60 @@ def verify_function(spec: DeploymentSpec, fn: FunctionSpec, run: Runner) -> list
     checks.append(
         Check(f"subscription {fn.dead_letter_subscription}", dlq_ok, error or f"on {_last((dlq or {}).get('topic'))}")
     )
+    member = f"serviceAccount:{email}"
+    for subscription in fn.subscribes:
+        policy, error = _json(
+            run, ["gcloud", "pubsub", "subscriptions", "get-iam-policy", subscription, p, "--format=json"]
+        )
+        readers: set[str] = set()
+        for binding in (policy or {}).get("bindings", []) if isinstance(policy, dict) else []:
+            if binding.get("role") == "roles/pubsub.subscriber":
+                readers.update(binding.get("members", []))
+        granted = error is None and member in readers
+        checks.append(
+            Check(
+                f"subscription {subscription}",
+                granted,
+                f"roles/pubsub.subscriber for {fn.cloud_name} "
+                + ("present" if granted else f"MISSING: {error}" if error else "MISSING (it cannot read the backlog)"),
+            )
+        )
+    return checks
+
+
+TTL_OK_STATES = ("ACTIVE", "CREATING")  # CREATING: new documents expire already; old ones are being scanned
+
+
+def verify_ttls(spec: DeploymentSpec, run: Runner) -> list[Check]:
+    """Each collection group the package writes has its TTL policy, ACTIVE or CREATING (lesson L25)."""
+    if not spec.firestore_ttls:
+        return []
+    listed, error = _json(run, resolve(ttl_list_command(spec), {}))
+    if error is not None or not isinstance(listed, list):
+        detail = error or f"unexpected output of ttls list: {type(listed).__name__}"
+        return [Check(f"Firestore TTL {t.collection_group}.{t.field}", False, detail) for t in spec.firestore_ttls]
+    states: dict[tuple[str, str], str] = {}
+    for entry in listed:
+        if not isinstance(entry, dict):
+            continue
+        # projects/P/databases/(default)/collectionGroups/<group>/fields/<field>
+        parts = str(entry.get("name", "")).split("/")
+        if len(parts) >= 8 and parts[2] == "databases" and parts[3] == "(default)" and parts[-2] == "fields":
+            state = (entry.get("ttlConfig") or {}).get("state") or "STATE_UNSPECIFIED"
+            states[(parts[-3], parts[-1])] = str(state)
+    checks = []
+    for ttl in spec.firestore_ttls:
+        state = states.get((ttl.collection_group, ttl.field))
+        others = sorted(f for g, f in states if g == ttl.collection_group and f != ttl.field)
+        if state is None:
+            detail = "MISSING: documents never expire (lesson L25)" + (
+                f"; the group's TTL field is {', '.join(others)}" if others else ""
+            )
+        elif state not in TTL_OK_STATES:
+            detail = f"state {state} (re-run apply or `gcloud firestore fields ttls update ... --enable-ttl`)"
+        else:
+            detail = f"state {state}, {ttl.days} days"
+        checks.append(Check(f"Firestore TTL {ttl.collection_group}.{ttl.field}", state in TTL_OK_STATES, detail))
     return checks
 
 
@@ -258,6 +323,7 @@ def verify(spec: DeploymentSpec, run: Runner) -> list[Check]:
     checks: list[Check] = []
     for fn in spec.functions:
         checks += verify_function(spec, fn, run)
+    checks += verify_ttls(spec, run)
     p = f"--project={spec.project}"
     for job in spec.jobs:
         described, error = _json(

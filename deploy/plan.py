@@ -3,8 +3,10 @@
 A plan is a list of steps. A resource step names how to ``describe`` the resource, how to
 ``create`` it and, where Google Cloud allows it, how to ``update`` it in place; ``apply`` runs
 describe, then create or update. A binding step is idempotent by itself (add-iam-policy-binding)
-and always runs. A lookup step reads one value (the project number, the subscription Eventarc
-made for a function) into a variable that later steps use as ``${NAME}``.
+and always runs. An ensure step is for a setting that has no "not found": its ``describe`` lists
+what is in place, and ``create`` runs only when the ``expect`` line is not among them (a Firestore
+TTL policy). A lookup step reads one value (the project number, the subscription Eventarc made
+for a function) into a variable that later steps use as ``${NAME}``.
 
 The rendered plan is a deterministic bash script: the same definition and project print the
 same text (a golden file in ``tests/deploy`` pins it).
@@ -45,6 +47,7 @@ class Step:
     """One resource, binding or lookup.
 
     kind: ``resource`` (describe → create | update), ``binding`` (always run ``create``),
+    ``ensure`` (run ``create`` unless a line of ``describe``'s output is ``expect``),
     ``lookup`` (run ``create``, keep its stdout as ``${var}``).
     """
 
@@ -55,6 +58,7 @@ class Step:
     update: Command | None = None
     var: str | None = None
     function: str | None = None  # the function this step belongs to (None: shared by all)
+    expect: str | None = None  # ensure: the line ``describe`` prints when the setting is in place
 
     def commands(self) -> Iterator[Command]:
         for command in (self.describe, self.create, self.update):
@@ -144,6 +148,7 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                 ),
             )
         )
+    steps += _ttl_steps(spec)
     for fn in spec.functions:
         email = fn.service_account_email(spec.project)
         steps.append(
@@ -256,6 +261,25 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                 function=fn.name,
             )
         )
+    for fn in spec.functions:  # after every dead-letter subscription exists
+        for subscription in fn.subscribes:
+            steps.append(
+                Step(
+                    "binding",
+                    f"{fn.name} may read {subscription} (its backlog)",
+                    (
+                        "gcloud",
+                        "pubsub",
+                        "subscriptions",
+                        "add-iam-policy-binding",
+                        subscription,
+                        f"--member={_sa(spec, fn)}",
+                        "--role=roles/pubsub.subscriber",
+                        p,
+                    ),
+                    function=fn.name,
+                )
+            )
     steps += _bigquery_steps(spec)
     for fn in spec.functions:
         steps += _function_steps(spec, fn, source_root)
@@ -282,6 +306,53 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
             )
         )
     return steps
+
+
+def ttl_list_command(spec: DeploymentSpec, collection_group: str | None = None) -> Command:
+    """``gcloud firestore fields ttls list``: one collection group's TTL field names (apply), or every
+    policy as JSON (verify: ``[{"name": ".../collectionGroups/G/fields/F", "ttlConfig": {"state": S}}]``)."""
+    if collection_group is None:
+        return ("gcloud", "firestore", "fields", "ttls", "list", f"--project={spec.project}", "--format=json")
+    return (
+        "gcloud",
+        "firestore",
+        "fields",
+        "ttls",
+        "list",
+        f"--collection-group={collection_group}",
+        f"--project={spec.project}",
+        "--format=value(name.basename())",
+    )
+
+
+def _ttl_steps(spec: DeploymentSpec) -> list[Step]:
+    """One TTL policy per collection group (lesson L25), after the database exists.
+
+    ``--async``: enabling TTL on a collection that already holds documents is a long operation;
+    verify accepts ``CREATING`` and ``ACTIVE``. Only one field of a collection group can be its
+    TTL field, so a policy on another field makes the update fail (apply stops and says so).
+    """
+    return [
+        Step(
+            "ensure",
+            f"Firestore TTL policy {ttl.collection_group}.{ttl.field} ({ttl.days} days; {ttl.writer})",
+            describe=ttl_list_command(spec, ttl.collection_group),
+            create=(
+                "gcloud",
+                "firestore",
+                "fields",
+                "ttls",
+                "update",
+                ttl.field,
+                f"--collection-group={ttl.collection_group}",
+                "--enable-ttl",
+                f"--project={spec.project}",
+                "--async",
+            ),
+            expect=ttl.field,
+        )
+        for ttl in spec.firestore_ttls
+    ]
 
 
 def _bigquery_steps(spec: DeploymentSpec) -> list[Step]:
@@ -472,6 +543,12 @@ def render_plan(spec: DeploymentSpec, steps: Sequence[Step], header: bool = True
         lines.append(f"# [{i}] {step.kind}: {step.label}")
         if step.kind == "lookup":
             lines.append(f'{step.var}="$({render_command(step.create)})"')
+        elif step.kind == "ensure":
+            assert step.describe is not None and step.expect is not None
+            # grep reads to the end (no -q): an early exit could SIGPIPE gcloud and, under pipefail,
+            # look like a missing policy
+            lines.append(f"{render_command(step.describe)} | grep -Fx {_q(step.expect)} >/dev/null || \\")
+            lines.append(f"  {render_command(step.create)}")
         elif step.kind == "binding":
             lines.append(render_command(step.create))
         else:
@@ -500,4 +577,5 @@ def summarise(spec: DeploymentSpec) -> dict[str, int]:
         "tables": len(spec.tables),
         "service_accounts": len(spec.functions),
         "firestore_indexes": len(spec.firestore_indexes),
+        "firestore_ttl_policies": len(spec.firestore_ttls),
     }

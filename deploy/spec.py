@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from shared.pipeline.definition import PipelineDefinition
@@ -51,6 +51,9 @@ class FunctionSpec:
     publishes: tuple[str, ...]  # topics it may publish to (roles/pubsub.publisher on each)
     dataset_roles: tuple[tuple[str, str], ...]  # (dataset, role)
     retry: bool = True
+    # subscriptions it may pull from (roles/pubsub.subscriber on each, nothing project-wide): the
+    # monitor reads every function's dead-letter subscription to report a backlog
+    subscribes: tuple[str, ...] = ()
 
     def service_account_email(self, project: str) -> str:
         return f"{self.service_account}@{project}.iam.gserviceaccount.com"
@@ -89,6 +92,20 @@ class FirestoreIndex:
 
 
 @dataclass(frozen=True)
+class FirestoreTtl:
+    """A Firestore TTL policy: documents of ``collection_group`` expire at their ``field`` (lesson L25).
+
+    The writers set ``field`` to written-at + ``days`` (``[retention]`` in the definition);
+    Firestore deletes a document some time (typically within a day) after that instant.
+    """
+
+    collection_group: str
+    field: str
+    days: int
+    writer: str  # who writes the documents (for the plan's labels and verify's messages)
+
+
+@dataclass(frozen=True)
 class DeploymentSpec:
     project: str
     region: str
@@ -106,6 +123,7 @@ class DeploymentSpec:
     tables: tuple[TableSpec, ...]
     read_datasets: tuple[str, ...]  # datasets the functions only read (owned by the processors)
     firestore_indexes: tuple[FirestoreIndex, ...] = field(default=())
+    firestore_ttls: tuple[FirestoreTtl, ...] = field(default=())
 
     def function(self, name: str) -> FunctionSpec:
         for fn in self.functions:
@@ -130,6 +148,7 @@ class DeploymentSpec:
                 "datasets": (),
                 "tables": (),
                 "firestore_indexes": (),
+                "firestore_ttls": (),
             }
         )
 
@@ -141,8 +160,39 @@ class DeploymentSpec:
 FIRESTORE_INDEXES: tuple[FirestoreIndex, ...] = ()
 
 
+def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
+    """One TTL policy per collection group the package writes, on ``[retention] expiry_field``.
+
+    Heartbeats are one overwritten document per function and need none. A new collection the
+    package writes must be added here (and its documents must carry the expiry field).
+    """
+    import inspect
+
+    from shared.cli.phasectl import AUDIT_COLLECTION
+    from shared.client.inbox import TriggerInbox
+    from shared.orchestration.state import OUTBOX_COLLECTION
+
+    r, settings = definition.retention, definition.pipeline
+    inbox = inspect.signature(TriggerInbox).parameters["collection"].default
+    wanted = (
+        (settings.state_collection, r.state_days, "the transition functions: one document per transition and date"),
+        ("completions", r.state_days, f"the transition functions: {settings.state_collection}/*/completions"),
+        (OUTBOX_COLLECTION, r.outbox_days, "the transition functions: log rows and hand-offs not yet delivered"),
+        (settings.quarantine_collection, r.quarantine_days, "every function: bad or stale input"),
+        (definition.monitor.alert_collection, r.alerts_days, "the monitor: deduplicated findings"),
+        (AUDIT_COLLECTION, r.audit_days, "phasectl: the operator audit"),
+        (str(inbox), r.inbox_days, "consumers: shared.client.TriggerInbox entries"),
+    )
+    groups = [group for group, _, _ in wanted]
+    if len(set(groups)) != len(groups):
+        raise ValueError(f"retention: two collections share a collection group: {groups}")
+    return tuple(FirestoreTtl(group, r.expiry_field, days, writer) for group, days, writer in wanted)
+
+
 def cloud_name(function: str) -> str:
-    return function.replace("_", "-")
+    from shared.monitor.checks import function_cloud_name  # the one naming rule (the monitor reads it too)
+
+    return function_cloud_name(function)
 
 
 def service_account_id(function: str) -> str:
@@ -216,7 +266,10 @@ def build_spec(
     facts: Callable[[str], ClosureFacts] = closure_facts,
 ) -> DeploymentSpec:
     """Everything the package needs on Google Cloud, derived from ``definition``."""
+    from shared.monitor.checks import dead_letter_routes  # the one naming rule (the monitor reads it too)
+
     deploy = definition.deploy
+    dead_letter_names = {route.function: route for route in dead_letter_routes(definition)}
     raw_datasets = tuple(
         sorted(
             {definition.games.schedule_table.split(".")[0]}
@@ -246,9 +299,12 @@ def build_spec(
             )
         )
     functions: list[FunctionSpec] = []
+    dead_letter_readers: set[str] = set()
     for name in definition.function_names():
         closure = facts(name)
         dists = closure.distributions
+        if MONITOR_MODULE in closure.modules and "google-cloud-pubsub" in dists:
+            dead_letter_readers.add(name)
         roles = set(COMMON_ROLES)
         for dist, dist_roles in DISTRIBUTION_ROLES.items():
             if dist in dists:
@@ -279,8 +335,8 @@ def build_spec(
                 name=name,
                 cloud_name=cloud_name(name),
                 trigger_topic=trigger,
-                dead_letter_topic=f"{trigger}{deploy.dead_letter_suffix}",
-                dead_letter_subscription=f"{cloud_name(name)}{deploy.dead_letter_suffix}-sub",
+                dead_letter_topic=dead_letter_names[name].topic,
+                dead_letter_subscription=dead_letter_names[name].subscription,
                 service_account=service_account_id(name),
                 memory=settings.memory,
                 timeout_seconds=settings.timeout_seconds,
@@ -293,6 +349,9 @@ def build_spec(
             )
         )
 
+    # the monitor reads every function's dead-letter subscription (a backlog is a finding)
+    dead_letters = tuple(f.dead_letter_subscription for f in functions)
+    functions = [replace(f, subscribes=dead_letters) if f.name in dead_letter_readers else f for f in functions]
     topics: set[str] = set()
     for phase in definition.phases:
         topics.update(t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t)
@@ -315,6 +374,7 @@ def build_spec(
         tables=tables,
         read_datasets=raw_datasets,
         firestore_indexes=FIRESTORE_INDEXES,
+        firestore_ttls=firestore_ttls(definition),
     )
 
 

@@ -18,6 +18,8 @@ Commands::
     phasectl publish completion --processor P --date D --status S [--records N] [--metadata JSON]
     phasectl health [--since 1h] [--log-dir DIR] [--json]
     phasectl backfill --from D1 --to D2 --transition T --mode none|failed|completed [--dry-run]
+    phasectl dlq list [--function F] [--json]
+    phasectl dlq replay --function F [--max N] [--dry-run]
     phasectl deploy plan|apply|verify [--project P] [--region R] [--function NAME]
     phasectl local up [--accelerate N] [--state-dir DIR] | phasectl local down [--state-dir DIR]
 
@@ -31,8 +33,9 @@ Testing / operations overrides (environment):
   system clock: deterministic output in tests, and "what would the rule say at T" for operators.
 * ``PHASECTL_LOG_DIR=DIR``: where ``health`` reads the local cloud's ``function-<name>.log``.
 
-Mutating commands (mark-unavailable, trigger, publish, retry requeue/resolve, backfill) write an audit
-record to the Firestore collection ``operator_audit`` (who = ``$USER``, when, command, args).
+Mutating commands (mark-unavailable, trigger, publish, retry requeue/resolve, backfill, dlq replay) write
+an audit record to the Firestore collection ``operator_audit`` (who = ``$USER``, when, command, args), with
+``expires_at`` = when + ``[retention] audit_days`` for its TTL policy.
 """
 
 from __future__ import annotations
@@ -139,13 +142,16 @@ class Context:
         self.out.write(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
 
     def audit(self, command: str, args: Mapping[str, Any], result: str) -> None:
+        now, retention = self.now(), self.definition.retention
         doc = {
             "who": self.env.get("USER") or _user(),
-            "when": self.now(),
+            "when": now,
             "command": command,
             "args": {k: _json_default(v) if isinstance(v, date | datetime) else v for k, v in args.items()},
             "result": result,
             "project": self.project,
+            # the collection's Firestore TTL policy deletes it then (lesson L25; phasectl deploy creates it)
+            retention.expiry_field: now + timedelta(days=retention.audit_days),
         }
         self.firestore().collection(AUDIT_COLLECTION).add(doc)
 
@@ -908,6 +914,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=tuple(BACKFILL_MODES), default="none")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_backfill)
+
+    from shared.cli import dlq  # stdlib only at import; it never imports this module (run as __main__ under -m)
+
+    dlq.add_parser(sub, _Parser)
 
     p = sub.add_parser("deploy", help="Google Cloud: print the gcloud/bq plan, apply it idempotently, verify it")
     p.add_argument("action", choices=("plan", "apply", "verify"))

@@ -3,8 +3,10 @@
 Each finding has a key (kind, transition, date) and a fingerprint of its substance. A finding
 is alerted when it is new, when its fingerprint changed, or when ``alert_dedup_minutes``
 passed since it was last alerted; at most ``max_alerts_per_run`` per run. A finding that no
-longer fires is resolved (logged once, its record deleted). Alerts are structured log entries
-(severity by level) and, when the webhook env var is set, Slack messages. The URL is never logged.
+longer fires is resolved (logged once, its record deleted). Every record carries
+``retention.expiry_field`` (now + ``retention.alerts_days``) for a Firestore TTL policy (L25).
+Alerts are structured log entries (severity by level) and, when the webhook env var is set,
+Slack messages. The URL is never logged.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class AlertResult:
     resolved: list[str] = field(default_factory=list)
     rate_limited: list[str] = field(default_factory=list)
     slack_errors: int = 0
+    error: str | None = None  # the alert step itself failed (set by the monitor's runtime; L23)
 
 
 class SlackWebhook:
@@ -114,6 +117,8 @@ class AlertManager:
                     "last_alerted_at": now,
                     "transition": finding.transition,
                     "game_date": str(finding.game_date) if finding.game_date else None,
+                    "subject": finding.subject,
+                    **self._expiry(now),
                 }
             )
         for key in sorted(set(known) - set(current)):
@@ -124,6 +129,12 @@ class AlertManager:
             if not self.slack.send(f"{len(result.rate_limited)} more finding(s) rate-limited this run"):
                 result.slack_errors += 1
         return result
+
+    def _expiry(self, now: datetime) -> dict[str, datetime]:
+        """The record's expiry for the collection's Firestore TTL policy (L25). A record lives while its
+        finding fires: it is rewritten at each (re-)alert, at least every ``alert_dedup_minutes``."""
+        retention = self.definition.retention
+        return {retention.expiry_field: now + timedelta(days=retention.alerts_days)}
 
     def _emit(self, finding: Finding) -> bool:
         """Log the alert and post it to Slack; ``False`` when a Slack delivery failed."""

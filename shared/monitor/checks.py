@@ -14,32 +14,96 @@ completion can never both trigger). Then:
 - retry queue health: ``failed_permanent`` rows and overdue ``pending`` rows;
 - a cheap grid over ``grid_days``: one schedule query and one Firestore query for the whole
   window (not per date) → dates with Final games and no phase-6 trigger;
+- retry dispatch failing: ``pending`` rows whose dispatch (our publish, or the processor's
+  ``retry_url``) failed on ``DISPATCH_FAILING_AFTER`` consecutive ticks or more;
+- dead letters: each function's dead-letter pull subscription (named by ``dead_letter_routes``,
+  the one naming rule ``deploy.spec`` uses too) is peeked: messages are pulled and released at once
+  (ack deadline 0), so they stay for ``phasectl dlq replay``;
 - heartbeats: its own (written every run) and the auto-retry heartbeat's age.
+
+Isolation (lesson L23): every (transition, date) evaluation and every other check runs on its own.
+One that raises becomes a ``check_error`` finding (ERROR, naming the item and the exception, at
+most 500 characters) and the pass goes on; the heartbeat is always written, with the number of
+errors and findings.
 
 Findings are deduplicated by ``shared.monitor.alerts``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from shared.clock import Clock, today_et
+from shared.orchestration.engine import select_mode
 from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import PipelineDefinition
+from shared.retry.policy import DISPATCH_FAILING_AFTER
+from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
+    import google.cloud.pubsub_v1 as pubsub_v1
     from google.cloud import bigquery, firestore
 
 Severity = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
 MONITOR_HEARTBEAT_ID = "phase_transition_monitor"
 RETRY_HEARTBEAT_ID = "auto_retry_processor"
+CHECK_ERROR_MAX_CHARS = 500
+DEAD_LETTER_PEEK_MAX = 100  # messages pulled per subscription and pass (then released at once)
+DEAD_LETTER_SAMPLE_IDS = 5
+_log = get_logger("shared.monitor.checks")
+T = TypeVar("T")
+
+
+# -- deployment naming: the one rule for function and dead-letter names ------------------------
+def function_cloud_name(function: str) -> str:
+    """A function's Cloud Functions name: its folder name with hyphens."""
+    return function.replace("_", "-")
+
+
+def function_trigger_topics(definition: PipelineDefinition) -> dict[str, str]:
+    """Every deployable function → the topic that triggers it (a transition: its source phase's
+    completion topic; a scheduled function: its schedule's topic)."""
+    topics = {t.name: definition.source_topic(t) for t in definition.transitions}
+    for schedule in definition.schedules.values():
+        if schedule.function:
+            topics[schedule.function] = schedule.topic
+    return {name: topics[name] for name in definition.function_names()}
+
+
+@dataclass(frozen=True)
+class DeadLetterRoute:
+    """Where a function's undeliverable trigger messages go after ``max_delivery_attempts``."""
+
+    function: str
+    trigger_topic: str
+    topic: str  # ``<trigger topic><dead_letter_suffix>``
+    subscription: str  # ``<cloud name><dead_letter_suffix>-sub``, a pull subscription on ``topic``
+
+
+def dead_letter_routes(definition: PipelineDefinition) -> tuple[DeadLetterRoute, ...]:
+    """Each function's dead-letter topic and pull subscription, in ``function_names()`` order.
+
+    The single naming rule: ``deploy.spec.build_spec`` and the monitor both read it from here
+    (the monitor's bundle may not import ``deploy``).
+    """
+    suffix = definition.deploy.dead_letter_suffix
+    return tuple(
+        DeadLetterRoute(
+            function=name,
+            trigger_topic=trigger,
+            topic=f"{trigger}{suffix}",
+            subscription=f"{function_cloud_name(name)}{suffix}-sub",
+        )
+        for name, trigger in function_trigger_topics(definition).items()
+    )
 
 
 @dataclass(frozen=True)
@@ -52,15 +116,40 @@ class Finding:
     transition: str | None = None
     game_date: date | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    subject: str | None = None  # what else the finding is about (a check, a function), part of the key
 
     @property
     def key(self) -> str:
-        return "__".join(x for x in (self.kind, self.transition or "", str(self.game_date or "")) if x)
+        parts = (self.kind, self.transition or "", str(self.game_date or ""), self.subject or "")
+        return "__".join(x for x in parts if x)
 
     @property
     def fingerprint(self) -> str:
         """Changes when the substance changes (not the wording of times)."""
         return hashlib.sha256(json.dumps(self.details, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_error(
+    what: str,
+    exc: BaseException,
+    *,
+    transition: str | None = None,
+    game_date: date | None = None,
+    check: str | None = None,
+) -> Finding:
+    """The finding for a check (or one transition's date) that raised: the pass goes on (L23)."""
+    text = f"{what}: check failed with {type(exc).__name__}: {' '.join(str(exc).split())}"
+    if len(text) > CHECK_ERROR_MAX_CHARS:
+        text = text[: CHECK_ERROR_MAX_CHARS - 1] + "…"
+    return Finding(
+        "check_error",
+        "ERROR",
+        text,
+        transition,
+        game_date,
+        {"check": check or what, "error_type": type(exc).__name__},
+        subject=check,
+    )
 
 
 @dataclass
@@ -69,6 +158,11 @@ class MonitorReport:
     findings: list[Finding] = field(default_factory=list)
     triggered: list[str] = field(default_factory=list)
     dates_checked: int = 0
+
+    @property
+    def errors(self) -> int:
+        """Checks (or transition dates) that raised in this pass."""
+        return sum(1 for f in self.findings if f.kind == "check_error")
 
 
 class TransitionMonitor:
@@ -80,6 +174,7 @@ class TransitionMonitor:
         bigquery_client: bigquery.Client | Callable[[], bigquery.Client],
         project: str,
         services: dict[str, TransitionService],
+        subscriber: pubsub_v1.SubscriberClient | Callable[[], pubsub_v1.SubscriberClient] | None = None,
     ) -> None:
         self.definition = definition
         self.clock = clock
@@ -87,6 +182,7 @@ class TransitionMonitor:
         self._bq = bigquery_client
         self.project = project
         self.services = services
+        self._subscriber = subscriber
         self.tz = ZoneInfo(definition.pipeline.timezone)
 
     @property
@@ -95,35 +191,102 @@ class TransitionMonitor:
             self._bq = self._bq()
         return self._bq  # type: ignore[return-value]
 
+    @property
+    def subscriber(self) -> pubsub_v1.SubscriberClient:
+        """Reads the dead-letter subscriptions (built on first use: a pass without it loads no gRPC channel)."""
+        if self._subscriber is None:
+            from shared.gcp import subscriber_client
+
+            self._subscriber = subscriber_client()
+        elif callable(self._subscriber) and not hasattr(self._subscriber, "pull"):
+            self._subscriber = self._subscriber()
+        return self._subscriber
+
     def _state(self, transition: str) -> TransitionState:
         return TransitionState(self.firestore, self.definition.pipeline.state_collection, transition)
 
     # -- the run ----------------------------------------------------------------------------
-    def run(self, lookback_days: int | None = None, *, dry_run: bool = False) -> MonitorReport:
+    def run(
+        self, lookback_days: int | None = None, *, dry_run: bool = False, write_heartbeat: bool = True
+    ) -> MonitorReport:
+        """One pass. Never raises for a failing check (each is isolated, L23); writes the heartbeat
+        unless ``dry_run`` or ``write_heartbeat=False`` (the caller writes it after alerting)."""
         now = self.clock.now()
         report = MonitorReport(ran_at=now)
         settings = self.definition.monitor
         today = today_et(self.clock, self.tz)
         window = [today - timedelta(days=n) for n in range(lookback_days or settings.lookback_days, -1, -1)]
         grid_start = today - timedelta(days=settings.grid_days)
-        final_games = self._final_games(grid_start, today)
+        # the schedule read feeds the grid and the silent check; when it fails, both go without
+        # (silent finds nothing this pass) and the grid reports the error
+        final_games = self._isolated(report, "grid", lambda: self._final_games(grid_start, today), check="grid")
         for transition in self.definition.transitions:
             for day in window:
                 report.dates_checked += 1
-                report.findings += self._check_date(transition.name, day, final_games.get(day, 0), report, dry_run)
-        report.findings += self._grid(grid_start, today, final_games)
-        report.findings += self._retry_queue()
-        report.findings += self._retry_heartbeat(now)
+                games = (final_games or {}).get(day, 0)
+                check = functools.partial(self._check_date, transition.name, day, games, report, dry_run)
+                what = f"{transition.name} {day}"
+                report.findings += (
+                    self._isolated(report, what, check, transition=transition.name, game_date=day) or []
+                )
+        if final_games is not None:
+            report.findings += self._isolated(
+                report, "grid", lambda: self._grid(grid_start, today, final_games), check="grid"
+            ) or []
+        report.findings += self._isolated(report, "retry_queue", self._retry_queue, check="retry_queue") or []
+        report.findings += (
+            self._isolated(report, "retry_heartbeat", lambda: self._retry_heartbeat(now), check="retry_heartbeat")
+            or []
+        )
+        report.findings += self._dead_letters(report)
         if not dry_run:
-            self._write_heartbeat(report)
+            self._isolated(report, "outbox", self._deliver_outbox, check="outbox")
+        if not dry_run and write_heartbeat:
+            self.write_heartbeat(report)
         return report
+
+    def _deliver_outbox(self) -> None:
+        """Log rows and hand-offs left in the outbox by an outage go out on every pass (L19, L24)."""
+        for service in self.services.values():
+            service.log_writer.flush(service.state)
+            service.deliver_handoffs()
+
+    def _isolated(
+        self,
+        report: MonitorReport,
+        what: str,
+        run: Callable[[], T],
+        *,
+        transition: str | None = None,
+        game_date: date | None = None,
+        check: str | None = None,
+    ) -> T | None:
+        """``run()``, or ``None`` with a ``check_error`` finding in ``report`` (and an ERROR log with the
+        traceback) when it raises: one bad item never aborts the pass (L23)."""
+        try:
+            return run()
+        except Exception as exc:  # noqa: BLE001 - isolated (L23): a check_error finding and an ERROR log
+            finding = check_error(what, exc, transition=transition, game_date=game_date, check=check)
+            report.findings.append(finding)
+            _log.error(
+                "monitor %s",
+                finding.message,
+                exc_info=exc,
+                extra={"labels": {"alert": "check_error", "check": check or "transition_date"}},
+            )
+            return None
 
     def _check_date(self, name: str, day: date, games: int, report: MonitorReport, dry_run: bool) -> list[Finding]:
         transition = self.definition.transition(name)
         state = self._state(name).load(day)
         now = self.clock.now()
-        if state.triggered_current is not None:
-            return self._handoff(name, day, state.triggered_current)
+        # a transition with modes triggers once per mode: a pre-game (same_day) trigger does not
+        # settle the post-game (overnight) one, so look at the current mode's slot
+        mode = select_mode(transition, day, self.clock, self.tz)[0]
+        latched = state.triggered_slot(mode)
+        if latched is not None:
+            return self._handoff(name, day, latched)
+        earlier = state.triggered_current  # another mode's trigger of this generation, if any
         if not state.completions:
             # only the first transition can be silent on its own: further down, an untriggered
             # upstream explains the silence, and a triggered one is the upstream's handoff finding
@@ -200,6 +363,8 @@ class TransitionMonitor:
                 )
             ]
         known = [c.completed_at for c in state.completions if c.processor is not None]
+        if earlier is not None and earlier.get("at") is not None:  # measure from after that trigger
+            known = [at for at in known if at > earlier["at"]]
         if not known:  # only unknown names so far: they never count (L08), nothing is stuck yet
             return []
         age = now - min(known)
@@ -306,19 +471,34 @@ class TransitionMonitor:
         table = f"`{self.project}.{self.definition.pipeline.dataset}.{self.definition.retry.queue_table}`"
         overdue_before = self.clock.now() - timedelta(minutes=self.definition.monitor.overdue_pending_minutes)
         sql = (
-            "SELECT processor_name, CAST(game_date AS STRING) AS game_date, status, resolution_notes "
+            "SELECT processor_name, CAST(game_date AS STRING) AS game_date, status, resolution_notes, "
+            "COALESCE(dispatch_failures, 0) AS dispatch_failures, next_retry_at "
             f"FROM {table} WHERE status = 'failed_permanent' "
-            "OR (status = 'pending' AND next_retry_at < @overdue_before) ORDER BY game_date, processor_name"
+            "OR (status = 'pending' AND (next_retry_at < @overdue_before OR dispatch_failures >= @failing)) "
+            "ORDER BY game_date, processor_name"
         )
         config = bigquery.QueryJobConfig(
-            query_parameters=[bigquery.ScalarQueryParameter("overdue_before", "TIMESTAMP", overdue_before)]
+            query_parameters=[
+                bigquery.ScalarQueryParameter("overdue_before", "TIMESTAMP", overdue_before),
+                bigquery.ScalarQueryParameter("failing", "INT64", DISPATCH_FAILING_AFTER),
+            ]
         )
         try:
             rows = list(self.bq.query(sql, job_config=config).result(timeout=60))
         except gexc.NotFound:
             return [Finding("retry_queue_missing", "ERROR", f"retry queue table {table} does not exist", details={})]
         permanent = sorted(f"{r['processor_name']}@{r['game_date']}" for r in rows if r["status"] == "failed_permanent")
-        overdue = sorted(f"{r['processor_name']}@{r['game_date']}" for r in rows if r["status"] == "pending")
+        pending = [r for r in rows if r["status"] == "pending"]
+        failing = sorted(
+            (f"{r['processor_name']}@{r['game_date']}", int(r["dispatch_failures"]), r["resolution_notes"] or "")
+            for r in pending
+            if int(r["dispatch_failures"]) >= DISPATCH_FAILING_AFTER
+        )
+        overdue = sorted(
+            f"{r['processor_name']}@{r['game_date']}"
+            for r in pending
+            if r["next_retry_at"] is not None and r["next_retry_at"] < overdue_before
+        )
         findings = []
         if permanent:
             findings.append(
@@ -327,6 +507,18 @@ class TransitionMonitor:
                     "ERROR",
                     f"{len(permanent)} failed_permanent retry row(s): {', '.join(permanent[:20])}",
                     details={"rows": permanent},
+                )
+            )
+        if failing:
+            listed = ", ".join(f"{key} ({n} ticks)" for key, n, _ in failing[:20])
+            findings.append(
+                Finding(
+                    "retry_dispatch_failing",
+                    "ERROR",
+                    f"{len(failing)} retry row(s) could not be dispatched on {DISPATCH_FAILING_AFTER} or more "
+                    f"consecutive ticks (Pub/Sub or the processor's retry_url; the retry budget is untouched): "
+                    f"{listed}; last: {failing[0][2][:200]}",
+                    details={"rows": [key for key, _, _ in failing]},
                 )
             )
         if overdue:
@@ -351,11 +543,78 @@ class TransitionMonitor:
             Finding("retry_heartbeat_stale", "ERROR", f"auto-retry last ran {when}", details={"last_run_at": str(last)})
         ]
 
-    def _write_heartbeat(self, report: MonitorReport) -> None:
+    def _dead_letters(self, report: MonitorReport) -> list[Finding]:
+        """Per function: its dead-letter backlog (``dead_letters``, ERROR); every subscription that does
+        not exist, in one ``dead_letter_subscription_missing`` WARNING. Each function is isolated."""
+        from google.api_core import exceptions as gexc
+
+        findings: list[Finding] = []
+        missing: list[str] = []
+        for route in dead_letter_routes(self.definition):
+
+            def peek(route: DeadLetterRoute = route) -> list[Finding]:
+                try:
+                    return self._peek_dead_letters(route)
+                except gexc.NotFound:
+                    missing.append(route.subscription)
+                    return []
+
+            findings += (
+                self._isolated(report, f"dead_letters {route.function}", peek, check=f"dead_letters:{route.function}")
+                or []
+            )
+        if missing:
+            findings.append(
+                Finding(
+                    "dead_letter_subscription_missing",
+                    "WARNING",
+                    f"{len(missing)} dead-letter subscription(s) do not exist, so their dead letters cannot be "
+                    f"seen (create them: phasectl deploy apply): {', '.join(missing)}",
+                    details={"subscriptions": missing},
+                )
+            )
+        return findings
+
+    def _peek_dead_letters(self, route: DeadLetterRoute) -> list[Finding]:
+        """Pull what waits (no waiting), then release it at once (ack deadline 0): nothing is consumed,
+        the messages stay for ``phasectl dlq replay``. A dry run peeks too: it changes nothing."""
+        subscriber = self.subscriber
+        path = subscriber.subscription_path(self.project, route.subscription)
+        response = subscriber.pull(
+            subscription=path, max_messages=DEAD_LETTER_PEEK_MAX, return_immediately=True, timeout=30
+        )
+        received = list(response.received_messages)
+        if not received:
+            return []
+        subscriber.modify_ack_deadline(subscription=path, ack_ids=[m.ack_id for m in received], ack_deadline_seconds=0)
+        count = len(received)
+        samples = sorted(m.message.message_id for m in received)[:DEAD_LETTER_SAMPLE_IDS]
+        seen = f"{count}" if count < DEAD_LETTER_PEEK_MAX else f"at least {count}"
+        return [
+            Finding(
+                "dead_letters",
+                "ERROR",
+                f"{route.function}: {seen} message(s) dead-lettered on {route.subscription} (from "
+                f"{route.trigger_topic} after the delivery attempts ran out); e.g. {', '.join(samples)}; "
+                "inspect and replay with phasectl dlq replay",
+                details={
+                    "function": route.function,
+                    "subscription": route.subscription,
+                    "topic": route.topic,
+                    "count": count,
+                    "sample_message_ids": samples,
+                },
+                subject=route.function,
+            )
+        ]
+
+    def write_heartbeat(self, report: MonitorReport) -> None:
+        """``monitor_heartbeats/phase_transition_monitor``: when it ran, findings and errors (L12, L23)."""
         self.firestore.collection(self.definition.monitor.heartbeat_collection).document(MONITOR_HEARTBEAT_ID).set(
             {
                 "last_run_at": report.ran_at,
                 "findings": len(report.findings),
+                "errors": report.errors,
                 "triggered": report.triggered,
                 "dates_checked": report.dates_checked,
                 "kinds": sorted({f.kind for f in report.findings}),

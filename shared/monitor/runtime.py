@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from shared.clock import Clock, clock_from_env
 from shared.contracts.messages import MonitorTick
 from shared.env import project_id
-from shared.gcp import bigquery_client, firestore_client
+from shared.gcp import bigquery_client, firestore_client, subscriber_client
 from shared.monitor.alerts import AlertManager, AlertResult, slack_from_env
-from shared.monitor.checks import MonitorReport, TransitionMonitor
+from shared.monitor.checks import MonitorReport, TransitionMonitor, check_error
 from shared.orchestration.runtime import build_service
 from shared.pipeline.definition import PipelineDefinition, load_definition
+from shared.structured_log import get_logger
+
+_log = get_logger("shared.monitor.runtime")
 
 
 @dataclass
@@ -26,16 +29,35 @@ class Monitor:
         """Keep a malformed scheduler tick with its reason (acked, never silently dropped)."""
         from shared.orchestration.quarantine import Quarantine
 
+        definition = self.checks.definition
         quarantine = Quarantine(
-            self.checks.firestore, self.checks.definition.pipeline.quarantine_collection, self.checks.clock
+            self.checks.firestore, definition.pipeline.quarantine_collection, self.checks.clock, definition.retention
         )
         quarantine.put_event(raw, reason=reason, transition="phase_transition_monitor")
 
     def run(self, tick: MonitorTick) -> tuple[MonitorReport, AlertResult | None]:
-        report = self.checks.run(tick.lookback_days, dry_run=tick.dry_run)
+        """One pass: checks (each isolated), alerts, then the heartbeat, which is always written (L23).
+
+        A failing alert step (dedup records, Slack) becomes a ``check_error`` finding counted in the
+        heartbeat; the heartbeat write itself failing raises (the tick is redelivered).
+        """
+        report = self.checks.run(tick.lookback_days, dry_run=tick.dry_run, write_heartbeat=False)
         if tick.dry_run:
             return report, None
-        return report, self.alerts.process(report.findings)
+        try:
+            alerts = self.alerts.process(report.findings)
+        except Exception as exc:  # noqa: BLE001 - isolated (L23): a check_error finding and an ERROR log
+            finding = check_error("alerts", exc, check="alerts")
+            report.findings.append(finding)
+            _log.error(
+                "monitor %s",
+                finding.message,
+                exc_info=exc,
+                extra={"labels": {"alert": "check_error", "check": "alerts"}},
+            )
+            alerts = AlertResult(error=finding.message)
+        self.checks.write_heartbeat(report)
+        return report, alerts
 
 
 def build_monitor(
@@ -52,7 +74,9 @@ def build_monitor(
     services = {
         t.name: build_service(t.name, definition=definition, clock=clock, environ=env) for t in definition.transitions
     }
-    checks = TransitionMonitor(definition, clock, fs, lambda: bigquery_client(project), project, services)
+    checks = TransitionMonitor(
+        definition, clock, fs, lambda: bigquery_client(project), project, services, subscriber=subscriber_client
+    )
     return Monitor(checks, AlertManager(definition, fs, clock, slack_from_env(definition, env)))
 
 

@@ -3,6 +3,12 @@
 Documents go to the definition's quarantine collection, keyed by the Pub/Sub message id
 when known so a redelivered bad message is stored once. A failed quarantine write is
 transient: the message is redelivered rather than lost.
+
+What a document holds is bounded (L22, L25): the raw payload is capped at
+``[retention] quarantine_max_payload_bytes`` (its first bytes as text when they are UTF-8,
+else base64, with the original size, its sha256 and ``payload_truncated``), the reason is
+capped, and ``expires_at`` (``[retention] expiry_field``) is now + ``quarantine_days`` for the
+collection's Firestore TTL policy. ``stored_payload(doc)`` gives the stored bytes back.
 """
 
 from __future__ import annotations
@@ -10,20 +16,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock
 from shared.contracts.decode import PubSubMessage
 from shared.errors import TransientError
 from shared.orchestration.state import TRANSIENT_ERRORS
+from shared.pipeline.definition import Retention
 from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from google.cloud import firestore
 
 _log = get_logger("shared.orchestration.quarantine")
-MAX_RAW_BYTES = 100_000
+MAX_REASON_CHARS = 4_000  # an exception message can quote its whole input
 
 
 def _raw_bytes(raw: object) -> bytes:
@@ -37,11 +46,55 @@ def _raw_bytes(raw: object) -> bytes:
         return repr(raw).encode("utf-8", "replace")
 
 
+def _utf8_prefix(prefix: bytes, truncated: bool) -> str | None:
+    """``prefix`` as text when it is UTF-8 (a character cut by the cap is dropped), else None."""
+    try:
+        return prefix.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # the cap may split the last character (at most 3 bytes): the rest must still be valid UTF-8
+        if truncated and exc.reason == "unexpected end of data" and exc.start >= len(prefix) - 3:
+            try:
+                return prefix[: exc.start].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        return None
+
+
+def payload_fields(payload: bytes, max_bytes: int) -> dict[str, Any]:
+    """The stored form of ``payload``: at most ``max_bytes`` of it, its size and sha256."""
+    truncated = len(payload) > max_bytes
+    prefix = payload[:max_bytes]
+    text = _utf8_prefix(prefix, truncated)
+    stored: dict[str, Any] = (
+        {"data_text": text, "payload_encoding": "utf-8"}
+        if text is not None
+        else {"data_base64": base64.b64encode(prefix).decode(), "payload_encoding": "base64"}
+    )
+    return {
+        **stored,
+        "payload_size": len(payload),
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+        "payload_truncated": truncated,
+    }
+
+
+def stored_payload(doc: Mapping[str, Any]) -> bytes:
+    """The payload bytes a quarantine document holds (the first ``quarantine_max_payload_bytes``)."""
+    if isinstance(doc.get("data_text"), str):
+        return str(doc["data_text"]).encode("utf-8")
+    return base64.b64decode(doc.get("data_base64") or "")
+
+
 class Quarantine:
-    def __init__(self, client: firestore.Client, collection: str, clock: Clock) -> None:
+    def __init__(
+        self, client: firestore.Client, collection: str, clock: Clock, retention: Retention | None = None
+    ) -> None:
+        """``retention``: the definition's ``[retention]`` (``definition.retention``); the packaged defaults
+        when omitted."""
         self.client = client
         self.collection = collection
         self.clock = clock
+        self.retention = retention or Retention()
 
     def put(
         self,
@@ -61,17 +114,19 @@ class Quarantine:
             payload = _raw_bytes(raw)
             doc_id = None
         doc_id = doc_id or f"{transition}__{hashlib.sha256(payload).hexdigest()[:32]}"
+        if len(reason) > MAX_REASON_CHARS:
+            reason = reason[: MAX_REASON_CHARS - 3] + "..."
         doc: dict[str, Any] = {
             "kind": kind,
             "reason": reason,
             "transition": transition,
             "received_at": now,
-            "data_base64": base64.b64encode(payload[:MAX_RAW_BYTES]).decode(),
-            "truncated": len(payload) > MAX_RAW_BYTES,
+            **payload_fields(payload, self.retention.quarantine_max_payload_bytes),
             "attributes": dict(message.attributes) if message else {},
             "message_id": message.message_id if message else None,
             "publish_time": message.publish_time if message else None,
             "subscription": message.subscription if message else None,
+            self.retention.expiry_field: now + timedelta(days=self.retention.quarantine_days),
         }
         try:
             self.client.collection(self.collection).document(doc_id).set(doc)

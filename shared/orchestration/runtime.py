@@ -47,6 +47,7 @@ def build_service(
         settings.state_collection,
         transition.name,
         quarantine_collection=settings.quarantine_collection,
+        retention=definition.retention,
         claim_ttl=CLAIM_TTL * real_time_scale(clock),  # the TTL bounds real work, also on a simulated clock
     )
 
@@ -65,7 +66,7 @@ def build_service(
             bq,  # type: ignore[arg-type]
             f"{project}.{settings.dataset}.{settings.phase_execution_log_table}",
         ),
-        quarantine=Quarantine(fs, settings.quarantine_collection, clock),
+        quarantine=Quarantine(fs, settings.quarantine_collection, clock, definition.retention),
         retry=build_retry_service(definition=definition, clock=clock, environ=env, with_dispatcher=False),
         http=HttpDeliverer(transition.delivery.http, env) if transition.delivery.http else None,
     )

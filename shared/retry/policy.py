@@ -10,6 +10,12 @@ from shared.pipeline.definition import RetryPolicy
 
 ConflictType = Literal["streaming_buffer", "concurrent_dml", "quota_exceeded"]
 
+# A row whose dispatch (our Pub/Sub publish, or the processor's retry_url answering 5xx or not at
+# all) failed on this many consecutive ticks is reported: the tick logs alert=retry_dispatch_failing
+# and the monitor's retry-queue check has a ``retry_dispatch_failing`` finding. A failed dispatch never
+# spends the processor's retry budget: the processor did not run.
+DISPATCH_FAILING_AFTER = 3
+
 _CONFLICT_MARKERS: tuple[tuple[ConflictType, tuple[str, ...]], ...] = (
     ("streaming_buffer", ("streaming buffer",)),
     ("concurrent_dml", ("could not serialize access", "concurrent update", "concurrent dml", "transaction is aborted")),
@@ -33,6 +39,11 @@ def backoff_delay(policy: RetryPolicy, retry_count: int, rng: random.Random) -> 
 def is_client_error(status: int) -> bool:
     """4xx means the request itself is wrong: retrying cannot help (408/429 are transient)."""
     return 400 <= status < 500 and status not in (408, 425, 429)
+
+
+def dispatch_failing(consecutive_failures: int) -> bool:
+    """Whether a row's dispatch has failed long enough to alert (``DISPATCH_FAILING_AFTER`` ticks)."""
+    return consecutive_failures >= DISPATCH_FAILING_AFTER
 
 
 def classify_conflict(exc: BaseException) -> ConflictType | None:

@@ -1,6 +1,9 @@
 """``failed_processor_queue`` in BigQuery (thin adapter; all SQL parameterised, lesson L18).
 
 Statuses: pending → retrying → succeeded | pending (failed again) | failed_permanent.
+A dispatch that fails (our publish, or the processor's retry_url answering 5xx or not at all) is
+undone: retrying → pending with the retry count it had, due again at once, and
+``dispatch_failures`` (consecutive failed dispatches) + 1; a successful dispatch resets it to 0.
 One open (pending|retrying) or terminal (failed_permanent) row per phase+processor+game_date;
 ``failed_permanent`` stays terminal until an operator requeues it (L11).
 
@@ -35,7 +38,7 @@ EnqueueResult = Literal["inserted", "requeued", "exists", "terminal"]
 _COLUMNS = (
     "id, game_date, phase, processor_name, correlation_id, error_message, error_type, retry_count, max_retries, "
     "first_failure_at, last_retry_at, next_retry_at, status, resolution_notes, fallback_for, game_ids, "
-    "created_at, updated_at"
+    "created_at, updated_at, dispatch_failures"
 )
 
 
@@ -59,6 +62,7 @@ class QueueRow:
     game_ids: tuple[str, ...]
     created_at: datetime
     updated_at: datetime
+    dispatch_failures: int = 0  # consecutive ticks whose dispatch failed (NULL in older rows: 0)
 
     @classmethod
     def from_row(cls, row: Any) -> QueueRow:
@@ -82,6 +86,7 @@ class QueueRow:
             game_ids=tuple(i for i in (ids or "").split(",") if i),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            dispatch_failures=int(row["dispatch_failures"] or 0),
         )
 
 
@@ -287,7 +292,7 @@ class RetryQueue:
             "AND T.status IN ('pending', 'retrying', 'failed_permanent') "
             f"WHEN NOT MATCHED THEN INSERT ({_COLUMNS}) VALUES (@id, @game_date, @phase, @processor, @correlation_id, "
             "@msg, @error_type, 0, @max_retries, @now, NULL, @next, @status, @notes, @fallback_for, @game_ids, "
-            "@now, @now)",
+            "@now, @now, 0)",
             [
                 *key,
                 _param("id", "STRING", uuid.uuid4().hex),
@@ -314,8 +319,9 @@ class RetryQueue:
         """Operator: a terminal key becomes pending again with a fresh retry budget."""
         return self._dml(
             "operator-requeue",
-            f"UPDATE {self.table} SET status = 'pending', retry_count = 0, next_retry_at = @now, updated_at = @now, "
-            "resolution_notes = @note WHERE game_date = @game_date AND phase = @phase AND processor_name = @processor "
+            f"UPDATE {self.table} SET status = 'pending', retry_count = 0, dispatch_failures = 0, "
+            "next_retry_at = @now, updated_at = @now, resolution_notes = @note "
+            "WHERE game_date = @game_date AND phase = @phase AND processor_name = @processor "
             "AND status = 'failed_permanent'",
             [
                 _param("game_date", "DATE", game_date),
@@ -388,8 +394,48 @@ class RetryQueue:
         )
 
     def release(self, row: QueueRow, note: str) -> bool:
-        """retrying → pending after a transient dispatch failure (the backoff already applies)."""
+        """retrying → pending, the attempt counted (the processor's endpoint answered: a 4xx retried
+        because ``client_errors_permanent`` is off); the backoff set by the claim applies."""
         return self._set_status(row, "pending", note, ("retrying",))
+
+    def dispatch_failed(self, row: QueueRow, note: str, now: datetime) -> int | None:
+        """Undo the claim of ``row`` (as read before it) after a failed dispatch: the processor did not
+        run, so no retry is spent. retrying → pending with ``row``'s retry count and last retry time,
+        due again at ``now`` (the next tick; behind rows due earlier, so no starvation) and
+        ``dispatch_failures`` + 1. Guarded by the claim's count. Returns the new count, ``None`` when
+        the row had moved on (nothing changed)."""
+        failures = row.dispatch_failures + 1
+        changed = self._dml(
+            "dispatch-failed",
+            f"UPDATE {self.table} SET status = 'pending', retry_count = @count, last_retry_at = @last, "
+            "next_retry_at = @now, dispatch_failures = @failures, resolution_notes = @note, updated_at = @now "
+            "WHERE id = @id AND status = 'retrying' AND retry_count = @claimed",
+            [
+                _param("count", "INT64", row.retry_count),
+                _param("last", "TIMESTAMP", row.last_retry_at),
+                _param("now", "TIMESTAMP", now),
+                _param("failures", "INT64", failures),
+                _param("note", "STRING", note[:2000]),
+                _param("id", "STRING", row.id),
+                _param("claimed", "INT64", row.retry_count + 1),
+            ],
+            processor=row.processor_name,
+            game_date=row.game_date,
+        )
+        return failures if changed else None
+
+    def dispatch_succeeded(self, row: QueueRow) -> bool:
+        """A dispatch went through: the row's consecutive dispatch failures start again from 0."""
+        return bool(
+            self._dml(
+                "dispatch-succeeded",
+                f"UPDATE {self.table} SET dispatch_failures = 0, updated_at = @now "
+                "WHERE id = @id AND dispatch_failures > 0",
+                [_param("now", "TIMESTAMP", self.clock.now()), _param("id", "STRING", row.id)],
+                processor=row.processor_name,
+                game_date=row.game_date,
+            )
+        )
 
     def mark_permanent(self, row: QueueRow, reason: str) -> bool:
         return self._set_status(row, "failed_permanent", reason, OPEN)

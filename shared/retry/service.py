@@ -6,14 +6,22 @@ completions); then picks due rows fairly and, for each, either goes terminal
 (``failed_permanent``: unroutable processor, retry budget spent, client error) or claims the
 row with a guarded UPDATE (a duplicate tick claims nothing) and dispatches a RetryRequest.
 Going terminal enqueues the configured fallback (BDL → ESPN), recorded with ``fallback_for``.
+
+A dispatch that fails for a transient reason (our Pub/Sub publish, or the processor's retry_url
+answering 5xx or not at all) did not run the processor, so it spends none of its retry budget:
+the claim is undone (pending, same retry count, due again on the next tick rather than after the
+backoff) and the row's consecutive ``dispatch_failures`` grows; from ``DISPATCH_FAILING_AFTER``
+on, each tick logs an ERROR with ``alert=retry_dispatch_failing`` (and the monitor reports it).
+A 4xx from a retry_url is a client error: permanent at once, as before.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock
@@ -21,7 +29,7 @@ from shared.contracts.messages import ErrorType, RetryRequest, RetryTick, classi
 from shared.errors import TransientError
 from shared.pipeline.definition import PipelineDefinition
 from shared.retry.dispatch import DispatchRejectedError, RetryDispatcher
-from shared.retry.policy import backoff_delay
+from shared.retry.policy import backoff_delay, dispatch_failing
 from shared.retry.queue import EnqueueResult, QueueRow, RetryQueue
 from shared.structured_log import get_logger
 
@@ -42,6 +50,7 @@ class TickReport:
     fallbacks: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    dispatch_failing: list[str] = field(default_factory=list)  # failed on DISPATCH_FAILING_AFTER+ ticks
     would: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -169,11 +178,66 @@ class RetryService:
             report.deferred.append(_key(row))
             return []
         except TransientError as exc:
-            self.queue.release(row, f"dispatch failed, retried after backoff: {exc}")
-            report.deferred.append(_key(row))
+            self._dispatch_failed(row, route, exc, report, now)
             return []
         report.dispatched.append(f"{_key(row)} attempt {request.attempt}")
+        if row.dispatch_failures:
+            try:
+                self.queue.dispatch_succeeded(row)
+            except TransientError as exc:  # the dispatch went out: the tick goes on, the stale count is logged
+                _log.error(
+                    "dispatch of %s for %s succeeded but its dispatch_failures (%d) could not be reset: %s",
+                    row.processor_name,
+                    row.game_date,
+                    row.dispatch_failures,
+                    exc,
+                    extra={"labels": {"processor": row.processor_name, "queue_id": row.id}},
+                )
         return []
+
+    def _dispatch_failed(
+        self, row: QueueRow, route: tuple[str, str], exc: TransientError, report: TickReport, now: datetime
+    ) -> None:
+        """The processor did not run: undo the claim (no retry spent), due again next tick; alert when
+        the dispatch keeps failing."""
+        failures = row.dispatch_failures + 1
+        note = (
+            f"dispatch failed on {failures} consecutive tick(s), tried again next tick "
+            f"(no retry spent) via {route[0]} {route[1]}: {exc}"
+        )
+        if self.queue.dispatch_failed(row, note, now) is None:
+            _log.warning(
+                "dispatch of %s for %s failed and the row had moved on meanwhile (left as it is): %s",
+                row.processor_name,
+                row.game_date,
+                exc,
+                extra={"labels": {"processor": row.processor_name, "queue_id": row.id}},
+            )
+            report.skipped.append(_key(row))
+            return
+        report.deferred.append(_key(row))
+        failing = dispatch_failing(failures)
+        if failing:
+            report.dispatch_failing.append(f"{_key(row)} {failures} ticks")
+        _log.log(
+            logging.ERROR if failing else logging.WARNING,
+            "retry dispatch of %s for %s failed (%d consecutive tick(s); retry budget untouched, %d/%d): %s",
+            row.processor_name,
+            row.game_date,
+            failures,
+            row.retry_count,
+            row.max_retries,
+            exc,
+            extra={
+                "labels": {
+                    **({"alert": "retry_dispatch_failing"} if failing else {}),
+                    "processor": row.processor_name,
+                    "queue_id": row.id,
+                    "route": route[0],
+                },
+                "fields": {"dispatch_failures": failures, "target": route[1]},
+            },
+        )
 
     def _terminal(self, row: QueueRow, reason: str, report: TickReport, dry_run: bool) -> list[QueueRow]:
         if dry_run:
@@ -250,9 +314,9 @@ class RetryService:
             return
         from shared.orchestration.quarantine import Quarantine
 
-        Quarantine(self.firestore, self.definition.pipeline.quarantine_collection, self.clock).put_event(
-            raw, reason=reason, transition=HEARTBEAT_ID
-        )
+        Quarantine(
+            self.firestore, self.definition.pipeline.quarantine_collection, self.clock, self.definition.retention
+        ).put_event(raw, reason=reason, transition=HEARTBEAT_ID)
 
     def _heartbeat(self, report: TickReport) -> None:
         if self.firestore is None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from deploy.cli import run_deploy
-from deploy.plan import build_plan
+from deploy.plan import build_plan, render_plan
 from deploy.spec import DeploymentSpec
 from shared.cli import phasectl
 from shared.pipeline.definition import PipelineDefinition
@@ -109,9 +109,9 @@ def deployed(definition: PipelineDefinition, first_apply: FirstApply, tmp_path: 
 def test_first_apply_creates_everything(first_apply: FirstApply, spec: DeploymentSpec) -> None:
     run = first_apply.run
     assert run.code == 0, run.err
-    resources = [s for s in build_plan(spec) if s.kind == "resource"]
+    resources = [s for s in build_plan(spec) if s.kind in ("resource", "ensure")]
     created = [line for line in run.out.splitlines() if line.endswith(": created")]
-    # every resource (a function too: its deploy creates it) was described, found missing and created
+    # every resource (a function too: its deploy creates it) and TTL policy was looked up, found missing and created
     assert len(created) == len(resources), run.out
     assert f"apply: {len(resources)} created, 0 updated, 0 unchanged" in run.out
 
@@ -124,6 +124,12 @@ def test_first_apply_creates_everything(first_apply: FirstApply, spec: Deploymen
     assert set(spec.datasets) <= set(state["datasets"])
     assert state["firestore"] == {"(default)": {"locationId": spec.firestore_location, "type": "FIRESTORE-NATIVE"}}
     assert set(spec.apis) <= set(state["services"])
+    # lesson L25: every collection group has its TTL policy (--async: CREATING until Firestore finishes)
+    assert state["ttls"] == {t.collection_group: {t.field: "CREATING"} for t in spec.firestore_ttls}
+    monitor = spec.function("phase_transition_monitor")
+    for fn in spec.functions:  # the monitor, and only the monitor, may read each dead-letter subscription
+        readers = state["subscriptions"][fn.dead_letter_subscription]["iam"]
+        assert readers == {"roles/pubsub.subscriber": [f"serviceAccount:{monitor.service_account_email(PROJECT)}"]}
     for fn in spec.functions:
         described = state["functions"][fn.cloud_name]["described"]
         assert described["serviceConfig"]["environmentVariables"] == {"GOOGLE_CLOUD_PROJECT": PROJECT}
@@ -151,13 +157,17 @@ def test_verify_on_an_empty_project_fails_for_every_function(
         assert any(f"function {fn.cloud_name}: not deployed" in line for line in failures(run))
 
 
+TTL_UPDATE = ["gcloud", "firestore", "fields", "ttls", "update"]
+
+
 def test_second_apply_creates_nothing_and_changes_nothing(deployed: FakeCloud, first_apply: FirstApply) -> None:
+    ttl_update = TTL_UPDATE
     run = deployed.deploy("apply")
     assert run.code == 0, run.err
     assert ": created" not in run.out
     assert "apply: 0 created" in run.out
     assert deployed.state() == first_apply.state
-    creating = [c for c in deployed.calls() if "create" in c[:5] or "mk" in c[:3]]
+    creating = [c for c in deployed.calls() if "create" in c[:5] or "mk" in c[:3] or c[:5] == ttl_update]
     assert creating == [], creating
     assert deployed.deploy("verify").code == 0
 
@@ -341,6 +351,107 @@ def test_apply_repairs_what_drifted(deployed: FakeCloud) -> None:
     assert "apply: 0 created" in run.out
     verified = deployed.deploy("verify")
     assert verified.code == 0, failures(verified)
+
+
+# -- Firestore TTL policies (lesson L25) and the monitor's dead-letter reads -------------------------
+def test_verify_checks_every_ttl_policy(deployed: FakeCloud, spec: DeploymentSpec) -> None:
+    run = deployed.deploy("verify")
+    assert run.code == 0, failures(run)
+    for ttl in spec.firestore_ttls:
+        assert f"ok   Firestore TTL {ttl.collection_group}.{ttl.field}: state CREATING, {ttl.days} days" in run.out
+    state = deployed.state()
+    for fields in state["ttls"].values():  # Firestore finished scanning the existing documents
+        fields.update(dict.fromkeys(fields, "ACTIVE"))
+    deployed.set_state(state)
+    run = deployed.deploy("verify")
+    assert run.code == 0 and "state ACTIVE" in run.out and "state CREATING" not in run.out
+
+
+def test_l25_verify_fails_when_a_ttl_policy_is_missing_and_apply_restores_it(deployed: FakeCloud) -> None:
+    state = deployed.state()
+    del state["ttls"]["quarantine"]
+    deployed.set_state(state)
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    (line,) = failures(run)
+    assert "Firestore TTL quarantine.expires_at: MISSING" in line and "L25" in line
+
+    deployed.forget_calls()
+    applied = deployed.deploy("apply")
+    assert applied.code == 0, applied.err
+    assert "Firestore TTL policy quarantine.expires_at (30 days; every function: bad or stale input): created" in (
+        applied.out
+    )
+    assert [c[5:7] for c in deployed.calls() if c[:5] == TTL_UPDATE] == [
+        ["expires_at", "--collection-group=quarantine"]
+    ]
+    assert deployed.deploy("verify").code == 0
+
+
+@pytest.mark.parametrize("bad", ["NEEDS_REPAIR", "STATE_UNSPECIFIED"])
+def test_verify_fails_for_a_ttl_policy_that_is_not_active(deployed: FakeCloud, bad: str) -> None:
+    state = deployed.state()
+    state["ttls"]["operator_audit"]["expires_at"] = bad
+    deployed.set_state(state)
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    (line,) = failures(run)
+    assert "Firestore TTL operator_audit.expires_at" in line and f"state {bad}" in line
+
+
+def test_a_ttl_on_another_field_stops_apply_with_the_reason(definition: PipelineDefinition, tmp_path: Path) -> None:
+    """Firestore allows one TTL field per collection group: apply says so and stops, verify names the field."""
+    cloud = FakeCloud.create(definition, tmp_path)
+    p = f"--project={PROJECT}"
+    cloud.by_hand(
+        "gcloud", "firestore", "databases", "create", "--database=(default)", "--location=nam5", "--type=x", p
+    )
+    cloud.by_hand(
+        "gcloud",
+        "firestore",
+        "fields",
+        "ttls",
+        "update",
+        "purge_at",
+        "--collection-group=monitor_alerts",
+        "--enable-ttl",
+        p,
+    )
+    run = cloud.deploy("apply")
+    assert run.code == 2
+    assert run.err.count("\n") == 1 and "FAILED_PRECONDITION" in run.err and "monitor_alerts" in run.err
+    verified = cloud.deploy("verify")
+    assert any("monitor_alerts.expires_at: MISSING" in f and "TTL field is purge_at" in f for f in failures(verified))
+
+
+def test_the_rendered_plan_ensures_ttl_policies_once(
+    definition: PipelineDefinition, spec: DeploymentSpec, tmp_path: Path
+) -> None:
+    """The bash form of an ensure step: the first run enables each policy, the second finds them all."""
+    cloud = FakeCloud.create(definition, tmp_path)
+    steps = [s for s in build_plan(spec) if s.kind == "ensure" or s.label == "Firestore database (default)"]
+    script = tmp_path / "ttls.sh"
+    script.write_text(render_plan(spec, steps))
+    for _ in range(2):
+        done = subprocess.run(
+            ["bash", str(script)], env=cloud.env, cwd=cloud.root, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+    updates = [c for c in cloud.calls() if c[:5] == TTL_UPDATE]
+    assert len(updates) == len(spec.firestore_ttls) == 7
+    assert set(cloud.state()["ttls"]) == {t.collection_group for t in spec.firestore_ttls}
+
+
+def test_verify_fails_when_the_monitor_cannot_read_a_dead_letter_subscription(deployed: FakeCloud) -> None:
+    state = deployed.state()
+    state["subscriptions"]["phase3-to-phase4-dlq-sub"]["iam"] = {}
+    deployed.set_state(state)
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    (line,) = failures(run)
+    assert "subscription phase3-to-phase4-dlq-sub" in line and "roles/pubsub.subscriber" in line and "MISSING" in line
+    assert deployed.deploy("apply", function="phase_transition_monitor").code == 0
+    assert deployed.deploy("verify").code == 0
 
 
 def test_verify_output_is_one_line_per_check(deployed: FakeCloud) -> None:

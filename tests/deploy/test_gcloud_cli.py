@@ -127,6 +127,9 @@ def canned_cloud(argv: Sequence[str]) -> Result:
         return Result(0, json.dumps({"transport": {"pubsub": {"subscription": SAMPLE_SUBSCRIPTION}}}), "")
     if list(argv[:4]) == ["gcloud", "pubsub", "topics", "list-subscriptions"]:
         return Result(0, json.dumps([SAMPLE_SUBSCRIPTION]), "")
+    if list(argv[:5]) == ["gcloud", "firestore", "fields", "ttls", "list"]:
+        sample = f"projects/{PROJECT}/databases/(default)/collectionGroups/quarantine/fields/expires_at"
+        return Result(0, json.dumps([{"name": sample, "ttlConfig": {"state": "ACTIVE"}}]), "")
     return Result(0, "{}", "")
 
 
@@ -263,6 +266,18 @@ NEGATIVE_CONTROLS: dict[str, tuple[str, ...]] = {
     # The plan's first version described tables with `bq show --table`; bq show has no such flag.
     "bq flag of another command": ("bq", "show", "--format=none", "--table", f"{PROJECT}:nba_orchestration.t"),
     "bq typo'd flag": ("bq", "show", "--format=none", "--datset", f"{PROJECT}:nba_orchestration"),
+    # --enable-ttl and --disable-ttl are one required, mutually exclusive group
+    "ttl without enable or disable": (
+        "gcloud",
+        "firestore",
+        "fields",
+        "ttls",
+        "update",
+        "expires_at",
+        "--collection-group=quarantine",
+        f"--project={PROJECT}",
+        "--async",
+    ),
 }
 
 
@@ -325,6 +340,9 @@ def test_the_commands_cover_the_whole_deployment(checked: Checked) -> None:
         ("gcloud", "eventarc", "triggers", "describe"),
         ("gcloud", "scheduler", "jobs", "create", "pubsub"),
         ("gcloud", "scheduler", "jobs", "update", "pubsub"),
+        ("gcloud", "firestore", "fields", "ttls", "list"),
+        ("gcloud", "firestore", "fields", "ttls", "update"),
+        ("gcloud", "pubsub", "subscriptions", "add-iam-policy-binding"),
         ("bq", "mk", "--table"),
         ("bq", "update", "--table"),
         ("bq", "add-iam-policy-binding"),
@@ -337,9 +355,48 @@ def test_the_commands_cover_the_whole_deployment(checked: Checked) -> None:
         ("gcloud", "pubsub", "topics", "list-subscriptions"),
         ("gcloud", "pubsub", "subscriptions", "describe"),
         ("gcloud", "scheduler", "jobs", "describe"),
+        ("gcloud", "firestore", "fields", "ttls", "list"),
+        ("gcloud", "pubsub", "subscriptions", "get-iam-policy"),
         ("bq", "show"),
     ]:
         assert has(prefix, checked.verify), prefix
+
+
+def test_the_ttl_list_projection_prints_the_field_name(checked: Checked) -> None:
+    """The CLI checks a ``--format`` only when it prints (after the credentials check), so the projection
+    apply reads (``value(name.basename())``) and the JSON verify reads are run through the SDK's own printer
+    on a resource shaped like the API's ``GoogleFirestoreAdminV1Field``."""
+    formats = sorted(
+        {
+            t
+            for argv in checked.plan + checked.verify
+            if argv[:5] == ("gcloud", "firestore", "fields", "ttls", "list")
+            for t in argv
+            if t.startswith("--format=")
+        }
+    )
+    assert formats == ["--format=json", "--format=value(name.basename())"], formats
+    name = f"projects/{PROJECT}/databases/(default)/collectionGroups/quarantine/fields/expires_at"
+    program = (
+        "import json, sys\n"
+        "from googlecloudsdk.core.resource import resource_printer\n"
+        f"resources = [{{'name': {name!r}, 'ttlConfig': {{'state': 'CREATING'}}}}]\n"
+        "for fmt in sys.argv[1:]:\n"
+        "    resource_printer.Print(resources, fmt)\n"
+    )
+    sdk = checked.sdk
+    done = subprocess.run(
+        [str(sdk.python), "-c", program, "value(name.basename())", "json"],
+        capture_output=True,
+        text=True,
+        env={**cli_env(sdk, checked.work), "PYTHONPATH": f"{sdk.root / 'lib'}:{sdk.root / 'lib' / 'third_party'}"},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    first, _, rest = done.stdout.partition("\n")
+    assert first == "expires_at"
+    assert json.loads(rest) == [{"name": name, "ttlConfig": {"state": "CREATING"}}]
 
 
 def test_every_planned_command_fails_only_for_lack_of_credentials(checked: Checked) -> None:

@@ -158,6 +158,57 @@ def test_each_function_has_its_invoker_binding_and_dead_letter_wiring(spec: Depl
         assert len(dlq_subs) == 1 and f"--topic={fn.dead_letter_topic}" in dlq_subs[0]
 
 
+def test_every_ttl_policy_is_ensured_after_the_database_exists(spec: DeploymentSpec, steps: list[Step]) -> None:
+    """Lesson L25: one TTL policy per collection group the package writes, enabled only when missing."""
+    database = next(i for i, s in enumerate(steps) if s.label == "Firestore database (default)")
+    ensured = [(i, s) for i, s in enumerate(steps) if s.kind == "ensure"]
+    assert len(ensured) == len(spec.firestore_ttls) == 7
+    for (i, step), ttl in zip(ensured, spec.firestore_ttls, strict=True):
+        assert i > database
+        assert step.create == (
+            "gcloud",
+            "firestore",
+            "fields",
+            "ttls",
+            "update",
+            ttl.field,
+            f"--collection-group={ttl.collection_group}",
+            "--enable-ttl",
+            f"--project={PROJECT}",
+            "--async",
+        )
+        assert step.describe == (
+            "gcloud",
+            "firestore",
+            "fields",
+            "ttls",
+            "list",
+            f"--collection-group={ttl.collection_group}",
+            f"--project={PROJECT}",
+            "--format=value(name.basename())",
+        )
+        assert step.expect == ttl.field and step.function is None
+    text = render_plan(spec, steps)
+    assert text.count("| grep -Fx expires_at >/dev/null || \\\n  gcloud firestore fields ttls update expires_at ") == 7
+
+
+def test_the_monitor_may_read_every_dead_letter_subscription_after_it_exists(
+    spec: DeploymentSpec, steps: list[Step]
+) -> None:
+    monitor = spec.function("phase_transition_monitor")
+    created: set[str] = set()
+    granted: list[str] = []
+    for step, command in commands(steps):
+        if command[:4] == ("gcloud", "pubsub", "subscriptions", "create"):
+            created.add(str(command[4]))
+        if "--role=roles/pubsub.subscriber" in command and command[4] in monitor.subscribes:
+            assert command[4] in created, f"{step.label}: before its subscription exists"
+            assert f"--member=serviceAccount:{monitor.service_account_email(PROJECT)}" in command
+            assert step.function == monitor.name
+            granted.append(str(command[4]))
+    assert sorted(granted) == sorted(fn.dead_letter_subscription for fn in spec.functions)
+
+
 def test_every_resource_and_identity_is_planned(spec: DeploymentSpec, steps: list[Step]) -> None:
     all_commands = [c for _, c in commands(steps)]
 
@@ -231,6 +282,13 @@ def test_a_function_plan_deploys_only_that_function(spec: DeploymentSpec) -> Non
         if other.name != "phase5_to_phase6":
             assert other.cloud_name not in plan and other.service_account_email(PROJECT) not in plan
     assert "scheduler jobs" not in plan and "bq mk" not in plan and "services enable" not in plan
+    assert "firestore fields ttls" not in plan  # shared by all functions: the whole deployment's
+
+
+def test_the_monitor_plan_grants_its_dead_letter_reads() -> None:
+    code, plan, err = phasectl_plan("--function", "phase_transition_monitor")
+    assert code == 0, err
+    assert len(re.findall(r"^gcloud pubsub subscriptions add-iam-policy-binding \S+-dlq-sub ", plan, re.MULTILINE)) == 6
 
 
 def test_a_function_plan_for_an_unknown_function_is_an_error() -> None:

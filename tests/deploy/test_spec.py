@@ -19,6 +19,7 @@ from deploy.spec import (
     DeploymentSpec,
     build_spec,
     closure_facts,
+    firestore_ttls,
 )
 from shared.contracts.messages import MonitorTick, RetryTick
 from shared.errors import DefinitionError
@@ -177,6 +178,72 @@ def test_only_gated_transitions_and_the_monitor_read_the_raw_datasets(
                 assert role == "roles/bigquery.dataViewer"  # read only: the processors own the raw data
 
 
+def test_only_the_monitor_may_read_the_dead_letter_subscriptions(spec: DeploymentSpec) -> None:
+    monitor = spec.function("phase_transition_monitor")
+    assert monitor.subscribes == tuple(fn.dead_letter_subscription for fn in spec.functions)
+    assert "roles/pubsub.subscriber" not in monitor.project_roles  # on those subscriptions only
+    for fn in spec.functions:
+        if fn is not monitor:
+            assert fn.subscribes == (), fn.name
+    member = f"--member=serviceAccount:{monitor.service_account_email(PROJECT)}"
+    granted = [
+        command
+        for step in build_plan(spec)
+        for command in step.commands()
+        if member in command and "--role=roles/pubsub.subscriber" in command
+    ]
+    # on the subscriptions, never project-wide
+    assert {c[:4] for c in granted} == {("gcloud", "pubsub", "subscriptions", "add-iam-policy-binding")}
+    assert sorted(str(c[4]) for c in granted) == sorted(monitor.subscribes)
+
+
+# -- Firestore TTL policies (lesson L25) -------------------------------------------------------------
+def test_every_collection_group_the_package_writes_has_a_ttl_policy(
+    spec: DeploymentSpec, definition: PipelineDefinition
+) -> None:
+    from shared.cli.phasectl import AUDIT_COLLECTION
+    from shared.orchestration.state import OUTBOX_COLLECTION
+
+    r = definition.retention
+    assert {(t.collection_group, t.field, t.days) for t in spec.firestore_ttls} == {
+        (definition.pipeline.state_collection, r.expiry_field, r.state_days),
+        ("completions", r.expiry_field, r.state_days),
+        (OUTBOX_COLLECTION, r.expiry_field, r.outbox_days),
+        (definition.pipeline.quarantine_collection, r.expiry_field, r.quarantine_days),
+        (definition.monitor.alert_collection, r.expiry_field, r.alerts_days),
+        (AUDIT_COLLECTION, r.expiry_field, r.audit_days),
+        ("trigger_inbox", r.expiry_field, r.inbox_days),
+    }
+    assert spec.firestore_ttls == firestore_ttls(definition)
+    groups = [t.collection_group for t in spec.firestore_ttls]
+    assert len(set(groups)) == len(groups)  # one TTL field per collection group is all Firestore allows
+
+
+# Collections of the definition that need no TTL: one overwritten document per function.
+NO_TTL = {"heartbeat_collection"}
+
+
+def test_every_collection_the_definition_names_is_covered(definition: PipelineDefinition) -> None:
+    """A new ``*_collection`` setting needs a TTL policy in deploy.spec (or a reason to be in NO_TTL)."""
+    groups = {t.collection_group for t in firestore_ttls(definition)}
+    for section in (definition.pipeline, definition.monitor):
+        for name, value in section.model_dump().items():
+            if name.endswith("_collection") and name not in NO_TTL:
+                assert value in groups, f"{type(section).__name__}.{name} = {value!r} has no TTL policy"
+
+
+def test_ttl_policies_follow_a_renamed_definition() -> None:
+    data = tomllib.loads(DEFAULT_DEFINITION_PATH.read_text())
+    data["pipeline"]["state_collection"] = "transitions_x"
+    data["pipeline"]["quarantine_collection"] = "quarantine_x"
+    data["monitor"]["alert_collection"] = "alerts_x"
+    data["retention"].update(expiry_field="purge_at", quarantine_days=7)
+    ttls = {t.collection_group: t for t in firestore_ttls(parse_definition(data))}
+    assert {"transitions_x", "quarantine_x", "alerts_x", "completions"} <= set(ttls)
+    assert {t.field for t in ttls.values()} == {"purge_at"}
+    assert ttls["quarantine_x"].days == 7
+
+
 # -- scheduler jobs ---------------------------------------------------------------------------------
 def test_scheduler_jobs(spec: DeploymentSpec) -> None:
     jobs = {job.name: job for job in spec.jobs}
@@ -234,7 +301,7 @@ def test_only_limits_the_deployment_to_one_function(spec: DeploymentSpec) -> Non
     assert one.functions == (fn,)
     assert one.jobs == ()
     assert set(one.topics) == {fn.trigger_topic, fn.dead_letter_topic, *fn.publishes}
-    assert (one.apis, one.datasets, one.tables, one.firestore_indexes) == ((), (), (), ())
+    assert (one.apis, one.datasets, one.tables, one.firestore_indexes, one.firestore_ttls) == ((), (), (), (), ())
     assert (one.project, one.region) == (spec.project, spec.region)
 
     monitor = spec.only("phase-transition-monitor")  # the Cloud Functions name works too

@@ -29,6 +29,7 @@ from shared.errors import TransientError
 from shared.gcp import firestore_client, subscriber_client
 from shared.localcloud.emulators import LocalCloud
 from shared.localcloud.topology import ensure_subscription
+from shared.orchestration.quarantine import stored_payload
 from shared.pipeline.definition import read_definition
 from shared.retry import runtime
 from shared.retry.service import HEARTBEAT_ID
@@ -195,7 +196,7 @@ def test_malformed_tick_is_acked_and_quarantined(rig: Rig, make_app: Callable[[s
     assert doc["transition"] == HEARTBEAT_ID and doc["kind"] == "malformed"
     assert "invalid RetryTick" in doc["reason"] and "max_rows" in doc["reason"]
     assert doc["message_id"] == "4242"
-    assert base64.b64decode(doc["data_base64"]) == tick  # the tick itself, not a repr of the event
+    assert stored_payload(doc) == tick  # the tick itself, not a repr of the event
     # nothing was dispatched or changed
     assert pull_requests(rig, sub) == []
     (row,) = queue_rows(rig)
@@ -207,7 +208,7 @@ def test_malformed_tick_is_acked_and_quarantined(rig: Rig, make_app: Callable[[s
     assert 200 <= post(client, broken).status_code < 300
     raw_docs = [d for d in quarantine_docs(rig) if d["message_id"] is None]
     assert len(raw_docs) == 1 and "base64" in raw_docs[0]["reason"]
-    assert b"not base64" in base64.b64decode(raw_docs[0]["data_base64"])
+    assert b"not base64" in stored_payload(raw_docs[0])
 
 
 def test_queue_outage_is_not_acked(

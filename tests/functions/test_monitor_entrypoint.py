@@ -131,6 +131,7 @@ def test_empty_tick_runs_the_monitor_and_writes_its_heartbeat(client: FlaskClien
     beat = heartbeat(rig)
     assert beat is not None, "the monitor wrote no heartbeat"
     assert started <= beat["last_run_at"] <= datetime.now(UTC)
+    assert beat["errors"] == 0 and "check_error" not in beat["kinds"]
     trigger_id = f"phase4_to_phase5:{yesterday}:g1"
     assert beat["triggered"] == [trigger_id]
     assert {"silent", "deadline_trigger"} <= set(beat["kinds"])
@@ -164,3 +165,34 @@ def test_malformed_tick_is_acked_and_quarantined(client: FlaskClient, rig: Rig, 
     assert doc["kind"] == "malformed" and doc["transition"] == "phase_transition_monitor"
     assert expected in doc["reason"].lower(), doc["reason"]
     assert heartbeat(rig) is None  # the monitor did not run on a tick it could not read
+
+
+def test_fault_a_bad_date_is_acked_and_counted_in_the_heartbeat(client: FlaskClient, rig: Rig) -> None:
+    """A date whose recorded completion is malformed (no ``completed_at``) used to make the whole pass
+    raise: HTTP 500, the tick redelivered into the same failure, no heartbeat, no other finding. Now the
+    function acks, the date is a ``check_error`` finding and the heartbeat counts it (L23)."""
+    from google.cloud import firestore
+
+    started = datetime.now(UTC)
+    yesterday = today_et(SystemClock()) - timedelta(days=1)
+    bad_day = yesterday - timedelta(days=1)
+    rig.clock.set(started - timedelta(minutes=130))
+    svc = rig.services["phase4_to_phase5"]
+    for day in (yesterday, bad_day):
+        outcome = svc.handle_event(rig.event(rig.completion(PHASE4[0], 4, game_date=day)))
+        assert outcome.kind == "waiting", outcome.detail
+    fs = firestore_client(rig.cloud.project)
+    date_ref = fs.collection(rig.definition.pipeline.state_collection).document(f"phase4_to_phase5__{bad_day}")
+    (doc,) = list(date_ref.collection("completions").stream())
+    doc.reference.update({"completed_at": firestore.DELETE_FIELD})
+
+    response = post(client, b"")
+
+    assert 200 <= response.status_code < 300, response.get_data(as_text=True)
+    beat = heartbeat(rig)
+    assert beat is not None and started <= beat["last_run_at"]
+    assert beat["errors"] == 1 and "check_error" in beat["kinds"]
+    alerts = {d.id: d.to_dict() or {} for d in fs.collection(rig.definition.monitor.alert_collection).stream()}
+    record = alerts[f"check_error__phase4_to_phase5__{bad_day}"]
+    assert "KeyError" in record["message"] and "completed_at" in record["message"]
+    assert f"stuck__phase4_to_phase5__{yesterday}" in alerts  # the other date's finding still landed

@@ -35,6 +35,7 @@ from shared.gcp import firestore_client
 from shared.localcloud.emulators import LocalCloud, free_port
 from shared.orchestration import runtime
 from shared.orchestration.publisher import TriggerPublisher
+from shared.orchestration.quarantine import stored_payload
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import read_definition
 from tests.support.definition_files import write_isolated_definition
@@ -187,7 +188,7 @@ def quarantined_for(rig: Rig, message_id: str) -> list[dict[str, Any]]:
     """Quarantine documents of one delivery: by message id, or (undecodable envelope) by its raw copy."""
     found = []
     for doc in quarantine_docs(rig).values():
-        raw = base64.b64decode(doc.get("data_base64") or "")
+        raw = stored_payload(doc)  # the first bytes, as text or base64
         if doc.get("message_id") == message_id or (doc.get("message_id") is None and message_id.encode() in raw):
             found.append(doc)
     return found
@@ -409,6 +410,45 @@ def test_completion_of_the_wrong_phase_is_quarantined(make_app: Callable[..., Fl
     assert state_docs(rig) == [f"phase4_to_phase5__{GAME_DATE}"]
     for transition in TRANSITIONS:
         assert rig.pull_triggers(transition) == []
+
+
+@integration
+@pytest.mark.parametrize("encoding", ["utf-8", "base64"])
+def test_l25_a_1mb_bad_message_is_quarantined_capped_with_its_size_hash_and_expiry(
+    make_app: Callable[..., FlaskClient], rig: Rig, encoding: str
+) -> None:
+    """Lessons L22/L25: 300 bad messages once left 40 MB in quarantine. The payload is capped at
+    ``[retention] quarantine_max_payload_bytes`` and the document expires (its TTL policy deletes it)."""
+    import hashlib
+
+    retention = rig.definition.retention
+    cap = retention.quarantine_max_payload_bytes
+    if encoding == "utf-8":  # not JSON; a 2-byte character straddles the cap
+        data = ("x" * (cap - 1) + "é" + "not json " * 120_000).encode()
+    else:  # not UTF-8 at all
+        data = bytes(range(256)) * 4_096
+    assert len(data) >= 1_000_000
+    client = make_app()
+    message_id = uuid.uuid4().hex
+    response = post_shape(client, "push", b64(data), message_id, datetime.now(UTC))
+    assert 200 <= response.status_code < 300, response.get_data(as_text=True)
+
+    (doc,) = quarantined_for(rig, message_id)
+    assert doc["kind"] == "malformed" and doc["reason"] and len(doc["reason"]) <= 4_000
+    assert doc["payload_size"] == len(data) and doc["payload_truncated"] is True
+    assert doc["payload_sha256"] == hashlib.sha256(data).hexdigest()
+    assert doc["payload_encoding"] == encoding
+    stored = stored_payload(doc)
+    if encoding == "utf-8":  # the character cut by the cap is dropped, the text stays valid
+        assert doc["data_text"] == "x" * (cap - 1) and "data_base64" not in doc
+    else:
+        assert stored == data[:cap] and "data_text" not in doc
+    assert len(stored) <= cap
+    expires = doc[retention.expiry_field]
+    assert expires - doc["received_at"] == timedelta(days=retention.quarantine_days)
+    # the document is a few kB whatever the message's size
+    assert len(json.dumps(doc, default=str)) < 2 * cap + 8_000
+    assert state_docs(rig) == [] and rig.pull_triggers(TRANSITION) == []
 
 
 # ---------------------------------------------------------------------------------------

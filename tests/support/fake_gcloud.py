@@ -13,7 +13,10 @@ it) would cost more than the rest of a call.
 It simulates just enough of Google Cloud for apply and verify: ``describe`` exits 0 with JSON
 when the resource exists and 1 with ``NOT_FOUND`` otherwise; ``create``/``update`` change the
 state; ``functions deploy`` makes an ACTIVE 2nd-gen function with an Eventarc trigger and the
-push subscription Eventarc creates on the trigger topic; ``--update-env-vars`` merges. It is
+push subscription Eventarc creates on the trigger topic; ``--update-env-vars`` merges;
+``firestore fields ttls update --enable-ttl`` records a TTL policy (``CREATING`` with ``--async``,
+as a real long operation starts, else ``ACTIVE``; one TTL field per collection group, the database
+first) and ``ttls list`` reports them as the real CLI does (``name`` and ``ttlConfig.state``). It is
 strict where the real cloud is: a subscription, job or function needs its topic, a binding
 needs its service account or dataset, a flag it does not know fails (exit 2), so a plan that
 depends on the wrong order or a missing flag fails here too.
@@ -54,6 +57,7 @@ def initial_state(
         "project_iam": {},
         "service_accounts": {},
         "firestore": {},
+        "ttls": {},  # collection group -> {field: TTL state}
         "topics": {},
         "subscriptions": {},
         "functions": {},
@@ -178,17 +182,25 @@ def _short(name: str, collection: str) -> str:
     return name
 
 
+def _policy(policy: dict[str, list[str]]) -> dict[str, Any]:
+    bindings = [{"role": r, "members": m} for r, m in sorted(policy.items()) if m]
+    return {"bindings": bindings, "etag": "BwYfake="} if bindings else {"etag": "ACAB"}
+
+
 def _add_member(policy: dict[str, list[str]], role: str, member: str) -> dict[str, Any]:
     members = policy.setdefault(role, [])
     if member not in members:
         members.append(member)
         members.sort()
-    return {"bindings": [{"role": r, "members": m} for r, m in sorted(policy.items()) if m], "etag": "BwYfake="}
+    return _policy(policy)
 
 
 def _dig(obj: Any, dotted: str) -> Any:
     for key in dotted.split("."):
-        obj = obj.get(key) if isinstance(obj, dict) else None
+        if key == "basename()":  # the one projection transform the plan uses
+            obj = obj.rstrip("/").rsplit("/", 1)[-1] if isinstance(obj, str) else None
+        else:
+            obj = obj.get(key) if isinstance(obj, dict) else None
     return obj
 
 
@@ -196,8 +208,12 @@ def _emit(obj: Any, fmt: str | None) -> str:
     if fmt == "none":
         return ""
     if fmt and fmt.startswith("value(") and fmt.endswith(")"):
+        if isinstance(obj, list):  # a list command: one line per resource
+            return "".join(_emit(item, fmt) for item in obj)
         value = _dig(obj, fmt[len("value(") : -1])
         return "" if value is None else f"{value}\n"
+    if fmt not in (None, "json"):
+        raise Fail(2, f"ERROR: the fake does not simulate --format={fmt}")
     return dumps(obj) + "\n"
 
 
@@ -279,6 +295,54 @@ class Cloud:
             raise Fail(1, f"ERROR: ALREADY_EXISTS: Database {database} already exists")
         self.s["firestore"][database] = {"locationId": args.need("location"), "type": args.need("type").upper()}
         return ""
+
+    def _ttl_database(self, args: Args) -> str:
+        self.check_project(args)
+        database = args.get("database", "(default)") or "(default)"
+        if database not in self.s["firestore"]:
+            raise Fail(1, f"ERROR: NOT_FOUND: Database {database} does not exist")
+        return database
+
+    def ttls_update(self, args: Args) -> str:
+        self._ttl_database(args)  # the database must exist first
+        (field,) = args.positional
+        group = args.need("collection-group")
+        enable, disable = args.has("enable-ttl"), args.has("disable-ttl")
+        if enable == disable:
+            raise Fail(
+                2,
+                "ERROR: (gcloud.firestore.fields.ttls.update) Exactly one of (--disable-ttl | --enable-ttl) "
+                "must be specified.",
+            )
+        fields = self.s.setdefault("ttls", {}).setdefault(group, {})
+        if enable:
+            others = sorted(f for f in fields if f != field)
+            if others:
+                raise Fail(
+                    1,
+                    f"ERROR: FAILED_PRECONDITION: collection group {group} already has a TTL field ({others[0]}); "
+                    "only one field can be the TTL field of a collection group",
+                )
+            # --async returns while existing documents are scanned; a finished operation is ACTIVE
+            fields[field] = "CREATING" if args.has("async") else "ACTIVE"
+        else:
+            args.has("async")
+            fields.pop(field, None)
+        return ""
+
+    def ttls_list(self, args: Args) -> str:
+        database = self._ttl_database(args)
+        wanted = args.get("collection-group")
+        listed = [
+            {
+                "name": f"projects/{self.project}/databases/{database}/collectionGroups/{group}/fields/{field}",
+                "ttlConfig": {"state": state},
+            }
+            for group, fields in sorted(self.s.setdefault("ttls", {}).items())
+            if wanted in (None, group)
+            for field, state in sorted(fields.items())
+        ]
+        return _emit(listed, args.get("format"))
 
     def sa_describe(self, args: Args) -> str:
         self.check_project(args)
@@ -390,6 +454,11 @@ class Cloud:
         self.need_account(member)
         policy = self.s["subscriptions"][short]["iam"]
         return _emit(_add_member(policy, args.need("role"), member), args.get("format"))
+
+    def subscriptions_policy(self, args: Args) -> str:
+        self.check_project(args)
+        short = self.need_subscription(args.positional[0])
+        return _emit(_policy(self.s["subscriptions"][short]["iam"]), args.get("format"))
 
     def need_function(self, args: Args) -> dict[str, Any]:
         self.check_project(args)
@@ -733,6 +802,8 @@ GCLOUD: dict[tuple[str, ...], Callable[[Cloud, Args], str]] = {
     ("projects", "add-iam-policy-binding"): Cloud.projects_binding,
     ("firestore", "databases", "describe"): Cloud.firestore_describe,
     ("firestore", "databases", "create"): Cloud.firestore_create,
+    ("firestore", "fields", "ttls", "update"): Cloud.ttls_update,
+    ("firestore", "fields", "ttls", "list"): Cloud.ttls_list,
     ("iam", "service-accounts", "describe"): Cloud.sa_describe,
     ("iam", "service-accounts", "create"): Cloud.sa_create,
     ("pubsub", "topics", "describe"): Cloud.topics_describe,
@@ -743,6 +814,7 @@ GCLOUD: dict[tuple[str, ...], Callable[[Cloud, Args], str]] = {
     ("pubsub", "subscriptions", "create"): Cloud.subscriptions_create,
     ("pubsub", "subscriptions", "update"): Cloud.subscriptions_update,
     ("pubsub", "subscriptions", "add-iam-policy-binding"): Cloud.subscriptions_binding,
+    ("pubsub", "subscriptions", "get-iam-policy"): Cloud.subscriptions_policy,
     ("functions", "deploy"): Cloud.functions_deploy,
     ("functions", "describe"): Cloud.functions_describe,
     ("functions", "add-invoker-policy-binding"): Cloud.functions_invoker,

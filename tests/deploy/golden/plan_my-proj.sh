@@ -17,436 +17,482 @@ gcloud firestore databases describe '--database=(default)' --project=my-proj >/d
 # [4] binding: Pub/Sub service agent may mint tokens for push/Eventarc delivery
 gcloud projects add-iam-policy-binding my-proj "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None
 
-# [5] resource: service account phase2-to-phase3@my-proj.iam.gserviceaccount.com
+# [5] ensure: Firestore TTL policy phase_transitions.expires_at (400 days; the transition functions: one document per transition and date)
+gcloud firestore fields ttls list --collection-group=phase_transitions --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=phase_transitions --enable-ttl --project=my-proj --async
+
+# [6] ensure: Firestore TTL policy completions.expires_at (400 days; the transition functions: phase_transitions/*/completions)
+gcloud firestore fields ttls list --collection-group=completions --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=completions --enable-ttl --project=my-proj --async
+
+# [7] ensure: Firestore TTL policy phase_execution_log_outbox.expires_at (30 days; the transition functions: log rows and hand-offs not yet delivered)
+gcloud firestore fields ttls list --collection-group=phase_execution_log_outbox --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=phase_execution_log_outbox --enable-ttl --project=my-proj --async
+
+# [8] ensure: Firestore TTL policy quarantine.expires_at (30 days; every function: bad or stale input)
+gcloud firestore fields ttls list --collection-group=quarantine --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=quarantine --enable-ttl --project=my-proj --async
+
+# [9] ensure: Firestore TTL policy monitor_alerts.expires_at (30 days; the monitor: deduplicated findings)
+gcloud firestore fields ttls list --collection-group=monitor_alerts --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=monitor_alerts --enable-ttl --project=my-proj --async
+
+# [10] ensure: Firestore TTL policy operator_audit.expires_at (400 days; phasectl: the operator audit)
+gcloud firestore fields ttls list --collection-group=operator_audit --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=operator_audit --enable-ttl --project=my-proj --async
+
+# [11] ensure: Firestore TTL policy trigger_inbox.expires_at (30 days; consumers: shared.client.TriggerInbox entries)
+gcloud firestore fields ttls list --collection-group=trigger_inbox --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=trigger_inbox --enable-ttl --project=my-proj --async
+
+# [12] resource: service account phase2-to-phase3@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase2-to-phase3@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase2-to-phase3 '--display-name=phasechain phase2_to_phase3' --project=my-proj
 
-# [6] binding: phase2_to_phase3: roles/bigquery.jobUser
+# [13] binding: phase2_to_phase3: roles/bigquery.jobUser
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [7] binding: phase2_to_phase3: roles/datastore.user
+# [14] binding: phase2_to_phase3: roles/datastore.user
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/datastore.user --condition=None
 
-# [8] binding: phase2_to_phase3: roles/logging.logWriter
+# [15] binding: phase2_to_phase3: roles/logging.logWriter
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [9] resource: service account phase3-to-phase4@my-proj.iam.gserviceaccount.com
+# [16] resource: service account phase3-to-phase4@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase3-to-phase4@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase3-to-phase4 '--display-name=phasechain phase3_to_phase4' --project=my-proj
 
-# [10] binding: phase3_to_phase4: roles/bigquery.jobUser
+# [17] binding: phase3_to_phase4: roles/bigquery.jobUser
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [11] binding: phase3_to_phase4: roles/datastore.user
+# [18] binding: phase3_to_phase4: roles/datastore.user
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/datastore.user --condition=None
 
-# [12] binding: phase3_to_phase4: roles/logging.logWriter
+# [19] binding: phase3_to_phase4: roles/logging.logWriter
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [13] resource: service account phase4-to-phase5@my-proj.iam.gserviceaccount.com
+# [20] resource: service account phase4-to-phase5@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase4-to-phase5@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase4-to-phase5 '--display-name=phasechain phase4_to_phase5' --project=my-proj
 
-# [14] binding: phase4_to_phase5: roles/bigquery.jobUser
+# [21] binding: phase4_to_phase5: roles/bigquery.jobUser
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [15] binding: phase4_to_phase5: roles/datastore.user
+# [22] binding: phase4_to_phase5: roles/datastore.user
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/datastore.user --condition=None
 
-# [16] binding: phase4_to_phase5: roles/logging.logWriter
+# [23] binding: phase4_to_phase5: roles/logging.logWriter
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [17] resource: service account phase5-to-phase6@my-proj.iam.gserviceaccount.com
+# [24] resource: service account phase5-to-phase6@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase5-to-phase6@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase5-to-phase6 '--display-name=phasechain phase5_to_phase6' --project=my-proj
 
-# [18] binding: phase5_to_phase6: roles/bigquery.jobUser
+# [25] binding: phase5_to_phase6: roles/bigquery.jobUser
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [19] binding: phase5_to_phase6: roles/datastore.user
+# [26] binding: phase5_to_phase6: roles/datastore.user
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/datastore.user --condition=None
 
-# [20] binding: phase5_to_phase6: roles/logging.logWriter
+# [27] binding: phase5_to_phase6: roles/logging.logWriter
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [21] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
+# [28] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase-transition-monitor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase-transition-monitor '--display-name=phasechain phase_transition_monitor' --project=my-proj
 
-# [22] binding: phase_transition_monitor: roles/bigquery.jobUser
+# [29] binding: phase_transition_monitor: roles/bigquery.jobUser
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [23] binding: phase_transition_monitor: roles/datastore.user
+# [30] binding: phase_transition_monitor: roles/datastore.user
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user --condition=None
 
-# [24] binding: phase_transition_monitor: roles/logging.logWriter
+# [31] binding: phase_transition_monitor: roles/logging.logWriter
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [25] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
+# [32] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe auto-retry-processor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create auto-retry-processor '--display-name=phasechain auto_retry_processor' --project=my-proj
 
-# [26] binding: auto_retry_processor: roles/bigquery.jobUser
+# [33] binding: auto_retry_processor: roles/bigquery.jobUser
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [27] binding: auto_retry_processor: roles/datastore.user
+# [34] binding: auto_retry_processor: roles/datastore.user
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user --condition=None
 
-# [28] binding: auto_retry_processor: roles/logging.logWriter
+# [35] binding: auto_retry_processor: roles/logging.logWriter
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [29] resource: topic auto-retry-trigger
+# [36] resource: topic auto-retry-trigger
 gcloud pubsub topics describe auto-retry-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger --project=my-proj
 
-# [30] resource: topic auto-retry-trigger-dlq
+# [37] resource: topic auto-retry-trigger-dlq
 gcloud pubsub topics describe auto-retry-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger-dlq --project=my-proj
 
-# [31] resource: topic nba-phase2-raw-complete
+# [38] resource: topic nba-phase2-raw-complete
 gcloud pubsub topics describe nba-phase2-raw-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete --project=my-proj
 
-# [32] resource: topic nba-phase2-raw-complete-dlq
+# [39] resource: topic nba-phase2-raw-complete-dlq
 gcloud pubsub topics describe nba-phase2-raw-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete-dlq --project=my-proj
 
-# [33] resource: topic nba-phase2-retry
+# [40] resource: topic nba-phase2-retry
 gcloud pubsub topics describe nba-phase2-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-retry --project=my-proj
 
-# [34] resource: topic nba-phase3-analytics-complete
+# [41] resource: topic nba-phase3-analytics-complete
 gcloud pubsub topics describe nba-phase3-analytics-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete --project=my-proj
 
-# [35] resource: topic nba-phase3-analytics-complete-dlq
+# [42] resource: topic nba-phase3-analytics-complete-dlq
 gcloud pubsub topics describe nba-phase3-analytics-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete-dlq --project=my-proj
 
-# [36] resource: topic nba-phase3-retry
+# [43] resource: topic nba-phase3-retry
 gcloud pubsub topics describe nba-phase3-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-retry --project=my-proj
 
-# [37] resource: topic nba-phase3-trigger
+# [44] resource: topic nba-phase3-trigger
 gcloud pubsub topics describe nba-phase3-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-trigger --project=my-proj
 
-# [38] resource: topic nba-phase4-precompute-complete
+# [45] resource: topic nba-phase4-precompute-complete
 gcloud pubsub topics describe nba-phase4-precompute-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete --project=my-proj
 
-# [39] resource: topic nba-phase4-precompute-complete-dlq
+# [46] resource: topic nba-phase4-precompute-complete-dlq
 gcloud pubsub topics describe nba-phase4-precompute-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete-dlq --project=my-proj
 
-# [40] resource: topic nba-phase4-retry
+# [47] resource: topic nba-phase4-retry
 gcloud pubsub topics describe nba-phase4-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-retry --project=my-proj
 
-# [41] resource: topic nba-phase4-trigger
+# [48] resource: topic nba-phase4-trigger
 gcloud pubsub topics describe nba-phase4-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-trigger --project=my-proj
 
-# [42] resource: topic nba-phase5-predictions-complete
+# [49] resource: topic nba-phase5-predictions-complete
 gcloud pubsub topics describe nba-phase5-predictions-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete --project=my-proj
 
-# [43] resource: topic nba-phase5-predictions-complete-dlq
+# [50] resource: topic nba-phase5-predictions-complete-dlq
 gcloud pubsub topics describe nba-phase5-predictions-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete-dlq --project=my-proj
 
-# [44] resource: topic nba-phase5-retry
+# [51] resource: topic nba-phase5-retry
 gcloud pubsub topics describe nba-phase5-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-retry --project=my-proj
 
-# [45] resource: topic nba-phase6-export-complete
+# [52] resource: topic nba-phase6-export-complete
 gcloud pubsub topics describe nba-phase6-export-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-complete --project=my-proj
 
-# [46] resource: topic nba-phase6-export-trigger
+# [53] resource: topic nba-phase6-export-trigger
 gcloud pubsub topics describe nba-phase6-export-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-trigger --project=my-proj
 
-# [47] resource: topic nba-predictions-trigger
+# [54] resource: topic nba-predictions-trigger
 gcloud pubsub topics describe nba-predictions-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-predictions-trigger --project=my-proj
 
-# [48] resource: topic phase-transition-monitor-trigger
+# [55] resource: topic phase-transition-monitor-trigger
 gcloud pubsub topics describe phase-transition-monitor-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger --project=my-proj
 
-# [49] resource: topic phase-transition-monitor-trigger-dlq
+# [56] resource: topic phase-transition-monitor-trigger-dlq
 gcloud pubsub topics describe phase-transition-monitor-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger-dlq --project=my-proj
 
-# [50] binding: phase2_to_phase3 may publish to nba-phase3-trigger
+# [57] binding: phase2_to_phase3 may publish to nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [51] resource: dead-letter subscription phase2-to-phase3-dlq-sub
+# [58] resource: dead-letter subscription phase2-to-phase3-dlq-sub
 if gcloud pubsub subscriptions describe phase2-to-phase3-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase2-to-phase3-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase2-to-phase3-dlq-sub --topic=nba-phase2-raw-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [52] binding: Pub/Sub service agent may dead-letter into nba-phase2-raw-complete-dlq
+# [59] binding: Pub/Sub service agent may dead-letter into nba-phase2-raw-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase2-raw-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [53] binding: phase3_to_phase4 may publish to nba-phase4-trigger
+# [60] binding: phase3_to_phase4 may publish to nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [54] resource: dead-letter subscription phase3-to-phase4-dlq-sub
+# [61] resource: dead-letter subscription phase3-to-phase4-dlq-sub
 if gcloud pubsub subscriptions describe phase3-to-phase4-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase3-to-phase4-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase3-to-phase4-dlq-sub --topic=nba-phase3-analytics-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [55] binding: Pub/Sub service agent may dead-letter into nba-phase3-analytics-complete-dlq
+# [62] binding: Pub/Sub service agent may dead-letter into nba-phase3-analytics-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase3-analytics-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [56] binding: phase4_to_phase5 may publish to nba-predictions-trigger
+# [63] binding: phase4_to_phase5 may publish to nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [57] resource: dead-letter subscription phase4-to-phase5-dlq-sub
+# [64] resource: dead-letter subscription phase4-to-phase5-dlq-sub
 if gcloud pubsub subscriptions describe phase4-to-phase5-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase4-to-phase5-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase4-to-phase5-dlq-sub --topic=nba-phase4-precompute-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [58] binding: Pub/Sub service agent may dead-letter into nba-phase4-precompute-complete-dlq
+# [65] binding: Pub/Sub service agent may dead-letter into nba-phase4-precompute-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase4-precompute-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [59] binding: phase5_to_phase6 may publish to nba-phase6-export-trigger
+# [66] binding: phase5_to_phase6 may publish to nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [60] resource: dead-letter subscription phase5-to-phase6-dlq-sub
+# [67] resource: dead-letter subscription phase5-to-phase6-dlq-sub
 if gcloud pubsub subscriptions describe phase5-to-phase6-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase5-to-phase6-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase5-to-phase6-dlq-sub --topic=nba-phase5-predictions-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [61] binding: Pub/Sub service agent may dead-letter into nba-phase5-predictions-complete-dlq
+# [68] binding: Pub/Sub service agent may dead-letter into nba-phase5-predictions-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase5-predictions-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [62] binding: phase_transition_monitor may publish to nba-phase3-trigger
+# [69] binding: phase_transition_monitor may publish to nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [63] binding: phase_transition_monitor may publish to nba-phase4-trigger
+# [70] binding: phase_transition_monitor may publish to nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [64] binding: phase_transition_monitor may publish to nba-phase6-export-trigger
+# [71] binding: phase_transition_monitor may publish to nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [65] binding: phase_transition_monitor may publish to nba-predictions-trigger
+# [72] binding: phase_transition_monitor may publish to nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [66] resource: dead-letter subscription phase-transition-monitor-dlq-sub
+# [73] resource: dead-letter subscription phase-transition-monitor-dlq-sub
 if gcloud pubsub subscriptions describe phase-transition-monitor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase-transition-monitor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase-transition-monitor-dlq-sub --topic=phase-transition-monitor-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [67] binding: Pub/Sub service agent may dead-letter into phase-transition-monitor-trigger-dlq
+# [74] binding: Pub/Sub service agent may dead-letter into phase-transition-monitor-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding phase-transition-monitor-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [68] binding: auto_retry_processor may publish to nba-phase2-retry
+# [75] binding: auto_retry_processor may publish to nba-phase2-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase2-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [69] binding: auto_retry_processor may publish to nba-phase3-retry
+# [76] binding: auto_retry_processor may publish to nba-phase3-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase3-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [70] binding: auto_retry_processor may publish to nba-phase4-retry
+# [77] binding: auto_retry_processor may publish to nba-phase4-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase4-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [71] binding: auto_retry_processor may publish to nba-phase5-retry
+# [78] binding: auto_retry_processor may publish to nba-phase5-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase5-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [72] resource: dead-letter subscription auto-retry-processor-dlq-sub
+# [79] resource: dead-letter subscription auto-retry-processor-dlq-sub
 if gcloud pubsub subscriptions describe auto-retry-processor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update auto-retry-processor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create auto-retry-processor-dlq-sub --topic=auto-retry-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [73] binding: Pub/Sub service agent may dead-letter into auto-retry-trigger-dlq
+# [80] binding: Pub/Sub service agent may dead-letter into auto-retry-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [74] resource: dataset nba_orchestration
+# [81] binding: phase_transition_monitor may read phase2-to-phase3-dlq-sub (its backlog)
+gcloud pubsub subscriptions add-iam-policy-binding phase2-to-phase3-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
+
+# [82] binding: phase_transition_monitor may read phase3-to-phase4-dlq-sub (its backlog)
+gcloud pubsub subscriptions add-iam-policy-binding phase3-to-phase4-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
+
+# [83] binding: phase_transition_monitor may read phase4-to-phase5-dlq-sub (its backlog)
+gcloud pubsub subscriptions add-iam-policy-binding phase4-to-phase5-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
+
+# [84] binding: phase_transition_monitor may read phase5-to-phase6-dlq-sub (its backlog)
+gcloud pubsub subscriptions add-iam-policy-binding phase5-to-phase6-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
+
+# [85] binding: phase_transition_monitor may read phase-transition-monitor-dlq-sub (its backlog)
+gcloud pubsub subscriptions add-iam-policy-binding phase-transition-monitor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
+
+# [86] binding: phase_transition_monitor may read auto-retry-processor-dlq-sub (its backlog)
+gcloud pubsub subscriptions add-iam-policy-binding auto-retry-processor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
+
+# [87] resource: dataset nba_orchestration
 bq show --format=none --dataset my-proj:nba_orchestration >/dev/null 2>&1 || \
   bq --location=US mk --dataset my-proj:nba_orchestration
 
-# [75] resource: table nba_orchestration.phase_execution_log
+# [88] resource: table nba_orchestration.phase_execution_log
 if bq show --format=none my-proj:nba_orchestration.phase_execution_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 fi
 
-# [76] resource: table nba_orchestration.failed_processor_queue
+# [89] resource: table nba_orchestration.failed_processor_queue
 if bq show --format=none my-proj:nba_orchestration.failed_processor_queue >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 fi
 
-# [77] resource: table nba_orchestration.streaming_conflict_log
+# [90] resource: table nba_orchestration.streaming_conflict_log
 if bq show --format=none my-proj:nba_orchestration.streaming_conflict_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=timestamp '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 fi
 
-# [78] resource: table nba_orchestration.game_unavailable
+# [91] resource: table nba_orchestration.game_unavailable
 if bq show --format=none my-proj:nba_orchestration.game_unavailable >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 fi
 
-# [79] binding: phase2_to_phase3: roles/bigquery.dataEditor on nba_orchestration
+# [92] binding: phase2_to_phase3: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [80] binding: phase2_to_phase3: roles/bigquery.dataViewer on nba_raw
+# [93] binding: phase2_to_phase3: roles/bigquery.dataViewer on nba_raw
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw
 
-# [81] binding: phase3_to_phase4: roles/bigquery.dataEditor on nba_orchestration
+# [94] binding: phase3_to_phase4: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [82] binding: phase4_to_phase5: roles/bigquery.dataEditor on nba_orchestration
+# [95] binding: phase4_to_phase5: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [83] binding: phase5_to_phase6: roles/bigquery.dataEditor on nba_orchestration
+# [96] binding: phase5_to_phase6: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [84] binding: phase_transition_monitor: roles/bigquery.dataEditor on nba_orchestration
+# [97] binding: phase_transition_monitor: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [85] binding: phase_transition_monitor: roles/bigquery.dataViewer on nba_raw
+# [98] binding: phase_transition_monitor: roles/bigquery.dataViewer on nba_raw
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw
 
-# [86] binding: auto_retry_processor: roles/bigquery.dataEditor on nba_orchestration
+# [99] binding: auto_retry_processor: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [87] resource: function phase2-to-phase3
+# [100] resource: function phase2-to-phase3
 gcloud functions deploy phase2-to-phase3 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase2_to_phase3 --trigger-topic=nba-phase2-raw-complete --retry --service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --trigger-service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [88] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
+# [101] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE2_TO_PHASE3="$(gcloud functions describe phase2-to-phase3 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [89] binding: phase2-to-phase3: its trigger identity may invoke it (lesson L06)
+# [102] binding: phase2-to-phase3: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase2-to-phase3 --region=us-west2 --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [90] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
+# [103] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3="$(gcloud eventarc triggers describe "${TRIGGER_PHASE2_TO_PHASE3}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [91] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
+# [104] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" --dead-letter-topic=nba-phase2-raw-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [92] binding: phase2-to-phase3: Pub/Sub service agent may dead-letter from its trigger subscription
+# [105] binding: phase2-to-phase3: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [93] resource: function phase3-to-phase4
+# [106] resource: function phase3-to-phase4
 gcloud functions deploy phase3-to-phase4 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase3_to_phase4 --trigger-topic=nba-phase3-analytics-complete --retry --service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --trigger-service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [94] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
+# [107] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE3_TO_PHASE4="$(gcloud functions describe phase3-to-phase4 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [95] binding: phase3-to-phase4: its trigger identity may invoke it (lesson L06)
+# [108] binding: phase3-to-phase4: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase3-to-phase4 --region=us-west2 --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [96] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
+# [109] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4="$(gcloud eventarc triggers describe "${TRIGGER_PHASE3_TO_PHASE4}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [97] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
+# [110] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" --dead-letter-topic=nba-phase3-analytics-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [98] binding: phase3-to-phase4: Pub/Sub service agent may dead-letter from its trigger subscription
+# [111] binding: phase3-to-phase4: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [99] resource: function phase4-to-phase5
+# [112] resource: function phase4-to-phase5
 gcloud functions deploy phase4-to-phase5 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase4_to_phase5 --trigger-topic=nba-phase4-precompute-complete --retry --service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --trigger-service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [100] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
+# [113] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE4_TO_PHASE5="$(gcloud functions describe phase4-to-phase5 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [101] binding: phase4-to-phase5: its trigger identity may invoke it (lesson L06)
+# [114] binding: phase4-to-phase5: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase4-to-phase5 --region=us-west2 --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [102] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
+# [115] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5="$(gcloud eventarc triggers describe "${TRIGGER_PHASE4_TO_PHASE5}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [103] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
+# [116] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" --dead-letter-topic=nba-phase4-precompute-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [104] binding: phase4-to-phase5: Pub/Sub service agent may dead-letter from its trigger subscription
+# [117] binding: phase4-to-phase5: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [105] resource: function phase5-to-phase6
+# [118] resource: function phase5-to-phase6
 gcloud functions deploy phase5-to-phase6 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase5_to_phase6 --trigger-topic=nba-phase5-predictions-complete --retry --service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --trigger-service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [106] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
+# [119] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE5_TO_PHASE6="$(gcloud functions describe phase5-to-phase6 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [107] binding: phase5-to-phase6: its trigger identity may invoke it (lesson L06)
+# [120] binding: phase5-to-phase6: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase5-to-phase6 --region=us-west2 --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [108] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
+# [121] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6="$(gcloud eventarc triggers describe "${TRIGGER_PHASE5_TO_PHASE6}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [109] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
+# [122] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" --dead-letter-topic=nba-phase5-predictions-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [110] binding: phase5-to-phase6: Pub/Sub service agent may dead-letter from its trigger subscription
+# [123] binding: phase5-to-phase6: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [111] resource: function phase-transition-monitor
+# [124] resource: function phase-transition-monitor
 gcloud functions deploy phase-transition-monitor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase_transition_monitor --trigger-topic=phase-transition-monitor-trigger --retry --service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --trigger-service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [112] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
+# [125] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE_TRANSITION_MONITOR="$(gcloud functions describe phase-transition-monitor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [113] binding: phase-transition-monitor: its trigger identity may invoke it (lesson L06)
+# [126] binding: phase-transition-monitor: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase-transition-monitor --region=us-west2 --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [114] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
+# [127] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR="$(gcloud eventarc triggers describe "${TRIGGER_PHASE_TRANSITION_MONITOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [115] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
+# [128] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" --dead-letter-topic=phase-transition-monitor-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [116] binding: phase-transition-monitor: Pub/Sub service agent may dead-letter from its trigger subscription
+# [129] binding: phase-transition-monitor: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [117] resource: function auto-retry-processor
+# [130] resource: function auto-retry-processor
 gcloud functions deploy auto-retry-processor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/auto_retry_processor --trigger-topic=auto-retry-trigger --retry --service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --trigger-service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [118] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
+# [131] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
 TRIGGER_AUTO_RETRY_PROCESSOR="$(gcloud functions describe auto-retry-processor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [119] binding: auto-retry-processor: its trigger identity may invoke it (lesson L06)
+# [132] binding: auto-retry-processor: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding auto-retry-processor --region=us-west2 --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [120] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
+# [133] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR="$(gcloud eventarc triggers describe "${TRIGGER_AUTO_RETRY_PROCESSOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [121] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
+# [134] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" --dead-letter-topic=auto-retry-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [122] binding: auto-retry-processor: Pub/Sub service agent may dead-letter from its trigger subscription
+# [135] binding: auto-retry-processor: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [123] resource: scheduler job phase-transition-monitor
+# [136] resource: scheduler job phase-transition-monitor
 if gcloud scheduler jobs describe phase-transition-monitor --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 fi
 
-# [124] resource: scheduler job auto-retry-processor-trigger
+# [137] resource: scheduler job auto-retry-processor-trigger
 if gcloud scheduler jobs describe auto-retry-processor-trigger --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false}' --project=my-proj
 else

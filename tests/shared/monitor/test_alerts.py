@@ -244,6 +244,40 @@ def test_at_most_max_alerts_per_run_most_severe_first(
 
 
 # ---------------------------------------------------------------------------------------
+# expiry (L25)
+# ---------------------------------------------------------------------------------------
+def test_fault_alert_records_carry_an_expiry(alerts: Alerts) -> None:
+    """Every record set carries ``retention.expiry_field`` = now + ``alerts_days`` (a Firestore TTL policy
+    deletes what is left behind). Before: records had no expiry field, nothing could ever expire them."""
+    retention = alerts.definition.retention
+    assert (retention.expiry_field, retention.alerts_days) == ("expires_at", 30)
+    finding, other = silent(), grid(["2025-10-17"])
+
+    alerts.manager.process([finding, other])
+    records = alerts.records()
+    assert {key: r["expires_at"] for key, r in records.items()} == {
+        finding.key: NOW + timedelta(days=30),
+        other.key: NOW + timedelta(days=30),
+    }
+
+    # re-alerted after the dedup window (the record is set again): the expiry moves with it
+    alerts.clock.advance(minutes=alerts.definition.monitor.alert_dedup_minutes)
+    assert alerts.manager.process([finding, other]).alerted == [other.key, finding.key]  # CRITICAL first
+    later = alerts.clock.now() + timedelta(days=30)
+    assert {r["expires_at"] for r in alerts.records().values()} == {later}
+
+
+def test_alert_expiry_follows_the_definition(cloud: LocalCloud, unique: str, captured_log: io.StringIO) -> None:
+    def short(data: dict[str, Any]) -> None:
+        data.setdefault("retention", {}).update({"alerts_days": 2, "expiry_field": "ttl_at"})
+
+    alerts = make_alerts(cloud, unique, captured_log, mutate=short)
+    alerts.manager.process([silent()])
+    (record,) = alerts.records().values()
+    assert record["ttl_at"] == NOW + timedelta(days=2) and "expires_at" not in record
+
+
+# ---------------------------------------------------------------------------------------
 # Slack
 # ---------------------------------------------------------------------------------------
 def test_slack_webhook_gets_the_text_and_its_url_is_never_logged(

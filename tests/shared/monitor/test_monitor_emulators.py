@@ -25,12 +25,20 @@ from typing import Any
 
 import pytest
 
+from deploy.spec import ClosureFacts, FunctionSpec, build_spec
 from shared.clock import today_et
 from shared.contracts.messages import MonitorTick, RetryTick
-from shared.gcp import bigquery_client, firestore_client
+from shared.gcp import bigquery_client, firestore_client, publisher_client, subscriber_client
 from shared.localcloud.emulators import LocalCloud
-from shared.monitor.alerts import AlertResult
-from shared.monitor.checks import RETRY_HEARTBEAT_ID, Finding, MonitorReport, monitor_heartbeat
+from shared.localcloud.topology import ensure_subscription, ensure_topic
+from shared.monitor.alerts import AlertResult, SlackWebhook
+from shared.monitor.checks import (
+    MONITOR_HEARTBEAT_ID,
+    RETRY_HEARTBEAT_ID,
+    Finding,
+    MonitorReport,
+    monitor_heartbeat,
+)
 from shared.monitor.runtime import Monitor, build_monitor
 from shared.orchestration.transition import Outcome
 from shared.retry.queue import RetryQueue
@@ -62,11 +70,34 @@ _eras = itertools.count()
 # ---------------------------------------------------------------------------------------
 # fixtures
 # ---------------------------------------------------------------------------------------
+def unique_dead_letter_names(suffix: str) -> Callable[[dict[str, Any]], None]:
+    """Dead-letter subscription names carry no topic suffix (``<function>-dlq-sub``): a rig makes its own
+    with a unique ``[deploy] dead_letter_suffix``, so rigs sharing the emulator never see each other's."""
+
+    def mutate(data: dict[str, Any]) -> None:
+        data.setdefault("deploy", {})["dead_letter_suffix"] = f"-dlq-{suffix}"
+
+    return mutate
+
+
+def create_dead_letter_subscriptions(rig: Rig) -> dict[str, FunctionSpec]:
+    """Every function's dead-letter topic and pull subscription, named as ``deploy.spec`` names them."""
+    spec = build_spec(rig.definition, rig.cloud.project, facts=lambda _: ClosureFacts(frozenset(), frozenset()))
+    subscriber = subscriber_client()
+    for fn in spec.functions:
+        ensure_topic(publisher_client(), rig.cloud.project, fn.dead_letter_topic)
+        ensure_subscription(subscriber, rig.cloud.project, fn.dead_letter_topic, fn.dead_letter_subscription)
+    return {fn.name: fn for fn in spec.functions}
+
+
 @pytest.fixture(scope="module")
 def shared_rig(local_cloud: LocalCloud) -> Rig:
     import uuid
 
-    return Rig.create(local_cloud, uuid.uuid4().hex[:10])
+    suffix = uuid.uuid4().hex[:10]
+    rig = Rig.create(local_cloud, suffix, mutate=unique_dead_letter_names(suffix))
+    create_dead_letter_subscriptions(rig)
+    return rig
 
 
 @pytest.fixture
@@ -260,7 +291,8 @@ def test_handoff_fires_when_the_next_phase_reports_nothing(rig: Rig, monitor: Mo
     reporting_next = today(rig) - timedelta(days=2)
     for day in (silent_next, reporting_next):
         assert "triggered" in [o.kind for o in report(rig, "phase3_to_phase4", PHASE3, day)]
-    assert sorted(t.game_date for t in rig.pull_triggers("phase3_to_phase4")) == [reporting_next, silent_next]
+    published = {t.game_date: t.trigger_id for t in rig.pull_triggers("phase3_to_phase4")}
+    assert sorted(published) == [reporting_next, silent_next]
     timeout = rig.definition.monitor.handoff_timeout_minutes
 
     rig.clock.advance(minutes=timeout - 10)
@@ -273,7 +305,7 @@ def test_handoff_fires_when_the_next_phase_reports_nothing(rig: Rig, monitor: Mo
 
     (handoff,) = of_kind(after, "handoff")
     assert (handoff.transition, handoff.game_date) == ("phase3_to_phase4", silent_next)
-    assert handoff.details == {"trigger_id": f"phase3_to_phase4:{silent_next}:g1"}
+    assert handoff.details == {"trigger_id": published[silent_next]}  # the trigger id that went out
 
 
 # ---------------------------------------------------------------------------------------
@@ -618,3 +650,184 @@ def test_cost_per_run_does_not_grow_with_stored_dates(rig: Rig, monitor: Monitor
     grid_days = rig.definition.monitor.grid_days
     assert max(large_streamed) == grid_days and max(small_streamed) < grid_days
     assert len(large_streamed) == len(small_streamed)
+
+
+# ---------------------------------------------------------------------------------------
+# isolation (L23): one bad item never aborts the pass; the heartbeat always lands
+# ---------------------------------------------------------------------------------------
+def monitor_beat(rig: Rig) -> dict[str, Any]:
+    fs = firestore_client(rig.cloud.project)
+    doc = fs.collection(rig.definition.monitor.heartbeat_collection).document(MONITOR_HEARTBEAT_ID).get()
+    assert doc.exists, "the monitor wrote no heartbeat"
+    return doc.to_dict() or {}
+
+
+def corrupt_completion(rig: Rig, transition: str, day: date) -> None:
+    """The date's recorded completion loses ``completed_at`` (a malformed document in Firestore)."""
+    from google.cloud import firestore
+
+    fs = firestore_client(rig.cloud.project)
+    date_ref = fs.collection(rig.definition.pipeline.state_collection).document(f"{transition}__{day.isoformat()}")
+    (doc,) = list(date_ref.collection("completions").stream())
+    doc.reference.update({"completed_at": firestore.DELETE_FIELD})
+
+
+def test_fault_malformed_completion_does_not_abort_the_pass(rig: Rig, monitor: Monitor) -> None:
+    """A date whose state cannot be read is a ``check_error`` finding; other dates' findings and the
+    heartbeat (with ``errors`` = 1) still land (L23). Before: the KeyError escaped ``run`` and the pass
+    lost the stuck finding of the other date and its heartbeat."""
+    stuck_day = today(rig) - timedelta(days=1)
+    bad_day = today(rig) - timedelta(days=2)
+    for day in (stuck_day, bad_day):
+        (outcome,) = report(rig, "phase3_to_phase4", ["player_game_summary"], day)
+        assert outcome.kind == "waiting", outcome.detail
+    corrupt_completion(rig, "phase3_to_phase4", bad_day)
+    rig.clock.advance(minutes=rig.definition.transition("phase3_to_phase4").stuck_after_minutes + 5)
+    write_retry_heartbeat(rig)
+
+    result, alerts = run(monitor)
+
+    (stuck,) = of_kind(result, "stuck")
+    assert (stuck.transition, stuck.game_date) == ("phase3_to_phase4", stuck_day)
+    (error,) = of_kind(result, "check_error")
+    assert (error.transition, error.game_date, error.severity) == ("phase3_to_phase4", bad_day, "ERROR")
+    assert f"phase3_to_phase4 {bad_day}" in error.message
+    assert "KeyError" in error.message and "completed_at" in error.message
+    assert len(error.message) <= 500
+    assert kinds(result) == ["check_error", "stuck"]
+    assert sorted(alerts.alerted) == sorted([stuck.key, error.key])
+    beat = monitor_beat(rig)
+    assert (beat["errors"], beat["findings"]) == (1, 2)
+    assert beat["last_run_at"] == result.ran_at and beat["kinds"] == ["check_error", "stuck"]
+
+
+def test_fault_grid_query_error_is_isolated(rig: Rig) -> None:
+    """The schedule query of the grid fails (a real BigQuery NotFound): one ``check_error`` for the grid,
+    every per-date check still runs, the heartbeat counts the error."""
+    games = rig.definition.games.model_copy(update={"schedule_table": f"raw_{rig.suffix}.no_such_schedule"})
+    broken = rig.definition.model_copy(update={"games": games})
+    monitor = build_monitor(definition=broken, clock=rig.clock, environ=rig.cloud.env())
+    day = today(rig) - timedelta(days=1)
+    (outcome,) = report(rig, "phase3_to_phase4", ["player_game_summary"], day)
+    assert outcome.kind == "waiting", outcome.detail
+    rig.clock.advance(minutes=rig.definition.transition("phase3_to_phase4").stuck_after_minutes + 5)
+    write_retry_heartbeat(rig)
+
+    result, _ = run(monitor)
+
+    (error,) = of_kind(result, "check_error")
+    assert error.severity == "ERROR" and error.transition is None and error.game_date is None
+    assert error.message.startswith("grid") and "NotFound" in error.message and len(error.message) <= 500
+    assert error.key == "check_error__grid"
+    assert [f.game_date for f in of_kind(result, "stuck")] == [day]
+    assert result.dates_checked == len(TRANSITIONS) * (rig.definition.monitor.lookback_days + 1)
+    assert monitor_beat(rig)["errors"] == 1
+
+
+class _ExplodingSlack(SlackWebhook):
+    """A webhook whose delivery raises (not a Google client): the alert step itself fails."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:9/never-called")
+
+    def send(self, text: str) -> bool:
+        raise RuntimeError("webhook exploded")
+
+
+def test_fault_alert_step_failure_still_writes_the_heartbeat(rig: Rig, monitor: Monitor) -> None:
+    rig.seed_games(game_date=today(rig) - timedelta(days=1))  # silent: an ERROR finding goes to Slack
+    monitor.alerts.slack = _ExplodingSlack()
+
+    result, alerts = run(monitor)
+
+    assert "silent" in kinds(result)
+    (error,) = of_kind(result, "check_error")
+    assert error.key == "check_error__alerts"
+    assert "RuntimeError" in error.message and "webhook exploded" in error.message
+    assert alerts.error is not None and "webhook exploded" in alerts.error
+    beat = monitor_beat(rig)
+    assert beat["errors"] == 1 and beat["findings"] == len(result.findings)
+    assert "check_error" in beat["kinds"]
+
+
+# ---------------------------------------------------------------------------------------
+# dead letters: each function's dead-letter subscription, peeked and left for replay
+# ---------------------------------------------------------------------------------------
+def drain(subscription: str) -> list[str]:
+    """Pull (and ack) everything waiting on ``subscription``; the message ids."""
+    subscriber = subscriber_client()
+    ids: list[str] = []
+    while True:
+        response = subscriber.pull(subscription=subscription, max_messages=50, timeout=10, return_immediately=True)
+        if not response.received_messages:
+            return ids
+        ids += [m.message.message_id for m in response.received_messages]
+        subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages])
+
+
+def test_fault_dead_letters_are_reported_and_left_for_replay(rig: Rig, monitor: Monitor) -> None:
+    """Two messages on phase3_to_phase4's dead-letter topic: one ``dead_letters`` finding (ERROR) with the
+    count, sample ids and subscription, all named as deploy.spec names them; the messages are still
+    there after the pass (released, not consumed). Before: dead letters were never looked at."""
+    functions = create_dead_letter_subscriptions(rig)  # idempotent: the module's rig has them already
+    fn = functions["phase3_to_phase4"]
+    subscription = subscriber_client().subscription_path(rig.cloud.project, fn.dead_letter_subscription)
+    drain(subscription)
+    publisher = publisher_client()
+    topic = publisher.topic_path(rig.cloud.project, fn.dead_letter_topic)
+    ids = sorted(publisher.publish(topic, f"undeliverable {n}".encode()).result(timeout=30) for n in range(2))
+    write_retry_heartbeat(rig)
+    try:
+        result, alerts = run(monitor)
+
+        (dead,) = of_kind(result, "dead_letters")
+        assert dead.severity == "ERROR" and dead.key == "dead_letters__phase3_to_phase4"
+        assert dead.details == {
+            "function": "phase3_to_phase4",
+            "subscription": fn.dead_letter_subscription,
+            "topic": fn.dead_letter_topic,
+            "count": 2,
+            "sample_message_ids": ids,
+        }
+        assert fn.dead_letter_subscription in dead.message and "2 message(s)" in dead.message
+        assert kinds(result) == ["dead_letters"]
+        assert dead.key in alerts.alerted
+
+        rig.clock.advance(minutes=10)  # the next pass sees the same backlog: nothing consumed, not re-alerted
+        again, alerts = run(monitor)
+        (dead_again,) = of_kind(again, "dead_letters")
+        assert dead_again.details["count"] == 2 and dead.key in alerts.suppressed
+    finally:
+        left = drain(subscription)
+    assert sorted(left) == ids  # still there after two passes, for phasectl dlq replay
+
+
+def test_missing_dead_letter_subscription_is_one_warning(rig: Rig, monitor: Monitor) -> None:
+    functions = create_dead_letter_subscriptions(rig)
+    gone = [functions["phase2_to_phase3"], functions["auto_retry_processor"]]
+    subscriber = subscriber_client()
+    for fn in gone:
+        subscriber.delete_subscription(
+            subscription=subscriber.subscription_path(rig.cloud.project, fn.dead_letter_subscription)
+        )
+    write_retry_heartbeat(rig)
+    try:
+        result, _ = run(monitor)
+    finally:
+        create_dead_letter_subscriptions(rig)
+
+    (missing,) = of_kind(result, "dead_letter_subscription_missing")
+    assert missing.severity == "WARNING"
+    assert missing.details == {"subscriptions": [fn.dead_letter_subscription for fn in gone]}
+    assert kinds(result) == ["dead_letter_subscription_missing"]  # not an error: the other checks ran
+    assert monitor_beat(rig)["errors"] == 0
+
+
+def test_dead_letter_names_are_the_deployments(rig: Rig) -> None:
+    """The monitor's naming rule (it may not import deploy/) is the one deploy.spec deploys."""
+    from shared.monitor.checks import dead_letter_routes
+
+    spec = build_spec(rig.definition, rig.cloud.project, facts=lambda _: ClosureFacts(frozenset(), frozenset()))
+    assert [(r.function, r.trigger_topic, r.topic, r.subscription) for r in dead_letter_routes(rig.definition)] == [
+        (fn.name, fn.trigger_topic, fn.dead_letter_topic, fn.dead_letter_subscription) for fn in spec.functions
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import http.server
+import io
 import json
 import math
 import random
@@ -21,14 +22,18 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import google.cloud.pubsub_v1 as pubsub_v1
 import pytest
 from google.api_core import exceptions as gexc
 
-from shared.contracts.messages import RetryRequest, RetryTick
+from shared import structured_log
+from shared.contracts.messages import MonitorTick, RetryRequest, RetryTick
 from shared.errors import TransientError
 from shared.gcp import bigquery_client, subscriber_client
-from shared.localcloud.emulators import LocalCloud
+from shared.localcloud.emulators import LocalCloud, free_port
 from shared.localcloud.topology import ensure_subscription
+from shared.monitor.runtime import build_monitor
+from shared.retry.dispatch import RetryDispatcher
 from shared.retry.queue import QueueRow, RetryQueue
 from shared.retry.runtime import build_retry_service
 from shared.retry.service import RetryService, TickReport
@@ -539,6 +544,15 @@ def endpoint() -> Iterator[tuple[str, type[_Endpoint]]]:
 def test_client_error_from_retry_url_is_permanent_at_once(
     cloud: LocalCloud, unique: str, endpoint: tuple[str, type[_Endpoint]]
 ) -> None:
+    """A 5xx from the processor's retry_url is a failed *dispatch*, a 4xx a client error.
+
+    Changed (the 5xx half): a 5xx used to count as a spent retry (retry_count 1, the exponential
+    backoff before the next try), so an endpoint down for a while burnt the processor's whole budget
+    without the processor ever running. Now the dispatch is undone: pending with retry_count 0, due
+    again on the next tick, ``dispatch_failures`` 1 (see
+    ``test_fault_dispatch_failure_does_not_spend_retry_budget``). The next request is therefore
+    attempt 1 again. A 4xx stays permanent at once.
+    """
     url, handler = endpoint
 
     def route_by_url(data: dict[str, Any]) -> None:
@@ -551,31 +565,31 @@ def test_client_error_from_retry_url_is_permanent_at_once(
     svc = retry_service(rig)
     enqueue(svc, "nbac_injury_report")
 
-    # a 5xx is transient: the row goes back to pending, its backoff applies
+    # a 5xx is transient: the dispatch failed, the row is pending with its budget intact, due next tick
     handler.statuses[:] = [503, 400]
     row = only(svc.queue.rows())
     assert row.next_retry_at is not None
     rig.clock.set(row.next_retry_at)
     report = svc.tick(RetryTick())
-    assert len(report.deferred) == 1 and report.permanent == [], report.summary()
+    assert len(report.deferred) == 1 and report.permanent == [] and report.dispatched == [], report.summary()
     row = only(svc.queue.rows())
-    assert (row.status, row.retry_count) == ("pending", 1)
+    assert (row.status, row.retry_count, row.dispatch_failures) == ("pending", 0, 1)
+    assert row.next_retry_at == rig.clock.now()  # not after the backoff
     assert row.resolution_notes is not None and "503" in row.resolution_notes
 
     # a 4xx is a client error: failed_permanent at once, budget left or not
-    assert row.next_retry_at is not None
-    rig.clock.set(row.next_retry_at)
+    rig.clock.advance(minutes=15)  # the next tick
     report = svc.tick(RetryTick())
     assert len(report.permanent) == 1 and report.dispatched == [], report.summary()
     row = only(svc.queue.rows())
-    assert (row.status, row.retry_count) == ("failed_permanent", 2)
+    assert (row.status, row.retry_count) == ("failed_permanent", 1)
     assert row.resolution_notes is not None
     assert row.resolution_notes.startswith("client error:") and "400" in row.resolution_notes
     assert "unknown game_date" in row.resolution_notes
     bodies = [RetryRequest.model_validate_json(body) for _, body in handler.received]
     assert [(b.processor_name, b.attempt, b.queue_id) for b in bodies] == [
         ("nbac_injury_report", 1, row.id),
-        ("nbac_injury_report", 2, row.id),
+        ("nbac_injury_report", 1, row.id),  # the 503 did not count: the same attempt, sent again
     ]
     assert all("Authorization" not in headers for headers, _ in handler.received)  # dispatch_auth = "none"
     assert handler.statuses == []
@@ -690,3 +704,82 @@ def test_dml_conflicts_are_retried_bounded_and_logged(rig: Rig) -> None:
     with pytest.raises(TransientError, match="Syntax error"):
         queue.enqueue(game_date=day - timedelta(days=1), phase=2, processor=BDL, error_message="x", error_type="t")
     assert len(log_rows()) == before and slept == slept_before
+
+
+# ---------------------------------------------------------------------------------------
+# a failed dispatch is not a failed re-run
+# ---------------------------------------------------------------------------------------
+@pytest.fixture
+def captured_log() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    structured_log.configure(stream=stream)
+    try:
+        yield stream
+    finally:
+        structured_log.reset_configuration()
+
+
+def unreachable_publisher(monkeypatch: pytest.MonkeyPatch) -> pubsub_v1.PublisherClient:
+    """A real publisher client pointed at a loopback port nothing listens on (Pub/Sub unreachable)."""
+    with monkeypatch.context() as env:  # the client reads the emulator host when it is built
+        env.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+        return pubsub_v1.PublisherClient(publisher_options=pubsub_v1.types.PublisherOptions(timeout=5.0))
+
+
+def alert_lines(log: io.StringIO, alert: str) -> list[dict[str, Any]]:
+    entries = [json.loads(line) for line in log.getvalue().splitlines() if line.strip()]
+    return [e for e in entries if e.get(structured_log.LABELS_KEY, {}).get("alert") == alert]
+
+
+def test_fault_dispatch_failure_does_not_spend_retry_budget(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, captured_log: io.StringIO
+) -> None:
+    """Pub/Sub is unreachable for the dispatcher: the processor never ran, so no retry is spent.
+
+    Before: each failed publish counted as a retry (retry_count + 1, then the 15·2ⁿ backoff), so
+    three failed publishes made the row failed_permanent without the processor running once.
+    Now: pending, retry_count 0, due again on the next tick, ``dispatch_failures`` counted; from the
+    third consecutive tick an ERROR with alert=retry_dispatch_failing and a monitor finding; once
+    Pub/Sub is back the row goes out as attempt 1 and the count is reset.
+    """
+    svc, sub = retry_service(rig), retry_subscription(rig)
+    dispatcher = RetryDispatcher(unreachable_publisher(monkeypatch), rig.cloud.project, auth="none", timeout=3.0)
+    broken = RetryService(
+        rig.definition, svc.queue, dispatcher, rig.clock, firestore_client=svc.firestore, rng=random.Random(7)
+    )
+    assert enqueue(svc, "nbac_schedule") == "inserted"
+    row = only(svc.queue.rows())
+    assert row.next_retry_at is not None
+    rig.clock.set(row.next_retry_at)
+
+    for tick in (1, 2, 3, 4):
+        report = broken.tick(RetryTick())
+        assert report.dispatched == [] and report.permanent == [] and len(report.deferred) == 1, report.summary()
+        row = only(svc.queue.rows())
+        assert (row.status, row.retry_count, row.max_retries) == ("pending", 0, 3)  # the budget is untouched
+        assert row.next_retry_at == rig.clock.now()  # due on the next tick, not after the backoff
+        assert row.last_retry_at is None and row.dispatch_failures == tick
+        assert row.resolution_notes is not None and "no retry spent" in row.resolution_notes
+        assert len(report.dispatch_failing) == (1 if tick >= 3 else 0)
+        assert len(alert_lines(captured_log, "retry_dispatch_failing")) == max(0, tick - 2)
+        rig.clock.advance(minutes=15)
+    (line, _) = alert_lines(captured_log, "retry_dispatch_failing")
+    assert line["severity"] == "ERROR" and "nbac_schedule" in line["message"]
+    assert pull_requests(sub) == []
+
+    monitor = build_monitor(definition=rig.definition, clock=rig.clock, environ=rig.cloud.env())
+    result, _ = monitor.run(MonitorTick())
+    (failing,) = [f for f in result.findings if f.kind == "retry_dispatch_failing"]
+    assert failing.severity == "ERROR" and failing.details == {"rows": [f"nbac_schedule@{GAME_DATE}"]}
+    assert "4 ticks" in failing.message
+    assert "retry_overdue" not in {f.kind for f in result.findings}
+
+    # Pub/Sub reachable again: the first real attempt, the full budget ahead, the count reset
+    report = svc.tick(RetryTick())
+    assert [d.rsplit(" ", 1)[1] for d in report.dispatched] == ["1"], report.summary()
+    (request,) = pull_requests(sub)
+    assert (request.processor_name, request.attempt, request.queue_id) == ("nbac_schedule", 1, row.id)
+    row = only(svc.queue.rows())
+    assert (row.status, row.retry_count, row.dispatch_failures) == ("retrying", 1, 0)
+    result, _ = monitor.run(MonitorTick())
+    assert "retry_dispatch_failing" not in {f.kind for f in result.findings}
