@@ -24,11 +24,17 @@ class TriggerPublisher:
 
     def publish(self, trigger: PhaseTrigger) -> str:
         """Publish and return the Pub/Sub message id; raise ``TransientError`` on any failure."""
+        return self.publish_all([trigger])[0]
+
+    def publish_all(self, triggers: list[PhaseTrigger]) -> list[str]:
+        """Publish every message of one trigger at once (the parts of a per-source-table trigger)
+        and wait for all; their message ids in order, or ``TransientError`` if any failed."""
+        first = triggers[0]
         try:
-            future = self.client.publish(self.topic_path, trigger.to_json_bytes(), **trigger.attributes())
-            return str(future.result(timeout=self.timeout))
+            futures = [self.client.publish(self.topic_path, t.to_json_bytes(), **t.attributes()) for t in triggers]
+            return [str(f.result(timeout=self.timeout)) for f in futures]
         except (gexc.GoogleAPIError, TimeoutError, OSError) as exc:
             raise TransientError(
-                f"publishing trigger {trigger.trigger_id} to {self.topic_path} failed: {type(exc).__name__}: {exc}",
-                trigger_id=trigger.trigger_id,
+                f"publishing trigger {first.trigger_id} to {self.topic_path} failed: {type(exc).__name__}: {exc}",
+                trigger_id=first.trigger_id,
             ) from exc

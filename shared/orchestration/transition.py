@@ -264,7 +264,7 @@ class TransitionService:
             )
             return Outcome("claimed_elsewhere", "claim lost before publishing", game_date, trigger.trigger_id)
         try:
-            message_ids = [self.publisher.publish(part) for part in triggers]  # all parts, or raise
+            message_ids = self.publisher.publish_all(triggers)  # all parts at once, or raise
         except BaseException:
             self._release_quietly(game_date, claim, "publish_failed")
             raise

@@ -37,10 +37,10 @@ class TimedPublisher(TriggerPublisher):
 
     published_at: dict[str, float]
 
-    def publish(self, trigger: PhaseTrigger) -> str:
-        message_id = super().publish(trigger)
-        self.published_at[trigger.trigger_id] = time.perf_counter()
-        return message_id
+    def publish_all(self, triggers: list[PhaseTrigger]) -> list[str]:
+        message_ids = super().publish_all(triggers)  # every part of the trigger is out
+        self.published_at[triggers[0].trigger_id] = time.perf_counter()
+        return message_ids
 
 
 def _timed(rig: Rig, transition: str) -> TimedPublisher:
