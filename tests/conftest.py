@@ -7,6 +7,7 @@ a unique BigQuery dataset per test.
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -83,3 +84,16 @@ def _drop_rig_datasets() -> Iterator[None]:
 
     for project, dataset in created:
         bigquery_client(project).delete_dataset(dataset, delete_contents=True, not_found_ok=True)
+
+
+@pytest.fixture
+def captured_log() -> Iterator[io.StringIO]:
+    """The package's structured log lines of this test, as JSON lines in a string buffer."""
+    from shared import structured_log
+
+    stream = io.StringIO()
+    structured_log.configure(stream=stream)
+    try:
+        yield stream
+    finally:
+        structured_log.reset_configuration()

@@ -85,16 +85,6 @@ class Alerts:
         return [e for e in self.log_entries() if "alert" in e.get(structured_log.LABELS_KEY, {})]
 
 
-@pytest.fixture
-def captured_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    structured_log.configure(stream=stream)
-    try:
-        yield stream
-    finally:
-        structured_log.reset_configuration()
-
-
 def make_alerts(cloud: LocalCloud, unique: str, log: io.StringIO, *, mutate: Any = None, slack: Any = None) -> Alerts:
     definition = isolated_definition(unique, mutate)
     clock = FixedClock(NOW)

@@ -709,16 +709,6 @@ def test_dml_conflicts_are_retried_bounded_and_logged(rig: Rig) -> None:
 # ---------------------------------------------------------------------------------------
 # a failed dispatch is not a failed re-run
 # ---------------------------------------------------------------------------------------
-@pytest.fixture
-def captured_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    structured_log.configure(stream=stream)
-    try:
-        yield stream
-    finally:
-        structured_log.reset_configuration()
-
-
 def unreachable_publisher(monkeypatch: pytest.MonkeyPatch) -> pubsub_v1.PublisherClient:
     """A real publisher client pointed at a loopback port nothing listens on (Pub/Sub unreachable)."""
     with monkeypatch.context() as env:  # the client reads the emulator host when it is built
