@@ -382,12 +382,10 @@ def _consumer_urls(definition: PipelineDefinition, function: str) -> tuple[tuple
     """Consumer URLs a function calls (``[transitions.delivery.http]`` with a ``url``): the transition
     itself and the monitor, which evaluates every transition. Without a ``url`` in the definition the
     operator sets the variable by hand (deploy uses --update-env-vars, which keeps it)."""
-    transitions = definition.transitions if function not in {t.name for t in definition.transitions} else [
-        definition.transition(function)
-    ]
+    transitions = [t for t in definition.transitions if t.name == function]
     monitor = any(s.function == function and s.payload == "MonitorTick" for s in definition.schedules.values())
-    if function not in {t.name for t in definition.transitions} and not monitor:
-        return ()
+    if not transitions and monitor:
+        transitions = list(definition.transitions)  # the monitor evaluates every transition
     return tuple(
         (t.delivery.http.url_env, t.delivery.http.url) for t in transitions if t.delivery.http and t.delivery.http.url
     )

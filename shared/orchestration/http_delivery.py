@@ -16,9 +16,6 @@ najicham/nba-stats-scraper@18f6ecfe), and only logs a failure. Here the outcome 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +69,9 @@ class HttpDeliverer:
 
             mint = self._token or id_token
             headers["Authorization"] = f"Bearer {mint(self.base_url)}"  # audience: the service URL
+        import urllib.error  # only the transition that calls a consumer pays for urllib, and only then
+        import urllib.request
+
         request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.delivery.timeout_seconds) as response:

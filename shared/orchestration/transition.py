@@ -411,15 +411,8 @@ class TransitionService:
             log_row=row,
             handoffs=self._missing_games_handoff(game_date, missing_games, correlation_id),
         )
-        _log.log(
-            logging.ERROR if logged else logging.INFO,  # a re-check that finds the same block is not news
-            "BLOCKED %s for %s: %s%s",
-            t.name,
-            game_date,
-            reason,
-            "" if logged else " (unchanged since the last check; not logged again)",
-            extra={"labels": {"alert": "transition_blocked", "claimed": str(claimed)}},
-        )
+        labels = {"alert": "transition_blocked", "claimed": str(claimed)}
+        _log_check("BLOCKED", t.name, game_date, reason, logged, labels)
         self.log_writer.flush(self.state)
         self.deliver_handoffs()
         return Outcome("blocked", reason, game_date, extra={"missing_games": missing_games})
@@ -455,15 +448,7 @@ class TransitionService:
         logged = self.state.release(
             game_date, claim.owner or "", now, status="gate_error", token=claim.token, gate=gate_doc, log_row=row
         )
-        _log.log(
-            logging.ERROR if logged else logging.INFO,
-            "GATE ERROR %s for %s: %s%s",
-            t.name,
-            game_date,
-            reason,
-            "" if logged else " (unchanged since the last check; not logged again)",
-            extra={"labels": {"alert": "gate_error", "gate": exc.gate}},
-        )
+        _log_check("GATE ERROR", t.name, game_date, reason, logged, {"alert": "gate_error", "gate": exc.gate})
         self.log_writer.flush(self.state)
         return Outcome("gate_error", reason, game_date, extra={"gate": exc.gate})
 
@@ -537,6 +522,20 @@ class TransitionService:
             _log.warning(
                 "could not release the claim of %s %s (it expires on its own): %s", self.transition.name, game_date, exc
             )
+
+
+def _log_check(what: str, transition: str, game_date: date, reason: str, logged: bool, labels: dict[str, str]) -> None:
+    """ERROR for a new block or gate error; INFO when a re-check finds the same one (not news)."""
+    _log.log(
+        logging.ERROR if logged else logging.INFO,
+        "%s %s for %s: %s%s",
+        what,
+        transition,
+        game_date,
+        reason,
+        "" if logged else " (unchanged since the last check; not logged again)",
+        extra={"labels": labels},
+    )
 
 
 _MAX_LIST = 100  # longest list stored in a state document or log row; the rest is counted
