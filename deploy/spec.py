@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from shared.pipeline.definition import PipelineDefinition
+from shared.pipeline.definition import GameCoverageGate, PipelineDefinition, Transition
 
 TABLE_SPEC_DIR = Path(__file__).resolve().parent / "bigquery"
 
@@ -270,12 +270,8 @@ def build_spec(
 
     deploy = definition.deploy
     dead_letter_names = {route.function: route for route in dead_letter_routes(definition)}
-    raw_datasets = tuple(
-        sorted(
-            {definition.games.schedule_table.split(".")[0]}
-            | {s.table.split(".")[0] for s in definition.games.boxscore_sources}
-        )
-    )
+    gate_reads = {t.name: gate_read_datasets(definition, t) for t in definition.transitions}
+    raw_datasets = tuple(sorted(set().union(*gate_reads.values())))
     tables = table_specs(definition)
     write_datasets = tuple(sorted({t.dataset for t in tables}))
     trigger_topics = {t.name: definition.target_topic(t) for t in definition.transitions}
@@ -325,8 +321,9 @@ def build_spec(
         dataset_roles: list[tuple[str, str]] = []
         if "google-cloud-bigquery" in dists:
             dataset_roles += [(d, "roles/bigquery.dataEditor") for d in write_datasets]
-            if reads_raw:
-                dataset_roles += [(d, "roles/bigquery.dataViewer") for d in raw_datasets if d not in write_datasets]
+            if reads_raw:  # what its gates read (the monitor: every transition's gates)
+                reads = gate_reads[name] if name in gate_reads else set(raw_datasets)
+                dataset_roles += [(d, "roles/bigquery.dataViewer") for d in sorted(reads) if d not in write_datasets]
         settings = deploy.settings_for(name)
         assert settings.memory and settings.timeout_seconds and settings.max_instances is not None
         trigger = sources[name]
@@ -376,6 +373,21 @@ def build_spec(
         firestore_indexes=FIRESTORE_INDEXES,
         firestore_ttls=firestore_ttls(definition),
     )
+
+
+def gate_read_datasets(definition: PipelineDefinition, transition: Transition) -> set[str]:
+    """The datasets ``transition``'s gates read: the schedule and boxscore chain for a coverage gate,
+    and every table a gate names (owned by the processors; the deploy only grants reading them)."""
+    out: set[str] = set()
+    for name in transition.gates:
+        gate = definition.gates[name]
+        if isinstance(gate, GameCoverageGate):
+            games = definition.games
+            out.add(games.schedule_table.split(".")[0])
+            if gate.uses_boxscore_chain:
+                out.update(s.table.split(".")[0] for s in games.boxscore_sources)
+        out.update(t.table.split(".")[0] for t in gate.read_tables())
+    return out
 
 
 def _consumer_urls(definition: PipelineDefinition, function: str) -> tuple[tuple[str, str], ...]:

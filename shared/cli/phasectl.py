@@ -317,9 +317,9 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
 
 # -- reconcile ---------------------------------------------------------------------------------
 def _sources(ctx: Context) -> Any:
-    from shared.orchestration.gates import BigQueryGameSources
+    from shared.orchestration.gate_queries import BigQueryGateQueries
 
-    return BigQueryGameSources(ctx.bq, ctx.project, ctx.definition.games)
+    return BigQueryGateQueries(ctx.bq, ctx.project, ctx.definition.games)
 
 
 def _log_rows(ctx: Context, day: date) -> list[dict[str, Any]]:
@@ -889,16 +889,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish = sub.add_parser("publish", help="publish a message by hand (a re-run processor is done)")
     psub = publish.add_subparsers(dest="what", required=True, parser_class=_Parser)
-    p = psub.add_parser(
-        "completion", help="a processor completion, shaped as the replaced system's processors send it"
-    )
+    p = psub.add_parser("completion", help="a processor completion, shaped as the replaced system's processors send it")
     p.add_argument("--processor", required=True, help="processor name, alias or class name")
     p.add_argument("--date", required=True, help="game date YYYY-MM-DD (or TODAY/YESTERDAY, resolved in New York)")
     p.add_argument("--status", required=True, choices=("success", "partial", "no_data", "failed"))
     p.add_argument("--records", type=int, default=0, help="record_count (default 0)")
     p.add_argument("--error-message", help="for --status failed")
     p.add_argument("--error-type", help="for --status failed: free text, e.g. an exception class name")
-    p.add_argument("--metadata", help='JSON object, e.g. \'{"completion_pct": 95.0}\' for the prediction coordinator')
+    p.add_argument("--metadata", help="JSON object, e.g. '{\"completion_pct\": 95.0}' for the prediction coordinator")
     p.set_defaults(func=cmd_publish_completion)
 
     p = sub.add_parser("health", help="recent function errors and heartbeats")

@@ -413,10 +413,11 @@ def build_reconcile(
 ) -> ReconcileReport:
     """Scheduled Final games vs boxscores per source (ids normalised), with the gate's own verdict."""
     games_def = definition.games
-    gate_name = next(iter(definition.gates), "game_coverage")
-    gate = definition.gates.get(gate_name)
-    if gate is None:
-        gate = GameCoverageGate(kind="game_coverage")
+    chain = [
+        (name, g) for name, g in definition.gates.items() if isinstance(g, GameCoverageGate) and g.uses_boxscore_chain
+    ]
+    fallback = ("game_coverage", GameCoverageGate(kind="game_coverage_pct", block_below=50))
+    gate_name, gate = chain[0] if chain else fallback
     verdict = coverage_verdict(gate_name, gate, games_def, inputs)
     converter = GameIdConverter.from_schedule(inputs.schedule)
     finals = [e for e in converter.games() if games_def.is_final(e.status)]

@@ -361,6 +361,19 @@ def make_trigger_id(transition: str, game_date: date, generation: int, mode: str
     return f"{base}:{mode}" if mode else base
 
 
+class GateOutcome(ContractModel):
+    """One data gate's result as the trigger carries it (``[gates.*]`` in the definition)."""
+
+    gate: NonEmptyStr
+    kind: NonEmptyStr
+    verdict: Literal["pass", "alert", "blocked"]
+    value: float | None = Field(default=None, description="Percent; null when there was nothing to measure.")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="block_below, alert_below, ...")
+    advisory: bool = False
+    reason: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class PhaseTrigger(ContractModel):
     """Message that starts the next phase for one game date (outbound).
 
@@ -394,6 +407,7 @@ class PhaseTrigger(ContractModel):
     processors_completed: list[str]
     missing_games: list[str] = Field(default_factory=list)
     export_types: list[str] = Field(default_factory=list)
+    gates: list[GateOutcome] = Field(default_factory=list, description="Every gate's value, thresholds, verdict.")
     source_table: str | None = Field(default=None, description="Per-source-table delivery: this message's table.")
     output_table: str | None = Field(default=None, description="= source_table (phase 3 analytics reads it first).")
     part: int = Field(default=1, ge=1)

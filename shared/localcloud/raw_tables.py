@@ -74,6 +74,8 @@ class UpstreamTable:
         updates: dict[str, Any] = {
             "game_id": game_id,
             "game_date": day.isoformat(),
+            "cache_date": day.isoformat(),
+            "analysis_date": day.isoformat(),
             "game_code": f"{day:%Y%m%d}/{away}{home}",
             "away_team_tricode": away,
             "home_team_tricode": home,

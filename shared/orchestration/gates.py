@@ -1,77 +1,219 @@
-"""Gates run after the claim and before the publish. The game-coverage gate and its breaker.
+"""Gates run after the claim and before the publish: declarative data checks, one query each.
 
-A game is covered when any source of the fallback chain (BDL → ESPN → gamebook) has a
-boxscore for it (L13). Ids are normalised through the schedule before any comparison
-(L15). Games marked permanently unavailable are excluded. When more than the breaker
-threshold (50 %) of the date's Final games have data issues the gate blocks; fewer
-issues let the trigger go out as ``partial`` with the missing games listed.
+Kinds (``[gates.*]`` in the definition): ``rows_present`` (each listed table has rows for the
+date), ``game_coverage_pct`` (distinct games in a table vs the schedule's Final games, ids
+normalised, L15; over the ``[games]`` fallback chain a game is covered when any source has it,
+L13), ``ratio`` (share of rows meeting declared predicates), ``null_rate`` (largest NULL share
+of listed columns) and ``service_health`` (an ID-token GET; advisory by default).
 
-Gate query errors are transient (raise, Pub/Sub redelivers) unless the definition
-marks the gate advisory (L17) or the error says the gate cannot run as configured: a
-400 (unknown column or table, bad SQL), 401/403 other than a rate or quota limit, or 404
-(dataset or table missing) raises ``GateConfigError``. Redelivering cannot fix that, and the
-completion is already recorded, so the transition acks, alerts and records ``gate_error``;
-the monitor re-evaluates the date every pass, so it triggers once the configuration is
-fixed. BigQuery is imported only here, on the gate path (L16).
+Each gate yields one value in percent and compares it with its thresholds: below
+``block_below`` (above ``block_above``) blocks, below ``alert_below`` (above ``alert_above``)
+triggers with a warning. An advisory gate never blocks. The gates of one transition run
+concurrently, each one query, under the claim's deadline.
+
+Errors (a gate that could not be evaluated) are transient — raise, Pub/Sub redelivers —
+unless the gate is advisory (L17: an alert with the error text) or the error says the gate
+cannot run as configured: a 400 (unknown column or table, bad SQL), 401/403 other than a
+rate or quota limit, or 404 (dataset or table missing) raises ``GateConfigError``.
+Redelivering cannot fix that, and the completion is already recorded, so the transition
+acks, alerts and records ``gate_error``; the monitor re-evaluates the date every pass, so it
+triggers once the configuration is fixed. A blocking verdict of another gate wins over an
+error: the date cannot trigger either way, and the block says why in data terms.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any, Literal
 
 from shared.errors import InvalidGameIdError, PermanentError, TransientError
-from shared.game_ids import GameIdConverter, ScheduleEntry
-from shared.gcp import LazyClient
-from shared.pipeline.definition import GameCoverageGate, GamesSources, PipelineDefinition, Transition
+from shared.game_ids import GameIdConverter
+from shared.orchestration.gate_queries import (
+    BigQueryGateQueries,
+    CoverageInputs,
+    HealthProbe,
+    HealthProbeResult,
+    NullCount,
+    RatioCounts,
+)
+from shared.pipeline.definition import (
+    GameCoverageGate,
+    GamesSources,
+    Gate,
+    NullRateGate,
+    PipelineDefinition,
+    RatioGate,
+    RowsPresentGate,
+    ServiceHealthGate,
+    Transition,
+)
 
-if TYPE_CHECKING:
-    from google.cloud import bigquery
+GateVerdict = Literal["pass", "alert", "blocked"]
 
-GateVerdict = Literal["pass", "partial", "blocked"]
+__all__ = [
+    "CoverageInputs",
+    "GateConfigError",
+    "GateResult",
+    "GateRunner",
+    "coverage_verdict",
+    "health_verdict",
+    "null_rate_verdict",
+    "ratio_verdict",
+    "rows_present_verdict",
+    "threshold_verdict",
+]
 
 
 @dataclass(frozen=True)
 class GateResult:
+    """One gate's outcome: its value, thresholds and verdict, and what an operator needs to act."""
+
     gate: str
     verdict: GateVerdict
     reason: str
+    kind: str = "game_coverage_pct"
+    value: float | None = None  # percent; None when there was nothing to measure
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    advisory: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
     games_total: int = 0
     games_covered: int = 0
     missing_games: tuple[str, ...] = ()
     covered_by: Mapping[str, str] = field(default_factory=dict)
     unavailable: tuple[str, ...] = ()
     advisory_error: str | None = None
+    retry_missing_games: bool = False  # the missing games go to auto-retry (the boxscore chain only)
+    seconds: float | None = None  # how long the gate took (query and all)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "gate": self.gate,
+            "kind": self.kind,
             "verdict": self.verdict,
             "reason": self.reason,
+            "value": None if self.value is None else round(self.value, 2),
+            "thresholds": dict(self.thresholds),
+            "advisory": self.advisory,
+            "details": dict(self.details),
             "games_total": self.games_total,
             "games_covered": self.games_covered,
-            "missing_games": list(self.missing_games),
-            "covered_by": dict(self.covered_by),
-            "unavailable": list(self.unavailable),
+            "missing_games": list(self.missing_games)[:100],
+            "covered_by": dict(list(self.covered_by.items())[:100]),
+            "unavailable": list(self.unavailable)[:100],
             "advisory_error": self.advisory_error,
+            "seconds": None if self.seconds is None else round(self.seconds, 3),
         }
 
 
-@dataclass(frozen=True)
-class CoverageInputs:
-    """What the coverage gate reads for one date, already in raw form."""
+def threshold_verdict(gate: Gate, value: float | None) -> tuple[GateVerdict, str]:
+    """The verdict of ``value`` (percent) against ``gate``'s lines, and the line it crossed.
 
-    schedule: tuple[ScheduleEntry, ...]
-    source_game_ids: Mapping[str, tuple[str, ...]]  # source name (chain order) → raw ids
-    unavailable_game_ids: tuple[str, ...] = ()
+    ``None`` (nothing to measure: no rows, no Final games) passes; what is absent altogether is
+    the ``rows_present`` gate's business. An advisory gate's block is an alert.
+    """
+    if value is None:
+        return "pass", "nothing to measure"
+    crossed: list[tuple[GateVerdict, str]] = []
+    if gate.block_below is not None and value < gate.block_below - 1e-9:
+        crossed.append(("blocked", f"below the block line {gate.block_below:g}%"))
+    if gate.block_above is not None and value > gate.block_above + 1e-9:
+        crossed.append(("blocked", f"above the block line {gate.block_above:g}%"))
+    if not crossed:
+        if gate.alert_below is not None and value < gate.alert_below - 1e-9:
+            crossed.append(("alert", f"below the alert line {gate.alert_below:g}%"))
+        if gate.alert_above is not None and value > gate.alert_above + 1e-9:
+            crossed.append(("alert", f"above the alert line {gate.alert_above:g}%"))
+    if not crossed:
+        return "pass", "within thresholds"
+    verdict, line = crossed[0]
+    if verdict == "blocked" and gate.advisory:
+        return "alert", f"{line} (advisory: not blocking)"
+    return verdict, line
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return None if whole <= 0 else 100.0 * part / whole
+
+
+def _result(name: str, gate: Gate, value: float | None, summary: str, **extra: Any) -> GateResult:
+    verdict, line = threshold_verdict(gate, value)
+    shown = f"{summary}: {value:.1f}%" if value is not None else f"{summary}: nothing to measure"
+    reason = shown if verdict == "pass" else f"{shown}, {line}"
+    return GateResult(name, verdict, reason, gate.kind, value, gate.thresholds(), gate.advisory, **extra)
+
+
+def rows_present_verdict(name: str, gate: RowsPresentGate, counts: Mapping[str, int]) -> GateResult:
+    """R-008 / R-006: the share of listed tables with rows; a required table without rows blocks."""
+    tables = [t.table for t in gate.tables]
+    present = [t for t in tables if counts.get(t, 0) > 0]
+    missing = [t for t in tables if t not in present]
+    value = _pct(len(present), len(tables))
+    summary = f"{len(present)}/{len(tables)} tables have rows"
+    if missing:
+        summary += f" (none in {', '.join(missing)})"
+    details = {"row_counts": {t: counts.get(t, 0) for t in tables}, "missing_tables": missing}
+    result = _result(name, gate, value, summary, details=details)
+    required_missing = [t for t in gate.required if t in missing]
+    if required_missing and result.verdict != "blocked":
+        verdict: GateVerdict = "alert" if gate.advisory else "blocked"
+        result = replace(result, verdict=verdict, reason=f"{summary}; required {', '.join(required_missing)} empty")
+    return result
+
+
+def ratio_verdict(name: str, gate: RatioGate, counts: RatioCounts) -> GateResult:
+    what = f"distinct {gate.key}" if gate.key else "rows"
+    summary = f"{counts.numerator}/{counts.denominator} {what} meet the condition"
+    details = {"numerator": counts.numerator, "denominator": counts.denominator}
+    return _result(name, gate, _pct(counts.numerator, counts.denominator), summary, details=details)
+
+
+def null_rate_verdict(name: str, gate: NullRateGate, counts: Iterable[NullCount]) -> GateResult:
+    """The worst column's NULL share (tables without rows are the ``rows_present`` gate's)."""
+    measured = [c for c in counts if c.rows > 0]
+    rates = {f"{c.table}.{c.column}": round(100.0 * c.nulls / c.rows, 2) for c in measured}
+    if not measured:
+        return _result(name, gate, None, "no rows to measure", details={"null_pct": rates})
+    worst = max(measured, key=lambda c: (c.nulls / c.rows, c.table, c.column))
+    value = 100.0 * worst.nulls / worst.rows
+    summary = f"worst NULL share {worst.table}.{worst.column} ({worst.nulls}/{worst.rows} rows)"
+    return _result(name, gate, value, summary, details={"null_pct": rates})
+
+
+def health_verdict(name: str, gate: ServiceHealthGate, probe: HealthProbeResult) -> GateResult:
+    """Healthy: 2xx with a JSON status in ``healthy_statuses`` (the replaced system counts
+    "degraded" as healthy). No URL configured: not checked, passes."""
+    details: dict[str, Any] = {"url": probe.url, "http_status": probe.http_status, "status": probe.status}
+    if probe.url is None:
+        return GateResult(
+            name, "pass", f"{gate.url_env} not set; not checked", gate.kind, None, {}, gate.advisory, details
+        )
+    healthy = (
+        probe.error is None
+        and probe.http_status is not None
+        and 200 <= probe.http_status < 300
+        and (probe.status or "").lower() in {s.lower() for s in gate.healthy_statuses}
+    )
+    if healthy:
+        return GateResult(name, "pass", f"{probe.url} is {probe.status}", gate.kind, 100.0, {}, gate.advisory, details)
+    what = probe.error or f"status {probe.status!r}"
+    verdict: GateVerdict = "alert" if gate.advisory else "blocked"
+    note = " (advisory: triggering anyway)" if gate.advisory else ""
+    return GateResult(
+        name, verdict, f"{probe.url} not healthy: {what}{note}", gate.kind, 0.0, {}, gate.advisory, details
+    )
 
 
 def coverage_verdict(name: str, gate: GameCoverageGate, games: GamesSources, inputs: CoverageInputs) -> GateResult:
-    """The pure coverage decision and circuit breaker.
+    """Distinct covered games vs the Final games of the schedule, and its thresholds.
 
+    Over the fallback chain this is the circuit breaker: ``block_below = 50`` blocks when more
+    than half of the date's Final games have data issues; ``alert_below = 100`` lets the
+    trigger go out as ``partial`` with the missing games listed (and handed to auto-retry).
     Final games whose schedule status text starts with one of ``games.excluded_status_texts``
     (the replaced system's operators mark a postponed game so and leave its status Final:
     bin/fixes/fix_postponed_game.py:183-200 at najicham/nba-stats-scraper@18f6ecfe) are not
@@ -83,53 +225,57 @@ def coverage_verdict(name: str, gate: GameCoverageGate, games: GamesSources, inp
     postponed = {e.date_teams_game_id for e in final_entries if games.excluded_by_text(e.status_text)}
     unavailable = sorted((_canonical_set(converter, inputs.unavailable_game_ids) & set(finals)) | postponed)
     considered = [g for g in finals if g not in unavailable]
+    chain = gate.uses_boxscore_chain
     if not considered:
         return GateResult(
             name,
             "pass",
             f"no Final games to cover ({len(unavailable)} marked unavailable or postponed)",
+            gate.kind,
+            None,
+            gate.thresholds(),
+            gate.advisory,
             unavailable=tuple(unavailable),
+            retry_missing_games=chain,
         )
     covered_by: dict[str, str] = {}
     for source, raw_ids in inputs.source_game_ids.items():  # chain order: first source wins
         for game in sorted(_canonical_set(converter, raw_ids)):
             covered_by.setdefault(game, source)
     missing = [g for g in considered if g not in covered_by]
-    share = len(missing) / len(considered)
     covered = len(considered) - len(missing)
     summary = f"{covered}/{len(considered)} Final games covered"
     if unavailable:
         summary += f", {len(unavailable)} marked unavailable"
     fallback = sorted({s for g, s in covered_by.items() if g in considered} - {next(iter(inputs.source_game_ids), "")})
-    if fallback:
+    if fallback and len(inputs.source_game_ids) > 1:
         summary += f" (fallback used: {', '.join(fallback)})"
+    value = 100.0 * covered / len(considered)
+    verdict, line = threshold_verdict(gate, value)
     if not missing:
-        return GateResult(
-            name,
-            "pass",
-            summary,
-            len(considered),
-            covered,
-            (),
-            {g: covered_by[g] for g in considered},
-            tuple(unavailable),
+        reason = summary
+    elif verdict == "blocked" and chain:
+        reason = (
+            f"circuit breaker: {len(missing)}/{len(considered)} games ({len(missing) / len(considered):.0%}) have "
+            f"data issues ({line}); missing {', '.join(missing)}"
         )
-    verdict: GateVerdict = "blocked" if share > gate.breaker_threshold else "partial"
-    reason = (
-        f"circuit breaker: {len(missing)}/{len(considered)} games ({share:.0%}) have data issues, "
-        f"more than {gate.breaker_threshold:.0%}; missing {', '.join(missing)}"
-        if verdict == "blocked"
-        else f"{summary}; missing {', '.join(missing)}"
-    )
+    else:
+        reason = f"{summary} ({value:.1f}%{'' if verdict == 'pass' else ', ' + line}); missing {', '.join(missing)}"
     return GateResult(
         name,
         verdict,
         reason,
+        gate.kind,
+        value,
+        gate.thresholds(),
+        gate.advisory,
+        {"sources": list(inputs.source_game_ids)},
         len(considered),
         covered,
         tuple(missing),
         {g: covered_by[g] for g in considered if g in covered_by},
         tuple(unavailable),
+        retry_missing_games=chain,
     )
 
 
@@ -141,110 +287,6 @@ def _canonical_set(converter: GameIdConverter, raw_ids: Iterable[str]) -> set[st
         except InvalidGameIdError:
             continue  # an id of another date or a malformed id cannot cover a scheduled game
     return out
-
-
-class BigQueryGameSources:
-    """Reads the schedule, boxscore sources and unavailable games of a date (parameterised SQL, L18)."""
-
-    def __init__(
-        self,
-        client: bigquery.Client | Callable[[], bigquery.Client],
-        project: str,
-        games: GamesSources,
-        *,
-        deadline_seconds: float = 60.0,
-    ) -> None:
-        self._client = LazyClient(client)  # a client or a factory (BigQuery loads on the gate path only)
-        self.project = project
-        self.games = games
-        self.deadline_seconds = deadline_seconds  # bounds the query, its retries and the wait for rows
-
-    @property
-    def client(self) -> bigquery.Client:
-        return self._client.get()
-
-    def _table(self, ref: str) -> str:
-        return f"`{self.project}.{ref}`"  # identifiers come from the validated definition only
-
-    def _rows(self, sql: str, game_date: date) -> list[Any]:
-        from google.cloud import bigquery
-
-        config = bigquery.QueryJobConfig(
-            query_parameters=[bigquery.ScalarQueryParameter("game_date", "DATE", game_date)]
-        )
-        from google.cloud.bigquery.retry import DEFAULT_RETRY
-
-        # every retry bounded by the deadline; no job_retry (its own deadline is 10 min): a failed
-        # job raises and Pub/Sub redelivers the event instead
-        deadline = self.deadline_seconds
-        retry = DEFAULT_RETRY.with_deadline(deadline)
-        job = self.client.query(sql, job_config=config, retry=retry, timeout=deadline, job_retry=None)
-        return list(job.result(timeout=deadline, retry=retry))
-
-    def sql(self) -> str:
-        """One parameterised query for the schedule, every source and the unavailable list.
-
-        One round trip instead of five: a BigQuery query costs ~0.1-2 s of latency each. Every
-        column comes from the definition's ``[games]`` section; every branch filters on the
-        table's date column (the replaced system's raw tables require a partition filter).
-        """
-        g = self.games
-        updated = f"CAST({g.schedule_updated_column} AS TIMESTAMP)" if g.schedule_updated_column else "NULL"
-        status_text = f"CAST({g.schedule_status_text_column} AS STRING)" if g.schedule_status_text_column else "NULL"
-        branches = [
-            f"(SELECT 'schedule' AS kind, CAST({g.schedule_game_id_column} AS STRING) AS game_id, "
-            f"CAST({g.schedule_away_team_column} AS STRING) AS away, "
-            f"CAST({g.schedule_home_team_column} AS STRING) AS home, "
-            f"CAST({g.schedule_status_column} AS STRING) AS game_status, {status_text} AS status_text, "
-            f"{updated} AS updated_at "
-            f"FROM {self._table(g.schedule_table)} WHERE {g.schedule_date_column} = @game_date)"
-        ]
-        nulls = (
-            "CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, "
-            "CAST(NULL AS STRING) AS status_text, CAST(NULL AS TIMESTAMP) AS updated_at"
-        )
-        for source in g.boxscore_sources:
-            branches.append(
-                f"(SELECT DISTINCT 'source:{source.name}' AS kind, CAST({source.game_id_column} AS STRING) AS game_id, "
-                f"{nulls} FROM {self._table(source.table)} WHERE {source.date_column} = @game_date)"
-            )
-        branches.append(
-            f"(SELECT DISTINCT 'unavailable' AS kind, CAST(game_id AS STRING) AS game_id, {nulls} "
-            f"FROM {self._table(g.unavailable_table)} WHERE game_date = @game_date)"
-        )
-        return "\nUNION ALL\n".join(branches)
-
-    def load(self, game_date: date) -> CoverageInputs:
-        schedule: list[ScheduleEntry] = []
-        sources: dict[str, list[str]] = {s.name: [] for s in self.games.boxscore_sources}  # chain order
-        unavailable: list[str] = []
-        for r in self._rows(self.sql(), game_date):
-            kind, game_id = str(r["kind"]), str(r["game_id"])
-            if kind == "schedule":
-                schedule.append(
-                    ScheduleEntry(
-                        nba_game_id=game_id,
-                        game_date=game_date,
-                        away=str(r["away"]),
-                        home=str(r["home"]),
-                        status=None if r["game_status"] is None else str(r["game_status"]),
-                        updated_at=_aware(r["updated_at"]),
-                        status_text=None if r["status_text"] is None else str(r["status_text"]),
-                    )
-                )
-            elif kind == "unavailable":
-                unavailable.append(game_id)
-            else:
-                sources[kind.removeprefix("source:")].append(game_id)
-        return CoverageInputs(tuple(schedule), {k: tuple(v) for k, v in sources.items()}, tuple(unavailable))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    from datetime import UTC
-
-    return value.replace(tzinfo=UTC)
 
 
 class GateConfigError(PermanentError):
@@ -283,44 +325,140 @@ def _stable_text(exc: BaseException) -> str:
 
 
 class GateRunner:
-    """Runs a transition's gates in order. Errors are transient unless the gate is advisory."""
+    """Runs a transition's gates concurrently (one query each), under a deadline.
 
-    def __init__(self, definition: PipelineDefinition, sources: BigQueryGameSources | None) -> None:
+    ``queries`` reads BigQuery (``None``: no query gate can run, a transient error); ``health``
+    probes services. Results come back in the definition's order.
+    """
+
+    def __init__(
+        self,
+        definition: PipelineDefinition,
+        queries: BigQueryGateQueries | None,
+        health: HealthProbe | None = None,
+        *,
+        max_workers: int = 8,
+    ) -> None:
         self.definition = definition
-        self.sources = sources
+        self.queries = queries
+        self.health = health
+        self.max_workers = max_workers
 
-    def run(self, transition: Transition, game_date: date) -> list[GateResult]:
-        results = []
+    def gates_for(self, transition: Transition, mode: str | None) -> list[tuple[str, Gate]]:
+        """The gates that apply to this transition in this mode, in definition order."""
+        out = []
         for name in transition.gates:
             gate = self.definition.gates[name]
+            if gate.applies_to(mode):
+                out.append((name, gate))
+        return out
+
+    def evaluate(self, name: str, gate: Gate, game_date: date, deadline: float | None = None) -> GateResult:
+        """One gate, errors raised as they are (the runner classifies them)."""
+        started = time.perf_counter()
+        if isinstance(gate, ServiceHealthGate):
+            probe = (self.health or HealthProbe({})).check(gate, deadline)
+            result = health_verdict(name, gate, probe)
+        else:
+            if self.queries is None:
+                raise TransientError("no BigQuery client configured for the data gates")
+            q = self.queries
+            if isinstance(gate, RowsPresentGate):
+                result = rows_present_verdict(name, gate, q.rows_present(gate, game_date, deadline))
+            elif isinstance(gate, RatioGate):
+                result = ratio_verdict(name, gate, q.ratio(gate, game_date, deadline))
+            elif isinstance(gate, NullRateGate):
+                result = null_rate_verdict(name, gate, q.null_rate(gate, game_date, deadline))
+            else:
+                result = coverage_verdict(name, gate, self.definition.games, q.coverage(gate, game_date, deadline))
+        return replace(result, seconds=time.perf_counter() - started)
+
+    def run(
+        self,
+        transition: Transition,
+        game_date: date,
+        *,
+        mode: str | None = None,
+        deadline_seconds: float | None = None,
+    ) -> list[GateResult]:
+        """Every applicable gate's result, or raise (``GateConfigError``, ``TransientError``)."""
+        gates = self.gates_for(transition, mode)
+        if not gates:
+            return []
+        outcomes: dict[str, GateResult | BaseException] = {}
+        if len(gates) == 1:
+            name, gate = gates[0]
             try:
-                if self.sources is None:
-                    raise TransientError("no BigQuery game sources configured for the coverage gate")
-                inputs = self.sources.load(game_date)
-                result = coverage_verdict(name, gate, self.definition.games, inputs)
-            except Exception as exc:
-                if gate.advisory:
-                    results.append(
-                        GateResult(
-                            name, "pass", f"advisory gate errored: {exc}", advisory_error=f"{type(exc).__name__}: {exc}"
-                        )
-                    )
+                outcomes[name] = self.evaluate(name, gate, game_date, deadline_seconds)
+            except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
+                outcomes[name] = exc
+        else:
+            pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(gates)), thread_name_prefix="gate")
+            futures: dict[Future[GateResult], str] = {
+                pool.submit(self.evaluate, name, gate, game_date, deadline_seconds): name for name, gate in gates
+            }
+            _done, pending = wait(futures, timeout=None if deadline_seconds is None else deadline_seconds + 5)
+            pool.shutdown(wait=False, cancel_futures=True)
+            for future, name in futures.items():
+                if future in pending:
+                    outcomes[name] = TransientError(f"gate {name!r} did not finish within the claim's deadline")
                     continue
-                if isinstance(exc, TransientError):
-                    raise
-                if is_configuration_error(exc):
-                    raise GateConfigError(
-                        f"gate {name!r} cannot run as configured: {type(exc).__name__}: {_stable_text(exc)}",
-                        gate=name,
-                        transition=transition.name,
-                        game_date=str(game_date),
-                    ) from exc
-                raise TransientError(
+                error = future.exception()
+                outcomes[name] = error if error is not None else future.result()
+        return self._classify(transition, game_date, gates, outcomes)
+
+    def _classify(
+        self,
+        transition: Transition,
+        game_date: date,
+        gates: list[tuple[str, Gate]],
+        outcomes: Mapping[str, GateResult | BaseException],
+    ) -> list[GateResult]:
+        results: list[GateResult] = []
+        config_error: GateConfigError | None = None
+        transient: TransientError | None = None
+        for name, gate in gates:
+            outcome = outcomes[name]
+            if isinstance(outcome, GateResult):
+                results.append(outcome)
+                continue
+            exc = outcome
+            text = f"{type(exc).__name__}: {_stable_text(exc)}"
+            if gate.advisory:
+                results.append(
+                    GateResult(
+                        name,
+                        "alert",
+                        f"advisory gate could not be evaluated: {text}",
+                        gate.kind,
+                        None,
+                        gate.thresholds(),
+                        True,
+                        advisory_error=text,
+                    )
+                )
+                continue
+            if is_configuration_error(exc):
+                config_error = config_error or GateConfigError(
+                    f"gate {name!r} cannot run as configured: {text}",
+                    gate=name,
+                    transition=transition.name,
+                    game_date=str(game_date),
+                )
+                config_error.__cause__ = config_error.__cause__ or exc
+            elif isinstance(exc, TransientError):
+                transient = transient or exc
+            else:
+                transient = transient or TransientError(
                     f"gate {name!r} could not be evaluated: {type(exc).__name__}: {exc}",
                     transition=transition.name,
                     game_date=str(game_date),
-                ) from exc
-            results.append(result)
-            if result.verdict == "blocked":
-                break
+                )
+                transient.__cause__ = transient.__cause__ or exc
+        if any(r.verdict == "blocked" for r in results):
+            return results  # data says no either way; the errors are retried with the re-check
+        if config_error is not None:
+            raise config_error
+        if transient is not None:
+            raise transient
         return results

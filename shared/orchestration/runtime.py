@@ -14,7 +14,8 @@ from shared.clock import Clock, clock_from_env, real_time_scale
 from shared.env import project_id
 from shared.gcp import bigquery_client, firestore_client, publisher_client
 from shared.orchestration.execution_log import ExecutionLogWriter
-from shared.orchestration.gates import BigQueryGameSources, GateRunner
+from shared.orchestration.gate_queries import BigQueryGateQueries, HealthProbe
+from shared.orchestration.gates import GateRunner
 from shared.orchestration.http_delivery import HttpDeliverer
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import Quarantine
@@ -54,14 +55,15 @@ def build_service(
     def bq() -> object:
         return bigquery_client(project)
 
-    sources = BigQueryGameSources(bq, project, definition.games) if transition.gates else None  # type: ignore[arg-type]
+    kinds = {definition.gates[g].kind for g in transition.gates}
+    queries = BigQueryGateQueries(bq, project, definition.games) if kinds - {"service_health"} else None  # type: ignore[arg-type]
     return TransitionService(
         definition=definition,
         transition=transition,
         clock=clock,
         state=state,
         publisher=TriggerPublisher(publisher_client(), project, definition.target_topic(transition)),
-        gates=GateRunner(definition, sources),
+        gates=GateRunner(definition, queries, HealthProbe(env)),
         log_writer=ExecutionLogWriter(
             bq,  # type: ignore[arg-type]
             f"{project}.{settings.dataset}.{settings.phase_execution_log_table}",

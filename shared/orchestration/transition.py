@@ -222,7 +222,9 @@ class TransitionService:
         assert claim.trigger_id is not None
 
         try:
-            gate_results = self.gates.run(t, game_date)
+            gate_results = self.gates.run(
+                t, game_date, mode=mode, deadline_seconds=self.state.claim_ttl.total_seconds() * 0.5
+            )
         except GateConfigError as exc:
             return self._gate_error(game_date, claim, exc, decision, correlation_id)
         except BaseException:
@@ -234,10 +236,11 @@ class TransitionService:
                 game_date, claim, blocking.reason, decision, gate_results, correlation_id, claimed=True
             )
 
-        missing_games = sorted({g for r in gate_results for g in r.missing_games})
+        missing_games = _missing_games(gate_results)
+        alerts = [g for g in gate_results if g.verdict == "alert"]
         status = TriggerStatus(decision.status)
-        if missing_games and status is TriggerStatus.COMPLETE:
-            status = TriggerStatus.PARTIAL
+        if status is TriggerStatus.COMPLETE and (missing_games or any(not g.advisory for g in alerts)):
+            status = TriggerStatus.PARTIAL  # data below an alert line is partial data
         reason = "; ".join([decision.reason, *(f"gate {g.gate}: {g.reason}" for g in gate_results)])
         triggers = build_triggers(
             self.definition,
@@ -251,6 +254,7 @@ class TransitionService:
             correlation_id=correlation_id,
             missing_games=missing_games,
             now=self.clock.now(),
+            gates=[g.as_dict() for g in gate_results],
         )
         trigger = triggers[0]
         # the claim may have expired while the gates ran (another attempt may hold the date now):
@@ -333,6 +337,15 @@ class TransitionService:
             decision.reason,
             extra={"labels": {"trigger_id": trigger.trigger_id, "status": str(status)}},
         )
+        for g in alerts:  # triggered with a warning: each alert-level gate, once per trigger
+            _log.warning(
+                "GATE ALERT %s for %s, triggered anyway: gate %s: %s",
+                t.name,
+                game_date,
+                g.gate,
+                g.reason,
+                extra={"labels": {"alert": "gate_alert", "gate": g.gate, "trigger_id": trigger.trigger_id}},
+            )
         self.log_writer.flush(self.state)
         self.deliver_handoffs()
         return Outcome(
@@ -380,7 +393,7 @@ class TransitionService:
     ) -> Outcome:
         t = self.transition
         now = self.clock.now()
-        missing_games = sorted({g for r in gate_results or [] for g in r.missing_games})
+        missing_games = _missing_games(gate_results or [])
         gate_doc = _gates_doc(gate_results) if gate_results is not None else None
         row = build_row(
             transition=t.name,
@@ -567,6 +580,11 @@ def _capped(text: str | None) -> str | None:
 
 def _gates_doc(results: list[GateResult]) -> dict[str, Any]:
     return {r.gate: r.as_dict() for r in results}
+
+
+def _missing_games(results: list[GateResult]) -> list[str]:
+    """The games the boxscore chain's coverage gate found missing (handed to auto-retry)."""
+    return sorted({g for r in results if r.retry_missing_games for g in r.missing_games})
 
 
 def _games_processed(results: list[GateResult]) -> int | None:

@@ -8,12 +8,14 @@ calls its consumer (``[transitions.delivery.http]``) is built here too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from shared.contracts.messages import PhaseTrigger, TriggerStatus, make_trigger_id
 from shared.pipeline.definition import PipelineDefinition, Transition
+
+_GATE_KEYS = ("gate", "kind", "verdict", "value", "thresholds", "advisory", "reason", "details")
 
 
 def source_tables(definition: PipelineDefinition, processors_done: Sequence[str]) -> list[str]:
@@ -35,6 +37,7 @@ def build_triggers(
     correlation_id: str | None,
     missing_games: Sequence[str],
     now: datetime,
+    gates: Sequence[Mapping[str, Any]] = (),
 ) -> list[PhaseTrigger]:
     """The messages to publish for one trigger (one, or one per source table)."""
     completion = transition.completion
@@ -56,6 +59,7 @@ def build_triggers(
         "processors_completed": list(processors_done),
         "missing_games": list(missing_games),
         "export_types": list(completion.export_types) if completion else [],
+        "gates": [{k: g[k] for k in _GATE_KEYS if k in g} for g in gates],
     }
     tables = source_tables(definition, processors_done) if transition.delivery.per_source_table else []
     if not tables:

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH
+from tests.support.rig import GATE_DATASETS
 
 _TOPIC_LINE = re.compile(r'^(\s*(?:completion_topic|trigger_topic|retry_topic|topic)\s*=\s*")([^"]+)(")', re.MULTILINE)
 
@@ -38,11 +39,13 @@ def isolated_definition_text(suffix: str, source: str | None = None) -> str:
         "games.unavailable_table",
     )
     text = _sub(
-        r'^(\s*(?:schedule_table|table)\s*=\s*")[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+")',
+        r'^(\s*(?:schedule_table|table)\s*=\s*")nba_raw(\.[A-Za-z0-9_]+")',
         rf"\g<1>raw_{suffix}\g<2>",
         text,
         "schedule/boxscore table refs",
     )
+    for dataset, short in GATE_DATASETS.items():  # the tables the phase 3→4 and 4→5 gates read
+        text = _sub(rf'(")({dataset})(\.[A-Za-z0-9_]+")', rf"\g<1>{short}_{suffix}\g<3>", text, dataset)
     text = _sub(r'^(\s*dataset\s*=\s*")[^"]*(")', rf"\g<1>orch_{suffix}\g<2>", text, "pipeline.dataset")
     text = _sub(r'^(\s*state_collection\s*=\s*")[^"]*(")', rf"\g<1>transitions_{suffix}\g<2>", text, "state_collection")
     text = _sub(

@@ -48,9 +48,12 @@ LOG_ENV = "FAKE_GCLOUD_LOG"
 
 # -- for tests ------------------------------------------------------------------------------------
 def initial_state(
-    project: str = "my-proj", number: str = "123456789012", datasets: tuple[str, ...] = ("nba_raw",)
+    project: str = "my-proj",
+    number: str = "123456789012",
+    datasets: tuple[str, ...] = ("nba_raw", "nba_analytics", "nba_precompute", "nba_predictions"),
 ) -> State:
-    """A project with nothing deployed; ``datasets`` exist already (the processors own ``nba_raw``)."""
+    """A project with nothing deployed; ``datasets`` exist already (owned by the processors:
+    ``nba_raw`` and the phase 3-5 datasets the gates read)."""
     return {
         "project": {"projectId": project, "projectNumber": number},
         "services": [],

@@ -67,6 +67,22 @@ def date_teams(game: tuple[str, str, str], day: date = GAME_DATE) -> str:
     return f"{day:%Y%m%d}_{game[1]}_{game[2]}"
 
 
+# The processors' datasets the phase 3→4 and 4→5 gates read, and their per-rig names.
+GATE_DATASETS = {"nba_analytics": "ana", "nba_precompute": "pre", "nba_predictions": "prd"}
+
+
+def _rename_gate_tables(node: Any, suffix: str) -> Any:
+    """Every ``dataset.table`` string of a gate dataset, renamed to the rig's dataset."""
+    if isinstance(node, dict):
+        return {k: _rename_gate_tables(v, suffix) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rename_gate_tables(v, suffix) for v in node]
+    if isinstance(node, str) and "." in node and node.split(".")[0] in GATE_DATASETS:
+        dataset, table = node.split(".", 1)
+        return f"{GATE_DATASETS[dataset]}_{suffix}.{table}"
+    return node
+
+
 def isolated_definition(suffix: str, mutate: Any = None) -> PipelineDefinition:
     data = tomllib.loads(DEFAULT_DEFINITION_PATH.read_text())
     data["pipeline"]["dataset"] = f"orch_{suffix}"
@@ -85,6 +101,7 @@ def isolated_definition(suffix: str, mutate: Any = None) -> PipelineDefinition:
     games["unavailable_table"] = f"orch_{suffix}.game_unavailable"
     for source in games["boxscore_sources"]:
         source["table"] = f"raw_{suffix}.{source['table'].split('.')[1]}"
+    data["gates"] = _rename_gate_tables(data["gates"], suffix)
     if mutate is not None:
         mutate(data)
     return parse_definition(data, f"<isolated {suffix}>")
@@ -136,7 +153,12 @@ class Rig:
     def datasets(self) -> list[str]:
         """The BigQuery datasets this rig's definition names (all unique to the rig)."""
         games = self.definition.games
-        refs = [games.schedule_table, games.unavailable_table, *(s.table for s in games.boxscore_sources)]
+        refs = [
+            games.schedule_table,
+            games.unavailable_table,
+            *(s.table for s in games.boxscore_sources),
+            *self.definition.gate_tables(),
+        ]
         return sorted({self.definition.pipeline.dataset, *(ref.split(".")[0] for ref in refs)})
 
     # -- inputs ---------------------------------------------------------------------------

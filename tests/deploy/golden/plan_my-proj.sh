@@ -362,137 +362,161 @@ bq add-iam-policy-binding --dataset --member=serviceAccount:phase2-to-phase3@my-
 # [94] binding: phase3_to_phase4: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [95] binding: phase4_to_phase5: roles/bigquery.dataEditor on nba_orchestration
+# [95] binding: phase3_to_phase4: roles/bigquery.dataViewer on nba_analytics
+bq add-iam-policy-binding --dataset --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics
+
+# [96] binding: phase3_to_phase4: roles/bigquery.dataViewer on nba_raw
+bq add-iam-policy-binding --dataset --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw
+
+# [97] binding: phase4_to_phase5: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [96] binding: phase5_to_phase6: roles/bigquery.dataEditor on nba_orchestration
+# [98] binding: phase4_to_phase5: roles/bigquery.dataViewer on nba_analytics
+bq add-iam-policy-binding --dataset --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics
+
+# [99] binding: phase4_to_phase5: roles/bigquery.dataViewer on nba_precompute
+bq add-iam-policy-binding --dataset --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute
+
+# [100] binding: phase4_to_phase5: roles/bigquery.dataViewer on nba_predictions
+bq add-iam-policy-binding --dataset --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions
+
+# [101] binding: phase5_to_phase6: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [97] binding: phase_transition_monitor: roles/bigquery.dataEditor on nba_orchestration
+# [102] binding: phase_transition_monitor: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [98] binding: phase_transition_monitor: roles/bigquery.dataViewer on nba_raw
+# [103] binding: phase_transition_monitor: roles/bigquery.dataViewer on nba_analytics
+bq add-iam-policy-binding --dataset --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics
+
+# [104] binding: phase_transition_monitor: roles/bigquery.dataViewer on nba_precompute
+bq add-iam-policy-binding --dataset --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute
+
+# [105] binding: phase_transition_monitor: roles/bigquery.dataViewer on nba_predictions
+bq add-iam-policy-binding --dataset --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions
+
+# [106] binding: phase_transition_monitor: roles/bigquery.dataViewer on nba_raw
 bq add-iam-policy-binding --dataset --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw
 
-# [99] binding: auto_retry_processor: roles/bigquery.dataEditor on nba_orchestration
+# [107] binding: auto_retry_processor: roles/bigquery.dataEditor on nba_orchestration
 bq add-iam-policy-binding --dataset --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataEditor my-proj:nba_orchestration
 
-# [100] resource: function phase2-to-phase3
+# [108] resource: function phase2-to-phase3
 gcloud functions deploy phase2-to-phase3 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase2_to_phase3 --trigger-topic=nba-phase2-raw-complete --retry --service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --trigger-service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [101] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
+# [109] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE2_TO_PHASE3="$(gcloud functions describe phase2-to-phase3 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [102] binding: phase2-to-phase3: its trigger identity may invoke it (lesson L06)
+# [110] binding: phase2-to-phase3: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase2-to-phase3 --region=us-west2 --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [103] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
+# [111] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3="$(gcloud eventarc triggers describe "${TRIGGER_PHASE2_TO_PHASE3}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [104] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
+# [112] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" --dead-letter-topic=nba-phase2-raw-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [105] binding: phase2-to-phase3: Pub/Sub service agent may dead-letter from its trigger subscription
+# [113] binding: phase2-to-phase3: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [106] resource: function phase3-to-phase4
+# [114] resource: function phase3-to-phase4
 gcloud functions deploy phase3-to-phase4 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase3_to_phase4 --trigger-topic=nba-phase3-analytics-complete --retry --service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --trigger-service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [107] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
+# [115] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE3_TO_PHASE4="$(gcloud functions describe phase3-to-phase4 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [108] binding: phase3-to-phase4: its trigger identity may invoke it (lesson L06)
+# [116] binding: phase3-to-phase4: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase3-to-phase4 --region=us-west2 --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [109] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
+# [117] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4="$(gcloud eventarc triggers describe "${TRIGGER_PHASE3_TO_PHASE4}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [110] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
+# [118] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" --dead-letter-topic=nba-phase3-analytics-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [111] binding: phase3-to-phase4: Pub/Sub service agent may dead-letter from its trigger subscription
+# [119] binding: phase3-to-phase4: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [112] resource: function phase4-to-phase5
+# [120] resource: function phase4-to-phase5
 gcloud functions deploy phase4-to-phase5 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase4_to_phase5 --trigger-topic=nba-phase4-precompute-complete --retry --service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --trigger-service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [113] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
+# [121] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE4_TO_PHASE5="$(gcloud functions describe phase4-to-phase5 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [114] binding: phase4-to-phase5: its trigger identity may invoke it (lesson L06)
+# [122] binding: phase4-to-phase5: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase4-to-phase5 --region=us-west2 --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [115] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
+# [123] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5="$(gcloud eventarc triggers describe "${TRIGGER_PHASE4_TO_PHASE5}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [116] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
+# [124] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" --dead-letter-topic=nba-phase4-precompute-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [117] binding: phase4-to-phase5: Pub/Sub service agent may dead-letter from its trigger subscription
+# [125] binding: phase4-to-phase5: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [118] resource: function phase5-to-phase6
+# [126] resource: function phase5-to-phase6
 gcloud functions deploy phase5-to-phase6 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase5_to_phase6 --trigger-topic=nba-phase5-predictions-complete --retry --service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --trigger-service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [119] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
+# [127] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE5_TO_PHASE6="$(gcloud functions describe phase5-to-phase6 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [120] binding: phase5-to-phase6: its trigger identity may invoke it (lesson L06)
+# [128] binding: phase5-to-phase6: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase5-to-phase6 --region=us-west2 --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [121] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
+# [129] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6="$(gcloud eventarc triggers describe "${TRIGGER_PHASE5_TO_PHASE6}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [122] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
+# [130] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" --dead-letter-topic=nba-phase5-predictions-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [123] binding: phase5-to-phase6: Pub/Sub service agent may dead-letter from its trigger subscription
+# [131] binding: phase5-to-phase6: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [124] resource: function phase-transition-monitor
+# [132] resource: function phase-transition-monitor
 gcloud functions deploy phase-transition-monitor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase_transition_monitor --trigger-topic=phase-transition-monitor-trigger --retry --service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --trigger-service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [125] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
+# [133] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE_TRANSITION_MONITOR="$(gcloud functions describe phase-transition-monitor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [126] binding: phase-transition-monitor: its trigger identity may invoke it (lesson L06)
+# [134] binding: phase-transition-monitor: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding phase-transition-monitor --region=us-west2 --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [127] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
+# [135] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR="$(gcloud eventarc triggers describe "${TRIGGER_PHASE_TRANSITION_MONITOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [128] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
+# [136] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" --dead-letter-topic=phase-transition-monitor-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [129] binding: phase-transition-monitor: Pub/Sub service agent may dead-letter from its trigger subscription
+# [137] binding: phase-transition-monitor: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [130] resource: function auto-retry-processor
+# [138] resource: function auto-retry-processor
 gcloud functions deploy auto-retry-processor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/auto_retry_processor --trigger-topic=auto-retry-trigger --retry --service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --trigger-service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --no-allow-unauthenticated --project=my-proj
 
-# [131] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
+# [139] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
 TRIGGER_AUTO_RETRY_PROCESSOR="$(gcloud functions describe auto-retry-processor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [132] binding: auto-retry-processor: its trigger identity may invoke it (lesson L06)
+# [140] binding: auto-retry-processor: its trigger identity may invoke it (lesson L06)
 gcloud functions add-invoker-policy-binding auto-retry-processor --region=us-west2 --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [133] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
+# [141] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR="$(gcloud eventarc triggers describe "${TRIGGER_AUTO_RETRY_PROCESSOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [134] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
+# [142] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" --dead-letter-topic=auto-retry-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [135] binding: auto-retry-processor: Pub/Sub service agent may dead-letter from its trigger subscription
+# [143] binding: auto-retry-processor: Pub/Sub service agent may dead-letter from its trigger subscription
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [136] resource: scheduler job phase-transition-monitor
+# [144] resource: scheduler job phase-transition-monitor
 if gcloud scheduler jobs describe phase-transition-monitor --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 fi
 
-# [137] resource: scheduler job auto-retry-processor-trigger
+# [145] resource: scheduler job auto-retry-processor-trigger
 if gcloud scheduler jobs describe auto-retry-processor-trigger --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false}' --project=my-proj
 else

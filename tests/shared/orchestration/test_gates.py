@@ -85,7 +85,9 @@ def bdl_only(ids: Sequence[str]) -> dict[str, Sequence[str]]:
 
 def test_default_gate_and_sources() -> None:
     assert SOURCES == ("bdl", "espn", "gamebook")
-    assert GATE.breaker_threshold == pytest.approx(0.5)
+    # the breaker as thresholds: more than 50 % missing blocks, any game missing is an alert
+    assert GATE.kind == "game_coverage_pct" and GATE.uses_boxscore_chain
+    assert GATE.thresholds() == {"block_below": 50.0, "alert_below": 100.0}
     assert FINAL == "3"  # nbac_schedule.game_status INT64, 3 = Final (nbac_schedule_tables.sql:16)
 
 
@@ -130,7 +132,7 @@ def test_l13_fallback_source_covers_a_game() -> None:
     assert "fallback used: espn" in result.reason
     # without the fallback the game is missing
     without = verdict(schedule(5), {"bdl": [nba10(i) for i in range(1, 5)], "espn": [], "gamebook": []})
-    assert without.verdict == "partial"
+    assert without.verdict == "alert"
     assert without.missing_games == (CANON[0],)
 
 
@@ -162,7 +164,7 @@ def test_first_source_of_the_chain_that_has_the_game_covers_it(holders: tuple[st
 def _oracle(total: int, missing: int) -> str:
     if missing == 0:
         return "pass"
-    return "blocked" if missing / total > 0.5 else "partial"
+    return "blocked" if missing / total > 0.5 else "alert"
 
 
 @pytest.mark.parametrize(
@@ -180,7 +182,7 @@ def test_breaker_by_share_of_missing_games(total: int, missing: int) -> None:
 @pytest.mark.parametrize(("total", "missing"), [(2, 1), (4, 2), (6, 3)])
 def test_exactly_half_missing_is_partial_not_blocked(total: int, missing: int) -> None:
     result = verdict(schedule(total), bdl_only([nba10(i) for i in range(missing, total)]))
-    assert result.verdict == "partial"
+    assert result.verdict == "alert"
     assert "circuit breaker" not in result.reason
     assert f"{total - missing}/{total} Final games covered" in result.reason
     assert all(CANON[i] in result.reason for i in range(missing))  # names the missing games
@@ -197,9 +199,9 @@ def test_three_of_five_missing_trips_the_circuit_breaker() -> None:
 
 
 def test_breaker_threshold_comes_from_the_gate_definition() -> None:
-    strict = GameCoverageGate(kind="game_coverage", breaker_threshold=0.25)
+    strict = GameCoverageGate(kind="game_coverage_pct", block_below=75.0, alert_below=100.0)
     two_missing = bdl_only([nba10(i) for i in range(2, 5)])  # 2/5 = 40 %
-    assert verdict(schedule(5), two_missing).verdict == "partial"
+    assert verdict(schedule(5), two_missing).verdict == "alert"
     assert verdict(schedule(5), two_missing, gate=strict).verdict == "blocked"
 
 
@@ -217,7 +219,7 @@ def test_unavailable_games_are_excluded_from_the_denominator() -> None:
     assert verdict(schedule(5), covered).verdict == "blocked"
     # ... one of the missing games permanently unavailable: 2 of 4 missing, exactly half → partial
     result = verdict(schedule(5), covered, unavailable=[nba8(0)])
-    assert result.verdict == "partial"
+    assert result.verdict == "alert"
     assert result.games_total == 4
     assert result.unavailable == (CANON[0],)
     assert result.missing_games == (CANON[1], CANON[2])
@@ -235,7 +237,7 @@ def test_unavailable_ids_that_are_not_final_games_are_ignored() -> None:
     result = verdict(sched, bdl_only([nba10(0)]), unavailable=unavailable)
     assert result.unavailable == ()
     assert result.games_total == 2
-    assert result.verdict == "partial"  # 1 of 2 missing
+    assert result.verdict == "alert"  # 1 of 2 missing
 
 
 def test_all_final_games_unavailable_passes() -> None:
@@ -268,7 +270,7 @@ def test_final_games_marked_postponed_by_status_text_are_not_expected(text: str)
     assert result.verdict == "pass" and result.games_total == 3
     assert result.unavailable == (CANON[3],)
     kept = verdict([*schedule(3), entry(3)], bdl_only([nba10(i) for i in range(3)]))
-    assert kept.verdict == "partial" and kept.missing_games == (CANON[3],)
+    assert kept.verdict == "alert" and kept.missing_games == (CANON[3],)
 
 
 def test_no_final_games_passes() -> None:
@@ -284,7 +286,7 @@ def test_l15_duplicate_schedule_rows_are_collapsed() -> None:
     result = verdict(sched, bdl_only([nba10(0), nba10(1)]))
     assert result.games_total == 3  # not 9
     assert result.missing_games == (CANON[2],)
-    assert result.verdict == "partial"
+    assert result.verdict == "alert"
 
 
 def test_l15_duplicate_rows_collapse_to_the_latest_status() -> None:
@@ -364,7 +366,7 @@ def test_gate_sql_names_only_the_columns_the_definition_names() -> None:
     """[compat] Every schedule and boxscore column in the gate's query comes from [games]."""
     import tomllib
 
-    from shared.orchestration.gates import BigQueryGameSources
+    from shared.orchestration.gate_queries import BigQueryGateQueries
     from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, parse_definition
 
     data = tomllib.loads(DEFAULT_DEFINITION_PATH.read_text())
@@ -376,7 +378,7 @@ def test_gate_sql_names_only_the_columns_the_definition_names() -> None:
     for i, source in enumerate(data["games"]["boxscore_sources"]):
         source.update(game_id_column=f"src{i}_id", date_column=f"src{i}_d")
     games = parse_definition(data).games
-    sql = BigQueryGameSources(lambda: None, "p", games).sql()  # type: ignore[arg-type,return-value]
+    sql = BigQueryGateQueries(lambda: None, "p", games).coverage_sql()  # type: ignore[arg-type,return-value]
     reads = sql.split("UNION ALL")
     schedule, sources = reads[0], reads[1:-1]
     for column in ("d_col", "id_col", "st_col", "aw_col", "hm_col", "up_col", "tx_col"):

@@ -52,7 +52,7 @@ def test_upstream_defaults_are_the_lessons_defaults() -> None:
     assert completion.target_date_key == "target_date" and completion.export_types
     assert [s.name for s in d.games.boxscore_sources] == ["bdl", "espn", "gamebook"]
     assert (d.retry.max_retries, d.retry.base_delay_minutes, d.retry.stale_retrying_minutes) == (3, 15, 120)
-    assert d.gates["game_coverage"].breaker_threshold == 0.5
+    assert d.gates["game_coverage"].thresholds() == {"block_below": 50.0, "alert_below": 100.0}
     assert d.schedules["phase_transition_monitor"].cron == "*/10 * * * *"
 
 

@@ -1,0 +1,324 @@
+"""What the gates read: one parameterised BigQuery query per gate, and the service health probe.
+
+Every identifier in the SQL (project, tables, columns) comes from the validated definition
+(``Name``/``TableRef`` patterns: letters, digits, underscores); every value (the game date,
+predicate values) is a query parameter. Every branch filters on the table's date column, as
+the replaced system's tables require a partition filter. BigQuery is imported only here and
+in ``shared.gcp``, on the gate path (L16).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from shared.game_ids import ScheduleEntry
+from shared.gcp import LazyClient
+from shared.pipeline.definition import (
+    GameCoverageGate,
+    GameSource,
+    GamesSources,
+    GateValue,
+    NullRateGate,
+    Predicate,
+    RatioGate,
+    RowsPresentGate,
+    ServiceHealthGate,
+)
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+
+@dataclass(frozen=True)
+class CoverageInputs:
+    """What a coverage gate reads for one date, already in raw form."""
+
+    schedule: tuple[ScheduleEntry, ...]
+    source_game_ids: Mapping[str, tuple[str, ...]]  # source name (chain order) → raw ids
+    unavailable_game_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RatioCounts:
+    numerator: int
+    denominator: int
+
+
+@dataclass(frozen=True)
+class NullCount:
+    table: str
+    column: str
+    rows: int
+    nulls: int
+
+
+@dataclass(frozen=True)
+class HealthProbeResult:
+    url: str | None
+    http_status: int | None = None
+    status: str | None = None  # the JSON body's "status"
+    error: str | None = None
+
+
+_OPS = {"eq": "=", "ne": "!=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+_UNARY = {"is_null": "IS NULL", "not_null": "IS NOT NULL", "is_true": "IS TRUE", "is_false": "IS FALSE"}
+
+
+def _param_type(value: GateValue) -> str:
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    return "STRING"
+
+
+def predicate_sql(predicates: Sequence[Predicate]) -> tuple[str, list[tuple[str, str, GateValue]]]:
+    """``a AND b ...`` over the predicates, and the (name, type, value) parameters it uses."""
+    parts: list[str] = []
+    params: list[tuple[str, str, GateValue]] = []
+    for i, p in enumerate(predicates):
+        if p.coalesce:
+            args = list(p.coalesce)
+            if p.default is not None:
+                params.append((f"d{i}", _param_type(p.default), p.default))
+                args.append(f"@d{i}")
+            subject = f"COALESCE({', '.join(args)})"
+        else:
+            assert p.column is not None
+            subject = p.column
+        if p.op in _UNARY:
+            parts.append(f"{subject} {_UNARY[p.op]}")
+        else:
+            assert p.value is not None
+            params.append((f"v{i}", _param_type(p.value), p.value))
+            parts.append(f"{subject} {_OPS[p.op]} @v{i}")
+    return " AND ".join(f"({x})" for x in parts), params
+
+
+class BigQueryGateQueries:
+    """Runs each gate's one query (bounded by a deadline; no job retry: a failure redelivers)."""
+
+    def __init__(
+        self,
+        client: bigquery.Client | Callable[[], bigquery.Client],
+        project: str,
+        games: GamesSources,
+        *,
+        deadline_seconds: float = 60.0,
+    ) -> None:
+        self._client = LazyClient(client)  # a client or a factory (BigQuery loads on the gate path only)
+        self.project = project
+        self.games = games
+        self.deadline_seconds = deadline_seconds  # bounds the query, its retries and the wait for rows
+
+    @property
+    def client(self) -> bigquery.Client:
+        return self._client.get()
+
+    def _table(self, ref: str) -> str:
+        return f"`{self.project}.{ref}`"  # identifiers come from the validated definition only
+
+    def rows(
+        self,
+        sql: str,
+        game_date: date,
+        params: Sequence[tuple[str, str, GateValue]] = (),
+        *,
+        deadline_seconds: float | None = None,
+    ) -> list[Any]:
+        from google.cloud import bigquery
+        from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[
+                bigquery.ScalarQueryParameter("game_date", "DATE", game_date),
+                *(bigquery.ScalarQueryParameter(name, kind, value) for name, kind, value in params),
+            ]
+        )
+        # every retry bounded by the deadline; no job_retry (its own deadline is 10 min): a failed
+        # job raises and Pub/Sub redelivers the event instead
+        deadline = min(self.deadline_seconds, deadline_seconds or self.deadline_seconds)
+        retry = DEFAULT_RETRY.with_deadline(deadline)
+        job = self.client.query(sql, job_config=config, retry=retry, timeout=deadline, job_retry=None)
+        return list(job.result(timeout=deadline, retry=retry))
+
+    # -- rows_present ---------------------------------------------------------------------
+    def rows_present_sql(self, gate: RowsPresentGate) -> str:
+        return "\nUNION ALL\n".join(
+            f"(SELECT '{t.table}' AS table_ref, COUNT(*) AS n FROM {self._table(t.table)} "
+            f"WHERE {t.date_column} = @game_date)"
+            for t in gate.tables
+        )
+
+    def rows_present(self, gate: RowsPresentGate, game_date: date, deadline: float | None = None) -> dict[str, int]:
+        counts = {t.table: 0 for t in gate.tables}
+        for r in self.rows(self.rows_present_sql(gate), game_date, deadline_seconds=deadline):
+            counts[str(r["table_ref"])] = int(r["n"] or 0)
+        return counts
+
+    # -- ratio ----------------------------------------------------------------------------
+    def ratio_sql(self, gate: RatioGate) -> tuple[str, list[tuple[str, str, GateValue]]]:
+        where, params = predicate_sql(gate.where)
+        count = f"COUNT(DISTINCT {gate.key})" if gate.key else "COUNT(*)"
+        numerator = (
+            f"(SELECT {count} AS n FROM {self._table(gate.table.table)} "
+            f"WHERE {gate.table.date_column} = @game_date AND {where})"
+        )
+        if gate.denominator is None:
+            denominator = (
+                f"(SELECT {count} AS n FROM {self._table(gate.table.table)} "
+                f"WHERE {gate.table.date_column} = @game_date)"
+            )
+        else:
+            key = gate.denominator_key or gate.key
+            dcount = f"COUNT(DISTINCT {key})" if key else "COUNT(*)"
+            denominator = (
+                f"(SELECT {dcount} AS n FROM {self._table(gate.denominator.table)} "
+                f"WHERE {gate.denominator.date_column} = @game_date)"
+            )
+        sql = (
+            f"(SELECT 'numerator' AS part, n FROM {numerator})\nUNION ALL\n"
+            f"(SELECT 'denominator' AS part, n FROM {denominator})"
+        )
+        return sql, params
+
+    def ratio(self, gate: RatioGate, game_date: date, deadline: float | None = None) -> RatioCounts:
+        sql, params = self.ratio_sql(gate)
+        parts = {str(r["part"]): int(r["n"] or 0) for r in self.rows(sql, game_date, params, deadline_seconds=deadline)}
+        return RatioCounts(parts.get("numerator", 0), parts.get("denominator", 0))
+
+    # -- null_rate ------------------------------------------------------------------------
+    def null_rate_sql(self, gate: NullRateGate) -> str:
+        return "\nUNION ALL\n".join(
+            f"(SELECT '{t.table}' AS table_ref, '{column}' AS column_name, COUNT(*) AS n, "
+            f"COUNTIF({column} IS NULL) AS nulls FROM {self._table(t.table)} WHERE {t.date_column} = @game_date)"
+            for t in gate.tables
+            for column in t.columns
+        )
+
+    def null_rate(self, gate: NullRateGate, game_date: date, deadline: float | None = None) -> list[NullCount]:
+        return [
+            NullCount(str(r["table_ref"]), str(r["column_name"]), int(r["n"] or 0), int(r["nulls"] or 0))
+            for r in self.rows(self.null_rate_sql(gate), game_date, deadline_seconds=deadline)
+        ]
+
+    # -- game coverage --------------------------------------------------------------------
+    def coverage_sources(self, gate: GameCoverageGate | None) -> tuple[GameSource, ...]:
+        if gate is not None and gate.sources:
+            return gate.sources
+        return tuple(
+            GameSource(name=s.name, table=s.table, game_id_column=s.game_id_column, date_column=s.date_column)
+            for s in self.games.boxscore_sources
+        )
+
+    def coverage_sql(self, gate: GameCoverageGate | None = None) -> str:
+        """One parameterised query for the schedule, every source and the unavailable list.
+
+        One round trip instead of five: a BigQuery query costs ~0.1-2 s of latency each. Every
+        column comes from the definition's ``[games]`` section (or the gate's own sources).
+        """
+        g = self.games
+        updated = f"CAST({g.schedule_updated_column} AS TIMESTAMP)" if g.schedule_updated_column else "NULL"
+        status_text = f"CAST({g.schedule_status_text_column} AS STRING)" if g.schedule_status_text_column else "NULL"
+        branches = [
+            f"(SELECT 'schedule' AS kind, CAST({g.schedule_game_id_column} AS STRING) AS game_id, "
+            f"CAST({g.schedule_away_team_column} AS STRING) AS away, "
+            f"CAST({g.schedule_home_team_column} AS STRING) AS home, "
+            f"CAST({g.schedule_status_column} AS STRING) AS game_status, {status_text} AS status_text, "
+            f"{updated} AS updated_at "
+            f"FROM {self._table(g.schedule_table)} WHERE {g.schedule_date_column} = @game_date)"
+        ]
+        nulls = (
+            "CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, "
+            "CAST(NULL AS STRING) AS status_text, CAST(NULL AS TIMESTAMP) AS updated_at"
+        )
+        for source in self.coverage_sources(gate):
+            branches.append(
+                f"(SELECT DISTINCT 'source:{source.name}' AS kind, CAST({source.game_id_column} AS STRING) AS game_id, "
+                f"{nulls} FROM {self._table(source.table)} WHERE {source.date_column} = @game_date)"
+            )
+        branches.append(
+            f"(SELECT DISTINCT 'unavailable' AS kind, CAST(game_id AS STRING) AS game_id, {nulls} "
+            f"FROM {self._table(g.unavailable_table)} WHERE game_date = @game_date)"
+        )
+        return "\nUNION ALL\n".join(branches)
+
+    def coverage(self, gate: GameCoverageGate | None, game_date: date, deadline: float | None = None) -> CoverageInputs:
+        schedule: list[ScheduleEntry] = []
+        sources: dict[str, list[str]] = {s.name: [] for s in self.coverage_sources(gate)}  # chain order
+        unavailable: list[str] = []
+        for r in self.rows(self.coverage_sql(gate), game_date, deadline_seconds=deadline):
+            kind, game_id = str(r["kind"]), str(r["game_id"])
+            if kind == "schedule":
+                schedule.append(
+                    ScheduleEntry(
+                        nba_game_id=game_id,
+                        game_date=game_date,
+                        away=str(r["away"]),
+                        home=str(r["home"]),
+                        status=None if r["game_status"] is None else str(r["game_status"]),
+                        updated_at=_aware(r["updated_at"]),
+                        status_text=None if r["status_text"] is None else str(r["status_text"]),
+                    )
+                )
+            elif kind == "unavailable":
+                unavailable.append(game_id)
+            else:
+                sources[kind.removeprefix("source:")].append(game_id)
+        return CoverageInputs(tuple(schedule), {k: tuple(v) for k, v in sources.items()}, tuple(unavailable))
+
+    def load(self, game_date: date) -> CoverageInputs:
+        """The ``[games]`` fallback chain's coverage inputs (``phasectl reconcile`` reads these)."""
+        return self.coverage(None, game_date)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class HealthProbe:
+    """GET ``$url_env`` + ``path`` with a Google ID token (audience: the base URL), as the replaced
+    orchestrators' ``check_service_health`` does (phase3_to_phase4/main.py:255-309). Never raises:
+    an unreachable service is an unhealthy one."""
+
+    def __init__(self, environ: Mapping[str, str], *, token: Callable[[str], str] | None = None) -> None:
+        self.environ = environ
+        self._token = token
+
+    def check(self, gate: ServiceHealthGate, deadline: float | None = None) -> HealthProbeResult:
+        base = (self.environ.get(gate.url_env) or "").rstrip("/")
+        if not base:
+            return HealthProbeResult(None)
+        url = f"{base}{gate.path}"
+        import urllib.error  # only a transition with a health gate pays for urllib, and only then
+        import urllib.request
+
+        headers = {"Accept": "application/json"}
+        try:
+            if gate.auth == "id_token":
+                from shared.gcp import id_token
+
+                headers["Authorization"] = f"Bearer {(self._token or id_token)(base)}"
+            request = urllib.request.Request(url, headers=headers, method="GET")
+            timeout = min(gate.timeout_seconds, deadline or gate.timeout_seconds)
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                code = int(response.status)
+                body = response.read(65536)
+        except urllib.error.HTTPError as exc:
+            return HealthProbeResult(url, int(exc.code), None, f"answered {exc.code}")
+        except Exception as exc:  # noqa: BLE001 - unreachable, timeout, no token: all mean "not healthy"
+            return HealthProbeResult(url, None, None, f"{type(exc).__name__}: {exc}"[:300])
+        try:
+            parsed = json.loads(body or b"{}")
+        except ValueError:
+            return HealthProbeResult(url, code, None, "answered with a body that is not JSON")
+        status = parsed.get("status") if isinstance(parsed, dict) else None
+        return HealthProbeResult(url, code, None if status is None else str(status))
