@@ -116,7 +116,8 @@ class PhaseLine:
             "trigger_status": self.trigger_status,
             "first_completion_at": _iso(self.first_completion_at),
             "gates": {
-                name: {"verdict": g.get("verdict"), "reason": g.get("reason")} for name, g in sorted(self.gates.items())
+                name: {k: g.get(k) for k in ("kind", "verdict", "value", "thresholds", "advisory", "reason")}
+                for name, g in sorted(self.gates.items())
             },
             "missing_games": list(self.missing_games),
         }
@@ -158,6 +159,32 @@ def phase_line(definition: PipelineDefinition, transition: Transition, state: Da
         gates=gates,
         missing_games=state.missing_games,
     )
+
+
+_LINES = (
+    ("block_below", "block <"),
+    ("alert_below", "alert <"),
+    ("block_above", "block >"),
+    ("alert_above", "alert >"),
+)
+
+
+def gate_thresholds(thresholds: Mapping[str, Any] | None) -> str:
+    """``block <80%, alert <90%`` (the lines a gate compares its value with)."""
+    lines = thresholds or {}
+    return ", ".join(f"{label}{float(lines[key]):g}%" for key, label in _LINES if lines.get(key) is not None)
+
+
+def describe_gate(name: str, gate: Mapping[str, Any]) -> str:
+    """One line per gate, as ``status``, ``reconcile --detailed`` and the status page show it:
+    ``minutes_coverage: ALERT 85.0% (block <80%, alert <90%) — 51/60 rows meet ...``."""
+    verdict = str(gate.get("verdict") or "?").upper()
+    value = gate.get("value")
+    shown = "" if value is None else f" {float(value):.1f}%"
+    lines = gate_thresholds(gate.get("thresholds"))
+    advisory = ", advisory" if gate.get("advisory") else ""
+    extra = f" ({lines}{advisory})" if lines or advisory else ""
+    return f"{name}: {verdict}{shown}{extra} — {gate.get('reason')}"
 
 
 @dataclass(frozen=True)
@@ -241,7 +268,7 @@ class StatusReport:
             if p.unknown:
                 out.append(f"  unknown:   {', '.join(p.unknown)}")
             for name, gate in sorted(p.gates.items()):
-                out.append(f"  gate {name}: {gate.get('verdict')} — {gate.get('reason')}")
+                out.append(f"  gate {describe_gate(name, gate)}")
             if p.missing_games:
                 out.append(f"  missing games: {', '.join(p.missing_games)}")
         out.append("")
@@ -375,6 +402,10 @@ class ReconcileReport:
                 )
             )
         out.append(format_table(("TRANSITION", "DONE", "STATE", "TRIGGER", "LAST LOG ROW", "DURATION"), rows))
+        gated = [p for p in self.phases if p.gates]
+        if detailed and gated:
+            out += ["", "gates (last evaluation):"]
+            out += [f"  {p.transition} {describe_gate(n, g)}" for p in gated for n, g in sorted(p.gates.items())]
         out += ["", f"retry queue ({len(self.retry_rows)} row(s)):"]
         if self.retry_rows:
             out.append(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from shared.cli.reconcile import Heartbeat, PhaseLine
+from shared.cli.reconcile import Heartbeat, PhaseLine, gate_thresholds
 
 __all__ = [
     "STATE_COLOURS",
@@ -65,6 +65,11 @@ ul.legend li { display: inline-block; margin-right: 14px; font-size: 13px; }
 .sev-critical, .sev-error { color: #b71c1c; }
 .sev-warning { color: #8a5a00; }
 .stale { color: #b71c1c; font-weight: 600; }
+table#gates { border-collapse: collapse; font-size: 12px; }
+#gates th, #gates td { text-align: left; padding: 3px 8px; border-bottom: 1px solid #ddd; vertical-align: top; }
+#gates .verdict-blocked .verdict { color: #b71c1c; font-weight: 700; }
+#gates .verdict-alert .verdict { color: #8a5a00; font-weight: 700; }
+#gates .verdict-error .verdict { color: #b71c1c; font-weight: 700; }
 """
 
 
@@ -199,6 +204,31 @@ def _findings(findings: Sequence[ActiveFinding]) -> str:
     return f'<h2>Active findings ({len(ordered)})</h2>\n{empty}<ul id="findings">\n{items}\n</ul>'
 
 
+def _gates(dates: Sequence[date], lines_by_date: Mapping[date, Sequence[PhaseLine]]) -> str:
+    """Every gate's last result per date and transition: value, thresholds, verdict, reason."""
+    rows = []
+    for day in dates:
+        for line in lines_by_date.get(day, ()):
+            for name, gate in sorted(line.gates.items()):
+                verdict = str(gate.get("verdict") or "unknown")
+                value = gate.get("value")
+                advisory = " (advisory)" if gate.get("advisory") else ""
+                rows.append(
+                    f'<tr class="gate verdict-{_class(verdict)}" data-date="{day.isoformat()}" '
+                    f'data-transition="{_e(line.transition)}" data-gate="{_e(name)}">'
+                    f"<td>{day.isoformat()}</td><td>{_e(line.transition)}</td><td>{_e(name)}{_e(advisory)}</td>"
+                    f'<td class="verdict">{_e(verdict)}</td>'
+                    f'<td class="value">{"-" if value is None else _e(f"{float(value):.1f}%")}</td>'
+                    f'<td class="thresholds">{_e(gate_thresholds(gate.get("thresholds")) or "-")}</td>'
+                    f'<td class="reason">{_e(gate.get("reason"))}</td></tr>'
+                )
+    if not rows:
+        return '<h2>Gates</h2>\n<p class="empty">No gate evaluated for these dates.</p>'
+    head = "".join(f"<th>{h}</th>" for h in ("game date", "transition", "gate", "verdict", "value", "lines", "reason"))
+    body = "\n".join(rows)
+    return f'<h2>Gates</h2>\n<table id="gates">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>'
+
+
 def _heartbeats(now: datetime, heartbeats: Sequence[Heartbeat]) -> str:
     items = "\n".join(
         f'<li class="{"healthy" if h.healthy(now) else "stale"}">{_e(h.describe(now))}</li>' for h in heartbeats
@@ -234,6 +264,7 @@ def render_status_html(
             _legend(),
             _grid(ordered, lines_by_date),
             _findings(findings),
+            _gates(ordered, lines_by_date),
             _heartbeats(now, heartbeats),
             "</body>",
             "</html>",

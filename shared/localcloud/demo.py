@@ -67,6 +67,7 @@ GAMES = {  # 7 Final games per night: numeric NBA id, away, home
     ],
 }
 DEMO_BACKOFF_MINUTES = 5  # the packaged 15·2ⁿ backoff, compressed to 5·2ⁿ for a demo that fits in 3 minutes
+DNP_SHARE = 0.15  # players with 0 minutes on the night: minutes coverage 85 % (alert below 90, block below 80)
 BREAKER_COVERED = 3  # games with a boxscore on the breaker night (4 of 7 missing: 57 % > 50 %)
 
 
@@ -211,6 +212,9 @@ class Watcher:
                 missing = f"; missing games {', '.join(trigger.missing_games)}" if trigger.missing_games else ""
                 parts = f" ({trigger.parts} messages, one per source table)" if trigger.parts > 1 else ""
                 self.say(f"==> TRIGGER {trigger.trigger_id} [{trigger.status}]{parts} {trigger.reason}{missing}")
+                for g in trigger.gates:
+                    if g.verdict != "pass":
+                        self.say(f"    gate {g.gate} [{g.verdict.upper()}]: {g.reason}")
 
     def poll_tables(self) -> None:
         s, r = self.definition.pipeline, self.definition.retry
@@ -353,6 +357,10 @@ def run_demo(
             failures=failures,
             say=say,
             start_endpoints=dict.fromkeys(http_phases, coordinator),
+            # phase 3 and 4 write rows for the games that have boxscores; 15 % of the players of the
+            # night did not play (0 minutes): minutes coverage 85 %, under the 3→4 alert line (90 %)
+            games={GAME_DATE: [g for g in GAMES[GAME_DATE] if g[0] != MISSING_GAME]},
+            dnp_share={"player_game_summary": DNP_SHARE},
         ).start()
 
         say(f"--- scenario 1: the night of {GAME_DATE} (stand-in processors report phase 2) ---")
@@ -438,6 +446,12 @@ def check(result: DemoResult, definition: PipelineDefinition) -> list[str]:
         problems.append(
             f"{first} for {GAME_DATE} should be partial with {canonical} missing: {gate.status} {gate.missing_games}"
         )
+    second = definition.transitions[1].name
+    p34 = next((t for t in night if t.transition == second), None)
+    minutes = next((g for g in (p34.gates if p34 else []) if g.gate == "minutes_coverage"), None)
+    if p34 is not None and (minutes is None or minutes.verdict != "alert" or minutes.value != 85.0):
+        shown = None if minutes is None else (minutes.verdict, minutes.value)
+        problems.append(f"{second} for {GAME_DATE} should carry minutes_coverage alert at 85%: {shown}")
     blocked_night = [t.trigger_id for t in result.triggers_for(BREAKER_DATE)]
     if blocked_night:
         problems.append(f"the breaker night {BREAKER_DATE} was triggered: {blocked_night}")

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,11 +45,14 @@ class StartEndpoint:
 
     Started before the local stack, so its URL can go into the functions' environment; it answers
     each POST with the next of ``statuses`` (then ``status``), records path, headers and JSON
-    body in ``received``, and queues each body for the stand-in processors.
+    body in ``received``, and queues each body for the stand-in processors. ``GET /ready`` answers
+    ``{"status": ready_status}`` (the health check the 4→5 gate makes).
     """
 
-    def __init__(self, status: int = 202) -> None:
+    def __init__(self, status: int = 202, ready_status: str = "ready") -> None:
         self.status = status
+        self.ready_status = ready_status  # what GET /ready answers (the replaced services' health check)
+        self.health_checks: list[dict[str, Any]] = []
         self.statuses: list[int] = []  # answers for the next requests, in order (tests inject failures)
         self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
         self.received: list[dict[str, Any]] = []
@@ -70,6 +73,14 @@ class StartEndpoint:
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(b'{"status": "started"}')
+
+            def do_GET(self) -> None:
+                endpoint.health_checks.append({"path": self.path, "headers": dict(self.headers)})
+                found = self.path.split("?")[0] == "/ready"
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps({"status": endpoint.ready_status} if found else {}).encode())
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -105,6 +116,8 @@ class StandinProcessors:
         phase5_completion_pct: float = 96.4,
         phase5_predictions: int = 412,
         start_endpoints: Mapping[int, StartEndpoint] | None = None,
+        games: Mapping[date, Sequence[tuple[str, str, str]]] | None = None,
+        dnp_share: Mapping[str, float] | None = None,
     ) -> None:
         from shared.gcp import publisher_client, subscriber_client
 
@@ -121,6 +134,10 @@ class StandinProcessors:
         self._subscriptions: dict[str, tuple[str, int | None]] = {}  # path → (kind, phase)
         self.start_endpoints = dict(start_endpoints or {})  # phase → its HTTP start endpoint
         self.errors: list[str] = []
+        # the games whose rows a processor writes to its output table before reporting (the tables
+        # the gates read); dnp_share: per processor, the share of player rows with 0 minutes
+        self.games = dict(games or {})
+        self.dnp_share = dict(dnp_share or {})
 
     # -- wiring ----------------------------------------------------------------------------
     def start(self) -> StandinProcessors:
@@ -243,8 +260,22 @@ class StandinProcessors:
                     f"stand-in {name} (phase {phase}, {game_date}): {self.pct:g}% with {self.predictions} predictions"
                 )
             else:
+                rows = self.write_output(name, game_date)
                 self.publish(phase, name, game_date, correlation_id)
-                self.say(f"stand-in {name} (phase {phase}, {game_date}): success")
+                self.say(f"stand-in {name} (phase {phase}, {game_date}): success{f' ({rows} rows)' if rows else ''}")
+
+    def write_output(self, processor: str, game_date: date) -> int:
+        """The processor's rows in its output table, when a gate reads that table (0 otherwise)."""
+        table = self.definition.processor(processor).output_table
+        refs = [ref for ref in self.definition.gate_tables() if ref.split(".")[1] == table]
+        games = self.games.get(game_date)
+        if not refs or not games:
+            return 0
+        from shared.gcp import bigquery_client
+        from shared.localcloud.outputs import write_outputs
+
+        share = self.dnp_share.get(processor, 0.0)
+        return write_outputs(bigquery_client(self.project), self.project, refs, game_date, games, dnp_share=share)
 
     def publish(
         self, phase: int, processor: str, game_date: date, correlation_id: str | None = None, **extra: Any

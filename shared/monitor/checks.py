@@ -285,7 +285,7 @@ class TransitionMonitor:
         mode = select_mode(transition, day, self.clock, self.tz)[0]
         latched = state.triggered_slot(mode)
         if latched is not None:
-            return self._handoff(name, day, latched)
+            return self._handoff(name, day, latched) + _gate_alerts(name, day, state.last_gate, latched)
         earlier = state.triggered_current  # another mode's trigger of this generation, if any
         if not state.completions:
             # only the first transition can be silent on its own: further down, an untriggered
@@ -347,11 +347,7 @@ class TransitionMonitor:
                 )
             ]
         if kind == "blocked" or state.status == "blocked":
-            reason = (
-                detail
-                if kind == "blocked"
-                else (state.last_gate or {}).get("game_coverage", {}).get("reason", "blocked")
-            )
+            reason = detail if kind == "blocked" else _gate_reason(state.last_gate, "blocked") or "blocked"
             return [
                 Finding(
                     "blocked",
@@ -631,7 +627,29 @@ def monitor_heartbeat(firestore_client: firestore.Client, definition: PipelineDe
     return f"monitor last ran {int((now - last).total_seconds() // 60)} min ago"
 
 
+def _gate_reason(last_gate: dict[str, Any] | None, verdict: str) -> str:
+    """The reasons of the last evaluation's gates with ``verdict``, each prefixed by its gate."""
+    items = sorted((last_gate or {}).items())
+    gates = [(n, g) for n, g in items if isinstance(g, dict) and g.get("verdict") == verdict]
+    return "; ".join(f"{n}: {g.get('reason')}" for n, g in gates)
+
+
 def _gate_error_reason(last_gate: dict[str, Any] | None) -> str:
-    gates = (last_gate or {}).values()
-    errors = [str(g.get("reason")) for g in gates if isinstance(g, dict) and g.get("verdict") == "error"]
-    return "; ".join(errors) or "gate error"
+    return _gate_reason(last_gate, "error") or "gate error"
+
+
+def _gate_alerts(name: str, day: date, last_gate: dict[str, Any] | None, latched: dict[str, Any]) -> list[Finding]:
+    """A triggered date whose gates were under an alert line: a warning while the date is checked."""
+    reason = _gate_reason(last_gate, "alert")
+    if not reason:
+        return []
+    return [
+        Finding(
+            "gate_alert",
+            "WARNING",
+            f"{name} {day}: triggered with a gate under its alert line: {reason}",
+            name,
+            day,
+            {"reason": reason, "trigger_id": latched.get("trigger_id")},
+        )
+    ]

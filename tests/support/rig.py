@@ -250,6 +250,38 @@ class Rig:
                 == []
             )
 
+    def gate_table(self, name: str) -> str:
+        """The rig's reference of a gate table, by table name (e.g. ``player_game_summary``)."""
+        refs = [ref for ref in self.definition.gate_tables() if ref.split(".")[1] == name]
+        assert refs, f"no gate reads a table named {name!r}"
+        return refs[0]
+
+    def seed_outputs(
+        self,
+        *,
+        game_date: date = GAME_DATE,
+        games: list[tuple[str, str, str]] | None = None,
+        tables: list[str] | None = None,
+        dnp_share: float = 0.0,
+        players_per_game: int = 10,
+    ) -> None:
+        """The phase 3 and 4 processors' rows (real schemas) in the tables the gates read: all of
+        them, or ``tables`` (names or references). ``dnp_share`` of player rows have 0 minutes."""
+        from shared.localcloud.outputs import write_outputs
+
+        refs = list(self.definition.gate_tables())
+        if tables is not None:
+            refs = [ref if "." in ref else self.gate_table(ref) for ref in tables]
+        write_outputs(
+            bigquery_client(self.cloud.project),
+            self.cloud.project,
+            refs,
+            game_date,
+            games if games is not None else GAMES,
+            players_per_game=players_per_game,
+            dnp_share=dnp_share,
+        )
+
     # -- observations -----------------------------------------------------------------------
     def pull_messages(self, transition: str, max_messages: int = 20) -> list[PhaseTrigger]:
         """Every message on the transition's trigger topic right now (all parts of each trigger)."""
