@@ -360,7 +360,7 @@ def run_demo(
             # phase 3 and 4 write rows for the games that have boxscores; 15 % of the players of the
             # night did not play (0 minutes): minutes coverage 85 %, under the 3→4 alert line (90 %)
             games={GAME_DATE: [g for g in GAMES[GAME_DATE] if g[0] != MISSING_GAME]},
-            dnp_share={"player_game_summary": DNP_SHARE},
+            dnp_share={_minutes_processor(definition): DNP_SHARE},
         ).start()
 
         say(f"--- scenario 1: the night of {GAME_DATE} (stand-in processors report phase 2) ---")
@@ -429,6 +429,16 @@ def run_demo(
     result.seconds = time.monotonic() - started
     result.problems += check(result, definition)
     return result
+
+
+def _minutes_processor(definition: PipelineDefinition) -> str:
+    """The processor that writes the table the 3→4 ``minutes_coverage`` gate reads."""
+    from shared.pipeline.definition import RatioGate
+
+    gate = definition.gates["minutes_coverage"]
+    assert isinstance(gate, RatioGate)
+    table = gate.table.table.split(".")[1]
+    return next(p.name for p in definition.processors if p.output_table == table)
 
 
 def check(result: DemoResult, definition: PipelineDefinition) -> list[str]:

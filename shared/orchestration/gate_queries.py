@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from shared.game_ids import ScheduleEntry
@@ -284,6 +285,18 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+@cache
+def _no_redirect_handler() -> type:
+    """A handler class that refuses redirects (built on first use: urllib stays off the cold path)."""
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # the 3xx surfaces as an HTTPError: "answered 302", not healthy
+
+    return NoRedirect
+
+
 class HealthProbe:
     """GET ``$url_env`` + ``path`` with a Google ID token (audience: the base URL), as the replaced
     orchestrators' ``check_service_health`` does (phase3_to_phase4/main.py:255-309). Never raises:
@@ -309,7 +322,9 @@ class HealthProbe:
                 headers["Authorization"] = f"Bearer {(self._token or id_token)(base)}"
             request = urllib.request.Request(url, headers=headers, method="GET")
             timeout = min(gate.timeout_seconds, deadline or gate.timeout_seconds)
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            # never follow a redirect: urllib would send the ID token on to wherever it points
+            opener = urllib.request.build_opener(_no_redirect_handler())
+            with opener.open(request, timeout=timeout) as response:
                 code = int(response.status)
                 body = response.read(65536)
         except urllib.error.HTTPError as exc:

@@ -385,25 +385,19 @@ class GateRunner:
         if not gates:
             return []
         outcomes: dict[str, GateResult | BaseException] = {}
-        if len(gates) == 1:
-            name, gate = gates[0]
-            try:
-                outcomes[name] = self.evaluate(name, gate, game_date, deadline_seconds)
-            except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
-                outcomes[name] = exc
-        else:
-            pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(gates)), thread_name_prefix="gate")
-            futures: dict[Future[GateResult], str] = {
-                pool.submit(self.evaluate, name, gate, game_date, deadline_seconds): name for name, gate in gates
-            }
-            _done, pending = wait(futures, timeout=None if deadline_seconds is None else deadline_seconds + 5)
-            pool.shutdown(wait=False, cancel_futures=True)
-            for future, name in futures.items():
-                if future in pending:
-                    outcomes[name] = TransientError(f"gate {name!r} did not finish within the claim's deadline")
-                    continue
-                error = future.exception()
-                outcomes[name] = error if error is not None else future.result()
+        # every gate on a worker, a lone one too: the wait below is what bounds a hanging query
+        pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(gates)), thread_name_prefix="gate")
+        futures: dict[Future[GateResult], str] = {
+            pool.submit(self.evaluate, name, gate, game_date, deadline_seconds): name for name, gate in gates
+        }
+        _done, pending = wait(futures, timeout=deadline_seconds)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for future, name in futures.items():
+            if future in pending:
+                outcomes[name] = TransientError(f"gate {name!r} did not finish within the claim's deadline")
+                continue
+            error = future.exception()
+            outcomes[name] = error if error is not None else future.result()
         return self._classify(transition, game_date, gates, outcomes)
 
     def _classify(

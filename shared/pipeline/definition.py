@@ -216,6 +216,8 @@ class Predicate(_Model):
     def _shape(self) -> Self:
         if (self.column is None) == (not self.coalesce):
             raise ValueError("a predicate needs exactly one of `column` or `coalesce`")
+        if self.default is not None and not self.coalesce:
+            raise ValueError("`default` is the last COALESCE argument: give it with `coalesce` only")
         unary = self.op in ("is_null", "not_null", "is_true", "is_false")
         if unary and self.value is not None:
             raise ValueError(f"op {self.op!r} takes no `value`")
@@ -333,6 +335,14 @@ class RatioGate(_LowerIsWorse):
 
     def read_tables(self) -> tuple[GateTable, ...]:
         return (self.table, *((self.denominator,) if self.denominator else ()))
+
+    @model_validator(mode="after")
+    def _denominator_key(self) -> Self:
+        if self.denominator_key is not None and self.denominator is None:
+            raise ValueError("denominator_key needs a `denominator` table")
+        if self.denominator_key is not None and self.key is None:
+            raise ValueError("denominator_key needs `key` (distinct keys over distinct keys, not over rows)")
+        return self
 
 
 class NullRateTable(GateTable):

@@ -741,9 +741,11 @@ def test_ratio_sql_key_gives_count_distinct_on_both_sides() -> None:
 
 
 def test_ratio_sql_denominator_key_and_date_column() -> None:
-    gate = ratio_gate(denominator={"table": "ds.roster", "date_column": "roster_date"}, denominator_key="pid")
+    gate = ratio_gate(
+        key="player", denominator={"table": "ds.roster", "date_column": "roster_date"}, denominator_key="pid"
+    )
     numerator, denominator = queries().ratio_sql(gate)[0].split("\nUNION ALL\n")
-    assert "COUNT(*) AS n FROM `p.ds.facts` WHERE fact_date = @game_date AND (ok IS TRUE)" in numerator
+    assert "COUNT(DISTINCT player) AS n FROM `p.ds.facts` WHERE fact_date = @game_date AND (ok IS TRUE)" in numerator
     assert "COUNT(DISTINCT pid) AS n FROM `p.ds.roster` WHERE roster_date = @game_date)" in denominator
     # without denominator_key the denominator counts the gate's key
     keyed = ratio_gate(key="player", denominator={"table": "ds.roster", "date_column": "roster_date"})
@@ -761,6 +763,21 @@ def rejected(data: dict[str, Any]) -> str:
 
 def test_the_packaged_definition_is_valid() -> None:
     assert parse_definition(packaged_toml()).gates.keys() == D.gates.keys()
+
+
+def test_a_denominator_key_without_a_key_or_a_denominator_is_rejected() -> None:
+    data = packaged_toml()
+    del data["gates"]["feature_store_coverage"]["key"]
+    assert "denominator_key needs `key`" in rejected(data)
+    data = packaged_toml()
+    del data["gates"]["feature_store_coverage"]["denominator"]
+    assert "denominator_key needs a `denominator` table" in rejected(data)
+
+
+def test_a_predicate_default_without_coalesce_is_rejected() -> None:
+    data = packaged_toml()
+    data["gates"]["minutes_coverage"]["where"][0]["default"] = 0
+    assert "`default` is the last COALESCE argument" in rejected(data)
 
 
 def test_null_rate_with_block_below_is_rejected() -> None:
@@ -1041,11 +1058,6 @@ def test_a_gate_hanging_past_the_deadline_is_transient() -> None:
     assert fake.deadlines["feature_store_coverage"] == 0.2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GateRunner.run evaluates a lone gate inline with no timeout (gates.py:388-394): only a "
-    "transition with 2+ gates is bounded by deadline_seconds (+5 s grace); phase2_to_phase3 has one gate",
-)
 def test_a_lone_gate_hanging_past_the_deadline_is_transient() -> None:
     release = threading.Event()
 
@@ -1220,6 +1232,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.seen.append((self.path, dict(self.headers)))
+        if self.path in self.server.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.server.redirects[self.path])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         status, body, delay = self.server.routes.get(self.path, (404, b'{"error": "no route"}', 0.0))
         if delay:
             self.server.release.wait(delay)
@@ -1238,6 +1256,7 @@ class _HealthServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.routes: dict[str, tuple[int, bytes, float]] = {}
         self.seen: list[tuple[str, dict[str, str]]] = []
+        self.redirects: dict[str, str] = {}  # path → Location of a 302
         self.release = threading.Event()
 
     @property
@@ -1248,8 +1267,7 @@ class _HealthServer(ThreadingHTTPServer):
         pass  # the slow route writes to a client that gave up
 
 
-@pytest.fixture
-def service() -> Iterator[_HealthServer]:
+def _serving() -> Iterator[_HealthServer]:
     server = _HealthServer()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -1260,6 +1278,17 @@ def service() -> Iterator[_HealthServer]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def service() -> Iterator[_HealthServer]:
+    yield from _serving()
+
+
+@pytest.fixture
+def other_service() -> Iterator[_HealthServer]:
+    """A second server, reached as ``localhost`` (another origin than ``127.0.0.1``)."""
+    yield from _serving()
 
 
 def health_gate(**fields: Any) -> ServiceHealthGate:
@@ -1356,6 +1385,16 @@ def test_probe_id_token(service: _HealthServer) -> None:
     path, headers = service.seen[0]
     assert path == "/healthz"
     assert headers["Authorization"] == "Bearer tok"
+
+
+def test_probe_does_not_send_the_id_token_to_a_redirect_target(
+    service: _HealthServer, other_service: _HealthServer
+) -> None:
+    other_service.routes["/elsewhere"] = (200, b'{"status": "ready"}', 0.0)
+    service.redirects["/ready"] = f"http://localhost:{other_service.server_address[1]}/elsewhere"
+    result = HealthProbe({"SVC_URL": service.url}, token=lambda audience: "tok").check(health_gate(auth="id_token"))
+    assert service.seen[0][1]["Authorization"] == "Bearer tok"  # the service itself gets the token
+    assert all("Authorization" not in headers for _, headers in other_service.seen), result
 
 
 def test_probe_token_failure_is_unhealthy_not_raised(service: _HealthServer) -> None:
