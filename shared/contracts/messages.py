@@ -110,7 +110,15 @@ LenientPhaseNumber = Annotated[
     ),
 ]
 ExplicitDate = Annotated[date, BeforeValidator(_explicit_date)]
-AwareTimestamp = Annotated[datetime, AfterValidator(_require_timezone)]
+def _no_epoch_number(value: Any) -> Any:
+    """A number is not a timestamp here: seconds or milliseconds, and in which zone? (The replaced
+    processors send ``datetime.now(timezone.utc).isoformat()`` strings.)"""
+    if isinstance(value, (int, float)):
+        raise ValueError("a timestamp must be an ISO 8601 string with a timezone offset, not a number")
+    return value
+
+
+AwareTimestamp = Annotated[datetime, BeforeValidator(_no_epoch_number), AfterValidator(_require_timezone)]
 
 
 class CompletionStatus(StrEnum):

@@ -99,9 +99,11 @@ def ensure_subscription(
     return str(path)
 
 
-def ensure_tables(client: bigquery.Client, project: str, definition: PipelineDefinition) -> dict[str, str]:
+def ensure_tables(
+    client: bigquery.Client, project: str, definition: PipelineDefinition, *, gate_tables: bool = True
+) -> dict[str, str]:
     """Datasets and tables for the log, retry queue, conflict log, schedule, boxscores, unavailable games,
-    and the tables the gates read.
+    and (``gate_tables``) the phase 3-5 tables the gates read.
 
     Datasets first, then every table concurrently (each API call is a round trip).
     """
@@ -112,7 +114,8 @@ def ensure_tables(client: bigquery.Client, project: str, definition: PipelineDef
     settings, games = definition.pipeline, definition.games
     specs = table_specs(definition)  # what the package writes: the tables deploy.spec creates in the cloud
     # the real schemas: the schedule, the boxscore chain, and the phase 3-5 tables the gates read
-    raw = sorted({games.schedule_table, *(s.table for s in games.boxscore_sources), *definition.gate_tables()})
+    gated = definition.gate_tables() if gate_tables else ()
+    raw = sorted({games.schedule_table, *(s.table for s in games.boxscore_sources), *gated})
     datasets = sorted({settings.dataset, *(t.dataset for t in specs), *(ref.split(".")[0] for ref in raw)})
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda d: client.create_dataset(f"{project}.{d}", exists_ok=True), datasets))

@@ -45,6 +45,7 @@ def test_l05_a_transient_error_is_a_non_2xx_and_a_stale_event_is_acked(
     rig: Rig,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     client = make_app()
     # stale: published a day ago (max age 12 h) → 2xx, quarantined as stale, never a redelivery loop
     stale_id = uuid.uuid4().hex

@@ -117,6 +117,7 @@ def test_empty_tick_runs_the_monitor_and_writes_its_heartbeat(client: FlaskClien
     # Final games two days back, phase 2 silent (past the overnight grace at any time of day)
     silent_day = yesterday - timedelta(days=1)
     rig.seed_games(game_date=silent_day)
+    rig.seed_outputs(game_date=yesterday)  # the phase 4 rows the 4→5 gates read
     # three phase-4 processors finished 130 min ago (as the transition function recorded them):
     # deadline tier 2 (3 of 5 after 120 min) is due and only the monitor can fire it
     rig.clock.set(started - timedelta(minutes=130))

@@ -217,6 +217,7 @@ def test_definition_file_equals_isolated_definition(tmp_path: Path) -> None:
 def test_every_envelope_shape_is_acked_recorded_and_triggers_once(
     make_app: Callable[..., FlaskClient], rig: Rig
 ) -> None:
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     client = make_app()  # production wiring: service built from env + definition file, system clock
     now = datetime.now(UTC)
     plan = [
@@ -489,6 +490,7 @@ def test_stale_event_is_acked_quarantined_and_alerted(
 def test_l01_publish_failure_leaves_date_retriggerable_via_http(
     make_app: Callable[..., FlaskClient], rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     good_pubsub = rig.cloud.env()["PUBSUB_EMULATOR_HOST"]
     client = make_app()
     # the function instance starts with Pub/Sub pointing at a port nobody listens on

@@ -132,6 +132,8 @@ class Rig:
     clock: FixedClock
     services: dict[str, TransitionService] = field(default_factory=dict)
     trigger_subscriptions: dict[str, str] = field(default_factory=dict)
+    gate_tables_created: bool = False
+    output_dates: set[date] = field(default_factory=set)
 
     @classmethod
     def create(cls, cloud: LocalCloud, suffix: str, *, now: datetime = MORNING_AFTER, mutate: Any = None) -> Rig:
@@ -139,7 +141,9 @@ class Rig:
         rig = cls(cloud, suffix, definition, FixedClock(now))
         project = cloud.project
         ensure_topics(publisher_client(), project, definition)
-        ensure_tables(bigquery_client(project), project, definition)
+        # the phase 3-5 tables the 3→4 and 4→5 gates read are created by the first seed_outputs: a
+        # test that drives those transitions seeds them (without them a gate answers gate_error)
+        ensure_tables(bigquery_client(project), project, definition, gate_tables=False)
         CREATED_DATASETS.extend((project, d) for d in rig.datasets())
         subscriber = subscriber_client()
         for t in definition.transitions:
@@ -268,12 +272,23 @@ class Rig:
         """The phase 3 and 4 processors' rows (real schemas) in the tables the gates read: all of
         them, or ``tables`` (names or references). ``dnp_share`` of player rows have 0 minutes."""
         from shared.localcloud.outputs import write_outputs
+        from shared.localcloud.raw_tables import create_upstream_table
 
+        client = bigquery_client(self.cloud.project)
+        if not self.gate_tables_created:
+            from concurrent.futures import ThreadPoolExecutor
+
+            project = self.cloud.project
+            datasets = sorted({ref.split(".")[0] for ref in self.definition.gate_tables()})
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda d: client.create_dataset(f"{project}.{d}", exists_ok=True), datasets))
+                list(pool.map(lambda ref: create_upstream_table(client, project, ref), self.definition.gate_tables()))
+            self.gate_tables_created = True
         refs = list(self.definition.gate_tables())
         if tables is not None:
             refs = [ref if "." in ref else self.gate_table(ref) for ref in tables]
         write_outputs(
-            bigquery_client(self.cloud.project),
+            client,
             self.cloud.project,
             refs,
             game_date,
@@ -281,6 +296,12 @@ class Rig:
             players_per_game=players_per_game,
             dnp_share=dnp_share,
         )
+
+    def ensure_outputs(self, game_date: date = GAME_DATE) -> None:
+        """``seed_outputs`` for ``game_date`` once (complete data: every 3→4 and 4→5 gate passes)."""
+        if game_date not in self.output_dates:
+            self.seed_outputs(game_date=game_date)
+            self.output_dates.add(game_date)
 
     # -- observations -----------------------------------------------------------------------
     def pull_messages(self, transition: str, max_messages: int = 20) -> list[PhaseTrigger]:

@@ -135,7 +135,7 @@ def test_status_explains_each_transition_and_the_heartbeats(rig: Rig, phasectl: 
         "phase2_to_phase3:2026-01-24:g1",
         "partial",
     )
-    assert p2["gates"]["game_coverage"]["verdict"] == "partial"
+    assert p2["gates"]["game_coverage"]["verdict"] == "alert"
     assert p2["missing_games"] == ["20260124_GSW_MIN"]
     p4 = t["phase4_to_phase5"]
     assert p4["decision"] == "wait"

@@ -171,6 +171,15 @@ def test_naive_timestamp_is_rejected_with_a_clear_message() -> None:
     assert "no timezone (naive)" in error_messages(exc_info)["timestamp"]
 
 
+@pytest.mark.parametrize("raw", [5, 1769328765, 1769328765123, 1.5, True])
+def test_a_numeric_timestamp_is_rejected(raw: object) -> None:
+    """Found by the fuzzed-payload test: ``"timestamp": 5`` was read as 1970-01-01T00:00:05Z and the
+    message recorded instead of quarantined. An epoch number says neither its unit nor its zone."""
+    with pytest.raises(ValidationError) as exc_info:
+        ProcessorCompletion.model_validate(completion(timestamp=raw))
+    assert "not a number" in error_messages(exc_info)["timestamp"]
+
+
 def test_timestamp_keeps_its_offset() -> None:
     model = ProcessorCompletion.model_validate(completion(timestamp="2026-01-25T03:12:45-05:00"))
     assert model.timestamp == WHEN

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from shared.contracts.messages import PhaseTrigger
-from shared.localcloud.demo import GAME_DATE, demo_definition, seed
+from shared.gcp import bigquery_client
+from shared.localcloud.demo import GAME_DATE, GAMES, MISSING_GAME, demo_definition, seed
+from shared.localcloud.outputs import write_outputs
 from shared.localcloud.stack import LocalStack
 from shared.localcloud.standins import StartEndpoint
 from shared.pipeline.definition import PipelineDefinition, load_definition
@@ -52,6 +54,10 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack
             for t in definition.transitions
         }
         seed(stack.project, definition, GAME_DATE)  # 7 Final games, GSW@MIN in no boxscore source
+        # the rows the phase 3 and 4 processors wrote for the six games with boxscores (real schemas):
+        # the 3→4 and 4→5 gates read them
+        covered = [g for g in GAMES[GAME_DATE] if g[0] != MISSING_GAME]
+        write_outputs(bigquery_client(stack.project), stack.project, definition.gate_tables(), GAME_DATE, covered)
         yield stack, coordinator, subs
     finally:
         stack.down()

@@ -139,6 +139,8 @@ def report(rig: Rig, transition: str, processors: list[str], day: date, **extra:
     """Processors of the transition's source phase report completion for ``day``."""
     svc = rig.services[transition]
     phase = svc.transition.source_phase
+    if svc.transition.gates and phase > 2:
+        rig.ensure_outputs(day)  # the processors wrote their rows: the 3→4 and 4→5 gates pass
     return [svc.handle_event(rig.event(rig.completion(p, phase, game_date=day, **extra))) for p in processors]
 
 

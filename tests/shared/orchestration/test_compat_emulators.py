@@ -157,6 +157,7 @@ def upstream_event(rig: Rig, path: Path) -> dict[str, Any]:
 
 
 def test_upstream_phase3_completions_trigger_phase4_once_per_source_table(rig: Rig) -> None:
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     svc = rig.services["phase3_to_phase4"]
     files = sorted((UPSTREAM / "phase3").glob("*__success.json"))
     kinds = [svc.handle_event(upstream_event(rig, f)).kind for f in files for _ in range(3)]
@@ -204,6 +205,7 @@ def rig_45(cloud: LocalCloud, unique: str, coordinator: StartEndpoint) -> Rig:
         t["delivery"]["http"]["auth"] = "none"
 
     rig = Rig.create(cloud, unique, mutate=no_auth)
+    rig.seed_outputs()  # the phase 4 rows the 4→5 gates read
     svc = rig.services["phase4_to_phase5"]
     http = rig.definition.transition("phase4_to_phase5").delivery.http
     assert http is not None

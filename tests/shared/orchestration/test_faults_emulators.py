@@ -88,16 +88,16 @@ def test_fault_slow_gate_past_the_claim_ttl_publishes_once(rig: Rig) -> None:
     triggers; the slow attempt must then neither publish nor overwrite the latched date."""
     rig.seed_games(sources={"gamebook": [g[0] for g in GAMES]})
     slow = rig.services[P23]
-    assert slow.gates.sources is not None
-    real_load = slow.gates.sources.load
+    assert slow.gates.queries is not None
+    real_load = slow.gates.queries.coverage
     entered, release = threading.Event(), threading.Event()
 
-    def stalled_load(day: Any) -> Any:
+    def stalled_load(gate: Any, day: Any, deadline: Any = None) -> Any:
         entered.set()
         assert release.wait(60)
-        return real_load(day)
+        return real_load(gate, day, deadline)
 
-    slow.gates.sources.load = stalled_load  # type: ignore[method-assign]
+    slow.gates.queries.coverage = stalled_load  # type: ignore[method-assign]
     event = all_but_last(rig)
     result: dict[str, Any] = {}
     worker = threading.Thread(target=lambda: result.update(outcome=slow.handle_event(event)))
@@ -256,6 +256,7 @@ def test_fault_a_same_day_trigger_does_not_swallow_the_overnight_trigger(rig: Ri
     (overnight) completions answered already_triggered and phase 4 never ran on post-game data."""
     from datetime import UTC
 
+    rig.seed_outputs()  # the rows the 3→4 gates read (pre-game: the context; post-game: all five)
     svc = rig.services["phase3_to_phase4"]
     rig.clock.set(datetime(2026, 1, 24, 15, 0, tzinfo=UTC))  # 10:00 ET on game day: same_day
     pre = rig.event(rig.completion("upcoming_player_game_context", 3))

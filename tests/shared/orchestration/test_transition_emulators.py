@@ -44,6 +44,7 @@ def rig(cloud: LocalCloud, unique: str) -> Rig:
 
 
 def test_l03_duplicate_delivery_triggers_once(rig: Rig) -> None:
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     svc = rig.services["phase3_to_phase4"]
     events = [rig.event(rig.completion(p, 3)) for p in PHASE3]
     outcomes = []
@@ -61,6 +62,7 @@ def test_l03_duplicate_delivery_triggers_once(rig: Rig) -> None:
 
 
 def test_l19_log_row_appears_for_a_trigger(rig: Rig) -> None:
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     svc = rig.services["phase3_to_phase4"]
     for p in PHASE3:
         svc.handle_event(rig.event(rig.completion(p, 3)))
@@ -113,6 +115,7 @@ print(json.dumps({"kind": kind}))
 
 def test_l04_concurrent_completions_from_separate_processes_trigger_once(rig: Rig) -> None:
     """All five phase-4 processors complete at the same instant, each in its own process."""
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     start_at = time.time() + 4.0
     procs = []
     for name in PHASE4:
@@ -139,6 +142,7 @@ def test_l04_concurrent_completions_from_separate_processes_trigger_once(rig: Ri
 
 
 def test_l01_publish_failure_leaves_no_latch_and_redelivery_triggers_once(rig: Rig) -> None:
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     svc = rig.services["phase3_to_phase4"]
     publisher = publisher_client()
     target = publisher.topic_path(rig.cloud.project, rig.definition.target_topic(svc.transition))
@@ -213,9 +217,9 @@ def test_l17_gate_query_error_is_transient_not_fail_open(rig: Rig) -> None:
     svc = rig.services["phase2_to_phase3"]
     rig.seed_games(sources={"bdl": [g[0] for g in GAMES]})
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: BigQuery is down
-    assert svc.gates.sources is not None
-    svc.gates.sources._client = LazyClient(lambda: bigquery_client_for(dead, rig.cloud.project))
-    svc.gates.sources.deadline_seconds = 3.0
+    assert svc.gates.queries is not None
+    svc.gates.queries._client = LazyClient(lambda: bigquery_client_for(dead, rig.cloud.project))
+    svc.gates.queries.deadline_seconds = 3.0
     for p in PHASE2[:-1]:
         svc.handle_event(rig.event(rig.completion(p, 2)))
     with pytest.raises(TransientError, match="gate 'game_coverage' could not be evaluated"):
@@ -226,6 +230,7 @@ def test_l17_gate_query_error_is_transient_not_fail_open(rig: Rig) -> None:
 
 
 def test_l19_log_outage_never_blocks_the_trigger_and_the_row_arrives_later(rig: Rig) -> None:
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     svc = rig.services["phase3_to_phase4"]
     good_writer = svc.log_writer
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: BigQuery is down
@@ -246,6 +251,7 @@ def test_l19_log_outage_never_blocks_the_trigger_and_the_row_arrives_later(rig: 
 
 
 def test_deadline_tier_fires_on_reevaluation_without_a_new_message(rig: Rig) -> None:
+    rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     svc = rig.services["phase4_to_phase5"]
     for p in PHASE4[:3]:
         assert svc.handle_event(rig.event(rig.completion(p, 4))).kind == "waiting"
@@ -288,6 +294,7 @@ def test_l08_unknown_processor_is_recorded_but_never_counts(rig: Rig) -> None:
 )
 def test_l14_mode_follows_new_york_date_edges(cloud: LocalCloud, unique: str, now: datetime, mode: str) -> None:
     rig = Rig.create(cloud, unique, now=now)
+    rig.seed_outputs(tables=["upcoming_player_game_context"])  # what the pre-game gate reads
     svc = rig.services["phase3_to_phase4"]
     outcome = svc.handle_event(rig.event(rig.completion("upcoming_player_game_context", 3)))
     if mode == "overnight":
