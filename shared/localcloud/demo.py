@@ -112,7 +112,7 @@ class Timeline:
 
 def demo_definition(directory: Path) -> Path:
     """The packaged definition with the retry backoff base at ``DEMO_BACKOFF_MINUTES`` and the coordinator's
-    HTTP start call unauthenticated (the stand-in runs on loopback); nothing else changes."""
+    HTTP start call and the health gates unauthenticated (the stand-ins run on loopback); nothing else changes."""
     import re
 
     text, count = re.subn(
@@ -122,10 +122,10 @@ def demo_definition(directory: Path) -> Path:
     )
     if count != 1:
         raise RuntimeError("the packaged definition has no [retry] base_delay_minutes line to compress")
-    # the stand-in coordinator's /start on loopback takes no Google ID token
+    # the stand-in coordinator's /start and /ready on loopback take no Google ID token
     text, count = re.subn(r'(?m)^(\s*)auth = "id_token"', r'\1auth = "none"', text)
-    if count != 1:
-        raise RuntimeError("the packaged definition has no [transitions.delivery.http] auth line")
+    if count < 2:
+        raise RuntimeError("the packaged definition has no [transitions.delivery.http] or health gate auth line")
     path = directory / "pipeline.demo.toml"
     path.write_text(text)
     return path
@@ -462,6 +462,11 @@ def check(result: DemoResult, definition: PipelineDefinition) -> list[str]:
     if p34 is not None and (minutes is None or minutes.verdict != "alert" or minutes.value != 85.0):
         shown = None if minutes is None else (minutes.verdict, minutes.value)
         problems.append(f"{second} for {GAME_DATE} should carry minutes_coverage alert at 85%: {shown}")
+    third = definition.transitions[2].name
+    p45 = next((t for t in night if t.transition == third), None)
+    unhealthy = [g.reason for g in (p45.gates if p45 else []) if g.kind == "service_health" and g.verdict != "pass"]
+    if unhealthy:
+        problems.append(f"{third} for {GAME_DATE}: the stand-in coordinator's /ready should be healthy: {unhealthy}")
     blocked_night = [t.trigger_id for t in result.triggers_for(BREAKER_DATE)]
     if blocked_night:
         problems.append(f"the breaker night {BREAKER_DATE} was triggered: {blocked_night}")

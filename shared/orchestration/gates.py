@@ -179,7 +179,11 @@ def null_rate_verdict(name: str, gate: NullRateGate, counts: Iterable[NullCount]
         return _result(name, gate, None, "no rows to measure", details={"null_pct": rates})
     worst = max(measured, key=lambda c: (c.nulls / c.rows, c.table, c.column))
     value = 100.0 * worst.nulls / worst.rows
-    summary = f"worst NULL share {worst.table}.{worst.column} ({worst.nulls}/{worst.rows} rows)"
+    summary = (
+        f"worst NULL share {worst.table}.{worst.column} ({worst.nulls}/{worst.rows} rows)"
+        if worst.nulls
+        else f"no NULL in {len(measured)} column(s) of {len({c.table for c in measured})} table(s)"
+    )
     return _result(name, gate, value, summary, details={"null_pct": rates})
 
 
