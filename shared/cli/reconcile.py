@@ -181,9 +181,8 @@ def describe_gate(name: str, gate: Mapping[str, Any]) -> str:
     verdict = str(gate.get("verdict") or "?").upper()
     value = gate.get("value")
     shown = "" if value is None else f" {float(value):.1f}%"
-    lines = gate_thresholds(gate.get("thresholds"))
-    advisory = ", advisory" if gate.get("advisory") else ""
-    extra = f" ({lines}{advisory})" if lines or advisory else ""
+    notes = [n for n in (gate_thresholds(gate.get("thresholds")), "advisory" if gate.get("advisory") else "") if n]
+    extra = f" ({', '.join(notes)})" if notes else ""
     return f"{name}: {verdict}{shown}{extra} — {gate.get('reason')}"
 
 

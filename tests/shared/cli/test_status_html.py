@@ -282,3 +282,49 @@ def test_bad_html_options_are_one_line_and_exit_2_before_any_backend(args: list[
     assert code == 2
     assert err.getvalue().startswith("phasectl: error: ") and message in err.getvalue(), err.getvalue()
     assert out.getvalue() == ""
+
+
+MINUTES = {
+    "kind": "ratio",
+    "verdict": "alert",
+    "value": 85.0,
+    "thresholds": {"block_below": 80.0, "alert_below": 90.0},
+    "advisory": False,
+    "reason": "51/60 rows meet the condition: 85.0%, below the alert line 90%",
+}
+
+
+def test_the_gates_section_shows_each_gate_value_lines_verdict_and_reason() -> None:
+    import re
+    from dataclasses import replace
+
+    gated = replace(line(TRANSITIONS[1], "triggered", EXPECTED, trigger_id="t"), gates={
+        "minutes_coverage": MINUTES,
+        "coordinator_health": {"kind": "service_health", "verdict": "pass", "value": None, "advisory": True,
+                               "thresholds": {}, "reason": "<b>ready</b>"},
+    })
+    page = render_status_html(NOW, [DAY], {DAY: (gated,)}, (), ())
+    section = page[page.index("<h2>Gates</h2>"):]
+    rows = re.findall(r'<tr class="gate verdict-(\w+)"[^>]*data-gate="(\w+)">(.*?)</tr>', section)
+    assert [(v, g) for v, g, _ in rows] == [("pass", "coordinator_health"), ("alert", "minutes_coverage")]
+    minutes = rows[1][2]
+    assert '<td class="value">85.0%</td>' in minutes
+    assert '<td class="thresholds">block &lt;80%, alert &lt;90%</td>' in minutes
+    assert "below the alert line 90%" in minutes
+    assert "coordinator_health (advisory)" in rows[0][2] and "&lt;b&gt;ready&lt;/b&gt;" in rows[0][2]
+
+
+def test_no_gate_results_say_so() -> None:
+    page = render_status_html(NOW, [DAY], {DAY: night(DAY)}, (), ())
+    assert "No gate evaluated for these dates." in page
+
+
+def test_describe_gate_is_the_one_line_status_and_reconcile_print() -> None:
+    from shared.cli.reconcile import describe_gate
+
+    assert describe_gate("minutes_coverage", MINUTES) == (
+        "minutes_coverage: ALERT 85.0% (block <80%, alert <90%) — 51/60 rows meet the condition: 85.0%, "
+        "below the alert line 90%"
+    )
+    advisory = {"verdict": "pass", "value": None, "advisory": True, "thresholds": {}, "reason": "not set"}
+    assert describe_gate("coordinator_health", advisory) == "coordinator_health: PASS (advisory) — not set"
