@@ -231,7 +231,7 @@ def table_specs(definition: PipelineDefinition, spec_dir: Path = TABLE_SPEC_DIR)
     return tuple(out)
 
 
-def _payload(model_name: str | None) -> str:
+def _payload(model_name: str | None, body: dict[str, object] | None = None) -> str:
     if model_name is None:
         return "{}"
     from shared.contracts import messages
@@ -239,7 +239,7 @@ def _payload(model_name: str | None) -> str:
     model = getattr(messages, model_name, None)
     if model is None:
         raise ValueError(f"schedules: payload {model_name!r} is not a model in shared.contracts.messages")
-    return str(model().model_dump_json(exclude_none=True))
+    return str(model(**(body or {})).model_dump_json(exclude_none=True))
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,7 @@ def build_spec(
 
     sources: dict[str, str] = {t.name: definition.source_topic(t) for t in definition.transitions}
     jobs: list[SchedulerJobSpec] = []
-    for key, schedule in definition.schedules.items():
+    for key, schedule in definition.schedule_entries().items():
         if schedule.function:
             sources[schedule.function] = schedule.topic
         jobs.append(
@@ -290,7 +290,7 @@ def build_spec(
                 cron=schedule.cron,
                 timezone=schedule.timezone,
                 topic=schedule.topic,
-                body=_payload(schedule.payload),
+                body=_payload(schedule.payload, schedule.body),
                 function=schedule.function,
             )
         )

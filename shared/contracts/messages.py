@@ -453,6 +453,64 @@ class PhaseTrigger(ContractModel):
         return attributes
 
 
+class TriggerTick(ContractModel):
+    """Cloud Scheduler payload of a sensor's or scheduled trigger's slot (``[[sensors]]``,
+    ``[[scheduled_triggers]]``); ``game_date`` overrides the slot's date rule (a manual run)."""
+
+    trigger: str = Field(default="", description="The sensor or scheduled trigger's name.")
+    slot: str = Field(default="", description="Its slot (one Cloud Scheduler job).")
+    game_date: ExplicitDate | None = None
+
+    @model_validator(mode="after")
+    def _named(self) -> Self:
+        if not self.trigger or not self.slot:
+            raise ValueError("a trigger tick names its `trigger` and `slot`")
+        return self
+
+
+class TimedTriggerMessage(ContractModel):
+    """What a sensor or scheduled trigger publishes (outbound).
+
+    It carries what the replaced consumers read: grading reads ``target_date``,
+    ``trigger_source``, ``run_aggregation`` and ``correlation_id`` (grading/main.py:1151-1154);
+    phase 6 export reads ``target_date`` and ``export_types`` (phase6_export/main.py:405-411) and
+    ``update_latest`` (deploy_phase6_scheduler.sh:165), as their scheduler jobs send them.
+    """
+
+    trigger_id: NonEmptyStr = Field(description="make_trigger_id(name, game_date, generation, mode)")
+    name: NonEmptyStr = Field(description="The sensor or scheduled trigger.")
+    slot: NonEmptyStr = Field(description="The slot (scheduler job) whose tick triggered it.")
+    mode: str | None = Field(default=None, description="The slot, for a trigger that fires once per slot.")
+    game_date: ExplicitDate
+    target_date: ExplicitDate = Field(description="= game_date; what the consumers key on.")
+    generation: int = Field(ge=1)
+    trigger_source: str
+    triggered_by: str | None = None
+    triggered_at: AwareTimestamp
+    reason: str
+    correlation_id: str | None = None
+    conditions: list[GateOutcome] = Field(default_factory=list)
+    export_types: list[str] = Field(default_factory=list)
+    run_aggregation: bool | None = None
+    update_latest: bool | None = None
+
+    @model_validator(mode="after")
+    def _deterministic_id(self) -> Self:
+        expected = make_trigger_id(self.name, self.game_date, self.generation, self.mode)
+        if self.trigger_id != expected:
+            raise ValueError(f"trigger_id {_shown(self.trigger_id)} does not match; expected {expected!r}")
+        return self
+
+    def attributes(self) -> dict[str, str]:
+        return {
+            "trigger_id": self.trigger_id,
+            "trigger": self.name,
+            "slot": self.slot,
+            "game_date": self.game_date.isoformat(),
+            "generation": str(self.generation),
+        }
+
+
 class MonitorTick(ContractModel):
     """Cloud Scheduler payload for the transition monitor; an empty body means the defaults."""
 

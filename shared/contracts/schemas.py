@@ -27,6 +27,8 @@ from shared.contracts.messages import (
     ProcessorCompletion,
     RetryRequest,
     RetryTick,
+    TimedTriggerMessage,
+    TriggerTick,
 )
 
 CONTRACTS: dict[str, type[BaseModel]] = {
@@ -35,6 +37,8 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "monitor_tick": MonitorTick,
     "retry_tick": RetryTick,
     "retry_request": RetryRequest,
+    "trigger_tick": TriggerTick,
+    "timed_trigger": TimedTriggerMessage,
 }
 
 _MAX_DIFF_LINES = 40

@@ -42,6 +42,8 @@ def all_topics(definition: PipelineDefinition) -> list[str]:
     for phase in definition.phases:
         topics += [t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t]
     topics += [s.topic for s in definition.schedules.values()]
+    for t in definition.timed_triggers():  # their tick topics, and a sensor's own target topic
+        topics += [x for x in (t.tick_topic, t.topic) if x not in topics]
     return topics
 
 

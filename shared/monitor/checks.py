@@ -72,7 +72,7 @@ def function_trigger_topics(definition: PipelineDefinition) -> dict[str, str]:
     """Every deployable function → the topic that triggers it (a transition: its source phase's
     completion topic; a scheduled function: its schedule's topic)."""
     topics = {t.name: definition.source_topic(t) for t in definition.transitions}
-    for schedule in definition.schedules.values():
+    for schedule in definition.schedule_entries().values():
         if schedule.function:
             topics[schedule.function] = schedule.topic
     return {name: topics[name] for name in definition.function_names()}

@@ -3,15 +3,26 @@ releases its claim and raises so the completion is redelivered (L01, L05)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from google.api_core import exceptions as gexc
 
-from shared.contracts.messages import PhaseTrigger
 from shared.errors import TransientError
 
 if TYPE_CHECKING:
     import google.cloud.pubsub_v1 as pubsub_v1
+
+
+class Publishable(Protocol):
+    """A trigger message: ``PhaseTrigger`` or ``TimedTriggerMessage``."""
+
+    @property
+    def trigger_id(self) -> str: ...
+
+    def to_json_bytes(self) -> bytes: ...
+
+    def attributes(self) -> dict[str, str]: ...
 
 
 class TriggerPublisher:
@@ -22,11 +33,11 @@ class TriggerPublisher:
         self.topic_path = client.topic_path(project, topic)
         self.timeout = timeout
 
-    def publish(self, trigger: PhaseTrigger) -> str:
+    def publish(self, trigger: Publishable) -> str:
         """Publish and return the Pub/Sub message id; raise ``TransientError`` on any failure."""
         return self.publish_all([trigger])[0]
 
-    def publish_all(self, triggers: list[PhaseTrigger]) -> list[str]:
+    def publish_all(self, triggers: Sequence[Publishable]) -> list[str]:
         """Publish every message of one trigger at once (the parts of a per-source-table trigger)
         and wait for all; their message ids in order, or ``TransientError`` if any failed."""
         first = triggers[0]

@@ -80,3 +80,4 @@ def service_for(transition_name: str) -> TransitionService:
         if transition_name not in _services:
             _services[transition_name] = build_service(transition_name)
         return _services[transition_name]
+

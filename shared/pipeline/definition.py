@@ -491,6 +491,96 @@ class Schedule(_Model):
     job: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")] | None = None  # Cloud Scheduler job id
     function: Name | None = None  # the function under functions/ this topic triggers
     payload: Name | None = None  # contract model in shared.contracts.messages (its defaults, as JSON)
+    body: dict[str, Any] = Field(default_factory=dict)  # fields set over the payload's defaults
+
+
+DateRule = Literal["yesterday", "today", "game_night"]
+Cron = Annotated[str, Field(pattern=r"^\S+( \S+){4}$")]
+JobId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+
+
+class SensorCondition(_Model):
+    """One data condition of a sensor, all of a sensor's in one parameterised query.
+
+    ``all_final``: every scheduled game of the date is Final in the ``[games]`` schedule (games
+    marked unavailable or postponed are not waited for); ``rows_present``: ``table`` has rows for
+    the date (e.g. predictions exist); ``not_done``: ``table`` has none yet (e.g. not graded). A
+    fallback slot checks only the conditions with ``fallback = true``.
+    """
+
+    kind: Literal["all_final", "rows_present", "not_done"]
+    table: GateTable | None = None
+    label: str = ""  # how a reason names the rows ("predictions", "graded rows")
+    fallback: bool = True
+
+    @model_validator(mode="after")
+    def _table(self) -> Self:
+        if (self.kind == "all_final") != (self.table is None):
+            raise ValueError("`all_final` reads the [games] schedule (no `table`); the other kinds need a `table`")
+        return self
+
+
+class TriggerSlot(_Model):
+    """One Cloud Scheduler job of a sensor or scheduled trigger: when it fires and what it carries."""
+
+    name: Name
+    cron: Cron
+    job: JobId
+    fallback: bool = False  # a sensor's fallback run: triggers unless the date is triggered already
+    date: DateRule | None = None  # the game date this slot evaluates (default: the trigger's)
+    export_types: tuple[str, ...] = ()
+    update_latest: bool | None = None
+
+
+class TimedTrigger(_Model):
+    """A trigger evaluated on a schedule instead of on completion messages.
+
+    It goes through the same claim → conditions → publish → latch protocol as a transition,
+    with a deterministic ``trigger_id``: a sensor triggers once per date whichever slot fires
+    first (``once_per = "date"``), a scheduled trigger once per date and slot.
+    """
+
+    name: Name
+    topic: TopicName  # what it publishes to
+    tick_topic: TopicName  # what its scheduler jobs publish to (its function's trigger)
+    function: Name
+    timezone: str = "America/New_York"
+    date: DateRule = "yesterday"
+    trigger_source: str = "scheduler"
+    run_aggregation: bool | None = None
+    conditions: tuple[SensorCondition, ...] = ()
+    slots: tuple[TriggerSlot, ...] = Field(min_length=1)
+    overdue_after: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = None
+    description: str = ""
+
+    once_per: Literal["date", "slot"] = "date"
+
+    def slot(self, name: str) -> TriggerSlot:
+        for slot in self.slots:
+            if slot.name == name:
+                return slot
+        raise KeyError(f"{self.name} has no slot {name!r} (known: {[s.name for s in self.slots]})")
+
+    @model_validator(mode="after")
+    def _slots(self) -> Self:
+        names = [s.name for s in self.slots]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate slot names: {names}")
+        return self
+
+
+class Sensor(TimedTrigger):
+    once_per: Literal["date", "slot"] = "date"
+
+
+class ScheduledTrigger(TimedTrigger):
+    once_per: Literal["date", "slot"] = "slot"
+
+    @model_validator(mode="after")
+    def _no_conditions(self) -> Self:
+        if self.conditions:
+            raise ValueError("a scheduled trigger fires at its times; give conditions to a [[sensors]] entry")
+        return self
 
 
 FunctionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
@@ -542,6 +632,8 @@ class PipelineDefinition(_Model):
     monitor: MonitorSettings = MonitorSettings()
     retention: Retention = Retention()
     schedules: dict[Name, Schedule] = Field(default_factory=dict)
+    sensors: tuple[Sensor, ...] = ()
+    scheduled_triggers: tuple[ScheduledTrigger, ...] = ()
     deploy: DeploySettings = DeploySettings()
 
     @model_validator(mode="after")
@@ -551,6 +643,8 @@ class PipelineDefinition(_Model):
             raise ValueError("phases: duplicate phase numbers")
         topics = [p.completion_topic for p in self.phases] + [p.trigger_topic for p in self.phases if p.trigger_topic]
         topics += [s.topic for s in self.schedules.values()]
+        # a timed trigger's tick topic is its own; several of one function share it
+        topics += sorted({t.tick_topic for t in self.timed_triggers()})
         dupes = sorted({t for t in topics if topics.count(t) > 1})
         if dupes:
             raise ValueError(f"topics used twice: {dupes}")
@@ -613,10 +707,23 @@ class PipelineDefinition(_Model):
             for n in (failed, fallback):
                 if n not in procs:
                     raise ValueError(f"retry.fallbacks: unknown processor {n!r}")
-        jobs = [s.job for s in self.schedules.values() if s.job]
+        timed = self.timed_triggers()
+        names = [t.name for t in timed] + [t.name for t in self.transitions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sensors/scheduled_triggers: names must differ from each other and transitions: {names}")
+        for t in timed:
+            ticks = {o.tick_topic for o in timed if o.function == t.function}
+            if len(ticks) != 1:
+                raise ValueError(f"{t.name}: every timed trigger of function {t.function!r} needs the same tick_topic")
+            try:
+                ZoneInfo(t.timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"{t.name}: unknown timezone {t.timezone!r}") from exc
+        entries = self.schedule_entries()
+        jobs = [s.job for s in entries.values() if s.job]
         if len(set(jobs)) != len(jobs):
-            raise ValueError(f"schedules: duplicate job names {jobs}")
-        deployed = {t.name for t in self.transitions} | {s.function for s in self.schedules.values() if s.function}
+            raise ValueError(f"schedules: duplicate job names {sorted(j for j in jobs if jobs.count(j) > 1)}")
+        deployed = {t.name for t in self.transitions} | {s.function for s in entries.values() if s.function}
         unknown_fn = sorted(set(self.deploy.functions) - deployed)
         if unknown_fn:
             raise ValueError(f"deploy.functions: {unknown_fn} are neither transitions nor scheduled functions")
@@ -662,8 +769,36 @@ class PipelineDefinition(_Model):
     def function_names(self) -> tuple[str, ...]:
         """Every deployable function: one per transition, then one per scheduled function."""
         names = [t.name for t in self.transitions]
-        names += [s.function for s in self.schedules.values() if s.function and s.function not in names]
+        for entry in self.schedule_entries().values():
+            if entry.function and entry.function not in names:
+                names.append(entry.function)
         return tuple(names)
+
+    def timed_triggers(self) -> tuple[TimedTrigger, ...]:
+        """Sensors, then scheduled triggers."""
+        return (*self.sensors, *self.scheduled_triggers)
+
+    def timed_trigger(self, name: str) -> TimedTrigger:
+        for t in self.timed_triggers():
+            if t.name == name:
+                return t
+        raise KeyError(f"no sensor or scheduled trigger {name!r} (known: {[t.name for t in self.timed_triggers()]})")
+
+    def schedule_entries(self) -> dict[str, Schedule]:
+        """``[schedules]`` plus one Cloud Scheduler job per timed-trigger slot (body: ``TriggerTick``)."""
+        out = dict(self.schedules)
+        for t in self.timed_triggers():
+            for slot in t.slots:
+                out[f"{t.name}__{slot.name}"] = Schedule(
+                    cron=slot.cron,
+                    topic=t.tick_topic,
+                    timezone=t.timezone,
+                    job=slot.job,
+                    function=t.function,
+                    payload="TriggerTick",
+                    body={"trigger": t.name, "slot": slot.name},
+                )
+        return out
 
     def processors_of(self, phase: int) -> tuple[Processor, ...]:
         return tuple(p for p in self.processors if p.phase == phase)

@@ -15,7 +15,9 @@ from pathlib import Path
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH
 from tests.support.rig import GATE_DATASETS
 
-_TOPIC_LINE = re.compile(r'^(\s*(?:completion_topic|trigger_topic|retry_topic|topic)\s*=\s*")([^"]+)(")', re.MULTILINE)
+_TOPIC_LINE = re.compile(
+    r'^(\s*(?:completion_topic|trigger_topic|retry_topic|tick_topic|topic)\s*=\s*")([^"]+)(")', re.MULTILINE
+)
 
 
 def _sub(pattern: str, repl: str, text: str, what: str) -> str:

@@ -164,6 +164,9 @@ def trigger(
 ) -> PhaseTrigger:
     transition = definition.transition(name)
     gate = name == definition.transitions[0].name
+    gates: list[dict[str, Any]] = []
+    if name == definition.transitions[1].name:  # the demo's 3→4 alert: 15 % of players without minutes
+        gates = [{"gate": "minutes_coverage", "kind": "ratio", "verdict": "alert", "value": 85.0, "reason": "85%"}]
     return PhaseTrigger(
         trigger_id=make_trigger_id(name, day, generation),
         transition=name,
@@ -176,6 +179,7 @@ def trigger(
         triggered_at=datetime(2026, 1, 25, 6, 0, tzinfo=UTC) + timedelta(minutes=generation),
         processors_completed=[],
         missing_games=[CANONICAL_MISSING] if missing_games is None and gate else (missing_games or []),
+        gates=gates,  # type: ignore[arg-type]
     )
 
 
@@ -317,4 +321,8 @@ def test_demo_definition_only_compresses_the_retry_backoff_and_drops_http_auth(
     http = [t for t in expected["transitions"] if t["delivery"]["http"]]
     assert [t["delivery"]["http"]["auth"] for t in http] == ["id_token"]
     http[0]["delivery"]["http"]["auth"] = "none"  # the stand-in coordinator on loopback takes no ID token
+    health = [g for g in expected["gates"].values() if g["kind"] == "service_health"]
+    assert health and all(g["auth"] == "id_token" for g in health)
+    for g in health:
+        g["auth"] = "none"  # nor do the stand-ins' /ready endpoints
     assert demo.model_dump() == expected

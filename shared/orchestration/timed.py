@@ -1,0 +1,401 @@
+"""Sensors and scheduled triggers: triggers evaluated on a schedule, exactly once.
+
+A Cloud Scheduler job per slot (``[[sensors]]``/``[[scheduled_triggers]]`` in the definition)
+publishes a ``TriggerTick``. The function resolves the slot's game date, then runs the same
+protocol as a transition: load → already latched? → claim → conditions (one parameterised
+query) → publish with a deterministic ``trigger_id`` → fenced latch with the log row.
+
+* A sensor latches once per date: its readiness slot and its fallback slots race for the
+  same latch, so a date is triggered once whichever fires first. A fallback slot checks only
+  the conditions marked ``fallback = true`` (the replaced system's scheduled grading runs
+  grade whatever is there). A forced re-run is a new generation (``phasectl trigger --force``).
+* A scheduled trigger latches once per date and slot (the slot is the latch's mode).
+* A query error is never "not ready" or "not done": transient errors raise (Pub/Sub
+  redelivers the tick), errors a retry cannot fix (400/403/404) are acked as ``gate_error``
+  and alerted (the replaced monitor counted a failed query as "not graded": grading_readiness_
+  monitor/main.py:130-134).
+* Games marked unavailable (``phasectl mark-unavailable``) or postponed by their status text
+  are not waited for: they leave the count ("6/6 games Final, 1 marked unavailable").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from shared.clock import Clock
+from shared.contracts.decode import decode_payload, extract_pubsub_message
+from shared.contracts.messages import TimedTriggerMessage, TriggerTick, make_trigger_id
+from shared.errors import MalformedMessageError, TransientError
+from shared.game_ids import GameIdConverter, ScheduleEntry
+from shared.orchestration.execution_log import ExecutionLogWriter, build_row
+from shared.orchestration.gate_queries import _aware
+from shared.orchestration.gates import GateConfigError, GateResult, _stable_text, is_configuration_error
+from shared.orchestration.quarantine import Quarantine
+from shared.orchestration.state import TransitionState
+from shared.orchestration.transition import Outcome
+from shared.pipeline.definition import DateRule, GamesSources, PipelineDefinition, TimedTrigger, TriggerSlot
+from shared.structured_log import get_logger, log_context
+
+if TYPE_CHECKING:
+    from shared.orchestration.gate_queries import BigQueryGateQueries
+    from shared.orchestration.publisher import TriggerPublisher
+
+_log = get_logger("shared.orchestration.timed")
+
+
+def date_for(rule: DateRule, now: datetime, tz: ZoneInfo) -> date:
+    """The game date a slot evaluates: ``yesterday``/``today`` in ``tz``; ``game_night``: before
+    noon the previous day's games (the night just played), from noon on today's."""
+    local = now.astimezone(tz)
+    if rule == "today":
+        return local.date()
+    if rule == "yesterday" or local.time() < time(12, 0):
+        return local.date() - timedelta(days=1)
+    return local.date()
+
+
+@dataclass(frozen=True)
+class ConditionInputs:
+    """What a sensor's conditions read for one date."""
+
+    schedule: tuple[ScheduleEntry, ...] = ()
+    unavailable_game_ids: tuple[str, ...] = ()
+    counts: Mapping[int, int] = field(default_factory=dict)  # condition index → rows for the date
+
+
+def conditions_sql(trigger: TimedTrigger, games: GamesSources, table: Any) -> str:
+    """One query for every condition of ``trigger`` (``table(ref)`` quotes a validated table ref)."""
+    branches: list[str] = []
+    nulls = "CAST(NULL AS STRING) AS status, CAST(NULL AS STRING) AS status_text, CAST(NULL AS TIMESTAMP) AS updated_at"
+    for i, cond in enumerate(trigger.conditions):
+        if cond.kind == "all_final":
+            if any(b.startswith("(SELECT 'schedule'") for b in branches):
+                continue
+            g = games
+            updated = f"CAST({g.schedule_updated_column} AS TIMESTAMP)" if g.schedule_updated_column else "NULL"
+            text = f"CAST({g.schedule_status_text_column} AS STRING)" if g.schedule_status_text_column else "NULL"
+            branches.append(
+                f"(SELECT 'schedule' AS kind, CAST({g.schedule_game_id_column} AS STRING) AS game_id, "
+                f"CAST({g.schedule_away_team_column} AS STRING) AS away, CAST({g.schedule_home_team_column} AS STRING) "
+                f"AS home, CAST({g.schedule_status_column} AS STRING) AS status, {text} AS status_text, "
+                f"{updated} AS updated_at, CAST(NULL AS INT64) AS n "
+                f"FROM {table(g.schedule_table)} WHERE {g.schedule_date_column} = @game_date)"
+            )
+            branches.append(
+                f"(SELECT DISTINCT 'unavailable' AS kind, CAST(game_id AS STRING) AS game_id, "
+                f"CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, {nulls}, CAST(NULL AS INT64) AS n "
+                f"FROM {table(g.unavailable_table)} WHERE game_date = @game_date)"
+            )
+        else:
+            assert cond.table is not None
+            branches.append(
+                f"(SELECT 'count:{i}' AS kind, CAST(NULL AS STRING) AS game_id, CAST(NULL AS STRING) AS away, "
+                f"CAST(NULL AS STRING) AS home, {nulls}, COUNT(*) AS n "
+                f"FROM {table(cond.table.table)} WHERE {cond.table.date_column} = @game_date)"
+            )
+    return "\nUNION ALL\n".join(branches)
+
+
+def read_conditions(queries: BigQueryGateQueries, trigger: TimedTrigger, game_date: date) -> ConditionInputs:
+    schedule: list[ScheduleEntry] = []
+    unavailable: list[str] = []
+    counts: dict[int, int] = {}
+    for r in queries.rows(conditions_sql(trigger, queries.games, queries._table), game_date):
+        kind = str(r["kind"])
+        if kind == "schedule":
+            schedule.append(
+                ScheduleEntry(
+                    nba_game_id=str(r["game_id"]),
+                    game_date=game_date,
+                    away=str(r["away"]),
+                    home=str(r["home"]),
+                    status=None if r["status"] is None else str(r["status"]),
+                    updated_at=_aware(r["updated_at"]),
+                    status_text=None if r["status_text"] is None else str(r["status_text"]),
+                )
+            )
+        elif kind == "unavailable":
+            unavailable.append(str(r["game_id"]))
+        else:
+            counts[int(kind.removeprefix("count:"))] = int(r["n"] or 0)
+    return ConditionInputs(tuple(schedule), tuple(unavailable), counts)
+
+
+def conditions_verdict(
+    trigger: TimedTrigger, slot: TriggerSlot, games: GamesSources, inputs: ConditionInputs
+) -> list[GateResult]:
+    """Each condition the slot checks, pure: ``pass`` or ``blocked`` (not ready) with its reason."""
+    out: list[GateResult] = []
+    for i, cond in enumerate(trigger.conditions):
+        if slot.fallback and not cond.fallback:
+            continue
+        name = cond.kind if cond.kind == "all_final" else f"{cond.kind}:{cond.label or cond.table}"
+        if cond.kind == "all_final":
+            out.append(_all_final(name, games, inputs))
+            continue
+        assert cond.table is not None
+        rows = inputs.counts.get(i, 0)
+        what = cond.label or f"rows in {cond.table.table}"
+        details = {"table": cond.table.table, "rows": rows}
+        if cond.kind == "rows_present":
+            ok = rows > 0
+            reason = f"{rows} {what}" if ok else f"no {what} yet"
+        else:
+            ok = rows == 0
+            reason = f"not done yet (no {what})" if ok else f"already done: {rows} {what}"
+        out.append(GateResult(name, "pass" if ok else "blocked", reason, cond.kind, None, {}, False, details))
+    return out
+
+
+def _all_final(name: str, games: GamesSources, inputs: ConditionInputs) -> GateResult:
+    converter = GameIdConverter.from_schedule(inputs.schedule)
+    entries = list(converter.games())
+    postponed = {e.date_teams_game_id for e in entries if games.excluded_by_text(e.status_text)}
+    unavailable = {g for g in _canonical(converter, inputs.unavailable_game_ids)} | postponed
+    considered = [e for e in entries if e.date_teams_game_id not in unavailable]
+    final = [e for e in considered if games.is_final(e.status)]
+    excluded = len([e for e in entries if e.date_teams_game_id in unavailable])
+    note = f", {excluded} marked unavailable or postponed" if excluded else ""
+    details = {"scheduled": len(entries), "considered": len(considered), "final": len(final), "excluded": excluded}
+    if not considered:
+        return GateResult(name, "blocked", f"no games to wait for{note}", "all_final", None, {}, False, details)
+    value = 100.0 * len(final) / len(considered)
+    ok = len(final) == len(considered)
+    reason = f"{len(final)}/{len(considered)} games Final{note}"
+    return GateResult(name, "pass" if ok else "blocked", reason, "all_final", value, {}, False, details)
+
+
+def _canonical(converter: GameIdConverter, raw_ids: Sequence[str]) -> set[str]:
+    from shared.errors import InvalidGameIdError
+
+    out = set()
+    for raw in raw_ids:
+        try:
+            out.add(converter.canonical(raw))
+        except InvalidGameIdError:
+            continue
+    return out
+
+
+@dataclass
+class TimedTriggerService:
+    """One sensor or scheduled trigger, its clock and adapters (injected)."""
+
+    definition: PipelineDefinition
+    trigger: TimedTrigger
+    clock: Clock
+    state: TransitionState
+    publisher: TriggerPublisher
+    queries: BigQueryGateQueries | None
+    log_writer: ExecutionLogWriter
+    quarantine: Quarantine
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.trigger.timezone)
+
+    def game_date(self, slot: TriggerSlot, now: datetime | None = None) -> date:
+        return date_for(slot.date or self.trigger.date, now or self.clock.now(), self.tz)
+
+    def mode(self, slot: TriggerSlot) -> str | None:
+        return slot.name if self.trigger.once_per == "slot" else None
+
+    def check(self, game_date: date, slot: TriggerSlot) -> list[GateResult]:
+        """The slot's conditions for ``game_date`` (read only; errors classified as the gates')."""
+        if not self.trigger.conditions or all(slot.fallback and not c.fallback for c in self.trigger.conditions):
+            return []
+        if self.queries is None:
+            raise TransientError(f"{self.trigger.name}: no BigQuery client for its conditions")
+        try:
+            inputs = read_conditions(self.queries, self.trigger, game_date)
+        except TransientError:
+            raise
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {_stable_text(exc)}"
+            if is_configuration_error(exc):
+                raise GateConfigError(
+                    f"{self.trigger.name}: its conditions cannot run as configured: {text}",
+                    gate="conditions",
+                    game_date=str(game_date),
+                ) from exc
+            raise TransientError(
+                f"{self.trigger.name}: its conditions could not be evaluated: {text}", game_date=str(game_date)
+            ) from exc
+        return conditions_verdict(self.trigger, slot, self.definition.games, inputs)
+
+    def evaluate(self, game_date: date, slot: TriggerSlot, *, owner: str = "tick") -> Outcome:
+        t = self.trigger
+        mode = self.mode(slot)
+        owner = f"{owner}:{uuid.uuid4().hex[:12]}"
+        with log_context(transition=t.name, game_date=game_date.isoformat(), slot=slot.name):
+            state = self.state.load(game_date)
+            done = state.triggered_slot(mode)
+            if done is not None:
+                by = f" by slot {done.get('slot')}" if done.get("slot") else ""
+                return Outcome(
+                    "already_triggered",
+                    f"{t.name} {game_date} already triggered{by} ({done.get('trigger_id')}); nothing new",
+                    game_date,
+                    done.get("trigger_id"),
+                )
+            now = self.clock.now()
+            claim = self.state.claim(game_date, owner, now, lambda g: make_trigger_id(t.name, game_date, g, mode), mode)
+            if claim.result != "claimed":
+                return Outcome(claim.result, f"claim not taken: {claim.result}", game_date, claim.trigger_id)
+            try:
+                results = self.check(game_date, slot)
+            except GateConfigError as exc:
+                reason = str(exc)
+                doc = {"conditions": {"gate": "conditions", "verdict": "error", "reason": reason}}
+                self.state.release(game_date, claim.owner or "", now, status="gate_error", token=claim.token, gate=doc)
+                _log.error(reason, extra={"labels": {"alert": "gate_error", "trigger": t.name}})
+                return Outcome("gate_error", reason, game_date, extra={"gate": "conditions"})
+            except BaseException:
+                self._release(game_date, claim.owner or "", claim.token, "waiting", None)
+                raise
+            doc = {r.gate: r.as_dict() for r in results}
+            waiting = [r for r in results if r.verdict != "pass"]
+            if waiting:
+                reason = "; ".join(r.reason for r in waiting)
+                self._release(game_date, claim.owner or "", claim.token, "waiting", doc)
+                _log.info("%s %s not ready (%s): %s", t.name, game_date, slot.name, reason)
+                return Outcome("waiting", reason, game_date, extra={"conditions": doc})
+            return self._trigger(game_date, slot, mode, claim, results, doc)
+
+    def _trigger(
+        self, game_date: date, slot: TriggerSlot, mode: str | None, claim: Any, results: list[GateResult], doc: Any
+    ) -> Outcome:
+        t = self.trigger
+        if slot.fallback:
+            why = f"fallback run {slot.name}: the date was not triggered yet"
+        elif results:
+            why = "; ".join(r.reason for r in results)
+        else:
+            why = f"scheduled run {slot.name}"
+        now = self.clock.now()
+        message = TimedTriggerMessage(
+            trigger_id=make_trigger_id(t.name, game_date, claim.generation, mode),
+            name=t.name,
+            slot=slot.name,
+            mode=mode,
+            game_date=game_date,
+            target_date=game_date,
+            generation=claim.generation,
+            trigger_source=t.trigger_source,
+            triggered_by=f"phasechain:{t.name}",
+            triggered_at=now,
+            reason=why,
+            correlation_id=f"{t.name}-{game_date.isoformat()}",
+            conditions=[{k: r.as_dict()[k] for k in ("gate", "kind", "verdict", "value", "reason")} for r in results],
+            export_types=list(slot.export_types),
+            run_aggregation=t.run_aggregation,
+            update_latest=slot.update_latest,
+        )
+        if not self.state.confirm(game_date, claim, now):
+            return Outcome("claimed_elsewhere", "claim lost before publishing", game_date, message.trigger_id)
+        try:
+            message_id = self.publisher.publish_all([message])[0]
+        except BaseException:
+            self._release(game_date, claim.owner or "", claim.token, "publish_failed", None)
+            raise
+        status = "fallback" if slot.fallback else ("complete" if t.conditions else "scheduled")
+        row = build_row(
+            transition=t.name,
+            game_date=game_date,
+            status=status,
+            now=now,
+            correlation_id=message.correlation_id,
+            trigger_id=message.trigger_id,
+            start_time=None,
+            games_processed=next((int(r.details.get("final", 0)) for r in results if r.kind == "all_final"), None),
+            metadata={
+                "slot": slot.name,
+                "mode": mode,
+                "reason": why,
+                "conditions": doc,
+                "message_id": message_id,
+                "export_types": list(slot.export_types),
+            },
+        )
+        latched = self.state.mark_triggered(
+            game_date,
+            claim.owner or "",
+            claim.generation,
+            now,
+            {
+                "trigger_id": message.trigger_id,
+                "at": now,
+                "message_id": message_id,
+                "parts": 1,
+                "status": status,
+                "reason": why,
+                "slot": slot.name,
+            },
+            token=claim.token,
+            mode=mode,
+            gate=doc,
+            missing_games=[],
+            log_row=row,
+        )
+        if not latched:
+            return Outcome(
+                "claimed_elsewhere", "latch refused: the claim was taken over", game_date, message.trigger_id
+            )
+        _log.info(
+            "triggered %s for %s (%s): %s",
+            t.name,
+            game_date,
+            slot.name,
+            why,
+            extra={"labels": {"trigger_id": message.trigger_id, "slot": slot.name}},
+        )
+        self.log_writer.flush(self.state)
+        return Outcome("triggered", why, game_date, message.trigger_id, extra={"slot": slot.name, "status": status})
+
+    def _release(self, game_date: date, owner: str, token: int | None, status: str, doc: Any) -> None:
+        try:
+            self.state.release(game_date, owner, self.clock.now(), status=status, token=token, gate=doc)
+        except Exception as exc:  # noqa: BLE001 - the claim expires by itself; the first error wins
+            _log.warning(
+                "could not release the claim of %s %s (it expires on its own): %s", self.trigger.name, game_date, exc
+            )
+
+
+@dataclass
+class TimedRuntime:
+    """The timed triggers one function serves, by name; decodes ticks and routes them."""
+
+    services: Mapping[str, TimedTriggerService]
+    quarantine: Quarantine
+    function: str
+
+    def handle_event(self, event: object) -> Outcome:
+        try:
+            message = extract_pubsub_message(event)
+            tick = decode_payload(message, TriggerTick)
+        except MalformedMessageError as exc:
+            self.quarantine.put(None, reason=str(exc), raw=event, transition=self.function)
+            return Outcome("quarantined", str(exc))
+        service = self.services.get(tick.trigger)
+        slot = None
+        if service is not None:
+            slot = next((s for s in service.trigger.slots if s.name == tick.slot), None)
+        if service is None or slot is None:
+            reason = f"tick for unknown trigger/slot {tick.trigger!r}/{tick.slot!r} on {self.function}"
+            self.quarantine.put(message, reason=reason, transition=self.function)
+            return Outcome("quarantined", reason)
+        day = tick.game_date or service.game_date(slot)
+        return service.evaluate(day, slot, owner=f"{tick.slot}")
+
+
+def overdue_at(trigger: TimedTrigger, game_date: date) -> datetime | None:
+    """When a date's trigger is overdue: ``overdue_after`` on the day after the game date."""
+    if trigger.overdue_after is None:
+        return None
+    hour, minute = (int(x) for x in trigger.overdue_after.split(":"))
+    return datetime.combine(game_date + timedelta(days=1), time(hour, minute), tzinfo=ZoneInfo(trigger.timezone))

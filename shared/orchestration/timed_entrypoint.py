@@ -1,0 +1,47 @@
+"""What a sensor or scheduled-trigger entrypoint does with one tick: ack (return) or redeliver (raise)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.env import project_id
+from shared.orchestration.timed_runtime import timed_runtime_for
+from shared.orchestration.transition import Outcome
+from shared.pipeline.definition import load_definition
+from shared.structured_log import format_trace, get_logger, log_context
+
+_log = get_logger("functions.timed")
+
+
+def validate_environment(function: str) -> None:
+    """Fail at cold start, loudly, on a missing project, an invalid definition or no trigger to serve."""
+    project_id()
+    if not any(t.function == function for t in load_definition().timed_triggers()):
+        raise KeyError(f"the pipeline definition has no sensor or scheduled trigger on function {function!r}")
+
+
+def _attr(event: Any, name: str) -> Any:
+    try:
+        return event[name]
+    except (KeyError, TypeError):
+        return None
+
+
+def run_timed_event(function: str, event: Any) -> Outcome:
+    """Handle one ``TriggerTick``: every outcome returns (acked); a transient error raises."""
+    trace = format_trace(project_id(), _attr(event, "traceparent"))
+    with log_context(function=function, execution_id=_attr(event, "id"), trace=trace):
+        outcome = timed_runtime_for(function).handle_event(event)
+        _log.info(
+            "%s: %s",
+            outcome.kind,
+            outcome.detail,
+            extra={
+                "labels": {"outcome": outcome.kind},
+                "fields": {
+                    "trigger_id": outcome.trigger_id,
+                    "game_date": outcome.game_date.isoformat() if outcome.game_date else None,
+                },
+            },
+        )
+        return outcome
