@@ -7,7 +7,13 @@ table specs in ``deploy/bigquery/*.json``. ``phasectl deploy plan|apply|verify``
 
 Least privilege: a function's roles follow from its bundle's import closure (a function that
 does not ship ``google-cloud-bigquery`` gets no BigQuery role) and from what the definition says
-it publishes (a transition may publish only its target phase's trigger topic).
+it publishes (a transition may publish only its target phase's trigger topic). Each function has
+two identities: its runtime account (the data rights) and its trigger account (Eventarc's
+identity: ``roles/run.invoker`` on that function's service, nothing else). BigQuery rights are
+per table (``TABLE_ACCESS``, the gates' and sensors' tables), Firestore's are limited to the
+database by an IAM condition, and a secret (``SECRETS``) is mounted from Secret Manager on the
+functions whose bundle ships the module that reads it. ``expected_grants`` lists every binding:
+the plan makes them and verify checks them (and nothing more).
 """
 
 from __future__ import annotations
@@ -30,6 +36,124 @@ DISTRIBUTION_ROLES: Mapping[str, tuple[str, ...]] = {
 COMMON_ROLES = ("roles/logging.logWriter",)
 MONITOR_MODULE = "shared.monitor.checks"
 RETRY_DISPATCH_MODULE = "shared.retry.dispatch"
+TIMED_MODULE = "shared.orchestration.timed"  # evaluates sensors and scheduled triggers
+FIRESTORE_ROLE = "roles/datastore.user"
+TABLE_READER_ROLE = "roles/bigquery.dataViewer"  # on each table a function reads (the processors own them)
+INVOKER_ROLE = "roles/run.invoker"
+TOKEN_CREATOR_ROLE = "roles/iam.serviceAccountTokenCreator"
+SECRET_ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
+PUBSUB_AGENT = "pubsub-service-agent"  # symbolic member: service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com
+TRIGGER_ACCOUNT_SUFFIX = "-inv"
+
+
+@dataclass(frozen=True)
+class CustomRole:
+    """A project-level custom role (``projects/<project>/roles/<role_id>``)."""
+
+    role_id: str
+    title: str
+    description: str
+    permissions: tuple[str, ...]
+
+    def name(self, project: str) -> str:
+        return f"projects/{project}/roles/{self.role_id}"
+
+
+# bigquery.dataEditor on a table may also delete it and change its schema; the functions only
+# stream rows (insertAll) and run DML (MERGE/UPDATE) on the tables they write.
+TABLE_WRITER = CustomRole(
+    role_id="phasechainTableWriter",
+    title="phasechain table writer",
+    description="Read and write the rows of a table (streaming inserts, DML); no delete, no schema change.",
+    permissions=("bigquery.tables.get", "bigquery.tables.getData", "bigquery.tables.updateData"),
+)
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    """The tables (``dataset.table``) a module's code writes or reads, besides the gates' and sensors'."""
+
+    writes: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+
+
+def table_access(definition: PipelineDefinition) -> dict[str, TableAccess]:
+    """Module → the tables its SQL and inserts name (keep in step with the code: a test scans every
+    module of every bundle for the definition's table settings and fails on one missing here).
+
+    A function gets the union over the modules its bundle ships; the gates' and sensors' tables come
+    from the definition (``gate_read_tables``, ``timed_read_tables``). ``game_unavailable`` is written
+    only by phasectl (the operator), so no function writes it.
+    """
+    s, r, g = definition.pipeline, definition.retry, definition.games
+    log = f"{s.dataset}.{s.phase_execution_log_table}"
+    queue = f"{s.dataset}.{r.queue_table}"
+    return {
+        "shared.orchestration.runtime": TableAccess(writes=(log,)),  # the outbox flushes here
+        "shared.orchestration.timed_runtime": TableAccess(writes=(log,)),
+        "shared.retry.queue": TableAccess(writes=(queue, f"{s.dataset}.{r.conflict_log_table}")),
+        "shared.monitor.checks": TableAccess(reads=(g.schedule_table, queue)),
+    }
+
+
+@dataclass(frozen=True)
+class SecretUse:
+    """A secret the package reads from an environment variable: Secret Manager holds it, the
+    functions whose bundle ships ``module`` mount it (``--set-secrets``), only they may access it."""
+
+    secret_id: str
+    module: str
+    env: Callable[[PipelineDefinition], str]
+    purpose: str
+
+
+SECRETS: tuple[SecretUse, ...] = (
+    SecretUse(
+        "slack-webhook",
+        "shared.monitor.alerts",
+        lambda definition: definition.monitor.slack_webhook_env,
+        "the monitor's Slack incoming-webhook URL",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    secret_id: str
+    env: str
+    readers: tuple[str, ...]  # function names
+    purpose: str
+
+
+@dataclass(frozen=True, order=True)
+class Condition:
+    """An IAM condition (CEL ``expression``), named by ``title``."""
+
+    title: str
+    expression: str
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One IAM binding the deployment makes: ``member`` holds ``role`` on ``resource``.
+
+    kind: ``project`` (resource: the project id), ``service_account`` (an email), ``secret``,
+    ``topic``, ``subscription``, ``trigger_subscription`` (resource: the function whose Eventarc
+    subscription it is; its name is looked up), ``table`` (``dataset.table``), ``service`` (a
+    function's Cloud Run service: its Cloud Functions name). ``member`` is ``serviceAccount:EMAIL``
+    or ``PUBSUB_AGENT``.
+    """
+
+    kind: str
+    resource: str
+    role: str
+    member: str
+    condition: Condition | None = None
+    function: str | None = None  # the function it serves (None: the deployment's)
+
+    def describe(self) -> str:
+        where = f" if {self.condition.expression}" if self.condition else ""
+        return f"{self.role} on {self.kind.replace('_', ' ')} {self.resource}{where}"
 
 
 @dataclass(frozen=True)
@@ -41,15 +165,17 @@ class FunctionSpec:
     trigger_topic: str
     dead_letter_topic: str
     dead_letter_subscription: str
-    service_account: str  # account id (the part before @)
+    service_account: str  # runtime account id (the part before @): the function's data rights
     memory: str
     timeout_seconds: int
     min_instances: int
     max_instances: int
     env: tuple[tuple[str, str], ...]
-    project_roles: tuple[str, ...]
+    project_roles: tuple[str, ...]  # roles/datastore.user is granted with the database condition
     publishes: tuple[str, ...]  # topics it may publish to (roles/pubsub.publisher on each)
-    dataset_roles: tuple[tuple[str, str], ...]  # (dataset, role)
+    table_roles: tuple[tuple[str, str], ...]  # (dataset.table, role): the only BigQuery data rights
+    trigger_account: str = ""  # its Eventarc trigger identity's account id: run.invoker on its service only
+    secrets: tuple[tuple[str, str], ...] = ()  # (environment variable, secret id) mounted with --set-secrets
     retry: bool = True
     # subscriptions it may pull from (roles/pubsub.subscriber on each, nothing project-wide): the
     # monitor reads every function's dead-letter subscription to report a backlog
@@ -57,6 +183,12 @@ class FunctionSpec:
 
     def service_account_email(self, project: str) -> str:
         return f"{self.service_account}@{project}.iam.gserviceaccount.com"
+
+    def trigger_account_email(self, project: str) -> str:
+        return f"{self.trigger_account}@{project}.iam.gserviceaccount.com"
+
+    def account_emails(self, project: str) -> tuple[str, str]:
+        return self.service_account_email(project), self.trigger_account_email(project)
 
 
 @dataclass(frozen=True)
@@ -124,6 +256,18 @@ class DeploymentSpec:
     read_datasets: tuple[str, ...]  # datasets the functions only read (owned by the processors)
     firestore_indexes: tuple[FirestoreIndex, ...] = field(default=())
     firestore_ttls: tuple[FirestoreTtl, ...] = field(default=())
+    # the processors' tables the functions read: they must exist before a deploy (never created here)
+    read_tables: tuple[str, ...] = field(default=())
+    secrets: tuple[SecretSpec, ...] = field(default=())
+    custom_roles: tuple[CustomRole, ...] = field(default=())
+
+    @property
+    def firestore_condition(self) -> Condition:
+        """``roles/datastore.user`` only on the ``(default)`` database (IAM conditions on Firestore go
+        down to a database, not to a collection)."""
+        return Condition(
+            "phasechain-default-database", f'resource.name == "projects/{self.project}/databases/(default)"'
+        )
 
     def function(self, name: str) -> FunctionSpec:
         for fn in self.functions:
@@ -138,6 +282,7 @@ class DeploymentSpec:
         fn = self.function(name)
         jobs = tuple(j for j in self.jobs if j.function == fn.name)
         topics = tuple(sorted({fn.trigger_topic, fn.dead_letter_topic, *fn.publishes}))
+        mine = {table for table, _ in fn.table_roles}
         return DeploymentSpec(
             **{
                 **self.__dict__,
@@ -149,6 +294,10 @@ class DeploymentSpec:
                 "tables": (),
                 "firestore_indexes": (),
                 "firestore_ttls": (),
+                "read_tables": tuple(t for t in self.read_tables if t in mine),
+                "read_datasets": tuple(d for d in self.read_datasets if any(t.startswith(f"{d}.") for t in mine)),
+                "secrets": tuple(s for s in self.secrets if fn.name in s.readers),
+                "custom_roles": (),
             }
         )
 
@@ -199,6 +348,12 @@ def service_account_id(function: str) -> str:
     """``<function>`` as a service-account id: 6 to 30 chars, lowercase, digits and hyphens."""
     base = cloud_name(function)
     return base if len(base) <= 30 else base[:30].rstrip("-")
+
+
+def trigger_account_id(function: str) -> str:
+    """The trigger (invoker) identity's account id: ``<function>-inv``, at most 30 chars."""
+    base = cloud_name(function)[: 30 - len(TRIGGER_ACCOUNT_SUFFIX)].rstrip("-")
+    return base + TRIGGER_ACCOUNT_SUFFIX
 
 
 def table_specs(definition: PipelineDefinition, spec_dir: Path = TABLE_SPEC_DIR) -> tuple[TableSpec, ...]:

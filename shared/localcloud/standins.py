@@ -255,6 +255,7 @@ class StandinProcessors:
                     "total_predictions": self.predictions,
                     "completion_pct": self.pct,
                 }
+                self.write_output(name, game_date)  # the predictions the grading sensor looks for
                 self.publish(phase, name, game_date, correlation_id, record_count=self.predictions, metadata=metadata)
                 self.say(
                     f"stand-in {name} (phase {phase}, {game_date}): {self.pct:g}% with {self.predictions} predictions"
@@ -265,9 +266,10 @@ class StandinProcessors:
                 self.say(f"stand-in {name} (phase {phase}, {game_date}): success{f' ({rows} rows)' if rows else ''}")
 
     def write_output(self, processor: str, game_date: date) -> int:
-        """The processor's rows in its output table, when a gate reads that table (0 otherwise)."""
+        """The processor's rows in its output table, when a gate or a sensor reads it (0 otherwise)."""
         table = self.definition.processor(processor).output_table
-        refs = [ref for ref in self.definition.gate_tables() if ref.split(".")[1] == table]
+        read = (*self.definition.gate_tables(), *self.definition.condition_tables())
+        refs = [ref for ref in read if ref.split(".")[1] == table]
         games = self.games.get(game_date)
         if not refs or not games:
             return 0

@@ -116,7 +116,7 @@ def ensure_tables(
     settings, games = definition.pipeline, definition.games
     specs = table_specs(definition)  # what the package writes: the tables deploy.spec creates in the cloud
     # the real schemas: the schedule, the boxscore chain, and the phase 3-5 tables the gates read
-    gated = definition.gate_tables() if gate_tables else ()
+    gated = (*definition.gate_tables(), *definition.condition_tables()) if gate_tables else ()
     raw = sorted({games.schedule_table, *(s.table for s in games.boxscore_sources), *gated})
     datasets = sorted({settings.dataset, *(t.dataset for t in specs), *(ref.split(".")[0] for ref in raw)})
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -766,6 +766,11 @@ class PipelineDefinition(_Model):
         """Every table a gate names (besides the ``[games]`` schedule and chain), sorted."""
         return tuple(sorted({t.table for gate in self.gates.values() for t in gate.read_tables()}))
 
+    def condition_tables(self) -> tuple[str, ...]:
+        """Every table a sensor condition names (besides the ``[games]`` schedule), sorted."""
+        refs = {c.table.table for t in self.timed_triggers() for c in t.conditions if c.table is not None}
+        return tuple(sorted(refs))
+
     def function_names(self) -> tuple[str, ...]:
         """Every deployable function: one per transition, then one per scheduled function."""
         names = [t.name for t in self.transitions]

@@ -167,6 +167,7 @@ class Rig:
             games.unavailable_table,
             *(s.table for s in games.boxscore_sources),
             *self.definition.gate_tables(),
+            *self.definition.condition_tables(),
         ]
         return sorted({self.definition.pipeline.dataset, *(ref.split(".")[0] for ref in refs)})
 
@@ -260,8 +261,9 @@ class Rig:
             )
 
     def gate_table(self, name: str) -> str:
-        """The rig's reference of a gate table, by table name (e.g. ``player_game_summary``)."""
-        refs = [ref for ref in self.definition.gate_tables() if ref.split(".")[1] == name]
+        """The rig's reference of a gate's or sensor's table, by table name (e.g. ``player_game_summary``)."""
+        read = (*self.definition.gate_tables(), *self.definition.condition_tables())
+        refs = [ref for ref in read if ref.split(".")[1] == name]
         assert refs, f"no gate reads a table named {name!r}"
         return refs[0]
 
@@ -284,12 +286,13 @@ class Rig:
             from concurrent.futures import ThreadPoolExecutor
 
             project = self.cloud.project
-            datasets = sorted({ref.split(".")[0] for ref in self.definition.gate_tables()})
+            read = (*self.definition.gate_tables(), *self.definition.condition_tables())
+            datasets = sorted({ref.split(".")[0] for ref in read})
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda d: client.create_dataset(f"{project}.{d}", exists_ok=True), datasets))
-                list(pool.map(lambda ref: create_upstream_table(client, project, ref), self.definition.gate_tables()))
+                list(pool.map(lambda ref: create_upstream_table(client, project, ref), read))
             self.gate_tables_created = True
-        refs = list(self.definition.gate_tables())
+        refs = list(self.definition.gate_tables())  # the sensors' tables only when named in `tables`
         if tables is not None:
             refs = [ref if "." in ref else self.gate_table(ref) for ref in tables]
         write_outputs(

@@ -1,0 +1,281 @@
+"""[grading] The grading readiness sensor, its fallbacks and the scheduled phase 6 runs, on the emulators.
+
+The sensor reads the real tables (``nbac_schedule``, ``player_prop_predictions``,
+``prediction_accuracy``; schemas from ``deploy/bigquery/upstream/``) in one parameterised
+query and triggers ``nba-grading-trigger`` through the transitions' claim → conditions →
+publish → latch protocol: the readiness slot and a fallback racing for a date give one trigger.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from shared.contracts.messages import TimedTriggerMessage
+from shared.errors import TransientError
+from shared.gcp import bigquery_client, subscriber_client
+from shared.localcloud.emulators import LocalCloud
+from shared.localcloud.raw_tables import upstream_table
+from shared.localcloud.topology import ensure_subscription, pull_now
+from shared.orchestration.timed import TimedRuntime
+from shared.orchestration.timed_runtime import build_timed_runtime
+from shared.orchestration.transition import Outcome
+from tests.support.rig import GAME_DATE, GAMES, Rig
+
+pytestmark = pytest.mark.integration
+
+NIGHT = datetime(2026, 1, 25, 5, 30, tzinfo=UTC)  # 00:30 ET: the night of the 24th
+SENSOR = "grading_readiness"
+EXPORTS = "phase6_exports"
+
+
+class Timed:
+    """The rig's two timed-trigger functions and a subscription on each trigger's topic."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.runtimes: dict[str, TimedRuntime] = {}
+        self.subscriptions: dict[str, str] = {}
+        for t in rig.definition.timed_triggers():
+            if t.function not in self.runtimes:
+                self.runtimes[t.function] = self.runtime(t.function)
+            self.subscriptions[t.name] = ensure_subscription(
+                subscriber_client(), rig.cloud.project, t.topic, f"timed-{t.name}-{rig.suffix}", ack_deadline_seconds=10
+            )
+
+    def runtime(self, function: str) -> TimedRuntime:
+        return build_timed_runtime(function, definition=self.rig.definition, clock=self.rig.clock,
+                                   environ=self.rig.cloud.env())
+
+    def tick(self, trigger: str, slot: str, game_date: date | None = None, runtime: TimedRuntime | None = None
+             ) -> Outcome:
+        function = self.rig.definition.timed_trigger(trigger).function
+        body: dict[str, Any] = {"trigger": trigger, "slot": slot}
+        if game_date is not None:
+            body["game_date"] = game_date.isoformat()
+        return (runtime or self.runtimes[function]).handle_event(self.rig.event(body))
+
+    def messages(self, trigger: str) -> list[TimedTriggerMessage]:
+        out = []
+        for data in pull_now(subscriber_client(), self.subscriptions[trigger]):
+            payload = json.loads(data)
+            if payload.get("name") == trigger:  # phase 6's topic also carries the 5→6 phase triggers
+                out.append(TimedTriggerMessage.model_validate(payload))
+        return out
+
+
+@pytest.fixture
+def rig(cloud: LocalCloud, unique: str) -> Rig:
+    rig = Rig.create(cloud, unique, now=NIGHT)
+    rig.seed_outputs(tables=[])  # creates the phase 3-5 tables the gates and the sensor read
+    return rig
+
+
+@pytest.fixture
+def timed(rig: Rig) -> Timed:
+    return Timed(rig)
+
+
+def schedule(rig: Rig, final: list[tuple[str, str, str]], in_progress: list[tuple[str, str, str]] = ()) -> None:  # type: ignore[assignment]
+    rig.seed_games(final=final)
+    if in_progress:
+        table = upstream_table(rig.definition.games.schedule_table)
+        rows = [table.row(n, GAME_DATE, a, h, game_status=2, game_status_text="Q4 2:31") for n, a, h in in_progress]
+        assert bigquery_client(rig.cloud.project).insert_rows_json(
+            f"{rig.cloud.project}.{rig.definition.games.schedule_table}", rows) == []
+
+
+def predictions(rig: Rig, games: list[tuple[str, str, str]] = GAMES) -> None:
+    rig.seed_outputs(tables=["player_prop_predictions"], games=games)
+
+
+def graded(rig: Rig) -> None:
+    rig.seed_outputs(tables=["prediction_accuracy"])
+
+
+# ----------------------------------------------------------------------------- the readiness sensor
+
+
+def test_all_final_and_predicted_triggers_grading_once(rig: Rig, timed: Timed) -> None:
+    schedule(rig, GAMES)
+    predictions(rig)
+    outcome = timed.tick(SENSOR, "readiness")
+    assert outcome.kind == "triggered", outcome.detail
+    assert outcome.trigger_id == "grading_readiness:2026-01-24:g1"
+    (message,) = timed.messages(SENSOR)
+    # what the replaced grading function reads (grading/main.py:1151-1154)
+    assert (message.target_date, message.trigger_source, message.run_aggregation) == (
+        GAME_DATE, "readiness-monitor", True)
+    assert "5/5 games Final" in message.reason and "50 predictions" in message.reason
+    assert timed.tick(SENSOR, "readiness").kind == "already_triggered"
+    assert timed.messages(SENSOR) == []
+    (row,) = [r for r in rig.log_rows() if r["phase_name"] == SENSOR]
+    assert (row["status"], row["trigger_id"]) == ("complete", "grading_readiness:2026-01-24:g1")
+
+
+def test_not_all_final_waits_with_a_readable_reason(rig: Rig, timed: Timed) -> None:
+    schedule(rig, GAMES[:3], in_progress=GAMES[3:])
+    predictions(rig)
+    outcome = timed.tick(SENSOR, "readiness")
+    assert outcome.kind == "waiting" and outcome.detail == "3/5 games Final"
+    state = timed.runtimes["grading_readiness"].services[SENSOR].state.load(GAME_DATE)
+    assert state.claim is None and state.triggered_current is None
+    assert state.last_gate is not None and state.last_gate["all_final"]["reason"] == "3/5 games Final"
+    assert timed.messages(SENSOR) == []
+
+
+def test_no_predictions_and_already_graded_wait(rig: Rig, timed: Timed) -> None:
+    schedule(rig, GAMES)
+    assert timed.tick(SENSOR, "readiness").detail == "no predictions yet"
+    predictions(rig)
+    graded(rig)
+    outcome = timed.tick(SENSOR, "readiness")
+    assert outcome.kind == "waiting" and outcome.detail.startswith("already done: ")
+    assert "graded rows" in outcome.detail
+    assert timed.messages(SENSOR) == []
+
+
+def test_a_game_marked_unavailable_does_not_hold_grading_back(rig: Rig, timed: Timed) -> None:
+    schedule(rig, GAMES[:4], in_progress=GAMES[4:])
+    predictions(rig)
+    assert timed.tick(SENSOR, "readiness").kind == "waiting"
+    rig.seed_games(final=[], unavailable=[GAMES[4][0]])  # phasectl mark-unavailable
+    outcome = timed.tick(SENSOR, "readiness")
+    assert outcome.kind == "triggered", outcome.detail
+    assert "4/4 games Final, 1 marked unavailable or postponed" in outcome.detail
+
+
+# ----------------------------------------------------------------------------- fallbacks and races
+
+
+def test_the_sensor_and_a_fallback_racing_for_a_date_give_one_grading_trigger(rig: Rig, timed: Timed) -> None:
+    schedule(rig, GAMES)
+    predictions(rig)
+    other = timed.runtime("grading_readiness")  # a second instance: its own clients
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, Outcome] = {}
+
+    def fire(slot: str, runtime: TimedRuntime) -> None:
+        barrier.wait(timeout=30)
+        outcomes[slot] = timed.tick(SENSOR, slot, GAME_DATE, runtime)
+
+    threads = [threading.Thread(target=fire, args=("readiness", timed.runtimes["grading_readiness"])),
+               threading.Thread(target=fire, args=("daily_0600", other))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    kinds = sorted(o.kind for o in outcomes.values())
+    assert kinds.count("triggered") == 1, kinds
+    assert set(kinds) <= {"triggered", "already_triggered", "claimed_elsewhere"}
+    assert len(timed.messages(SENSOR)) == 1
+    # whichever fired first, every later slot finds the latch: nothing new
+    for slot in ("run_0230", "daily_0600", "run_0630", "run_1100", "readiness"):
+        assert timed.tick(SENSOR, slot, GAME_DATE).kind == "already_triggered"
+    assert timed.messages(SENSOR) == []
+
+
+def test_a_fallback_grades_what_is_there_when_a_game_never_goes_final(rig: Rig, timed: Timed) -> None:
+    schedule(rig, GAMES[:4], in_progress=GAMES[4:])
+    predictions(rig)
+    assert timed.tick(SENSOR, "readiness").kind == "waiting"
+    rig.clock.set(datetime(2026, 1, 25, 11, 0, tzinfo=UTC))  # 06:00 ET
+    outcome = timed.tick(SENSOR, "daily_0600")
+    assert outcome.kind == "triggered" and outcome.extra["status"] == "fallback"
+    (message,) = timed.messages(SENSOR)
+    assert message.slot == "daily_0600" and message.game_date == GAME_DATE  # 06:00 ET: last night's games
+    assert "fallback run daily_0600" in message.reason
+    assert timed.tick(SENSOR, "run_1100").kind == "already_triggered"
+
+
+def test_a_fallback_still_needs_predictions_and_an_ungraded_date(rig: Rig, timed: Timed) -> None:
+    schedule(rig, GAMES)
+    rig.clock.set(datetime(2026, 1, 25, 11, 0, tzinfo=UTC))
+    assert timed.tick(SENSOR, "daily_0600").detail == "no predictions yet"
+    assert timed.messages(SENSOR) == []
+
+
+def test_a_forced_rerun_is_a_new_generation(rig: Rig, timed: Timed) -> None:
+    schedule(rig, GAMES)
+    predictions(rig)
+    assert timed.tick(SENSOR, "readiness").kind == "triggered"
+    service = timed.runtimes["grading_readiness"].services[SENSOR]
+    service.state.reopen(GAME_DATE, rig.clock.now(), "phasectl trigger --force")
+    outcome = timed.tick(SENSOR, "readiness")
+    assert outcome.kind == "triggered" and outcome.trigger_id == "grading_readiness:2026-01-24:g2"
+    assert [m.trigger_id for m in timed.messages(SENSOR)] == [
+        "grading_readiness:2026-01-24:g1", "grading_readiness:2026-01-24:g2"]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_a_query_error_is_never_not_graded_it_raises_and_a_redelivery_triggers(rig: Rig, timed: Timed) -> None:
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+
+    from shared.gcp import LazyClient
+
+    schedule(rig, GAMES)
+    predictions(rig)
+    service = timed.runtimes["grading_readiness"].services[SENSOR]
+    assert service.queries is not None
+    working = service.queries._client
+    dead = bigquery.Client(project=rig.cloud.project, credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                           client_options=ClientOptions(api_endpoint="http://127.0.0.1:9"))
+    service.queries._client = LazyClient(dead)
+    service.queries.deadline_seconds = 3
+    with pytest.raises(TransientError):
+        timed.tick(SENSOR, "readiness")
+    state = service.state.load(GAME_DATE)
+    assert state.claim is None and state.triggered_current is None
+    assert timed.messages(SENSOR) == []
+    service.queries._client = working
+    assert timed.tick(SENSOR, "readiness").kind == "triggered"  # Pub/Sub redelivers the tick
+    assert len(timed.messages(SENSOR)) == 1
+
+
+def test_a_missing_table_is_a_gate_error_acked_not_redelivered(rig: Rig, timed: Timed) -> None:
+    schedule(rig, GAMES)
+    predictions(rig)
+    ref = rig.gate_table("prediction_accuracy")
+    bigquery_client(rig.cloud.project).delete_table(f"{rig.cloud.project}.{ref}")  # a 404: redelivery cannot fix it
+    outcome = timed.tick(SENSOR, "readiness")
+    assert outcome.kind == "gate_error" and "prediction_accuracy" in outcome.detail
+    assert timed.runtimes["grading_readiness"].services[SENSOR].state.load(GAME_DATE).status == "gate_error"
+    assert timed.messages(SENSOR) == []
+
+
+def test_a_malformed_tick_is_acked_and_quarantined(rig: Rig, timed: Timed) -> None:
+    outcome = timed.runtimes["grading_readiness"].handle_event(rig.event({"trigger": SENSOR}))
+    assert outcome.kind == "quarantined" and "trigger` and `slot`" in outcome.detail
+    outcome = timed.tick(SENSOR, "no_such_slot")
+    assert outcome.kind == "quarantined" and "unknown trigger/slot" in outcome.detail
+    assert [d["transition"] for d in rig.quarantined()] == ["grading_readiness", "grading_readiness"]
+
+
+# ----------------------------------------------------------------------------- scheduled phase 6 runs
+
+
+def test_each_phase6_export_slot_fires_once_per_date(rig: Rig, timed: Timed) -> None:
+    rig.clock.set(datetime(2026, 1, 25, 10, 0, tzinfo=UTC))  # 05:00 ET
+    first = timed.tick(EXPORTS, "daily_results")
+    assert first.kind == "triggered" and first.trigger_id == "phase6_exports:2026-01-24:g1:daily_results"
+    assert timed.tick(EXPORTS, "daily_results").kind == "already_triggered"
+    rig.clock.set(datetime(2026, 1, 25, 18, 0, tzinfo=UTC))  # 13:00 ET: tonight's picks, today's date
+    tonight = timed.tick(EXPORTS, "tonight_picks")
+    assert tonight.trigger_id == "phase6_exports:2026-01-25:g1:tonight_picks"
+    messages = {m.slot: m for m in timed.messages(EXPORTS)}
+    assert set(messages) == {"daily_results", "tonight_picks"}
+    # what phase 6 export reads (phase6_export/main.py:405-411), as the replaced jobs send it
+    assert messages["daily_results"].export_types[:2] == ["results", "performance"]
+    assert messages["daily_results"].update_latest is True
+    assert messages["tonight_picks"].target_date == date(2026, 1, 25)
+    statuses = sorted((r["trigger_id"], r["status"]) for r in rig.log_rows() if r["phase_name"] == EXPORTS)
+    assert statuses == [("phase6_exports:2026-01-24:g1:daily_results", "scheduled"),
+                        ("phase6_exports:2026-01-25:g1:tonight_picks", "scheduled")]
