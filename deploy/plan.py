@@ -5,8 +5,10 @@ A plan is a list of steps. A resource step names how to ``describe`` the resourc
 describe, then create or update. A binding step is idempotent by itself (add-iam-policy-binding)
 and always runs. An ensure step is for a setting that has no "not found": its ``describe`` lists
 what is in place, and ``create`` runs only when the ``expect`` line is not among them (a Firestore
-TTL policy). A lookup step reads one value (the project number, the subscription Eventarc made
-for a function) into a variable that later steps use as ``${NAME}``.
+TTL policy). A require step stops the plan unless its command prints the ``expect`` line (a secret
+must have a version before a function mounts it). A lookup step reads one value (the project
+number, the subscription Eventarc made for a function) into a variable that later steps use as
+``${NAME}``. Every binding comes from ``deploy.spec.expected_grants`` (verify checks the same list).
 
 The rendered plan is a deterministic bash script: the same definition and project print the
 same text (a golden file in ``tests/deploy`` pins it).
@@ -19,7 +21,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.spec import DeploymentSpec, FunctionSpec, TableSpec
+from deploy.spec import (
+    PUBSUB_AGENT,
+    Condition,
+    CustomRole,
+    DeploymentSpec,
+    FunctionSpec,
+    Grant,
+    SecretSpec,
+    TableSpec,
+    expected_grants,
+)
 
 SCHEMA_OUT_DIR = Path("build") / "deploy" / "bigquery"  # relative to the repository root
 
@@ -48,6 +60,7 @@ class Step:
 
     kind: ``resource`` (describe → create | update), ``binding`` (always run ``create``),
     ``ensure`` (run ``create`` unless a line of ``describe``'s output is ``expect``),
+    ``require`` (stop with ``hint`` unless a line of ``create``'s output is ``expect``),
     ``lookup`` (run ``create``, keep its stdout as ``${var}``).
     """
 
@@ -58,7 +71,8 @@ class Step:
     update: Command | None = None
     var: str | None = None
     function: str | None = None  # the function this step belongs to (None: shared by all)
-    expect: str | None = None  # ensure: the line ``describe`` prints when the setting is in place
+    expect: str | None = None  # ensure/require: the line printed when the setting is in place
+    hint: str | None = None  # require: what the operator does when it is not
 
     def commands(self) -> Iterator[Command]:
         for command in (self.describe, self.create, self.update):
@@ -88,10 +102,6 @@ def schema_file(table: TableSpec) -> str:
     return str(SCHEMA_OUT_DIR / f"{table.dataset}.{table.table}.schema.json")
 
 
-def _sa(spec: DeploymentSpec, fn: FunctionSpec) -> str:
-    return f"serviceAccount:{fn.service_account_email(spec.project)}"
-
-
 def _pubsub_agent() -> Var:
     """``--member=`` the project's Pub/Sub service agent (its number is looked up first)."""
     return Var("PROJECT_NUMBER", "--member=serviceAccount:service-", "@gcp-sa-pubsub.iam.gserviceaccount.com")
@@ -101,9 +111,207 @@ def subscription_var(fn: FunctionSpec) -> str:
     return "TRIGGER_SUBSCRIPTION_" + fn.name.upper()
 
 
+def member_flag(member: str) -> Token:
+    return _pubsub_agent() if member == PUBSUB_AGENT else f"--member={member}"
+
+
+def condition_flag(condition: Condition | None) -> str:
+    """``--condition=`` for a project binding: ``None`` (unconditional) or the expression and title."""
+    if condition is None:
+        return "--condition=None"
+    if "," in condition.expression or "," in condition.title:  # gcloud splits the flag's value on commas
+        raise ValueError(f"an IAM condition with a comma needs --condition-from-file: {condition}")
+    return f"--condition=expression={condition.expression},title={condition.title}"
+
+
+def table_ref(spec: DeploymentSpec, table: str) -> str:
+    return f"{spec.project}:{table}"
+
+
+def grant_command(spec: DeploymentSpec, grant: Grant, region: str | None = None) -> Command:
+    """The idempotent add-binding command that makes ``grant``."""
+    p = f"--project={spec.project}"
+    member = member_flag(grant.member)
+    role = f"--role={grant.role}"
+    if grant.kind == "project":
+        return (
+            "gcloud",
+            "projects",
+            "add-iam-policy-binding",
+            grant.resource,
+            member,
+            role,
+            condition_flag(grant.condition),
+        )
+    if grant.kind == "service_account":
+        return (
+            "gcloud",
+            "iam",
+            "service-accounts",
+            "add-iam-policy-binding",
+            grant.resource,
+            member,
+            role,
+            "--condition=None",
+            p,
+        )
+    if grant.kind == "secret":
+        return ("gcloud", "secrets", "add-iam-policy-binding", grant.resource, member, role, "--condition=None", p)
+    if grant.kind == "topic":
+        return ("gcloud", "pubsub", "topics", "add-iam-policy-binding", grant.resource, member, role, p)
+    if grant.kind in ("subscription", "trigger_subscription"):
+        target: Token = grant.resource
+        if grant.kind == "trigger_subscription":
+            target = Var(subscription_var(spec.function(grant.resource)))
+        return ("gcloud", "pubsub", "subscriptions", "add-iam-policy-binding", target, member, role, p)
+    if grant.kind == "table":
+        return ("bq", "add-iam-policy-binding", "--table", member, role, table_ref(spec, grant.resource))
+    if grant.kind == "service":  # roles/run.invoker on the function's Cloud Run service
+        assert grant.role == "roles/run.invoker", grant
+        return (
+            "gcloud",
+            "functions",
+            "add-invoker-policy-binding",
+            grant.resource,
+            f"--region={region or spec.region}",
+            member,
+            p,
+        )
+    raise ValueError(f"no command for a grant on a {grant.kind}")
+
+
+def remove_command(
+    spec: DeploymentSpec, kind: str, resource: str, role: str, member: str, condition: Condition | None = None
+) -> Command:
+    """The command that removes one binding (verify names it for each grant it did not expect).
+
+    ``kind`` as in ``Grant`` plus ``dataset``; ``member`` as the policy shows it (never symbolic);
+    ``resource`` for a table or dataset is ``dataset[.table]``.
+    """
+    p = f"--project={spec.project}"
+    flags = (f"--member={member}", f"--role={role}")
+    if kind == "project":
+        try:
+            cond = condition_flag(condition)
+        except ValueError:
+            cond = "--all"
+        return ("gcloud", "projects", "remove-iam-policy-binding", resource, *flags, cond)
+    if kind == "service_account":
+        return ("gcloud", "iam", "service-accounts", "remove-iam-policy-binding", resource, *flags, p)
+    if kind == "secret":
+        return ("gcloud", "secrets", "remove-iam-policy-binding", resource, *flags, p)
+    if kind == "topic":
+        return ("gcloud", "pubsub", "topics", "remove-iam-policy-binding", resource, *flags, p)
+    if kind in ("subscription", "trigger_subscription"):
+        return ("gcloud", "pubsub", "subscriptions", "remove-iam-policy-binding", resource, *flags, p)
+    if kind in ("table", "dataset"):
+        return ("bq", "remove-iam-policy-binding", f"--{kind}", *flags, table_ref(spec, resource))
+    if kind == "service":
+        return (
+            "gcloud",
+            "run",
+            "services",
+            "remove-iam-policy-binding",
+            resource,
+            f"--region={spec.region}",
+            *flags,
+            p,
+        )
+    raise ValueError(f"no command to remove a grant on a {kind}")
+
+
+def policy_command(spec: DeploymentSpec, kind: str, resource: str) -> Command:
+    """The command that prints a resource's IAM policy as JSON (``kind`` as in ``remove_command``)."""
+    p, fmt = f"--project={spec.project}", "--format=json"
+    if kind == "project":
+        return ("gcloud", "projects", "get-iam-policy", resource, fmt)
+    if kind == "service_account":
+        return ("gcloud", "iam", "service-accounts", "get-iam-policy", resource, p, fmt)
+    if kind == "secret":
+        return ("gcloud", "secrets", "get-iam-policy", resource, p, fmt)
+    if kind == "topic":
+        return ("gcloud", "pubsub", "topics", "get-iam-policy", resource, p, fmt)
+    if kind in ("subscription", "trigger_subscription"):
+        return ("gcloud", "pubsub", "subscriptions", "get-iam-policy", resource, p, fmt)
+    if kind in ("table", "dataset"):
+        return ("bq", "get-iam-policy", fmt, f"--{kind}", table_ref(spec, resource))
+    if kind == "service":
+        return ("gcloud", "run", "services", "get-iam-policy", resource, f"--region={spec.region}", p, fmt)
+    raise ValueError(f"no policy command for a {kind}")
+
+
+def _grant_steps(spec: DeploymentSpec, grants: Sequence[Grant], who: str | None = None) -> list[Step]:
+    out = []
+    for grant in grants:
+        subject = who or grant.function or "deployment"
+        if grant.member == PUBSUB_AGENT:
+            subject = "Pub/Sub service agent"
+        elif grant.function and grant.member.endswith(
+            f"{spec.function(grant.function).trigger_account}@{spec.project}.iam.gserviceaccount.com"
+        ):
+            subject = f"{grant.function} (trigger identity)"
+        out.append(
+            Step("binding", f"{subject}: {grant.describe()}", grant_command(spec, grant), function=grant.function)
+        )
+    return out
+
+
+def custom_role_step(spec: DeploymentSpec, role: CustomRole) -> Step:
+    p = f"--project={spec.project}"
+    settings = (
+        p,
+        f"--title={role.title}",
+        f"--description={role.description}",
+        f"--permissions={','.join(role.permissions)}",
+        "--stage=GA",
+    )
+    return Step(
+        "resource",
+        f"custom role {role.role_id} ({', '.join(role.permissions)})",
+        describe=("gcloud", "iam", "roles", "describe", role.role_id, p),
+        create=("gcloud", "iam", "roles", "create", role.role_id, *settings),
+        update=("gcloud", "iam", "roles", "update", role.role_id, *settings),
+    )
+
+
+def secret_step(spec: DeploymentSpec, secret: SecretSpec) -> Step:
+    """The secret itself, never its value (``phasectl deploy secret set`` adds a version from stdin)."""
+    p = f"--project={spec.project}"
+    return Step(
+        "resource",
+        f"secret {secret.secret_id} ({secret.purpose}; no value: phasectl deploy secret set {secret.secret_id})",
+        describe=("gcloud", "secrets", "describe", secret.secret_id, p),
+        create=("gcloud", "secrets", "create", secret.secret_id, "--replication-policy=automatic", p),
+        function=secret.readers[0] if len(secret.readers) == 1 else None,
+    )
+
+
+def secret_version_command(spec: DeploymentSpec, secret_id: str) -> Command:
+    return (
+        "gcloud",
+        "secrets",
+        "versions",
+        "describe",
+        "latest",
+        f"--secret={secret_id}",
+        f"--project={spec.project}",
+        "--format=value(state)",
+    )
+
+
+def secret_add_version_command(spec: DeploymentSpec, secret_id: str) -> Command:
+    """Adds a version whose value is read from stdin (never an argument, never a file on disk)."""
+    return ("gcloud", "secrets", "versions", "add", secret_id, "--data-file=-", f"--project={spec.project}")
+
+
 def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
     """Every step, in dependency order: APIs, identities, topics, storage, functions, wiring, jobs."""
     p = f"--project={spec.project}"
+    grants = expected_grants(spec)
+
+    def of(kind: str, fn: FunctionSpec | None = None) -> list[Grant]:
+        return [g for g in grants if g.kind == kind and (fn is None or g.function == fn.name)]
+
     steps: list[Step] = []
     if spec.apis:
         steps.append(Step("binding", "enable APIs", ("gcloud", "services", "enable", *spec.apis, p)))
@@ -133,58 +341,28 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                 ),
             )
         )
-        steps.append(
-            Step(
-                "binding",
-                "Pub/Sub service agent may mint tokens for push/Eventarc delivery",
-                (
-                    "gcloud",
-                    "projects",
-                    "add-iam-policy-binding",
-                    spec.project,
-                    _pubsub_agent(),
-                    "--role=roles/iam.serviceAccountTokenCreator",
-                    "--condition=None",
-                ),
-            )
-        )
+    steps += [custom_role_step(spec, role) for role in spec.custom_roles]
     steps += _ttl_steps(spec)
     for fn in spec.functions:
-        email = fn.service_account_email(spec.project)
-        steps.append(
-            Step(
-                "resource",
-                f"service account {email}",
-                describe=("gcloud", "iam", "service-accounts", "describe", email, p),
-                create=(
-                    "gcloud",
-                    "iam",
-                    "service-accounts",
-                    "create",
-                    fn.service_account,
-                    f"--display-name=phasechain {fn.name}",
-                    p,
-                ),
-                function=fn.name,
-            )
-        )
-        for role in fn.project_roles:
+        for account, purpose in (
+            (fn.service_account, f"phasechain {fn.name}"),
+            (fn.trigger_account, f"phasechain {fn.name} trigger (invoker only)"),
+        ):
+            email = f"{account}@{spec.project}.iam.gserviceaccount.com"
             steps.append(
                 Step(
-                    "binding",
-                    f"{fn.name}: {role}",
-                    (
-                        "gcloud",
-                        "projects",
-                        "add-iam-policy-binding",
-                        spec.project,
-                        f"--member={_sa(spec, fn)}",
-                        f"--role={role}",
-                        "--condition=None",
-                    ),
+                    "resource",
+                    f"service account {email}",
+                    describe=("gcloud", "iam", "service-accounts", "describe", email, p),
+                    create=("gcloud", "iam", "service-accounts", "create", account, f"--display-name={purpose}", p),
                     function=fn.name,
                 )
             )
+        steps += _grant_steps(spec, of("project", fn))
+        steps += _grant_steps(spec, of("service_account", fn))
+    for secret in spec.secrets:
+        steps.append(secret_step(spec, secret))
+        steps += _grant_steps(spec, [g for g in of("secret") if g.resource == secret.secret_id])
     for topic in spec.topics:
         steps.append(
             Step(
@@ -195,24 +373,8 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
             )
         )
     for fn in spec.functions:
-        for topic in fn.publishes:
-            steps.append(
-                Step(
-                    "binding",
-                    f"{fn.name} may publish to {topic}",
-                    (
-                        "gcloud",
-                        "pubsub",
-                        "topics",
-                        "add-iam-policy-binding",
-                        topic,
-                        f"--member={_sa(spec, fn)}",
-                        "--role=roles/pubsub.publisher",
-                        p,
-                    ),
-                    function=fn.name,
-                )
-            )
+        mine = of("topic", fn)
+        steps += _grant_steps(spec, [g for g in mine if g.member != PUBSUB_AGENT])
         steps.append(
             Step(
                 "resource",
@@ -244,45 +406,14 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
                 function=fn.name,
             )
         )
-        steps.append(
-            Step(
-                "binding",
-                f"Pub/Sub service agent may dead-letter into {fn.dead_letter_topic}",
-                (
-                    "gcloud",
-                    "pubsub",
-                    "topics",
-                    "add-iam-policy-binding",
-                    fn.dead_letter_topic,
-                    _pubsub_agent(),
-                    "--role=roles/pubsub.publisher",
-                    p,
-                ),
-                function=fn.name,
-            )
-        )
+        steps += _grant_steps(spec, [g for g in mine if g.member == PUBSUB_AGENT])  # it dead-letters there
     for fn in spec.functions:  # after every dead-letter subscription exists
-        for subscription in fn.subscribes:
-            steps.append(
-                Step(
-                    "binding",
-                    f"{fn.name} may read {subscription} (its backlog)",
-                    (
-                        "gcloud",
-                        "pubsub",
-                        "subscriptions",
-                        "add-iam-policy-binding",
-                        subscription,
-                        f"--member={_sa(spec, fn)}",
-                        "--role=roles/pubsub.subscriber",
-                        p,
-                    ),
-                    function=fn.name,
-                )
-            )
+        steps += _grant_steps(spec, of("subscription", fn))
     steps += _bigquery_steps(spec)
     for fn in spec.functions:
-        steps += _function_steps(spec, fn, source_root)
+        steps += _grant_steps(spec, of("table", fn))
+    for fn in spec.functions:
+        steps += _function_steps(spec, fn, source_root, of("service", fn) + of("trigger_subscription", fn))
     for job in spec.jobs:
         # The topic as a full path: gcloud resolves --topic while the flags parse, before a later
         # --project applies, so a bare name fails ("[projectsId] ... is required") or lands in the
@@ -393,30 +524,19 @@ def _bigquery_steps(spec: DeploymentSpec) -> list[Step]:
                 update=("bq", "update", "--table", f"--schema={schema_file(table)}", *shape, ref),
             )
         )
-    for fn in spec.functions:
-        for dataset, role in fn.dataset_roles:
-            steps.append(
-                Step(
-                    "binding",
-                    f"{fn.name}: {role} on {dataset}",
-                    (
-                        "bq",
-                        "add-iam-policy-binding",
-                        "--dataset",
-                        f"--member={_sa(spec, fn)}",
-                        f"--role={role}",
-                        f"{spec.project}:{dataset}",
-                    ),
-                    function=fn.name,
-                )
-            )
     return steps
 
 
-def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) -> list[Step]:
+def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str, grants: Sequence[Grant]) -> list[Step]:
     p, region = f"--project={spec.project}", f"--region={spec.region}"
-    email = fn.service_account_email(spec.project)
     env = ",".join(f"{k}={v}" for k, v in fn.env)
+    secret_flags: tuple[str, ...] = ()
+    if fn.remove_env:  # a secret is never a plain variable (a copy set by hand is removed)
+        secret_flags += (f"--remove-env-vars={','.join(fn.remove_env)}",)
+    if fn.secrets:
+        secret_flags += (f"--set-secrets={','.join(f'{k}={s}:latest' for k, s in fn.secrets)}",)
+    else:
+        secret_flags += ("--clear-secrets",)
     deploy: Command = (
         "gcloud",
         "functions",
@@ -429,18 +549,32 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) ->
         f"--source={source_root}/{fn.name}",
         f"--trigger-topic={fn.trigger_topic}",
         "--retry" if fn.retry else "--no-retry",
-        f"--service-account={email}",
-        f"--trigger-service-account={email}",
+        f"--service-account={fn.service_account_email(spec.project)}",
+        f"--trigger-service-account={fn.trigger_account_email(spec.project)}",
         f"--memory={fn.memory}",
         f"--timeout={fn.timeout_seconds}s",
         f"--min-instances={fn.min_instances}",
         f"--max-instances={fn.max_instances}",
         f"--update-env-vars={env}",
+        *secret_flags,
         "--no-allow-unauthenticated",
         p,
     )
     var = subscription_var(fn)
-    return [
+    steps = [
+        Step(
+            "require",
+            f"secret {secret_id} has a value (for {fn.cloud_name}'s {env_name})",
+            secret_version_command(spec, secret_id),
+            function=fn.name,
+            expect="ENABLED",
+            hint=f"secret {secret_id} has no enabled version: set it with "
+            f"`phasectl deploy secret set {secret_id} --project {spec.project}` (reads the value from stdin), "
+            "then apply again",
+        )
+        for env_name, secret_id in fn.secrets
+    ]
+    steps += [
         Step(
             "resource",
             f"function {fn.cloud_name}",
@@ -465,20 +599,9 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) ->
             var="TRIGGER_" + fn.name.upper(),
             function=fn.name,
         ),
-        Step(
-            "binding",
-            f"{fn.cloud_name}: its trigger identity may invoke it (lesson L06)",
-            (
-                "gcloud",
-                "functions",
-                "add-invoker-policy-binding",
-                fn.cloud_name,
-                region,
-                f"--member=serviceAccount:{email}",
-                p,
-            ),
-            function=fn.name,
-        ),
+    ]
+    steps += _grant_steps(spec, [g for g in grants if g.kind == "service"])  # lesson L06
+    steps += [
         Step(
             "lookup",
             f"{fn.cloud_name}: the subscription Eventarc made for its trigger",
@@ -510,22 +633,9 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str) ->
             ),
             function=fn.name,
         ),
-        Step(
-            "binding",
-            f"{fn.cloud_name}: Pub/Sub service agent may dead-letter from its trigger subscription",
-            (
-                "gcloud",
-                "pubsub",
-                "subscriptions",
-                "add-iam-policy-binding",
-                Var(var),
-                _pubsub_agent(),
-                "--role=roles/pubsub.subscriber",
-                p,
-            ),
-            function=fn.name,
-        ),
     ]
+    steps += _grant_steps(spec, [g for g in grants if g.kind == "trigger_subscription"])
+    return steps
 
 
 def render_plan(spec: DeploymentSpec, steps: Sequence[Step], header: bool = True) -> str:
@@ -549,6 +659,10 @@ def render_plan(spec: DeploymentSpec, steps: Sequence[Step], header: bool = True
             # look like a missing policy
             lines.append(f"{render_command(step.describe)} | grep -Fx {_q(step.expect)} >/dev/null || \\")
             lines.append(f"  {render_command(step.create)}")
+        elif step.kind == "require":
+            assert step.expect is not None and step.hint is not None
+            lines.append(f"{render_command(step.create)} | grep -Fx {_q(step.expect)} >/dev/null || \\")
+            lines.append(f"  {{ echo {_q('phasectl deploy: ' + step.hint)} >&2; exit 1; }}")
         elif step.kind == "binding":
             lines.append(render_command(step.create))
         else:
@@ -575,7 +689,10 @@ def summarise(spec: DeploymentSpec) -> dict[str, int]:
         "scheduler_jobs": len(spec.jobs),
         "datasets": len(spec.datasets),
         "tables": len(spec.tables),
-        "service_accounts": len(spec.functions),
+        "service_accounts": 2 * len(spec.functions),
+        "secrets": len(spec.secrets),
+        "custom_roles": len(spec.custom_roles),
+        "iam_bindings": len(expected_grants(spec)),
         "firestore_indexes": len(spec.firestore_indexes),
         "firestore_ttl_policies": len(spec.firestore_ttls),
     }

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from shared.pipeline.definition import GameCoverageGate, PipelineDefinition, Transition
+from shared.pipeline.definition import GameCoverageGate, PipelineDefinition, TimedTrigger, Transition
 
 TABLE_SPEC_DIR = Path(__file__).resolve().parent / "bigquery"
 
@@ -153,6 +153,8 @@ class Grant:
 
     def describe(self) -> str:
         where = f" if {self.condition.expression}" if self.condition else ""
+        if self.kind == "trigger_subscription":
+            return f"{self.role} on the Eventarc subscription of {self.resource}"
         return f"{self.role} on {self.kind.replace('_', ' ')} {self.resource}{where}"
 
 
@@ -176,6 +178,7 @@ class FunctionSpec:
     table_roles: tuple[tuple[str, str], ...]  # (dataset.table, role): the only BigQuery data rights
     trigger_account: str = ""  # its Eventarc trigger identity's account id: run.invoker on its service only
     secrets: tuple[tuple[str, str], ...] = ()  # (environment variable, secret id) mounted with --set-secrets
+    remove_env: tuple[str, ...] = ()  # every secret's variable: never a plain environment variable
     retry: bool = True
     # subscriptions it may pull from (roles/pubsub.subscriber on each, nothing project-wide): the
     # monitor reads every function's dead-letter subscription to report a backlog
@@ -425,14 +428,15 @@ def build_spec(
 
     deploy = definition.deploy
     dead_letter_names = {route.function: route for route in dead_letter_routes(definition)}
-    gate_reads = {t.name: gate_read_datasets(definition, t) for t in definition.transitions}
-    raw_datasets = tuple(sorted(set().union(*gate_reads.values())))
+    gate_reads = {t.name: gate_read_tables(definition, t) for t in definition.transitions}
+    timed = definition.timed_triggers()
+    timed_reads = {t.name: timed_read_tables(definition, t) for t in timed}
     tables = table_specs(definition)
     write_datasets = tuple(sorted({t.dataset for t in tables}))
     trigger_topics = {t.name: definition.target_topic(t) for t in definition.transitions}
     routes = [definition.retry_route(p.name) for p in definition.processors]
     retry_topics = sorted({route[1] for route in routes if route is not None and route[0] == "topic"})
-    gated = {t.name for t in definition.transitions if t.gates}
+    access = table_access(definition)
 
     sources: dict[str, str] = {t.name: definition.source_topic(t) for t in definition.transitions}
     jobs: list[SchedulerJobSpec] = []
@@ -451,6 +455,7 @@ def build_spec(
         )
     functions: list[FunctionSpec] = []
     dead_letter_readers: set[str] = set()
+    secret_readers: dict[str, list[str]] = {use.secret_id: [] for use in SECRETS}
     for name in definition.function_names():
         closure = facts(name)
         dists = closure.distributions
@@ -460,25 +465,36 @@ def build_spec(
         for dist, dist_roles in DISTRIBUTION_ROLES.items():
             if dist in dists:
                 roles.update(dist_roles)
+        mine = [t for t in timed if t.function == name]
+        reads: set[str] = set()
         if name in trigger_topics:
             publishes: tuple[str, ...] = (trigger_topics[name],)
-            reads_raw = name in gated
+            reads |= gate_reads[name]
         elif MONITOR_MODULE in closure.modules:  # it re-evaluates every transition (claim protocol)
             publishes = tuple(sorted(trigger_topics.values()))
-            reads_raw = True
+            reads = reads.union(*gate_reads.values())
+            if TIMED_MODULE in closure.modules:  # and every sensor, if it ships their evaluation
+                reads = reads.union(*timed_reads.values())
+        elif mine:  # a sensor or scheduled trigger function: the topics its triggers publish to
+            publishes = tuple(sorted({t.topic for t in mine}))
+            reads = reads.union(*(timed_reads[t.name] for t in mine))
         elif RETRY_DISPATCH_MODULE in closure.modules:  # auto-retry: RetryRequests to the retry topics
             publishes = tuple(retry_topics)
-            reads_raw = False
         else:
-            publishes, reads_raw = (), False
+            publishes = ()
         if "google-cloud-pubsub" not in dists:
             publishes = ()
-        dataset_roles: list[tuple[str, str]] = []
+        table_roles: list[tuple[str, str]] = []
         if "google-cloud-bigquery" in dists:
-            dataset_roles += [(d, "roles/bigquery.dataEditor") for d in write_datasets]
-            if reads_raw:  # what its gates read (the monitor: every transition's gates)
-                reads = gate_reads[name] if name in gate_reads else set(raw_datasets)
-                dataset_roles += [(d, "roles/bigquery.dataViewer") for d in sorted(reads) if d not in write_datasets]
+            writes = {t for module in closure.modules if module in access for t in access[module].writes}
+            reads |= {t for module in closure.modules if module in access for t in access[module].reads}
+            table_roles += [(t, TABLE_WRITER.name(project)) for t in sorted(writes)]
+            table_roles += [(t, TABLE_READER_ROLE) for t in sorted(reads - writes)]
+        secrets: list[tuple[str, str]] = []
+        for use in SECRETS:
+            if use.module in closure.modules:
+                secrets.append((use.env(definition), use.secret_id))
+                secret_readers[use.secret_id].append(name)
         settings = deploy.settings_for(name)
         assert settings.memory and settings.timeout_seconds and settings.max_instances is not None
         trigger = sources[name]
@@ -497,9 +513,15 @@ def build_spec(
                 env=(("GOOGLE_CLOUD_PROJECT", project), *_consumer_urls(definition, name)),
                 project_roles=tuple(sorted(roles)),
                 publishes=publishes,
-                dataset_roles=tuple(dataset_roles),
+                table_roles=tuple(table_roles),
+                trigger_account=trigger_account_id(name),
+                secrets=tuple(sorted(secrets)),
+                remove_env=tuple(sorted({use.env(definition) for use in SECRETS})),
             )
         )
+    accounts = [a for f in functions for a in (f.service_account, f.trigger_account)]
+    if len(set(accounts)) != len(accounts):
+        raise ValueError(f"two functions' service accounts share an id: {sorted(accounts)}")
 
     # the monitor reads every function's dead-letter subscription (a backlog is a finding)
     dead_letters = tuple(f.dead_letter_subscription for f in functions)
@@ -508,7 +530,15 @@ def build_spec(
     for phase in definition.phases:
         topics.update(t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t)
     topics.update(j.topic for j in jobs)
+    topics.update(t.topic for t in timed)
     topics.update(f.dead_letter_topic for f in functions)
+    written = {t.ref for t in tables}
+    read_tables = sorted({t for f in functions for t, _ in f.table_roles} - written)
+    secrets_spec = tuple(
+        SecretSpec(use.secret_id, use.env(definition), tuple(secret_readers[use.secret_id]), use.purpose)
+        for use in SECRETS
+        if secret_readers[use.secret_id]
+    )
     return DeploymentSpec(
         project=project,
         region=region or deploy.region,
@@ -524,25 +554,75 @@ def build_spec(
         jobs=tuple(jobs),
         datasets=write_datasets,
         tables=tables,
-        read_datasets=raw_datasets,
+        read_datasets=tuple(sorted({t.split(".")[0] for t in read_tables} - set(write_datasets))),
         firestore_indexes=FIRESTORE_INDEXES,
         firestore_ttls=firestore_ttls(definition),
+        read_tables=tuple(read_tables),
+        secrets=secrets_spec,
+        custom_roles=(TABLE_WRITER,)
+        if any(r == TABLE_WRITER.name(project) for f in functions for _, r in f.table_roles)
+        else (),
     )
 
 
-def gate_read_datasets(definition: PipelineDefinition, transition: Transition) -> set[str]:
-    """The datasets ``transition``'s gates read: the schedule and boxscore chain for a coverage gate,
-    and every table a gate names (owned by the processors; the deploy only grants reading them)."""
+def gate_read_tables(definition: PipelineDefinition, transition: Transition) -> set[str]:
+    """The tables (``dataset.table``) ``transition``'s gates read: a coverage gate's schedule, its
+    boxscore chain (or its own sources) and the unavailable-games table; every table a gate names
+    (owned by the processors; the deploy only grants reading them)."""
     out: set[str] = set()
+    games = definition.games
     for name in transition.gates:
         gate = definition.gates[name]
         if isinstance(gate, GameCoverageGate):
-            games = definition.games
-            out.add(games.schedule_table.split(".")[0])
+            out.update((games.schedule_table, games.unavailable_table))
             if gate.uses_boxscore_chain:
-                out.update(s.table.split(".")[0] for s in games.boxscore_sources)
-        out.update(t.table.split(".")[0] for t in gate.read_tables())
+                out.update(s.table for s in games.boxscore_sources)
+        out.update(t.table for t in gate.read_tables())
     return out
+
+
+def gate_read_datasets(definition: PipelineDefinition, transition: Transition) -> set[str]:
+    """The datasets of ``gate_read_tables``."""
+    return {t.split(".")[0] for t in gate_read_tables(definition, transition)}
+
+
+def timed_read_tables(definition: PipelineDefinition, trigger: TimedTrigger) -> set[str]:
+    """The tables a sensor's conditions read (``all_final``: the schedule and the unavailable games)."""
+    out: set[str] = set()
+    for condition in trigger.conditions:
+        if condition.table is not None:
+            out.add(condition.table.table)
+        else:
+            out.update((definition.games.schedule_table, definition.games.unavailable_table))
+    return out
+
+
+def expected_grants(spec: DeploymentSpec) -> tuple[Grant, ...]:
+    """Every IAM binding of the deployment (the plan makes exactly these; verify checks them and
+    fails on any other grant held by a function account)."""
+    out: list[Grant] = []
+    p = spec.project
+    for fn in spec.functions:
+        runtime, trigger = (f"serviceAccount:{e}" for e in fn.account_emails(p))
+        for role in fn.project_roles:
+            condition = spec.firestore_condition if role == FIRESTORE_ROLE else None
+            out.append(Grant("project", p, role, runtime, condition, fn.name))
+        # the Pub/Sub service agent mints the push (OIDC) token as the trigger identity: on that account only
+        out.append(
+            Grant("service_account", fn.trigger_account_email(p), TOKEN_CREATOR_ROLE, PUBSUB_AGENT, None, fn.name)
+        )
+        for _env, secret in fn.secrets:
+            out.append(Grant("secret", secret, SECRET_ACCESSOR_ROLE, runtime, None, fn.name))
+        for topic in fn.publishes:
+            out.append(Grant("topic", topic, "roles/pubsub.publisher", runtime, None, fn.name))
+        out.append(Grant("topic", fn.dead_letter_topic, "roles/pubsub.publisher", PUBSUB_AGENT, None, fn.name))
+        for subscription in fn.subscribes:
+            out.append(Grant("subscription", subscription, "roles/pubsub.subscriber", runtime, None, fn.name))
+        out.append(Grant("trigger_subscription", fn.name, "roles/pubsub.subscriber", PUBSUB_AGENT, None, fn.name))
+        for table, role in fn.table_roles:
+            out.append(Grant("table", table, role, runtime, None, fn.name))
+        out.append(Grant("service", fn.cloud_name, INVOKER_ROLE, trigger, None, fn.name))
+    return tuple(out)
 
 
 def _consumer_urls(definition: PipelineDefinition, function: str) -> tuple[tuple[str, str], ...]:

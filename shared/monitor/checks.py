@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -51,6 +51,8 @@ from shared.structured_log import get_logger
 if TYPE_CHECKING:
     import google.cloud.pubsub_v1 as pubsub_v1
     from google.cloud import bigquery, firestore
+
+    from shared.orchestration.timed import TimedTriggerService
 
 Severity = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
 MONITOR_HEARTBEAT_ID = "phase_transition_monitor"
@@ -175,6 +177,7 @@ class TransitionMonitor:
         project: str,
         services: dict[str, TransitionService],
         subscriber: pubsub_v1.SubscriberClient | Callable[[], pubsub_v1.SubscriberClient] | None = None,
+        sensors: Mapping[str, TimedTriggerService] | None = None,
     ) -> None:
         self.definition = definition
         self.clock = clock
@@ -183,6 +186,7 @@ class TransitionMonitor:
         self.project = project
         self.services = services
         self._subscriber = subscriber
+        self.sensors = dict(sensors or {})  # the sensors with an `overdue_after`, by name
         self.tz = ZoneInfo(definition.pipeline.timezone)
 
     @property
@@ -229,6 +233,14 @@ class TransitionMonitor:
                 report.findings += (
                     self._isolated(report, what, check, transition=transition.name, game_date=day) or []
                 )
+        for name in self.sensors:
+            for day in window:
+                if not (final_games or {}).get(day):
+                    continue  # no Final games that night (or the schedule read failed): nothing to be overdue
+                overdue = functools.partial(self._sensor_overdue, name, day)
+                report.dates_checked += 1
+                found = self._isolated(report, f"{name} {day}", overdue, transition=name, game_date=day)
+                report.findings += found or []
         if final_games is not None:
             report.findings += self._isolated(
                 report, "grid", lambda: self._grid(grid_start, today, final_games), check="grid"
@@ -244,6 +256,35 @@ class TransitionMonitor:
         if not dry_run and write_heartbeat:
             self.write_heartbeat(report)
         return report
+
+    def _sensor_overdue(self, name: str, day: date) -> list[Finding]:
+        """A sensor's date past its ``overdue_after`` with every condition met but no trigger out
+        (e.g. ``grading_overdue``: games Final, predictions present, not graded, no grading trigger)."""
+        from shared.orchestration.timed import overdue_at
+
+        service = self.sensors[name]
+        sensor = service.trigger
+        due = overdue_at(sensor, day)
+        if due is None or self.clock.now() < due:
+            return []
+        if service.state.load(day).triggered_slot(None) is not None:
+            return []
+        readiness = next((s for s in sensor.slots if not s.fallback), sensor.slots[0])
+        results = service.check(day, readiness)  # read only: no claim
+        if not results or any(r.verdict != "pass" for r in results):
+            return []  # not ready (not Final, no predictions, already done): nothing is overdue
+        reasons = "; ".join(r.reason for r in results)
+        return [
+            Finding(
+                sensor.overdue_finding,
+                "ERROR",
+                f"{name} {day}: ready ({reasons}) but no trigger went out by {sensor.overdue_after} "
+                f"{sensor.timezone}; the fallbacks did not fire either (check the scheduler jobs)",
+                name,
+                day,
+                {"conditions": {r.gate: r.reason for r in results}, "due": due.isoformat()},
+            )
+        ]
 
     def _deliver_outbox(self) -> None:
         """Log rows and hand-offs left in the outbox by an outage go out on every pass (L19, L24)."""

@@ -74,8 +74,21 @@ def build_monitor(
     services = {
         t.name: build_service(t.name, definition=definition, clock=clock, environ=env) for t in definition.transitions
     }
+    from shared.orchestration.timed_runtime import build_timed_runtime
+
+    sensors = {}
+    for function in sorted({t.function for t in definition.sensors if t.overdue_after}):
+        runtime = build_timed_runtime(function, definition=definition, clock=clock, environ=env)
+        sensors.update({n: s for n, s in runtime.services.items() if s.trigger.overdue_after})
     checks = TransitionMonitor(
-        definition, clock, fs, lambda: bigquery_client(project), project, services, subscriber=subscriber_client
+        definition,
+        clock,
+        fs,
+        lambda: bigquery_client(project),
+        project,
+        services,
+        subscriber=subscriber_client,
+        sensors=sensors,
     )
     return Monitor(checks, AlertManager(definition, fs, clock, slack_from_env(definition, env)))
 

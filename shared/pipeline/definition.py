@@ -551,6 +551,7 @@ class TimedTrigger(_Model):
     conditions: tuple[SensorCondition, ...] = ()
     slots: tuple[TriggerSlot, ...] = Field(min_length=1)
     overdue_after: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = None
+    overdue_finding: Name = "overdue"  # the monitor finding's kind when a ready date is not triggered in time
     description: str = ""
 
     once_per: Literal["date", "slot"] = "date"

@@ -20,8 +20,9 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -97,6 +98,7 @@ def shared_rig(local_cloud: LocalCloud) -> Rig:
     suffix = uuid.uuid4().hex[:10]
     rig = Rig.create(local_cloud, suffix, mutate=unique_dead_letter_names(suffix))
     create_dead_letter_subscriptions(rig)
+    rig.seed_outputs(tables=[])  # the tables the gates and the grading sensor read exist, as in production
     return rig
 
 
@@ -194,7 +196,8 @@ def test_healthy_night_is_quiet_on_every_check(rig: Rig, monitor: Monitor) -> No
 
     assert result.findings == [], [f.message for f in result.findings]
     assert result.triggered == []
-    assert result.dates_checked == len(TRANSITIONS) * (rig.definition.monitor.lookback_days + 1)
+    # every transition date, and the grading sensor on the one date with Final games (no predictions)
+    assert result.dates_checked == len(TRANSITIONS) * (rig.definition.monitor.lookback_days + 1) + 1
     assert alerts.alerted == [] and alerts.rate_limited == []
     assert rig.pull_triggers("phase4_to_phase5") == []  # the monitor re-evaluated, never re-triggered
 
@@ -833,3 +836,39 @@ def test_dead_letter_names_are_the_deployments(rig: Rig) -> None:
     assert [(r.function, r.trigger_topic, r.topic, r.subscription) for r in dead_letter_routes(rig.definition)] == [
         (fn.name, fn.trigger_topic, fn.dead_letter_topic, fn.dead_letter_subscription) for fn in spec.functions
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# sensors: grading_overdue
+# ---------------------------------------------------------------------------------------
+def test_grading_overdue_when_final_and_predicted_but_no_grading_trigger_by_8am(rig: Rig, monitor: Monitor) -> None:
+    from shared.orchestration.timed_runtime import build_timed_runtime
+
+    day = today(rig) - timedelta(days=1)  # the clock is 09:00 ET the morning after: past 08:00
+    rig.seed_games(game_date=day)  # five Final games
+    rig.seed_outputs(tables=["player_prop_predictions"], game_date=day)
+    write_retry_heartbeat(rig)
+    result, _ = run(monitor)
+    (overdue,) = of_kind(result, "grading_overdue")
+    assert (overdue.severity, overdue.transition, overdue.game_date) == ("ERROR", "grading_readiness", day)
+    assert "5/5 games Final" in overdue.message and "50 predictions" in overdue.message
+    assert "by 08:00 America/New_York" in overdue.message
+    # the 11:00 fallback (or the sensor) triggers: the finding goes away
+    runtime = build_timed_runtime("grading_readiness", definition=rig.definition, clock=rig.clock,
+                                  environ=rig.cloud.env())
+    tick = rig.event({"trigger": "grading_readiness", "slot": "run_1100", "game_date": day.isoformat()})
+    assert runtime.handle_event(tick).kind == "triggered"
+    result, _ = run(monitor)
+    assert of_kind(result, "grading_overdue") == []
+
+
+def test_no_grading_overdue_before_8am_or_without_predictions(rig: Rig, monitor: Monitor) -> None:
+    day = today(rig) - timedelta(days=1)
+    rig.seed_games(game_date=day)
+    write_retry_heartbeat(rig)
+    result, _ = run(monitor)  # Final, but no predictions: nothing to grade, nothing overdue
+    assert of_kind(result, "grading_overdue") == []
+    rig.seed_outputs(tables=["player_prop_predictions"], game_date=day)
+    rig.clock.set(datetime.combine(today(rig), time(7, 30), tzinfo=ZoneInfo("America/New_York")))
+    result, _ = run(monitor)  # predicted, but 07:30 ET: not due yet
+    assert of_kind(result, "grading_overdue") == []
