@@ -27,7 +27,15 @@ from deploy.plan import (
     secret_version_command,
     ttl_list_command,
 )
-from deploy.spec import PUBSUB_AGENT, TOKEN_CREATOR_ROLE, Condition, DeploymentSpec, FunctionSpec, Grant, expected_grants
+from deploy.spec import (
+    PUBSUB_AGENT,
+    TOKEN_CREATOR_ROLE,
+    Condition,
+    DeploymentSpec,
+    FunctionSpec,
+    Grant,
+    expected_grants,
+)
 
 NOT_FOUND = re.compile(r"NOT_FOUND|not found|does not exist|404", re.IGNORECASE)
 
@@ -189,3 +197,393 @@ def apply(steps: Sequence[Step], run: Runner, out: TextIO) -> ApplyReport:
     return report
 
 
+# -- login and secrets ------------------------------------------------------------------------------
+LOGIN_COMMAND = ("gcloud", "auth", "print-access-token", "--format=none")  # refreshes the token; prints nothing
+NOT_LOGGED_IN = "not logged in: run gcloud auth login"
+
+
+def logged_in(run: Runner) -> bool:
+    """Whether gcloud has an active account whose credentials still refresh (missing or expired: False)."""
+    return run(list(LOGIN_COMMAND)).returncode == 0
+
+
+def read_secret_value(data: bytes) -> bytes:
+    """The value as given on stdin, without the one line ending ``echo`` or a file adds."""
+    for ending in (b"\r\n", b"\n"):
+        if data.endswith(ending):
+            return data[: -len(ending)]
+    return data
+
+
+def set_secret(spec: DeploymentSpec, secret_id: str, value: bytes, run: Runner, feed: Feeder, out: TextIO) -> None:
+    """Create the secret if it is missing, then add ``value`` as its new version (through stdin).
+
+    Nothing prints the value: it is neither an argument nor in any message.
+    """
+    secret = next((s for s in spec.secrets if s.secret_id == secret_id), None)
+    if secret is None:
+        known = ", ".join(s.secret_id for s in spec.secrets) or "none"
+        raise DeployError(f"no secret {secret_id!r} in the deployment (known: {known})")
+    if not value:
+        raise DeployError(f"secret {secret_id}: no value on stdin (pipe it in: the value is never an argument)")
+    apply([secret_step(spec, secret)], run, out)
+    argv = list(secret_add_version_command(spec, secret_id))
+    done = feed(argv, value)
+    if done.returncode != 0:
+        raise DeployError(
+            f"adding a version of secret {secret_id} failed ({done.returncode}): {_one_line(done.stderr)}"
+        )
+    readers = ", ".join(spec.function(r).cloud_name for r in secret.readers)
+    out.write(
+        f"secret {secret_id}: new version added ({secret.env} of {readers}; new instances read it, "
+        f"`phasectl deploy apply --function {secret.readers[0]}` restarts them now)\n"
+    )
+
+
+# -- verify ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    subject: str
+    ok: bool
+    detail: str
+
+    def render(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.subject}: {self.detail}"
+
+
+def _json(run: Runner, argv: Sequence[str]) -> tuple[Any, str | None]:
+    result = run(list(argv))
+    if result.returncode != 0:
+        return None, _one_line(result.stderr or result.stdout) or f"exit {result.returncode}"
+    try:
+        return json.loads(result.stdout or "null"), None
+    except json.JSONDecodeError as exc:
+        return None, f"unreadable output of {' '.join(argv[:4])}: {exc}"
+
+
+def _last(path: str | None) -> str:
+    return (path or "").rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What verify compares a resource's IAM policy with: ``expected`` (role, member, condition)
+    bindings, and the members whose other bindings there are extra grants."""
+
+    spec: DeploymentSpec
+    agent: str  # the Pub/Sub service agent's member (serviceAccount:service-N@gcp-sa-pubsub...)
+
+    def resolve(self, member: str) -> str:
+        return self.agent if member == PUBSUB_AGENT else member
+
+    def ours(self, member: str) -> bool:
+        """A function account (runtime or trigger) of this deployment, or the Pub/Sub service agent."""
+        email = member.partition(":")[2].lower()
+        emails = {e.lower() for fn in self.spec.functions for e in fn.account_emails(self.spec.project)}
+        return email in emails or member == self.agent
+
+    def name(self, member: str) -> str:
+        if member == self.agent:
+            return "the Pub/Sub service agent"
+        email = member.partition(":")[2]
+        return email.split("@")[0] if email.endswith(f"@{self.spec.project}.iam.gserviceaccount.com") else member
+
+
+def _normal(expression: str | None) -> str | None:
+    return None if expression is None else "".join(expression.split())
+
+
+def _policy_bindings(policy: Any) -> list[tuple[str, str, Condition | None]]:
+    out = []
+    for binding in (policy or {}).get("bindings", []) if isinstance(policy, dict) else []:
+        raw = binding.get("condition") or None
+        condition = Condition(str(raw.get("title", "")), str(raw.get("expression", ""))) if raw else None
+        out += [(str(binding.get("role")), str(m), condition) for m in binding.get("members", [])]
+    return out
+
+
+def audit_policy(
+    audit: Audit, kind: str, resource: str, name: str, expected: Sequence[Grant], run: Runner, subject: str = ""
+) -> Check:
+    """``resource``'s policy holds every ``expected`` grant, and a function account (or the Pub/Sub
+    service agent) holds nothing else there. ``name`` is how the policy and removal commands name it."""
+    spec = audit.spec
+    subject = subject or f"IAM {kind.replace('_', ' ')} {resource}"
+    policy, error = _json(run, policy_command(spec, kind, name))
+    if error is not None:
+        return Check(subject, False, f"cannot read its IAM policy: {error}")
+
+    def key(role: str, member: str, condition: Condition | None) -> tuple[str, str, str | None]:
+        return role, member.partition(":")[2].lower() or member, _normal(condition.expression if condition else None)
+
+    actual = _policy_bindings(policy)
+    have = {key(*b) for b in actual}
+    want = {key(g.role, audit.resolve(g.member), g.condition): g for g in expected}
+    problems = []
+    for k, grant in want.items():
+        if k not in have:
+            where = f" if {grant.condition.expression}" if grant.condition else ""
+            problems.append(f"MISSING {grant.role}{where} for {audit.name(audit.resolve(grant.member))}")
+    for role, member, condition in actual:
+        if not audit.ours(member) or key(role, member, condition) in want:
+            continue
+        if kind == "project" and member == audit.agent and role != TOKEN_CREATOR_ROLE:
+            continue  # the agent's own project roles are Google's; only project-wide token minting is ours
+        where = f" if {condition.expression}" if condition else ""
+        fix = render_command(remove_command(spec, kind, name, role, member, condition))
+        problems.append(f"EXTRA {role}{where} for {audit.name(member)} (remove: {fix})")
+    if problems:
+        return Check(subject, False, "; ".join(problems))
+    return Check(subject, True, f"as planned ({len(want)} grant(s) of this deployment, nothing more)")
+
+
+def verify_function(spec: DeploymentSpec, fn: FunctionSpec, run: Runner, audit: Audit) -> list[Check]:
+    p, region = f"--project={spec.project}", f"--region={spec.region}"
+    subject = f"function {fn.cloud_name}"
+    described, error = _json(
+        run, ["gcloud", "functions", "describe", fn.cloud_name, "--gen2", region, p, "--format=json"]
+    )
+    if error is not None or not isinstance(described, dict):
+        what = "not deployed" if error is None or NOT_FOUND.search(error) else "cannot describe it"
+        return [Check(subject, False, f"{what}: {error}")]
+    checks: list[Check] = []
+    state = described.get("state")
+    checks.append(Check(subject, state == "ACTIVE", f"state {state}"))
+    trigger = described.get("eventTrigger") or {}
+    config = described.get("serviceConfig") or {}
+    email, invoker = fn.account_emails(spec.project)
+    topic_ok = _last(trigger.get("pubsubTopic")) == fn.trigger_topic
+    checks.append(Check(subject, topic_ok, f"trigger topic {_last(trigger.get('pubsubTopic')) or '-'}"))
+    retry = trigger.get("retryPolicy")
+    checks.append(Check(subject, retry == "RETRY_POLICY_RETRY", f"retry policy {retry} (lesson L05)"))
+    account = config.get("serviceAccountEmail")
+    checks.append(Check(subject, account == email, f"runs as {account}"))
+    identity = trigger.get("serviceAccountEmail")
+    checks.append(Check(subject, identity == invoker, f"trigger identity {identity} (invoker only)"))
+    mounted = sorted(
+        (str(e.get("key")), _last(str(e.get("secret", ""))), str(e.get("version")))
+        for e in config.get("secretEnvironmentVariables") or []
+    )
+    wanted = sorted((env, secret, "latest") for env, secret in fn.secrets)
+    shown = ", ".join(f"{k} from secret {s}:{v}" for k, s, v in mounted) or "none"
+    checks.append(Check(subject, mounted == wanted, f"secrets {shown}"))
+    plain = sorted(set(config.get("environmentVariables") or {}) & set(fn.remove_env))
+    if plain:  # the value is never printed
+        checks.append(
+            Check(subject, False, f"{', '.join(plain)} is a plain environment variable (a secret's): apply removes it")
+        )
+
+    service = _last(config.get("service")) or fn.cloud_name
+    grants = [g for g in expected_grants(spec) if g.function == fn.name]
+    invokers = [g for g in grants if g.kind == "service"]
+    checks.append(audit_policy(audit, "service", fn.cloud_name, service, invokers, run, subject=f"{subject} invoker"))
+    policy, _ = _json(run, policy_command(spec, "service", service))
+    members = {m for role, m, _ in _policy_bindings(policy) if role == "roles/run.invoker"}
+    if members & {"allUsers", "allAuthenticatedUsers"}:
+        checks.append(Check(subject, False, "invoker granted to allUsers/allAuthenticatedUsers: unauthenticated HTTP"))
+    if not checks[-1].ok and "MISSING" in checks[-1].detail:
+        checks[-1] = Check(checks[-1].subject, False, checks[-1].detail + " (lesson L06)")
+
+    trigger_sub: str | None = None
+    if trigger.get("trigger"):
+        arc, error = _json(
+            run,
+            [
+                "gcloud",
+                "eventarc",
+                "triggers",
+                "describe",
+                str(trigger["trigger"]),
+                f"--location={spec.region}",
+                p,
+                "--format=json",
+            ],
+        )
+        if isinstance(arc, dict):
+            trigger_sub = ((arc.get("transport") or {}).get("pubsub") or {}).get("subscription")
+    subs, error = _json(run, ["gcloud", "pubsub", "topics", "list-subscriptions", fn.trigger_topic, p, "--format=json"])
+    names = sorted(str(s if isinstance(s, str) else s.get("name", "")) for s in (subs or []))
+    orphans = [s for s in names if trigger_sub is None or _last(s) != _last(trigger_sub)]
+    if error is not None:
+        checks.append(Check(f"topic {fn.trigger_topic}", False, f"cannot list subscriptions: {error}"))
+    else:
+        ok = len(names) == 1 and not orphans
+        detail = f"{len(names)} subscription(s)" + (
+            f"; orphans: {', '.join(_last(o) for o in orphans)}" if orphans else ""
+        )
+        checks.append(
+            Check(f"topic {fn.trigger_topic}", ok, detail + " (exactly one expected: the function's trigger)")
+        )
+    if trigger_sub:
+        described_sub, error = _json(
+            run, ["gcloud", "pubsub", "subscriptions", "describe", trigger_sub, p, "--format=json"]
+        )
+        policy_dl = (described_sub or {}).get("deadLetterPolicy") or {} if isinstance(described_sub, dict) else {}
+        dl_ok = (
+            _last(policy_dl.get("deadLetterTopic")) == fn.dead_letter_topic
+            and policy_dl.get("maxDeliveryAttempts") == spec.max_delivery_attempts
+        )
+        checks.append(
+            Check(
+                f"subscription {_last(trigger_sub)}",
+                dl_ok,
+                error
+                or f"dead letters to {_last(policy_dl.get('deadLetterTopic')) or '-'} after "
+                f"{policy_dl.get('maxDeliveryAttempts', '-')} attempts",
+            )
+        )
+        mine = [g for g in grants if g.kind == "trigger_subscription"]
+        checks.append(audit_policy(audit, "trigger_subscription", _last(trigger_sub), _last(trigger_sub), mine, run))
+    else:
+        checks.append(Check(subject, False, "no Eventarc trigger subscription found"))
+    dlq, error = _json(
+        run, ["gcloud", "pubsub", "subscriptions", "describe", fn.dead_letter_subscription, p, "--format=json"]
+    )
+    dlq_ok = isinstance(dlq, dict) and _last(dlq.get("topic")) == fn.dead_letter_topic
+    checks.append(
+        Check(f"subscription {fn.dead_letter_subscription}", dlq_ok, error or f"on {_last((dlq or {}).get('topic'))}")
+    )
+    return checks
+
+
+def verify_iam(spec: DeploymentSpec, run: Runner, audit: Audit) -> list[Check]:
+    """Every resource the deployment grants on (and the datasets it used to): the planned grants,
+    and no other grant held by a function account (or project-wide token minting by the agent)."""
+    grants = expected_grants(spec)
+
+    def of(kind: str, resource: str) -> list[Grant]:
+        return [g for g in grants if g.kind == kind and g.resource == resource]
+
+    checks = [audit_policy(audit, "project", spec.project, spec.project, of("project", spec.project), run)]
+    for fn in spec.functions:
+        for email in fn.account_emails(spec.project):
+            checks.append(audit_policy(audit, "service_account", email, email, of("service_account", email), run))
+    for secret in spec.secrets:
+        checks.append(
+            audit_policy(audit, "secret", secret.secret_id, secret.secret_id, of("secret", secret.secret_id), run)
+        )
+        state = run(list(secret_version_command(spec, secret.secret_id)))
+        value = state.stdout.strip() if state.returncode == 0 else _one_line(state.stderr) or "no version"
+        checks.append(
+            Check(
+                f"secret {secret.secret_id}",
+                value == "ENABLED",
+                f"latest version {value}"
+                + ("" if value == "ENABLED" else f" (phasectl deploy secret set {secret.secret_id})"),
+            )
+        )
+    for topic in spec.topics:
+        checks.append(audit_policy(audit, "topic", topic, topic, of("topic", topic), run))
+    for fn in spec.functions:
+        sub = fn.dead_letter_subscription
+        checks.append(audit_policy(audit, "subscription", sub, sub, of("subscription", sub), run))
+    tables = sorted({t.ref for t in spec.tables} | {g.resource for g in grants if g.kind == "table"})
+    for table in tables:
+        checks.append(audit_policy(audit, "table", table, table, of("table", table), run))
+    # no function account holds a dataset-wide role (an earlier version granted dataEditor/dataViewer there)
+    for dataset in sorted({*spec.datasets, *spec.read_datasets, *(t.split(".")[0] for t in tables)}):
+        checks.append(audit_policy(audit, "dataset", dataset, dataset, [], run))
+    for role in spec.custom_roles:
+        described, error = _json(
+            run, ["gcloud", "iam", "roles", "describe", role.role_id, f"--project={spec.project}", "--format=json"]
+        )
+        have = sorted((described or {}).get("includedPermissions") or []) if isinstance(described, dict) else []
+        deleted = isinstance(described, dict) and bool(described.get("deleted"))
+        ok = error is None and have == sorted(role.permissions) and not deleted
+        detail = error or ("deleted" if deleted else f"permissions {', '.join(have) or '-'}")
+        checks.append(Check(f"custom role {role.role_id}", ok, detail))
+    return checks
+
+
+TTL_OK_STATES = ("ACTIVE", "CREATING")  # CREATING: new documents expire already; old ones are being scanned
+
+
+def verify_ttls(spec: DeploymentSpec, run: Runner) -> list[Check]:
+    """Each collection group the package writes has its TTL policy, ACTIVE or CREATING (lesson L25)."""
+    if not spec.firestore_ttls:
+        return []
+    listed, error = _json(run, resolve(ttl_list_command(spec), {}))
+    if error is not None or not isinstance(listed, list):
+        detail = error or f"unexpected output of ttls list: {type(listed).__name__}"
+        return [Check(f"Firestore TTL {t.collection_group}.{t.field}", False, detail) for t in spec.firestore_ttls]
+    states: dict[tuple[str, str], str] = {}
+    for entry in listed:
+        if not isinstance(entry, dict):
+            continue
+        # projects/P/databases/(default)/collectionGroups/<group>/fields/<field>
+        parts = str(entry.get("name", "")).split("/")
+        if len(parts) >= 8 and parts[2] == "databases" and parts[3] == "(default)" and parts[-2] == "fields":
+            state = (entry.get("ttlConfig") or {}).get("state") or "STATE_UNSPECIFIED"
+            states[(parts[-3], parts[-1])] = str(state)
+    checks = []
+    for ttl in spec.firestore_ttls:
+        state = states.get((ttl.collection_group, ttl.field))
+        others = sorted(f for g, f in states if g == ttl.collection_group and f != ttl.field)
+        if state is None:
+            detail = "MISSING: documents never expire (lesson L25)" + (
+                f"; the group's TTL field is {', '.join(others)}" if others else ""
+            )
+        elif state not in TTL_OK_STATES:
+            detail = f"state {state} (re-run apply or `gcloud firestore fields ttls update ... --enable-ttl`)"
+        else:
+            detail = f"state {state}, {ttl.days} days"
+        checks.append(Check(f"Firestore TTL {ttl.collection_group}.{ttl.field}", state in TTL_OK_STATES, detail))
+    return checks
+
+
+def project_number(spec: DeploymentSpec, run: Runner) -> str:
+    """The project's number (the Pub/Sub service agent's email has it); DeployError when unreadable."""
+    done = run(["gcloud", "projects", "describe", spec.project, "--format=value(projectNumber)"])
+    number = done.stdout.strip()
+    if done.returncode != 0 or not number.isdigit():
+        raise DeployError(f"cannot read project {spec.project}: {_one_line(done.stderr or done.stdout) or 'no number'}")
+    return number
+
+
+def verify(spec: DeploymentSpec, run: Runner) -> list[Check]:
+    audit = Audit(spec, f"serviceAccount:service-{project_number(spec, run)}@gcp-sa-pubsub.iam.gserviceaccount.com")
+    checks: list[Check] = []
+    for fn in spec.functions:
+        checks += verify_function(spec, fn, run, audit)
+    checks += verify_iam(spec, run, audit)
+    checks += verify_ttls(spec, run)
+    p = f"--project={spec.project}"
+    for job in spec.jobs:
+        described, error = _json(
+            run, ["gcloud", "scheduler", "jobs", "describe", job.name, f"--location={spec.region}", p, "--format=json"]
+        )
+        subject = f"scheduler job {job.name}"
+        if not isinstance(described, dict):
+            checks.append(Check(subject, False, f"missing: {error}"))
+            continue
+        target = _last((described.get("pubsubTarget") or {}).get("topicName"))
+        problems = []
+        if described.get("state") != "ENABLED":
+            problems.append(f"state {described.get('state')}")
+        if described.get("schedule") != job.cron or described.get("timeZone") != job.timezone:
+            problems.append(f"schedule {described.get('schedule')} {described.get('timeZone')}")
+        if target != job.topic:
+            problems.append(f"publishes to {target}")
+        checks.append(
+            Check(subject, not problems, "; ".join(problems) or f"ENABLED, {job.cron} {job.timezone} → {target}")
+        )
+    for table in spec.tables:
+        described, error = _json(run, ["bq", "show", "--format=json", f"{spec.project}:{table.ref}"])
+        subject = f"table {table.ref}"
+        if not isinstance(described, dict):
+            checks.append(Check(subject, False, f"missing: {error}"))
+            continue
+        have = {
+            f.get("name"): (f.get("type"), f.get("mode", "NULLABLE"))
+            for f in described.get("schema", {}).get("fields", [])
+        }
+        want = {f["name"]: (f["type"], f.get("mode", "NULLABLE")) for f in table.schema}
+        missing = sorted(set(want) - set(have))
+        differ = sorted(n for n in set(want) & set(have) if have[n] != want[n])
+        partition = (described.get("timePartitioning") or {}).get("field")
+        problems = [f"missing columns {missing}"] if missing else []
+        problems += [f"column {n} is {have[n]}, expected {want[n]}" for n in differ]
+        if partition != table.partition_field:
+            problems.append(f"partitioned by {partition}, expected {table.partition_field}")
+        checks.append(Check(subject, not problems, "; ".join(problems) or f"schema matches ({len(want)} columns)"))
+    return checks

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shared.clock import PIPELINE_TZ
-from shared.contracts.messages import PhaseTrigger
+from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage
 from shared.localcloud.emulators import EmulatorUnavailableError
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, load_definition, read_definition
 
@@ -67,6 +67,7 @@ GAMES = {  # 7 Final games per night: numeric NBA id, away, home
     ],
 }
 DEMO_BACKOFF_MINUTES = 5  # the packaged 15·2ⁿ backoff, compressed to 5·2ⁿ for a demo that fits in 3 minutes
+FALLBACK_JOB = "grading-daily-6am"  # fired at the end: it must find the night graded already
 DNP_SHARE = 0.15  # players with 0 minutes on the night: minutes coverage 85 % (alert below 90, block below 80)
 BREAKER_COVERED = 3  # games with a boxscore on the breaker night (4 of 7 missing: 57 % > 50 %)
 
@@ -77,6 +78,8 @@ class DemoResult:
 
     triggers: list[PhaseTrigger] = field(default_factory=list)  # the first message of each trigger
     messages: list[PhaseTrigger] = field(default_factory=list)  # every message seen on the trigger topics
+    timed: list[TimedTriggerMessage] = field(default_factory=list)  # sensors' and scheduled triggers' messages
+    fallback_fired: bool = False  # the 06:00 grading fallback ran at the end of the night
     log_rows: list[dict[str, Any]] = field(default_factory=list)
     queue_rows: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -167,6 +170,13 @@ class Watcher:
             ensure_subscription(self.subscriber, project, definition.target_topic(t), f"demo-watch-{t.name}-{suffix}")
             for t in definition.transitions
         ]
+        # a sensor's own topic (grading); a scheduled trigger publishes to a phase topic watched already
+        watched = {definition.target_topic(t) for t in definition.transitions}
+        self.subs += [
+            ensure_subscription(self.subscriber, project, t.topic, f"demo-watch-{t.name}-{suffix}")
+            for t in definition.timed_triggers()
+            if t.topic not in watched
+        ]
         self.result = DemoResult()
         self._seen_log = 0
         self._queue_state: dict[tuple[str, str], tuple[str, int]] = {}
@@ -202,6 +212,12 @@ class Watcher:
 
         for sub in self.subs:
             for data in pull_now(self.subscriber, sub):
+                if b'"slot"' in data and b'"conditions"' in data:  # a sensor's or scheduled trigger's message
+                    timed = TimedTriggerMessage.model_validate_json(data)
+                    with self._lock:
+                        self.result.timed.append(timed)
+                    self.say(f"==> TRIGGER {timed.trigger_id} [{timed.slot}] {timed.reason}")
+                    continue
                 trigger = PhaseTrigger.model_validate_json(data)
                 with self._lock:
                     self.result.messages.append(trigger)
@@ -391,6 +407,14 @@ def run_demo(
             ["reconcile", "--date", str(GAME_DATE)], say
         )
 
+        sensor = definition.sensors[0] if definition.sensors else None
+        if sensor is not None:
+            say(f"--- grading: the {sensor.name} sensor (every 15 simulated minutes) ---")
+            watcher.wait_for(
+                f"the {sensor.name} trigger for {GAME_DATE}",
+                lambda r: any(m.name == sensor.name and m.game_date == GAME_DATE for m in r.timed),
+                time.monotonic() + timeout * 0.2,
+            )
         say(f"--- scenario 2: {BREAKER_DATE}, 4 of 7 games missing everywhere ---")
         seed(stack.project, definition, BREAKER_DATE)
         standins.run_phase(2, BREAKER_DATE)
@@ -406,6 +430,15 @@ def run_demo(
         )
         time.sleep(2)  # a trigger would have arrived by now: show that none did
         watcher.poll_triggers()
+        fallback = next((slot for slot in sensor.slots if slot.job == FALLBACK_JOB), None) if sensor else None
+        if fallback is not None and stack.scheduler is not None:
+            say(f"$ gcloud scheduler jobs run {FALLBACK_JOB}   (the 06:00 fallback, now: the date is graded once)")
+            stack.scheduler.fire_now(FALLBACK_JOB)
+            watcher.result.fallback_fired = True
+            time.sleep(3)  # its tick is handled by now: a second grading trigger would be on the topic
+            watcher.poll_triggers()
+            graded = [m for m in watcher.result.timed if m.name == fallback_name(definition)]
+            say(f"    grading triggers for {GAME_DATE}: {len(graded)} (the fallback found the date triggered)")
         if html is not None:
             _phasectl(["status", "--date", str(GAME_DATE), "--days", "3", "--html", str(html)], say)
     except EmulatorUnavailableError as exc:
@@ -429,6 +462,11 @@ def run_demo(
     result.seconds = time.monotonic() - started
     result.problems += check(result, definition)
     return result
+
+
+def fallback_name(definition: PipelineDefinition) -> str:
+    """The sensor whose fallback the demo fires (the one with that job)."""
+    return next(t.name for t in definition.sensors if any(s.job == FALLBACK_JOB for s in t.slots))
 
 
 def _minutes_processor(definition: PipelineDefinition) -> str:
@@ -467,6 +505,16 @@ def check(result: DemoResult, definition: PipelineDefinition) -> list[str]:
     unhealthy = [g.reason for g in (p45.gates if p45 else []) if g.kind == "service_health" and g.verdict != "pass"]
     if unhealthy:
         problems.append(f"{third} for {GAME_DATE}: the stand-in coordinator's /ready should be healthy: {unhealthy}")
+    if definition.sensors:
+        sensor = fallback_name(definition)
+        graded = [m for m in result.timed if m.name == sensor and m.game_date == GAME_DATE]
+        if [m.slot for m in graded] != ["readiness"]:
+            problems.append(
+                f"{sensor} for {GAME_DATE}: expected one trigger from its readiness slot, got "
+                f"{[(m.trigger_id, m.slot) for m in graded]}"
+            )
+        if not result.fallback_fired:
+            problems.append(f"the {FALLBACK_JOB} fallback was not fired at the end of the night")
     blocked_night = [t.trigger_id for t in result.triggers_for(BREAKER_DATE)]
     if blocked_night:
         problems.append(f"the breaker night {BREAKER_DATE} was triggered: {blocked_night}")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from shared.clock import FixedClock
-from shared.contracts.messages import PhaseTrigger, TriggerStatus, make_trigger_id
+from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage, TriggerStatus, make_trigger_id
 from shared.localcloud.demo import (
     BREAKER_DATE,
     DEMO_BACKOFF_MINUTES,
@@ -198,7 +198,36 @@ def good_result(definition: PipelineDefinition) -> DemoResult:
         ],
         reconcile_before=1,
         reconcile_after=0,
+        timed=[grading(definition)],
+        fallback_fired=True,
     )
+
+
+def grading(definition: PipelineDefinition, slot: str = "readiness", generation: int = 1) -> TimedTriggerMessage:
+    name = definition.sensors[0].name
+    return TimedTriggerMessage(
+        trigger_id=make_trigger_id(name, GAME_DATE, generation),
+        name=name,
+        slot=slot,
+        game_date=GAME_DATE,
+        target_date=GAME_DATE,
+        generation=generation,
+        trigger_source="readiness-monitor",
+        triggered_at=datetime(2026, 1, 25, 6, 15, tzinfo=UTC),
+        reason="7/7 games Final",
+    )
+
+
+def test_a_second_grading_trigger_or_one_from_a_fallback_is_reported(definition: PipelineDefinition) -> None:
+    result = good_result(definition)
+    result.timed.append(grading(definition, "daily_0600", generation=2))
+    assert check(result, definition) == [
+        "grading_readiness for 2026-01-24: expected one trigger from its readiness slot, got "
+        "[('grading_readiness:2026-01-24:g1', 'readiness'), ('grading_readiness:2026-01-24:g2', 'daily_0600')]"
+    ]
+    result = good_result(definition)
+    result.fallback_fired = False
+    assert check(result, definition) == ["the grading-daily-6am fallback was not fired at the end of the night"]
 
 
 def test_a_complete_correct_result_has_no_problems(definition: PipelineDefinition) -> None:
@@ -300,8 +329,8 @@ def test_every_problem_is_reported_at_once(definition: PipelineDefinition) -> No
     )
     problems = check(result, definition)
     # every transition (twice for the first, never for the rest), the gate, the breaker night,
-    # every log row, reconcile
-    assert len(problems) == len(definition.transitions) + 1 + 1 + len(definition.transitions) + 1
+    # every log row, reconcile, no grading trigger, no fallback fired
+    assert len(problems) == len(definition.transitions) + 1 + 1 + len(definition.transitions) + 1 + 2
     assert not DemoResult(problems=problems).ok
 
 
