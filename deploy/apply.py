@@ -11,7 +11,7 @@ import json
 import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -227,7 +227,7 @@ def set_secret(spec: DeploymentSpec, secret_id: str, value: bytes, run: Runner, 
     if not value:
         raise DeployError(f"secret {secret_id}: no value on stdin (pipe it in: the value is never an argument)")
     apply([secret_step(spec, secret)], run, out)
-    argv = list(secret_add_version_command(spec, secret_id))
+    argv = resolve(secret_add_version_command(spec, secret_id), {})
     done = feed(argv, value)
     if done.returncode != 0:
         raise DeployError(
@@ -303,13 +303,21 @@ def _policy_bindings(policy: Any) -> list[tuple[str, str, Condition | None]]:
 
 
 def audit_policy(
-    audit: Audit, kind: str, resource: str, name: str, expected: Sequence[Grant], run: Runner, subject: str = ""
+    audit: Audit,
+    kind: str,
+    resource: str,
+    name: str,
+    expected: Sequence[Grant],
+    run: Runner,
+    subject: str = "",
+    fetched: tuple[Any, str | None] | None = None,
 ) -> Check:
     """``resource``'s policy holds every ``expected`` grant, and a function account (or the Pub/Sub
-    service agent) holds nothing else there. ``name`` is how the policy and removal commands name it."""
+    service agent) holds nothing else there. ``name`` is how the policy and removal commands name it;
+    ``fetched``: the policy as ``_json`` read it already."""
     spec = audit.spec
     subject = subject or f"IAM {kind.replace('_', ' ')} {resource}"
-    policy, error = _json(run, policy_command(spec, kind, name))
+    policy, error = fetched or _json(run, resolve(policy_command(spec, kind, name), {}))
     if error is not None:
         return Check(subject, False, f"cannot read its IAM policy: {error}")
 
@@ -375,14 +383,13 @@ def verify_function(spec: DeploymentSpec, fn: FunctionSpec, run: Runner, audit: 
 
     service = _last(config.get("service")) or fn.cloud_name
     grants = [g for g in expected_grants(spec) if g.function == fn.name]
+    fetched = _json(run, resolve(policy_command(spec, "service", service), {}))
     invokers = [g for g in grants if g.kind == "service"]
-    checks.append(audit_policy(audit, "service", fn.cloud_name, service, invokers, run, subject=f"{subject} invoker"))
-    policy, _ = _json(run, policy_command(spec, "service", service))
-    members = {m for role, m, _ in _policy_bindings(policy) if role == "roles/run.invoker"}
+    check = audit_policy(audit, "service", service, service, invokers, run, f"{subject} invoker", fetched)
+    checks.append(replace(check, detail=check.detail + " (lesson L06)") if "MISSING" in check.detail else check)
+    members = {m for role, m, _ in _policy_bindings(fetched[0]) if role == "roles/run.invoker"}
     if members & {"allUsers", "allAuthenticatedUsers"}:
         checks.append(Check(subject, False, "invoker granted to allUsers/allAuthenticatedUsers: unauthenticated HTTP"))
-    if not checks[-1].ok and "MISSING" in checks[-1].detail:
-        checks[-1] = Check(checks[-1].subject, False, checks[-1].detail + " (lesson L06)")
 
     trigger_sub: str | None = None
     if trigger.get("trigger"):
@@ -462,7 +469,7 @@ def verify_iam(spec: DeploymentSpec, run: Runner, audit: Audit) -> list[Check]:
         checks.append(
             audit_policy(audit, "secret", secret.secret_id, secret.secret_id, of("secret", secret.secret_id), run)
         )
-        state = run(list(secret_version_command(spec, secret.secret_id)))
+        state = run(resolve(secret_version_command(spec, secret.secret_id), {}))
         value = state.stdout.strip() if state.returncode == 0 else _one_line(state.stderr) or "no version"
         checks.append(
             Check(

@@ -21,6 +21,7 @@ Commands::
     phasectl dlq list [--function F] [--json]
     phasectl dlq replay --function F [--max N] [--dry-run]
     phasectl deploy plan|apply|verify [--project P] [--region R] [--function NAME]
+    phasectl deploy secret set NAME [--project P]         (the value from stdin; never an argument)
     phasectl local up [--accelerate N] [--state-dir DIR] | phasectl local down [--state-dir DIR]
 
 Exit codes: 0 ok; 1 a warning or problem found (blocked, stale heartbeat, coverage warning,
@@ -43,6 +44,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import getpass
+import io
 import json
 import os
 import re
@@ -52,8 +54,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
+from shared.cli.printable import printable
 from shared.clock import Clock, FixedClock, resolve_game_date
 from shared.clock import clock_from_env as shared_clock_from_env
 from shared.errors import ConfigError, InvalidDateError, InvalidGameIdError, PipelineError
@@ -136,7 +139,8 @@ class Context:
         return RetryQueue(self.bq, self.project, self.definition.pipeline.dataset, self.definition.retry, self.clock)
 
     def print(self, text: str = "") -> None:
-        self.out.write(text + "\n")
+        """Text output: stored values may carry terminal escape sequences, shown escaped here."""
+        self.out.write(printable(text) + "\n")
 
     def dump(self, data: Any) -> None:
         self.out.write(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
@@ -918,7 +922,8 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_parser(sub, _Parser)
 
     p = sub.add_parser("deploy", help="Google Cloud: print the gcloud/bq plan, apply it idempotently, verify it")
-    p.add_argument("action", choices=("plan", "apply", "verify"))
+    p.add_argument("action", choices=("plan", "apply", "verify", "secret"))
+    p.add_argument("operands", nargs="*", metavar="set NAME", help="secret: set NAME, the value read from stdin")
     p.add_argument("--project", help="default: GOOGLE_CLOUD_PROJECT, or gcloud's application default")
     p.add_argument("--region", help="default: [deploy] region in the pipeline definition")
     p.add_argument("--function", help="only this function (its account, topics, job and wiring)")
@@ -938,6 +943,12 @@ def cmd_deploy(ctx: Context, args: argparse.Namespace) -> int:
     from deploy.cli import run_deploy
 
     project = args.project or ctx.project
+    stdin: BinaryIO | None = None
+    if args.action == "secret":
+        if sys.stdin is None or sys.stdin.isatty():  # typed, not piped: do not echo it
+            stdin = io.BytesIO(getpass.getpass("secret value (not echoed): ", stream=ctx.err).encode())
+        else:
+            stdin = sys.stdin.buffer
     return run_deploy(
         ctx.definition,
         args.action,
@@ -947,6 +958,8 @@ def cmd_deploy(ctx: Context, args: argparse.Namespace) -> int:
         region=args.region,
         function=args.function,
         env=ctx.env,
+        operands=args.operands,
+        stdin=stdin,
     )
 
 
@@ -997,12 +1010,12 @@ def cmd_local(ctx: Context, args: argparse.Namespace) -> int:
         stack.down()
         say("local cloud stopped (only the processes it started)")
     for line in deaths:
-        ctx.err.write(f"phasectl: {line}\n")
+        ctx.err.write(f"phasectl: {printable(line)}\n")
     return 1 if deaths else 0
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    return printable(" ".join(str(text).split()))
 
 
 def main(

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
+from shared.cli.printable import printable_line
 from shared.clock import Clock
 from shared.errors import InvalidGameIdError
 from shared.game_ids import GameIdConverter
@@ -55,8 +56,11 @@ def _iso(value: Any) -> Any:
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A plain left-aligned text table (no dependency)."""
-    cells = [[str(h) for h in headers], *[["" if c is None else str(c) for c in row] for row in rows]]
+    """A plain left-aligned text table (no dependency); cells are one line, control characters escaped."""
+    cells = [
+        [printable_line(h) for h in headers],
+        *[["" if c is None else printable_line(c) for c in row] for row in rows],
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))

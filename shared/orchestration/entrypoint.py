@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.env import project_id
+from shared.orchestration.event_log import event_attr, log_outcome
 from shared.orchestration.runtime import service_for
 from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import load_definition
@@ -19,13 +20,6 @@ def validate_environment(transition: str) -> None:
     load_definition().transition(transition)
 
 
-def _attr(event: Any, name: str) -> Any:
-    try:
-        return event[name]
-    except (KeyError, TypeError):
-        return None
-
-
 def run_transition_event(transition: str, event: Any) -> Outcome:
     """Handle one completion event for ``transition``.
 
@@ -33,19 +27,8 @@ def run_transition_event(transition: str, event: Any) -> Outcome:
     (or any unexpected error) propagates → non-2xx → Pub/Sub redelivers, bounded by
     the definition's max event age.
     """
-    trace = format_trace(project_id(), _attr(event, "traceparent"))
-    with log_context(function=transition, execution_id=_attr(event, "id"), trace=trace):
+    trace = format_trace(project_id(), event_attr(event, "traceparent"))
+    with log_context(function=transition, execution_id=event_attr(event, "id"), trace=trace):
         outcome = service_for(transition).handle_event(event)
-        _log.info(
-            "%s: %s",
-            outcome.kind,
-            outcome.detail,
-            extra={
-                "labels": {"outcome": outcome.kind, "duplicate": str(outcome.duplicate).lower()},
-                "fields": {
-                    "trigger_id": outcome.trigger_id,
-                    "game_date": outcome.game_date.isoformat() if outcome.game_date else None,
-                },
-            },
-        )
+        log_outcome(_log, outcome, duplicate=str(outcome.duplicate).lower())
         return outcome

@@ -257,17 +257,7 @@ class BigQueryGateQueries:
         for r in self.rows(self.coverage_sql(gate), game_date, deadline_seconds=deadline):
             kind, game_id = str(r["kind"]), str(r["game_id"])
             if kind == "schedule":
-                schedule.append(
-                    ScheduleEntry(
-                        nba_game_id=game_id,
-                        game_date=game_date,
-                        away=str(r["away"]),
-                        home=str(r["home"]),
-                        status=None if r["game_status"] is None else str(r["game_status"]),
-                        updated_at=_aware(r["updated_at"]),
-                        status_text=None if r["status_text"] is None else str(r["status_text"]),
-                    )
-                )
+                schedule.append(schedule_entry(r, game_date))
             elif kind == "unavailable":
                 unavailable.append(game_id)
             else:
@@ -277,6 +267,20 @@ class BigQueryGateQueries:
     def load(self, game_date: date) -> CoverageInputs:
         """The ``[games]`` fallback chain's coverage inputs (``phasectl reconcile`` reads these)."""
         return self.coverage(None, game_date)
+
+
+def schedule_entry(row: Any, game_date: date) -> ScheduleEntry:
+    """A schedule row as read by a ``'schedule'`` query branch (game_id, away, home, game_status,
+    status_text, updated_at)."""
+    return ScheduleEntry(
+        nba_game_id=str(row["game_id"]),
+        game_date=game_date,
+        away=str(row["away"]),
+        home=str(row["home"]),
+        status=None if row["game_status"] is None else str(row["game_status"]),
+        updated_at=_aware(row["updated_at"]),
+        status_text=None if row["status_text"] is None else str(row["status_text"]),
+    )
 
 
 def _aware(value: datetime | None) -> datetime | None:

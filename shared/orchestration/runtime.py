@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Mapping
 
-from shared.clock import Clock, clock_from_env, real_time_scale
+from shared.clock import Clock, clock_from_env
 from shared.env import project_id
 from shared.gcp import bigquery_client, firestore_client, publisher_client
 from shared.orchestration.execution_log import ExecutionLogWriter
@@ -19,7 +19,7 @@ from shared.orchestration.gates import GateRunner
 from shared.orchestration.http_delivery import HttpDeliverer
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import Quarantine
-from shared.orchestration.state import CLAIM_TTL, TransitionState
+from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import PipelineDefinition, load_definition
 from shared.retry.runtime import build_retry_service
@@ -43,14 +43,7 @@ def build_service(
     transition = definition.transition(transition_name)
     settings = definition.pipeline
     fs = firestore_client(project)
-    state = TransitionState(
-        fs,
-        settings.state_collection,
-        transition.name,
-        quarantine_collection=settings.quarantine_collection,
-        retention=definition.retention,
-        claim_ttl=CLAIM_TTL * real_time_scale(clock),  # the TTL bounds real work, also on a simulated clock
-    )
+    state = TransitionState.for_definition(fs, definition, transition.name, clock)
 
     def bq() -> object:
         return bigquery_client(project)

@@ -39,6 +39,9 @@ from shared.structured_log import get_logger
 if TYPE_CHECKING:
     from google.cloud import firestore
 
+    from shared.clock import Clock
+    from shared.pipeline.definition import PipelineDefinition
+
 T = TypeVar("T")
 _log = get_logger("shared.orchestration.state")
 
@@ -160,6 +163,24 @@ class TransitionState:
         self.transition = transition
         self.claim_ttl = claim_ttl
         self.transaction_attempts = transaction_attempts
+
+    @classmethod
+    def for_definition(
+        cls, client: firestore.Client, definition: PipelineDefinition, name: str, clock: Clock
+    ) -> TransitionState:
+        """The state of transition (or timed trigger) ``name`` as the definition configures it: its
+        collection, quarantine, retention, and a claim TTL that bounds real work on any clock."""
+        from shared.clock import real_time_scale
+
+        settings = definition.pipeline
+        return cls(
+            client,
+            settings.state_collection,
+            name,
+            quarantine_collection=settings.quarantine_collection,
+            retention=definition.retention,
+            claim_ttl=CLAIM_TTL * real_time_scale(clock),
+        )
 
     # -- expiry (L25) -----------------------------------------------------------------------
     def _expiry(self, now: datetime) -> dict[str, Any]:

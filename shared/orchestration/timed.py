@@ -33,7 +33,7 @@ from shared.contracts.messages import TimedTriggerMessage, TriggerTick, make_tri
 from shared.errors import MalformedMessageError, TransientError
 from shared.game_ids import GameIdConverter, ScheduleEntry
 from shared.orchestration.execution_log import ExecutionLogWriter, build_row
-from shared.orchestration.gate_queries import _aware
+from shared.orchestration.gate_queries import schedule_entry
 from shared.orchestration.gates import GateConfigError, GateResult, _stable_text, is_configuration_error
 from shared.orchestration.quarantine import Quarantine
 from shared.orchestration.state import TransitionState
@@ -71,7 +71,10 @@ class ConditionInputs:
 def conditions_sql(trigger: TimedTrigger, games: GamesSources, table: Any) -> str:
     """One query for every condition of ``trigger`` (``table(ref)`` quotes a validated table ref)."""
     branches: list[str] = []
-    nulls = "CAST(NULL AS STRING) AS status, CAST(NULL AS STRING) AS status_text, CAST(NULL AS TIMESTAMP) AS updated_at"
+    nulls = (
+        "CAST(NULL AS STRING) AS game_status, CAST(NULL AS STRING) AS status_text, "
+        "CAST(NULL AS TIMESTAMP) AS updated_at"
+    )
     for i, cond in enumerate(trigger.conditions):
         if cond.kind == "all_final":
             if any(b.startswith("(SELECT 'schedule'") for b in branches):
@@ -82,7 +85,7 @@ def conditions_sql(trigger: TimedTrigger, games: GamesSources, table: Any) -> st
             branches.append(
                 f"(SELECT 'schedule' AS kind, CAST({g.schedule_game_id_column} AS STRING) AS game_id, "
                 f"CAST({g.schedule_away_team_column} AS STRING) AS away, CAST({g.schedule_home_team_column} AS STRING) "
-                f"AS home, CAST({g.schedule_status_column} AS STRING) AS status, {text} AS status_text, "
+                f"AS home, CAST({g.schedule_status_column} AS STRING) AS game_status, {text} AS status_text, "
                 f"{updated} AS updated_at, CAST(NULL AS INT64) AS n "
                 f"FROM {table(g.schedule_table)} WHERE {g.schedule_date_column} = @game_date)"
             )
@@ -108,17 +111,7 @@ def read_conditions(queries: BigQueryGateQueries, trigger: TimedTrigger, game_da
     for r in queries.rows(conditions_sql(trigger, queries.games, queries._table), game_date):
         kind = str(r["kind"])
         if kind == "schedule":
-            schedule.append(
-                ScheduleEntry(
-                    nba_game_id=str(r["game_id"]),
-                    game_date=game_date,
-                    away=str(r["away"]),
-                    home=str(r["home"]),
-                    status=None if r["status"] is None else str(r["status"]),
-                    updated_at=_aware(r["updated_at"]),
-                    status_text=None if r["status_text"] is None else str(r["status_text"]),
-                )
-            )
+            schedule.append(schedule_entry(r, game_date))
         elif kind == "unavailable":
             unavailable.append(str(r["game_id"]))
         else:

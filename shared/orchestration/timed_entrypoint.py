@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.env import project_id
+from shared.orchestration.event_log import event_attr, log_outcome
 from shared.orchestration.timed_runtime import timed_runtime_for
 from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import load_definition
@@ -20,28 +21,10 @@ def validate_environment(function: str) -> None:
         raise KeyError(f"the pipeline definition has no sensor or scheduled trigger on function {function!r}")
 
 
-def _attr(event: Any, name: str) -> Any:
-    try:
-        return event[name]
-    except (KeyError, TypeError):
-        return None
-
-
 def run_timed_event(function: str, event: Any) -> Outcome:
     """Handle one ``TriggerTick``: every outcome returns (acked); a transient error raises."""
-    trace = format_trace(project_id(), _attr(event, "traceparent"))
-    with log_context(function=function, execution_id=_attr(event, "id"), trace=trace):
+    trace = format_trace(project_id(), event_attr(event, "traceparent"))
+    with log_context(function=function, execution_id=event_attr(event, "id"), trace=trace):
         outcome = timed_runtime_for(function).handle_event(event)
-        _log.info(
-            "%s: %s",
-            outcome.kind,
-            outcome.detail,
-            extra={
-                "labels": {"outcome": outcome.kind},
-                "fields": {
-                    "trigger_id": outcome.trigger_id,
-                    "game_date": outcome.game_date.isoformat() if outcome.game_date else None,
-                },
-            },
-        )
+        log_outcome(_log, outcome)
         return outcome

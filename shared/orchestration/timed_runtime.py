@@ -9,14 +9,14 @@ import os
 import threading
 from collections.abc import Mapping
 
-from shared.clock import Clock, clock_from_env, real_time_scale
+from shared.clock import Clock, clock_from_env
 from shared.env import project_id
 from shared.gcp import bigquery_client, firestore_client, publisher_client
 from shared.orchestration.execution_log import ExecutionLogWriter
 from shared.orchestration.gate_queries import BigQueryGateQueries
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import Quarantine
-from shared.orchestration.state import CLAIM_TTL, TransitionState
+from shared.orchestration.state import TransitionState
 from shared.orchestration.timed import TimedRuntime, TimedTriggerService
 from shared.pipeline.definition import PipelineDefinition, load_definition
 
@@ -45,14 +45,7 @@ def build_timed_runtime(
     for t in definition.timed_triggers():
         if t.function != function:
             continue
-        state = TransitionState(
-            fs,
-            settings.state_collection,
-            t.name,
-            quarantine_collection=settings.quarantine_collection,
-            retention=definition.retention,
-            claim_ttl=CLAIM_TTL * real_time_scale(clock),
-        )
+        state = TransitionState.for_definition(fs, definition, t.name, clock)
         services[t.name] = TimedTriggerService(
             definition=definition,
             trigger=t,

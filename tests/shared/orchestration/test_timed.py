@@ -1,0 +1,1188 @@
+"""Sensors and scheduled triggers, the pure parts: date rules, conditions, SQL, definition, messages.
+
+Pure unit tests: no emulator and no BigQuery. ``TimedTriggerService.check`` gets ``None`` or a
+fake of our own query adapter; ``TimedRuntime`` gets fake services and a fake quarantine. The
+claim → publish → latch protocol on the emulators is ``test_timed_emulators.py``'s.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from shared.clock import FixedClock
+from shared.contracts.messages import TimedTriggerMessage, TriggerTick, make_trigger_id
+from shared.errors import DefinitionError, TransientError
+from shared.game_ids import ScheduleEntry
+from shared.orchestration.gates import GateConfigError, GateResult
+from shared.orchestration.timed import (
+    ConditionInputs,
+    TimedRuntime,
+    TimedTriggerService,
+    conditions_sql,
+    conditions_verdict,
+    date_for,
+    overdue_at,
+)
+from shared.orchestration.transition import Outcome
+from shared.pipeline.definition import (
+    DEFAULT_DEFINITION_PATH,
+    GamesSources,
+    PipelineDefinition,
+    Schedule,
+    ScheduledTrigger,
+    Sensor,
+    SensorCondition,
+    TimedTrigger,
+    TriggerSlot,
+    load_definition,
+    parse_definition,
+)
+
+D = load_definition(DEFAULT_DEFINITION_PATH)  # the packaged definition, whatever $PIPELINE_DEFINITION says
+NY = ZoneInfo("America/New_York")
+GAME_DATE = date(2026, 1, 24)
+UPDATED = datetime(2026, 1, 25, 9, 0, tzinfo=UTC)
+
+SENSOR = D.timed_trigger("grading_readiness")
+EXPORTS = D.timed_trigger("phase6_exports")
+READINESS = SENSOR.slot("readiness")
+FALLBACK = SENSOR.slot("run_0230")
+PREDICTIONS = "nba_predictions.player_prop_predictions"
+GRADED = "nba_predictions.prediction_accuracy"
+
+# (10-digit NBA id, away, home) for the 2026-01-24 slate
+GAMES = (
+    ("0022500644", "GSW", "MIN"),
+    ("0022500645", "LAL", "BOS"),
+    ("0022500646", "NYK", "MIA"),
+    ("0022500647", "DEN", "PHX"),
+    ("0022500648", "CHI", "DAL"),
+)
+CANON = tuple(f"20260124_{away}_{home}" for _, away, home in GAMES)
+
+
+def packaged_toml() -> dict[str, Any]:
+    """A fresh, mutable copy of the packaged definition as parsed TOML."""
+    return tomllib.loads(DEFAULT_DEFINITION_PATH.read_text(encoding="utf-8"))
+
+
+def parse(data: Mapping[str, Any]) -> PipelineDefinition:
+    return parse_definition(copy.deepcopy(dict(data)))
+
+
+def rejected(data: Mapping[str, Any], *fragments: str) -> str:
+    """The definition is rejected, and the error names every fragment."""
+    with pytest.raises(DefinitionError) as info:
+        parse(data)
+    text = str(info.value)
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in {text!r}"
+    return text
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def local(*args: int) -> datetime:
+    return datetime(*args, tzinfo=NY)  # type: ignore[misc]
+
+
+# ============================================================================ date_for
+
+
+@pytest.mark.parametrize(
+    ("now", "yesterday", "today", "game_night"),
+    [
+        # the noon edge, in local time (EST: UTC-5)
+        (local(2026, 1, 25, 11, 59), date(2026, 1, 24), date(2026, 1, 25), date(2026, 1, 24)),
+        (local(2026, 1, 25, 12, 0), date(2026, 1, 24), date(2026, 1, 25), date(2026, 1, 25)),
+        (utc(2026, 1, 25, 16, 59, 59), date(2026, 1, 24), date(2026, 1, 25), date(2026, 1, 24)),  # 11:59:59 ET
+        (utc(2026, 1, 25, 17, 0), date(2026, 1, 24), date(2026, 1, 25), date(2026, 1, 25)),  # 12:00 ET
+        # across UTC midnight: 03:30 UTC is 22:30 ET the previous day
+        (utc(2026, 1, 25, 3, 30), date(2026, 1, 23), date(2026, 1, 24), date(2026, 1, 24)),
+        # 05:30 UTC is 00:30 ET: the night of the 24th, still graded as the 24th
+        (utc(2026, 1, 25, 5, 30), date(2026, 1, 24), date(2026, 1, 25), date(2026, 1, 24)),
+        # local midnight exactly
+        (local(2026, 1, 25, 0, 0), date(2026, 1, 24), date(2026, 1, 25), date(2026, 1, 24)),
+        (local(2026, 1, 24, 23, 59), date(2026, 1, 23), date(2026, 1, 24), date(2026, 1, 24)),
+        # spring forward 2026-03-08 (02:00 EST → 03:00 EDT): noon is 16:00 UTC that day
+        (utc(2026, 3, 8, 15, 59), date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 7)),  # 11:59 EDT
+        (utc(2026, 3, 8, 16, 0), date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 8)),  # 12:00 EDT
+        (utc(2026, 3, 8, 16, 30), date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 8)),  # 11:30 at EST's offset
+        (utc(2026, 3, 8, 7, 30), date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 7)),  # 03:30 EDT, after the gap
+        (utc(2026, 3, 8, 4, 59), date(2026, 3, 7), date(2026, 3, 7), date(2026, 3, 6)),  # 23:59 EST on the 7th
+        # fall back 2026-11-01 (02:00 EDT → 01:00 EST): noon is 17:00 UTC that day
+        (utc(2026, 11, 1, 16, 30), date(2026, 10, 31), date(2026, 11, 1), date(2026, 10, 31)),  # 11:30 EST
+        (utc(2026, 11, 1, 16, 59), date(2026, 10, 31), date(2026, 11, 1), date(2026, 10, 31)),  # 11:59 EST
+        (utc(2026, 11, 1, 17, 0), date(2026, 10, 31), date(2026, 11, 1), date(2026, 11, 1)),  # 12:00 EST
+        (utc(2026, 11, 1, 5, 30), date(2026, 10, 31), date(2026, 11, 1), date(2026, 10, 31)),  # 01:30 EDT
+        (utc(2026, 11, 1, 6, 30), date(2026, 10, 31), date(2026, 11, 1), date(2026, 10, 31)),  # 01:30 EST (again)
+        (utc(2026, 11, 1, 3, 59), date(2026, 10, 30), date(2026, 10, 31), date(2026, 10, 31)),  # 23:59 EDT the 31st
+    ],
+)
+def test_date_rules_in_new_york(now: datetime, yesterday: date, today: date, game_night: date) -> None:
+    assert date_for("yesterday", now, NY) == yesterday
+    assert date_for("today", now, NY) == today
+    assert date_for("game_night", now, NY) == game_night
+
+
+def test_date_rules_follow_the_given_timezone_not_utc() -> None:
+    now = utc(2026, 1, 25, 3, 30)  # 03:30 UTC, 19:30 the 24th in Los Angeles, 12:30 the 25th in Tokyo
+    assert date_for("today", now, ZoneInfo("UTC")) == date(2026, 1, 25)
+    assert date_for("today", now, ZoneInfo("America/Los_Angeles")) == date(2026, 1, 24)
+    assert date_for("game_night", now, ZoneInfo("Asia/Tokyo")) == date(2026, 1, 25)
+    assert date_for("game_night", now, ZoneInfo("UTC")) == date(2026, 1, 24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(2020, 1, 2), max_value=datetime(2035, 12, 30), timezones=st.just(UTC)))
+def test_date_rules_are_consistent(now: datetime) -> None:
+    today = date_for("today", now, NY)
+    assert today == now.astimezone(NY).date()
+    assert date_for("yesterday", now, NY) == today - timedelta(days=1)
+    night = date_for("game_night", now, NY)
+    assert night == (today if now.astimezone(NY).hour >= 12 else today - timedelta(days=1))
+
+
+# ============================================================================ the service's dates and modes
+
+
+class _Unused:
+    """An adapter ``check``/``game_date``/``mode`` must not touch."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"unexpected use of .{name}")
+
+
+def service(trigger: TimedTrigger = SENSOR, *, now: datetime = UPDATED, queries: Any = None) -> TimedTriggerService:
+    unused = cast(Any, _Unused())
+    return TimedTriggerService(
+        definition=D,
+        trigger=trigger,
+        clock=FixedClock(now),
+        state=unused,
+        publisher=unused,
+        queries=queries,
+        log_writer=unused,
+        quarantine=unused,
+    )
+
+
+@pytest.mark.parametrize(
+    ("trigger", "slot", "now", "expected"),
+    [
+        (SENSOR, "readiness", local(2026, 1, 24, 22, 15), date(2026, 1, 24)),  # game_night, evening
+        (SENSOR, "readiness", local(2026, 1, 25, 0, 30), date(2026, 1, 24)),  # game_night, after midnight
+        (SENSOR, "run_0230", local(2026, 1, 25, 2, 30), date(2026, 1, 24)),
+        (SENSOR, "run_1100", local(2026, 1, 25, 11, 0), date(2026, 1, 24)),
+        (EXPORTS, "daily_results", local(2026, 1, 25, 5, 0), date(2026, 1, 24)),  # slot date: yesterday
+        (EXPORTS, "tonight_picks", local(2026, 1, 25, 13, 0), date(2026, 1, 25)),  # slot date: today
+        (EXPORTS, "clv_reexport", local(2026, 1, 25, 16, 30), date(2026, 1, 25)),
+        (EXPORTS, "tonight_picks", utc(2026, 1, 26, 3, 0), date(2026, 1, 25)),  # 22:00 ET, UTC already the 26th
+    ],
+)
+def test_service_game_date_uses_the_slot_rule_then_the_trigger_rule(
+    trigger: TimedTrigger, slot: str, now: datetime, expected: date
+) -> None:
+    svc = service(trigger, now=now)
+    assert svc.game_date(trigger.slot(slot)) == expected  # from the clock
+    assert svc.game_date(trigger.slot(slot), now) == expected  # or an explicit instant
+
+
+def test_service_game_date_prefers_an_explicit_instant_over_the_clock() -> None:
+    svc = service(EXPORTS, now=local(2026, 1, 25, 13, 0))
+    assert svc.game_date(EXPORTS.slot("tonight_picks"), local(2026, 2, 1, 13, 0)) == date(2026, 2, 1)
+
+
+def test_a_sensor_latches_per_date_a_scheduled_trigger_per_slot() -> None:
+    assert SENSOR.once_per == "date" and EXPORTS.once_per == "slot"
+    sensor, exports = service(SENSOR), service(EXPORTS)
+    assert {sensor.mode(s) for s in SENSOR.slots} == {None}
+    assert [exports.mode(s) for s in EXPORTS.slots] == ["daily_results", "tonight_picks", "clv_reexport"]
+    assert sensor.tz == NY
+
+
+# ============================================================================ conditions_verdict
+
+
+def entry(
+    i: int,
+    status: str | None = "3",
+    *,
+    text: str | None = None,
+    updated: datetime | None = UPDATED,
+) -> ScheduleEntry:
+    nba, away, home = GAMES[i]
+    return ScheduleEntry(
+        nba_game_id=nba,
+        game_date=GAME_DATE,
+        away=away,
+        home=home,
+        status=status,
+        updated_at=updated,
+        status_text=text,
+    )
+
+
+def final_schedule(n: int = len(GAMES)) -> tuple[ScheduleEntry, ...]:
+    return tuple(entry(i) for i in range(n))
+
+
+def inputs(
+    schedule: Sequence[ScheduleEntry] = final_schedule(),
+    unavailable: Sequence[str] = (),
+    predictions: int = 50,
+    graded: int = 0,
+) -> ConditionInputs:
+    return ConditionInputs(tuple(schedule), tuple(unavailable), {1: predictions, 2: graded})
+
+
+def verdicts(data: ConditionInputs, slot: TriggerSlot = READINESS, trigger: TimedTrigger = SENSOR) -> list[GateResult]:
+    return conditions_verdict(trigger, slot, D.games, data)
+
+
+def by_gate(results: list[GateResult]) -> dict[str, GateResult]:
+    return {r.gate: r for r in results}
+
+
+def all_final(data: ConditionInputs) -> GateResult:
+    return by_gate(verdicts(data))["all_final"]
+
+
+def test_packaged_sensor_all_ready_passes_every_condition() -> None:
+    results = verdicts(inputs())
+    assert [(r.gate, r.kind, r.verdict, r.reason) for r in results] == [
+        ("all_final", "all_final", "pass", "5/5 games Final"),
+        ("rows_present:predictions", "rows_present", "pass", "50 predictions"),
+        ("not_done:graded rows", "not_done", "pass", "not done yet (no graded rows)"),
+    ]
+    final = results[0]
+    assert final.value == 100.0
+    assert dict(final.details) == {"scheduled": 5, "considered": 5, "final": 5, "excluded": 0}
+    assert dict(results[1].details) == {"table": PREDICTIONS, "rows": 50}
+    assert dict(results[2].details) == {"table": GRADED, "rows": 0}
+    assert not any(r.advisory for r in results)
+
+
+@pytest.mark.parametrize(("not_final", "status"), [(1, "2"), (2, "1"), (3, "2"), (1, None)])
+def test_some_games_not_final_block_with_the_count(not_final: int, status: str | None) -> None:
+    sched = [entry(i, status if i < not_final else "3") for i in range(5)]
+    result = all_final(inputs(sched))
+    final = 5 - not_final
+    assert (result.verdict, result.reason) == ("blocked", f"{final}/5 games Final")
+    assert result.value == pytest.approx(100.0 * final / 5)
+    assert dict(result.details) == {"scheduled": 5, "considered": 5, "final": final, "excluded": 0}
+
+
+def test_final_status_is_compared_as_trimmed_text() -> None:
+    sched = [entry(0, " 3 "), entry(1, "3")]
+    assert all_final(inputs(sched)).reason == "2/2 games Final"
+
+
+def test_duplicate_rows_of_one_game_collapse_to_the_latest() -> None:
+    older, newer = UPDATED - timedelta(hours=2), UPDATED
+    # the latest row says in progress: not Final, whatever an older row said
+    stale_final = [entry(0, "3", updated=older), entry(0, "2", updated=newer), *(entry(i) for i in range(1, 5))]
+    result = all_final(inputs(stale_final))
+    assert (result.verdict, result.reason) == ("blocked", "4/5 games Final")
+    assert result.details["scheduled"] == 5  # one game, not two
+    # the latest row says Final, whatever its position in the result
+    now_final = [entry(0, "3", updated=newer), entry(0, "2", updated=older), *(entry(i) for i in range(1, 5))]
+    assert all_final(inputs(now_final)).reason == "5/5 games Final"
+
+
+def test_duplicate_rows_without_updated_at_are_older_and_ties_take_the_later_row() -> None:
+    undated_final = [entry(0, "2", updated=UPDATED), entry(0, "3", updated=None)]
+    assert all_final(inputs(undated_final)).reason == "0/1 games Final"
+    tie = [entry(0, "2"), entry(0, "3")]  # same updated_at: the later row wins
+    assert all_final(inputs(tie)).reason == "1/1 games Final"
+
+
+@pytest.mark.parametrize(
+    "marked",
+    [
+        GAMES[2][0],  # the numeric NBA id
+        GAMES[2][0][2:],  # the numeric id without its leading 00 (INT64/CSV)
+        CANON[2],  # the date-teams id
+        CANON[2].lower(),  # tricodes are case-insensitive
+    ],
+)
+def test_a_game_marked_unavailable_leaves_the_count(marked: str) -> None:
+    sched = [entry(i, "2" if i == 2 else "3") for i in range(5)]
+    result = all_final(inputs(sched, unavailable=[marked]))
+    assert (result.verdict, result.reason) == ("pass", "4/4 games Final, 1 marked unavailable or postponed")
+    assert dict(result.details) == {"scheduled": 5, "considered": 4, "final": 4, "excluded": 1}
+
+
+def test_a_game_marked_unavailable_by_espn_team_codes_leaves_the_count() -> None:
+    sched = [entry(i, "2" if i == 0 else "3") for i in range(5)]  # game 0 is GSW at MIN
+    result = all_final(inputs(sched, unavailable=["20260124_GS_MIN"]))
+    assert result.reason == "4/4 games Final, 1 marked unavailable or postponed"
+
+
+def test_a_game_marked_twice_by_both_ids_counts_once() -> None:
+    result = all_final(inputs(final_schedule(), unavailable=[GAMES[1][0], CANON[1], CANON[1]]))
+    assert result.reason == "4/4 games Final, 1 marked unavailable or postponed"
+
+
+@pytest.mark.parametrize(
+    "marked",
+    [
+        "0022500999",  # a numeric id not in the schedule
+        "20260123_GSW_MIN",  # another date
+        "20260124_BOS_LAL",  # the teams swapped: not a scheduled game
+        "not-a-game-id",
+        "",
+    ],
+)
+def test_unavailable_ids_matching_no_scheduled_game_are_ignored(marked: str) -> None:
+    result = all_final(inputs(final_schedule(), unavailable=[marked]))
+    assert (result.verdict, result.reason) == ("pass", "5/5 games Final")
+    assert result.details["excluded"] == 0
+
+
+@pytest.mark.parametrize("text", ["Postponed", "Cancelled", "Rescheduled", "postponed", " Postponed "])
+@pytest.mark.parametrize("status", ["3", "1"])  # operators leave a postponed game Final, or it never started
+def test_status_text_postponed_or_cancelled_excludes_the_game(text: str, status: str) -> None:
+    sched = [entry(0, status, text=text), *(entry(i) for i in range(1, 5))]
+    result = all_final(inputs(sched))
+    assert (result.verdict, result.reason) == ("pass", "4/4 games Final, 1 marked unavailable or postponed")
+
+
+@pytest.mark.parametrize("text", ["Final", "Final/OT", "Q4 2:31", "", None, "Not postponed"])
+def test_other_status_texts_do_not_exclude(text: str | None) -> None:
+    sched = [entry(0, "2", text=text), *(entry(i) for i in range(1, 5))]
+    assert all_final(inputs(sched)).reason == "4/5 games Final"
+
+
+def test_a_postponed_game_also_marked_unavailable_counts_once() -> None:
+    sched = [entry(0, "3", text="Postponed"), *(entry(i, "2" if i == 1 else "3") for i in range(1, 5))]
+    result = all_final(inputs(sched, unavailable=[CANON[0], GAMES[1][0]]))
+    assert (result.verdict, result.reason) == ("pass", "3/3 games Final, 2 marked unavailable or postponed")
+    assert result.details["excluded"] == 2
+
+
+def test_no_games_blocks_with_nothing_to_wait_for() -> None:
+    result = all_final(inputs(()))
+    assert (result.verdict, result.reason, result.value) == ("blocked", "no games to wait for", None)
+    assert dict(result.details) == {"scheduled": 0, "considered": 0, "final": 0, "excluded": 0}
+
+
+def test_every_game_excluded_blocks_and_says_why() -> None:
+    sched = [entry(0, "3", text="Postponed"), entry(1, "2")]
+    result = all_final(inputs(sched, unavailable=[CANON[1]]))
+    assert (result.verdict, result.reason) == ("blocked", "no games to wait for, 2 marked unavailable or postponed")
+
+
+def test_no_predictions_yet_blocks() -> None:
+    result = by_gate(verdicts(inputs(predictions=0)))["rows_present:predictions"]
+    assert (result.verdict, result.reason, result.kind) == ("blocked", "no predictions yet", "rows_present")
+    assert dict(result.details) == {"table": PREDICTIONS, "rows": 0}
+
+
+@pytest.mark.parametrize("graded", [1, 12, 5000])
+def test_already_graded_blocks(graded: int) -> None:
+    result = by_gate(verdicts(inputs(graded=graded)))["not_done:graded rows"]
+    assert (result.verdict, result.reason) == ("blocked", f"already done: {graded} graded rows")
+    assert result.details["rows"] == graded
+
+
+def test_a_missing_count_reads_as_zero_rows() -> None:
+    results = by_gate(verdicts(ConditionInputs(final_schedule(), (), {})))
+    assert results["rows_present:predictions"].verdict == "blocked"
+    assert results["not_done:graded rows"].verdict == "pass"
+
+
+def test_several_blocking_conditions_each_give_their_reason() -> None:
+    results = verdicts(inputs([entry(0, "2")], predictions=0, graded=3))
+    assert [(r.verdict, r.reason) for r in results] == [
+        ("blocked", "0/1 games Final"),
+        ("blocked", "no predictions yet"),
+        ("blocked", "already done: 3 graded rows"),
+    ]
+
+
+def test_a_fallback_slot_skips_all_final_but_keeps_the_other_conditions() -> None:
+    assert FALLBACK.fallback and not READINESS.fallback
+    not_final = inputs([entry(0, "2")], predictions=10)
+    results = verdicts(not_final, FALLBACK)
+    assert [(r.gate, r.verdict) for r in results] == [
+        ("rows_present:predictions", "pass"),
+        ("not_done:graded rows", "pass"),
+    ]
+    assert [r.reason for r in verdicts(inputs(predictions=0, graded=2), FALLBACK)] == [
+        "no predictions yet",
+        "already done: 2 graded rows",
+    ]
+    # every fallback slot of the packaged sensor behaves alike
+    for slot in SENSOR.slots:
+        gates = [r.gate for r in verdicts(not_final, slot)]
+        assert ("all_final" in gates) is (not slot.fallback)
+
+
+def sensor(*conditions: SensorCondition, slots: Sequence[TriggerSlot] = (READINESS, FALLBACK)) -> Sensor:
+    return Sensor(
+        name="test_sensor",
+        topic="test-sensor-trigger",
+        tick_topic="test-sensor-tick",
+        function="test_sensor",
+        conditions=tuple(conditions),
+        slots=tuple(slots),
+    )
+
+
+def test_a_count_condition_without_a_label_names_its_table_in_the_reason() -> None:
+    trig = sensor(
+        SensorCondition(kind="rows_present", table={"table": "d.present"}),  # type: ignore[arg-type]
+        SensorCondition(kind="not_done", table={"table": "d.done"}),  # type: ignore[arg-type]
+    )
+    results = conditions_verdict(trig, READINESS, D.games, ConditionInputs((), (), {0: 0, 1: 4}))
+    assert [r.reason for r in results] == ["no rows in d.present yet", "already done: 4 rows in d.done"]
+    results = conditions_verdict(trig, READINESS, D.games, ConditionInputs((), (), {0: 7, 1: 0}))
+    assert [r.reason for r in results] == ["7 rows in d.present", "not done yet (no rows in d.done)"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: shared/orchestration/timed.py:137 names an unlabelled condition f'{kind}:{cond.table}' with the "
+    "GateTable model's repr (\"rows_present:table='d.present' date_column='game_date'\"), not its table ref",
+)
+def test_a_count_condition_without_a_label_is_named_by_its_table_ref() -> None:
+    trig = sensor(SensorCondition(kind="rows_present", table={"table": "d.present"}))  # type: ignore[arg-type]
+    (result,) = conditions_verdict(trig, READINESS, D.games, ConditionInputs((), (), {0: 1}))
+    assert result.gate == "rows_present:d.present"
+
+
+def test_counts_are_keyed_by_the_condition_index() -> None:
+    trig = sensor(
+        SensorCondition(kind="rows_present", label="a", table={"table": "d.a"}),  # type: ignore[arg-type]
+        SensorCondition(kind="all_final"),
+        SensorCondition(kind="rows_present", label="b", table={"table": "d.b"}),  # type: ignore[arg-type]
+    )
+    results = by_gate(conditions_verdict(trig, READINESS, D.games, ConditionInputs(final_schedule(2), (), {0: 0, 2: 9})))
+    assert (results["rows_present:a"].verdict, results["rows_present:b"].reason) == ("blocked", "9 b")
+    assert results["all_final"].reason == "2/2 games Final"
+
+
+def test_the_verdict_uses_the_definition_final_status_and_excluded_texts() -> None:
+    games = D.games.model_copy(update={"final_status": "Final", "excluded_status_texts": ("Suspended",)})
+    sched = [entry(0, "final"), entry(1, "3"), entry(2, "Final", text="Suspended at half")]
+    result = by_gate(conditions_verdict(SENSOR, READINESS, games, inputs(sched)))["all_final"]
+    assert result.reason == "1/2 games Final, 1 marked unavailable or postponed"
+
+
+# ============================================================================ check (no BigQuery)
+
+
+def test_a_slot_whose_conditions_are_all_skipped_returns_nothing_without_bigquery() -> None:
+    trig = sensor(
+        SensorCondition(kind="all_final", fallback=False),
+        SensorCondition(kind="rows_present", label="p", table={"table": "d.p"}, fallback=False),  # type: ignore[arg-type]
+    )
+    svc = service(trig)  # queries=None: a query would raise TransientError
+    assert svc.check(GAME_DATE, FALLBACK) == []
+
+
+def test_a_trigger_without_conditions_returns_nothing_without_bigquery() -> None:
+    svc = service(EXPORTS)
+    for slot in EXPORTS.slots:
+        assert svc.check(GAME_DATE, slot) == []
+
+
+def test_conditions_to_check_without_a_client_are_transient() -> None:
+    with pytest.raises(TransientError, match="no BigQuery client"):
+        service(SENSOR).check(GAME_DATE, READINESS)
+    with pytest.raises(TransientError):  # a fallback slot still checks predictions and grading
+        service(SENSOR).check(GAME_DATE, FALLBACK)
+
+
+class FakeQueries:
+    """Our query adapter, as ``read_conditions`` uses it: ``games``, ``_table`` and ``rows``."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]] = (), error: BaseException | None = None) -> None:
+        self.games = D.games
+        self._rows = list(rows)
+        self.error = error
+        self.calls: list[tuple[str, date]] = []
+
+    def _table(self, ref: str) -> str:
+        return f"`p.{ref}`"
+
+    def rows(self, sql: str, game_date: date) -> list[Mapping[str, Any]]:
+        self.calls.append((sql, game_date))
+        if self.error is not None:
+            raise self.error
+        return self._rows
+
+
+def schedule_row(i: int, status: Any = 3, text: str | None = None, updated: Any = UPDATED) -> dict[str, Any]:
+    nba, away, home = GAMES[i]
+    return {"kind": "schedule", "game_id": nba, "away": away, "home": home, "status": status,
+            "status_text": text, "updated_at": updated, "n": None}  # fmt: skip
+
+
+def count_row(index: int, n: int | None) -> dict[str, Any]:
+    return {"kind": f"count:{index}", "game_id": None, "away": None, "home": None, "status": None,
+            "status_text": None, "updated_at": None, "n": n}  # fmt: skip
+
+
+def test_check_reads_one_query_and_judges_its_rows() -> None:
+    rows = [
+        *(schedule_row(i) for i in range(4)),
+        schedule_row(4, status=2, updated=datetime(2026, 1, 25, 4, 0)),  # a naive timestamp is UTC
+        schedule_row(4, status=3, updated=datetime(2026, 1, 25, 3, 0, tzinfo=UTC)),  # older: loses
+        {"kind": "unavailable", "game_id": CANON[3], "away": None, "home": None, "status": None,
+         "status_text": None, "updated_at": None, "n": None},  # fmt: skip
+        count_row(1, 40),
+        count_row(2, None),  # COUNT(*) never NULLs, but NULL reads as 0
+    ]
+    queries = FakeQueries(rows)
+    results = service(SENSOR, queries=queries).check(GAME_DATE, READINESS)
+    assert [(r.gate, r.verdict, r.reason) for r in results] == [
+        ("all_final", "blocked", "3/4 games Final, 1 marked unavailable or postponed"),
+        ("rows_present:predictions", "pass", "40 predictions"),
+        ("not_done:graded rows", "pass", "not done yet (no graded rows)"),
+    ]
+    ((sql, day),) = queries.calls
+    assert day == GAME_DATE
+    assert sql == conditions_sql(SENSOR, D.games, queries._table)
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, text: str = "boom") -> None:
+        super().__init__(text)
+        self.code = code
+        self.errors: list[dict[str, str]] = []
+
+
+@pytest.mark.parametrize("code", [400, 403, 404])
+def test_a_query_error_a_retry_cannot_fix_is_a_configuration_error(code: int) -> None:
+    svc = service(SENSOR, queries=FakeQueries(error=ApiError(code, "Not found: Table p:x.y\n\nJob ID: abc-123")))
+    with pytest.raises(GateConfigError) as info:
+        svc.check(GAME_DATE, READINESS)
+    assert info.value.gate == "conditions"
+    assert "grading_readiness" in str(info.value) and "Job ID" not in str(info.value)
+
+
+@pytest.mark.parametrize("error", [ApiError(500), ApiError(429), RuntimeError("socket closed"), TimeoutError()])
+def test_other_query_errors_are_transient_never_not_ready(error: BaseException) -> None:
+    with pytest.raises(TransientError, match="could not be evaluated"):
+        service(SENSOR, queries=FakeQueries(error=error)).check(GAME_DATE, READINESS)
+
+
+def test_a_transient_error_passes_through_unchanged() -> None:
+    error = TransientError("deadline")
+    with pytest.raises(TransientError) as info:
+        service(SENSOR, queries=FakeQueries(error=error)).check(GAME_DATE, READINESS)
+    assert info.value is error
+
+
+# ============================================================================ conditions_sql
+
+
+def table(ref: str) -> str:
+    return f"`p.{ref}`"
+
+
+def branches(sql: str) -> list[str]:
+    return sql.split("\nUNION ALL\n")
+
+
+def trigger_from(data: Mapping[str, Any], name: str = "grading_readiness") -> tuple[TimedTrigger, GamesSources]:
+    definition = parse(data)
+    return definition.timed_trigger(name), definition.games
+
+
+def test_packaged_sensor_is_one_query_with_a_branch_per_source() -> None:
+    sql = conditions_sql(SENSOR, D.games, table)
+    parts = branches(sql)
+    assert [re.match(r"\(SELECT (?:DISTINCT )?'([^']+)'", p).group(1) for p in parts] == [  # type: ignore[union-attr]
+        "schedule",
+        "unavailable",
+        "count:1",
+        "count:2",
+    ]
+    assert all(p.startswith("(") and p.endswith(")") for p in parts)
+    assert "FROM `p.nba_raw.nbac_schedule` WHERE game_date = @game_date)" in parts[0]
+    assert "FROM `p.nba_orchestration.game_unavailable` WHERE game_date = @game_date)" in parts[1]
+    assert f"FROM `p.{PREDICTIONS}` WHERE game_date = @game_date)" in parts[2]
+    assert f"FROM `p.{GRADED}` WHERE game_date = @game_date)" in parts[3]
+    for column in ("game_id", "away_team_tricode", "home_team_tricode", "game_status", "game_status_text",
+                   "processed_at"):  # fmt: skip
+        assert re.search(rf"\b{column}\b", parts[0]), column
+    # every branch has the same columns, in the same order (UNION ALL matches by position)
+    aliases = [re.findall(r"AS (\w+)(?:,| FROM)", p) for p in parts]
+    assert all(a == ["kind", "game_id", "away", "home", "status", "status_text", "updated_at", "n"] for a in aliases)
+
+
+def test_no_value_reaches_the_sql_text() -> None:
+    sql = conditions_sql(SENSOR, D.games, table)
+    for value in ("Postponed", "Cancelled", "Rescheduled", "2026", "predictions'", "graded rows"):
+        assert value not in sql, value
+    assert not re.search(r"=\s*'?3'?\b", sql)  # the final status is judged in Python, not in SQL
+    assert sql.count("@game_date") == 4
+    assert "@" not in sql.replace("@game_date", "")
+
+
+def test_all_final_listed_twice_reads_the_schedule_once() -> None:
+    data = packaged_toml()
+    conds = data["sensors"][0]["conditions"]
+    conds.append({"kind": "all_final", "fallback": False})
+    trig, games = trigger_from(data)
+    parts = branches(conditions_sql(trig, games, table))
+    kinds = [re.match(r"\(SELECT (?:DISTINCT )?'([^']+)'", p).group(1) for p in parts]  # type: ignore[union-attr]
+    assert kinds == ["schedule", "unavailable", "count:1", "count:2"]
+    # both all_final conditions are judged, on the one read
+    results = conditions_verdict(trig, READINESS, games, inputs())
+    assert [r.gate for r in results] == ["all_final", "rows_present:predictions", "not_done:graded rows", "all_final"]
+
+
+def test_each_branch_filters_on_its_own_date_column() -> None:
+    data = packaged_toml()
+    data["games"]["schedule_date_column"] = "sched_day"
+    data["sensors"][0]["conditions"][1]["table"]["date_column"] = "prediction_date"
+    data["sensors"][0]["conditions"][2]["table"]["date_column"] = "graded_on"
+    trig, games = trigger_from(data)
+    parts = branches(conditions_sql(trig, games, table))
+    wheres = [re.search(r"WHERE (\w+) = @game_date\)$", p).group(1) for p in parts]  # type: ignore[union-attr]
+    assert wheres == ["sched_day", "game_date", "prediction_date", "graded_on"]  # the package's own table: game_date
+
+
+def test_renamed_games_columns_change_the_sql() -> None:
+    data = packaged_toml()
+    g = data["games"]
+    g.update(
+        schedule_table="raw2.schedule_v2",
+        schedule_game_id_column="gid",
+        schedule_status_column="state",
+        schedule_away_team_column="visitor",
+        schedule_home_team_column="host",
+        schedule_updated_column="loaded_at",
+        schedule_status_text_column="state_text",
+        unavailable_table="ops.no_games",
+    )
+    trig, games = trigger_from(data)
+    schedule, unavailable = branches(conditions_sql(trig, games, table))[:2]
+    for column in ("gid", "state", "visitor", "host", "loaded_at", "state_text"):
+        assert re.search(rf"CAST\({column} AS", schedule), column
+    assert "FROM `p.raw2.schedule_v2` WHERE" in schedule
+    assert "FROM `p.ops.no_games` WHERE game_date = @game_date" in unavailable
+    for old in ("nbac_schedule", "away_team_tricode", "home_team_tricode", "game_status", "processed_at", "game_unavailable"):
+        assert old not in schedule + unavailable, old
+
+
+def test_without_updated_or_status_text_columns_the_sql_selects_nulls() -> None:
+    games = D.games.model_copy(
+        update={"schedule_updated_column": None, "schedule_status_text_column": None, "excluded_status_texts": ()}
+    )
+    schedule = branches(conditions_sql(SENSOR, games, table))[0]
+    assert "NULL AS status_text" in schedule and "NULL AS updated_at" in schedule
+    assert "processed_at" not in schedule and "game_status_text" not in schedule
+
+
+def test_the_sql_quotes_tables_only_through_the_given_function() -> None:
+    seen: list[str] = []
+
+    def recording(ref: str) -> str:
+        seen.append(ref)
+        return f"<{ref}>"
+
+    sql = conditions_sql(SENSOR, D.games, recording)
+    assert seen == ["nba_raw.nbac_schedule", "nba_orchestration.game_unavailable", PREDICTIONS, GRADED]
+    assert "`" not in sql
+
+
+def test_a_fallback_only_sensor_sql_has_only_count_branches() -> None:
+    trig = sensor(SensorCondition(kind="rows_present", label="p", table={"table": "d.p"}))  # type: ignore[arg-type]
+    assert conditions_sql(trig, D.games, table) == (
+        "(SELECT 'count:0' AS kind, CAST(NULL AS STRING) AS game_id, CAST(NULL AS STRING) AS away, "
+        "CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS status, CAST(NULL AS STRING) AS status_text, "
+        "CAST(NULL AS TIMESTAMP) AS updated_at, COUNT(*) AS n FROM `p.d.p` WHERE game_date = @game_date)"
+    )
+    assert conditions_sql(sensor(), D.games, table) == ""
+
+
+# ============================================================================ the definition
+
+
+def test_packaged_timed_triggers_load() -> None:
+    assert [t.name for t in D.timed_triggers()] == ["grading_readiness", "phase6_exports"]
+    assert isinstance(SENSOR, Sensor) and isinstance(EXPORTS, ScheduledTrigger)
+    assert (SENSOR.topic, SENSOR.tick_topic, SENSOR.function) == (
+        "nba-grading-trigger", "grading-readiness-tick", "grading_readiness")  # fmt: skip
+    assert (SENSOR.date, SENSOR.trigger_source, SENSOR.run_aggregation, SENSOR.overdue_after) == (
+        "game_night", "readiness-monitor", True, "08:00")  # fmt: skip
+    assert [(c.kind, c.fallback) for c in SENSOR.conditions] == [
+        ("all_final", False), ("rows_present", True), ("not_done", True)]  # fmt: skip
+    assert [(s.name, s.fallback) for s in SENSOR.slots] == [
+        ("readiness", False), ("run_0230", True), ("daily_0600", True), ("run_0630", True), ("run_1100", True)]  # fmt: skip
+    assert (EXPORTS.topic, EXPORTS.tick_topic, EXPORTS.function, EXPORTS.conditions) == (
+        "nba-phase6-export-trigger", "scheduled-trigger-tick", "scheduled_triggers", ())  # fmt: skip
+    assert EXPORTS.slot("daily_results").update_latest is True
+    assert EXPORTS.slot("tonight_picks").export_types == ("tonight", "tonight-players", "best-bets-all",
+                                                          "best-bets-today")  # fmt: skip
+    assert D.condition_tables() == (PREDICTIONS, GRADED)
+    with pytest.raises(KeyError, match="no sensor or scheduled trigger 'nope'"):
+        D.timed_trigger("nope")
+    with pytest.raises(KeyError, match="has no slot 'nope'"):
+        SENSOR.slot("nope")
+
+
+def test_schedule_entries_have_one_job_per_slot() -> None:
+    entries = D.schedule_entries()
+    assert set(D.schedules) <= set(entries)
+    timed = {k: v for k, v in entries.items() if k not in D.schedules}
+    expected = {f"{t.name}__{s.name}": (t, s) for t in D.timed_triggers() for s in t.slots}
+    assert set(timed) == set(expected) and len(timed) == 8
+    for key, job in timed.items():
+        trig, slot = expected[key]
+        assert job == Schedule(
+            cron=slot.cron,
+            topic=trig.tick_topic,
+            timezone=trig.timezone,
+            job=slot.job,
+            function=trig.function,
+            payload="TriggerTick",
+            body={"trigger": trig.name, "slot": slot.name},
+        )
+        tick = TriggerTick.model_validate(job.body)  # what Cloud Scheduler sends is a valid tick
+        assert (tick.trigger, tick.slot, tick.game_date) == (trig.name, slot.name, None)
+    assert (timed["grading_readiness__readiness"].cron, timed["grading_readiness__readiness"].job) == (
+        "*/15 22-23,0-2 * * *", "grading-readiness-monitor")  # fmt: skip
+    assert (timed["phase6_exports__tonight_picks"].cron, timed["phase6_exports__tonight_picks"].topic) == (
+        "0 13 * * *", "scheduled-trigger-tick")  # fmt: skip
+    jobs = [e.job for e in entries.values()]
+    assert len(jobs) == len(set(jobs))
+
+
+def test_function_names_list_each_timed_function_once() -> None:
+    names = D.function_names()
+    assert names.count("grading_readiness") == 1 and names.count("scheduled_triggers") == 1
+    assert names[: len(D.transitions)] == tuple(t.name for t in D.transitions)
+    assert len(names) == len(set(names))
+
+
+def test_two_triggers_of_one_function_share_its_tick_topic() -> None:
+    data = packaged_toml()
+    data["scheduled_triggers"][0].update(function="grading_readiness", tick_topic="grading-readiness-tick")
+    definition = parse(data)
+    assert definition.function_names().count("grading_readiness") == 1
+    assert "scheduled_triggers" not in definition.function_names()
+
+
+def test_a_timed_trigger_with_another_timezone_schedules_in_it() -> None:
+    data = packaged_toml()
+    data["sensors"][0]["timezone"] = "Europe/Paris"
+    definition = parse(data)
+    assert definition.schedule_entries()["grading_readiness__readiness"].timezone == "Europe/Paris"
+    assert overdue_at(definition.timed_trigger("grading_readiness"), GAME_DATE) == datetime(
+        2026, 1, 25, 8, 0, tzinfo=ZoneInfo("Europe/Paris"))  # fmt: skip
+
+
+def mutate(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    data = packaged_toml()
+    change(data)
+    return data
+
+
+def test_a_scheduled_trigger_with_conditions_is_rejected() -> None:
+    data = mutate(lambda d: d["scheduled_triggers"][0].update(conditions=[{"kind": "all_final"}]))
+    rejected(data, "scheduled_triggers[0]", "give conditions to a [[sensors]] entry")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"kind": "all_final", "table": {"table": "d.t"}},
+        {"kind": "rows_present", "label": "x"},
+        {"kind": "not_done", "label": "x"},
+    ],
+)
+def test_a_condition_table_must_match_its_kind(condition: dict[str, Any]) -> None:
+    data = mutate(lambda d: d["sensors"][0]["conditions"].append(condition))
+    rejected(data, "sensors[0].conditions[3]", "`all_final` reads the [games] schedule")
+
+
+@pytest.mark.parametrize(
+    ("condition", "fragment"),
+    [
+        ({"kind": "always"}, "sensors[0].conditions[3].kind"),
+        ({"kind": "rows_present", "table": {"table": "no_dataset"}}, "sensors[0].conditions[3].table.table"),
+        ({"kind": "rows_present", "table": {"table": "d.t", "date_column": "bad column"}}, "date_column"),
+        ({"kind": "rows_present", "table": {"table": "d.t"}, "extra": 1}, "sensors[0].conditions[3].extra"),
+    ],
+)
+def test_a_malformed_condition_is_rejected(condition: dict[str, Any], fragment: str) -> None:
+    rejected(mutate(lambda d: d["sensors"][0]["conditions"].append(condition)), fragment)
+
+
+def test_duplicate_slot_names_are_rejected() -> None:
+    def change(d: dict[str, Any]) -> None:
+        d["sensors"][0]["slots"][1]["name"] = "readiness"
+
+    rejected(mutate(change), "sensors[0]", "duplicate slot names")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # a slot's job is a [schedules] job
+        lambda d: d["sensors"][0]["slots"][1].update(job="auto-retry-processor-trigger"),
+        # two slots of two triggers
+        lambda d: d["scheduled_triggers"][0]["slots"][0].update(job="grading-readiness-monitor"),
+        # two slots of one trigger
+        lambda d: d["sensors"][0]["slots"][2].update(job="grading-run-0230"),
+    ],
+    ids=["slot-vs-schedule", "across-triggers", "within-a-trigger"],
+)
+def test_duplicate_job_ids_are_rejected(change: Callable[[dict[str, Any]], None]) -> None:
+    rejected(mutate(change), "duplicate job names")
+
+
+@pytest.mark.parametrize("name", ["phase2_to_phase3", "phase5_to_phase6"])
+def test_a_timed_trigger_named_like_a_transition_is_rejected(name: str) -> None:
+    rejected(mutate(lambda d: d["sensors"][0].update(name=name)), "names must differ", name)
+
+
+def test_a_sensor_and_a_scheduled_trigger_of_one_name_are_rejected() -> None:
+    rejected(mutate(lambda d: d["scheduled_triggers"][0].update(name="grading_readiness")), "names must differ")
+
+
+def test_two_triggers_of_one_function_with_different_tick_topics_are_rejected() -> None:
+    data = mutate(lambda d: d["scheduled_triggers"][0].update(function="grading_readiness"))
+    rejected(data, "needs the same tick_topic", "grading_readiness")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="validation gap: shared/pipeline/definition.py:648 de-duplicates tick topics with a set before the "
+    "'topics used twice' check, so two functions sharing one tick_topic pass; each function then gets (and "
+    "quarantines as unknown) the other's ticks",
+)
+def test_two_functions_on_one_tick_topic_are_rejected() -> None:
+    data = mutate(lambda d: d["scheduled_triggers"][0].update(tick_topic="grading-readiness-tick"))
+    rejected(data, "grading-readiness-tick")
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["phase-transition-monitor-trigger", "auto-retry-trigger"],  # [schedules] topics
+)
+def test_a_tick_topic_shared_with_a_schedule_is_rejected(topic: str) -> None:
+    rejected(mutate(lambda d: d["sensors"][0].update(tick_topic=topic)), "topics used twice", topic)
+
+
+def test_a_tick_topic_shared_with_a_phase_topic_is_rejected() -> None:
+    topic = packaged_toml()["phases"][0]["completion_topic"]
+    rejected(mutate(lambda d: d["scheduled_triggers"][0].update(tick_topic=topic)), "topics used twice", topic)
+
+
+@pytest.mark.parametrize("tz", ["Mars/Olympus", "EST5EDT/Nowhere", "America/New York"])
+def test_an_unknown_timezone_is_rejected(tz: str) -> None:
+    rejected(mutate(lambda d: d["sensors"][0].update(timezone=tz)), "unknown timezone", "grading_readiness")
+
+
+@pytest.mark.parametrize("value", ["25:00", "24:00", "8:00", "08:60", "0800", "08:00:00", ""])
+def test_a_bad_overdue_after_is_rejected(value: str) -> None:
+    rejected(mutate(lambda d: d["sensors"][0].update(overdue_after=value)), "sensors[0].overdue_after")
+
+
+@pytest.mark.parametrize("value", ["00:00", "23:59", "08:00"])
+def test_a_good_overdue_after_is_accepted(value: str) -> None:
+    definition = parse(mutate(lambda d: d["sensors"][0].update(overdue_after=value)))
+    assert definition.timed_trigger("grading_readiness").overdue_after == value
+
+
+@pytest.mark.parametrize("cron", ["0 6 * *", "0 6 * * * *", "", "0  6 * * *", "@daily"])
+def test_a_bad_cron_is_rejected(cron: str) -> None:
+    rejected(mutate(lambda d: d["sensors"][0]["slots"][0].update(cron=cron)), "sensors[0].slots[0].cron")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("job", "Grading_Job"), ("job", ""), ("name", "2nd"), ("date", "tomorrow"), ("fallback", "maybe")],
+)
+def test_a_bad_slot_field_is_rejected(field: str, value: str) -> None:
+    rejected(mutate(lambda d: d["sensors"][0]["slots"][0].update({field: value})), f"sensors[0].slots[0].{field}")
+
+
+def test_a_timed_trigger_needs_a_slot_and_forbids_unknown_keys() -> None:
+    rejected(mutate(lambda d: d["sensors"][0].update(slots=[])), "sensors[0].slots")
+    rejected(mutate(lambda d: d["scheduled_triggers"][0].update(conditionz=[])), "scheduled_triggers[0].conditionz")
+    rejected(mutate(lambda d: d["sensors"][0].update(date="last_night")), "sensors[0].date")
+
+
+# ============================================================================ messages
+
+
+def timed_message(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "trigger_id": "grading_readiness:2026-01-24:g1",
+        "name": "grading_readiness",
+        "slot": "readiness",
+        "mode": None,
+        "game_date": "2026-01-24",
+        "target_date": "2026-01-24",
+        "generation": 1,
+        "trigger_source": "readiness-monitor",
+        "triggered_at": "2026-01-25T05:30:00Z",
+        "reason": "5/5 games Final; 50 predictions",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_a_timed_trigger_message_round_trips_with_its_attributes() -> None:
+    message = TimedTriggerMessage.model_validate(timed_message(run_aggregation=True))
+    assert TimedTriggerMessage.model_validate_json(message.to_json_bytes()) == message
+    assert message.attributes() == {
+        "trigger_id": "grading_readiness:2026-01-24:g1",
+        "trigger": "grading_readiness",
+        "slot": "readiness",
+        "game_date": "2026-01-24",
+        "generation": "1",
+    }
+    assert all(isinstance(v, str) for v in message.attributes().values())
+
+
+def test_a_per_slot_message_carries_its_mode_in_the_trigger_id() -> None:
+    trigger_id = make_trigger_id("phase6_exports", GAME_DATE, 2, "tonight_picks")
+    assert trigger_id == "phase6_exports:2026-01-24:g2:tonight_picks"
+    message = TimedTriggerMessage.model_validate(
+        timed_message(trigger_id=trigger_id, name="phase6_exports", slot="tonight_picks", mode="tonight_picks",
+                      generation=2, export_types=["tonight"])  # fmt: skip
+    )
+    assert message.attributes()["generation"] == "2"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"trigger_id": "grading_readiness:2026-01-24:g2"},  # wrong generation
+        {"trigger_id": "grading_readiness:2026-01-23:g1"},  # wrong date
+        {"trigger_id": "other:2026-01-24:g1"},  # wrong name
+        {"trigger_id": "grading_readiness:2026-01-24:g1:readiness"},  # a mode the message has not
+        {"mode": "readiness"},  # a mode the id has not
+        {"generation": 2},
+        {"game_date": "2026-01-25", "target_date": "2026-01-25"},
+    ],
+)
+def test_the_trigger_id_must_match_name_date_generation_and_mode(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="does not match"):
+        TimedTriggerMessage.model_validate(timed_message(**overrides))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"game_date": "yesterday"},
+        {"target_date": "today"},
+        {"game_date": "2026-02-30"},
+        {"generation": 0},
+        {"triggered_at": "2026-01-25T05:30:00"},  # naive
+        {"name": " "},
+        {"slot": ""},
+        {"surprise": 1},
+    ],
+)
+def test_a_malformed_timed_trigger_message_is_rejected(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        TimedTriggerMessage.model_validate(timed_message(**overrides))
+
+
+def test_a_timed_trigger_message_needs_its_target_date() -> None:
+    data = timed_message()
+    del data["target_date"]
+    with pytest.raises(ValidationError, match="target_date"):
+        TimedTriggerMessage.model_validate(data)
+
+
+def test_a_trigger_tick_names_its_trigger_and_slot() -> None:
+    tick = TriggerTick.model_validate({"trigger": "grading_readiness", "slot": "readiness", "game_date": "2026-01-24"})
+    assert tick.game_date == GAME_DATE
+    for body in ({}, {"trigger": "grading_readiness"}, {"slot": "readiness"}, {"trigger": "", "slot": "readiness"}):
+        with pytest.raises(ValidationError, match="names its `trigger` and `slot`"):
+            TriggerTick.model_validate(body)
+
+
+@pytest.mark.parametrize("value", ["yesterday", "TODAY", "2026-02-30", "01/24/2026", "2026-01-24T00:00:00Z", 20260124])
+def test_a_trigger_tick_game_date_must_be_explicit(value: Any) -> None:
+    with pytest.raises(ValidationError, match="game_date"):
+        TriggerTick.model_validate({"trigger": "grading_readiness", "slot": "readiness", "game_date": value})
+
+
+def test_a_trigger_tick_forbids_unknown_keys() -> None:
+    with pytest.raises(ValidationError, match="date"):
+        TriggerTick.model_validate({"trigger": "grading_readiness", "slot": "readiness", "date": "2026-01-24"})
+
+
+# ============================================================================ overdue_at
+
+
+def test_overdue_at_is_overdue_after_on_the_next_day_in_the_trigger_timezone() -> None:
+    at = overdue_at(SENSOR, GAME_DATE)
+    assert at == datetime(2026, 1, 25, 8, 0, tzinfo=NY)
+    assert at is not None and at.astimezone(UTC) == utc(2026, 1, 25, 13, 0)  # EST
+
+
+@pytest.mark.parametrize(
+    ("game_date", "utc_instant"),
+    [
+        (date(2026, 3, 7), utc(2026, 3, 8, 12, 0)),  # the next day is spring-forward day: 08:00 EDT
+        (date(2026, 10, 31), utc(2026, 11, 1, 13, 0)),  # the next day is fall-back day: 08:00 EST
+        (date(2026, 7, 4), utc(2026, 7, 5, 12, 0)),
+        (date(2026, 12, 31), utc(2027, 1, 1, 13, 0)),  # across a year
+    ],
+)
+def test_overdue_at_across_dst_and_year_ends(game_date: date, utc_instant: datetime) -> None:
+    at = overdue_at(SENSOR, game_date)
+    assert at is not None and at.astimezone(UTC) == utc_instant
+    assert at.astimezone(NY).hour == 8
+
+
+def test_overdue_at_is_none_without_overdue_after() -> None:
+    assert EXPORTS.overdue_after is None
+    assert overdue_at(EXPORTS, GAME_DATE) is None
+
+
+def test_overdue_at_reads_minutes() -> None:
+    trig = SENSOR.model_copy(update={"overdue_after": "23:45", "timezone": "America/Los_Angeles"})
+    assert overdue_at(trig, GAME_DATE) == datetime(2026, 1, 25, 23, 45, tzinfo=ZoneInfo("America/Los_Angeles"))
+
+
+# ============================================================================ TimedRuntime routing
+
+
+class FakeQuarantine:
+    def __init__(self) -> None:
+        self.puts: list[dict[str, Any]] = []
+
+    def put(self, message: Any, *, reason: str, transition: str, raw: object = None, kind: str = "malformed") -> str:
+        self.puts.append({"message": message, "reason": reason, "transition": transition, "raw": raw, "kind": kind})
+        return f"q{len(self.puts)}"
+
+
+class FakeService:
+    """What the runtime uses of a service: ``trigger``, ``game_date`` and ``evaluate``."""
+
+    def __init__(self, trigger: TimedTrigger, day: date) -> None:
+        self.trigger = trigger
+        self.day = day
+        self.dated: list[str] = []
+        self.evaluated: list[tuple[date, str, str]] = []
+
+    def game_date(self, slot: TriggerSlot, now: datetime | None = None) -> date:
+        self.dated.append(slot.name)
+        return self.day
+
+    def evaluate(self, game_date: date, slot: TriggerSlot, *, owner: str = "tick") -> Outcome:
+        self.evaluated.append((game_date, slot.name, owner))
+        return Outcome("waiting", f"fake {slot.name}", game_date)
+
+
+SLOT_DATE = date(2026, 1, 20)
+
+
+def runtime(
+    *triggers: TimedTrigger, function: str = "grading_readiness"
+) -> tuple[TimedRuntime, dict[str, FakeService], FakeQuarantine]:
+    fakes = {t.name: FakeService(t, SLOT_DATE) for t in (triggers or (SENSOR,))}
+    quarantine = FakeQuarantine()
+    services = cast(Mapping[str, TimedTriggerService], fakes)
+    return TimedRuntime(services, cast(Any, quarantine), function), fakes, quarantine
+
+
+def event(body: dict[str, Any] | bytes, message_id: str = "m-1") -> dict[str, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    message = {"data": base64.b64encode(data).decode(), "messageId": message_id,
+               "publishTime": "2026-01-25T05:30:00Z"}  # fmt: skip
+    return {"message": message, "subscription": "projects/p/subscriptions/s"}
+
+
+def test_a_tick_without_a_date_evaluates_the_slot_date() -> None:
+    rt, fakes, quarantine = runtime()
+    outcome = rt.handle_event(event({"trigger": "grading_readiness", "slot": "run_0630"}))
+    assert (outcome.kind, outcome.game_date) == ("waiting", SLOT_DATE)
+    assert fakes["grading_readiness"].dated == ["run_0630"]
+    assert fakes["grading_readiness"].evaluated == [(SLOT_DATE, "run_0630", "run_0630")]
+    assert quarantine.puts == []
+
+
+def test_a_tick_with_an_explicit_date_evaluates_that_date() -> None:
+    rt, fakes, quarantine = runtime()
+    outcome = rt.handle_event(event({"trigger": "grading_readiness", "slot": "readiness", "game_date": "2026-01-02"}))
+    assert outcome.game_date == date(2026, 1, 2)
+    assert fakes["grading_readiness"].dated == []  # the slot's rule is not consulted
+    assert fakes["grading_readiness"].evaluated == [(date(2026, 1, 2), "readiness", "readiness")]
+    assert quarantine.puts == []
+
+
+def test_ticks_route_to_the_named_trigger_of_a_shared_function() -> None:
+    rt, fakes, _ = runtime(SENSOR, EXPORTS, function="shared_fn")
+    rt.handle_event(event({"trigger": "phase6_exports", "slot": "tonight_picks"}))
+    assert fakes["phase6_exports"].evaluated == [(SLOT_DATE, "tonight_picks", "tonight_picks")]
+    assert fakes["grading_readiness"].evaluated == []
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        ({"trigger": "nope", "slot": "readiness"}, ("'nope'", "'readiness'")),
+        ({"trigger": "grading_readiness", "slot": "run_9999"}, ("'grading_readiness'", "'run_9999'")),
+        ({"trigger": "phase6_exports", "slot": "daily_results"}, ("'phase6_exports'", "'daily_results'")),  # not here
+        ({"trigger": "grading_readiness", "slot": "daily_results"}, ("'daily_results'",)),  # another trigger's slot
+    ],
+)
+def test_a_tick_for_an_unknown_trigger_or_slot_is_quarantined(body: dict[str, Any], names: tuple[str, ...]) -> None:
+    rt, fakes, quarantine = runtime()
+    outcome = rt.handle_event(event(body, message_id="m-42"))
+    assert outcome.kind == "quarantined"
+    (put,) = quarantine.puts
+    assert put["transition"] == "grading_readiness" and put["raw"] is None
+    assert put["message"].message_id == "m-42" and json.loads(put["message"].data) == body
+    for name in (*names, "unknown trigger/slot", "on grading_readiness"):
+        assert name in put["reason"] and name in outcome.detail
+    assert all(f.evaluated == [] and f.dated == [] for f in fakes.values())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"trigger": "grading_readiness"},
+        {},
+        {"trigger": "grading_readiness", "slot": "readiness", "game_date": "yesterday"},
+        {"trigger": "grading_readiness", "slot": "readiness", "extra": True},
+        b"not json",
+        b"",
+    ],
+)
+def test_a_malformed_tick_is_quarantined_with_the_raw_event(body: dict[str, Any] | bytes) -> None:
+    rt, fakes, quarantine = runtime()
+    ev = event(body)
+    outcome = rt.handle_event(ev)
+    assert outcome.kind == "quarantined"
+    (put,) = quarantine.puts
+    assert (put["message"], put["raw"], put["transition"]) == (None, ev, "grading_readiness")
+    assert put["reason"] == outcome.detail and put["reason"]
+    assert fakes["grading_readiness"].evaluated == []
+
+
+def test_an_event_that_is_not_a_pubsub_message_is_quarantined() -> None:
+    rt, _, quarantine = runtime()
+    outcome = rt.handle_event({"unexpected": "shape"})
+    assert outcome.kind == "quarantined"
+    assert quarantine.puts[0]["raw"] == {"unexpected": "shape"}
