@@ -127,7 +127,9 @@ def conditions_verdict(
     for i, cond in enumerate(trigger.conditions):
         if slot.fallback and not cond.fallback:
             continue
-        name = cond.kind if cond.kind == "all_final" else f"{cond.kind}:{cond.label or cond.table}"
+        name = (
+            cond.kind if cond.kind == "all_final" else f"{cond.kind}:{cond.label or (cond.table and cond.table.table)}"
+        )
         if cond.kind == "all_final":
             out.append(_all_final(name, games, inputs))
             continue

@@ -645,7 +645,7 @@ class PipelineDefinition(_Model):
         topics = [p.completion_topic for p in self.phases] + [p.trigger_topic for p in self.phases if p.trigger_topic]
         topics += [s.topic for s in self.schedules.values()]
         # a timed trigger's tick topic is its own; several of one function share it
-        topics += sorted({t.tick_topic for t in self.timed_triggers()})
+        topics += [topic for _, topic in sorted({(t.function, t.tick_topic) for t in self.timed_triggers()})]
         dupes = sorted({t for t in topics if topics.count(t) > 1})
         if dupes:
             raise ValueError(f"topics used twice: {dupes}")

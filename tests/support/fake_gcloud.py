@@ -51,13 +51,20 @@ def initial_state(
     project: str = "my-proj",
     number: str = "123456789012",
     datasets: tuple[str, ...] = ("nba_raw", "nba_analytics", "nba_precompute", "nba_predictions"),
+    tables: tuple[str, ...] = (),
 ) -> State:
-    """A project with nothing deployed; ``datasets`` exist already (owned by the processors:
-    ``nba_raw`` and the phase 3-5 datasets the gates read)."""
+    """A project with nothing deployed; ``datasets`` and ``tables`` (``dataset.table``) exist already
+    (owned by the processors: ``nba_raw`` and the phase 3-5 datasets and tables the gates read).
+    The operator is logged in (``state["auth"]``: ``ok``, ``none`` or ``expired``)."""
     return {
         "project": {"projectId": project, "projectNumber": number},
+        "auth": "ok",
         "services": [],
-        "project_iam": {},
+        "project_iam": {},  # role -> members (unconditional bindings)
+        "project_iam_conditional": [],  # {"role", "member", "condition": {"title", "expression"}}
+        "roles": {},  # custom roles: id -> described
+        "secrets": {},  # id -> {"iam": {...}, "versions": [{"state", "sha256", "size"}]}; never a value
+        "table_iam": {},  # dataset.table -> role -> members
         "service_accounts": {},
         "firestore": {},
         "ttls": {},  # collection group -> {field: TTL state}
@@ -68,7 +75,15 @@ def initial_state(
         "triggers": {},
         "jobs": {},
         "datasets": {d: {"location": "US", "iam": {}} for d in datasets},
-        "tables": {},
+        "tables": {
+            ref: {
+                "tableReference": dict(
+                    zip(("projectId", "datasetId", "tableId"), (project, *ref.split(".")), strict=True)
+                ),
+                "schema": {"fields": [{"name": "game_date", "type": "DATE"}]},
+            }
+            for ref in tables
+        },
         "next_id": 100001,
         "faults": [],
     }
@@ -198,6 +213,13 @@ def _add_member(policy: dict[str, list[str]], role: str, member: str) -> dict[st
     return _policy(policy)
 
 
+def _remove_member(policy: dict[str, list[str]], role: str, member: str) -> dict[str, Any]:
+    if member not in policy.get(role, []):
+        raise Fail(1, f"ERROR: Policy binding with the specified principal and role not found: {member} {role}")
+    policy[role].remove(member)
+    return _policy(policy)
+
+
 def _dig(obj: Any, dotted: str) -> Any:
     for key in dotted.split("."):
         if key == "basename()":  # the one projection transform the plan uses
@@ -274,15 +296,99 @@ class Cloud:
             {"projectId": self.project, "projectNumber": self.number, "lifecycleState": "ACTIVE"}, args.get("format")
         )
 
-    def projects_binding(self, args: Args) -> str:
+    def _project_args(self, args: Args) -> tuple[str, str, dict[str, str] | None]:
         (project,) = args.positional
         if project != self.project:
             raise Fail(1, f"ERROR: PERMISSION_DENIED: project {project}")
-        if args.get("condition") not in ("None", None):
-            raise Fail(2, "ERROR: conditions are not simulated")
-        member = args.need("member")
+        raw = args.get("condition")
+        condition = None
+        if raw not in ("None", None):
+            assert raw is not None
+            condition = dict(part.partition("=")[::2] for part in raw.split(","))
+            if set(condition) != {"expression", "title"}:
+                raise Fail(2, f"ERROR: argument --condition: expected expression and title, got {sorted(condition)}")
+        return args.need("member"), args.need("role"), condition
+
+    def project_policy(self) -> dict[str, Any]:
+        policy = _policy(self.s["project_iam"])
+        for entry in self.s["project_iam_conditional"]:
+            policy.setdefault("bindings", []).append(
+                {"role": entry["role"], "members": [entry["member"]], "condition": entry["condition"]}
+            )
+        return policy
+
+    def projects_binding(self, args: Args) -> str:
+        member, role, condition = self._project_args(args)
         self.need_account(member)
-        return _emit(_add_member(self.s["project_iam"], args.need("role"), member), args.get("format"))
+        if condition is None:
+            _add_member(self.s["project_iam"], role, member)
+        else:
+            entry = {"role": role, "member": member, "condition": condition}
+            if entry not in self.s["project_iam_conditional"]:
+                self.s["project_iam_conditional"].append(entry)
+        return _emit(self.project_policy(), args.get("format"))
+
+    def projects_remove_binding(self, args: Args) -> str:
+        member, role, condition = self._project_args(args)
+        if args.has("all"):
+            _remove_member(self.s["project_iam"], role, member)
+            self.s["project_iam_conditional"] = [
+                e for e in self.s["project_iam_conditional"] if (e["role"], e["member"]) != (role, member)
+            ]
+        elif condition is None:
+            _remove_member(self.s["project_iam"], role, member)
+        else:
+            entry = {"role": role, "member": member, "condition": condition}
+            if entry not in self.s["project_iam_conditional"]:
+                raise Fail(1, "ERROR: Policy binding with the specified principal, role, and condition not found!")
+            self.s["project_iam_conditional"].remove(entry)
+        return _emit(self.project_policy(), args.get("format"))
+
+    def projects_policy(self, args: Args) -> str:
+        (project,) = args.positional
+        if project != self.project:
+            raise Fail(1, f"ERROR: PERMISSION_DENIED: project {project}")
+        return _emit(self.project_policy(), args.get("format"))
+
+    # -- custom roles
+    def roles_describe(self, args: Args) -> str:
+        self.check_project(args)
+        (role,) = args.positional
+        if role not in self.s["roles"]:
+            raise Fail(1, f"ERROR: NOT_FOUND: The role named projects/{self.project}/roles/{role} was not found.")
+        return _emit(self.s["roles"][role], args.get("format"))
+
+    def _role_settings(self, args: Args, described: dict[str, Any]) -> None:
+        for flag, key in (("title", "title"), ("description", "description"), ("stage", "stage")):
+            if (value := args.get(flag)) is not None:
+                described[key] = value
+        if (permissions := args.get("permissions")) is not None:
+            described["includedPermissions"] = sorted(permissions.split(","))
+
+    def roles_create(self, args: Args) -> str:
+        self.check_project(args)
+        (role,) = args.positional
+        if role in self.s["roles"]:
+            raise Fail(1, f"ERROR: ALREADY_EXISTS: A role named {role} in projects/{self.project} already exists.")
+        described: dict[str, Any] = {"name": f"projects/{self.project}/roles/{role}", "etag": "BwYfake="}
+        self._role_settings(args, described)
+        self.s["roles"][role] = described
+        return ""
+
+    def roles_update(self, args: Args) -> str:
+        self.roles_describe(Args([args.positional[0], f"--project={self.project}"]))
+        self.check_project(args)
+        self._role_settings(args, self.s["roles"][args.positional[0]])
+        return ""
+
+    def _need_role(self, role: str) -> None:
+        prefix = f"projects/{self.project}/roles/"
+        if role.startswith(prefix) and role[len(prefix) :] not in self.s["roles"]:
+            raise Fail(1, f"ERROR: INVALID_ARGUMENT: Role ({role}) does not exist in the resource's hierarchy.")
+
+    # -- auth
+    def auth_token(self, args: Args) -> str:
+        return "" if args.get("format") == "none" else "ya29.fake-token\n"
 
     def firestore_describe(self, args: Args) -> str:
         self.check_project(args)
@@ -365,6 +471,101 @@ class Cloud:
         self.s["service_accounts"][email] = {"email": email, "displayName": args.get("display-name", "")}
         return ""
 
+    def _need_sa(self, email: str) -> dict[str, Any]:
+        if email not in self.s["service_accounts"]:
+            raise Fail(1, f"ERROR: NOT_FOUND: Unknown service account {email}")
+        account: dict[str, Any] = self.s["service_accounts"][email]
+        return account
+
+    def sa_binding(self, args: Args) -> str:
+        self.check_project(args)
+        if args.get("condition") not in ("None", None):
+            raise Fail(2, "ERROR: conditions on service accounts are not simulated")
+        account = self._need_sa(args.positional[0])
+        member = args.need("member")
+        self.need_account(member)
+        return _emit(_add_member(account.setdefault("iam", {}), args.need("role"), member), args.get("format"))
+
+    def sa_remove_binding(self, args: Args) -> str:
+        self.check_project(args)
+        account = self._need_sa(args.positional[0])
+        return _emit(_remove_member(account.setdefault("iam", {}), args.need("role"), args.need("member")), None)
+
+    def sa_policy(self, args: Args) -> str:
+        self.check_project(args)
+        return _emit(_policy(self._need_sa(args.positional[0]).get("iam", {})), args.get("format"))
+
+    # -- Secret Manager (never a value: a version keeps its size and sha256)
+    def _need_secret(self, name: str) -> dict[str, Any]:
+        if name not in self.s["secrets"]:
+            raise Fail(
+                1, f"ERROR: (gcloud.secrets) NOT_FOUND: Secret [projects/{self.number}/secrets/{name}] not found."
+            )
+        secret: dict[str, Any] = self.s["secrets"][name]
+        return secret
+
+    def secrets_describe(self, args: Args) -> str:
+        self.check_project(args)
+        (name,) = args.positional
+        self._need_secret(name)
+        return _emit(
+            {"name": f"projects/{self.number}/secrets/{name}", "replication": {"automatic": {}}}, args.get("format")
+        )
+
+    def secrets_create(self, args: Args) -> str:
+        self.check_project(args)
+        (name,) = args.positional
+        if name in self.s["secrets"]:
+            raise Fail(1, f"ERROR: (gcloud.secrets.create) ALREADY_EXISTS: Secret [{name}] already exists.")
+        if args.get("replication-policy") not in (None, "automatic"):
+            raise Fail(2, "ERROR: only --replication-policy=automatic is simulated")
+        self.s["secrets"][name] = {"iam": {}, "versions": []}
+        return ""
+
+    def secrets_binding(self, args: Args) -> str:
+        self.check_project(args)
+        if args.get("condition") not in ("None", None):
+            raise Fail(2, "ERROR: conditions on secrets are not simulated")
+        secret = self._need_secret(args.positional[0])
+        member = args.need("member")
+        self.need_account(member)
+        return _emit(_add_member(secret["iam"], args.need("role"), member), args.get("format"))
+
+    def secrets_remove_binding(self, args: Args) -> str:
+        self.check_project(args)
+        secret = self._need_secret(args.positional[0])
+        return _emit(_remove_member(secret["iam"], args.need("role"), args.need("member")), None)
+
+    def secrets_policy(self, args: Args) -> str:
+        self.check_project(args)
+        return _emit(_policy(self._need_secret(args.positional[0])["iam"]), args.get("format"))
+
+    def secret_versions_add(self, args: Args) -> str:
+        self.check_project(args)
+        secret = self._need_secret(args.positional[0])
+        if args.need("data-file") != "-":
+            raise Fail(2, "ERROR: the fake reads a version only from stdin (--data-file=-)")
+        import hashlib
+
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise Fail(1, "ERROR: (gcloud.secrets.versions.add) INVALID_ARGUMENT: Secret Payload cannot be empty.")
+        secret["versions"].append({"state": "ENABLED", "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+        return ""
+
+    def secret_versions_describe(self, args: Args) -> str:
+        self.check_project(args)
+        (version,) = args.positional
+        secret = self._need_secret(args.need("secret"))
+        versions = secret["versions"]
+        index = len(versions) if version == "latest" else int(version)
+        if not 1 <= index <= len(versions):
+            raise Fail(1, f"ERROR: (gcloud.secrets.versions.describe) NOT_FOUND: Secret Version [{version}] not found.")
+        found = versions[index - 1]
+        return _emit(
+            {"name": f"projects/{self.number}/secrets/x/versions/{index}", "state": found["state"]}, args.get("format")
+        )
+
     def topics_describe(self, args: Args) -> str:
         self.check_project(args)
         short = self.need_topic(args.positional[0])
@@ -385,6 +586,15 @@ class Cloud:
         member = args.need("member")
         self.need_account(member)
         return _emit(_add_member(self.s["topics"][short]["iam"], args.need("role"), member), args.get("format"))
+
+    def topics_remove_binding(self, args: Args) -> str:
+        self.check_project(args)
+        short = self.need_topic(args.positional[0])
+        return _emit(_remove_member(self.s["topics"][short]["iam"], args.need("role"), args.need("member")), None)
+
+    def topics_policy(self, args: Args) -> str:
+        self.check_project(args)
+        return _emit(_policy(self.s["topics"][self.need_topic(args.positional[0])]["iam"]), args.get("format"))
 
     def topics_list_subscriptions(self, args: Args) -> str:
         self.check_project(args)
@@ -457,6 +667,12 @@ class Cloud:
         self.need_account(member)
         policy = self.s["subscriptions"][short]["iam"]
         return _emit(_add_member(policy, args.need("role"), member), args.get("format"))
+
+    def subscriptions_remove_binding(self, args: Args) -> str:
+        self.check_project(args)
+        short = self.need_subscription(args.positional[0])
+        policy = self.s["subscriptions"][short]["iam"]
+        return _emit(_remove_member(policy, args.need("role"), args.need("member")), None)
 
     def subscriptions_policy(self, args: Args) -> str:
         self.check_project(args)
@@ -539,6 +755,32 @@ class Cloud:
                 env.pop(key, None)
         if args.has("clear-env-vars"):
             env.clear()
+        if args.has("clear-secrets"):
+            service.pop("secretEnvironmentVariables", None)
+        if (pairs := args.get("set-secrets")) is not None:  # ENV=secret:version,...
+            mounted = []
+            for pair in pairs.split(","):
+                key, _, ref = pair.partition("=")
+                secret_name, _, version = ref.partition(":")
+                secret = self._need_secret(secret_name)
+                if not any(v["state"] == "ENABLED" for v in secret["versions"]):
+                    raise Fail(1, f"ERROR: (gcloud.functions.deploy) Secret {secret_name} has no enabled version")
+                accessor = f"serviceAccount:{service['serviceAccountEmail']}"
+                if accessor not in secret["iam"].get("roles/secretmanager.secretAccessor", []):
+                    raise Fail(
+                        1,
+                        f"ERROR: (gcloud.functions.deploy) Permission denied on secret: {secret_name} for "
+                        f"Revision service account {service['serviceAccountEmail']}",
+                    )
+                mounted.append({"key": key, "projectId": self.project, "secret": secret_name, "version": version})
+            service["secretEnvironmentVariables"] = mounted
+        clash = sorted(set(env) & {m["key"] for m in service.get("secretEnvironmentVariables", [])})
+        if clash:
+            raise Fail(
+                1,
+                f"ERROR: (gcloud.functions.deploy) Cannot update environment variable [{clash[0]}] to the given type "
+                "because it has already been set with a different type.",
+            )
         topic = args.get("trigger-topic")
         trigger_account = args.get("trigger-service-account")
         if trigger_account is not None:
@@ -556,6 +798,11 @@ class Cloud:
                 if trigger_path:
                     self._drop_trigger(trigger_path)
                 trigger_path = self._make_trigger(name, region, short, account, service["uri"])
+            elif account != old.get("serviceAccountEmail"):  # the trigger's identity changes in place
+                arc = self.s["triggers"][trigger_path.rsplit("/", 1)[-1]]
+                arc["serviceAccount"] = account
+                push = self.s["subscriptions"][arc["transport"]["pubsub"]["subscription"].rsplit("/", 1)[-1]]
+                push["pushConfig"]["oidcToken"]["serviceAccountEmail"] = account
             described["eventTrigger"] = {
                 "trigger": trigger_path,
                 "triggerRegion": region,
@@ -627,6 +874,14 @@ class Cloud:
         policy = self.s["run_iam"][service]
         bindings = [{"role": r, "members": m} for r, m in sorted(policy.items()) if m]
         return _emit({"bindings": bindings, "etag": "BwYfake="} if bindings else {"etag": "ACAB"}, args.get("format"))
+
+    def run_remove_binding(self, args: Args) -> str:
+        self.check_project(args)
+        args.need("region")
+        (service,) = args.positional
+        if service not in self.s["run_iam"]:
+            raise Fail(1, f"ERROR: NOT_FOUND: Cannot find service [{service}]")
+        return _emit(_remove_member(self.s["run_iam"][service], args.need("role"), args.need("member")), None)
 
     def job_describe(self, args: Args) -> str:
         self.check_project(args)
@@ -787,22 +1042,57 @@ class Cloud:
         self.s["tables"][f"{dataset}.{table}"] = described
         return f"Table '{ref}' successfully updated.\n"
 
-    def bq_binding(self, args: Args) -> str:
+    def _bq_policy(self, args: Args, command: str) -> dict[str, list[str]]:
+        """The IAM policy ``--dataset`` or ``--table`` names (one of the two is required here)."""
         (ref,) = args.positional
-        if not args.has("dataset"):
-            raise Fail(2, "bq add-iam-policy-binding: only --dataset is simulated")
-        dataset, _ = self._bq_ref(ref)
-        if dataset not in self.s["datasets"]:
-            raise Fail(2, f"BigQuery error in add-iam-policy-binding operation: Not found: Dataset {ref}")
-        member = args.need("member")
+        dataset, table = self._bq_ref(ref)
+        if args.has("dataset") == args.has("table"):
+            raise Fail(2, f"bq {command}: pass exactly one of --dataset and --table")
+        if args.has("dataset"):
+            if table is not None or dataset not in self.s["datasets"]:
+                raise Fail(2, f"BigQuery error in {command} operation: Not found: Dataset {ref}")
+            policy: dict[str, list[str]] = self.s["datasets"][dataset]["iam"]
+            return policy
+        if table is None or f"{dataset}.{table}" not in self.s["tables"]:
+            raise Fail(2, f"BigQuery error in {command} operation: Not found: Table {ref}")
+        table_policy: dict[str, list[str]] = self.s["table_iam"].setdefault(f"{dataset}.{table}", {})
+        return table_policy
+
+    def bq_binding(self, args: Args) -> str:
+        policy = self._bq_policy(args, "add-iam-policy-binding")
+        member, role = args.need("member"), args.need("role")
         self.need_account(member)
-        return _emit(_add_member(self.s["datasets"][dataset]["iam"], args.need("role"), member), "json")
+        self._need_role(role)
+        return _emit(_add_member(policy, role, member), "json")
+
+    def bq_remove_binding(self, args: Args) -> str:
+        policy = self._bq_policy(args, "remove-iam-policy-binding")
+        return _emit(_remove_member(policy, args.need("role"), args.need("member")), "json")
+
+    def bq_policy(self, args: Args) -> str:
+        return _emit(_policy(self._bq_policy(args, "get-iam-policy")), args.get("format") or "json")
 
 
 GCLOUD: dict[tuple[str, ...], Callable[[Cloud, Args], str]] = {
+    ("auth", "print-access-token"): Cloud.auth_token,
     ("services", "enable"): Cloud.services_enable,
     ("projects", "describe"): Cloud.projects_describe,
     ("projects", "add-iam-policy-binding"): Cloud.projects_binding,
+    ("projects", "remove-iam-policy-binding"): Cloud.projects_remove_binding,
+    ("projects", "get-iam-policy"): Cloud.projects_policy,
+    ("iam", "roles", "describe"): Cloud.roles_describe,
+    ("iam", "roles", "create"): Cloud.roles_create,
+    ("iam", "roles", "update"): Cloud.roles_update,
+    ("iam", "service-accounts", "add-iam-policy-binding"): Cloud.sa_binding,
+    ("iam", "service-accounts", "remove-iam-policy-binding"): Cloud.sa_remove_binding,
+    ("iam", "service-accounts", "get-iam-policy"): Cloud.sa_policy,
+    ("secrets", "describe"): Cloud.secrets_describe,
+    ("secrets", "create"): Cloud.secrets_create,
+    ("secrets", "add-iam-policy-binding"): Cloud.secrets_binding,
+    ("secrets", "remove-iam-policy-binding"): Cloud.secrets_remove_binding,
+    ("secrets", "get-iam-policy"): Cloud.secrets_policy,
+    ("secrets", "versions", "add"): Cloud.secret_versions_add,
+    ("secrets", "versions", "describe"): Cloud.secret_versions_describe,
     ("firestore", "databases", "describe"): Cloud.firestore_describe,
     ("firestore", "databases", "create"): Cloud.firestore_create,
     ("firestore", "fields", "ttls", "update"): Cloud.ttls_update,
@@ -812,24 +1102,41 @@ GCLOUD: dict[tuple[str, ...], Callable[[Cloud, Args], str]] = {
     ("pubsub", "topics", "describe"): Cloud.topics_describe,
     ("pubsub", "topics", "create"): Cloud.topics_create,
     ("pubsub", "topics", "add-iam-policy-binding"): Cloud.topics_binding,
+    ("pubsub", "topics", "remove-iam-policy-binding"): Cloud.topics_remove_binding,
+    ("pubsub", "topics", "get-iam-policy"): Cloud.topics_policy,
     ("pubsub", "topics", "list-subscriptions"): Cloud.topics_list_subscriptions,
     ("pubsub", "subscriptions", "describe"): Cloud.subscriptions_describe,
     ("pubsub", "subscriptions", "create"): Cloud.subscriptions_create,
     ("pubsub", "subscriptions", "update"): Cloud.subscriptions_update,
     ("pubsub", "subscriptions", "add-iam-policy-binding"): Cloud.subscriptions_binding,
     ("pubsub", "subscriptions", "get-iam-policy"): Cloud.subscriptions_policy,
+    ("pubsub", "subscriptions", "remove-iam-policy-binding"): Cloud.subscriptions_remove_binding,
     ("functions", "deploy"): Cloud.functions_deploy,
     ("functions", "describe"): Cloud.functions_describe,
     ("functions", "add-invoker-policy-binding"): Cloud.functions_invoker,
     ("eventarc", "triggers", "describe"): Cloud.trigger_describe,
     ("run", "services", "get-iam-policy"): Cloud.run_policy,
+    ("run", "services", "remove-iam-policy-binding"): Cloud.run_remove_binding,
     ("scheduler", "jobs", "describe"): Cloud.job_describe,
     ("scheduler", "jobs", "create", "pubsub"): Cloud.job_create,
     ("scheduler", "jobs", "update", "pubsub"): Cloud.job_update,
 }
 
 
+NO_ACCOUNT = (
+    "ERROR: (gcloud.auth.print-access-token) You do not currently have an active account selected.\n"
+    "Please run:\n\n  $ gcloud auth login\n\nto obtain new credentials."
+)
+EXPIRED = (
+    "ERROR: (gcloud.auth.print-access-token) There was a problem refreshing your current auth tokens: "
+    "Reauthentication failed. cannot prompt during non-interactive execution."
+)
+
+
 def _dispatch(program: str, argv: list[str], cloud: Cloud) -> str:
+    auth = cloud.s.get("auth", "ok")
+    if auth != "ok":  # every command needs the account, as the real CLI does
+        raise Fail(1, NO_ACCOUNT if auth == "none" else EXPIRED)
     if program == "bq":
         location = None
         while argv and argv[0].startswith("--"):  # global flags
@@ -842,10 +1149,14 @@ def _dispatch(program: str, argv: list[str], cloud: Cloud) -> str:
         command, args = argv[0], Args(argv[1:])
         if command == "mk":
             out = cloud.bq_mk(args, location)
-        elif command in ("show", "update", "add-iam-policy-binding"):
-            out = {"show": cloud.bq_show, "update": cloud.bq_update, "add-iam-policy-binding": cloud.bq_binding}[
-                command
-            ](args)
+        elif command in ("show", "update", "add-iam-policy-binding", "remove-iam-policy-binding", "get-iam-policy"):
+            out = {
+                "show": cloud.bq_show,
+                "update": cloud.bq_update,
+                "add-iam-policy-binding": cloud.bq_binding,
+                "remove-iam-policy-binding": cloud.bq_remove_binding,
+                "get-iam-policy": cloud.bq_policy,
+            }[command](args)
         else:
             raise Fail(2, f"bq: command {command!r} is not simulated")
         args.done(f"bq {command}")

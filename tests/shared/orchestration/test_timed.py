@@ -93,12 +93,12 @@ def rejected(data: Mapping[str, Any], *fragments: str) -> str:
     return text
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=NY)  # type: ignore[misc]
+def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=NY)
 
 
 # ============================================================================ date_for
@@ -124,7 +124,7 @@ def local(*args: int) -> datetime:
         (utc(2026, 3, 8, 16, 0), date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 8)),  # 12:00 EDT
         (utc(2026, 3, 8, 16, 30), date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 8)),  # 11:30 at EST's offset
         (utc(2026, 3, 8, 7, 30), date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 7)),  # 03:30 EDT, after the gap
-        (utc(2026, 3, 8, 4, 59), date(2026, 3, 7), date(2026, 3, 7), date(2026, 3, 6)),  # 23:59 EST on the 7th
+        (utc(2026, 3, 8, 4, 59), date(2026, 3, 6), date(2026, 3, 7), date(2026, 3, 7)),  # 23:59 EST on the 7th
         # fall back 2026-11-01 (02:00 EDT → 01:00 EST): noon is 17:00 UTC that day
         (utc(2026, 11, 1, 16, 30), date(2026, 10, 31), date(2026, 11, 1), date(2026, 10, 31)),  # 11:30 EST
         (utc(2026, 11, 1, 16, 59), date(2026, 10, 31), date(2026, 11, 1), date(2026, 10, 31)),  # 11:59 EST
@@ -447,8 +447,8 @@ def sensor(*conditions: SensorCondition, slots: Sequence[TriggerSlot] = (READINE
 
 def test_a_count_condition_without_a_label_names_its_table_in_the_reason() -> None:
     trig = sensor(
-        SensorCondition(kind="rows_present", table={"table": "d.present"}),  # type: ignore[arg-type]
-        SensorCondition(kind="not_done", table={"table": "d.done"}),  # type: ignore[arg-type]
+        SensorCondition(kind="rows_present", table={"table": "d.present"}),
+        SensorCondition(kind="not_done", table={"table": "d.done"}),
     )
     results = conditions_verdict(trig, READINESS, D.games, ConditionInputs((), (), {0: 0, 1: 4}))
     assert [r.reason for r in results] == ["no rows in d.present yet", "already done: 4 rows in d.done"]
@@ -456,24 +456,21 @@ def test_a_count_condition_without_a_label_names_its_table_in_the_reason() -> No
     assert [r.reason for r in results] == ["7 rows in d.present", "not done yet (no rows in d.done)"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: shared/orchestration/timed.py:137 names an unlabelled condition f'{kind}:{cond.table}' with the "
-    "GateTable model's repr (\"rows_present:table='d.present' date_column='game_date'\"), not its table ref",
-)
 def test_a_count_condition_without_a_label_is_named_by_its_table_ref() -> None:
-    trig = sensor(SensorCondition(kind="rows_present", table={"table": "d.present"}))  # type: ignore[arg-type]
+    trig = sensor(SensorCondition(kind="rows_present", table={"table": "d.present"}))
     (result,) = conditions_verdict(trig, READINESS, D.games, ConditionInputs((), (), {0: 1}))
     assert result.gate == "rows_present:d.present"
 
 
 def test_counts_are_keyed_by_the_condition_index() -> None:
     trig = sensor(
-        SensorCondition(kind="rows_present", label="a", table={"table": "d.a"}),  # type: ignore[arg-type]
+        SensorCondition(kind="rows_present", label="a", table={"table": "d.a"}),
         SensorCondition(kind="all_final"),
-        SensorCondition(kind="rows_present", label="b", table={"table": "d.b"}),  # type: ignore[arg-type]
+        SensorCondition(kind="rows_present", label="b", table={"table": "d.b"}),
     )
-    results = by_gate(conditions_verdict(trig, READINESS, D.games, ConditionInputs(final_schedule(2), (), {0: 0, 2: 9})))
+    results = by_gate(
+        conditions_verdict(trig, READINESS, D.games, ConditionInputs(final_schedule(2), (), {0: 0, 2: 9}))
+    )
     assert (results["rows_present:a"].verdict, results["rows_present:b"].reason) == ("blocked", "9 b")
     assert results["all_final"].reason == "2/2 games Final"
 
@@ -491,7 +488,7 @@ def test_the_verdict_uses_the_definition_final_status_and_excluded_texts() -> No
 def test_a_slot_whose_conditions_are_all_skipped_returns_nothing_without_bigquery() -> None:
     trig = sensor(
         SensorCondition(kind="all_final", fallback=False),
-        SensorCondition(kind="rows_present", label="p", table={"table": "d.p"}, fallback=False),  # type: ignore[arg-type]
+        SensorCondition(kind="rows_present", label="p", table={"table": "d.p"}, fallback=False),
     )
     svc = service(trig)  # queries=None: a query would raise TransientError
     assert svc.check(GAME_DATE, FALLBACK) == []
@@ -529,15 +526,27 @@ class FakeQueries:
         return self._rows
 
 
+def aliases(branch: str) -> list[str]:
+    """The output columns of one UNION ALL branch, in order."""
+    return re.findall(r"AS (\w+)(?:,| FROM)", branch)
+
+
+COLUMNS = aliases(conditions_sql(SENSOR, D.games, lambda ref: f"`p.{ref}`").split("\nUNION ALL\n")[0])
+
+
+def row(*values: Any) -> dict[str, Any]:
+    """A result row keyed by the query's own column names (kind, game_id, away, home, status, text, updated, n)."""
+    assert len(values) == len(COLUMNS) == 8
+    return dict(zip(COLUMNS, values, strict=True))
+
+
 def schedule_row(i: int, status: Any = 3, text: str | None = None, updated: Any = UPDATED) -> dict[str, Any]:
     nba, away, home = GAMES[i]
-    return {"kind": "schedule", "game_id": nba, "away": away, "home": home, "status": status,
-            "status_text": text, "updated_at": updated, "n": None}  # fmt: skip
+    return row("schedule", nba, away, home, status, text, updated, None)
 
 
 def count_row(index: int, n: int | None) -> dict[str, Any]:
-    return {"kind": f"count:{index}", "game_id": None, "away": None, "home": None, "status": None,
-            "status_text": None, "updated_at": None, "n": n}  # fmt: skip
+    return row(f"count:{index}", None, None, None, None, None, None, n)
 
 
 def test_check_reads_one_query_and_judges_its_rows() -> None:
@@ -545,8 +554,7 @@ def test_check_reads_one_query_and_judges_its_rows() -> None:
         *(schedule_row(i) for i in range(4)),
         schedule_row(4, status=2, updated=datetime(2026, 1, 25, 4, 0)),  # a naive timestamp is UTC
         schedule_row(4, status=3, updated=datetime(2026, 1, 25, 3, 0, tzinfo=UTC)),  # older: loses
-        {"kind": "unavailable", "game_id": CANON[3], "away": None, "home": None, "status": None,
-         "status_text": None, "updated_at": None, "n": None},  # fmt: skip
+        row("unavailable", CANON[3], None, None, None, None, None, None),
         count_row(1, 40),
         count_row(2, None),  # COUNT(*) never NULLs, but NULL reads as 0
     ]
@@ -602,6 +610,17 @@ def branches(sql: str) -> list[str]:
     return sql.split("\nUNION ALL\n")
 
 
+def found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match is not None, f"{pattern!r} not in {text!r}"
+    return match.group(1)
+
+
+def kind_of(branch: str) -> str:
+    """The ``kind`` literal a branch selects ('schedule', 'unavailable', 'count:<index>')."""
+    return found(r"^\(SELECT (?:DISTINCT )?'([^']+)' AS kind", branch)
+
+
 def trigger_from(data: Mapping[str, Any], name: str = "grading_readiness") -> tuple[TimedTrigger, GamesSources]:
     definition = parse(data)
     return definition.timed_trigger(name), definition.games
@@ -610,7 +629,7 @@ def trigger_from(data: Mapping[str, Any], name: str = "grading_readiness") -> tu
 def test_packaged_sensor_is_one_query_with_a_branch_per_source() -> None:
     sql = conditions_sql(SENSOR, D.games, table)
     parts = branches(sql)
-    assert [re.match(r"\(SELECT (?:DISTINCT )?'([^']+)'", p).group(1) for p in parts] == [  # type: ignore[union-attr]
+    assert [kind_of(p) for p in parts] == [
         "schedule",
         "unavailable",
         "count:1",
@@ -621,12 +640,19 @@ def test_packaged_sensor_is_one_query_with_a_branch_per_source() -> None:
     assert "FROM `p.nba_orchestration.game_unavailable` WHERE game_date = @game_date)" in parts[1]
     assert f"FROM `p.{PREDICTIONS}` WHERE game_date = @game_date)" in parts[2]
     assert f"FROM `p.{GRADED}` WHERE game_date = @game_date)" in parts[3]
-    for column in ("game_id", "away_team_tricode", "home_team_tricode", "game_status", "game_status_text",
-                   "processed_at"):  # fmt: skip
+    for column in (
+        "game_id",
+        "away_team_tricode",
+        "home_team_tricode",
+        "game_status",
+        "game_status_text",
+        "processed_at",
+    ):
         assert re.search(rf"\b{column}\b", parts[0]), column
     # every branch has the same columns, in the same order (UNION ALL matches by position)
-    aliases = [re.findall(r"AS (\w+)(?:,| FROM)", p) for p in parts]
-    assert all(a == ["kind", "game_id", "away", "home", "status", "status_text", "updated_at", "n"] for a in aliases)
+    columns = aliases(parts[0])
+    assert len(columns) == 8 and columns[:4] == ["kind", "game_id", "away", "home"] and columns[-1] == "n"
+    assert all(aliases(p) == columns for p in parts)
 
 
 def test_no_value_reaches_the_sql_text() -> None:
@@ -644,7 +670,7 @@ def test_all_final_listed_twice_reads_the_schedule_once() -> None:
     conds.append({"kind": "all_final", "fallback": False})
     trig, games = trigger_from(data)
     parts = branches(conditions_sql(trig, games, table))
-    kinds = [re.match(r"\(SELECT (?:DISTINCT )?'([^']+)'", p).group(1) for p in parts]  # type: ignore[union-attr]
+    kinds = [kind_of(p) for p in parts]
     assert kinds == ["schedule", "unavailable", "count:1", "count:2"]
     # both all_final conditions are judged, on the one read
     results = conditions_verdict(trig, READINESS, games, inputs())
@@ -658,7 +684,7 @@ def test_each_branch_filters_on_its_own_date_column() -> None:
     data["sensors"][0]["conditions"][2]["table"]["date_column"] = "graded_on"
     trig, games = trigger_from(data)
     parts = branches(conditions_sql(trig, games, table))
-    wheres = [re.search(r"WHERE (\w+) = @game_date\)$", p).group(1) for p in parts]  # type: ignore[union-attr]
+    wheres = [found(r"WHERE (\w+) = @game_date\)$", p) for p in parts]
     assert wheres == ["sched_day", "game_date", "prediction_date", "graded_on"]  # the package's own table: game_date
 
 
@@ -681,8 +707,16 @@ def test_renamed_games_columns_change_the_sql() -> None:
         assert re.search(rf"CAST\({column} AS", schedule), column
     assert "FROM `p.raw2.schedule_v2` WHERE" in schedule
     assert "FROM `p.ops.no_games` WHERE game_date = @game_date" in unavailable
-    for old in ("nbac_schedule", "away_team_tricode", "home_team_tricode", "game_status", "processed_at", "game_unavailable"):
+    for old in (
+        "nbac_schedule",
+        "away_team_tricode",
+        "home_team_tricode",
+        "game_status_text",
+        "processed_at",
+        "game_unavailable",
+    ):
         assert old not in schedule + unavailable, old
+    assert "CAST(game_status AS" not in schedule
 
 
 def test_without_updated_or_status_text_columns_the_sql_selects_nulls() -> None:
@@ -706,13 +740,13 @@ def test_the_sql_quotes_tables_only_through_the_given_function() -> None:
     assert "`" not in sql
 
 
-def test_a_fallback_only_sensor_sql_has_only_count_branches() -> None:
-    trig = sensor(SensorCondition(kind="rows_present", label="p", table={"table": "d.p"}))  # type: ignore[arg-type]
-    assert conditions_sql(trig, D.games, table) == (
-        "(SELECT 'count:0' AS kind, CAST(NULL AS STRING) AS game_id, CAST(NULL AS STRING) AS away, "
-        "CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS status, CAST(NULL AS STRING) AS status_text, "
-        "CAST(NULL AS TIMESTAMP) AS updated_at, COUNT(*) AS n FROM `p.d.p` WHERE game_date = @game_date)"
-    )
+def test_a_sensor_without_all_final_reads_only_its_counts() -> None:
+    trig = sensor(SensorCondition(kind="rows_present", label="p", table={"table": "d.p"}))
+    (branch,) = branches(conditions_sql(trig, D.games, table))
+    assert branch.startswith("(SELECT 'count:0' AS kind, ")
+    assert branch.endswith("COUNT(*) AS n FROM `p.d.p` WHERE game_date = @game_date)")
+    assert aliases(branch) == COLUMNS
+    assert "nbac_schedule" not in branch and "game_unavailable" not in branch
     assert conditions_sql(sensor(), D.games, table) == ""
 
 
@@ -723,18 +757,41 @@ def test_packaged_timed_triggers_load() -> None:
     assert [t.name for t in D.timed_triggers()] == ["grading_readiness", "phase6_exports"]
     assert isinstance(SENSOR, Sensor) and isinstance(EXPORTS, ScheduledTrigger)
     assert (SENSOR.topic, SENSOR.tick_topic, SENSOR.function) == (
-        "nba-grading-trigger", "grading-readiness-tick", "grading_readiness")  # fmt: skip
+        "nba-grading-trigger",
+        "grading-readiness-tick",
+        "grading_readiness",
+    )
     assert (SENSOR.date, SENSOR.trigger_source, SENSOR.run_aggregation, SENSOR.overdue_after) == (
-        "game_night", "readiness-monitor", True, "08:00")  # fmt: skip
+        "game_night",
+        "readiness-monitor",
+        True,
+        "08:00",
+    )
     assert [(c.kind, c.fallback) for c in SENSOR.conditions] == [
-        ("all_final", False), ("rows_present", True), ("not_done", True)]  # fmt: skip
+        ("all_final", False),
+        ("rows_present", True),
+        ("not_done", True),
+    ]
     assert [(s.name, s.fallback) for s in SENSOR.slots] == [
-        ("readiness", False), ("run_0230", True), ("daily_0600", True), ("run_0630", True), ("run_1100", True)]  # fmt: skip
+        ("readiness", False),
+        ("run_0230", True),
+        ("daily_0600", True),
+        ("run_0630", True),
+        ("run_1100", True),
+    ]
     assert (EXPORTS.topic, EXPORTS.tick_topic, EXPORTS.function, EXPORTS.conditions) == (
-        "nba-phase6-export-trigger", "scheduled-trigger-tick", "scheduled_triggers", ())  # fmt: skip
+        "nba-phase6-export-trigger",
+        "scheduled-trigger-tick",
+        "scheduled_triggers",
+        (),
+    )
     assert EXPORTS.slot("daily_results").update_latest is True
-    assert EXPORTS.slot("tonight_picks").export_types == ("tonight", "tonight-players", "best-bets-all",
-                                                          "best-bets-today")  # fmt: skip
+    assert EXPORTS.slot("tonight_picks").export_types == (
+        "tonight",
+        "tonight-players",
+        "best-bets-all",
+        "best-bets-today",
+    )
     assert D.condition_tables() == (PREDICTIONS, GRADED)
     with pytest.raises(KeyError, match="no sensor or scheduled trigger 'nope'"):
         D.timed_trigger("nope")
@@ -762,9 +819,13 @@ def test_schedule_entries_have_one_job_per_slot() -> None:
         tick = TriggerTick.model_validate(job.body)  # what Cloud Scheduler sends is a valid tick
         assert (tick.trigger, tick.slot, tick.game_date) == (trig.name, slot.name, None)
     assert (timed["grading_readiness__readiness"].cron, timed["grading_readiness__readiness"].job) == (
-        "*/15 22-23,0-2 * * *", "grading-readiness-monitor")  # fmt: skip
+        "*/15 22-23,0-2 * * *",
+        "grading-readiness-monitor",
+    )
     assert (timed["phase6_exports__tonight_picks"].cron, timed["phase6_exports__tonight_picks"].topic) == (
-        "0 13 * * *", "scheduled-trigger-tick")  # fmt: skip
+        "0 13 * * *",
+        "scheduled-trigger-tick",
+    )
     jobs = [e.job for e in entries.values()]
     assert len(jobs) == len(set(jobs))
 
@@ -790,7 +851,8 @@ def test_a_timed_trigger_with_another_timezone_schedules_in_it() -> None:
     definition = parse(data)
     assert definition.schedule_entries()["grading_readiness__readiness"].timezone == "Europe/Paris"
     assert overdue_at(definition.timed_trigger("grading_readiness"), GAME_DATE) == datetime(
-        2026, 1, 25, 8, 0, tzinfo=ZoneInfo("Europe/Paris"))  # fmt: skip
+        2026, 1, 25, 8, 0, tzinfo=ZoneInfo("Europe/Paris")
+    )
 
 
 def mutate(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -867,12 +929,6 @@ def test_two_triggers_of_one_function_with_different_tick_topics_are_rejected() 
     rejected(data, "needs the same tick_topic", "grading_readiness")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation gap: shared/pipeline/definition.py:648 de-duplicates tick topics with a set before the "
-    "'topics used twice' check, so two functions sharing one tick_topic pass; each function then gets (and "
-    "quarantines as unknown) the other's ticks",
-)
 def test_two_functions_on_one_tick_topic_are_rejected() -> None:
     data = mutate(lambda d: d["scheduled_triggers"][0].update(tick_topic="grading-readiness-tick"))
     rejected(data, "grading-readiness-tick")
@@ -963,8 +1019,14 @@ def test_a_per_slot_message_carries_its_mode_in_the_trigger_id() -> None:
     trigger_id = make_trigger_id("phase6_exports", GAME_DATE, 2, "tonight_picks")
     assert trigger_id == "phase6_exports:2026-01-24:g2:tonight_picks"
     message = TimedTriggerMessage.model_validate(
-        timed_message(trigger_id=trigger_id, name="phase6_exports", slot="tonight_picks", mode="tonight_picks",
-                      generation=2, export_types=["tonight"])  # fmt: skip
+        timed_message(
+            trigger_id=trigger_id,
+            name="phase6_exports",
+            slot="tonight_picks",
+            mode="tonight_picks",
+            generation=2,
+            export_types=["tonight"],
+        )
     )
     assert message.attributes()["generation"] == "2"
 
@@ -1108,8 +1170,7 @@ def runtime(
 
 def event(body: dict[str, Any] | bytes, message_id: str = "m-1") -> dict[str, Any]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    message = {"data": base64.b64encode(data).decode(), "messageId": message_id,
-               "publishTime": "2026-01-25T05:30:00Z"}  # fmt: skip
+    message = {"data": base64.b64encode(data).decode(), "messageId": message_id, "publishTime": "2026-01-25T05:30:00Z"}
     return {"message": message, "subscription": "projects/p/subscriptions/s"}
 
 
