@@ -24,7 +24,7 @@ from shared.game_ids import GameIdConverter
 from shared.orchestration.engine import decide
 from shared.orchestration.gates import CoverageInputs, coverage_verdict
 from shared.orchestration.state import DateState
-from shared.pipeline.definition import GameCoverageGate, PipelineDefinition, Transition
+from shared.pipeline.definition import GameCoverageGate, PipelineDefinition, TimedTrigger, Transition
 
 __all__ = [
     "ERROR_BELOW_PCT",
@@ -162,6 +162,51 @@ def phase_line(definition: PipelineDefinition, transition: Transition, state: Da
         first_completion_at=progress.first_completion_at,
         gates=gates,
         missing_games=state.missing_games,
+    )
+
+
+def timed_line(trigger: TimedTrigger, state: DateState) -> PhaseLine:
+    """A sensor's or scheduled trigger's date, shown like a transition: its conditions (a sensor) or
+    its slots (a scheduled trigger) as what is done, the latch as the trigger, the last reasons."""
+    gates = {k: v for k, v in (state.last_gate or {}).items() if isinstance(v, Mapping)}
+    per_slot = trigger.once_per == "slot"
+    if per_slot:
+        expected = tuple(s.name for s in trigger.slots)
+        fired = {s.name: state.triggered_slot(s.name) for s in trigger.slots}
+        completed = tuple(n for n, doc in fired.items() if doc is not None)
+        latest = max((doc for doc in fired.values() if doc is not None), key=lambda d: str(d.get("at")), default=None)
+    else:
+        expected = tuple(g for g in gates) or tuple(c.kind for c in trigger.conditions)
+        completed = tuple(n for n, g in gates.items() if g.get("verdict") == "pass")
+        latest = state.triggered_slot(None)
+    waiting = [str(g.get("reason")) for g in gates.values() if g.get("verdict") not in ("pass", None)]
+    if latest is not None and not per_slot:
+        decision, reason = "triggered", f"triggered by slot {latest.get('slot')}: {latest.get('reason')}"
+    elif per_slot and completed:
+        decision, reason = "triggered", f"slots fired: {', '.join(completed)}"
+    elif state.status == "gate_error":
+        decision, reason = "blocked", f"conditions cannot run as configured: {'; '.join(waiting)}"
+    elif waiting:
+        decision, reason = "wait", "; ".join(waiting)
+    else:
+        decision, reason = "wait", "not evaluated yet" if not gates else "ready at the next tick"
+    return PhaseLine(
+        transition=trigger.name,
+        status=state.status,
+        generation=state.generation,
+        mode=None,
+        expected=expected,
+        completed=completed,
+        missing=tuple(x for x in expected if x not in completed),
+        not_counted=(),
+        unknown=(),
+        decision=decision,
+        reason=reason,
+        trigger_id=None if latest is None else latest.get("trigger_id"),
+        triggered_at=None if latest is None else latest.get("at"),
+        trigger_status=None if latest is None else latest.get("status"),
+        first_completion_at=None,
+        gates=gates,
     )
 
 

@@ -245,3 +245,43 @@ def test_main_rejects_bad_input_before_touching_a_backend() -> None:
     assert code == 2 and out.getvalue() == ""
     assert err.getvalue().startswith("phasectl: error: unknown transition 'nope'")
     assert err.getvalue().count("\n") == 1
+
+
+# -- sensors and scheduled triggers in status ------------------------------------------------------
+
+
+def test_a_sensor_date_shows_its_not_ready_reasons_then_its_trigger(definition) -> None:  # type: ignore[no-untyped-def]
+    from shared.cli.reconcile import timed_line
+
+    sensor = definition.timed_trigger("grading_readiness")
+    fresh = timed_line(sensor, _state(sensor.name))
+    assert (fresh.decision, fresh.reason) == ("wait", "not evaluated yet")
+    gates = {
+        "all_final": {"verdict": "blocked", "reason": "5/7 games Final"},
+        "rows_present:predictions": {"verdict": "pass", "reason": "412 predictions"},
+        "not_done:graded rows": {"verdict": "pass", "reason": "not done yet (no graded rows)"},
+    }
+    waiting = timed_line(sensor, _state(sensor.name, last_gate=gates))
+    assert (waiting.decision, waiting.reason) == ("wait", "5/7 games Final")
+    assert waiting.completed == ("rows_present:predictions", "not_done:graded rows")
+    assert waiting.missing == ("all_final",)
+    done = {**gates, "all_final": {"verdict": "pass", "reason": "7/7 games Final"}}
+    trig = {"1": {"trigger_id": "grading_readiness:2026-01-24:g1", "at": NOW, "status": "complete",
+                  "slot": "readiness", "reason": "7/7 games Final; 412 predictions"}}
+    line = timed_line(sensor, _state(sensor.name, status="triggered", triggered=trig, last_gate=done))
+    assert line.decision == "triggered" and line.trigger_id == "grading_readiness:2026-01-24:g1"
+    assert line.reason == "triggered by slot readiness: 7/7 games Final; 412 predictions"
+    assert line.trigger_status == "complete"
+
+
+def test_a_scheduled_trigger_date_shows_the_slots_fired(definition) -> None:  # type: ignore[no-untyped-def]
+    from shared.cli.reconcile import timed_line
+
+    exports = definition.timed_trigger("phase6_exports")
+    trig = {"1-daily_results": {"trigger_id": "phase6_exports:2026-01-24:g1:daily_results", "at": NOW,
+                                "status": "scheduled", "slot": "daily_results", "reason": "scheduled run"}}
+    line = timed_line(exports, _state(exports.name, status="triggered", triggered=trig))
+    assert line.expected == ("daily_results", "tonight_picks", "clv_reexport")
+    assert line.completed == ("daily_results",)
+    assert (line.decision, line.reason) == ("triggered", "slots fired: daily_results")
+    assert line.trigger_id == "phase6_exports:2026-01-24:g1:daily_results"
