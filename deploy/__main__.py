@@ -1,4 +1,5 @@
-"""``python -m deploy build [function ...] [--out build]`` and ``python -m deploy explain <function> [module]``."""
+"""``python -m deploy build [function ...] [--out build]``, ``python -m deploy explain <function> [module]``
+and ``python -m deploy iam`` (the README's table of identities and rights)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 
 from deploy.bundle import REPO_ROOT, BuildError, build_function, explain, functions, sha256
+
+IAM_TABLE_PROJECT = "PROJECT"  # the README's table names no real project
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,9 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     why = sub.add_parser("explain", help="why a module or distribution is in a bundle")
     why.add_argument("function")
     why.add_argument("module", nargs="?")
+    sub.add_parser("iam", help="every identity and its exact rights, as the README's Markdown table")
     args = parser.parse_args(argv)
     try:
-        if args.command == "build":
+        if args.command == "iam":
+            from deploy.plan import render_iam_table
+            from deploy.spec import build_spec
+            from shared.pipeline import load_definition
+
+            sys.stdout.write(render_iam_table(build_spec(load_definition(), IAM_TABLE_PROJECT)))
+        elif args.command == "build":
             for name in args.functions or functions():
                 zip_path = build_function(name, args.out)
                 sys.stdout.write(f"{name}: {zip_path} sha256={sha256(zip_path)[:16]}\n")

@@ -240,14 +240,15 @@ def policy_command(spec: DeploymentSpec, kind: str, resource: str) -> Command:
     raise ValueError(f"no policy command for a {kind}")
 
 
-def _grant_steps(spec: DeploymentSpec, grants: Sequence[Grant], who: str | None = None) -> list[Step]:
+def _grant_steps(spec: DeploymentSpec, grants: Sequence[Grant]) -> list[Step]:
     out = []
     for grant in grants:
-        subject = who or grant.function or "deployment"
+        subject = grant.function or "deployment"
         if grant.member == PUBSUB_AGENT:
             subject = "Pub/Sub service agent"
-        elif grant.function and grant.member.endswith(
-            f"{spec.function(grant.function).trigger_account}@{spec.project}.iam.gserviceaccount.com"
+        elif (
+            grant.function
+            and grant.member == f"serviceAccount:{spec.function(grant.function).trigger_account_email(spec.project)}"
         ):
             subject = f"{grant.function} (trigger identity)"
         out.append(
@@ -696,3 +697,56 @@ def summarise(spec: DeploymentSpec) -> dict[str, int]:
         "firestore_indexes": len(spec.firestore_indexes),
         "firestore_ttl_policies": len(spec.firestore_ttls),
     }
+
+
+def render_iam_table(spec: DeploymentSpec) -> str:
+    """Every identity of the deployment and its exact rights, as a Markdown table (README, ``python -m
+    deploy iam``): the grants of ``expected_grants``, grouped by who holds them."""
+
+    def code(items: Sequence[str]) -> str:
+        return ", ".join(f"`{i}`" for i in items)
+
+    grants = expected_grants(spec)
+    writer = {role.name(spec.project): role.role_id for role in spec.custom_roles}
+    rows = ["| Identity | Rights (exactly these; `deploy verify` fails on any other grant it holds) |", "|---|---|"]
+    for fn in spec.functions:
+        runtime = f"serviceAccount:{fn.service_account_email(spec.project)}"
+        mine = [g for g in grants if g.member == runtime]
+        parts = []
+        project = [g for g in mine if g.kind == "project"]
+        parts.append(
+            "project: "
+            + ", ".join(
+                f"`{g.role}`" + (" on database `(default)` only (IAM condition)" if g.condition else "")
+                for g in project
+            )
+        )
+        by_role: dict[str, list[str]] = {}
+        for g in mine:
+            if g.kind == "table":
+                by_role.setdefault(g.role, []).append(g.resource)
+        for role, tables in sorted(by_role.items(), key=lambda item: item[0] not in writer):
+            verb = f"write (`{writer[role]}`)" if role in writer else f"read (`{role}`)"
+            parts.append(f"{verb}: {code(tables)}")
+        for kind, what in (
+            ("secret", "secretAccessor on secret"),
+            ("topic", "publisher on"),
+            ("subscription", "subscriber on"),
+        ):
+            resources = [g.resource for g in mine if g.kind == kind]
+            if resources:
+                parts.append(f"{what} {code(resources)}")
+        rows.append(f"| `{fn.service_account}` (runs {fn.name}) | {'; '.join(parts)} |")
+        rows.append(
+            f"| `{fn.trigger_account}` (trigger identity of {fn.name}) | `roles/run.invoker` on its service "
+            f"`{fn.cloud_name}` |"
+        )
+    agent = [g for g in grants if g.member == PUBSUB_AGENT]
+    minting = [g.resource.split("@")[0] for g in agent if g.kind == "service_account"]
+    dead_letter = [g.resource for g in agent if g.kind == "topic"]
+    rows.append(
+        "| Pub/Sub service agent (`service-NUMBER@gcp-sa-pubsub`) | `roles/iam.serviceAccountTokenCreator` on "
+        f"{code(minting)}; `roles/pubsub.publisher` on {code(dead_letter)}; `roles/pubsub.subscriber` on each "
+        "function's Eventarc trigger subscription |"
+    )
+    return "\n".join(rows) + "\n"

@@ -253,9 +253,10 @@ def _heartbeats(ctx: Context) -> list[Any]:
 
 
 def _phase_lines(ctx: Context, day: date) -> list[Any]:
-    from shared.cli.reconcile import phase_line
+    from shared.cli.reconcile import phase_line, timed_line
 
-    return [phase_line(ctx.definition, t, ctx.state(t.name).load(day), ctx.clock) for t in ctx.definition.transitions]
+    lines = [phase_line(ctx.definition, t, ctx.state(t.name).load(day), ctx.clock) for t in ctx.definition.transitions]
+    return lines + [timed_line(t, ctx.state(t.name).load(day)) for t in ctx.definition.timed_triggers()]
 
 
 def _html_days(value: str) -> int:
@@ -942,7 +943,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_deploy(ctx: Context, args: argparse.Namespace) -> int:
     from deploy.cli import run_deploy
 
-    project = args.project or ctx.project
+    project = args.project if args.project is not None else ctx.project  # an empty --project is an error
     stdin: BinaryIO | None = None
     if args.action == "secret":
         if sys.stdin is None or sys.stdin.isatty():  # typed, not piped: do not echo it

@@ -9,9 +9,11 @@ every call. Bundles and schema files go to a temporary root, not the repository'
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +21,28 @@ from typing import Any
 
 import pytest
 
+from deploy.apply import NOT_LOGGED_IN
 from deploy.cli import run_deploy
 from deploy.plan import build_plan, render_plan
-from deploy.spec import DeploymentSpec
+from deploy.spec import TABLE_WRITER, DeploymentSpec, build_spec
 from shared.cli import phasectl
 from shared.pipeline.definition import PipelineDefinition
 from tests.support import fake_gcloud
 
 PROJECT = "my-proj"
+REPO = Path(__file__).resolve().parents[2]
+WEBHOOK = b"https://hooks.slack.com/services/T0FAKE/B0FAKE/s3cr3tV4lue"  # a made-up value; never printed
+LOGIN = ["gcloud", "auth", "print-access-token", "--format=none"]
+
+
+_PROCESSOR_TABLES: dict[int, tuple[str, ...]] = {}
+
+
+def processor_tables(definition: PipelineDefinition) -> tuple[str, ...]:
+    """The processors' tables the functions read: they exist before any deploy."""
+    if id(definition) not in _PROCESSOR_TABLES:
+        _PROCESSOR_TABLES[id(definition)] = build_spec(definition, PROJECT).read_tables
+    return _PROCESSOR_TABLES[id(definition)]
 
 
 @dataclass
@@ -49,7 +65,8 @@ class FakeCloud:
     @classmethod
     def create(cls, definition: PipelineDefinition, base: Path, state: dict[str, Any] | None = None) -> FakeCloud:
         state_path, log_path = base / "cloud.json", base / "calls.jsonl"
-        env = fake_gcloud.install(base / "bin", state_path, log_path, state or fake_gcloud.initial_state(PROJECT))
+        state = state or fake_gcloud.initial_state(PROJECT, tables=processor_tables(definition))
+        env = fake_gcloud.install(base / "bin", state_path, log_path, state)
         root = base / "root"
         root.mkdir()
         return cls(definition, root, state_path, log_path, env)
@@ -66,12 +83,29 @@ class FakeCloud:
     def forget_calls(self) -> None:
         self.log_path.write_text("")
 
-    def deploy(self, action: str, function: str | None = None) -> Run:
+    def deploy(self, action: str, function: str | None = None, *operands: str, stdin: bytes | None = None) -> Run:
         out, err = io.StringIO(), io.StringIO()
         code = run_deploy(
-            self.definition, action, PROJECT, out=out, err=err, function=function, env=self.env, root=self.root
+            self.definition,
+            action,
+            PROJECT,
+            out=out,
+            err=err,
+            function=function,
+            env=self.env,
+            root=self.root,
+            operands=operands,
+            stdin=None if stdin is None else io.BytesIO(stdin),
         )
         return Run(code, out.getvalue(), err.getvalue())
+
+    def set_secret(self, name: str = "slack-webhook", value: bytes = WEBHOOK + b"\n") -> Run:
+        return self.deploy("secret", None, "set", name, stdin=value)
+
+    def update(self, change: Any) -> None:
+        state = self.state()
+        change(state)
+        self.set_state(state)
 
     def by_hand(self, *argv: str) -> None:
         """An operator's own command, through the same fake (the state it leaves is the test's setup)."""
@@ -92,8 +126,12 @@ class FirstApply:
 
 @pytest.fixture(scope="module")
 def first_apply(definition: PipelineDefinition, tmp_path_factory: pytest.TempPathFactory) -> FirstApply:
-    """``apply`` on a project where nothing is deployed (only the processors' raw dataset exists)."""
+    """``secret set`` then ``apply`` on a project where nothing is deployed (only the processors'
+    datasets and tables exist)."""
     cloud = FakeCloud.create(definition, tmp_path_factory.mktemp("first-apply"))
+    secret = cloud.set_secret()
+    assert secret.code == 0, secret.err
+    cloud.forget_calls()
     run = cloud.deploy("apply")
     return FirstApply(run, cloud.calls(), cloud.state())
 
@@ -111,16 +149,23 @@ def test_first_apply_creates_everything(first_apply: FirstApply, spec: Deploymen
     assert run.code == 0, run.err
     resources = [s for s in build_plan(spec) if s.kind in ("resource", "ensure")]
     created = [line for line in run.out.splitlines() if line.endswith(": created")]
-    # every resource (a function too: its deploy creates it) and TTL policy was looked up, found missing and created
-    assert len(created) == len(resources), run.out
-    assert f"apply: {len(resources)} created, 0 updated, 0 unchanged" in run.out
+    # every resource (a function too: its deploy creates it) and TTL policy was looked up, found missing and
+    # created; the secret (`secret set` made it) exists and has its value
+    assert len(created) == len(resources) - len(spec.secrets), run.out
+    requires = len([s for s in build_plan(spec) if s.kind == "require"])
+    assert (
+        f"apply: {len(resources) - len(spec.secrets)} created, 0 updated, {len(spec.secrets) + requires} unchanged"
+        in (run.out)
+    )
 
     state = first_apply.state
     assert sorted(state["functions"]) == sorted(fn.cloud_name for fn in spec.functions)
     assert sorted(state["topics"]) == sorted(spec.topics)
     assert sorted(state["jobs"]) == sorted(job.name for job in spec.jobs)
-    assert sorted(state["tables"]) == sorted(t.ref for t in spec.tables)
-    assert sorted(state["service_accounts"]) == sorted(fn.service_account_email(PROJECT) for fn in spec.functions)
+    assert sorted(state["tables"]) == sorted([*(t.ref for t in spec.tables), *spec.read_tables])
+    for ref, role in ((r, role) for fn in spec.functions for r, role in fn.table_roles):  # BigQuery: per table
+        assert ref in state["tables"] and role in state["table_iam"][ref], (ref, role)
+    assert sorted(state["service_accounts"]) == sorted(e for fn in spec.functions for e in fn.account_emails(PROJECT))
     assert set(spec.datasets) <= set(state["datasets"])
     assert state["firestore"] == {"(default)": {"locationId": spec.firestore_location, "type": "FIRESTORE-NATIVE"}}
     assert set(spec.apis) <= set(state["services"])
@@ -134,8 +179,29 @@ def test_first_apply_creates_everything(first_apply: FirstApply, spec: Deploymen
         described = state["functions"][fn.cloud_name]["described"]
         assert described["serviceConfig"]["environmentVariables"] == {"GOOGLE_CLOUD_PROJECT": PROJECT}
         assert described["serviceConfig"]["serviceAccountEmail"] == fn.service_account_email(PROJECT)
-        assert described["eventTrigger"]["serviceAccountEmail"] == fn.service_account_email(PROJECT)
+        assert described["eventTrigger"]["serviceAccountEmail"] == fn.trigger_account_email(PROJECT)
+        assert state["run_iam"][fn.cloud_name] == {
+            "roles/run.invoker": [f"serviceAccount:{fn.trigger_account_email(PROJECT)}"]
+        }
+        secrets = described["serviceConfig"].get("secretEnvironmentVariables", [])
+        assert [(m["key"], m["secret"], m["version"]) for m in secrets] == [(k, v, "latest") for k, v in fn.secrets]
         assert fn.dead_letter_subscription in state["subscriptions"]
+    # only the monitor mounts the webhook, and only its runtime account may read the secret
+    assert spec.function("phase_transition_monitor").secrets == (("MONITOR_SLACK_WEBHOOK_URL", "slack-webhook"),)
+    assert state["secrets"]["slack-webhook"]["iam"] == {
+        "roles/secretmanager.secretAccessor": [f"serviceAccount:{monitor.service_account_email(PROJECT)}"]
+    }
+    agent = "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com"
+    for email, account in state["service_accounts"].items():  # token minting: on the trigger identities only
+        trigger = email.split("@")[0].endswith("-inv")
+        assert account.get("iam", {}) == ({"roles/iam.serviceAccountTokenCreator": [agent]} if trigger else {}), email
+    assert not any(agent in members for members in state["project_iam"].values())
+    assert all(not r.startswith(("roles/bigquery.data", "roles/datastore")) for r in state["project_iam"]), state[
+        "project_iam"
+    ]
+    assert {e["role"] for e in state["project_iam_conditional"]} == {"roles/datastore.user"}
+    assert all(d["iam"] == {} for d in state["datasets"].values())  # nothing dataset-wide
+    assert state["roles"][TABLE_WRITER.role_id]["includedPermissions"] == sorted(TABLE_WRITER.permissions)
     assert not [c for c in first_apply.calls if any("${" in token for token in c)]  # every lookup was substituted
     assert len([c for c in first_apply.calls if c[:3] == ["gcloud", "functions", "deploy"]]) == len(spec.functions)
 
@@ -155,6 +221,103 @@ def test_verify_on_an_empty_project_fails_for_every_function(
     assert run.code == 1
     for fn in spec.functions:
         assert any(f"function {fn.cloud_name}: not deployed" in line for line in failures(run))
+
+
+# -- login and arguments: exit 2, one line, before anything else ------------------------------------
+@pytest.mark.parametrize("auth", ["none", "expired"])
+@pytest.mark.parametrize("action", ["verify", "apply"])
+def test_without_a_valid_login_deploy_stops_at_once(
+    definition: PipelineDefinition, first_apply: FirstApply, tmp_path: Path, auth: str, action: str
+) -> None:
+    cloud = FakeCloud.create(definition, tmp_path, copy.deepcopy(first_apply.state))
+    cloud.update(lambda state: state.update(auth=auth))
+    run = cloud.deploy(action)
+    assert (run.code, run.out, run.err) == (2, "", f"phasectl: error: {NOT_LOGGED_IN}\n")
+    assert cloud.calls() == [LOGIN]  # no function was reported missing: nothing else ran
+
+
+@pytest.mark.parametrize("project", ["MY_PROJECT", "my-proj-", "1project", "abc", "a" * 31, "my_proj", ""])
+@pytest.mark.parametrize("action", ["plan", "verify", "apply"])
+def test_an_invalid_project_id_is_rejected_before_anything_runs(
+    definition: PipelineDefinition, tmp_path: Path, project: str, action: str
+) -> None:
+    cloud = FakeCloud.create(definition, tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["deploy", action, "--project", project]
+    code = phasectl.main(argv, environ={**cloud.env, "GOOGLE_CLOUD_PROJECT": PROJECT}, out=out, err=err)
+    assert code == 2 and out.getvalue() == ""
+    assert err.getvalue().count("\n") == 1 and "invalid project id" in err.getvalue(), err.getvalue()
+    assert cloud.calls() == []
+    assert not (cloud.root / "build").exists()  # not even a bundle was built
+
+
+# -- secrets ------------------------------------------------------------------------------------------
+def test_secret_set_reads_the_value_from_stdin_and_never_shows_it(
+    definition: PipelineDefinition, tmp_path: Path
+) -> None:
+    cloud = FakeCloud.create(definition, tmp_path)
+    run = cloud.set_secret(value=WEBHOOK + b"\n")  # as `echo URL |` gives it
+    assert run.code == 0, run.err
+    assert run.err == "" and "slack-webhook: new version added" in run.out
+    versions = cloud.state()["secrets"]["slack-webhook"]["versions"]
+    assert versions == [{"state": "ENABLED", "sha256": hashlib.sha256(WEBHOOK).hexdigest(), "size": len(WEBHOOK)}]
+    calls = cloud.calls()
+    assert calls[0] == LOGIN
+    assert ["gcloud", "secrets", "versions", "add", "slack-webhook", "--data-file=-", f"--project={PROJECT}"] in calls
+    everything = run.out + run.err + cloud.log_path.read_text() + cloud.state_path.read_bytes().decode("latin-1")
+    assert WEBHOOK.decode() not in everything and "s3cr3t" not in everything
+
+
+def test_secret_set_through_phasectl_as_a_process(definition: PipelineDefinition, tmp_path: Path) -> None:
+    cloud = FakeCloud.create(definition, tmp_path)
+    env = {k: v for k, v in cloud.env.items() if k != "PIPELINE_DEFINITION"}
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.cli.phasectl", "deploy", "secret", "set", "slack-webhook", "--project", PROJECT],
+        input=WEBHOOK,
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert WEBHOOK not in done.stdout + done.stderr and b"s3cr3t" not in done.stdout + done.stderr
+    assert cloud.state()["secrets"]["slack-webhook"]["versions"][0]["sha256"] == hashlib.sha256(WEBHOOK).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("operands", "stdin", "message"),
+    [
+        (("set", "github-token"), WEBHOOK, "no secret 'github-token'"),
+        (("set", "slack-webhook"), b"", "no value on stdin"),
+        (("set", "slack-webhook"), b"\n", "no value on stdin"),
+        (("get", "slack-webhook"), WEBHOOK, "usage: phasectl deploy secret set NAME"),
+        (("set",), WEBHOOK, "usage: phasectl deploy secret set NAME"),
+    ],
+)
+def test_a_bad_secret_command_is_one_line_and_runs_nothing(
+    definition: PipelineDefinition, tmp_path: Path, operands: tuple[str, ...], stdin: bytes, message: str
+) -> None:
+    cloud = FakeCloud.create(definition, tmp_path)
+    run = cloud.deploy("secret", None, *operands, stdin=stdin)
+    assert run.code == 2 and run.out == ""
+    assert run.err.count("\n") == 1 and message in run.err, run.err
+    assert cloud.calls() == []
+
+
+def test_apply_stops_before_mounting_a_secret_without_a_value(definition: PipelineDefinition, tmp_path: Path) -> None:
+    cloud = FakeCloud.create(definition, tmp_path)
+    run = cloud.deploy("apply")
+    assert run.code == 2
+    assert run.err.count("\n") == 1 and "secret slack-webhook has no enabled version" in run.err
+    assert "phasectl deploy secret set slack-webhook" in run.err
+    state = cloud.state()
+    assert "slack-webhook" in state["secrets"] and state["secrets"]["slack-webhook"]["versions"] == []
+    assert "phase-transition-monitor" not in state["functions"]  # stopped before its deploy
+    assert cloud.set_secret().code == 0
+    again = cloud.deploy("apply")
+    assert again.code == 0, again.err
+    assert cloud.deploy("verify").code == 0
 
 
 TTL_UPDATE = ["gcloud", "firestore", "fields", "ttls", "update"]
@@ -180,7 +343,7 @@ def test_apply_keeps_an_environment_variable_set_by_hand(deployed: FakeCloud) ->
         "phase-transition-monitor",
         "--gen2",
         "--region=us-west2",
-        "--update-env-vars=MONITOR_SLACK_WEBHOOK_URL=https://hooks.example/T0/B0",
+        "--update-env-vars=MONITOR_LOOKBACK_NOTE=ops",
         f"--project={PROJECT}",
     )
     deployed.forget_calls()
@@ -189,10 +352,37 @@ def test_apply_keeps_an_environment_variable_set_by_hand(deployed: FakeCloud) ->
     env = deployed.state()["functions"]["phase-transition-monitor"]["described"]["serviceConfig"][
         "environmentVariables"
     ]
-    assert env == {"GOOGLE_CLOUD_PROJECT": PROJECT, "MONITOR_SLACK_WEBHOOK_URL": "https://hooks.example/T0/B0"}
+    assert env == {"GOOGLE_CLOUD_PROJECT": PROJECT, "MONITOR_LOOKBACK_NOTE": "ops"}
     deploys = [c for c in deployed.calls() if c[:3] == ["gcloud", "functions", "deploy"]]
     assert len(deploys) == 1 and "--update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj" in deploys[0]
     assert not any(t.startswith(("--set-env-vars", "--clear-env-vars")) for t in deploys[0])
+
+
+def test_a_webhook_set_as_a_plain_variable_fails_verify_and_apply_replaces_it_with_the_secret(
+    deployed: FakeCloud,
+) -> None:
+    """The old way (`--update-env-vars=MONITOR_SLACK_WEBHOOK_URL=...`) left the URL readable by any viewer."""
+    monitor = "phase-transition-monitor"
+    plain = "https://hooks.slack.com/services/T0/B0/plainValue"
+
+    def by_hand(state: dict[str, Any]) -> None:
+        config = state["functions"][monitor]["described"]["serviceConfig"]
+        config["environmentVariables"]["MONITOR_SLACK_WEBHOOK_URL"] = plain
+        config.pop("secretEnvironmentVariables")
+
+    deployed.update(by_hand)
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    lines = failures(run)
+    assert any("MONITOR_SLACK_WEBHOOK_URL is a plain environment variable" in line for line in lines), lines
+    assert any(f"function {monitor}: secrets none" in line for line in lines), lines
+    assert "plainValue" not in run.out + run.err  # verify never prints a value
+    applied = deployed.deploy("apply", function="phase_transition_monitor")
+    assert applied.code == 0, applied.err
+    config = deployed.state()["functions"][monitor]["described"]["serviceConfig"]
+    assert config["environmentVariables"] == {"GOOGLE_CLOUD_PROJECT": PROJECT}
+    assert [m["key"] for m in config["secretEnvironmentVariables"]] == ["MONITOR_SLACK_WEBHOOK_URL"]
+    assert deployed.deploy("verify").code == 0
 
 
 def test_a_describe_refused_for_permissions_stops_apply_without_creating(
@@ -221,7 +411,8 @@ def test_apply_of_one_function_touches_only_its_resources(deployed: FakeCloud, s
     mine = spec.function("phase5_to_phase6")
     others = [fn for fn in spec.functions if fn is not mine]
     foreign = {name for fn in others for name in (fn.cloud_name, fn.service_account, fn.trigger_topic)}
-    foreign |= {job.name for job in spec.jobs} | {t.table for t in spec.tables}
+    own_tables = {ref for ref, _ in mine.table_roles}  # its grants on them are its own
+    foreign |= {job.name for job in spec.jobs} | {t.table for t in spec.tables if t.ref not in own_tables}
     deployed.forget_calls()
     run = deployed.deploy("apply", function="phase5_to_phase6")
     assert run.code == 0, run.err
@@ -344,7 +535,7 @@ def test_apply_repairs_what_drifted(deployed: FakeCloud) -> None:
     table = state["tables"]["nba_orchestration.failed_processor_queue"]
     table["schema"]["fields"] = [f for f in table["schema"]["fields"] if f["name"] != "game_ids"]
     deployed.set_state(state)
-    assert len(failures(deployed.deploy("verify"))) == 4
+    assert len(failures(deployed.deploy("verify"))) == 4, failures(deployed.deploy("verify"))
 
     run = deployed.deploy("apply")
     assert run.code == 0, run.err
@@ -478,3 +669,256 @@ def test_the_fake_rejects_what_it_does_not_know(fake_only: dict[str, str]) -> No
     assert call("gcloud", "compute", "instances", "list").returncode == 2
     missing = call("gcloud", "pubsub", "topics", "describe", "t2", f"--project={PROJECT}")
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+
+
+# -- IAM: every planned grant present, no other grant held by a function account ---------------------
+AGENT = "serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+
+def sa(account: str) -> str:
+    return f"serviceAccount:{account}@{PROJECT}.iam.gserviceaccount.com"
+
+
+def run_removal(cloud: FakeCloud, line: str) -> None:
+    """Run the command a FAIL line names after ``remove:`` (through the fake, as an operator would)."""
+    import shlex
+
+    command = line.split("(remove: ", 1)[1].rsplit(")", 1)[0]
+    cloud.by_hand(*shlex.split(command))
+
+
+def test_verify_checks_every_planned_grant(deployed: FakeCloud, spec: DeploymentSpec) -> None:
+    run = deployed.deploy("verify")
+    assert run.code == 0, failures(run)
+    audited = [line for line in run.out.splitlines() if line.startswith("ok   IAM ")]
+    assert f"ok   IAM project {PROJECT}: as planned" in run.out
+    for fn in spec.functions:
+        for email in fn.account_emails(PROJECT):
+            assert f"ok   IAM service account {email}: as planned" in run.out
+        assert f"ok   function {fn.cloud_name}: trigger identity {fn.trigger_account_email(PROJECT)}" in run.out
+        assert f"ok   function {fn.cloud_name} invoker: as planned (1 grant(s)" in run.out
+    for table in {ref for fn in spec.functions for ref, _ in fn.table_roles}:
+        assert f"ok   IAM table {table}: as planned" in run.out
+    for dataset in {*spec.datasets, *spec.read_datasets}:
+        assert f"ok   IAM dataset {dataset}: as planned (0 grant(s)" in run.out
+    assert "ok   IAM secret slack-webhook: as planned (1 grant(s)" in run.out
+    assert "ok   secret slack-webhook: latest version ENABLED" in run.out
+    assert (
+        f"ok   custom role {TABLE_WRITER.role_id}: permissions {', '.join(sorted(TABLE_WRITER.permissions))}" in run.out
+    )
+    assert len(audited) >= 1 + 2 * len(spec.functions) + len(spec.topics) + len(spec.read_datasets)
+
+
+@pytest.mark.parametrize(
+    ("grant", "where"),
+    [
+        # a runtime account with a project-wide role it does not need
+        (["gcloud", "projects", "add-iam-policy-binding", PROJECT, "--role=roles/bigquery.dataEditor"], "project"),
+        # Firestore without the database condition
+        (["gcloud", "projects", "add-iam-policy-binding", PROJECT, "--role=roles/datastore.user"], "project"),
+        # the previous version's dataset-wide grants
+        (
+            [
+                "bq",
+                "add-iam-policy-binding",
+                "--dataset",
+                "--role=roles/bigquery.dataEditor",
+                f"{PROJECT}:nba_orchestration",
+            ],
+            "dataset nba_orchestration",
+        ),
+        (
+            ["bq", "add-iam-policy-binding", "--dataset", "--role=roles/bigquery.dataViewer", f"{PROJECT}:nba_raw"],
+            "dataset nba_raw",
+        ),
+        # writing a table it only reads
+        (
+            [
+                "bq",
+                "add-iam-policy-binding",
+                "--table",
+                f"--role=projects/{PROJECT}/roles/{TABLE_WRITER.role_id}",
+                f"{PROJECT}:nba_raw.nbac_schedule",
+            ],
+            "table nba_raw.nbac_schedule",
+        ),
+        # reading the secret it does not mount
+        (
+            [
+                "gcloud",
+                "secrets",
+                "add-iam-policy-binding",
+                "slack-webhook",
+                "--role=roles/secretmanager.secretAccessor",
+                f"--project={PROJECT}",
+            ],
+            "secret slack-webhook",
+        ),
+        # publishing where it does not publish
+        (
+            [
+                "gcloud",
+                "pubsub",
+                "topics",
+                "add-iam-policy-binding",
+                "nba-phase2-raw-complete",
+                "--role=roles/pubsub.publisher",
+                f"--project={PROJECT}",
+            ],
+            "topic nba-phase2-raw-complete",
+        ),
+    ],
+)
+def test_verify_fails_on_an_extra_grant_and_names_the_command_that_removes_it(
+    deployed: FakeCloud, grant: list[str], where: str
+) -> None:
+    member = f"--member={sa('phase2-to-phase3')}"
+    deployed.by_hand(*grant[:-1], member, grant[-1]) if grant[0] == "bq" else deployed.by_hand(*grant, member)
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    (line,) = failures(run)
+    assert f"IAM {where}" in line and "EXTRA" in line and "for phase2-to-phase3" in line and "(remove: " in line, line
+    run_removal(deployed, line)
+    assert deployed.deploy("verify").code == 0
+
+
+def test_verify_fails_when_the_runtime_account_may_invoke_or_the_trigger_identity_may_read(deployed: FakeCloud) -> None:
+    """The trigger identity is invoker only; the runtime account keeps its data rights only."""
+    p = f"--project={PROJECT}"
+    deployed.by_hand(
+        "gcloud",
+        "functions",
+        "add-invoker-policy-binding",
+        "phase3-to-phase4",
+        "--region=us-west2",
+        f"--member={sa('phase3-to-phase4')}",
+        p,
+    )
+    deployed.by_hand(
+        "gcloud",
+        "pubsub",
+        "topics",
+        "add-iam-policy-binding",
+        "nba-phase4-trigger",
+        f"--member={sa('phase3-to-phase4-inv')}",
+        "--role=roles/pubsub.publisher",
+        p,
+    )
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    lines = failures(run)
+    assert len(lines) == 2, lines
+    assert any(
+        "function phase3-to-phase4 invoker" in f and "EXTRA roles/run.invoker for phase3-to-phase4 " in f for f in lines
+    )
+    assert any(
+        "IAM topic nba-phase4-trigger" in f and "EXTRA roles/pubsub.publisher for phase3-to-phase4-inv" in f
+        for f in lines
+    )
+    for line in lines:
+        run_removal(deployed, line)
+    assert deployed.deploy("verify").code == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "expect"),
+    [
+        (lambda s: s.update(project_iam_conditional=[]), "MISSING roles/datastore.user if resource.name =="),
+        (
+            lambda s: s["service_accounts"][f"phase2-to-phase3-inv@{PROJECT}.iam.gserviceaccount.com"].update(iam={}),
+            "MISSING roles/iam.serviceAccountTokenCreator for the Pub/Sub service agent",
+        ),
+        (
+            lambda s: s["secrets"]["slack-webhook"].update(iam={}),
+            "MISSING roles/secretmanager.secretAccessor for phase-transition-monitor",
+        ),
+        (lambda s: s["table_iam"]["nba_raw.nbac_schedule"].clear(), "MISSING roles/bigquery.dataViewer for"),
+        (
+            lambda s: s["topics"]["nba-phase2-raw-complete-dlq"]["iam"].clear(),
+            "MISSING roles/pubsub.publisher for the Pub/Sub service agent",
+        ),
+        (
+            lambda s: s["roles"][TABLE_WRITER.role_id]["includedPermissions"].append("bigquery.tables.delete"),
+            f"custom role {TABLE_WRITER.role_id}: permissions bigquery.tables.delete",
+        ),
+        (
+            lambda s: s["secrets"]["slack-webhook"]["versions"][0].update(state="DISABLED"),
+            "secret slack-webhook: latest version DISABLED",
+        ),
+    ],
+)
+def test_verify_fails_on_a_missing_grant_and_apply_restores_it(deployed: FakeCloud, change: Any, expect: str) -> None:
+    deployed.update(change)
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    assert any(expect in line for line in failures(run)), failures(run)
+    if "DISABLED" in expect:  # a value is the operator's: apply stops and says how to set one
+        applied = deployed.deploy("apply")
+        assert applied.code == 2 and "phasectl deploy secret set slack-webhook" in applied.err
+        assert deployed.set_secret().code == 0
+    else:
+        applied = deployed.deploy("apply")
+        assert applied.code == 0, applied.err
+    verified = deployed.deploy("verify")
+    assert verified.code == 0, failures(verified)
+
+
+def test_the_previous_versions_grants_are_all_named_with_their_removal(
+    deployed: FakeCloud, spec: DeploymentSpec
+) -> None:
+    """What an earlier deploy left: project-wide token minting, dataset-wide editor and viewer, the runtime
+    account as trigger identity (invoker), Firestore unconditioned. Verify names each; its commands remove them."""
+    p = f"--project={PROJECT}"
+    deployed.by_hand(
+        "gcloud",
+        "projects",
+        "add-iam-policy-binding",
+        PROJECT,
+        f"--member={AGENT}",
+        "--role=roles/iam.serviceAccountTokenCreator",
+        "--condition=None",
+    )
+    for fn in spec.functions:
+        runtime = f"--member=serviceAccount:{fn.service_account_email(PROJECT)}"
+        deployed.by_hand(
+            "bq",
+            "add-iam-policy-binding",
+            "--dataset",
+            runtime,
+            "--role=roles/bigquery.dataEditor",
+            f"{PROJECT}:nba_orchestration",
+        )
+        deployed.by_hand(
+            "gcloud",
+            "projects",
+            "add-iam-policy-binding",
+            PROJECT,
+            runtime,
+            "--role=roles/datastore.user",
+            "--condition=None",
+        )
+        deployed.by_hand(
+            "gcloud", "functions", "add-invoker-policy-binding", fn.cloud_name, "--region=us-west2", runtime, p
+        )
+    deployed.by_hand(
+        "bq",
+        "add-iam-policy-binding",
+        "--dataset",
+        f"--member={sa('phase2-to-phase3')}",
+        "--role=roles/bigquery.dataViewer",
+        f"{PROJECT}:nba_raw",
+    )
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    lines = failures(run)
+    project = next(line for line in lines if line.startswith(f"FAIL IAM project {PROJECT}:"))
+    assert "EXTRA roles/iam.serviceAccountTokenCreator for the Pub/Sub service agent" in project
+    assert project.count("EXTRA roles/datastore.user for") == len(spec.functions)
+    extra = [cmd for line in lines for cmd in line.split("(remove: ")[1:]]
+    assert len(extra) == 1 + 3 * len(spec.functions) + 1, lines
+    import shlex
+
+    for command in extra:
+        deployed.by_hand(*shlex.split(command.rsplit(")", 1)[0]))
+    verified = deployed.deploy("verify")
+    assert verified.code == 0, failures(verified)

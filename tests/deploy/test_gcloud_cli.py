@@ -37,9 +37,18 @@ from pathlib import Path
 
 import pytest
 
-from deploy.apply import Result, Runner, verify, write_schema_files
-from deploy.plan import Step, Var, build_plan, resolve
-from deploy.spec import DeploymentSpec, build_spec
+from deploy.apply import LOGIN_COMMAND, Result, Runner, verify, write_schema_files
+from deploy.plan import (
+    Command,
+    Step,
+    Var,
+    build_plan,
+    policy_command,
+    remove_command,
+    resolve,
+    secret_add_version_command,
+)
+from deploy.spec import TABLE_WRITER, Condition, DeploymentSpec, build_spec
 from shared.pipeline import load_definition
 
 pytestmark = pytest.mark.integration
@@ -116,6 +125,8 @@ def plan_commands(spec: DeploymentSpec) -> list[tuple[str, ...]]:
 
 def canned_cloud(argv: Sequence[str]) -> Result:
     """Answers verify's reads with a plausible deployment, so every read path of verify runs."""
+    if list(argv[:3]) == ["gcloud", "projects", "describe"]:
+        return Result(0, "123456789012\n", "")
     if list(argv[:3]) == ["gcloud", "functions", "describe"]:
         described = {
             "state": "ACTIVE",
@@ -140,13 +151,48 @@ def verify_commands(spec: DeploymentSpec) -> list[tuple[str, ...]]:
     def recording(answers: bool) -> Runner:
         def run(argv: Sequence[str]) -> Result:
             seen.append(tuple(argv))
-            return canned_cloud(argv) if answers else Result(1, "", "ERROR: PERMISSION_DENIED")
+            if answers or list(argv[:3]) == ["gcloud", "projects", "describe"]:
+                return canned_cloud(argv)
+            return Result(1, "", "ERROR: PERMISSION_DENIED")
 
         return run
 
+    seen.append(LOGIN_COMMAND)  # deploy verify (and apply, secret set) check the login first
     verify(spec, recording(True))
     verify(spec, recording(False))
     return seen
+
+
+SAMPLE_MEMBER = f"serviceAccount:phase2-to-phase3@{PROJECT}.iam.gserviceaccount.com"
+SAMPLE_CONDITION = Condition(
+    "phasechain-default-database", f'resource.name == "projects/{PROJECT}/databases/(default)"'
+)
+REMOVABLE = {  # a sample resource of each kind verify can find an extra grant on
+    "project": PROJECT,
+    "service_account": f"phase2-to-phase3-inv@{PROJECT}.iam.gserviceaccount.com",
+    "secret": "slack-webhook",
+    "topic": "nba-phase3-trigger",
+    "subscription": "phase2-to-phase3-dlq-sub",
+    "trigger_subscription": "eventarc-us-west2-phase2-to-phase3-000-sub-000",
+    "table": "nba_raw.nbac_schedule",
+    "dataset": "nba_orchestration",
+    "service": "phase2-to-phase3",
+}
+
+
+def hint_commands(spec: DeploymentSpec) -> list[tuple[str, ...]]:
+    """What verify tells an operator to run, and what ``secret set`` runs: every shape of them.
+
+    The removal command verify names for an extra grant (each kind of resource; a project binding with
+    and without a condition), the policy reads of every kind, and ``secrets versions add`` (stdin)."""
+    commands: list[Command] = []
+    for kind, resource in REMOVABLE.items():
+        commands.append(remove_command(spec, kind, resource, "roles/viewer", SAMPLE_MEMBER))
+        commands.append(policy_command(spec, kind, resource))
+    commands.append(remove_command(spec, "project", PROJECT, "roles/datastore.user", SAMPLE_MEMBER, SAMPLE_CONDITION))
+    commands.append(remove_command(spec, "project", PROJECT, "roles/x", SAMPLE_MEMBER, Condition("a,b", "true")))
+    commands.append(secret_add_version_command(spec, "slack-webhook"))
+    return [tuple(resolve(c, {})) for c in commands]
 
 
 # -- running the real CLI ------------------------------------------------------------------------
@@ -266,6 +312,32 @@ NEGATIVE_CONTROLS: dict[str, tuple[str, ...]] = {
     # The plan's first version described tables with `bq show --table`; bq show has no such flag.
     "bq flag of another command": ("bq", "show", "--format=none", "--table", f"{PROJECT}:nba_orchestration.t"),
     "bq typo'd flag": ("bq", "show", "--format=none", "--datset", f"{PROJECT}:nba_orchestration"),
+    # an IAM condition is parsed: a misspelt key is an argument error
+    "condition key typo": (
+        "gcloud",
+        "projects",
+        "add-iam-policy-binding",
+        PROJECT,
+        f"--member={SAMPLE_MEMBER}",
+        "--role=roles/datastore.user",
+        "--condition=expresion=true,title=t",
+    ),
+    "bq table flag typo": (
+        "bq",
+        "add-iam-policy-binding",
+        "--tabel",
+        f"--member={SAMPLE_MEMBER}",
+        "--role=roles/bigquery.dataViewer",
+        f"{PROJECT}:nba_raw.nbac_schedule",
+    ),
+    "secret version without its data": (
+        "gcloud",
+        "secrets",
+        "versions",
+        "add",
+        "slack-webhook",
+        f"--project={PROJECT}",
+    ),
     # --enable-ttl and --disable-ttl are one required, mutually exclusive group
     "ttl without enable or disable": (
         "gcloud",
@@ -287,6 +359,7 @@ class Checked:
     work: Path
     plan: list[tuple[str, ...]]
     verify: list[tuple[str, ...]]
+    hints: list[tuple[str, ...]]
     outcomes: dict[tuple[str, ...], Outcome]
     seconds: float
 
@@ -298,8 +371,8 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
     spec = build_spec(load_definition(), PROJECT)
     work = tmp_path_factory.mktemp("gcloud-cli")
     write_schema_files(spec, work)  # bq mk/update read their --schema files relative to the working directory
-    planned, verified = plan_commands(spec), verify_commands(spec)
-    unique = list(dict.fromkeys([*planned, *verified, *NEGATIVE_CONTROLS.values()]))
+    planned, verified, hints = plan_commands(spec), verify_commands(spec), hint_commands(spec)
+    unique = list(dict.fromkeys([*planned, *verified, *hints, *NEGATIVE_CONTROLS.values()]))
     gcloud = [argv for argv in unique if argv[0] == "gcloud"]
     bq = [argv for argv in unique if argv[0] == "bq"]
     assert len(gcloud) + len(bq) == len(unique), [argv for argv in unique if argv[0] not in ("gcloud", "bq")]
@@ -312,9 +385,10 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
     elapsed = time.monotonic() - started
     print(
         f"\nreal CLI: {len(unique)} distinct commands ({len(gcloud)} gcloud, {len(bq)} bq; "
-        f"{len(planned)} planned, {len(verified)} run by verify) in {elapsed:.1f}s"
+        f"{len(planned)} planned, {len(verified)} run by verify, {len(hints)} named by verify or secret set) "
+        f"in {elapsed:.1f}s"
     )
-    yield Checked(SDK, work, planned, verified, outcomes, elapsed)
+    yield Checked(SDK, work, planned, verified, hints, outcomes, elapsed)
 
 
 def _rejected(checked: Checked, commands: Sequence[tuple[str, ...]]) -> list[str]:
@@ -345,9 +419,22 @@ def test_the_commands_cover_the_whole_deployment(checked: Checked) -> None:
         ("gcloud", "pubsub", "subscriptions", "add-iam-policy-binding"),
         ("bq", "mk", "--table"),
         ("bq", "update", "--table"),
-        ("bq", "add-iam-policy-binding"),
+        ("bq", "add-iam-policy-binding", "--table"),
+        ("gcloud", "projects", "add-iam-policy-binding"),
+        ("gcloud", "iam", "service-accounts", "add-iam-policy-binding"),
+        ("gcloud", "iam", "roles", "describe"),
+        ("gcloud", "iam", "roles", "create"),
+        ("gcloud", "iam", "roles", "update"),
+        ("gcloud", "secrets", "describe"),
+        ("gcloud", "secrets", "create"),
+        ("gcloud", "secrets", "add-iam-policy-binding"),
+        ("gcloud", "secrets", "versions", "describe"),
     ]:
         assert has(prefix, checked.plan), prefix
+    deploys = [argv for argv in checked.plan if argv[:3] == ("gcloud", "functions", "deploy")]
+    assert any(any(t.startswith("--set-secrets=") for t in d) for d in deploys)
+    assert any("--clear-secrets" in d for d in deploys)
+    assert any(any(t.startswith("--condition=expression=") for t in argv) for argv in checked.plan)
     for prefix in [
         ("gcloud", "functions", "describe"),
         ("gcloud", "run", "services", "get-iam-policy"),
@@ -358,8 +445,31 @@ def test_the_commands_cover_the_whole_deployment(checked: Checked) -> None:
         ("gcloud", "firestore", "fields", "ttls", "list"),
         ("gcloud", "pubsub", "subscriptions", "get-iam-policy"),
         ("bq", "show"),
+        ("gcloud", "auth", "print-access-token"),
+        ("gcloud", "projects", "describe"),
+        ("gcloud", "projects", "get-iam-policy"),
+        ("gcloud", "iam", "service-accounts", "get-iam-policy"),
+        ("gcloud", "iam", "roles", "describe"),
+        ("gcloud", "secrets", "get-iam-policy"),
+        ("gcloud", "secrets", "versions", "describe"),
+        ("gcloud", "pubsub", "topics", "get-iam-policy"),
+        ("bq", "get-iam-policy", "--format=json", "--table"),
+        ("bq", "get-iam-policy", "--format=json", "--dataset"),
     ]:
         assert has(prefix, checked.verify), prefix
+    for prefix in [
+        ("gcloud", "projects", "remove-iam-policy-binding"),
+        ("gcloud", "iam", "service-accounts", "remove-iam-policy-binding"),
+        ("gcloud", "secrets", "remove-iam-policy-binding"),
+        ("gcloud", "pubsub", "topics", "remove-iam-policy-binding"),
+        ("gcloud", "pubsub", "subscriptions", "remove-iam-policy-binding"),
+        ("bq", "remove-iam-policy-binding", "--table"),
+        ("bq", "remove-iam-policy-binding", "--dataset"),
+        ("gcloud", "run", "services", "remove-iam-policy-binding"),
+        ("gcloud", "secrets", "versions", "add"),
+    ]:
+        assert has(prefix, checked.hints), prefix
+    assert TABLE_WRITER.role_id in " ".join(" ".join(argv) for argv in checked.plan)
 
 
 def test_the_ttl_list_projection_prints_the_field_name(checked: Checked) -> None:
@@ -411,6 +521,14 @@ def test_every_verify_command_fails_only_for_lack_of_credentials(checked: Checke
     rejected = _rejected(checked, checked.verify)
     assert not rejected, (
         f"the real CLI rejected {len(rejected)} verify command(s) before asking for credentials:\n"
+        + "\n".join(rejected)
+    )
+
+
+def test_every_command_verify_names_or_secret_set_runs_fails_only_for_lack_of_credentials(checked: Checked) -> None:
+    rejected = _rejected(checked, checked.hints)
+    assert not rejected, (
+        f"the real CLI rejected {len(rejected)} removal or secret command(s) before asking for credentials:\n"
         + "\n".join(rejected)
     )
 

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from deploy.plan import Step, Var, build_plan, render_command, render_plan
-from deploy.spec import DeploymentSpec, build_spec
+from deploy.spec import TABLE_WRITER, DeploymentSpec, build_spec
 from shared.cli import phasectl
+from shared.pipeline import load_definition
 from shared.pipeline.definition import PipelineDefinition
 
 PROJECT = "my-proj"
@@ -58,7 +59,11 @@ def commands(steps: list[Step]) -> list[tuple[Step, tuple[str | Var, ...]]]:
 def test_the_plan_matches_the_golden_file() -> None:
     code, plan, err = phasectl_plan()
     assert code == 0, err
-    assert re.fullmatch(r"plan: \d+ steps \(6 functions, 21 topics, .*\)\n", err), err
+    spec = build_spec(load_definition(), PROJECT)
+    counts = (
+        rf"{len(spec.functions)} functions, {len(spec.topics)} topics, .*, {2 * len(spec.functions)} service accounts"
+    )
+    assert re.fullmatch(rf"plan: \d+ steps \({counts}, .*\)\n", err), err
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(plan)
@@ -119,7 +124,7 @@ def test_each_function_is_deployed_once_with_retry_its_own_account_and_no_public
         assert "--retry" in deploy and "--no-retry" not in deploy
         assert "--no-allow-unauthenticated" in deploy and "--allow-unauthenticated" not in deploy
         assert f"--service-account={email}" in deploy
-        assert f"--trigger-service-account={email}" in deploy
+        assert f"--trigger-service-account={fn.trigger_account_email(PROJECT)}" in deploy  # not the runtime account
         assert f"--trigger-topic={fn.trigger_topic}" in deploy
         assert f"--source=build/{fn.name}" in deploy
         assert [t for t in deploy if isinstance(t, str) and t.startswith("--update-env-vars=")] == [
@@ -133,7 +138,7 @@ def test_each_function_is_deployed_once_with_retry_its_own_account_and_no_public
 def test_each_function_has_its_invoker_binding_and_dead_letter_wiring(spec: DeploymentSpec, steps: list[Step]) -> None:
     for fn in spec.functions:
         mine = [c for s, c in commands(steps) if s.function == fn.name]
-        email = fn.service_account_email(PROJECT)
+        email = fn.trigger_account_email(PROJECT)  # the trigger identity, never the runtime account
         invokers = [c for c in mine if c[:3] == ("gcloud", "functions", "add-invoker-policy-binding")]
         assert invokers == [
             (
@@ -216,7 +221,11 @@ def test_every_resource_and_identity_is_planned(spec: DeploymentSpec, steps: lis
         return {str(c[len(prefix)]) for c in all_commands if c[: len(prefix)] == prefix}
 
     assert creates("gcloud", "pubsub", "topics", "create") == set(spec.topics)
-    assert creates("gcloud", "iam", "service-accounts", "create") == {fn.service_account for fn in spec.functions}
+    assert creates("gcloud", "iam", "service-accounts", "create") == {
+        account for fn in spec.functions for account in (fn.service_account, fn.trigger_account)
+    }
+    assert creates("gcloud", "secrets", "create") == {s.secret_id for s in spec.secrets} == {"slack-webhook"}
+    assert creates("gcloud", "iam", "roles", "create") == {TABLE_WRITER.role_id}
     assert creates("gcloud", "scheduler", "jobs", "create", "pubsub") == {job.name for job in spec.jobs}
     assert creates("gcloud", "functions", "deploy") == {fn.cloud_name for fn in spec.functions}
     assert {c[-1] for c in all_commands if c[:3] == ("bq", "mk", "--table")} == {
@@ -232,10 +241,39 @@ def test_steps_come_in_dependency_order(spec: DeploymentSpec, steps: list[Step])
     accounts: set[str] = set()
     variables: set[str] = set()
     datasets: set[str] = set(spec.read_datasets)  # the processors' datasets exist before any deploy
+    tables: set[str] = set(spec.read_tables)  # and so do the tables the functions read
+    roles: set[str] = set()
+    secrets: set[str] = set()
+    readable: set[tuple[str, str]] = set()  # (secret, member) with secretAccessor
+    required: set[str] = set()  # secrets a require step checked for a value
     for step, command in commands(steps):
         tokens = [t for t in command if isinstance(t, str)]
         for var in (t for t in command if isinstance(t, Var)):
             assert var.name in variables, f"{step.label}: ${{{var.name}}} used before its lookup"
+        for token in tokens:
+            if token.startswith(f"--role=projects/{PROJECT}/roles/"):
+                assert token.rsplit("/", 1)[1] in roles, f"{step.label}: custom role used before it is created"
+            if token.startswith("--set-secrets="):
+                for pair in token.removeprefix("--set-secrets=").split(","):
+                    secret = pair.split("=")[1].split(":")[0]
+                    runtime = next(t for t in tokens if t.startswith("--service-account="))
+                    member = "serviceAccount:" + runtime.removeprefix("--service-account=")
+                    assert (secret, member) in readable, f"{step.label}: mounts {secret} its account cannot read"
+                    assert secret in required, f"{step.label}: mounts {secret} before checking it has a value"
+        if command[:2] == ("bq", "add-iam-policy-binding"):
+            table = str(command[-1]).split(":")[1]
+            assert "--table" in command and table in tables, f"{step.label}: table {table} used before it exists"
+        if command[:3] == ("gcloud", "secrets", "add-iam-policy-binding"):
+            assert command[3] in secrets, f"{step.label}: secret used before it is created"
+            readable.add((str(command[3]), str(command[4]).removeprefix("--member=")))
+        if command[:4] == ("gcloud", "secrets", "versions", "describe"):
+            required.add(str(command[5]).removeprefix("--secret="))
+        if command[:3] == ("gcloud", "secrets", "create"):
+            secrets.add(str(command[3]))
+        if command[:4] == ("gcloud", "iam", "roles", "create"):
+            roles.add(str(command[4]))
+        if command[:3] == ("bq", "mk", "--table"):
+            tables.add(str(command[-1]).split(":")[1])
         for token in tokens:
             for flag in ("--topic=", "--trigger-topic=", "--dead-letter-topic="):
                 if token.startswith(flag):
@@ -288,10 +326,151 @@ def test_a_function_plan_deploys_only_that_function(spec: DeploymentSpec) -> Non
 def test_the_monitor_plan_grants_its_dead_letter_reads() -> None:
     code, plan, err = phasectl_plan("--function", "phase_transition_monitor")
     assert code == 0, err
-    assert len(re.findall(r"^gcloud pubsub subscriptions add-iam-policy-binding \S+-dlq-sub ", plan, re.MULTILINE)) == 6
+    subs = re.findall(r"^gcloud pubsub subscriptions add-iam-policy-binding \S+-dlq-sub ", plan, re.MULTILINE)
+    assert len(subs) == len(build_spec(load_definition(), PROJECT).functions)
+    # and its secret, which only it mounts
+    assert "gcloud secrets create slack-webhook --replication-policy=automatic" in plan
+    assert "--set-secrets=MONITOR_SLACK_WEBHOOK_URL=slack-webhook:latest" in plan
 
 
 def test_a_function_plan_for_an_unknown_function_is_an_error() -> None:
     code, plan, err = phasectl_plan("--function", "phase9_to_phase10")
     assert code == 2 and plan == ""
     assert err.count("\n") == 1 and "phase9_to_phase10" in err
+
+
+# -- least privilege, as the plan grants it ----------------------------------------------------------
+AGENT_MEMBER = '"--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"'
+
+
+def test_token_minting_is_granted_on_the_trigger_identities_not_on_the_project(
+    spec: DeploymentSpec, steps: list[Step]
+) -> None:
+    text = render_plan(spec, steps)
+    minting = [line for line in text.splitlines() if "--role=roles/iam.serviceAccountTokenCreator" in line]
+    assert len(minting) == len(spec.functions)
+    for fn in spec.functions:
+        assert (
+            f"gcloud iam service-accounts add-iam-policy-binding {fn.trigger_account_email(PROJECT)} {AGENT_MEMBER} "
+            "--role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj"
+        ) in minting
+    projectwide = [c for _, c in commands(steps) if c[:3] == ("gcloud", "projects", "add-iam-policy-binding")]
+    assert not [c for c in projectwide if isinstance(c[4], Var)]  # the agent gets nothing project-wide
+
+
+def test_each_trigger_identity_may_only_invoke_its_function(spec: DeploymentSpec, steps: list[Step]) -> None:
+    for fn in spec.functions:
+        trigger = f"serviceAccount:{fn.trigger_account_email(PROJECT)}"
+        runtime = f"serviceAccount:{fn.service_account_email(PROJECT)}"
+        granted = [c for _, c in commands(steps) if f"--member={trigger}" in c]
+        assert granted == [
+            (
+                "gcloud",
+                "functions",
+                "add-invoker-policy-binding",
+                fn.cloud_name,
+                f"--region={spec.region}",
+                f"--member={trigger}",
+                f"--project={PROJECT}",
+            )
+        ]
+        invoking = [c for _, c in commands(steps) if c[:3] == ("gcloud", "functions", "add-invoker-policy-binding")]
+        assert not [c for c in invoking if f"--member={runtime}" in c]  # the runtime account never invokes
+
+
+def test_bigquery_rights_are_per_table_and_job_user_is_the_only_project_role(
+    spec: DeploymentSpec, steps: list[Step]
+) -> None:
+    writer = f"--role=projects/{PROJECT}/roles/{TABLE_WRITER.role_id}"
+    for _, command in commands(steps):
+        roles = [t for t in command if isinstance(t, str) and t.startswith("--role=roles/bigquery.")]
+        if command[:3] == ("gcloud", "projects", "add-iam-policy-binding"):
+            assert roles in ([], ["--role=roles/bigquery.jobUser"]), command
+        if command[:2] == ("bq", "add-iam-policy-binding"):
+            assert "--table" in command and "--dataset" not in command, command  # nothing dataset-wide
+    for fn in spec.functions:
+        member = f"--member=serviceAccount:{fn.service_account_email(PROJECT)}"
+        mine = {
+            (str(c[-1]).split(":")[1], next(str(t) for t in c if str(t).startswith("--role=")))
+            for _, c in commands(steps)
+            if c[:2] == ("bq", "add-iam-policy-binding") and member in c
+        }
+        assert mine == {(t, f"--role={r}") for t, r in fn.table_roles}
+        written = {t for t, r in mine if r == writer}
+        assert written <= {t.ref for t in spec.tables}  # it writes only the package's own tables
+        assert not {t for t, _ in mine} & set(spec.read_tables) & written
+    assert "roles/bigquery.dataEditor" not in render_plan(spec, steps)
+
+
+def test_firestore_access_is_limited_to_the_database(spec: DeploymentSpec, steps: list[Step]) -> None:
+    grants = [c for _, c in commands(steps) if "--role=roles/datastore.user" in c]
+    assert len(grants) == len([fn for fn in spec.functions if "roles/datastore.user" in fn.project_roles])
+    condition = (
+        '--condition=expression=resource.name == "projects/my-proj/databases/(default)",'
+        "title=phasechain-default-database"
+    )
+    assert all(c[-1] == condition for c in grants), grants
+
+
+def test_the_secret_is_created_without_a_value_and_readable_only_by_the_function_that_mounts_it(
+    spec: DeploymentSpec, steps: list[Step]
+) -> None:
+    text = render_plan(spec, steps)
+    assert "--data-file" not in text and "hooks.slack.com" not in text  # never a value in the plan
+    accessors = [c for _, c in commands(steps) if "--role=roles/secretmanager.secretAccessor" in c]
+    monitor = spec.function("phase_transition_monitor")
+    assert accessors == [
+        (
+            "gcloud",
+            "secrets",
+            "add-iam-policy-binding",
+            "slack-webhook",
+            f"--member=serviceAccount:{monitor.service_account_email(PROJECT)}",
+            "--role=roles/secretmanager.secretAccessor",
+            "--condition=None",
+            f"--project={PROJECT}",
+        )
+    ]
+    for fn in spec.functions:
+        (deploy,) = [c for _, c in commands(steps) if c[:4] == ("gcloud", "functions", "deploy", fn.cloud_name)]
+        assert "--remove-env-vars=MONITOR_SLACK_WEBHOOK_URL" in deploy  # never a plain variable
+        mounted = [t for t in deploy if isinstance(t, str) and t.startswith(("--set-secrets=", "--clear-secrets"))]
+        if fn is monitor:
+            assert mounted == ["--set-secrets=MONITOR_SLACK_WEBHOOK_URL=slack-webhook:latest"]
+        else:
+            assert mounted == ["--clear-secrets"]
+    assert "secretmanager.googleapis.com" in spec.apis
+
+
+def test_the_table_writer_role_cannot_delete_or_reshape_a_table(spec: DeploymentSpec, steps: list[Step]) -> None:
+    assert spec.custom_roles == (TABLE_WRITER,)
+    assert set(TABLE_WRITER.permissions) == {
+        "bigquery.tables.get",
+        "bigquery.tables.getData",
+        "bigquery.tables.updateData",
+    }
+    (step,) = [s for s in steps if s.label.startswith("custom role ")]
+    assert step.update is not None and "--permissions=" + ",".join(TABLE_WRITER.permissions) in step.update
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+IAM_START, IAM_END = "<!-- iam-table: python -m deploy iam -->\n", "<!-- /iam-table -->\n"
+
+
+def test_the_readme_lists_each_identity_with_its_exact_rights() -> None:
+    """The README's table is ``python -m deploy iam`` (regenerated with the golden plan: UPDATE_GOLDEN=1)."""
+    from deploy.__main__ import IAM_TABLE_PROJECT
+    from deploy.plan import render_iam_table
+
+    table = render_iam_table(build_spec(load_definition(), IAM_TABLE_PROJECT))
+    text = README.read_text()
+    start, end = text.index(IAM_START) + len(IAM_START), text.index(IAM_END)
+    if os.environ.get("UPDATE_GOLDEN") == "1" and text[start:end] != table:
+        README.write_text(text[:start] + table + text[end:])  # only between the markers
+        text = README.read_text()
+        start, end = text.index(IAM_START) + len(IAM_START), text.index(IAM_END)
+    assert text[start:end] == table, (
+        "the README's identity table differs from the deployment; regenerate it with\n"
+        "    UPDATE_GOLDEN=1 .venv/bin/pytest tests/deploy/test_plan.py -p no:cacheprovider"
+    )
+    assert table.count("-inv` (trigger identity of") == len(build_spec(load_definition(), "my-proj").functions)

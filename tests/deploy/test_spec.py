@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,12 +15,19 @@ import pytest
 from deploy.plan import build_plan
 from deploy.spec import (
     FIRESTORE_INDEXES,
+    PUBSUB_AGENT,
+    TABLE_READER_ROLE,
     TABLE_SPEC_DIR,
+    TABLE_WRITER,
     ClosureFacts,
     DeploymentSpec,
     build_spec,
     closure_facts,
+    expected_grants,
     firestore_ttls,
+    gate_read_tables,
+    table_access,
+    trigger_account_id,
 )
 from shared.contracts.messages import MonitorTick, RetryTick
 from shared.errors import DefinitionError
@@ -59,7 +67,8 @@ def test_every_topic_of_the_definition_and_one_dead_letter_topic_per_function(
     wanted = set()
     for phase in definition.phases:
         wanted.update(t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t)
-    wanted.update(schedule.topic for schedule in definition.schedules.values())
+    wanted.update(schedule.topic for schedule in definition.schedule_entries().values())
+    wanted.update(trigger.topic for trigger in definition.timed_triggers())  # what sensors publish to
     dead_letters = [fn.dead_letter_topic for fn in spec.functions]
     assert len(set(dead_letters)) == len(spec.functions)
     for fn in spec.functions:
@@ -103,7 +112,7 @@ def test_runtime_settings_come_from_the_definition(spec: DeploymentSpec, definit
 # -- least privilege -------------------------------------------------------------------------------
 def test_no_function_gets_a_broad_role(spec: DeploymentSpec) -> None:
     for fn in spec.functions:
-        roles = set(fn.project_roles) | {role for _, role in fn.dataset_roles}
+        roles = set(fn.project_roles) | {role for _, role in fn.table_roles}
         assert not roles & OVERPRIVILEGED, (fn.name, roles & OVERPRIVILEGED)
     plan_roles = {
         token.removeprefix("--role=")
@@ -135,10 +144,11 @@ def test_the_monitor_publishes_trigger_topics_and_auto_retry_the_retry_topics(
 
 
 def test_bigquery_roles_follow_the_bundle_closure(definition: PipelineDefinition, spec: DeploymentSpec) -> None:
+    writer = TABLE_WRITER.name(PROJECT)
     for fn in spec.functions:  # the packaged functions all ship google-cloud-bigquery
         if "google-cloud-bigquery" in closure_facts(fn.name).distributions:
             assert "roles/bigquery.jobUser" in fn.project_roles
-            assert ("nba_orchestration", "roles/bigquery.dataEditor") in fn.dataset_roles
+            assert any(role == writer for _, role in fn.table_roles)
 
     def without_bigquery(function: str) -> ClosureFacts:
         return ClosureFacts(
@@ -148,12 +158,78 @@ def test_bigquery_roles_follow_the_bundle_closure(definition: PipelineDefinition
     lean = build_spec(definition, PROJECT, facts=without_bigquery)
     for fn in lean.functions:
         assert not any(role.startswith("roles/bigquery.") for role in fn.project_roles), fn.project_roles
-        assert fn.dataset_roles == ()
+        assert fn.table_roles == ()
         assert "roles/datastore.user" in fn.project_roles
+    assert lean.custom_roles == ()
     steps = build_plan(lean)
     assert not any(step.function and command[0] == "bq" for step in steps for command in step.commands()), (
-        "a function without BigQuery in its bundle got a dataset binding"
+        "a function without BigQuery in its bundle got a table binding"
     )
+
+
+def test_each_function_writes_exactly_the_tables_its_modules_write(
+    definition: PipelineDefinition, spec: DeploymentSpec
+) -> None:
+    s, r = definition.pipeline, definition.retry
+    log, queue = f"{s.dataset}.{s.phase_execution_log_table}", f"{s.dataset}.{r.queue_table}"
+    conflicts = f"{s.dataset}.{r.conflict_log_table}"
+    written = {
+        fn.name: {t for t, role in fn.table_roles if role == TABLE_WRITER.name(PROJECT)} for fn in spec.functions
+    }
+    for transition in definition.transitions:  # the execution log (outbox) and the retry queue
+        assert written[transition.name] == {log, queue, conflicts}
+    assert written["phase_transition_monitor"] == {log, queue, conflicts}
+    assert written["auto_retry_processor"] == {queue, conflicts}  # it logs no transition
+    for trigger in definition.timed_triggers():
+        assert written[trigger.function] == {log}
+    unavailable = definition.games.unavailable_table
+    assert not any(unavailable in w for w in written.values())  # written by phasectl (the operator) only
+
+
+def test_the_table_map_covers_every_module_that_names_a_table(
+    spec: DeploymentSpec, definition: PipelineDefinition
+) -> None:
+    """A module of a bundle that names a table setting must be in ``deploy.spec.table_access`` (or be the
+    gates' or sensors' SQL, whose tables the definition lists), or its function would lack the right."""
+    settings = re.compile(
+        r"\b(phase_execution_log_table|queue_table|conflict_log_table|unavailable_table|schedule_table|"
+        r"boxscore_sources|read_tables|insert_rows_json)\b"
+    )
+    derived = {"shared.orchestration.gate_queries", "shared.orchestration.timed"}
+    derived.add("shared.orchestration.execution_log")  # writes the table its caller (runtime, timed_runtime) names
+    derived.add("shared.orchestration.transition")  # boxscore_sources[0].processor: a processor's name, no table
+    modules = {m for fn in spec.functions for m in closure_facts(fn.name).modules if m.startswith("shared.")}
+    access = table_access(definition)
+    for module in sorted(modules):
+        path = REPO / Path(*module.split("."))
+        source = (path / "__init__.py" if path.is_dir() else path.with_suffix(".py")).read_text()
+        code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
+        if module == "shared.pipeline.definition" or not settings.search(code):
+            continue
+        assert module in access or module in derived, f"{module} names a table: add it to deploy.spec.table_access"
+    assert set(access) <= modules | {"shared.monitor.checks"}, set(access) - modules
+
+
+def test_readers_read_only_their_gates_and_sensors_tables(spec: DeploymentSpec, definition: PipelineDefinition) -> None:
+    raw = set(spec.read_tables)
+    readers = {fn.name for fn in spec.functions if any(t in raw for t, _ in fn.table_roles)}
+    gated = {t.name for t in definition.transitions if t.gates}
+    sensing = {t.function for t in definition.timed_triggers() if t.conditions}
+    assert readers == gated | sensing | {"phase_transition_monitor"}
+    for transition in definition.transitions:
+        fn = spec.function(transition.name)
+        written = {t for t, role in fn.table_roles if role == TABLE_WRITER.name(PROJECT)}
+        read = {t for t, role in fn.table_roles if role == TABLE_READER_ROLE}
+        assert read == gate_read_tables(definition, transition) - written, transition.name
+    for fn in spec.functions:
+        for table, role in fn.table_roles:
+            if table in raw:
+                assert role == TABLE_READER_ROLE  # read only: the processors own the raw data
+    schedule = definition.games.schedule_table
+    assert (schedule, TABLE_READER_ROLE) in spec.function("phase2_to_phase3").table_roles
+    assert spec.function("phase5_to_phase6").table_roles and not [
+        t for t, role in spec.function("phase5_to_phase6").table_roles if role == TABLE_READER_ROLE
+    ]  # no gates: it reads nothing
 
 
 def test_no_pubsub_in_the_bundle_means_no_publisher_role(definition: PipelineDefinition) -> None:
@@ -163,19 +239,6 @@ def test_no_pubsub_in_the_bundle_means_no_publisher_role(definition: PipelineDef
     for fn in build_spec(definition, PROJECT, facts=firestore_only).functions:
         assert fn.publishes == ()
         assert fn.project_roles == ("roles/datastore.user", "roles/logging.logWriter")
-
-
-def test_only_gated_transitions_and_the_monitor_read_the_raw_datasets(
-    spec: DeploymentSpec, definition: PipelineDefinition
-) -> None:
-    raw = set(spec.read_datasets)
-    readers = {fn.name for fn in spec.functions if any(d in raw for d, _ in fn.dataset_roles)}
-    gated = {t.name for t in definition.transitions if t.gates}
-    assert readers == gated | {"phase_transition_monitor"}
-    for fn in spec.functions:
-        for dataset, role in fn.dataset_roles:
-            if dataset in raw:
-                assert role == "roles/bigquery.dataViewer"  # read only: the processors own the raw data
 
 
 def test_only_the_monitor_may_read_the_dead_letter_subscriptions(spec: DeploymentSpec) -> None:
@@ -245,9 +308,10 @@ def test_ttl_policies_follow_a_renamed_definition() -> None:
 
 
 # -- scheduler jobs ---------------------------------------------------------------------------------
-def test_scheduler_jobs(spec: DeploymentSpec) -> None:
+def test_scheduler_jobs(spec: DeploymentSpec, definition: PipelineDefinition) -> None:
     jobs = {job.name: job for job in spec.jobs}
-    assert set(jobs) == {"phase-transition-monitor", "auto-retry-processor-trigger"}
+    slots = {slot.job for trigger in definition.timed_triggers() for slot in trigger.slots}
+    assert set(jobs) == {"phase-transition-monitor", "auto-retry-processor-trigger"} | slots
     monitor, retry = jobs["phase-transition-monitor"], jobs["auto-retry-processor-trigger"]
     assert (monitor.cron, monitor.topic, monitor.timezone, monitor.function) == (
         "*/10 * * * *",
@@ -424,3 +488,58 @@ client.list_entries(filter_=flt, order_by="timestamp desc")
 """
     found = unindexed(list(firestore_field_uses(source, "example.py")))
     assert sorted(u.field for u in found) == sorted(["status", "game_date", "updated_at", "<field>"]), found
+
+
+# -- identities, secrets, grants ---------------------------------------------------------------------
+def test_each_function_has_a_trigger_identity_apart_from_its_runtime_account(spec: DeploymentSpec) -> None:
+    ids = [a for fn in spec.functions for a in (fn.service_account, fn.trigger_account)]
+    assert len(set(ids)) == len(ids)
+    for fn in spec.functions:
+        assert fn.trigger_account == trigger_account_id(fn.name) == f"{fn.service_account}-inv"
+        assert 6 <= len(fn.trigger_account) <= 30 and re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", fn.trigger_account)
+    assert trigger_account_id("a_function_with_a_very_long_name_indeed") == "a-function-with-a-very-lon-inv"
+
+
+def test_the_webhook_is_a_secret_of_the_functions_that_ship_the_module_reading_it(
+    spec: DeploymentSpec, definition: PipelineDefinition
+) -> None:
+    (secret,) = spec.secrets
+    assert (secret.secret_id, secret.env, secret.readers) == (
+        "slack-webhook",
+        definition.monitor.slack_webhook_env,
+        ("phase_transition_monitor",),
+    )
+    assert "slack_webhook_env" in (REPO / "shared" / "monitor" / "alerts.py").read_text()  # the module that reads it
+    for fn in spec.functions:
+        assert fn.secrets == ((secret.env, secret.secret_id),) if fn.name in secret.readers else fn.secrets == ()
+        assert fn.remove_env == (secret.env,)
+
+    def no_alerts(function: str) -> ClosureFacts:
+        facts = closure_facts(function)
+        return ClosureFacts(facts.distributions, facts.modules - {"shared.monitor.alerts"})
+
+    bare = build_spec(definition, PROJECT, facts=no_alerts)
+    assert bare.secrets == () and all(fn.secrets == () for fn in bare.functions)
+
+
+def test_the_grants_are_scoped(spec: DeploymentSpec) -> None:
+    grants = expected_grants(spec)
+    assert len(set(grants)) == len(grants)
+    for grant in grants:
+        if (
+            grant.kind == "project"
+        ):  # project-wide: only the runtime accounts' logging, jobs and (conditioned) Firestore
+            assert grant.role in ("roles/logging.logWriter", "roles/bigquery.jobUser", "roles/datastore.user")
+            assert (grant.condition is not None) == (grant.role == "roles/datastore.user")
+            assert grant.member != PUBSUB_AGENT
+        if grant.role == "roles/iam.serviceAccountTokenCreator":
+            assert grant.kind == "service_account" and grant.member == PUBSUB_AGENT
+            assert grant.resource == spec.function(str(grant.function)).trigger_account_email(PROJECT)
+    for fn in spec.functions:
+        trigger = f"serviceAccount:{fn.trigger_account_email(PROJECT)}"
+        assert [(g.kind, g.resource, g.role) for g in grants if g.member == trigger] == [
+            ("service", fn.cloud_name, "roles/run.invoker")
+        ]
+        runtime = f"serviceAccount:{fn.service_account_email(PROJECT)}"
+        assert not [g for g in grants if g.member == runtime and g.role == "roles/run.invoker"]
+    assert spec.firestore_condition.expression == 'resource.name == "projects/my-proj/databases/(default)"'
