@@ -296,9 +296,10 @@ def _status_html(ctx: Context, day: date, path: Path, days: int) -> int:
     heartbeats = tuple(_heartbeats(ctx))
     findings = _active_findings(ctx)
     _write_page(path, render_status_html(now, dates, lines, heartbeats, findings))
-    columns = len(ctx.definition.transitions)
+    columns = len(ctx.definition.transitions) + len(ctx.definition.timed_triggers())
     ctx.print(
-        f"wrote {path} ({len(dates)} dates \N{MULTIPLICATION SIGN} {columns} transitions, {len(findings)} findings)"
+        f"wrote {path} ({len(dates)} dates \N{MULTIPLICATION SIGN} {columns} transitions and sensors, "
+        f"{len(findings)} findings)"
     )
     blocked = any(p.decision == "blocked" for day_lines in lines.values() for p in day_lines)
     return 1 if blocked else StatusReport(day, now, lines[day], heartbeats).exit_code

@@ -80,6 +80,9 @@ def test_bundle_installs_imports_lightly_and_serves_an_event(function: str, clou
     server = start_server(venv / "bin" / "functions-framework", bundle, env, tmp_path / "server.log")
     try:
         server.wait_listening()
+        if any(t.function == function for t in definition.timed_triggers()):
+            _serve_trigger_tick(function, server, cloud, definition)
+            return
         if function not in transitions:
             _serve_scheduler_tick(function, server, cloud, definition)
             return
@@ -100,6 +103,42 @@ def test_bundle_installs_imports_lightly_and_serves_an_event(function: str, clou
     assert [(r.get("raw_name"), r.get("execution_id")) for r in recorded] == [
         (payload["processor_name"], payload["execution_id"])
     ], server.log_tail()
+
+
+def _serve_trigger_tick(function: str, server: Server, cloud: LocalCloud, definition: PipelineDefinition) -> None:
+    """A sensor's or scheduled trigger's function serves its first slot's tick (a manual run for a
+    past date) and records the evaluation in that trigger's date document."""
+    import base64
+    import uuid
+    from datetime import UTC, datetime
+
+    from shared.gcp import bigquery_client, publisher_client
+    from shared.localcloud.topology import ensure_tables, ensure_topics
+
+    ensure_topics(publisher_client(), cloud.project, definition)
+    ensure_tables(bigquery_client(cloud.project), cloud.project, definition)
+    trigger = next(t for t in definition.timed_triggers() if t.function == function)
+    game_date = past_game_date(definition)
+    tick = {"trigger": trigger.name, "slot": trigger.slots[0].name, "game_date": game_date.isoformat()}
+    body = {
+        "message": {
+            "data": base64.b64encode(json.dumps(tick).encode()).decode(),
+            "messageId": uuid.uuid4().hex,
+            "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        },
+        "subscription": f"projects/{cloud.project}/subscriptions/scheduler",
+    }
+    status = post_json(server.url, body)
+    assert 200 <= status < 300, f"HTTP {status}:\n{server.log_tail()}"
+    doc = (
+        firestore_client(cloud.project)
+        .collection(definition.pipeline.state_collection)
+        .document(state_doc_id(trigger.name, game_date))
+        .get()
+    )
+    assert doc.exists, f"{function} evaluated nothing:\n{server.log_tail()}"
+    # no predictions for that date: the sensor waits; a scheduled trigger fires at its time
+    assert (doc.to_dict() or {}).get("status") in ("waiting", "triggered"), doc.to_dict()
 
 
 def _serve_scheduler_tick(function: str, server: Server, cloud: LocalCloud, definition: PipelineDefinition) -> None:

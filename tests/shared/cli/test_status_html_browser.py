@@ -344,13 +344,17 @@ def test_phasectl_status_html_renders_the_emulator_state(
     page = tmp_path / "out.html"
     proc = phasectl("status", "--date", "2026-01-24", "--days", "3", "--html", str(page))
     assert proc.returncode == 1, proc.stdout + proc.stderr  # a blocked cell (and no heartbeats)
-    assert proc.stdout.splitlines() == [f"wrote {page} (3 dates \N{MULTIPLICATION SIGN} 4 transitions, 1 findings)"]
+    columns = len(TRANSITIONS) + len(rig.definition.timed_triggers())  # the sensor and scheduled trigger too
+    assert proc.stdout.splitlines() == [
+        f"wrote {page} (3 dates \N{MULTIPLICATION SIGN} {columns} transitions and sensors, 1 findings)"
+    ]
     html = page.read_text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
 
     dom = dom_cells(chromium, page, tmp_path)
-    assert len(dom.cells) == 3 * 4
+    assert len(dom.cells) == 3 * columns
     states = {(d, t): classes[1] for d, t, classes in dom.cells}
+    assert states[("2026-01-24", "grading_readiness")] == "state-none"  # never evaluated
     assert states[("2026-01-24", "phase2_to_phase3")] == "state-triggered"
     assert states[("2026-01-23", "phase2_to_phase3")] == "state-blocked"
     assert {s for (d, _), s in states.items() if d == "2026-01-22"} == {"state-none"}
