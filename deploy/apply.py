@@ -51,46 +51,33 @@ Runner = Callable[[Sequence[str]], Result]
 Feeder = Callable[[Sequence[str], bytes], Result]  # a command with bytes on its stdin (a secret's value)
 
 
+def _run_process(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None, timeout: float, data: bytes | None
+) -> Result:
+    """One command as a process; ``data`` (a secret's value) goes to its stdin, never kept or echoed."""
+    try:
+        done = subprocess.run(
+            list(argv),
+            input=data,
+            capture_output=True,
+            timeout=timeout,
+            env=dict(env) if env else None,
+            check=False,
+            cwd=cwd,
+        )
+    except FileNotFoundError as exc:
+        raise DeployError(f"{argv[0]} is not installed or not on PATH (install the Google Cloud CLI)") from exc
+    return Result(done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace"))
+
+
 def subprocess_runner(cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 900.0) -> Runner:
     """Runs each command as a process (``gcloud`` and ``bq`` from ``PATH``) in ``cwd``."""
-
-    def run(argv: Sequence[str]) -> Result:
-        try:
-            done = subprocess.run(
-                list(argv),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=dict(env) if env else None,
-                check=False,
-                cwd=cwd,
-            )
-        except FileNotFoundError as exc:
-            raise DeployError(f"{argv[0]} is not installed or not on PATH (install the Google Cloud CLI)") from exc
-        return Result(done.returncode, done.stdout, done.stderr)
-
-    return run
+    return lambda argv: _run_process(argv, cwd, env, timeout, None)
 
 
 def subprocess_feeder(cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120.0) -> Feeder:
     """Runs a command with ``data`` on its stdin; nothing of ``data`` is kept or echoed."""
-
-    def feed(argv: Sequence[str], data: bytes) -> Result:
-        try:
-            done = subprocess.run(
-                list(argv),
-                input=data,
-                capture_output=True,
-                timeout=timeout,
-                env=dict(env) if env else None,
-                check=False,
-                cwd=cwd,
-            )
-        except FileNotFoundError as exc:
-            raise DeployError(f"{argv[0]} is not installed or not on PATH (install the Google Cloud CLI)") from exc
-        return Result(done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace"))
-
-    return feed
+    return lambda argv, data: _run_process(argv, cwd, env, timeout, data)
 
 
 class DeployError(Exception):

@@ -105,9 +105,8 @@ def test_bundle_installs_imports_lightly_and_serves_an_event(function: str, clou
     ], server.log_tail()
 
 
-def _serve_trigger_tick(function: str, server: Server, cloud: LocalCloud, definition: PipelineDefinition) -> None:
-    """A sensor's or scheduled trigger's function serves its first slot's tick (a manual run for a
-    past date) and records the evaluation in that trigger's date document."""
+def _post_tick(server: Server, cloud: LocalCloud, definition: PipelineDefinition, data: bytes) -> None:
+    """What Cloud Scheduler sends through a push subscription: ``data`` as the message (2xx expected)."""
     import base64
     import uuid
     from datetime import UTC, datetime
@@ -117,12 +116,9 @@ def _serve_trigger_tick(function: str, server: Server, cloud: LocalCloud, defini
 
     ensure_topics(publisher_client(), cloud.project, definition)
     ensure_tables(bigquery_client(cloud.project), cloud.project, definition)
-    trigger = next(t for t in definition.timed_triggers() if t.function == function)
-    game_date = past_game_date(definition)
-    tick = {"trigger": trigger.name, "slot": trigger.slots[0].name, "game_date": game_date.isoformat()}
     body = {
         "message": {
-            "data": base64.b64encode(json.dumps(tick).encode()).decode(),
+            "data": base64.b64encode(data).decode(),
             "messageId": uuid.uuid4().hex,
             "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         },
@@ -130,6 +126,15 @@ def _serve_trigger_tick(function: str, server: Server, cloud: LocalCloud, defini
     }
     status = post_json(server.url, body)
     assert 200 <= status < 300, f"HTTP {status}:\n{server.log_tail()}"
+
+
+def _serve_trigger_tick(function: str, server: Server, cloud: LocalCloud, definition: PipelineDefinition) -> None:
+    """A sensor's or scheduled trigger's function serves its first slot's tick (a manual run for a
+    past date) and records the evaluation in that trigger's date document."""
+    trigger = next(t for t in definition.timed_triggers() if t.function == function)
+    game_date = past_game_date(definition)
+    tick = {"trigger": trigger.name, "slot": trigger.slots[0].name, "game_date": game_date.isoformat()}
+    _post_tick(server, cloud, definition, json.dumps(tick).encode())
     doc = (
         firestore_client(cloud.project)
         .collection(definition.pipeline.state_collection)
@@ -143,25 +148,7 @@ def _serve_trigger_tick(function: str, server: Server, cloud: LocalCloud, defini
 
 def _serve_scheduler_tick(function: str, server: Server, cloud: LocalCloud, definition: PipelineDefinition) -> None:
     """The scheduled functions (auto-retry, monitor) serve an empty tick and write their heartbeat."""
-    import base64
-    import uuid
-    from datetime import UTC, datetime
-
-    from shared.gcp import bigquery_client, publisher_client
-    from shared.localcloud.topology import ensure_tables, ensure_topics
-
-    ensure_topics(publisher_client(), cloud.project, definition)
-    ensure_tables(bigquery_client(cloud.project), cloud.project, definition)
-    body = {
-        "message": {
-            "data": base64.b64encode(b"{}").decode(),
-            "messageId": uuid.uuid4().hex,
-            "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        },
-        "subscription": f"projects/{cloud.project}/subscriptions/scheduler",
-    }
-    status = post_json(server.url, body)
-    assert 200 <= status < 300, f"HTTP {status}:\n{server.log_tail()}"
+    _post_tick(server, cloud, definition, b"{}")
     heartbeat = (
         firestore_client(cloud.project).collection(definition.monitor.heartbeat_collection).document(function).get()
     )
