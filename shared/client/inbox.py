@@ -21,15 +21,18 @@ Firestore TTL policy (``retention_days``, default 30).
 from __future__ import annotations
 
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from google.cloud import firestore
+
+T = TypeVar("T")
 
 DeliveryKind = Literal["first", "duplicate", "in_progress", "taken_over"]
 
@@ -87,6 +90,21 @@ class TriggerInbox:
     def _ref(self, trigger_id: str) -> Any:
         return self.client.collection(self.collection).document(f"{self.consumer}__{_doc_id(trigger_id)}")
 
+    def _transact(self, body: Callable[[Any], T]) -> T:
+        """Run a ``@firestore.transactional`` body; a lock timeout (``Aborted``: concurrent deliveries
+        of one trigger contend for its entry) is retried a few times, then raised (the caller's
+        message is redelivered)."""
+        from google.api_core import exceptions as gexc
+
+        for attempt in range(4):
+            try:
+                return body(self.client.transaction(max_attempts=12))
+            except gexc.Aborted:
+                if attempt == 3:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     def accept(self, trigger_id: str, *, now: datetime | None = None) -> Delivery:
         """Register a delivery; its ``first`` says whether to act."""
         from google.api_core import exceptions as gexc
@@ -130,7 +148,7 @@ class TriggerInbox:
             taken = True
             return "taken_over"
 
-        kind = take_over(self.client.transaction())
+        kind = self._transact(take_over)
         return Delivery(trigger_id, kind, owner if taken else None)
 
     def done(self, delivery: Delivery, *, now: datetime | None = None, result: str | None = None) -> None:
@@ -151,7 +169,7 @@ class TriggerInbox:
             if snap.exists and (snap.to_dict() or {}).get("owner") == delivery.owner:
                 tx.delete(ref)
 
-        drop(self.client.transaction())
+        self._transact(drop)
 
     def _finish(self, delivery: Delivery, update: dict[str, Any]) -> None:
         if not delivery.first:
@@ -171,7 +189,7 @@ class TriggerInbox:
                 )
             tx.update(ref, update)
 
-        finish(self.client.transaction())
+        self._transact(finish)
 
     @contextmanager
     def once(self, trigger_id: str) -> Iterator[Delivery]:

@@ -99,5 +99,7 @@ def test_the_status_page_is_written(night: tuple[DemoResult, str, Path]) -> None
     _, _, html = night
     page = html.read_text()
     assert 'id="grid"' in page
-    assert page.count('class="cell state-triggered"') == 4  # 2026-01-24: every transition
+    # 2026-01-24: every transition and the grading sensor (the phase 6 export slots are not due yet)
+    assert page.count('class="cell state-triggered"') == 5
+    assert 'data-transition="grading_readiness" data-date="2026-01-24"' in page
     assert page.count('class="cell state-blocked"') == 1  # 2026-01-23: phase2_to_phase3, by the breaker
