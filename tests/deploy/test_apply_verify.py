@@ -28,6 +28,7 @@ from deploy.spec import TABLE_WRITER, DeploymentSpec, build_spec
 from shared.cli import phasectl
 from shared.pipeline.definition import PipelineDefinition
 from tests.support import fake_gcloud
+from tests.support.fake_gcloud_runner import in_process_runner
 
 PROJECT = "my-proj"
 REPO = Path(__file__).resolve().parents[2]
@@ -94,6 +95,7 @@ class FakeCloud:
             function=function,
             env=self.env,
             root=self.root,
+            runner=in_process_runner(self.env, self.root),
             operands=operands,
             stdin=None if stdin is None else io.BytesIO(stdin),
         )

@@ -1176,8 +1176,15 @@ def _dispatch(program: str, argv: list[str], cloud: Cloud) -> str:
 
 
 def main(argv: list[str]) -> int:
+    code, out, err = run_command(argv, os.environ[STATE_ENV], os.environ[LOG_ENV], os.getcwd())
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return code
+
+
+def run_command(argv: list[str], state_path: str, log_path: str, cwd: str) -> tuple[int, str, str]:
+    """One command against the state file: (exit code, stdout, stderr); logged like a real call."""
     program, args = argv[0], argv[1:]
-    state_path, log_path = os.environ[STATE_ENV], os.environ[LOG_ENV]
     with open(state_path, "r+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         state: State = marshal.load(handle)
@@ -1187,7 +1194,7 @@ def main(argv: list[str]) -> int:
             code, err = int(fault["returncode"]), str(fault["stderr"])
         else:
             try:
-                out = _dispatch(program, list(args), Cloud(state, os.getcwd()))
+                out = _dispatch(program, list(args), Cloud(state, cwd))
             except Fail as exc:
                 code, err = exc.returncode, exc.message + "\n"
             if code == 0:
@@ -1196,9 +1203,7 @@ def main(argv: list[str]) -> int:
                 marshal.dump(state, handle)
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(dumps({"argv": [program, *args], "returncode": code}) + "\n")
-    sys.stdout.write(out)
-    sys.stderr.write(err)
-    return code
+    return code, out, err
 
 
 if __name__ == "__main__":
