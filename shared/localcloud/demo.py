@@ -212,7 +212,7 @@ class Watcher:
 
         for sub in self.subs:
             for data in pull_now(self.subscriber, sub):
-                if b'"slot"' in data and b'"conditions"' in data:  # a sensor's or scheduled trigger's message
+                if "transition" not in json.loads(data):  # a sensor's or scheduled trigger's message
                     timed = TimedTriggerMessage.model_validate_json(data)
                     with self._lock:
                         self.result.timed.append(timed)

@@ -26,10 +26,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from shared.errors import InvalidGameIdError, PermanentError, TransientError
 from shared.game_ids import GameIdConverter
@@ -52,6 +51,9 @@ from shared.pipeline.definition import (
     ServiceHealthGate,
     Transition,
 )
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 GateVerdict = Literal["pass", "alert", "blocked"]
 
@@ -322,7 +324,7 @@ def is_configuration_error(exc: BaseException) -> bool:
 _JOB_DEBUG = re.compile(r"\s*(Location: \S+\s*)?Job ID: \S+\s*", re.MULTILINE)
 
 
-def _stable_text(exc: BaseException) -> str:
+def stable_error_text(exc: BaseException) -> str:
     """An error's text without the per-call job id BigQuery appends (so a repeat compares equal)."""
     return _JOB_DEBUG.sub(" ", str(exc)).strip()[:500]
 
@@ -390,6 +392,8 @@ class GateRunner:
             return []
         outcomes: dict[str, GateResult | BaseException] = {}
         # every gate on a worker, a lone one too: the wait below is what bounds a hanging query
+        from concurrent.futures import ThreadPoolExecutor, wait  # the gate path only, not a wait event's
+
         pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(gates)), thread_name_prefix="gate")
         futures: dict[Future[GateResult], str] = {
             pool.submit(self.evaluate, name, gate, game_date, deadline_seconds): name for name, gate in gates
@@ -420,7 +424,7 @@ class GateRunner:
                 results.append(outcome)
                 continue
             exc = outcome
-            text = f"{type(exc).__name__}: {_stable_text(exc)}"
+            text = f"{type(exc).__name__}: {stable_error_text(exc)}"
             if gate.advisory:
                 results.append(
                     GateResult(

@@ -34,7 +34,7 @@ from shared.errors import MalformedMessageError, TransientError
 from shared.game_ids import GameIdConverter, ScheduleEntry
 from shared.orchestration.execution_log import ExecutionLogWriter, build_row
 from shared.orchestration.gate_queries import schedule_entry
-from shared.orchestration.gates import GateConfigError, GateResult, _stable_text, is_configuration_error
+from shared.orchestration.gates import GateConfigError, GateResult, is_configuration_error, stable_error_text
 from shared.orchestration.quarantine import Quarantine
 from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import Outcome
@@ -211,7 +211,7 @@ class TimedTriggerService:
         except TransientError:
             raise
         except Exception as exc:
-            text = f"{type(exc).__name__}: {_stable_text(exc)}"
+            text = f"{type(exc).__name__}: {stable_error_text(exc)}"
             if is_configuration_error(exc):
                 raise GateConfigError(
                     f"{self.trigger.name}: its conditions cannot run as configured: {text}",
