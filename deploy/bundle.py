@@ -303,6 +303,33 @@ def _has_module_getattr(tree: ast.Module) -> bool:
 
 
 # --------------------------------------------------------------------------------------
+# Modules the definition selects (issue 18)
+# --------------------------------------------------------------------------------------
+def definition_modules(function: str, modules: set[str]) -> list[tuple[str, str]]:
+    """First-party modules a function needs because of what the definition says, not its imports.
+
+    The transition composition root (``shared.orchestration.runtime``) imports the gate backend
+    by name, only when a transition has gates: a transition function ships it when its own
+    transition lists gates; any other function that builds transitions (the monitor, which
+    re-evaluates every one) when any transition does. So a gateless transition ships neither the
+    backend nor google-cloud-bigquery. Returns ``(module, reason)`` pairs; the reason is the
+    manifest's chain.
+    """
+    if "shared.orchestration.runtime" not in modules:
+        return []
+    from shared.orchestration.runtime import GATE_BACKEND_MODULES, needs_gate_backend
+    from shared.pipeline.definition import load_definition
+
+    definition = load_definition()
+    names = {t.name for t in definition.transitions}
+    mine = [t for t in definition.transitions if t.name == function] if function in names else definition.transitions
+    gated = [t.name for t in mine if needs_gate_backend(definition, t)]
+    if not gated:
+        return []
+    return [(module, f"definition: gates of {', '.join(gated)}") for module in GATE_BACKEND_MODULES]
+
+
+# --------------------------------------------------------------------------------------
 # Closure
 # --------------------------------------------------------------------------------------
 class Analyzer:
@@ -348,6 +375,22 @@ class Analyzer:
         local_dir = main.parent
         queue: list[tuple[str, Path, bool, Origin, bool]] = [("main", main, False, Origin(("main",)), True)]
         seen: set[str] = set()
+        self._drain(closure, queue, seen, local_dir)
+        for module, reason in definition_modules(function, set(closure.modules)):
+            found = self.module_file(module)
+            if found is None:
+                raise BuildError(f"{reason}: module {module} does not exist")
+            queue.append((module, found[0], found[1], Origin((reason, module)), False))
+        self._drain(closure, queue, seen, local_dir)
+        return closure
+
+    def _drain(
+        self,
+        closure: Closure,
+        queue: list[tuple[str, Path, bool, Origin, bool]],
+        seen: set[str],
+        local_dir: Path,
+    ) -> None:
         while queue:
             module, path, is_package, origin, is_local = queue.pop(0)
             if module in seen:
@@ -364,7 +407,6 @@ class Analyzer:
             for ref in walker.refs:
                 for target, chain in self._targets(ref, origin, local_dir):
                     self._enqueue(target, chain, ref, closure, queue, local_dir)
-        return closure
 
     def _check_lazy_map(self, package: str, origin: Origin) -> None:
         """Every entry of an included package's lazy map must name a module (``SHARED_EAGER`` loads them all)."""
@@ -552,6 +594,11 @@ def build_function(function: str, out_dir: Path, analyzer: Analyzer | None = Non
     entries: dict[str, bytes] = {}
     for rel, path in _files(closure, analyzer.root):
         entries[rel] = path.read_bytes()
+    toml = "shared/pipeline/pipeline.toml"
+    if toml in entries:  # validated here (a bad definition fails the build) and shipped precompiled
+        from shared.pipeline.definition import COMPILED_SUFFIX, compiled_bytes
+
+        entries[toml + COMPILED_SUFFIX] = compiled_bytes(analyzer.root / toml)
     entries["requirements.txt"] = requirements(closure).encode()
     entries["manifest.json"] = (json.dumps(manifest(closure, analyzer.root), indent=2, sort_keys=True) + "\n").encode()
     for rel, data in entries.items():

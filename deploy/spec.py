@@ -7,7 +7,8 @@ table specs in ``deploy/bigquery/*.json``. ``phasectl deploy plan|apply|verify``
 
 Least privilege: a function's roles follow from its bundle's import closure (a function that
 does not ship ``google-cloud-bigquery`` gets no BigQuery role) and from what the definition says
-it publishes (a transition may publish only its target phase's trigger topic). Each function has
+it publishes (a transition may publish only its target phase's trigger topic and the auto-retry
+topic, to nudge it to deliver the outbox). Each function has
 two identities: its runtime account (the data rights) and its trigger account (Eventarc's
 identity: ``roles/run.invoker`` on that function's service, nothing else). BigQuery rights are
 per table (``TABLE_ACCESS``, the gates' and sensors' tables), Firestore's are limited to the
@@ -89,7 +90,7 @@ def table_access(definition: PipelineDefinition) -> dict[str, TableAccess]:
     log = f"{s.dataset}.{s.phase_execution_log_table}"
     queue = f"{s.dataset}.{r.queue_table}"
     return {
-        "shared.orchestration.runtime": TableAccess(writes=(log,)),  # the outbox flushes here
+        "shared.orchestration.outbox": TableAccess(writes=(log,)),  # auto-retry and the monitor deliver the outbox
         "shared.orchestration.timed_runtime": TableAccess(writes=(log,)),
         "shared.retry.queue": TableAccess(writes=(queue, f"{s.dataset}.{r.conflict_log_table}")),
         "shared.monitor.checks": TableAccess(reads=(g.schedule_table, queue)),
@@ -322,14 +323,13 @@ def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
 
     from shared.cli.phasectl import AUDIT_COLLECTION
     from shared.client.inbox import TriggerInbox
-    from shared.orchestration.state import OUTBOX_COLLECTION
 
     r, settings = definition.retention, definition.pipeline
     inbox = inspect.signature(TriggerInbox).parameters["collection"].default
     wanted = (
         (settings.state_collection, r.state_days, "the transition functions: one document per transition and date"),
         ("completions", r.state_days, f"the transition functions: {settings.state_collection}/*/completions"),
-        (OUTBOX_COLLECTION, r.outbox_days, "the transition functions: log rows and hand-offs not yet delivered"),
+        (settings.outbox_collection, r.outbox_days, "the transition functions: log rows and hand-offs not yet delivered"),
         (settings.quarantine_collection, r.quarantine_days, "every function: bad or stale input"),
         (definition.monitor.alert_collection, r.alerts_days, "the monitor: deduplicated findings"),
         (AUDIT_COLLECTION, r.audit_days, "phasectl: the operator audit"),
@@ -454,6 +454,7 @@ def build_spec(
             )
         )
     functions: list[FunctionSpec] = []
+    nudge_topic = definition.outbox_nudge_topic()
     dead_letter_readers: set[str] = set()
     secret_readers: dict[str, list[str]] = {use.secret_id: [] for use in SECRETS}
     for name in definition.function_names():
@@ -467,11 +468,13 @@ def build_spec(
                 roles.update(dist_roles)
         mine = [t for t in timed if t.function == name]
         reads: set[str] = set()
+        # a transition nudges auto-retry to deliver the Firestore outbox it wrote (issue 18)
+        nudge = (nudge_topic,) if nudge_topic else ()
         if name in trigger_topics:
-            publishes: tuple[str, ...] = (trigger_topics[name],)
+            publishes: tuple[str, ...] = tuple(sorted({trigger_topics[name], *nudge}))
             reads |= gate_reads[name]
         elif MONITOR_MODULE in closure.modules:  # it re-evaluates every transition (claim protocol)
-            publishes = tuple(sorted(trigger_topics.values()))
+            publishes = tuple(sorted({*trigger_topics.values(), *nudge}))
             reads = reads.union(*gate_reads.values())
             if TIMED_MODULE in closure.modules:  # and every sensor, if it ships their evaluation
                 reads = reads.union(*timed_reads.values())

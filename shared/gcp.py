@@ -1,10 +1,10 @@
 """Factories for the official Google Cloud clients.
 
 The Pub/Sub and Firestore clients honour ``PUBSUB_EMULATOR_HOST`` and
-``FIRESTORE_EMULATOR_HOST`` themselves. The BigQuery client has no emulator switch,
-so ``BIGQUERY_EMULATOR_HOST`` (``http://host:port``) is read here and turned into an
-anonymous client pointed at that endpoint. Each factory imports its library on call,
-so a function that never touches BigQuery never loads it (lesson L16).
+``FIRESTORE_EMULATOR_HOST`` themselves. The BigQuery factory lives in ``shared.gcp_bigquery``
+so that a function whose code never asks for BigQuery does not ship google-cloud-bigquery
+(the bundle build follows imports; issue 18). Each factory imports its library on call, so a
+function that never touches a client never loads it (lesson L16).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from shared.env import project_id
 
 if TYPE_CHECKING:
     import google.cloud.pubsub_v1 as pubsub_v1
-    from google.cloud import bigquery, firestore
+    from google.cloud import firestore
 
-BIGQUERY_EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 T = TypeVar("T")
 
 
@@ -46,7 +45,7 @@ _clients: dict[tuple[str, ...], object] = {}
 _clients_lock = threading.Lock()
 
 
-def _shared(key: tuple[str, ...], make: Callable[[], T]) -> T:
+def shared_client(key: tuple[str, ...], make: Callable[[], T]) -> T:
     """One client per (kind, project, endpoint) per process: a function's transition service, retry
     queue and log writer share it instead of each paying a client construction on the cold path."""
     with _clients_lock:
@@ -55,44 +54,20 @@ def _shared(key: tuple[str, ...], make: Callable[[], T]) -> T:
         return cast(T, _clients[key])
 
 
-def bigquery_client(project: str | None = None) -> bigquery.Client:
-    """A BigQuery client for ``project`` (the emulator when ``BIGQUERY_EMULATOR_HOST`` is set)."""
-    project = project or project_id(os.environ)
-    endpoint = os.environ.get(BIGQUERY_EMULATOR_ENV, "")
-    return _shared(("bigquery", project, endpoint), lambda: _new_bigquery_client(project, endpoint))
-
-
-def _new_bigquery_client(project: str, endpoint: str) -> bigquery.Client:
-    from google.cloud import bigquery
-
-    if endpoint:
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-
-        if "://" not in endpoint:
-            endpoint = f"http://{endpoint}"
-        return bigquery.Client(
-            project=project,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            client_options=ClientOptions(api_endpoint=endpoint),
-        )
-    return bigquery.Client(project=project)
-
-
 def firestore_client(project: str | None = None) -> firestore.Client:
     """A Firestore client (the emulator when ``FIRESTORE_EMULATOR_HOST`` is set), shared per process."""
     from google.cloud import firestore
 
     project = project or project_id(os.environ)
     host = os.environ.get("FIRESTORE_EMULATOR_HOST", "")
-    return _shared(("firestore", project, host), lambda: firestore.Client(project=project))
+    return shared_client(("firestore", project, host), lambda: firestore.Client(project=project))
 
 
 def publisher_client() -> pubsub_v1.PublisherClient:
     """A Pub/Sub publisher (the emulator when ``PUBSUB_EMULATOR_HOST`` is set), shared per process."""
     import google.cloud.pubsub_v1 as pubsub_v1
 
-    return _shared(("publisher", os.environ.get("PUBSUB_EMULATOR_HOST", "")), pubsub_v1.PublisherClient)
+    return shared_client(("publisher", os.environ.get("PUBSUB_EMULATOR_HOST", "")), pubsub_v1.PublisherClient)
 
 
 def subscriber_client() -> pubsub_v1.SubscriberClient:

@@ -54,7 +54,7 @@ def unique() -> str:
 @pytest.fixture
 def bq_dataset(cloud: LocalCloud, unique: str) -> Iterator[str]:
     """A fresh BigQuery dataset id on local-bigquery, deleted after the test."""
-    from shared.gcp import bigquery_client
+    from shared.gcp_bigquery import bigquery_client
 
     client = bigquery_client(cloud.project)
     dataset_id = f"test_{unique}"
@@ -80,7 +80,7 @@ def _drop_rig_datasets() -> Iterator[None]:
     del CREATED_DATASETS[start:]
     if not created:
         return
-    from shared.gcp import bigquery_client
+    from shared.gcp_bigquery import bigquery_client
 
     for project, dataset in created:
         bigquery_client(project).delete_dataset(dataset, delete_contents=True, not_found_ok=True)

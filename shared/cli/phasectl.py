@@ -117,7 +117,7 @@ class Context:
 
     def bq(self) -> bigquery.Client:
         if self._bq is None:
-            from shared.gcp import bigquery_client
+            from shared.gcp_bigquery import bigquery_client
 
             self._bq = bigquery_client(self.project)
         return cast("bigquery.Client", self._bq)

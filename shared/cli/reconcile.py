@@ -22,7 +22,8 @@ from shared.clock import Clock
 from shared.errors import InvalidGameIdError
 from shared.game_ids import GameIdConverter
 from shared.orchestration.engine import decide
-from shared.orchestration.gates import CoverageInputs, coverage_verdict
+from shared.orchestration.gate_queries import CoverageInputs
+from shared.orchestration.gates import coverage_verdict
 from shared.orchestration.state import DateState
 from shared.pipeline.definition import GameCoverageGate, PipelineDefinition, TimedTrigger, Transition
 

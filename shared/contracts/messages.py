@@ -149,7 +149,7 @@ class TriggerStatus(StrEnum):
 class ContractModel(BaseModel):
     """Base of every message: frozen, unknown keys forbidden, no NaN/Infinity."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     def to_json_bytes(self) -> bytes:
         """The message as compact UTF-8 JSON (dates and datetimes in ISO 8601), ready to publish."""
@@ -524,6 +524,13 @@ class RetryTick(ContractModel):
 
     max_rows: int = Field(default=50, ge=1, le=1000)
     dry_run: bool = False
+    outbox_only: bool = Field(
+        default=False,
+        description=(
+            "A transition's nudge: deliver the Firestore outbox (log rows, retry hand-offs) now, "
+            "without a retry pass."
+        ),
+    )
 
 
 class RetryRequest(ContractModel):

@@ -136,7 +136,7 @@ def demo_definition(directory: Path) -> Path:
 
 def seed(project: str, definition: PipelineDefinition, day: date) -> None:
     """The night's schedule and boxscores into the BigQuery emulator (what the scrapers would have loaded)."""
-    from shared.gcp import bigquery_client
+    from shared.gcp_bigquery import bigquery_client
     from shared.localcloud.raw_tables import upstream_table
 
     bq, games = bigquery_client(project), definition.games
@@ -160,7 +160,8 @@ class Watcher:
     """Follows the trigger topics, the two BigQuery tables and the monitor's findings."""
 
     def __init__(self, project: str, definition: PipelineDefinition, say: Callable[[str], None]) -> None:
-        from shared.gcp import bigquery_client, firestore_client, subscriber_client
+        from shared.gcp import firestore_client, subscriber_client
+        from shared.gcp_bigquery import bigquery_client
         from shared.localcloud.topology import ensure_subscription
 
         self.project, self.definition, self.say = project, definition, say

@@ -107,7 +107,8 @@ class LocalStack:
     def _up(self) -> None:
         from deploy.bundle import build_function
         from deploy.spec import build_spec
-        from shared.gcp import bigquery_client, publisher_client, subscriber_client
+        from shared.gcp import publisher_client, subscriber_client
+        from shared.gcp_bigquery import bigquery_client
         from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topic
 
         self.cloud = LocalCloud(project=self.project).start()

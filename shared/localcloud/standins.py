@@ -273,7 +273,7 @@ class StandinProcessors:
         games = self.games.get(game_date)
         if not refs or not games:
             return 0
-        from shared.gcp import bigquery_client
+        from shared.gcp_bigquery import bigquery_client
         from shared.localcloud.outputs import write_outputs
 
         share = self.dnp_share.get(processor, 0.0)

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     import google.cloud.pubsub_v1 as pubsub_v1
     from google.cloud import bigquery, firestore
 
+    from shared.orchestration.outbox import OutboxDelivery
     from shared.orchestration.timed import TimedTriggerService
 
 Severity = Literal["INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -178,7 +179,9 @@ class TransitionMonitor:
         services: dict[str, TransitionService],
         subscriber: pubsub_v1.SubscriberClient | Callable[[], pubsub_v1.SubscriberClient] | None = None,
         sensors: Mapping[str, TimedTriggerService] | None = None,
+        outbox: OutboxDelivery | None = None,
     ) -> None:
+        self.outbox = outbox  # log rows and retry hand-offs left by the transitions (delivered every pass)
         self.definition = definition
         self.clock = clock
         self.firestore = firestore_client
@@ -287,10 +290,12 @@ class TransitionMonitor:
         ]
 
     def _deliver_outbox(self) -> None:
-        """Log rows and hand-offs left in the outbox by an outage go out on every pass (L19, L24)."""
-        for service in self.services.values():
-            service.log_writer.flush(service.state)
-            service.deliver_handoffs()
+        """Log rows and hand-offs still in the outbox (auto-retry down, a lost nudge, a BigQuery
+        outage) go out on every pass (L19, L24; issue 18)."""
+        if self.outbox is not None:
+            report = self.outbox.deliver()
+            if report.error or report.handoffs_pending:
+                _log.warning("outbox not fully delivered: %s", report.summary())
 
     def _isolated(
         self,

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from shared.clock import Clock, clock_from_env
 from shared.contracts.messages import MonitorTick
 from shared.env import project_id
-from shared.gcp import bigquery_client, firestore_client, subscriber_client
+from shared.gcp import firestore_client, subscriber_client
+from shared.gcp_bigquery import bigquery_client
 from shared.monitor.alerts import AlertManager, AlertResult, slack_from_env
 from shared.monitor.checks import MonitorReport, TransitionMonitor, check_error
+from shared.orchestration.outbox import build_outbox_delivery
 from shared.orchestration.runtime import build_service
 from shared.pipeline.definition import PipelineDefinition, load_definition
+from shared.retry.runtime import build_retry_service
 from shared.structured_log import get_logger
 
 _log = get_logger("shared.monitor.runtime")
@@ -89,6 +92,15 @@ def build_monitor(
         services,
         subscriber=subscriber_client,
         sensors=sensors,
+        outbox=build_outbox_delivery(
+            definition,
+            clock,
+            project,
+            fs,
+            lambda: build_retry_service(
+                definition=definition, clock=clock, environ=env, with_dispatcher=False, with_outbox=False
+            ),
+        ),
     )
     return Monitor(checks, AlertManager(definition, fs, clock, slack_from_env(definition, env)))
 

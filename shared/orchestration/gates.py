@@ -32,14 +32,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shared.errors import InvalidGameIdError, PermanentError, TransientError
 from shared.game_ids import GameIdConverter
-from shared.orchestration.gate_queries import (
-    BigQueryGateQueries,
-    CoverageInputs,
-    HealthProbe,
-    HealthProbeResult,
-    NullCount,
-    RatioCounts,
-)
 from shared.pipeline.definition import (
     GameCoverageGate,
     GamesSources,
@@ -55,10 +47,20 @@ from shared.pipeline.definition import (
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    # the backend is injected (shared.orchestration.runtime): this module stays free of BigQuery,
+    # so a gateless transition's bundle ships it without google-cloud-bigquery (issue 18)
+    from shared.orchestration.gate_queries import (
+        BigQueryGateQueries,
+        CoverageInputs,
+        HealthProbe,
+        HealthProbeResult,
+        NullCount,
+        RatioCounts,
+    )
+
 GateVerdict = Literal["pass", "alert", "blocked"]
 
 __all__ = [
-    "CoverageInputs",
     "GateConfigError",
     "GateResult",
     "GateRunner",
@@ -362,7 +364,9 @@ class GateRunner:
         """One gate, errors raised as they are (the runner classifies them)."""
         started = time.perf_counter()
         if isinstance(gate, ServiceHealthGate):
-            probe = (self.health or HealthProbe({})).check(gate, deadline)
+            if self.health is None:
+                raise TransientError("no health probe configured for the service health gates")
+            probe = self.health.check(gate, deadline)
             result = health_verdict(name, gate, probe)
         else:
             if self.queries is None:

@@ -1,31 +1,49 @@
 """Composition root for a transition function: builds the service from env and definition.
 
-Clients are created once per process (gen2 reuses instances) and BigQuery only on
-first use. Tests and the demo build services with their own clock and clients.
+Clients are created once per process (gen2 reuses instances). Only the Firestore state is
+built up front: everything else is a ``Deferred`` built on first use, so a completion that
+records and waits imports neither Pub/Sub nor the gates, quarantine or HTTP modules (issue 18).
+No transition writes BigQuery: log rows and retry hand-offs stay in the Firestore outbox and
+auto-retry delivers them (``shared.orchestration.outbox``). BigQuery is loaded only by the gate
+backend, and only a transition whose definition lists query gates ships it (the bundle build
+adds the backend module from the definition: ``deploy.bundle.definition_modules``).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from shared.clock import Clock, clock_from_env
+from shared.deferred import Deferred
 from shared.env import project_id
-from shared.gcp import bigquery_client, firestore_client, publisher_client
-from shared.orchestration.execution_log import ExecutionLogWriter
-from shared.orchestration.gate_queries import BigQueryGateQueries, HealthProbe
-from shared.orchestration.gates import GateRunner
-from shared.orchestration.http_delivery import HttpDeliverer
-from shared.orchestration.publisher import TriggerPublisher
-from shared.orchestration.quarantine import Quarantine
+from shared.gcp import firestore_client
 from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import TransitionService
-from shared.pipeline.definition import PipelineDefinition, load_definition
-from shared.retry.runtime import build_retry_service
+from shared.pipeline.definition import PipelineDefinition, Transition, load_definition
+
+if TYPE_CHECKING:
+    from shared.orchestration.gates import GateRunner
+    from shared.orchestration.http_delivery import HttpDeliverer
+    from shared.orchestration.publisher import OutboxNudge, TriggerPublisher
+    from shared.orchestration.quarantine import Quarantine
+
+# Imported by name, on the first gated evaluation: the bundle build decides from the definition
+# which functions ship them (a gateless transition ships neither, nor google-cloud-bigquery).
+GATE_BACKEND_MODULE = "shared.orchestration.gate_queries"
+BIGQUERY_CLIENT_MODULE = "shared.gcp_bigquery"
+GATE_BACKEND_MODULES = (GATE_BACKEND_MODULE, BIGQUERY_CLIENT_MODULE)
 
 _services: dict[str, TransitionService] = {}
 _lock = threading.Lock()
+
+
+def needs_gate_backend(definition: PipelineDefinition, transition: Transition) -> bool:
+    """Whether ``transition`` has gates (they read BigQuery or probe a service)."""
+    return bool(transition.gates)
 
 
 def build_service(
@@ -45,25 +63,57 @@ def build_service(
     fs = firestore_client(project)
     state = TransitionState.for_definition(fs, definition, transition.name, clock)
 
-    def bq() -> object:
-        return bigquery_client(project)
+    def publisher() -> TriggerPublisher:
+        from shared.gcp import publisher_client
+        from shared.orchestration.publisher import TriggerPublisher
 
-    kinds = {definition.gates[g].kind for g in transition.gates}
-    queries = BigQueryGateQueries(bq, project, definition.games) if kinds - {"service_health"} else None  # type: ignore[arg-type]
+        return TriggerPublisher(publisher_client(), project, definition.target_topic(transition))
+
+    def gates() -> GateRunner:
+        from shared.orchestration.gates import GateRunner
+
+        if not needs_gate_backend(definition, transition):
+            return GateRunner(definition, None, None)
+        backend = importlib.import_module(GATE_BACKEND_MODULE)
+        kinds = {definition.gates[g].kind for g in transition.gates}
+
+        def bq() -> object:
+            return importlib.import_module(BIGQUERY_CLIENT_MODULE).bigquery_client(project)
+
+        queries = backend.BigQueryGateQueries(bq, project, definition.games) if kinds - {"service_health"} else None
+        return GateRunner(definition, queries, backend.HealthProbe(env))
+
+    def quarantine() -> Quarantine:
+        from shared.orchestration.quarantine import Quarantine
+
+        return Quarantine(fs, settings.quarantine_collection, clock, definition.retention)
+
+    def http() -> HttpDeliverer | None:
+        if transition.delivery.http is None:
+            return None
+        from shared.orchestration.http_delivery import HttpDeliverer
+
+        return HttpDeliverer(transition.delivery.http, env)
+
+    def nudge() -> OutboxNudge | None:
+        topic = definition.outbox_nudge_topic()
+        if topic is None:
+            return None
+        from shared.gcp import publisher_client
+        from shared.orchestration.publisher import OutboxNudge
+
+        return OutboxNudge(publisher_client(), project, topic)
+
     return TransitionService(
         definition=definition,
         transition=transition,
         clock=clock,
         state=state,
-        publisher=TriggerPublisher(publisher_client(), project, definition.target_topic(transition)),
-        gates=GateRunner(definition, queries, HealthProbe(env)),
-        log_writer=ExecutionLogWriter(
-            bq,  # type: ignore[arg-type]
-            f"{project}.{settings.dataset}.{settings.phase_execution_log_table}",
-        ),
-        quarantine=Quarantine(fs, settings.quarantine_collection, clock, definition.retention),
-        retry=build_retry_service(definition=definition, clock=clock, environ=env, with_dispatcher=False),
-        http=HttpDeliverer(transition.delivery.http, env) if transition.delivery.http else None,
+        publisher=Deferred(publisher),
+        gates=Deferred(gates),
+        quarantine=Deferred(quarantine),
+        http=Deferred(http),
+        nudge=Deferred(nudge),
     )
 
 
@@ -73,4 +123,3 @@ def service_for(transition_name: str) -> TransitionService:
         if transition_name not in _services:
             _services[transition_name] = build_service(transition_name)
         return _services[transition_name]
-

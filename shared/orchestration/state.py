@@ -155,7 +155,9 @@ class TransitionState:
         transaction_attempts: int = 12,
         quarantine_collection: str = "quarantine",
         retention: Retention | None = None,
+        outbox_collection: str = OUTBOX_COLLECTION,
     ) -> None:
+        self.outbox_collection = outbox_collection
         self.retention = retention or Retention()
         self.quarantine_collection = quarantine_collection
         self.client = client
@@ -179,6 +181,7 @@ class TransitionState:
             name,
             quarantine_collection=settings.quarantine_collection,
             retention=definition.retention,
+            outbox_collection=settings.outbox_collection,
             claim_ttl=CLAIM_TTL * real_time_scale(clock),
         )
 
@@ -194,11 +197,22 @@ class TransitionState:
         return self.client.collection(self.collection).document(state_doc_id(self.transition, game_date))
 
     def _outbox_ref(self, row_id: str) -> Any:
-        return self.client.collection(OUTBOX_COLLECTION).document(row_id)
+        return self.client.collection(self.outbox_collection).document(row_id)
 
     # -- completions -------------------------------------------------------------------
-    def record_completion(self, game_date: date, record: CompletionRecord, extra: dict[str, Any]) -> bool:
-        """Create the completion document; ``False`` when this exact one was recorded before (L03)."""
+    def record_completion(
+        self,
+        game_date: date,
+        record: CompletionRecord,
+        extra: dict[str, Any],
+        *,
+        handoff: tuple[str, dict[str, Any]] | None = None,
+    ) -> bool:
+        """Create the completion document; ``False`` when this exact one was recorded before (L03).
+
+        ``handoff`` (a failed completion for auto-retry) goes to the outbox in the same batch: both
+        are written, or neither (a repeat writes neither: the first one's hand-off stands).
+        """
         ref = (
             self._date_ref(game_date)
             .collection("completions")
@@ -217,7 +231,13 @@ class TransitionState:
             **self._expiry(record.completed_at),
         }
         try:
-            ref.create(doc)
+            if handoff is None:
+                ref.create(doc)
+            else:
+                batch = self.client.batch()
+                batch.create(ref, doc)
+                batch.set(self._outbox_ref(handoff[0]), {**handoff[1], **self._outbox_expiry(record.completed_at)})
+                batch.commit()
         except gexc.AlreadyExists:
             return False
         except TRANSIENT_ERRORS as exc:
@@ -562,7 +582,7 @@ class TransitionState:
     # -- outbox ----------------------------------------------------------------------------
     def _outbox(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
         try:
-            docs = self.client.collection(OUTBOX_COLLECTION).limit(limit).stream()
+            docs = self.client.collection(self.outbox_collection).limit(limit).stream()
             return [(d.id, d.to_dict() or {}) for d in docs]
         except TRANSIENT_ERRORS as exc:
             raise _transient("read the outbox", exc) from exc

@@ -32,7 +32,7 @@ from shared.contracts.decode import decode_payload, extract_pubsub_message
 from shared.contracts.messages import TimedTriggerMessage, TriggerTick, make_trigger_id
 from shared.errors import MalformedMessageError, TransientError
 from shared.game_ids import GameIdConverter, ScheduleEntry
-from shared.orchestration.execution_log import ExecutionLogWriter, build_row
+from shared.orchestration.execution_log import build_row
 from shared.orchestration.gate_queries import schedule_entry
 from shared.orchestration.gates import GateConfigError, GateResult, is_configuration_error, stable_error_text
 from shared.orchestration.quarantine import Quarantine
@@ -43,6 +43,7 @@ from shared.structured_log import get_logger, log_context
 
 if TYPE_CHECKING:
     from shared.orchestration.gate_queries import BigQueryGateQueries
+    from shared.orchestration.outbox import ExecutionLogWriter
     from shared.orchestration.publisher import TriggerPublisher
 
 _log = get_logger("shared.orchestration.timed")

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 
 from shared.clock import Clock, clock_from_env
 from shared.env import project_id
-from shared.gcp import bigquery_client, firestore_client, publisher_client
-from shared.orchestration.execution_log import ExecutionLogWriter
+from shared.gcp import firestore_client, publisher_client
+from shared.gcp_bigquery import bigquery_client
 from shared.orchestration.gate_queries import BigQueryGateQueries
+from shared.orchestration.outbox import ExecutionLogWriter
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import Quarantine
 from shared.orchestration.state import TransitionState

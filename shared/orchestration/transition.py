@@ -11,7 +11,14 @@ The exactly-once protocol (L01, L03, L04):
 4. the trigger is published with a deterministic ``trigger_id``; a failed publish
    releases the claim and raises;
 5. only then the generation is latched as triggered, with the log row in the same
-   transaction; the row is streamed to BigQuery afterwards (never fails the transition).
+   transaction. The row stays in the Firestore outbox: the transition never talks to BigQuery
+   for it. It nudges auto-retry (one small message), which delivers the outbox to
+   ``phase_execution_log`` (and failed completions to the retry queue) within seconds; the
+   monitor delivers whatever is left on every pass (issue 18).
+
+Cold path (issue 18): a completion that records and waits builds only the Firestore state and
+the decision engine. Publisher, gates, quarantine, HTTP delivery and the nudge are built on
+first use (``shared.deferred``), and their modules are imported where they are first needed.
 """
 
 from __future__ import annotations
@@ -28,20 +35,18 @@ from typing import TYPE_CHECKING, Any, Literal
 from shared.clock import Clock
 from shared.contracts.decode import PubSubMessage, decode_payload, extract_pubsub_message
 from shared.contracts.messages import ErrorType, PhaseTrigger, ProcessorCompletion, TriggerStatus, make_trigger_id
-from shared.errors import MalformedMessageError, TransientError
+from shared.deferred import Deferred, deferred_attribute
+from shared.errors import MalformedMessageError
 from shared.orchestration.engine import Blocked, CompletionRecord, Decision, Ready, decide
-from shared.orchestration.execution_log import ExecutionLogWriter, build_row
-from shared.orchestration.gates import GateConfigError, GateResult, GateRunner
-from shared.orchestration.http_delivery import HttpDeliverer, HttpDeliveryRejected
-from shared.orchestration.publisher import TriggerPublisher
-from shared.orchestration.quarantine import Quarantine
-from shared.orchestration.state import HANDOFF_PREFIX, Claim, TransitionState
-from shared.orchestration.triggers import build_triggers, http_body
+from shared.orchestration.state import HANDOFF_PREFIX, Claim, TransitionState, completion_doc_id
 from shared.pipeline.definition import PipelineDefinition, Transition
 from shared.structured_log import get_logger, log_context
 
 if TYPE_CHECKING:
-    from shared.retry.service import RetryService
+    from shared.orchestration.gates import GateConfigError, GateResult, GateRunner
+    from shared.orchestration.http_delivery import HttpDeliverer
+    from shared.orchestration.publisher import OutboxNudge, TriggerPublisher
+    from shared.orchestration.quarantine import Quarantine
 
 OutcomeKind = Literal[
     "triggered",
@@ -70,20 +75,44 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
 class TransitionService:
-    """Everything one transition function needs, injected (clock and adapters)."""
+    """Everything one transition function needs, injected (clock and adapters).
 
-    definition: PipelineDefinition
-    transition: Transition
-    clock: Clock
-    state: TransitionState
-    publisher: TriggerPublisher
-    gates: GateRunner
-    log_writer: ExecutionLogWriter
-    quarantine: Quarantine
-    retry: RetryService | None = None  # the auto-retry enqueue path (failed completions, missing games)
-    http: HttpDeliverer | None = None  # the consumer's HTTP start call ([transitions.delivery.http])
+    ``publisher``, ``gates``, ``quarantine``, ``http`` and ``nudge`` may be given as values or as
+    ``Deferred`` factories (the composition root does the latter: a wait event builds none).
+    """
+
+    publisher: deferred_attribute[TriggerPublisher] = deferred_attribute()
+    gates: deferred_attribute[GateRunner] = deferred_attribute()
+    quarantine: deferred_attribute[Quarantine] = deferred_attribute()
+    http: deferred_attribute[HttpDeliverer | None] = deferred_attribute()  # [transitions.delivery.http]
+    nudge: deferred_attribute[OutboxNudge | None] = deferred_attribute()  # "deliver the outbox" to auto-retry
+
+    def __init__(
+        self,
+        *,
+        definition: PipelineDefinition,
+        transition: Transition,
+        clock: Clock,
+        state: TransitionState,
+        publisher: TriggerPublisher | Deferred[TriggerPublisher],
+        gates: GateRunner | Deferred[GateRunner],
+        quarantine: Quarantine | Deferred[Quarantine],
+        http: HttpDeliverer | Deferred[HttpDeliverer | None] | None = None,
+        nudge: OutboxNudge | Deferred[OutboxNudge | None] | None = None,
+        hands_off_to_retry: bool = True,
+    ) -> None:
+        self.definition = definition
+        self.transition = transition
+        self.clock = clock
+        self.state = state
+        self.publisher = publisher
+        self.gates = gates
+        self.quarantine = quarantine
+        self.http = http
+        self.nudge = nudge
+        # failed completions and missing games go to auto-retry through the outbox (False: nowhere)
+        self.hands_off_to_retry = hands_off_to_retry
 
     # -- entry: one Pub/Sub event ----------------------------------------------------------
     def handle_event(self, event: object) -> Outcome:
@@ -141,6 +170,8 @@ class TransitionService:
                 completion_pct=completion.effective_completion_pct,
                 predictions=completion.completed_predictions,
             )
+            failed = canonical is not None and str(completion.status) == "failed"
+            handoff = self._failure_handoff(completion, canonical, record) if failed else None
             try:
                 new = self.state.record_completion(
                     completion.game_date,
@@ -155,6 +186,7 @@ class TransitionService:
                         "error_message": _capped(completion.error_message),
                         "unknown_fields": completion.unknown_fields(),
                     },
+                    handoff=handoff,
                 )
             except MalformedMessageError as exc:
                 self.quarantine.put(message, reason=str(exc), transition=t.name)
@@ -165,17 +197,8 @@ class TransitionService:
                     completion.processor_name,
                     t.name,
                 )
-            if self.retry is not None and canonical is not None and str(completion.status) == "failed":
-                # idempotent: a redelivery finds the open row; a BigQuery error raises → redelivery
-                self.retry.enqueue_failure(
-                    game_date=completion.game_date,
-                    phase=completion.phase,
-                    processor=canonical,
-                    error_message=_capped(completion.error_message),
-                    error_type=completion.error_type,
-                    permanent=error_class is ErrorType.PERMANENT,
-                    correlation_id=completion.correlation_id,
-                )
+            if handoff is not None and new:
+                self._nudge("failed completion handed to auto-retry")
             # one owner per delivery attempt, never the message id alone: a concurrent redelivery of
             # the same message must not walk into this attempt's live claim (L21)
             owner = f"msg:{message.message_id or '-'}"
@@ -220,6 +243,11 @@ class TransitionService:
         if claim.result != "claimed":
             return Outcome(claim.result, f"claim not taken: {claim.result}", game_date, claim.trigger_id)
         assert claim.trigger_id is not None
+
+        # the trigger path: its modules load here, on the first date that is ready (issue 18)
+        from shared.orchestration.execution_log import build_row
+        from shared.orchestration.gates import GateConfigError
+        from shared.orchestration.triggers import build_triggers
 
         try:
             gate_results = self.gates.run(
@@ -274,7 +302,7 @@ class TransitionService:
             raise
         message_id = message_ids[0]
         http_doc: dict[str, Any] | None = None
-        if self.http is not None:
+        if self.transition.delivery.http is not None and self.http is not None:
             try:
                 http_doc = self._deliver_http(game_date, trigger, state.raw)
             except BaseException:
@@ -346,8 +374,7 @@ class TransitionService:
                 g.reason,
                 extra={"labels": {"alert": "gate_alert", "gate": g.gate, "trigger_id": trigger.trigger_id}},
             )
-        self.log_writer.flush(self.state)
-        self.deliver_handoffs()
+        self._nudge(f"triggered {trigger.trigger_id}")
         return Outcome(
             "triggered",
             decision.reason,
@@ -360,6 +387,9 @@ class TransitionService:
     def _deliver_http(self, game_date: date, trigger: PhaseTrigger, raw_state: dict[str, Any]) -> dict[str, Any]:
         """The consumer's HTTP start call, once per ``trigger_id`` (a redelivery after a crash between
         this call and the latch finds it recorded and does not call again)."""
+        from shared.orchestration.http_delivery import HttpDeliveryRejected
+        from shared.orchestration.triggers import http_body
+
         assert self.http is not None
         done = (raw_state.get("http_delivery") or {}).get(_field_key(trigger.trigger_id))
         if done:
@@ -391,6 +421,8 @@ class TransitionService:
         *,
         claimed: bool,
     ) -> Outcome:
+        from shared.orchestration.execution_log import build_row
+
         t = self.transition
         now = self.clock.now()
         missing_games = _missing_games(gate_results or [])
@@ -426,8 +458,8 @@ class TransitionService:
         )
         labels = {"alert": "transition_blocked", "claimed": str(claimed)}
         _log_check("BLOCKED", t.name, game_date, reason, logged, labels)
-        self.log_writer.flush(self.state)
-        self.deliver_handoffs()
+        if logged:
+            self._nudge(f"blocked {t.name} {game_date}")
         return Outcome("blocked", reason, game_date, extra={"missing_games": missing_games})
 
     def _gate_error(
@@ -438,6 +470,8 @@ class TransitionService:
         The completion is already recorded, and the date stays retriggerable: the monitor
         re-evaluates it on every pass, so it triggers once the configuration is fixed.
         """
+        from shared.orchestration.execution_log import build_row
+
         t = self.transition
         now = self.clock.now()
         reason = _capped(str(exc)) or ""
@@ -462,7 +496,8 @@ class TransitionService:
             game_date, claim.owner or "", now, status="gate_error", token=claim.token, gate=gate_doc, log_row=row
         )
         _log_check("GATE ERROR", t.name, game_date, reason, logged, {"alert": "gate_error", "gate": exc.gate})
-        self.log_writer.flush(self.state)
+        if logged:
+            self._nudge(f"gate error {t.name} {game_date}")
         return Outcome("gate_error", reason, game_date, extra={"gate": exc.gate})
 
     # -- durable hand-offs (L24) -------------------------------------------------------------
@@ -471,7 +506,7 @@ class TransitionService:
     ) -> list[tuple[str, dict[str, Any]]]:
         """The outbox document that hands missing games to auto-retry, written with the latch or
         release (so a BigQuery blip cannot lose them) and delivered by ``deliver_handoffs``."""
-        if not missing or self.retry is None:
+        if not missing or not self.hands_off_to_retry:
             return []
         primary = self.definition.games.boxscore_sources[0].processor
         doc = {
@@ -489,43 +524,34 @@ class TransitionService:
         digest = hashlib.sha256(json.dumps(doc["game_ids"]).encode()).hexdigest()[:12]
         return [(f"{HANDOFF_PREFIX}{self.transition.name}__{game_date.isoformat()}__{digest}", doc)]
 
-    def deliver_handoffs(self) -> int:
-        """Deliver pending hand-offs of this transition (idempotent enqueue); undelivered ones stay.
+    def _failure_handoff(
+        self, completion: ProcessorCompletion, processor: str | None, record: CompletionRecord
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The outbox document that hands a failed completion to auto-retry, written in the same
+        batch as the completion (durable, no BigQuery here: auto-retry turns it into the queue row)."""
+        if not self.hands_off_to_retry or processor is None:
+            return None
+        doc = {
+            "kind": "retry_enqueue",
+            "transition": self.transition.name,
+            "game_date": completion.game_date.isoformat(),
+            "phase": completion.phase,
+            "processor": processor,
+            "error_message": _capped(completion.error_message),
+            "error_type": completion.error_type,
+            "permanent": completion.error_class is ErrorType.PERMANENT,
+            "correlation_id": completion.correlation_id,
+            "game_ids": [],
+            "created_at": self.clock.now(),
+        }
+        key = completion_doc_id(record.raw_name, record.execution_id)
+        return f"{HANDOFF_PREFIX}failed__{self.transition.name}__{completion.game_date.isoformat()}__{key}", doc
 
-        Runs after every latch and release, and on every monitor pass, so a hand-off that met a
-        BigQuery outage is delivered when BigQuery is back. Returns how many were delivered.
-        """
-        if self.retry is None:
-            return 0
-        delivered = 0
-        try:
-            pending = self.state.pending_handoffs()
-        except TransientError as exc:
-            _log.warning("hand-offs unreadable; they stay for the next pass: %s", exc)
-            return 0
-        for handoff_id, doc in pending:
-            if doc.get("transition") != self.transition.name or doc.get("kind") != "retry_enqueue":
-                continue
-            try:
-                self.retry.enqueue_failure(
-                    game_date=date.fromisoformat(str(doc["game_date"])),
-                    phase=int(doc["phase"]),
-                    processor=str(doc["processor"]),
-                    error_message=doc.get("error_message"),
-                    error_type=doc.get("error_type"),
-                    correlation_id=doc.get("correlation_id"),
-                    game_ids=tuple(doc.get("game_ids") or ()),
-                )
-                self.state.delete_handoff(handoff_id)
-                delivered += 1
-            except TransientError as exc:
-                _log.warning(
-                    "hand-off %s not delivered yet (it stays in the outbox): %s",
-                    handoff_id,
-                    exc,
-                    extra={"labels": {"alert": "handoff_delayed"}},
-                )
-        return delivered
+    def _nudge(self, why: str) -> None:
+        """Ask auto-retry to deliver the outbox now (never raises: the monitor delivers it anyway)."""
+        nudge = self.nudge
+        if nudge is not None:
+            nudge.send(why)
 
     def _release_quietly(self, game_date: date, claim: Claim, status: str) -> None:
         """Release after a failure; the original error is what the caller re-raises."""

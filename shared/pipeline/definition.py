@@ -29,7 +29,7 @@ PhaseNumber = Annotated[int, Field(ge=1, le=9)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class CountsPolicy(StrEnum):
@@ -59,6 +59,8 @@ class PipelineSettings(_Model):
     max_event_age_minutes: int = Field(default=720, ge=1)
     quarantine_collection: Name = "quarantine"
     state_collection: Name = "phase_transitions"
+    # log rows and hand-offs the transitions wrote, until auto-retry or the monitor delivers them
+    outbox_collection: Name = "phase_execution_log_outbox"
     dataset: Name = "nba_orchestration"
     phase_execution_log_table: Name = "phase_execution_log"
 
@@ -148,7 +150,7 @@ class Transition(_Model):
     completion: CompletionThreshold | None = None
     gates: tuple[Name, ...] = ()
     stuck_after_minutes: int = Field(default=60, ge=1)
-    delivery: Delivery = Delivery()
+    delivery: Delivery = Field(default_factory=Delivery)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -608,7 +610,9 @@ class DeploySettings(_Model):
     dead_letter_suffix: Annotated[str, Field(pattern=r"^-[a-z0-9-]{1,20}$")] = "-dlq"
     dead_letter_retention: Annotated[str, Field(pattern=r"^[0-9]+[dhms]$")] = "7d"
     apis: tuple[str, ...] = ()
-    defaults: FunctionDeploy = FunctionDeploy(memory="512Mi", timeout_seconds=120, min_instances=0, max_instances=10)
+    defaults: FunctionDeploy = Field(
+        default_factory=lambda: FunctionDeploy(memory="512Mi", timeout_seconds=120, min_instances=0, max_instances=10)
+    )
     functions: dict[FunctionName, FunctionDeploy] = Field(default_factory=dict)
 
     def settings_for(self, function: str) -> FunctionDeploy:
@@ -629,13 +633,13 @@ class PipelineDefinition(_Model):
     transitions: tuple[Transition, ...] = Field(min_length=1)
     gates: dict[Name, Gate] = Field(default_factory=dict)
     games: GamesSources
-    retry: RetryPolicy = RetryPolicy()
-    monitor: MonitorSettings = MonitorSettings()
-    retention: Retention = Retention()
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    retention: Retention = Field(default_factory=Retention)
     schedules: dict[Name, Schedule] = Field(default_factory=dict)
     sensors: tuple[Sensor, ...] = ()
     scheduled_triggers: tuple[ScheduledTrigger, ...] = ()
-    deploy: DeploySettings = DeploySettings()
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
@@ -790,6 +794,11 @@ class PipelineDefinition(_Model):
                 return t
         raise KeyError(f"no sensor or scheduled trigger {name!r} (known: {[t.name for t in self.timed_triggers()]})")
 
+    def outbox_nudge_topic(self) -> str | None:
+        """The topic of the ``RetryTick`` schedule (auto-retry): transitions nudge it to deliver the
+        Firestore outbox (``RetryTick.outbox_only``); ``None`` when no schedule carries retry ticks."""
+        return next((s.topic for s in self.schedules.values() if s.payload == "RetryTick"), None)
+
     def schedule_entries(self) -> dict[str, Schedule]:
         """``[schedules]`` plus one Cloud Scheduler job per timed-trigger slot (body: ``TriggerTick``)."""
         out = dict(self.schedules)
@@ -914,6 +923,112 @@ def read_definition(path: str | os.PathLike[str]) -> PipelineDefinition:
     return parse_definition(data, str(file))
 
 
+# -- precompiled definition (issue 18) -------------------------------------------------------
+# ``deploy build`` validates the TOML (same errors as here) and ships the validated object next
+# to it, pickled with the sha256 of the TOML it came from and the versions that made it. A cold
+# start then unpickles it (~0.3 ms; no validation, no pydantic schema build) instead of
+# validating (~25 ms). The TOML stays the single source: a file whose hash does not match, or
+# written by another Python/pydantic, is ignored and the TOML is validated as before. The file
+# is a build artifact inside the same bundle as the code that loads it (same trust as main.py).
+COMPILED_SUFFIX = ".compiled"
+_COMPILED_FORMAT = 1
+
+
+def compiled_path(toml_path: str | os.PathLike[str]) -> Path:
+    """Where the precompiled form of ``toml_path`` lives (``pipeline.toml`` → ``pipeline.toml.compiled``)."""
+    path = Path(toml_path)
+    return path.with_name(path.name + COMPILED_SUFFIX)
+
+
+def _stamp(raw: bytes) -> dict[str, Any]:
+    import hashlib
+    import sys
+
+    import pydantic
+
+    return {
+        "format": _COMPILED_FORMAT,
+        "toml_sha256": hashlib.sha256(raw).hexdigest(),
+        "python": list(sys.version_info[:2]),
+        "pydantic": pydantic.VERSION,
+    }
+
+
+def compile_definition(toml_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> Path:
+    """Validate ``toml_path`` (raises ``DefinitionError`` with the usual messages) and write its
+    precompiled form; returns the written path (default: beside the TOML)."""
+    target = Path(out) if out is not None else compiled_path(toml_path)
+    target.write_bytes(compiled_bytes(toml_path))
+    return target
+
+
+def compiled_bytes(toml_path: str | os.PathLike[str]) -> bytes:
+    """The precompiled form of ``toml_path`` (validated first; byte-reproducible, as the bundle zip is)."""
+    import io
+    import pickle
+
+    source = Path(toml_path)
+    raw = source.read_bytes()
+    definition = read_definition(source)
+    buffer = io.BytesIO()
+    _deterministic_pickler()(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump((_stamp(raw), definition))
+    return buffer.getvalue()
+
+
+def _rebuild_model(cls: type[BaseModel], fields: dict[str, Any], fields_set: tuple[str, ...]) -> BaseModel:
+    """A validated model as ``BaseModel.__setstate__`` restores it (no validation; see compile_definition)."""
+    model = cls.__new__(cls)
+    object.__setattr__(model, "__dict__", fields)
+    object.__setattr__(model, "__pydantic_fields_set__", set(fields_set))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
+
+
+def _deterministic_pickler() -> type:
+    import pickle
+
+    class Pickler(pickle.Pickler):
+        """Models reduce to (class, fields, sorted fields-set): pickling a model's own state would
+        write its fields-set in hash order, which changes from run to run."""
+
+        def reducer_override(self, obj: Any) -> Any:
+            if isinstance(obj, BaseModel):
+                fields = {k: v for k, v in obj.__dict__.items() if not k.startswith("_")}  # no caches
+                return _rebuild_model, (type(obj), fields, tuple(sorted(obj.__pydantic_fields_set__)))
+            return NotImplemented
+
+    return Pickler
+
+
+def load_compiled(toml_path: str | os.PathLike[str]) -> PipelineDefinition | None:
+    """The precompiled definition of ``toml_path`` if one is beside it and was made from exactly
+    these TOML bytes by this Python and pydantic; otherwise ``None`` (the caller validates)."""
+    import pickle
+
+    source = Path(toml_path)
+    compiled = compiled_path(source)
+    try:
+        blob = compiled.read_bytes()
+    except OSError:
+        return None
+    try:
+        stamp, definition = pickle.loads(blob)  # our own build artifact, shipped with the code
+    except Exception:  # noqa: BLE001 - unreadable (another pydantic, truncated): validate the TOML instead
+        return None
+    try:
+        raw = source.read_bytes()
+    except OSError:
+        return None
+    if stamp != _stamp(raw) or not isinstance(definition, PipelineDefinition):
+        return None
+    return definition
+
+
+def _load(path: Path) -> PipelineDefinition:
+    return load_compiled(path) or read_definition(path)
+
+
 _cache: dict[Path, PipelineDefinition] = {}
 _cache_lock = threading.Lock()
 
@@ -927,5 +1042,5 @@ def load_definition(path: str | os.PathLike[str] | None = None) -> PipelineDefin
     chosen = Path(path or os.environ.get(DEFINITION_ENV) or DEFAULT_DEFINITION_PATH).resolve()
     with _cache_lock:
         if chosen not in _cache:
-            _cache[chosen] = read_definition(chosen)
+            _cache[chosen] = _load(chosen)
         return _cache[chosen]

@@ -1,4 +1,4 @@
-"""Composition root for the auto-retry function and for the transitions' enqueue path."""
+"""Composition root for the auto-retry function (the retry queue's single owner) and its outbox delivery."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Mapping
 
 from shared.clock import Clock, clock_from_env
 from shared.env import project_id
-from shared.gcp import bigquery_client, firestore_client, publisher_client
+from shared.gcp import firestore_client, publisher_client
+from shared.gcp_bigquery import bigquery_client
 from shared.pipeline.definition import PipelineDefinition, load_definition
 from shared.retry.dispatch import RetryDispatcher
 from shared.retry.queue import RetryQueue
@@ -26,6 +27,7 @@ def build_retry_service(
     environ: Mapping[str, str] | None = None,
     with_dispatcher: bool = True,
     rng: random.Random | None = None,
+    with_outbox: bool = True,
 ) -> RetryService:
     env = environ if environ is not None else os.environ
     definition = definition or load_definition()
@@ -39,7 +41,13 @@ def build_retry_service(
     dispatcher = (
         RetryDispatcher(publisher_client(), project, auth=definition.retry.dispatch_auth) if with_dispatcher else None
     )
-    return RetryService(definition, queue, dispatcher, clock, firestore_client=firestore_client(project), rng=rng)
+    fs = firestore_client(project)
+    service = RetryService(definition, queue, dispatcher, clock, firestore_client=fs, rng=rng)
+    if with_outbox:
+        from shared.orchestration.outbox import build_outbox_delivery
+
+        service.outbox = build_outbox_delivery(definition, clock, project, fs, lambda: service)
+    return service
 
 
 def retry_service() -> RetryService:

@@ -36,6 +36,8 @@ from shared.structured_log import get_logger
 if TYPE_CHECKING:
     from google.cloud import firestore
 
+    from shared.orchestration.outbox import OutboxDelivery
+
 _log = get_logger("shared.retry.service")
 HEARTBEAT_ID = "auto_retry_processor"
 
@@ -52,6 +54,7 @@ class TickReport:
     deferred: list[str] = field(default_factory=list)
     dispatch_failing: list[str] = field(default_factory=list)  # failed on DISPATCH_FAILING_AFTER+ ticks
     would: list[str] = field(default_factory=list)
+    outbox: dict[str, Any] = field(default_factory=dict)  # what the outbox delivery did first
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v}
@@ -71,6 +74,7 @@ class RetryService:
         *,
         firestore_client: firestore.Client | None = None,
         rng: random.Random | None = None,
+        outbox: OutboxDelivery | None = None,
     ) -> None:
         self.definition = definition
         self.queue = queue
@@ -78,6 +82,9 @@ class RetryService:
         self.clock = clock
         self.firestore = firestore_client
         self.rng = rng or random.Random()
+        # the Firestore outbox (log rows, failed completions, missing games) is delivered first on
+        # every tick: auto-retry is the retry queue's single owner (issue 18)
+        self.outbox = outbox
 
     # -- the one enqueue path --------------------------------------------------------------
     def enqueue_failure(
@@ -92,12 +99,15 @@ class RetryService:
         correlation_id: str | None = None,
         game_ids: tuple[str, ...] = (),
         fallback_for: str | None = None,
+        failed_at: datetime | None = None,
     ) -> EnqueueResult:
         """Record a failure for auto-retry (failed completion, missing games, operator).
 
         ``error_type`` is stored as sent (free text). A permanent failure (``permanent``, or by
         default ``classify_error_type(error_type)`` is permanent: a client error or bad input
         upstream) goes straight to ``failed_permanent`` and enqueues the fallback, if any.
+        ``failed_at`` (when the failure was recorded; an outbox hand-off's ``created_at``) starts the
+        backoff, so a hand-off delivered later is not retried later than it would have been.
         """
         if permanent is None:
             permanent = classify_error_type(error_type) is ErrorType.PERMANENT
@@ -111,7 +121,8 @@ class RetryService:
             fallback_for=fallback_for,
             game_ids=game_ids,
             permanent_reason=f"permanent error reported by the processor: {error_message}" if permanent else None,
-            next_retry_at=self.clock.now() + backoff_delay(self.definition.retry, 0, self.rng),
+            next_retry_at=min(failed_at or self.clock.now(), self.clock.now())
+            + backoff_delay(self.definition.retry, 0, self.rng),
         )
         if permanent:
             if result == "exists":  # an open row for the key: it goes terminal now
@@ -124,8 +135,13 @@ class RetryService:
 
     # -- the tick ---------------------------------------------------------------------------
     def tick(self, tick: RetryTick) -> TickReport:
-        now = self.clock.now()
         report = TickReport(tick.dry_run)
+        if self.outbox is not None and not tick.dry_run:
+            report.outbox = self.outbox.deliver().summary()
+        if tick.outbox_only:  # a transition's nudge: no retry pass, no heartbeat
+            _log.info("outbox delivered: %s", report.outbox, extra={"fields": report.summary()})
+            return report
+        now = self.clock.now()
         policy = self.definition.retry
         if not tick.dry_run:
             report.returned_stale = self.queue.return_stale(now - timedelta(minutes=policy.stale_retrying_minutes))

@@ -111,7 +111,8 @@ def _post_tick(server: Server, cloud: LocalCloud, definition: PipelineDefinition
     import uuid
     from datetime import UTC, datetime
 
-    from shared.gcp import bigquery_client, publisher_client
+    from shared.gcp import publisher_client
+    from shared.gcp_bigquery import bigquery_client
     from shared.localcloud.topology import ensure_tables, ensure_topics
 
     ensure_topics(publisher_client(), cloud.project, definition)

@@ -125,11 +125,13 @@ def test_no_function_gets_a_broad_role(spec: DeploymentSpec) -> None:
     assert "roles/editor" not in plan_roles and "roles/owner" not in plan_roles
 
 
-def test_a_transition_publishes_only_its_target_trigger_topic(
+def test_a_transition_publishes_only_its_target_trigger_topic_and_the_outbox_nudge(
     spec: DeploymentSpec, definition: PipelineDefinition
 ) -> None:
+    nudge = definition.outbox_nudge_topic()
+    assert nudge == definition.schedules["auto_retry"].topic  # the RetryTick schedule's topic
     for transition in definition.transitions:
-        assert spec.function(transition.name).publishes == (definition.target_topic(transition),)
+        assert set(spec.function(transition.name).publishes) == {definition.target_topic(transition), nudge}
 
 
 def test_the_monitor_publishes_trigger_topics_and_auto_retry_the_retry_topics(
@@ -137,7 +139,8 @@ def test_the_monitor_publishes_trigger_topics_and_auto_retry_the_retry_topics(
 ) -> None:
     triggers = {definition.target_topic(t) for t in definition.transitions}
     retry_topics = {p.retry_topic for p in definition.phases if p.retry_topic}
-    assert set(spec.function("phase_transition_monitor").publishes) == triggers
+    # the monitor re-evaluates transitions, which nudge auto-retry after writing the outbox
+    assert set(spec.function("phase_transition_monitor").publishes) == triggers | {definition.outbox_nudge_topic()}
     assert set(spec.function("auto_retry_processor").publishes) == retry_topics
     for fn in spec.functions:  # nobody publishes to a completion topic (that is the processors' job)
         assert not set(fn.publishes) & {p.completion_topic for p in definition.phases}
@@ -145,10 +148,15 @@ def test_the_monitor_publishes_trigger_topics_and_auto_retry_the_retry_topics(
 
 def test_bigquery_roles_follow_the_bundle_closure(definition: PipelineDefinition, spec: DeploymentSpec) -> None:
     writer = TABLE_WRITER.name(PROJECT)
-    for fn in spec.functions:  # the packaged functions all ship google-cloud-bigquery
+    for fn in spec.functions:
         if "google-cloud-bigquery" in closure_facts(fn.name).distributions:
             assert "roles/bigquery.jobUser" in fn.project_roles
-            assert any(role == writer for _, role in fn.table_roles)
+            assert fn.table_roles  # it writes a table (outbox delivery, queue) or reads its gates' tables
+        else:  # a gateless transition (issue 18): no BigQuery role at all
+            assert not any(role.startswith("roles/bigquery.") for role in fn.project_roles), fn.name
+            assert fn.table_roles == ()
+    assert "google-cloud-bigquery" not in closure_facts("phase5_to_phase6").distributions
+    assert not [t for t, role in spec.function("phase3_to_phase4").table_roles if role == writer]  # reads only
 
     def without_bigquery(function: str) -> ClosureFacts:
         return ClosureFacts(
@@ -176,10 +184,10 @@ def test_each_function_writes_exactly_the_tables_its_modules_write(
     written = {
         fn.name: {t for t, role in fn.table_roles if role == TABLE_WRITER.name(PROJECT)} for fn in spec.functions
     }
-    for transition in definition.transitions:  # the execution log (outbox) and the retry queue
-        assert written[transition.name] == {log, queue, conflicts}
-    assert written["phase_transition_monitor"] == {log, queue, conflicts}
-    assert written["auto_retry_processor"] == {queue, conflicts}  # it logs no transition
+    for transition in definition.transitions:  # log rows and retry hand-offs stay in the Firestore outbox
+        assert written[transition.name] == set(), transition.name
+    assert written["phase_transition_monitor"] == {log, queue, conflicts}  # delivers the outbox every pass
+    assert written["auto_retry_processor"] == {log, queue, conflicts}  # delivers it on every tick and nudge
     for trigger in definition.timed_triggers():
         assert written[trigger.function] == {log}
     unavailable = definition.games.unavailable_table
@@ -196,7 +204,7 @@ def test_the_table_map_covers_every_module_that_names_a_table(
         r"boxscore_sources|read_tables|insert_rows_json)\b"
     )
     derived = {"shared.orchestration.gate_queries", "shared.orchestration.timed"}
-    derived.add("shared.orchestration.execution_log")  # writes the table its caller (runtime, timed_runtime) names
+    derived.add("shared.orchestration.execution_log")  # builds the rows; outbox/timed_runtime name the table
     derived.add("shared.orchestration.transition")  # boxscore_sources[0].processor: a processor's name, no table
     modules = {m for fn in spec.functions for m in closure_facts(fn.name).modules if m.startswith("shared.")}
     access = table_access(definition)
@@ -227,9 +235,9 @@ def test_readers_read_only_their_gates_and_sensors_tables(spec: DeploymentSpec, 
                 assert role == TABLE_READER_ROLE  # read only: the processors own the raw data
     schedule = definition.games.schedule_table
     assert (schedule, TABLE_READER_ROLE) in spec.function("phase2_to_phase3").table_roles
-    assert spec.function("phase5_to_phase6").table_roles and not [
-        t for t, role in spec.function("phase5_to_phase6").table_roles if role == TABLE_READER_ROLE
-    ]  # no gates: it reads nothing
+    # no gates: it reads nothing, writes nothing, and ships no BigQuery at all (issue 18)
+    assert spec.function("phase5_to_phase6").table_roles == ()
+    assert not [r for r in spec.function("phase5_to_phase6").project_roles if r.startswith("roles/bigquery")]
 
 
 def test_no_pubsub_in_the_bundle_means_no_publisher_role(definition: PipelineDefinition) -> None:
@@ -265,13 +273,11 @@ def test_every_collection_group_the_package_writes_has_a_ttl_policy(
     spec: DeploymentSpec, definition: PipelineDefinition
 ) -> None:
     from shared.cli.phasectl import AUDIT_COLLECTION
-    from shared.orchestration.state import OUTBOX_COLLECTION
-
     r = definition.retention
     assert {(t.collection_group, t.field, t.days) for t in spec.firestore_ttls} == {
         (definition.pipeline.state_collection, r.expiry_field, r.state_days),
         ("completions", r.expiry_field, r.state_days),
-        (OUTBOX_COLLECTION, r.expiry_field, r.outbox_days),
+        (definition.pipeline.outbox_collection, r.expiry_field, r.outbox_days),
         (definition.pipeline.quarantine_collection, r.expiry_field, r.quarantine_days),
         (definition.monitor.alert_collection, r.expiry_field, r.alerts_days),
         (AUDIT_COLLECTION, r.expiry_field, r.audit_days),

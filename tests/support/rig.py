@@ -12,11 +12,12 @@ import tomllib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.clock import FixedClock
 from shared.contracts.messages import PhaseTrigger
-from shared.gcp import bigquery_client, firestore_client, publisher_client, subscriber_client
+from shared.gcp import firestore_client, publisher_client, subscriber_client
+from shared.gcp_bigquery import bigquery_client
 from shared.localcloud.emulators import LocalCloud
 from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topics
 from shared.orchestration.runtime import build_service
@@ -88,6 +89,7 @@ def isolated_definition(suffix: str, mutate: Any = None) -> PipelineDefinition:
     data["pipeline"]["dataset"] = f"orch_{suffix}"
     data["pipeline"]["state_collection"] = f"transitions_{suffix}"
     data["pipeline"]["quarantine_collection"] = f"quarantine_{suffix}"
+    data["pipeline"]["outbox_collection"] = f"outbox_{suffix}"
     for key in ("heartbeat_collection", "alert_collection"):
         data["monitor"][key] = f"{data['monitor'][key]}_{suffix}"
     for phase in data["phases"]:
@@ -127,6 +129,12 @@ def push_body(
     if attributes is not None:
         message["attributes"] = attributes
     return {"message": message, "subscription": "projects/test-project/subscriptions/test"}
+
+
+if TYPE_CHECKING:
+    from shared.orchestration.outbox import DeliveryReport
+    from shared.retry.queue import QueueRow
+    from shared.retry.service import RetryService
 
 
 @dataclass
@@ -337,7 +345,30 @@ class Rig:
             assert set(parts) == set(range(1, first.parts + 1)), (first.trigger_id, parts)
         return firsts
 
-    def log_rows(self) -> list[dict[str, Any]]:
+    def retry_service(self) -> RetryService:
+        """The auto-retry service of this rig (no dispatcher), which owns the outbox delivery."""
+        from shared.retry.runtime import build_retry_service
+
+        return build_retry_service(
+            definition=self.definition, clock=self.clock, environ=self.cloud.env(), with_dispatcher=False
+        )
+
+    def deliver_outbox(self) -> DeliveryReport:
+        """What auto-retry does on a transition's nudge: the outbox's log rows to phase_execution_log,
+        its hand-offs to the retry queue (in-process tests run no auto-retry function)."""
+        service = self.retry_service()
+        assert service.outbox is not None
+        return service.outbox.deliver()
+
+    def retry_rows(self) -> list[QueueRow]:
+        """The retry queue once the outbox is delivered."""
+        self.deliver_outbox()
+        return list(self.retry_service().queue.rows())
+
+    def log_rows(self, *, deliver: bool = True) -> list[dict[str, Any]]:
+        """phase_execution_log, after delivering the outbox as auto-retry would (``deliver=False``: as is)."""
+        if deliver:
+            self.deliver_outbox()
         bq = bigquery_client(self.cloud.project)
         s = self.definition.pipeline
         table = f"`{self.cloud.project}.{s.dataset}.{s.phase_execution_log_table}`"

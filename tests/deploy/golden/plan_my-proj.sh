@@ -117,208 +117,208 @@ gcloud iam service-accounts describe phase5-to-phase6@my-proj.iam.gserviceaccoun
 gcloud iam service-accounts describe phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase5-to-phase6-inv '--display-name=phasechain phase5_to_phase6 trigger (invoker only)' --project=my-proj
 
-# [32] binding: phase5_to_phase6: roles/bigquery.jobUser on project my-proj
-gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
-
-# [33] binding: phase5_to_phase6: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [32] binding: phase5_to_phase6: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [34] binding: phase5_to_phase6: roles/logging.logWriter on project my-proj
+# [33] binding: phase5_to_phase6: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [35] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
+# [34] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [36] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
+# [35] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase-transition-monitor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase-transition-monitor '--display-name=phasechain phase_transition_monitor' --project=my-proj
 
-# [37] resource: service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
+# [36] resource: service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase-transition-monitor-inv '--display-name=phasechain phase_transition_monitor trigger (invoker only)' --project=my-proj
 
-# [38] binding: phase_transition_monitor: roles/bigquery.jobUser on project my-proj
+# [37] binding: phase_transition_monitor: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [39] binding: phase_transition_monitor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [38] binding: phase_transition_monitor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [40] binding: phase_transition_monitor: roles/logging.logWriter on project my-proj
+# [39] binding: phase_transition_monitor: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [41] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
+# [40] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [42] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
+# [41] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe auto-retry-processor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create auto-retry-processor '--display-name=phasechain auto_retry_processor' --project=my-proj
 
-# [43] resource: service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
+# [42] resource: service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create auto-retry-processor-inv '--display-name=phasechain auto_retry_processor trigger (invoker only)' --project=my-proj
 
-# [44] binding: auto_retry_processor: roles/bigquery.jobUser on project my-proj
+# [43] binding: auto_retry_processor: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [45] binding: auto_retry_processor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [44] binding: auto_retry_processor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [46] binding: auto_retry_processor: roles/logging.logWriter on project my-proj
+# [45] binding: auto_retry_processor: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [47] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
+# [46] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding auto-retry-processor-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [48] resource: service account grading-readiness@my-proj.iam.gserviceaccount.com
+# [47] resource: service account grading-readiness@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe grading-readiness@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create grading-readiness '--display-name=phasechain grading_readiness' --project=my-proj
 
-# [49] resource: service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
+# [48] resource: service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe grading-readiness-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create grading-readiness-inv '--display-name=phasechain grading_readiness trigger (invoker only)' --project=my-proj
 
-# [50] binding: grading_readiness: roles/bigquery.jobUser on project my-proj
+# [49] binding: grading_readiness: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [51] binding: grading_readiness: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [50] binding: grading_readiness: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [52] binding: grading_readiness: roles/logging.logWriter on project my-proj
+# [51] binding: grading_readiness: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [53] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
+# [52] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding grading-readiness-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [54] resource: service account scheduled-triggers@my-proj.iam.gserviceaccount.com
+# [53] resource: service account scheduled-triggers@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe scheduled-triggers@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create scheduled-triggers '--display-name=phasechain scheduled_triggers' --project=my-proj
 
-# [55] resource: service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
+# [54] resource: service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create scheduled-triggers-inv '--display-name=phasechain scheduled_triggers trigger (invoker only)' --project=my-proj
 
-# [56] binding: scheduled_triggers: roles/bigquery.jobUser on project my-proj
+# [55] binding: scheduled_triggers: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [57] binding: scheduled_triggers: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [56] binding: scheduled_triggers: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [58] binding: scheduled_triggers: roles/logging.logWriter on project my-proj
+# [57] binding: scheduled_triggers: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [59] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
+# [58] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding scheduled-triggers-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [60] resource: secret slack-webhook (the monitor's Slack incoming-webhook URL; no value: phasectl deploy secret set slack-webhook)
+# [59] resource: secret slack-webhook (the monitor's Slack incoming-webhook URL; no value: phasectl deploy secret set slack-webhook)
 gcloud secrets describe slack-webhook --project=my-proj >/dev/null 2>&1 || \
   gcloud secrets create slack-webhook --replication-policy=automatic --project=my-proj
 
-# [61] binding: phase_transition_monitor: roles/secretmanager.secretAccessor on secret slack-webhook
+# [60] binding: phase_transition_monitor: roles/secretmanager.secretAccessor on secret slack-webhook
 gcloud secrets add-iam-policy-binding slack-webhook --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/secretmanager.secretAccessor --condition=None --project=my-proj
 
-# [62] resource: topic auto-retry-trigger
+# [61] resource: topic auto-retry-trigger
 gcloud pubsub topics describe auto-retry-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger --project=my-proj
 
-# [63] resource: topic auto-retry-trigger-dlq
+# [62] resource: topic auto-retry-trigger-dlq
 gcloud pubsub topics describe auto-retry-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger-dlq --project=my-proj
 
-# [64] resource: topic grading-readiness-tick
+# [63] resource: topic grading-readiness-tick
 gcloud pubsub topics describe grading-readiness-tick --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create grading-readiness-tick --project=my-proj
 
-# [65] resource: topic grading-readiness-tick-dlq
+# [64] resource: topic grading-readiness-tick-dlq
 gcloud pubsub topics describe grading-readiness-tick-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create grading-readiness-tick-dlq --project=my-proj
 
-# [66] resource: topic nba-grading-trigger
+# [65] resource: topic nba-grading-trigger
 gcloud pubsub topics describe nba-grading-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-grading-trigger --project=my-proj
 
-# [67] resource: topic nba-phase2-raw-complete
+# [66] resource: topic nba-phase2-raw-complete
 gcloud pubsub topics describe nba-phase2-raw-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete --project=my-proj
 
-# [68] resource: topic nba-phase2-raw-complete-dlq
+# [67] resource: topic nba-phase2-raw-complete-dlq
 gcloud pubsub topics describe nba-phase2-raw-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete-dlq --project=my-proj
 
-# [69] resource: topic nba-phase2-retry
+# [68] resource: topic nba-phase2-retry
 gcloud pubsub topics describe nba-phase2-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-retry --project=my-proj
 
-# [70] resource: topic nba-phase3-analytics-complete
+# [69] resource: topic nba-phase3-analytics-complete
 gcloud pubsub topics describe nba-phase3-analytics-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete --project=my-proj
 
-# [71] resource: topic nba-phase3-analytics-complete-dlq
+# [70] resource: topic nba-phase3-analytics-complete-dlq
 gcloud pubsub topics describe nba-phase3-analytics-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete-dlq --project=my-proj
 
-# [72] resource: topic nba-phase3-retry
+# [71] resource: topic nba-phase3-retry
 gcloud pubsub topics describe nba-phase3-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-retry --project=my-proj
 
-# [73] resource: topic nba-phase3-trigger
+# [72] resource: topic nba-phase3-trigger
 gcloud pubsub topics describe nba-phase3-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-trigger --project=my-proj
 
-# [74] resource: topic nba-phase4-precompute-complete
+# [73] resource: topic nba-phase4-precompute-complete
 gcloud pubsub topics describe nba-phase4-precompute-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete --project=my-proj
 
-# [75] resource: topic nba-phase4-precompute-complete-dlq
+# [74] resource: topic nba-phase4-precompute-complete-dlq
 gcloud pubsub topics describe nba-phase4-precompute-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete-dlq --project=my-proj
 
-# [76] resource: topic nba-phase4-retry
+# [75] resource: topic nba-phase4-retry
 gcloud pubsub topics describe nba-phase4-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-retry --project=my-proj
 
-# [77] resource: topic nba-phase4-trigger
+# [76] resource: topic nba-phase4-trigger
 gcloud pubsub topics describe nba-phase4-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-trigger --project=my-proj
 
-# [78] resource: topic nba-phase5-predictions-complete
+# [77] resource: topic nba-phase5-predictions-complete
 gcloud pubsub topics describe nba-phase5-predictions-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete --project=my-proj
 
-# [79] resource: topic nba-phase5-predictions-complete-dlq
+# [78] resource: topic nba-phase5-predictions-complete-dlq
 gcloud pubsub topics describe nba-phase5-predictions-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete-dlq --project=my-proj
 
-# [80] resource: topic nba-phase5-retry
+# [79] resource: topic nba-phase5-retry
 gcloud pubsub topics describe nba-phase5-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-retry --project=my-proj
 
-# [81] resource: topic nba-phase6-export-complete
+# [80] resource: topic nba-phase6-export-complete
 gcloud pubsub topics describe nba-phase6-export-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-complete --project=my-proj
 
-# [82] resource: topic nba-phase6-export-trigger
+# [81] resource: topic nba-phase6-export-trigger
 gcloud pubsub topics describe nba-phase6-export-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-trigger --project=my-proj
 
-# [83] resource: topic nba-predictions-trigger
+# [82] resource: topic nba-predictions-trigger
 gcloud pubsub topics describe nba-predictions-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-predictions-trigger --project=my-proj
 
-# [84] resource: topic phase-transition-monitor-trigger
+# [83] resource: topic phase-transition-monitor-trigger
 gcloud pubsub topics describe phase-transition-monitor-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger --project=my-proj
 
-# [85] resource: topic phase-transition-monitor-trigger-dlq
+# [84] resource: topic phase-transition-monitor-trigger-dlq
 gcloud pubsub topics describe phase-transition-monitor-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger-dlq --project=my-proj
 
-# [86] resource: topic scheduled-trigger-tick
+# [85] resource: topic scheduled-trigger-tick
 gcloud pubsub topics describe scheduled-trigger-tick --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create scheduled-trigger-tick --project=my-proj
 
-# [87] resource: topic scheduled-trigger-tick-dlq
+# [86] resource: topic scheduled-trigger-tick-dlq
 gcloud pubsub topics describe scheduled-trigger-tick-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create scheduled-trigger-tick-dlq --project=my-proj
+
+# [87] binding: phase2_to_phase3: roles/pubsub.publisher on topic auto-retry-trigger
+gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
 # [88] binding: phase2_to_phase3: roles/pubsub.publisher on topic nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
@@ -333,557 +333,536 @@ fi
 # [90] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase2-raw-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase2-raw-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [91] binding: phase3_to_phase4: roles/pubsub.publisher on topic nba-phase4-trigger
+# [91] binding: phase3_to_phase4: roles/pubsub.publisher on topic auto-retry-trigger
+gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
+
+# [92] binding: phase3_to_phase4: roles/pubsub.publisher on topic nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [92] resource: dead-letter subscription phase3-to-phase4-dlq-sub
+# [93] resource: dead-letter subscription phase3-to-phase4-dlq-sub
 if gcloud pubsub subscriptions describe phase3-to-phase4-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase3-to-phase4-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase3-to-phase4-dlq-sub --topic=nba-phase3-analytics-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [93] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase3-analytics-complete-dlq
+# [94] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase3-analytics-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase3-analytics-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [94] binding: phase4_to_phase5: roles/pubsub.publisher on topic nba-predictions-trigger
+# [95] binding: phase4_to_phase5: roles/pubsub.publisher on topic auto-retry-trigger
+gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
+
+# [96] binding: phase4_to_phase5: roles/pubsub.publisher on topic nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [95] resource: dead-letter subscription phase4-to-phase5-dlq-sub
+# [97] resource: dead-letter subscription phase4-to-phase5-dlq-sub
 if gcloud pubsub subscriptions describe phase4-to-phase5-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase4-to-phase5-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase4-to-phase5-dlq-sub --topic=nba-phase4-precompute-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [96] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase4-precompute-complete-dlq
+# [98] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase4-precompute-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase4-precompute-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [97] binding: phase5_to_phase6: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [99] binding: phase5_to_phase6: roles/pubsub.publisher on topic auto-retry-trigger
+gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
+
+# [100] binding: phase5_to_phase6: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [98] resource: dead-letter subscription phase5-to-phase6-dlq-sub
+# [101] resource: dead-letter subscription phase5-to-phase6-dlq-sub
 if gcloud pubsub subscriptions describe phase5-to-phase6-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase5-to-phase6-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase5-to-phase6-dlq-sub --topic=nba-phase5-predictions-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [99] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase5-predictions-complete-dlq
+# [102] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase5-predictions-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase5-predictions-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [100] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase3-trigger
+# [103] binding: phase_transition_monitor: roles/pubsub.publisher on topic auto-retry-trigger
+gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
+
+# [104] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [101] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase4-trigger
+# [105] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [102] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [106] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [103] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-predictions-trigger
+# [107] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [104] resource: dead-letter subscription phase-transition-monitor-dlq-sub
+# [108] resource: dead-letter subscription phase-transition-monitor-dlq-sub
 if gcloud pubsub subscriptions describe phase-transition-monitor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase-transition-monitor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase-transition-monitor-dlq-sub --topic=phase-transition-monitor-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [105] binding: Pub/Sub service agent: roles/pubsub.publisher on topic phase-transition-monitor-trigger-dlq
+# [109] binding: Pub/Sub service agent: roles/pubsub.publisher on topic phase-transition-monitor-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding phase-transition-monitor-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [106] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase2-retry
+# [110] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase2-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase2-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [107] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase3-retry
+# [111] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase3-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase3-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [108] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase4-retry
+# [112] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase4-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase4-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [109] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase5-retry
+# [113] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase5-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase5-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [110] resource: dead-letter subscription auto-retry-processor-dlq-sub
+# [114] resource: dead-letter subscription auto-retry-processor-dlq-sub
 if gcloud pubsub subscriptions describe auto-retry-processor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update auto-retry-processor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create auto-retry-processor-dlq-sub --topic=auto-retry-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [111] binding: Pub/Sub service agent: roles/pubsub.publisher on topic auto-retry-trigger-dlq
+# [115] binding: Pub/Sub service agent: roles/pubsub.publisher on topic auto-retry-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [112] binding: grading_readiness: roles/pubsub.publisher on topic nba-grading-trigger
+# [116] binding: grading_readiness: roles/pubsub.publisher on topic nba-grading-trigger
 gcloud pubsub topics add-iam-policy-binding nba-grading-trigger --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [113] resource: dead-letter subscription grading-readiness-dlq-sub
+# [117] resource: dead-letter subscription grading-readiness-dlq-sub
 if gcloud pubsub subscriptions describe grading-readiness-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update grading-readiness-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create grading-readiness-dlq-sub --topic=grading-readiness-tick-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [114] binding: Pub/Sub service agent: roles/pubsub.publisher on topic grading-readiness-tick-dlq
+# [118] binding: Pub/Sub service agent: roles/pubsub.publisher on topic grading-readiness-tick-dlq
 gcloud pubsub topics add-iam-policy-binding grading-readiness-tick-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [115] binding: scheduled_triggers: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [119] binding: scheduled_triggers: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [116] resource: dead-letter subscription scheduled-triggers-dlq-sub
+# [120] resource: dead-letter subscription scheduled-triggers-dlq-sub
 if gcloud pubsub subscriptions describe scheduled-triggers-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update scheduled-triggers-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create scheduled-triggers-dlq-sub --topic=scheduled-trigger-tick-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [117] binding: Pub/Sub service agent: roles/pubsub.publisher on topic scheduled-trigger-tick-dlq
+# [121] binding: Pub/Sub service agent: roles/pubsub.publisher on topic scheduled-trigger-tick-dlq
 gcloud pubsub topics add-iam-policy-binding scheduled-trigger-tick-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [118] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase2-to-phase3-dlq-sub
+# [122] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase2-to-phase3-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase2-to-phase3-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [119] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase3-to-phase4-dlq-sub
+# [123] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase3-to-phase4-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase3-to-phase4-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [120] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase4-to-phase5-dlq-sub
+# [124] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase4-to-phase5-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase4-to-phase5-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [121] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase5-to-phase6-dlq-sub
+# [125] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase5-to-phase6-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase5-to-phase6-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [122] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase-transition-monitor-dlq-sub
+# [126] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase-transition-monitor-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase-transition-monitor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [123] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription auto-retry-processor-dlq-sub
+# [127] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription auto-retry-processor-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding auto-retry-processor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [124] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription grading-readiness-dlq-sub
+# [128] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription grading-readiness-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding grading-readiness-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [125] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription scheduled-triggers-dlq-sub
+# [129] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription scheduled-triggers-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding scheduled-triggers-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [126] resource: dataset nba_orchestration
+# [130] resource: dataset nba_orchestration
 bq show --format=none --dataset my-proj:nba_orchestration >/dev/null 2>&1 || \
   bq --location=US mk --dataset my-proj:nba_orchestration
 
-# [127] resource: table nba_orchestration.phase_execution_log
+# [131] resource: table nba_orchestration.phase_execution_log
 if bq show --format=none my-proj:nba_orchestration.phase_execution_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 fi
 
-# [128] resource: table nba_orchestration.failed_processor_queue
+# [132] resource: table nba_orchestration.failed_processor_queue
 if bq show --format=none my-proj:nba_orchestration.failed_processor_queue >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 fi
 
-# [129] resource: table nba_orchestration.streaming_conflict_log
+# [133] resource: table nba_orchestration.streaming_conflict_log
 if bq show --format=none my-proj:nba_orchestration.streaming_conflict_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=timestamp '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 fi
 
-# [130] resource: table nba_orchestration.game_unavailable
+# [134] resource: table nba_orchestration.game_unavailable
 if bq show --format=none my-proj:nba_orchestration.game_unavailable >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 fi
 
-# [131] binding: phase2_to_phase3: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
-bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
-
-# [132] binding: phase2_to_phase3: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
-bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
-
-# [133] binding: phase2_to_phase3: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
-bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
-
-# [134] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [135] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [135] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
+# [136] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.bdl_player_boxscores
 
-# [136] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
+# [137] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.espn_boxscores
 
-# [137] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
+# [138] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_gamebook_player_stats
 
-# [138] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [139] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [139] binding: phase3_to_phase4: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
-bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
-
-# [140] binding: phase3_to_phase4: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
-bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
-
-# [141] binding: phase3_to_phase4: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
-bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
-
-# [142] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
+# [140] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.player_game_summary
 
-# [143] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
+# [141] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_defense_game_summary
 
-# [144] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
+# [142] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_offense_game_summary
 
-# [145] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [143] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [146] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
+# [144] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_team_game_context
 
-# [147] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [145] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [148] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [146] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [149] binding: phase4_to_phase5: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
-bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
-
-# [150] binding: phase4_to_phase5: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
-bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
-
-# [151] binding: phase4_to_phase5: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
-bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
-
-# [152] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [147] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [153] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
+# [148] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_composite_factors
 
-# [154] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
+# [149] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_daily_cache
 
-# [155] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
+# [150] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_shot_zone_analysis
 
-# [156] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
+# [151] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.team_defense_zone_analysis
 
-# [157] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
+# [152] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.ml_feature_store_v2
 
-# [158] binding: phase5_to_phase6: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
-bq add-iam-policy-binding --table --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
-
-# [159] binding: phase5_to_phase6: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
-bq add-iam-policy-binding --table --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
-
-# [160] binding: phase5_to_phase6: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
-bq add-iam-policy-binding --table --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
-
-# [161] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
+# [153] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
 
-# [162] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [154] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [163] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
+# [155] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
 
-# [164] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
+# [156] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.player_game_summary
 
-# [165] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
+# [157] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_defense_game_summary
 
-# [166] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
+# [158] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_offense_game_summary
 
-# [167] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [159] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [168] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
+# [160] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_team_game_context
 
-# [169] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [161] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [170] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
+# [162] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_composite_factors
 
-# [171] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
+# [163] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_daily_cache
 
-# [172] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
+# [164] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_shot_zone_analysis
 
-# [173] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
+# [165] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.team_defense_zone_analysis
 
-# [174] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
+# [166] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.ml_feature_store_v2
 
-# [175] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
+# [167] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.player_prop_predictions
 
-# [176] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
+# [168] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.prediction_accuracy
 
-# [177] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
+# [169] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.bdl_player_boxscores
 
-# [178] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
+# [170] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.espn_boxscores
 
-# [179] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
+# [171] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_gamebook_player_stats
 
-# [180] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [172] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [181] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
+# [173] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
 
-# [182] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
+# [174] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
+
+# [175] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
 
-# [183] binding: grading_readiness: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [176] binding: grading_readiness: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [184] binding: grading_readiness: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [177] binding: grading_readiness: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [185] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
+# [178] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.player_prop_predictions
 
-# [186] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
+# [179] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.prediction_accuracy
 
-# [187] binding: grading_readiness: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [180] binding: grading_readiness: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [188] binding: scheduled_triggers: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [181] binding: scheduled_triggers: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [189] resource: function phase2-to-phase3
+# [182] resource: function phase2-to-phase3
 gcloud functions deploy phase2-to-phase3 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase2_to_phase3 --trigger-topic=nba-phase2-raw-complete --retry --service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --trigger-service-account=phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [190] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
+# [183] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE2_TO_PHASE3="$(gcloud functions describe phase2-to-phase3 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [191] binding: phase2_to_phase3 (trigger identity): roles/run.invoker on service phase2-to-phase3
+# [184] binding: phase2_to_phase3 (trigger identity): roles/run.invoker on service phase2-to-phase3
 gcloud functions add-invoker-policy-binding phase2-to-phase3 --region=us-west2 --member=serviceAccount:phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [192] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
+# [185] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3="$(gcloud eventarc triggers describe "${TRIGGER_PHASE2_TO_PHASE3}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [193] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
+# [186] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" --dead-letter-topic=nba-phase2-raw-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [194] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase2_to_phase3
+# [187] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase2_to_phase3
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [195] resource: function phase3-to-phase4
+# [188] resource: function phase3-to-phase4
 gcloud functions deploy phase3-to-phase4 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase3_to_phase4 --trigger-topic=nba-phase3-analytics-complete --retry --service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --trigger-service-account=phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [196] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
+# [189] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE3_TO_PHASE4="$(gcloud functions describe phase3-to-phase4 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [197] binding: phase3_to_phase4 (trigger identity): roles/run.invoker on service phase3-to-phase4
+# [190] binding: phase3_to_phase4 (trigger identity): roles/run.invoker on service phase3-to-phase4
 gcloud functions add-invoker-policy-binding phase3-to-phase4 --region=us-west2 --member=serviceAccount:phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [198] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
+# [191] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4="$(gcloud eventarc triggers describe "${TRIGGER_PHASE3_TO_PHASE4}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [199] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
+# [192] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" --dead-letter-topic=nba-phase3-analytics-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [200] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase3_to_phase4
+# [193] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase3_to_phase4
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [201] resource: function phase4-to-phase5
+# [194] resource: function phase4-to-phase5
 gcloud functions deploy phase4-to-phase5 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase4_to_phase5 --trigger-topic=nba-phase4-precompute-complete --retry --service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --trigger-service-account=phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [202] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
+# [195] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE4_TO_PHASE5="$(gcloud functions describe phase4-to-phase5 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [203] binding: phase4_to_phase5 (trigger identity): roles/run.invoker on service phase4-to-phase5
+# [196] binding: phase4_to_phase5 (trigger identity): roles/run.invoker on service phase4-to-phase5
 gcloud functions add-invoker-policy-binding phase4-to-phase5 --region=us-west2 --member=serviceAccount:phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [204] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
+# [197] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5="$(gcloud eventarc triggers describe "${TRIGGER_PHASE4_TO_PHASE5}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [205] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
+# [198] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" --dead-letter-topic=nba-phase4-precompute-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [206] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase4_to_phase5
+# [199] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase4_to_phase5
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [207] resource: function phase5-to-phase6
+# [200] resource: function phase5-to-phase6
 gcloud functions deploy phase5-to-phase6 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase5_to_phase6 --trigger-topic=nba-phase5-predictions-complete --retry --service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --trigger-service-account=phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [208] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
+# [201] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE5_TO_PHASE6="$(gcloud functions describe phase5-to-phase6 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [209] binding: phase5_to_phase6 (trigger identity): roles/run.invoker on service phase5-to-phase6
+# [202] binding: phase5_to_phase6 (trigger identity): roles/run.invoker on service phase5-to-phase6
 gcloud functions add-invoker-policy-binding phase5-to-phase6 --region=us-west2 --member=serviceAccount:phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [210] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
+# [203] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6="$(gcloud eventarc triggers describe "${TRIGGER_PHASE5_TO_PHASE6}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [211] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
+# [204] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" --dead-letter-topic=nba-phase5-predictions-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [212] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase5_to_phase6
+# [205] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase5_to_phase6
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [213] require: secret slack-webhook has a value (for phase-transition-monitor's MONITOR_SLACK_WEBHOOK_URL)
+# [206] require: secret slack-webhook has a value (for phase-transition-monitor's MONITOR_SLACK_WEBHOOK_URL)
 gcloud secrets versions describe latest --secret=slack-webhook --project=my-proj '--format=value(state)' | grep -Fx ENABLED >/dev/null || \
   { echo 'phasectl deploy: secret slack-webhook has no enabled version: set it with `phasectl deploy secret set slack-webhook --project my-proj` (reads the value from stdin), then apply again' >&2; exit 1; }
 
-# [214] resource: function phase-transition-monitor
+# [207] resource: function phase-transition-monitor
 gcloud functions deploy phase-transition-monitor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase_transition_monitor --trigger-topic=phase-transition-monitor-trigger --retry --service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --trigger-service-account=phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --set-secrets=MONITOR_SLACK_WEBHOOK_URL=slack-webhook:latest --no-allow-unauthenticated --project=my-proj
 
-# [215] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
+# [208] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE_TRANSITION_MONITOR="$(gcloud functions describe phase-transition-monitor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [216] binding: phase_transition_monitor (trigger identity): roles/run.invoker on service phase-transition-monitor
+# [209] binding: phase_transition_monitor (trigger identity): roles/run.invoker on service phase-transition-monitor
 gcloud functions add-invoker-policy-binding phase-transition-monitor --region=us-west2 --member=serviceAccount:phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [217] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
+# [210] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR="$(gcloud eventarc triggers describe "${TRIGGER_PHASE_TRANSITION_MONITOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [218] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
+# [211] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" --dead-letter-topic=phase-transition-monitor-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [219] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase_transition_monitor
+# [212] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase_transition_monitor
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [220] resource: function auto-retry-processor
+# [213] resource: function auto-retry-processor
 gcloud functions deploy auto-retry-processor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/auto_retry_processor --trigger-topic=auto-retry-trigger --retry --service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --trigger-service-account=auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [221] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
+# [214] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
 TRIGGER_AUTO_RETRY_PROCESSOR="$(gcloud functions describe auto-retry-processor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [222] binding: auto_retry_processor (trigger identity): roles/run.invoker on service auto-retry-processor
+# [215] binding: auto_retry_processor (trigger identity): roles/run.invoker on service auto-retry-processor
 gcloud functions add-invoker-policy-binding auto-retry-processor --region=us-west2 --member=serviceAccount:auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [223] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
+# [216] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR="$(gcloud eventarc triggers describe "${TRIGGER_AUTO_RETRY_PROCESSOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [224] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
+# [217] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" --dead-letter-topic=auto-retry-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [225] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of auto_retry_processor
+# [218] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of auto_retry_processor
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [226] resource: function grading-readiness
+# [219] resource: function grading-readiness
 gcloud functions deploy grading-readiness --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/grading_readiness --trigger-topic=grading-readiness-tick --retry --service-account=grading-readiness@my-proj.iam.gserviceaccount.com --trigger-service-account=grading-readiness-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [227] lookup: grading-readiness: its Eventarc trigger (named by the deploy)
+# [220] lookup: grading-readiness: its Eventarc trigger (named by the deploy)
 TRIGGER_GRADING_READINESS="$(gcloud functions describe grading-readiness --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [228] binding: grading_readiness (trigger identity): roles/run.invoker on service grading-readiness
+# [221] binding: grading_readiness (trigger identity): roles/run.invoker on service grading-readiness
 gcloud functions add-invoker-policy-binding grading-readiness --region=us-west2 --member=serviceAccount:grading-readiness-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [229] lookup: grading-readiness: the subscription Eventarc made for its trigger
+# [222] lookup: grading-readiness: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_GRADING_READINESS="$(gcloud eventarc triggers describe "${TRIGGER_GRADING_READINESS}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [230] binding: grading-readiness: dead letters after 10 attempts to grading-readiness-tick-dlq
+# [223] binding: grading-readiness: dead letters after 10 attempts to grading-readiness-tick-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" --dead-letter-topic=grading-readiness-tick-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [231] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of grading_readiness
+# [224] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of grading_readiness
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [232] resource: function scheduled-triggers
+# [225] resource: function scheduled-triggers
 gcloud functions deploy scheduled-triggers --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/scheduled_triggers --trigger-topic=scheduled-trigger-tick --retry --service-account=scheduled-triggers@my-proj.iam.gserviceaccount.com --trigger-service-account=scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [233] lookup: scheduled-triggers: its Eventarc trigger (named by the deploy)
+# [226] lookup: scheduled-triggers: its Eventarc trigger (named by the deploy)
 TRIGGER_SCHEDULED_TRIGGERS="$(gcloud functions describe scheduled-triggers --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [234] binding: scheduled_triggers (trigger identity): roles/run.invoker on service scheduled-triggers
+# [227] binding: scheduled_triggers (trigger identity): roles/run.invoker on service scheduled-triggers
 gcloud functions add-invoker-policy-binding scheduled-triggers --region=us-west2 --member=serviceAccount:scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [235] lookup: scheduled-triggers: the subscription Eventarc made for its trigger
+# [228] lookup: scheduled-triggers: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_SCHEDULED_TRIGGERS="$(gcloud eventarc triggers describe "${TRIGGER_SCHEDULED_TRIGGERS}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [236] binding: scheduled-triggers: dead letters after 10 attempts to scheduled-trigger-tick-dlq
+# [229] binding: scheduled-triggers: dead letters after 10 attempts to scheduled-trigger-tick-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_SCHEDULED_TRIGGERS}" --dead-letter-topic=scheduled-trigger-tick-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [237] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of scheduled_triggers
+# [230] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of scheduled_triggers
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_SCHEDULED_TRIGGERS}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [238] resource: scheduler job phase-transition-monitor
+# [231] resource: scheduler job phase-transition-monitor
 if gcloud scheduler jobs describe phase-transition-monitor --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 fi
 
-# [239] resource: scheduler job auto-retry-processor-trigger
+# [232] resource: scheduler job auto-retry-processor-trigger
 if gcloud scheduler jobs describe auto-retry-processor-trigger --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false}' --project=my-proj
+  gcloud scheduler jobs update pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false,"outbox_only":false}' --project=my-proj
 else
-  gcloud scheduler jobs create pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false}' --project=my-proj
+  gcloud scheduler jobs create pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false,"outbox_only":false}' --project=my-proj
 fi
 
-# [240] resource: scheduler job grading-readiness-monitor
+# [233] resource: scheduler job grading-readiness-monitor
 if gcloud scheduler jobs describe grading-readiness-monitor --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-readiness-monitor --location=us-west2 '--schedule=*/15 22-23,0-2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"readiness"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-readiness-monitor --location=us-west2 '--schedule=*/15 22-23,0-2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"readiness"}' --project=my-proj
 fi
 
-# [241] resource: scheduler job grading-run-0230
+# [234] resource: scheduler job grading-run-0230
 if gcloud scheduler jobs describe grading-run-0230 --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-run-0230 --location=us-west2 '--schedule=30 2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0230"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-run-0230 --location=us-west2 '--schedule=30 2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0230"}' --project=my-proj
 fi
 
-# [242] resource: scheduler job grading-daily-6am
+# [235] resource: scheduler job grading-daily-6am
 if gcloud scheduler jobs describe grading-daily-6am --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-daily-6am --location=us-west2 '--schedule=0 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"daily_0600"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-daily-6am --location=us-west2 '--schedule=0 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"daily_0600"}' --project=my-proj
 fi
 
-# [243] resource: scheduler job grading-run-0630
+# [236] resource: scheduler job grading-run-0630
 if gcloud scheduler jobs describe grading-run-0630 --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-run-0630 --location=us-west2 '--schedule=30 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0630"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-run-0630 --location=us-west2 '--schedule=30 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0630"}' --project=my-proj
 fi
 
-# [244] resource: scheduler job grading-run-1100
+# [237] resource: scheduler job grading-run-1100
 if gcloud scheduler jobs describe grading-run-1100 --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-run-1100 --location=us-west2 '--schedule=0 11 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_1100"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-run-1100 --location=us-west2 '--schedule=0 11 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_1100"}' --project=my-proj
 fi
 
-# [245] resource: scheduler job phase6-daily-results
+# [238] resource: scheduler job phase6-daily-results
 if gcloud scheduler jobs describe phase6-daily-results --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase6-daily-results --location=us-west2 '--schedule=0 5 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"daily_results"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub phase6-daily-results --location=us-west2 '--schedule=0 5 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"daily_results"}' --project=my-proj
 fi
 
-# [246] resource: scheduler job phase6-tonight-picks
+# [239] resource: scheduler job phase6-tonight-picks
 if gcloud scheduler jobs describe phase6-tonight-picks --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase6-tonight-picks --location=us-west2 '--schedule=0 13 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"tonight_picks"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub phase6-tonight-picks --location=us-west2 '--schedule=0 13 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"tonight_picks"}' --project=my-proj
 fi
 
-# [247] resource: scheduler job phase6-clv-reexport
+# [240] resource: scheduler job phase6-clv-reexport
 if gcloud scheduler jobs describe phase6-clv-reexport --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase6-clv-reexport --location=us-west2 '--schedule=30 16 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"clv_reexport"}' --project=my-proj
 else

@@ -29,7 +29,7 @@ from shared.cli.reconcile import (
 from shared.clock import FixedClock, SystemClock
 from shared.game_ids import ScheduleEntry
 from shared.orchestration.engine import CompletionRecord
-from shared.orchestration.gates import CoverageInputs
+from shared.orchestration.gate_queries import CoverageInputs
 from shared.orchestration.state import DateState
 from shared.pipeline.definition import load_definition
 

@@ -55,7 +55,7 @@ def test_firestore_transaction_and_reset(cloud: LocalCloud) -> None:
 def test_bigquery_insert_and_parameterised_query(cloud: LocalCloud, bq_dataset: str) -> None:
     from google.cloud import bigquery
 
-    from shared.gcp import bigquery_client
+    from shared.gcp_bigquery import bigquery_client
 
     client = bigquery_client(cloud.project)
     table = bigquery.Table(

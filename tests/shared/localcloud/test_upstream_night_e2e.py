@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from shared.contracts.messages import PhaseTrigger
-from shared.gcp import bigquery_client
+from shared.gcp_bigquery import bigquery_client
 from shared.localcloud.demo import GAME_DATE, GAMES, MISSING_GAME, demo_definition, seed
 from shared.localcloud.outputs import write_outputs
 from shared.localcloud.stack import LocalStack

@@ -29,7 +29,8 @@ import pytest
 from deploy.spec import ClosureFacts, FunctionSpec, build_spec
 from shared.clock import today_et
 from shared.contracts.messages import MonitorTick, RetryTick
-from shared.gcp import bigquery_client, firestore_client, publisher_client, subscriber_client
+from shared.gcp import firestore_client, publisher_client, subscriber_client
+from shared.gcp_bigquery import bigquery_client
 from shared.localcloud.emulators import LocalCloud
 from shared.localcloud.topology import ensure_subscription, ensure_topic
 from shared.monitor.alerts import AlertResult, SlackWebhook

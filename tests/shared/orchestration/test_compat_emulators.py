@@ -60,7 +60,7 @@ def test_seven_final_games_with_gsw_at_min_missing_trigger_partial(rig: Rig) -> 
 def test_espn_ids_with_espn_team_codes_cover_their_games(rig: Rig) -> None:
     """BOS@NYK is 20260124_BOS_NY in espn_boxscores (espn_boxscore_processor.py:291-296)."""
     rig.seed_games(final=SEVEN, sources={"espn": [g[0] for g in SEVEN]})
-    from shared.gcp import bigquery_client
+    from shared.gcp_bigquery import bigquery_client
 
     table = rig.definition.games.boxscore_sources[1].table
     rows = bigquery_client(rig.cloud.project).query(
@@ -93,7 +93,7 @@ def test_the_real_schedule_requires_a_partition_filter(rig: Rig) -> None:
     """What the gate reads is the real table: a query without the date filter fails, like production."""
     from google.api_core import exceptions as gexc
 
-    from shared.gcp import bigquery_client
+    from shared.gcp_bigquery import bigquery_client
 
     rig.seed_games(final=SEVEN)
     table = f"{rig.cloud.project}.{rig.definition.games.schedule_table}"
@@ -176,9 +176,11 @@ def test_upstream_failed_analytics_completion_reaches_auto_retry(rig: Rig) -> No
     svc = rig.services["phase3_to_phase4"]
     outcome = svc.handle_event(upstream_event(rig, UPSTREAM / "phase3" / "player_game_summary__failed.json"))
     assert outcome.kind == "waiting"
-    assert svc.retry is not None
-    (row,) = svc.retry.queue.rows()
+    (handoff,) = svc.state.pending_handoffs()  # written with the completion; no BigQuery in the transition
+    assert handoff[1]["processor"] == "player_game_summary"
+    (row,) = rig.retry_rows()  # auto-retry delivers the outbox (on the transition's nudge)
     assert (row.processor_name, row.status, row.error_type) == ("player_game_summary", "pending", "str")
+    assert svc.state.pending_handoffs() == []
 
 
 # ----------------------------------------------------------------------------- 4→5: the coordinator's /start

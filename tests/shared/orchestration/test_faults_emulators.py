@@ -19,10 +19,11 @@ import pytest
 
 from shared.contracts.messages import make_trigger_id
 from shared.errors import TransientError
-from shared.gcp import bigquery_client, firestore_client
+from shared.gcp import firestore_client
+from shared.gcp_bigquery import bigquery_client
 from shared.localcloud.emulators import LocalCloud
-from shared.orchestration import transition as transition_module
-from shared.orchestration.state import HANDOFF_PREFIX, OUTBOX_COLLECTION
+from shared.orchestration import execution_log as execution_log_module
+from shared.orchestration.state import HANDOFF_PREFIX
 from tests.support.rig import GAME_DATE, GAMES, PHASE2, Rig, date_teams, push_body
 
 pytestmark = pytest.mark.integration
@@ -153,13 +154,13 @@ def test_fault_a_latch_too_large_to_store_latches_minimally_and_frees_the_claim(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rig.seed_games(sources={"gamebook": [g[0] for g in GAMES]})
-    real_build_row = transition_module.build_row
+    real_build_row = execution_log_module.build_row
 
     def huge_row(**kwargs: Any) -> Any:
         kwargs["metadata"] = {**kwargs["metadata"], "ballast": "x" * 1_200_000}  # over Firestore's 1 MiB
         return real_build_row(**kwargs)
 
-    monkeypatch.setattr(transition_module, "build_row", huge_row)
+    monkeypatch.setattr(execution_log_module, "build_row", huge_row)  # imported where the latch needs it
     svc = rig.services[P23]
     last = all_but_last(rig)
     assert svc.handle_event(last).kind == "triggered"
@@ -198,20 +199,22 @@ def test_fault_missing_games_survive_a_bigquery_blip(rig: Rig) -> None:
     used to lose them for good (logged and swallowed)."""
     rig.seed_games(sources={"gamebook": [g[0] for g in GAMES[:4]]})
     svc = rig.services[P23]
-    assert svc.retry is not None
+    retry = rig.retry_service()
     bq = bigquery_client(rig.cloud.project)
-    queue_table = svc.retry.queue.table.strip("`")
+    queue_table = retry.queue.table.strip("`")
     saved = bq.get_table(queue_table)
     bq.delete_table(queue_table)  # the queue is unreachable when the trigger goes out
     assert svc.handle_event(all_but_last(rig)).kind == "triggered"
     handoffs = svc.state.pending_handoffs()
     assert len(handoffs) == 1 and handoffs[0][0].startswith(HANDOFF_PREFIX)
     assert handoffs[0][1]["game_ids"] == [date_teams(GAMES[4])]
+    assert retry.outbox is not None
+    assert retry.outbox.deliver().handoffs_pending == 1  # the queue is still gone: it stays in the outbox
     from google.cloud import bigquery
 
     bq.create_table(bigquery.Table(queue_table, schema=saved.schema))  # BigQuery is back
-    assert svc.deliver_handoffs() == 1
-    (row,) = svc.retry.queue.rows()
+    assert retry.outbox.deliver().handoffs == 1
+    (row,) = retry.queue.rows()
     assert list(row.game_ids) == [date_teams(GAMES[4])] and row.status == "pending"
     assert svc.state.pending_handoffs() == []
 
@@ -224,14 +227,18 @@ def test_fault_rows_stopped_by_another_rows_rejection_stay_in_the_outbox(rig: Ri
     good = {"row_id": "good-1", "execution_timestamp": rig.clock.now().isoformat(), "phase_name": "phase3_to_phase4",
             "game_date": "2026-01-24", "status": "partial", "metadata": "{}"}
     bad = {**good, "row_id": "bad-1", "games_processed": "not a number"}
-    fs.collection(OUTBOX_COLLECTION).document("a-bad").set(bad)
-    fs.collection(OUTBOX_COLLECTION).document("b-good").set({**good})
-    svc.log_writer.flush(svc.state)
+    outbox = rig.definition.pipeline.outbox_collection
+    fs.collection(outbox).document("a-bad").set(bad)
+    fs.collection(outbox).document("b-good").set({**good})
+    retry = rig.retry_service()
+    assert retry.outbox is not None
+    writer = retry.outbox.log_writer
+    writer.flush(svc.state)
     remaining = [i for i, _ in svc.state.pending_log_rows()]
     assert "a-bad" not in remaining  # quarantined
     assert [d["kind"] for d in rig.quarantined()] == ["phase_execution_log_row"]
-    svc.log_writer.flush(svc.state)
-    assert [r["row_id"] for r in rig.log_rows()] == ["good-1"]
+    writer.flush(svc.state)
+    assert [r["row_id"] for r in rig.log_rows(deliver=False)] == ["good-1"]
     assert svc.state.pending_log_rows() == []
 
 

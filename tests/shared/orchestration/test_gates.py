@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.game_ids import ScheduleEntry
-from shared.orchestration.gates import CoverageInputs, GateResult, coverage_verdict
+from shared.orchestration.gate_queries import CoverageInputs
+from shared.orchestration.gates import GateResult, coverage_verdict
 from shared.pipeline.definition import GameCoverageGate, load_definition
 
 D = load_definition()

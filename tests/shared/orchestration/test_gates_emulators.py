@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from shared.errors import TransientError
-from shared.gcp import bigquery_client
+from shared.gcp_bigquery import bigquery_client
 from shared.localcloud.emulators import LocalCloud
 from shared.localcloud.raw_tables import upstream_table
 from shared.orchestration.transition import Outcome, TransitionService

@@ -17,7 +17,8 @@ import pytest
 
 from shared.contracts.messages import TimedTriggerMessage
 from shared.errors import TransientError
-from shared.gcp import bigquery_client, subscriber_client
+from shared.gcp import subscriber_client
+from shared.gcp_bigquery import bigquery_client
 from shared.localcloud.emulators import LocalCloud
 from shared.localcloud.raw_tables import upstream_table
 from shared.localcloud.topology import ensure_subscription, pull_now

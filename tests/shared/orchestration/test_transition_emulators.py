@@ -19,7 +19,7 @@ from shared.errors import TransientError
 from shared.gcp import publisher_client, subscriber_client
 from shared.localcloud.emulators import LocalCloud, free_port
 from shared.localcloud.topology import ensure_subscription
-from shared.orchestration.execution_log import ExecutionLogWriter
+from shared.orchestration.outbox import ExecutionLogWriter
 from tests.support.rig import GAME_DATE, GAMES, PHASE2, Rig, date_teams
 
 
@@ -232,9 +232,11 @@ def test_l17_gate_query_error_is_transient_not_fail_open(rig: Rig) -> None:
 def test_l19_log_outage_never_blocks_the_trigger_and_the_row_arrives_later(rig: Rig) -> None:
     rig.seed_outputs()  # the rows the 3→4 and 4→5 gates read
     svc = rig.services["phase3_to_phase4"]
-    good_writer = svc.log_writer
+    retry = rig.retry_service()  # auto-retry delivers the outbox; here, while BigQuery is down
+    assert retry.outbox is not None
+    good_writer = retry.outbox.log_writer
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: BigQuery is down
-    svc.log_writer = ExecutionLogWriter(
+    retry.outbox.log_writer = ExecutionLogWriter(
         lambda: bigquery_client_for(dead, rig.cloud.project), good_writer.table, timeout=2.0)
     for p in PHASE3:
         outcome = svc.handle_event(rig.event(rig.completion(p, 3)))
@@ -242,7 +244,9 @@ def test_l19_log_outage_never_blocks_the_trigger_and_the_row_arrives_later(rig: 
             break
     assert outcome.kind == "triggered"
     assert len(rig.pull_triggers("phase3_to_phase4")) == 1
-    assert rig.log_rows() == []
+    report = retry.outbox.deliver()  # the nudge arrives while BigQuery is down
+    assert (report.log_rows, report.log_rows_pending) == (0, 1) and report.error
+    assert rig.log_rows(deliver=False) == []
     assert len(svc.state.pending_log_rows()) == 1  # kept in the outbox, not lost
     result = good_writer.flush(svc.state)  # BigQuery is back: the next flush delivers it
     assert (result.delivered, result.pending) == (1, 0)

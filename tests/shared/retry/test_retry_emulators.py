@@ -29,7 +29,8 @@ from google.api_core import exceptions as gexc
 from shared import structured_log
 from shared.contracts.messages import MonitorTick, RetryRequest, RetryTick
 from shared.errors import TransientError
-from shared.gcp import bigquery_client, subscriber_client
+from shared.gcp import subscriber_client
+from shared.gcp_bigquery import bigquery_client
 from shared.localcloud.emulators import LocalCloud, free_port
 from shared.localcloud.topology import ensure_subscription
 from shared.monitor.runtime import build_monitor

@@ -1,0 +1,68 @@
+"""Adapters built on first use (issue 18): a wait event builds none of what it does not call.
+
+``Deferred(factory)`` holds a zero-argument factory and builds its value once, on the first
+``get()`` (thread-safe: gen2 functions serve concurrent requests). ``deferred_attribute()`` is a
+descriptor for a class attribute that may be given either the value itself (tests inject
+instances) or a ``Deferred`` (composition roots pass factories so the module that defines the
+adapter, and the client library behind it, load only when the attribute is first read).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+
+
+class Deferred(Generic[T]):
+    """A value built by ``factory`` on first ``get()``, once."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory: Callable[[], T] | None = factory
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        return self._factory is None
+
+    def get(self) -> T:
+        if self._factory is not None:
+            with self._lock:
+                if self._factory is not None:
+                    self._value = self._factory()
+                    self._factory = None
+        return self._value  # type: ignore[return-value]
+
+
+class deferred_attribute(Generic[T]):
+    """An instance attribute holding a value or a ``Deferred`` of one; reads always give the value."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_deferred_{name}"
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> deferred_attribute[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            value = obj.__dict__[self.slot]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        return value.get() if isinstance(value, Deferred) else value
+
+    def __set__(self, obj: object, value: T | Deferred[T]) -> None:
+        obj.__dict__[self.slot] = value
+
+    def is_built(self, obj: object) -> bool:
+        """Whether ``obj``'s value exists yet (given directly, or its factory already ran)."""
+        value = obj.__dict__.get(self.slot)
+        return not isinstance(value, Deferred) or value.built

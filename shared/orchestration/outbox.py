@@ -1,0 +1,226 @@
+"""Delivers the Firestore outbox: log rows to ``phase_execution_log``, hand-offs to the retry queue.
+
+The transitions write both kinds of document in their own Firestore transactions (the latch,
+the release, the completion's batch) and never talk to BigQuery for them (issue 18). The
+functions that own BigQuery deliver them:
+
+- ``auto_retry_processor``: at the start of every tick, and on every transition's nudge (a
+  ``RetryTick`` with ``outbox_only``), so a row normally lands within seconds of its trigger;
+- ``phase_transition_monitor``: on every pass (every 10 minutes), whatever is left.
+
+Worst case, with auto-retry down, a row waits for the next monitor pass (10 minutes); with
+both down, it stays in the outbox (30 days, ``[retention] outbox_days``) until one is back.
+Delivery is idempotent: rows carry their outbox id as ``insertId``; the retry queue finds an
+open row for a repeated hand-off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from shared.errors import TransientError
+from shared.gcp import LazyClient
+from shared.structured_log import get_logger
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+    from shared.clock import Clock
+    from shared.orchestration.state import TransitionState
+    from shared.pipeline.definition import PipelineDefinition
+    from shared.retry.service import RetryService
+
+_log = get_logger("shared.orchestration.outbox")
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    delivered: int
+    pending: int
+    error: str | None = None
+
+
+class ExecutionLogWriter:
+    """Delivers outbox rows to BigQuery. Errors are reported, never raised."""
+
+    def __init__(
+        self, client: bigquery.Client | Callable[[], bigquery.Client] | None, table: str, timeout: float = 10.0
+    ) -> None:
+        self._client = None if client is None else LazyClient(client)  # factory: BigQuery loads on first flush
+        self.table = table  # project.dataset.table
+        self.timeout = timeout  # bounded: the trigger is already out and the outbox keeps the row
+
+    @property
+    def client(self) -> bigquery.Client | None:
+        return None if self._client is None else self._client.get()
+
+    def flush(self, state: TransitionState, limit: int = 50) -> FlushResult:
+        try:
+            rows = state.pending_log_rows(limit)
+        except Exception as exc:  # noqa: BLE001 - logging must never break a transition (L19)
+            _log.warning("phase_execution_log outbox unreadable: %s", exc)
+            return FlushResult(0, -1, f"{type(exc).__name__}: {exc}")
+        if not rows:
+            return FlushResult(0, 0)
+        try:
+            client = self.client
+            if client is None:
+                return FlushResult(0, len(rows), "no BigQuery client")
+            from google.cloud.bigquery import DEFAULT_RETRY
+
+            errors = client.insert_rows_json(
+                self.table,
+                [r for _, r in rows],
+                row_ids=[i for i, _ in rows],
+                timeout=self.timeout,
+                retry=DEFAULT_RETRY.with_deadline(self.timeout),
+            )
+        except Exception as exc:  # noqa: BLE001 - rows stay in the outbox; retried on the next flush
+            _log.warning(
+                "phase_execution_log insert failed; %d row(s) stay in the outbox: %s",
+                len(rows),
+                exc,
+                extra={"labels": {"alert": "execution_log_delayed"}},
+            )
+            return FlushResult(0, len(rows), f"{type(exc).__name__}: {exc}")
+        failed = {int(e.get("index", -1)): e for e in errors or []}
+        delivered = [row_id for n, (row_id, _) in enumerate(rows) if n not in failed]
+        # BigQuery refuses a whole batch for one bad row: that row's errors say `invalid`, the
+        # others' only `stopped`. Only a row that is itself invalid goes to quarantine; the
+        # stopped ones stay in the outbox for the next flush.
+        rejected = [
+            (rows[n], err) for n, err in sorted(failed.items()) if 0 <= n < len(rows) and not _only_stopped(err)
+        ]
+        try:
+            if rejected:
+                # a row BigQuery refuses would be refused forever: quarantine it with the reason
+                _log.error(
+                    "phase_execution_log rejected %d row(s): %s",
+                    len(rejected),
+                    errors,
+                    extra={"labels": {"alert": "execution_log_rejected"}},
+                )
+                state.quarantine_log_rows([(row[0], row[1], json.dumps(err, default=str)) for row, err in rejected])
+            if delivered:
+                state.delete_log_rows(delivered)
+        except Exception as exc:  # noqa: BLE001 - a redelivery is deduplicated by insertId
+            _log.warning("delivered log rows not removed from the outbox: %s", exc)
+        return FlushResult(
+            len(delivered), len(rows) - len(delivered), None if not failed else f"{len(rejected)} row(s) rejected"
+        )
+
+
+def _only_stopped(error: dict[str, Any]) -> bool:
+    reasons = {str(e.get("reason", "")).lower() for e in error.get("errors") or [] if isinstance(e, dict)}
+    return bool(reasons) and reasons <= {"stopped"}
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    log_rows: int = 0
+    log_rows_pending: int = 0
+    handoffs: int = 0
+    handoffs_pending: int = 0
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "log_rows": self.log_rows,
+            "log_rows_pending": self.log_rows_pending,
+            "handoffs": self.handoffs,
+            "handoffs_pending": self.handoffs_pending,
+            **({"error": self.error} if self.error else {}),
+        }
+
+
+class OutboxDelivery:
+    """Delivers every pending outbox document (all transitions, sensors and scheduled triggers)."""
+
+    def __init__(
+        self,
+        outbox: TransitionState,
+        log_writer: ExecutionLogWriter,
+        retry: RetryService | Callable[[], RetryService] | None,
+        *,
+        max_batches: int = 20,
+    ) -> None:
+        self.outbox = outbox  # the outbox collection is global: any transition's state reads it
+        self.log_writer = log_writer
+        self._retry = retry
+        self.max_batches = max_batches  # bounded: 20 x 50 rows per call; the rest on the next one
+
+    @property
+    def retry(self) -> RetryService | None:
+        if callable(self._retry) and not hasattr(self._retry, "enqueue_failure"):
+            self._retry = self._retry()
+        return self._retry  # type: ignore[return-value]
+
+    def deliver(self) -> DeliveryReport:
+        """Deliver what is pending now. Never raises for BigQuery: what fails stays for the next call."""
+        rows = pending_rows = 0
+        error: str | None = None
+        for _ in range(self.max_batches):
+            result = self.log_writer.flush(self.outbox)
+            rows += result.delivered
+            pending_rows = result.pending
+            if result.error or result.pending <= 0 or result.delivered == 0:
+                error = result.error
+                break
+        handoffs, pending_handoffs = self.deliver_handoffs()
+        return DeliveryReport(rows, max(pending_rows, 0), handoffs, pending_handoffs, error)
+
+    def deliver_handoffs(self) -> tuple[int, int]:
+        """Hand-offs to the retry queue (idempotent enqueue); (delivered, left in the outbox)."""
+        try:
+            pending = self.outbox.pending_handoffs()
+        except TransientError as exc:
+            _log.warning("hand-offs unreadable; they stay for the next pass: %s", exc)
+            return 0, -1
+        delivered = 0
+        retry = self.retry if pending else None
+        for handoff_id, doc in pending:
+            if doc.get("kind") != "retry_enqueue" or retry is None:
+                continue
+            try:
+                retry.enqueue_failure(
+                    game_date=date.fromisoformat(str(doc["game_date"])),
+                    phase=int(doc["phase"]),
+                    processor=str(doc["processor"]),
+                    error_message=doc.get("error_message"),
+                    error_type=doc.get("error_type"),
+                    permanent=doc.get("permanent"),
+                    correlation_id=doc.get("correlation_id"),
+                    game_ids=tuple(doc.get("game_ids") or ()),
+                    failed_at=doc.get("created_at"),
+                )
+                self.outbox.delete_handoff(handoff_id)
+                delivered += 1
+            except TransientError as exc:
+                _log.warning(
+                    "hand-off %s not delivered yet (it stays in the outbox): %s",
+                    handoff_id,
+                    exc,
+                    extra={"labels": {"alert": "handoff_delayed"}},
+                )
+        return delivered, len(pending) - delivered
+
+
+def build_outbox_delivery(
+    definition: PipelineDefinition,
+    clock: Clock,
+    project: str,
+    fs: object,
+    retry: Callable[[], RetryService] | RetryService | None,
+) -> OutboxDelivery:
+    """The outbox delivery of a function that owns BigQuery (auto-retry, the monitor)."""
+    from shared.gcp_bigquery import bigquery_client
+    from shared.orchestration.state import TransitionState
+
+    settings = definition.pipeline
+    log = f"{project}.{settings.dataset}.{settings.phase_execution_log_table}"
+    outbox = TransitionState.for_definition(fs, definition, "outbox", clock)  # type: ignore[arg-type]
+    return OutboxDelivery(outbox, ExecutionLogWriter(lambda: bigquery_client(project), log), retry)
