@@ -39,6 +39,9 @@ MONITOR_MODULE = "shared.monitor.checks"
 RETRY_DISPATCH_MODULE = "shared.retry.dispatch"
 TIMED_MODULE = "shared.orchestration.timed"  # evaluates sensors and scheduled triggers
 FIRESTORE_ROLE = "roles/datastore.user"
+# Set on every function: pydantic looks for plugins (a scan of every installed distribution's entry
+# points) when it builds its first validator, on the cold path; the functions use none (issue 18).
+RUNTIME_ENV = (("PYDANTIC_DISABLE_PLUGINS", "__all__"),)
 TABLE_READER_ROLE = "roles/bigquery.dataViewer"  # on each table a function reads (the processors own them)
 INVOKER_ROLE = "roles/run.invoker"
 TOKEN_CREATOR_ROLE = "roles/iam.serviceAccountTokenCreator"
@@ -329,7 +332,11 @@ def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
     wanted = (
         (settings.state_collection, r.state_days, "the transition functions: one document per transition and date"),
         ("completions", r.state_days, f"the transition functions: {settings.state_collection}/*/completions"),
-        (settings.outbox_collection, r.outbox_days, "the transition functions: log rows and hand-offs not yet delivered"),
+        (
+            settings.outbox_collection,
+            r.outbox_days,
+            "the transition functions: log rows and hand-offs not yet delivered",
+        ),
         (settings.quarantine_collection, r.quarantine_days, "every function: bad or stale input"),
         (definition.monitor.alert_collection, r.alerts_days, "the monitor: deduplicated findings"),
         (AUDIT_COLLECTION, r.audit_days, "phasectl: the operator audit"),
@@ -513,7 +520,7 @@ def build_spec(
                 timeout_seconds=settings.timeout_seconds,
                 min_instances=settings.min_instances or 0,
                 max_instances=settings.max_instances,
-                env=(("GOOGLE_CLOUD_PROJECT", project), *_consumer_urls(definition, name)),
+                env=(("GOOGLE_CLOUD_PROJECT", project), *RUNTIME_ENV, *_consumer_urls(definition, name)),
                 project_roles=tuple(sorted(roles)),
                 publishes=publishes,
                 table_roles=tuple(table_roles),

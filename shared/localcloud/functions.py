@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from shared.localcloud.emulators import BIND_ATTEMPTS, free_port, port_was_taken
+from deploy.spec import RUNTIME_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -124,7 +125,13 @@ def _start_function_once(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             # several functions-framework (gunicorn) processes on one machine: no shared control socket
-            env={**os.environ, **env, "PYTHONPATH": pythonpath, "GUNICORN_CMD_ARGS": "--no-control-socket"},
+            env={
+                **os.environ,
+                **dict(RUNTIME_ENV),  # as deployed (deploy.spec)
+                **env,
+                "PYTHONPATH": pythonpath,
+                "GUNICORN_CMD_ARGS": "--no-control-socket",
+            },
             cwd=source.parent,
         )
     fn = FunctionProcess(name, port, proc, log_path)

@@ -13,8 +13,8 @@ Per function, measured in one run against a real local cloud (Pub/Sub + Firestor
   average is read at the start of every round and listed. Variants, in the same run:
   bundle: ``build/<function>/`` in a venv from its own ``requirements.txt``;
   (a) floor: a hello-world CloudEvent function in the bundle's venv that imports and
-      constructs a Firestore client and a Pub/Sub publisher and writes the completion
-      to Firestore;
+      constructs a Firestore client (the only client a wait event uses) and writes the
+      completion to Firestore;
   (b) eager: the same function from the repo source with ``SHARED_EAGER=1`` in a venv
       with the union of every bundle's requirements;
   (c) reference: the dependency set the replaced system's functions shipped, installed
@@ -256,7 +256,10 @@ def past_game_date(definition: PipelineDefinition, days_ago: int = 2) -> date:
 # functions-framework servers
 # --------------------------------------------------------------------------------------
 def function_env(cloud_env: Mapping[str, str], **extra: str) -> dict[str, str]:
+    from deploy.spec import RUNTIME_ENV
+
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    env.update(RUNTIME_ENV)  # as deployed: every variant runs with the functions' runtime env
     env.update(cloud_env)
     env.update(extra)
     return env
@@ -561,18 +564,18 @@ def run_probe(
 # --------------------------------------------------------------------------------------
 # the comparison functions
 # --------------------------------------------------------------------------------------
-FLOOR_MAIN = '''"""Floor: a hello-world CloudEvent function with only the clients the event's path uses."""
+FLOOR_MAIN = '''"""Floor: a hello-world CloudEvent function with only the client the event's path uses (Firestore:
+a completion that records and waits publishes nothing)."""
 
 import base64
 import json
 import os
 
 import functions_framework
-from google.cloud import firestore, pubsub_v1
+from google.cloud import firestore
 {eager}
 PROJECT = os.environ["GOOGLE_CLOUD_PROJECT"]
 _db = firestore.Client(project=PROJECT)
-_publisher = pubsub_v1.PublisherClient()
 
 
 @functions_framework.cloud_event
@@ -941,8 +944,8 @@ def main(argv: list[str] | None = None) -> int:
         "wait event; a fresh game date per spawn). Installed size = site-packages without pip/setuptools.",
         "",
         "- bundle: `build/<function>/` in a venv from its own `requirements.txt` only.",
-        "- floor (a): hello-world CloudEvent function in the bundle's venv; constructs a Firestore client and a",
-        "  Pub/Sub publisher at import, writes the completion to Firestore.",
+        "- floor (a): hello-world CloudEvent function in the bundle's venv; constructs a Firestore client at",
+        "  import (the only client a wait event uses) and writes the completion to Firestore.",
         "- eager (b): the function from the repo source, `SHARED_EAGER=1`, venv with the union of all bundles' "
         "requirements.",
         "- reference (c): the replaced system's set ("

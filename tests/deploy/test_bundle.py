@@ -379,6 +379,38 @@ def test_transition_bundles_carry_the_pipeline_definition(repo_builds: tuple[Pat
         assert why.endswith("shared.pipeline.definition → pipeline.toml")
 
 
+def test_bundles_ship_the_definition_precompiled_and_equal_to_the_toml(repo_builds: tuple[Path, Path]) -> None:
+    from shared.pipeline.definition import load_compiled, read_definition
+
+    out, _ = repo_builds
+    for transition in load_definition().transitions:
+        toml = out / transition.name / "shared" / "pipeline" / "pipeline.toml"
+        compiled = load_compiled(toml)
+        assert compiled is not None, transition.name
+        assert compiled == read_definition(toml)
+
+
+def test_the_gate_backend_ships_only_where_the_definition_lists_gates(repo_builds: tuple[Path, Path]) -> None:
+    """Issue 18: a gateless transition ships neither the gate backend nor google-cloud-bigquery."""
+    out, _ = repo_builds
+    definition = load_definition()
+    backend = ("shared.orchestration.gate_queries", "shared.gcp_bigquery")
+    for transition in definition.transitions:
+        data = json.loads((out / transition.name / "manifest.json").read_text())
+        requirements = _requirement_names(out / transition.name)
+        if transition.gates:
+            for module in backend:
+                assert data["modules"][module]["chain"].startswith(f"definition: gates of {transition.name}")
+            assert "google-cloud-bigquery" in requirements
+        else:
+            assert not [m for m in backend if m in data["modules"]], transition.name
+            assert "google-cloud-bigquery" not in requirements, transition.name
+            assert "shared.orchestration.outbox" not in data["modules"]  # the outbox is delivered elsewhere
+    assert any(not t.gates for t in definition.transitions)  # today phase5_to_phase6: the check is live
+    monitor = json.loads((out / "phase_transition_monitor" / "manifest.json").read_text())
+    assert all(m in monitor["modules"] for m in backend)  # it re-evaluates every transition
+
+
 def test_repo_zips_are_byte_identical_across_builds(repo_builds: tuple[Path, Path]) -> None:
     one, two = repo_builds
     for name in functions():

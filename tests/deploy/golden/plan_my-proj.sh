@@ -652,7 +652,7 @@ bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-p
 bq add-iam-policy-binding --table --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
 # [182] resource: function phase2-to-phase3
-gcloud functions deploy phase2-to-phase3 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase2_to_phase3 --trigger-topic=nba-phase2-raw-complete --retry --service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --trigger-service-account=phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
+gcloud functions deploy phase2-to-phase3 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase2_to_phase3 --trigger-topic=nba-phase2-raw-complete --retry --service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --trigger-service-account=phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
 # [183] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE2_TO_PHASE3="$(gcloud functions describe phase2-to-phase3 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
@@ -670,7 +670,7 @@ gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" --
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
 # [188] resource: function phase3-to-phase4
-gcloud functions deploy phase3-to-phase4 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase3_to_phase4 --trigger-topic=nba-phase3-analytics-complete --retry --service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --trigger-service-account=phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
+gcloud functions deploy phase3-to-phase4 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase3_to_phase4 --trigger-topic=nba-phase3-analytics-complete --retry --service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --trigger-service-account=phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
 # [189] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE3_TO_PHASE4="$(gcloud functions describe phase3-to-phase4 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
@@ -688,7 +688,7 @@ gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" --
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
 # [194] resource: function phase4-to-phase5
-gcloud functions deploy phase4-to-phase5 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase4_to_phase5 --trigger-topic=nba-phase4-precompute-complete --retry --service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --trigger-service-account=phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
+gcloud functions deploy phase4-to-phase5 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase4_to_phase5 --trigger-topic=nba-phase4-precompute-complete --retry --service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --trigger-service-account=phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
 # [195] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE4_TO_PHASE5="$(gcloud functions describe phase4-to-phase5 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
@@ -706,7 +706,7 @@ gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" --
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
 # [200] resource: function phase5-to-phase6
-gcloud functions deploy phase5-to-phase6 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase5_to_phase6 --trigger-topic=nba-phase5-predictions-complete --retry --service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --trigger-service-account=phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
+gcloud functions deploy phase5-to-phase6 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase5_to_phase6 --trigger-topic=nba-phase5-predictions-complete --retry --service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --trigger-service-account=phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
 # [201] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE5_TO_PHASE6="$(gcloud functions describe phase5-to-phase6 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
@@ -728,7 +728,7 @@ gcloud secrets versions describe latest --secret=slack-webhook --project=my-proj
   { echo 'phasectl deploy: secret slack-webhook has no enabled version: set it with `phasectl deploy secret set slack-webhook --project my-proj` (reads the value from stdin), then apply again' >&2; exit 1; }
 
 # [207] resource: function phase-transition-monitor
-gcloud functions deploy phase-transition-monitor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase_transition_monitor --trigger-topic=phase-transition-monitor-trigger --retry --service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --trigger-service-account=phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --set-secrets=MONITOR_SLACK_WEBHOOK_URL=slack-webhook:latest --no-allow-unauthenticated --project=my-proj
+gcloud functions deploy phase-transition-monitor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase_transition_monitor --trigger-topic=phase-transition-monitor-trigger --retry --service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --trigger-service-account=phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --set-secrets=MONITOR_SLACK_WEBHOOK_URL=slack-webhook:latest --no-allow-unauthenticated --project=my-proj
 
 # [208] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE_TRANSITION_MONITOR="$(gcloud functions describe phase-transition-monitor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
@@ -746,7 +746,7 @@ gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONI
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
 # [213] resource: function auto-retry-processor
-gcloud functions deploy auto-retry-processor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/auto_retry_processor --trigger-topic=auto-retry-trigger --retry --service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --trigger-service-account=auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
+gcloud functions deploy auto-retry-processor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/auto_retry_processor --trigger-topic=auto-retry-trigger --retry --service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --trigger-service-account=auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
 # [214] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
 TRIGGER_AUTO_RETRY_PROCESSOR="$(gcloud functions describe auto-retry-processor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
@@ -764,7 +764,7 @@ gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
 # [219] resource: function grading-readiness
-gcloud functions deploy grading-readiness --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/grading_readiness --trigger-topic=grading-readiness-tick --retry --service-account=grading-readiness@my-proj.iam.gserviceaccount.com --trigger-service-account=grading-readiness-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
+gcloud functions deploy grading-readiness --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/grading_readiness --trigger-topic=grading-readiness-tick --retry --service-account=grading-readiness@my-proj.iam.gserviceaccount.com --trigger-service-account=grading-readiness-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
 # [220] lookup: grading-readiness: its Eventarc trigger (named by the deploy)
 TRIGGER_GRADING_READINESS="$(gcloud functions describe grading-readiness --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
@@ -782,7 +782,7 @@ gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" -
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
 # [225] resource: function scheduled-triggers
-gcloud functions deploy scheduled-triggers --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/scheduled_triggers --trigger-topic=scheduled-trigger-tick --retry --service-account=scheduled-triggers@my-proj.iam.gserviceaccount.com --trigger-service-account=scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
+gcloud functions deploy scheduled-triggers --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/scheduled_triggers --trigger-topic=scheduled-trigger-tick --retry --service-account=scheduled-triggers@my-proj.iam.gserviceaccount.com --trigger-service-account=scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
 # [226] lookup: scheduled-triggers: its Eventarc trigger (named by the deploy)
 TRIGGER_SCHEDULED_TRIGGERS="$(gcloud functions describe scheduled-triggers --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"

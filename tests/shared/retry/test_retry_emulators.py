@@ -34,6 +34,7 @@ from shared.gcp_bigquery import bigquery_client
 from shared.localcloud.emulators import LocalCloud, free_port
 from shared.localcloud.topology import ensure_subscription
 from shared.monitor.runtime import build_monitor
+from shared.orchestration.transition import TransitionService
 from shared.retry.dispatch import RetryDispatcher
 from shared.retry.queue import QueueRow, RetryQueue
 from shared.retry.runtime import build_retry_service
@@ -54,6 +55,14 @@ def retry_service(rig: Rig, seed: int = 7) -> RetryService:
     return build_retry_service(
         definition=rig.definition, clock=rig.clock, environ=rig.cloud.env(), rng=random.Random(seed)
     )
+
+
+def handle_and_deliver(svc: RetryService, transition: TransitionService, event: Any) -> None:
+    """A completion event, then what auto-retry does on the transition's nudge: deliver the outbox
+    (the transition writes a failed completion's hand-off there, never the queue itself)."""
+    transition.handle_event(event)
+    assert svc.outbox is not None
+    svc.outbox.deliver()
 
 
 def retry_subscription(rig: Rig, phase: int = 2) -> str:
@@ -216,21 +225,21 @@ def test_l11_failed_permanent_is_terminal_until_requeued(rig: Rig) -> None:
     transition = rig.services["phase2_to_phase3"]
     svc, sub = retry_service(rig), retry_subscription(rig)
     failed = rig.completion(BDL, 2, status="failed", error_message="HTTP 502", error_type="transient")
-    transition.handle_event(rig.event(failed))
+    handle_and_deliver(svc, transition, rig.event(failed))
     rig.clock.advance(minutes=20)
     assert len(svc.tick(RetryTick()).dispatched) == 1
     assert [r.processor_name for r in pull_requests(sub)] == [BDL]
 
     # the retried run reports a permanent error: terminal at once, fallback enqueued
     permanent = rig.completion(BDL, 2, status="failed", error_message="HTTP 404: no such date", error_type="permanent")
-    transition.handle_event(rig.event(permanent))
+    handle_and_deliver(svc, transition, rig.event(permanent))
     bdl, espn = svc.queue.rows()
     assert (bdl.processor_name, bdl.status, bdl.retry_count) == (BDL, "failed_permanent", 1)
     assert bdl.resolution_notes is not None and "permanent error reported by the processor" in bdl.resolution_notes
     assert (espn.processor_name, espn.status, espn.fallback_for, espn.retry_count) == (ESPN, "pending", BDL, 0)
 
     # more failures of the terminal key: no new row, no reset, no dispatch
-    transition.handle_event(rig.event(rig.completion(BDL, 2, status="failed", error_message="again")))
+    handle_and_deliver(svc, transition, rig.event(rig.completion(BDL, 2, status="failed", error_message="again")))
     rig.clock.advance(minutes=15)
     svc.tick(RetryTick())
     assert [r.processor_name for r in pull_requests(sub)] == [ESPN]  # the fallback only, once
@@ -253,7 +262,7 @@ def test_l11_failed_permanent_is_terminal_until_requeued(rig: Rig) -> None:
     # a permanent failure with no row yet goes straight to failed_permanent, with its fallback
     day = GAME_DATE - timedelta(days=1)
     first = rig.completion(BDL, 2, game_date=day, status="failed", error_message="HTTP 400", error_type="permanent")
-    transition.handle_event(rig.event(first))
+    handle_and_deliver(svc, transition, rig.event(first))
     assert sorted((r.processor_name, r.status, r.fallback_for or "") for r in svc.queue.rows(game_date=day)) == [
         (BDL, "failed_permanent", ""),
         (ESPN, "pending", BDL),
@@ -457,8 +466,9 @@ def test_failed_completion_enqueues_once_and_later_success_resolves_it(rig: Rig)
         rig.completion(BDL, 2, status="failed", error_message="HTTP 502 from upstream", error_type="transient")
     )
     for _ in range(3):  # the same message delivered three times
-        transition.handle_event(failed)
-    transition.handle_event(rig.event(rig.completion("BdlPlayerBoxscoresProcessor", 2, status="failed")))  # alias
+        handle_and_deliver(svc, transition, failed)
+    alias = rig.completion("BdlPlayerBoxscoresProcessor", 2, status="failed")
+    handle_and_deliver(svc, transition, rig.event(alias))
     row = only(svc.queue.rows())
     assert (row.processor_name, row.phase, row.status, row.retry_count) == (BDL, 2, "pending", 0)
     assert (row.error_message, row.error_type, row.correlation_id) == (
@@ -472,10 +482,10 @@ def test_failed_completion_enqueues_once_and_later_success_resolves_it(rig: Rig)
     assert len(pull_requests(sub)) == 1
     rig.clock.advance(minutes=5)
     # a success of another processor resolves nothing
-    transition.handle_event(rig.event(rig.completion(ESPN, 2)))
+    handle_and_deliver(svc, transition, rig.event(rig.completion(ESPN, 2)))
     assert svc.tick(RetryTick()).succeeded == []
     assert only(svc.queue.rows()).status == "retrying"
-    transition.handle_event(rig.event(rig.completion(BDL, 2, status="success")))
+    handle_and_deliver(svc, transition, rig.event(rig.completion(BDL, 2, status="success")))
     report = svc.tick(RetryTick())
     assert len(report.succeeded) == 1 and report.dispatched == [], report.summary()
     row = only(svc.queue.rows())
