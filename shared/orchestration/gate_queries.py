@@ -4,7 +4,7 @@ Every identifier in the SQL (project, tables, columns) comes from the validated 
 (``Name``/``TableRef`` patterns: letters, digits, underscores); every value (the game date,
 predicate values) is a query parameter. Every branch filters on the table's date column, as
 the replaced system's tables require a partition filter. BigQuery is imported only here and
-in ``shared.gcp``, on the gate path (L16).
+in ``shared.gcp_bigquery``, on the gate path (L16).
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ class CoverageInputs:
     """What a coverage gate reads for one date, already in raw form."""
 
     schedule: tuple[ScheduleEntry, ...]
-    source_game_ids: Mapping[str, tuple[str, ...]]  # source name (chain order) → raw ids
+    # source name (chain order) → raw ids; on the gate path a fallback source's ids leave out those an
+    # earlier source holds verbatim (``coverage_sql(only_missing=True)``)
+    source_game_ids: Mapping[str, tuple[str, ...]]
     unavailable_game_ids: tuple[str, ...] = ()
 
 
@@ -133,6 +135,15 @@ class BigQueryGateQueries:
         *,
         deadline_seconds: float | None = None,
     ) -> list[Any]:
+        """The query's rows: one ``jobs.query`` round trip when BigQuery answers within the request.
+
+        ``query_and_wait`` posts the query with ``timeoutMs`` = the deadline (less the client's
+        250 ms buffer); a query that finishes in that time comes back with its first page of rows
+        in the same response (a gate's result is a few dozen rows: one page). One that does not
+        (``jobComplete: false``) or has more pages is polled as a job (jobs.get, getQueryResults)
+        within ``wait_timeout`` and cancelled when that runs out. Before, ``query()`` +
+        ``result()`` took jobs.insert + getQueryResults (wait) + getQueryResults (rows).
+        """
         from google.cloud import bigquery
         from google.cloud.bigquery.retry import DEFAULT_RETRY
 
@@ -142,12 +153,20 @@ class BigQueryGateQueries:
                 *(bigquery.ScalarQueryParameter(name, kind, value) for name, kind, value in params),
             ]
         )
-        # every retry bounded by the deadline; no job_retry (its own deadline is 10 min): a failed
-        # job raises and Pub/Sub redelivers the event instead
+        # every retry of an API call bounded by the deadline (the jobs.query POST is retried with its
+        # requestId, so BigQuery runs it once); no job_retry (its own deadline is 10 min): a failed
+        # query raises and Pub/Sub redelivers the event instead
         deadline = min(self.deadline_seconds, deadline_seconds or self.deadline_seconds)
         retry = DEFAULT_RETRY.with_deadline(deadline)
-        job = self.client.query(sql, job_config=config, retry=retry, timeout=deadline, job_retry=None)
-        return list(job.result(timeout=deadline, retry=retry))
+        result = self.client.query_and_wait(
+            sql,
+            job_config=config,
+            api_timeout=deadline,
+            wait_timeout=deadline,
+            retry=retry,
+            job_retry=None,  # type: ignore[arg-type]  # annotated Retry; None is the documented "no job retry"
+        )
+        return list(result)
 
     # -- rows_present ---------------------------------------------------------------------
     def rows_present_sql(self, gate: RowsPresentGate) -> str:
@@ -218,11 +237,27 @@ class BigQueryGateQueries:
             for s in self.games.boxscore_sources
         )
 
-    def coverage_sql(self, gate: GameCoverageGate | None = None) -> str:
+    def coverage_sql(self, gate: GameCoverageGate | None = None, *, only_missing: bool = True) -> str:
         """One parameterised query for the schedule, every source and the unavailable list.
 
         One round trip instead of five: a BigQuery query costs ~0.1-2 s of latency each. Every
         column comes from the definition's ``[games]`` section (or the gate's own sources).
+
+        ``only_missing``: a fallback source (every source after the first) returns only the ids
+        no earlier source of the chain returned verbatim: one branch reads every source once and
+        labels each distinct id with the first source holding it (``MIN`` of the chain position),
+        so BigQuery scans what it scanned before. Without it, every distinct id of every source
+        (``phasectl reconcile`` lists every source holding a game).
+
+        Why only verbatim: the sources do not share one id space. BDL and the gamebook write
+        ``20260124_GSW_MIN``, ESPN ``20260124_GS_MIN`` (its own team codes), and any source may
+        hold a numeric NBA id, other case or whitespace; ``GameIdConverter.canonical`` maps them
+        with ``TEAM_CODE_ALIASES`` and the deduplicated schedule (latest row per game), which the
+        SQL does not repeat. An id equal, as the string the query returns, to an earlier source's
+        maps to the same game (or is invalid in both), and the first source covering a game wins
+        (``coverage_verdict``): leaving it out changes neither ``covered_by`` nor the missing
+        games. Ids equal only after that mapping (an ESPN id of a GSW, NYK, NOP, SAS, UTA or WAS
+        game, a numeric id) still come back and are decided in Python.
         """
         g = self.games
         updated = f"CAST({g.schedule_updated_column} AS TIMESTAMP)" if g.schedule_updated_column else "NULL"
@@ -239,22 +274,46 @@ class BigQueryGateQueries:
             "CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, "
             "CAST(NULL AS STRING) AS status_text, CAST(NULL AS TIMESTAMP) AS updated_at"
         )
-        for source in self.coverage_sources(gate):
-            branches.append(
-                f"(SELECT DISTINCT 'source:{source.name}' AS kind, CAST({source.game_id_column} AS STRING) AS game_id, "
-                f"{nulls} FROM {self._table(source.table)} WHERE {source.date_column} = @game_date)"
+        sources = self.coverage_sources(gate)
+        if only_missing and len(sources) > 1:
+            # the chain position is SQL structure (0, 1, ...), not a value; the labels are the
+            # validated source names, as in the per-source branches
+            ids = " UNION ALL ".join(
+                f"SELECT {i} AS chain_position, CAST({s.game_id_column} AS STRING) AS game_id "
+                f"FROM {self._table(s.table)} WHERE {s.date_column} = @game_date"
+                for i, s in enumerate(sources)
             )
+            first = " ".join(f"WHEN {i} THEN 'source:{s.name}'" for i, s in enumerate(sources))
+            branches.append(
+                f"(SELECT CASE MIN(chain_position) {first} END AS kind, game_id, {nulls} FROM ({ids}) GROUP BY game_id)"
+            )
+        else:
+            branches += [
+                f"(SELECT DISTINCT 'source:{s.name}' AS kind, CAST({s.game_id_column} AS STRING) AS game_id, "
+                f"{nulls} FROM {self._table(s.table)} WHERE {s.date_column} = @game_date)"
+                for s in sources
+            ]
         branches.append(
             f"(SELECT DISTINCT 'unavailable' AS kind, CAST(game_id AS STRING) AS game_id, {nulls} "
             f"FROM {self._table(g.unavailable_table)} WHERE game_date = @game_date)"
         )
         return "\nUNION ALL\n".join(branches)
 
-    def coverage(self, gate: GameCoverageGate | None, game_date: date, deadline: float | None = None) -> CoverageInputs:
+    def coverage(
+        self,
+        gate: GameCoverageGate | None,
+        game_date: date,
+        deadline: float | None = None,
+        *,
+        only_missing: bool = True,
+    ) -> CoverageInputs:
+        """The coverage gate's inputs; with ``only_missing`` a fallback source's ids are only those
+        its earlier sources lack (see ``coverage_sql``: the coverage verdict is the same)."""
         schedule: list[ScheduleEntry] = []
         sources: dict[str, list[str]] = {s.name: [] for s in self.coverage_sources(gate)}  # chain order
         unavailable: list[str] = []
-        for r in self.rows(self.coverage_sql(gate), game_date, deadline_seconds=deadline):
+        sql = self.coverage_sql(gate, only_missing=only_missing)
+        for r in self.rows(sql, game_date, deadline_seconds=deadline):
             kind, game_id = str(r["kind"]), str(r["game_id"])
             if kind == "schedule":
                 schedule.append(schedule_entry(r, game_date))
@@ -265,8 +324,9 @@ class BigQueryGateQueries:
         return CoverageInputs(tuple(schedule), {k: tuple(v) for k, v in sources.items()}, tuple(unavailable))
 
     def load(self, game_date: date) -> CoverageInputs:
-        """The ``[games]`` fallback chain's coverage inputs (``phasectl reconcile`` reads these)."""
-        return self.coverage(None, game_date)
+        """The ``[games]`` fallback chain's coverage inputs, every source's ids in full:
+        ``phasectl reconcile`` shows every source holding a game, not just the first."""
+        return self.coverage(None, game_date, only_missing=False)
 
 
 def schedule_entry(row: Any, game_date: date) -> ScheduleEntry:

@@ -1,7 +1,9 @@
 """``make bench``: transition latency and per-event cost on the real emulators.
 
 1. Latency: last completion handled → trigger published (the publish future resolved),
-   p50/p95 over many dates, phase 3→4 (no gate) and phase 2→3 (BigQuery coverage gate).
+   p50/p95 over many dates, phase 3→4 (no gate) and phase 2→3 (BigQuery coverage gate); for the
+   gated triggers the split: time inside the gates' BigQuery queries (``BigQueryGateQueries.rows``)
+   vs the rest of the gate evaluation vs the rest of the trigger.
 2. History: per-event cost (a completion that records and waits) with 1 vs 365 days of
    stored state for the transition. The state is per-date documents, so cost should be flat.
 
@@ -15,6 +17,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -56,22 +59,68 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+class QueryTimes:
+    """Times every BigQuery query of one gate runner (``BigQueryGateQueries.rows``: the jobs.query
+    round trip and reading its rows), wrapped on that instance only: production code is unchanged."""
+
+    def __init__(self, queries: Any) -> None:
+        self.seconds: list[float] = []
+        self._lock = threading.Lock()
+        rows = queries.rows
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return rows(*args, **kwargs)
+            finally:
+                with self._lock:  # the gates run on worker threads
+                    self.seconds.append(time.perf_counter() - t0)
+
+        queries.rows = timed
+
+    def take(self) -> list[float]:
+        with self._lock:
+            out, self.seconds = self.seconds, []
+        return out
+
+
 class GateTimes:
-    """Wraps a service's gate runner: wall time of each run and the sum of its gates' own times."""
+    """Wraps a service's gate runner: per run, its wall time, the sum of its gates' own times, and
+    the time its gates spent inside BigQuery queries (summed, and the slowest query)."""
 
     def __init__(self, svc: Any) -> None:
         self.runner, self.wall, self.summed = svc.gates, [], []
+        self.query_sum: list[float] = []
+        self.query_max: list[float] = []
+        self.queries = QueryTimes(svc.gates.queries)
         svc.gates = self
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.runner, name)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries.take()
         t0 = time.perf_counter()
         results = self.runner.run(*args, **kwargs)
         self.wall.append((time.perf_counter() - t0) * 1000)
         self.summed.append(sum((r.seconds or 0.0) for r in results) * 1000)
+        seconds = self.queries.take()
+        self.query_sum.append(sum(seconds) * 1000)
+        self.query_max.append(max(seconds, default=0.0) * 1000)
         return results
+
+    def split(self, latency_ms: list[float]) -> dict[str, float]:
+        """p50s per trigger of: the trigger, the gates' wall time, the queries (slowest, summed),
+        the rest of the gates' evaluation (summed over gates) and the rest of the trigger."""
+        assert len(latency_ms) == len(self.wall), (len(latency_ms), len(self.wall))  # one gate run per trigger
+        return {
+            "trigger": statistics.median(latency_ms),
+            "wall": statistics.median(self.wall),
+            "query_max": statistics.median(self.query_max),
+            "query_sum": statistics.median(self.query_sum),
+            "gate_rest": statistics.median(s - q for s, q in zip(self.summed, self.query_sum, strict=True)),
+            "trigger_rest": statistics.median(t - w for t, w in zip(latency_ms, self.wall, strict=True)),
+        }
 
 
 def latency(
@@ -165,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         gate_times = GateTimes(gated.services["phase3_to_phase4"])
         lat34g = latency(gated, "phase3_to_phase4", 3, phase3, max(10, args.dates // 2), False, seed_outputs=True)
         rig2 = Rig.create(cloud, uuid.uuid4().hex[:8], now=now)
+        gate_times23 = GateTimes(rig2.services["phase2_to_phase3"])
         lat23 = latency(rig2, "phase2_to_phase3", 2, phase2, max(10, args.dates // 2), True)
 
         fresh = Rig.create(cloud, uuid.uuid4().hex[:8], now=now)
@@ -187,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         "gates_wall_p50": statistics.median(gate_times.wall), "gates_sum_p50": statistics.median(gate_times.summed),
         "p23_p50": statistics.median(lat23), "p23_p95": _pct(lat23, 0.95),
         "one_p50": statistics.median(one), "many_p50": statistics.median(many),
+    }
+    splits = {
+        "phase2_to_phase3 (coverage gate)": (1, gate_times23.split(lat23)),
+        "phase3_to_phase4 (six data gates, overnight)": (6, gate_times.split(lat34g)),
     }
     ratio = results["many_p50"] / results["one_p50"]
     lines = [
@@ -215,6 +269,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{results['gates_sum_p50']:.0f} ms summed over the gates (what one after the other would cost; "
         f"ratio {results['gates_wall_p50'] / max(results['gates_sum_p50'], 1e-9):.2f}). The rest of the trigger "
         f"(record, claim, publish, latch): ~{results['p34g_p50'] - results['gates_wall_p50']:.0f} ms.",
+        "",
+        "Gate latency split, p50 per trigger in ms: the gates' BigQuery queries (`BigQueryGateQueries.rows`: one",
+        "`jobs.query` round trip each and reading its rows; the slowest of the trigger's queries and their sum),",
+        "the rest of the gates' evaluation (SQL, client, verdicts, the health probes; summed over the gates), the",
+        "gates' wall time (concurrent) and the rest of the trigger (trigger - gates' wall: record, claim,",
+        "publish, latch).",
+        "",
+        "| transition | gates | trigger | gates wall | queries: slowest / summed | rest of gate evaluation | "
+        "rest of trigger |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {name} | {n} | {x['trigger']:.0f} | {x['wall']:.0f} | {x['query_max']:.0f} / {x['query_sum']:.0f} | "
+            f"{x['gate_rest']:.1f} | {x['trigger_rest']:.0f} |"
+            for name, (n, x) in splits.items()
+        ),
         "",
         "## Per-event cost vs stored history (a completion that records and waits)",
         "",

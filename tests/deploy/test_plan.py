@@ -128,7 +128,8 @@ def test_each_function_is_deployed_once_with_retry_its_own_account_and_no_public
         assert f"--trigger-topic={fn.trigger_topic}" in deploy
         assert f"--source=build/{fn.name}" in deploy
         assert [t for t in deploy if isinstance(t, str) and t.startswith("--update-env-vars=")] == [
-            f"--update-env-vars=GOOGLE_CLOUD_PROJECT={PROJECT},PYDANTIC_DISABLE_PLUGINS=__all__"  # deploy.spec.RUNTIME_ENV
+            # deploy.spec.RUNTIME_ENV
+            f"--update-env-vars=GOOGLE_CLOUD_PROJECT={PROJECT},PYDANTIC_DISABLE_PLUGINS=__all__"
         ]
     assert "--set-env-vars" not in text and "--clear-env-vars" not in text
     assert DEFAULT_COMPUTE not in text
