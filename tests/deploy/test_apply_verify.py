@@ -24,13 +24,14 @@ import pytest
 from deploy.apply import NOT_LOGGED_IN
 from deploy.cli import run_deploy
 from deploy.plan import build_plan, render_plan
-from deploy.spec import TABLE_WRITER, DeploymentSpec, build_spec
+from deploy.spec import RUNTIME_ENV, TABLE_WRITER, DeploymentSpec, build_spec
 from shared.cli import phasectl
 from shared.pipeline.definition import PipelineDefinition
 from tests.support import fake_gcloud
 from tests.support.fake_gcloud_runner import in_process_runner
 
 PROJECT = "my-proj"
+RUNTIME = dict(RUNTIME_ENV)  # set on every function (deploy.spec)
 REPO = Path(__file__).resolve().parents[2]
 WEBHOOK = b"https://hooks.slack.com/services/T0FAKE/B0FAKE/s3cr3tV4lue"  # a made-up value; never printed
 LOGIN = ["gcloud", "auth", "print-access-token", "--format=none"]
@@ -179,7 +180,7 @@ def test_first_apply_creates_everything(first_apply: FirstApply, spec: Deploymen
         assert readers == {"roles/pubsub.subscriber": [f"serviceAccount:{monitor.service_account_email(PROJECT)}"]}
     for fn in spec.functions:
         described = state["functions"][fn.cloud_name]["described"]
-        assert described["serviceConfig"]["environmentVariables"] == {"GOOGLE_CLOUD_PROJECT": PROJECT}
+        assert described["serviceConfig"]["environmentVariables"] == {"GOOGLE_CLOUD_PROJECT": PROJECT, **RUNTIME}
         assert described["serviceConfig"]["serviceAccountEmail"] == fn.service_account_email(PROJECT)
         assert described["eventTrigger"]["serviceAccountEmail"] == fn.trigger_account_email(PROJECT)
         assert state["run_iam"][fn.cloud_name] == {
@@ -354,9 +355,10 @@ def test_apply_keeps_an_environment_variable_set_by_hand(deployed: FakeCloud) ->
     env = deployed.state()["functions"]["phase-transition-monitor"]["described"]["serviceConfig"][
         "environmentVariables"
     ]
-    assert env == {"GOOGLE_CLOUD_PROJECT": PROJECT, "MONITOR_LOOKBACK_NOTE": "ops"}
+    assert env == {"GOOGLE_CLOUD_PROJECT": PROJECT, **RUNTIME, "MONITOR_LOOKBACK_NOTE": "ops"}
     deploys = [c for c in deployed.calls() if c[:3] == ["gcloud", "functions", "deploy"]]
-    assert len(deploys) == 1 and "--update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj" in deploys[0]
+    expected = "--update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__"
+    assert len(deploys) == 1 and expected in deploys[0]
     assert not any(t.startswith(("--set-env-vars", "--clear-env-vars")) for t in deploys[0])
 
 
@@ -382,7 +384,7 @@ def test_a_webhook_set_as_a_plain_variable_fails_verify_and_apply_replaces_it_wi
     applied = deployed.deploy("apply", function="phase_transition_monitor")
     assert applied.code == 0, applied.err
     config = deployed.state()["functions"][monitor]["described"]["serviceConfig"]
-    assert config["environmentVariables"] == {"GOOGLE_CLOUD_PROJECT": PROJECT}
+    assert config["environmentVariables"] == {"GOOGLE_CLOUD_PROJECT": PROJECT, **RUNTIME}
     assert [m["key"] for m in config["secretEnvironmentVariables"]] == ["MONITOR_SLACK_WEBHOOK_URL"]
     assert deployed.deploy("verify").code == 0
 

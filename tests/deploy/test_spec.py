@@ -104,7 +104,7 @@ def test_runtime_settings_come_from_the_definition(spec: DeploymentSpec, definit
             settings.max_instances,
         )
         assert fn.retry is True
-        assert dict(fn.env) == {"GOOGLE_CLOUD_PROJECT": PROJECT}
+        assert dict(fn.env) == {"GOOGLE_CLOUD_PROJECT": PROJECT, "PYDANTIC_DISABLE_PLUGINS": "__all__"}
     assert spec.function("phase_transition_monitor").max_instances == 1
     assert spec.function("auto_retry_processor").max_instances == 1
 
