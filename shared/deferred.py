@@ -5,6 +5,10 @@
 descriptor for a class attribute that may be given either the value itself (tests inject
 instances) or a ``Deferred`` (composition roots pass factories so the module that defines the
 adapter, and the client library behind it, load only when the attribute is first read).
+
+``SHARED_EAGER=1`` (the eager switch of ``shared._lazy``) builds every ``Deferred`` at once, as
+an eager core would: CI proves every adapter can be built, and the bundle benchmark's eager
+variant measures what the lazy core saves.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
+
+from shared._lazy import eager_requested
 
 T = TypeVar("T")
 
@@ -23,6 +29,8 @@ class Deferred(Generic[T]):
         self._factory: Callable[[], T] | None = factory
         self._value: T | None = None
         self._lock = threading.Lock()
+        if eager_requested():
+            self.get()
 
     @property
     def built(self) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
+from shared._lazy import eager_requested
 from shared.env import project_id
 from shared.orchestration.event_log import event_attr, log_outcome
-from shared.orchestration.runtime import service_for
+from shared.orchestration.runtime import GATE_BACKEND_MODULES, needs_gate_backend, service_for
 from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import load_definition
 from shared.structured_log import format_trace, get_logger, log_context
@@ -15,9 +17,20 @@ _log = get_logger("functions.transition")
 
 
 def validate_environment(transition: str) -> None:
-    """Fail at cold start, loudly, on a missing project or an invalid definition."""
+    """Fail at cold start, loudly, on a missing project, an invalid definition or a bundle without
+    the gate backend its definition needs. With ``SHARED_EAGER=1`` the service (every adapter) is
+    built here, at import, as an eager core would."""
     project_id()
-    load_definition().transition(transition)
+    definition = load_definition()
+    spec = definition.transition(transition)
+    if needs_gate_backend(definition, spec):
+        missing = [m for m in GATE_BACKEND_MODULES if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ImportError(
+                f"{transition} has gates but its bundle lacks {missing}: rebuild it (python -m deploy build)"
+            )
+    if eager_requested():
+        service_for(transition)
 
 
 def run_transition_event(transition: str, event: Any) -> Outcome:

@@ -494,3 +494,20 @@ def test_benchmark_replaces_only_its_own_section() -> None:
     assert replace_section(before, new) == "# Benchmarks\n\n## A\na\n\n## Bundles\n\nnew numbers\n\n## C\nc\n"
     last = "# Benchmarks\n\n## A\na\n\n## Bundles\n\nold\n"
     assert replace_section(last, new) == "# Benchmarks\n\n## A\na\n\n## Bundles\n\nnew numbers\n"
+
+
+def test_a_gated_transition_without_its_gate_backend_fails_at_cold_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle built before its transition got gates (stale build) must fail loudly at import."""
+    import importlib.util
+
+    from shared.orchestration import entrypoint
+
+    real = importlib.util.find_spec
+
+    def without_backend(name: str, *args: object) -> object:
+        return None if name == "shared.gcp_bigquery" else real(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_backend)
+    with pytest.raises(ImportError, match=r"phase3_to_phase4 has gates but its bundle lacks \['shared.gcp_bigquery'\]"):
+        entrypoint.validate_environment("phase3_to_phase4")
+    entrypoint.validate_environment("phase5_to_phase6")  # no gates: nothing to find
