@@ -507,6 +507,7 @@ def test_a_gated_transition_without_its_gate_backend_fails_at_cold_start(monkeyp
     def without_backend(name: str, *args: object) -> object:
         return None if name == "shared.gcp_bigquery" else real(name, *args)  # type: ignore[arg-type]
 
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "cold-start-test")
     monkeypatch.setattr(importlib.util, "find_spec", without_backend)
     with pytest.raises(ImportError, match=r"phase3_to_phase4 has gates but its bundle lacks \['shared.gcp_bigquery'\]"):
         entrypoint.validate_environment("phase3_to_phase4")
