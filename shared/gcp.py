@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
+from shared._lazy import eager_requested
 from shared.env import project_id
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ class LazyClient(Generic[T]):
         self._source = source
         self._value: T | None = None
         self._lock = threading.Lock()
+        if eager_requested():  # the eager switch: no deferral anywhere (shared._lazy, shared.deferred)
+            self.get()
 
     def get(self) -> T:
         if self._value is None:
