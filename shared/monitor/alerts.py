@@ -7,6 +7,12 @@ longer fires is resolved (logged once, its record deleted). Every record carries
 ``retention.expiry_field`` (now + ``retention.alerts_days``) for a Firestore TTL policy (L25).
 Alerts are structured log entries (severity by level) and, when the webhook env var is set,
 Slack messages. The URL is never logged.
+
+Every alert carries the link to its runbook section (issue 16): ``docs/operations.md#<kind>``
+has one section per finding kind. The link is the ``runbook`` label of the log entry, a
+``Runbook:`` line of the Slack message and a field of the dedup record. ``$MONITOR_RUNBOOK_URL``
+is the runbook page's URL (e.g. the file on the repository's web view); unset, the link is the
+repository-relative path.
 """
 
 from __future__ import annotations
@@ -30,6 +36,19 @@ if TYPE_CHECKING:
 
 _log = get_logger("shared.monitor.alerts")
 _LEVELS = {"INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+RUNBOOK_URL_ENV = "MONITOR_RUNBOOK_URL"  # the runbook page's URL; each alert links to ``#<kind>`` on it
+RUNBOOK_PATH = "docs/operations.md"  # the runbook in the repository: one section per finding kind
+
+
+def runbook_base(environ: Mapping[str, str] | None = None) -> str:
+    """The runbook page: ``$MONITOR_RUNBOOK_URL`` (any fragment dropped), else ``docs/operations.md``."""
+    url = (environ if environ is not None else os.environ).get(RUNBOOK_URL_ENV, "").strip()
+    return url.split("#", 1)[0] or RUNBOOK_PATH
+
+
+def runbook_link(kind: str, base: str | None = None) -> str:
+    """The link to the runbook section of a finding kind (its heading's anchor is the kind)."""
+    return f"{base or runbook_base()}#{kind}"
 
 
 @dataclass
@@ -74,11 +93,17 @@ class AlertManager:
         firestore_client: firestore.Client,
         clock: Clock,
         slack: SlackWebhook | None = None,
+        runbook_url: str | None = None,
     ) -> None:
         self.definition = definition
         self.firestore = firestore_client
         self.clock = clock
         self.slack = slack
+        self.runbook_url = (runbook_url or "").split("#", 1)[0] or runbook_base()  # the page; + "#<kind>"
+
+    def runbook(self, finding: Finding) -> str:
+        """The link to ``finding``'s runbook section."""
+        return runbook_link(finding.kind, self.runbook_url)
 
     def _collection(self) -> Any:
         return self.firestore.collection(self.definition.monitor.alert_collection)
@@ -118,6 +143,7 @@ class AlertManager:
                     "transition": finding.transition,
                     "game_date": str(finding.game_date) if finding.game_date else None,
                     "subject": finding.subject,
+                    "runbook": self.runbook(finding),
                     **self._expiry(now),
                 }
             )
@@ -137,12 +163,17 @@ class AlertManager:
         return {retention.expiry_field: now + timedelta(days=retention.alerts_days)}
 
     def _emit(self, finding: Finding) -> bool:
-        """Log the alert and post it to Slack; ``False`` when a Slack delivery failed."""
+        """Log the alert and post it to Slack, each with its runbook link; ``False`` when a Slack
+        delivery failed."""
+        runbook = self.runbook(finding)
         _log.log(
             _LEVELS[finding.severity],
             finding.message,
-            extra={"labels": {"alert": finding.kind, "alert_key": finding.key}, "fields": {"details": finding.details}},
+            extra={
+                "labels": {"alert": finding.kind, "alert_key": finding.key, "runbook": runbook},
+                "fields": {"details": finding.details},
+            },
         )
         if self.slack is not None and finding.severity in ("ERROR", "CRITICAL", "WARNING"):
-            return self.slack.send(f"[{finding.severity}] {finding.message}")
+            return self.slack.send(f"[{finding.severity}] {finding.message}\nRunbook: {runbook}")
         return True

@@ -454,24 +454,24 @@ def test_the_table_writer_role_cannot_delete_or_reshape_a_table(spec: Deployment
     assert step.update is not None and "--permissions=" + ",".join(TABLE_WRITER.permissions) in step.update
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DEPLOY_DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"  # the IAM table moved from the README
 IAM_START, IAM_END = "<!-- iam-table: python -m deploy iam -->\n", "<!-- /iam-table -->\n"
 
 
-def test_the_readme_lists_each_identity_with_its_exact_rights() -> None:
-    """The README's table is ``python -m deploy iam`` (regenerated with the golden plan: UPDATE_GOLDEN=1)."""
+def test_the_deploy_doc_lists_each_identity_with_its_exact_rights() -> None:
+    """docs/deploy.md's table is ``python -m deploy iam`` (regenerated with the golden plan: UPDATE_GOLDEN=1)."""
     from deploy.__main__ import IAM_TABLE_PROJECT
     from deploy.plan import render_iam_table
 
     table = render_iam_table(build_spec(load_definition(), IAM_TABLE_PROJECT))
-    text = README.read_text()
+    text = DEPLOY_DOC.read_text()
     start, end = text.index(IAM_START) + len(IAM_START), text.index(IAM_END)
     if os.environ.get("UPDATE_GOLDEN") == "1" and text[start:end] != table:
-        README.write_text(text[:start] + table + text[end:])  # only between the markers
-        text = README.read_text()
+        DEPLOY_DOC.write_text(text[:start] + table + text[end:])  # only between the markers
+        text = DEPLOY_DOC.read_text()
         start, end = text.index(IAM_START) + len(IAM_START), text.index(IAM_END)
     assert text[start:end] == table, (
-        "the README's identity table differs from the deployment; regenerate it with\n"
+        "the identity table in docs/deploy.md differs from the deployment; regenerate it with\n"
         "    UPDATE_GOLDEN=1 .venv/bin/pytest tests/deploy/test_plan.py -p no:cacheprovider"
     )
     assert table.count("-inv` (trigger identity of") == len(build_spec(load_definition(), "my-proj").functions)

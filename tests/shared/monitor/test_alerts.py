@@ -23,7 +23,7 @@ from shared import structured_log
 from shared.clock import FixedClock
 from shared.gcp import firestore_client
 from shared.localcloud.emulators import LocalCloud, free_port
-from shared.monitor.alerts import AlertManager, slack_from_env
+from shared.monitor.alerts import RUNBOOK_URL_ENV, AlertManager, slack_from_env
 from shared.monitor.checks import Finding
 from shared.pipeline.definition import PipelineDefinition
 from tests.support.rig import isolated_definition
@@ -92,6 +92,12 @@ def make_alerts(cloud: LocalCloud, unique: str, log: io.StringIO, *, mutate: Any
     return Alerts(definition, clock, manager, log)
 
 
+@pytest.fixture(autouse=True)
+def _repository_runbook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Links point at the repository's runbook (``docs/operations.md#<kind>``), whatever the shell sets."""
+    monkeypatch.delenv(RUNBOOK_URL_ENV, raising=False)
+
+
 @pytest.fixture
 def alerts(cloud: LocalCloud, unique: str, captured_log: io.StringIO) -> Alerts:
     return make_alerts(cloud, unique, captured_log)
@@ -146,9 +152,14 @@ def test_new_finding_is_alerted_then_suppressed_while_unchanged(alerts: Alerts) 
     assert record["fingerprint"] == finding.fingerprint
     assert record["last_alerted_at"] == record["first_seen_at"] == NOW
     assert (record["kind"], record["severity"], record["game_date"]) == ("stuck", "WARNING", "2026-01-24")
+    assert record["runbook"] == "docs/operations.md#stuck"
     (line,) = alerts.alert_lines()
     assert line["severity"] == "WARNING" and line["message"] == finding.message
-    assert line[structured_log.LABELS_KEY] == {"alert": "stuck", "alert_key": finding.key}
+    assert line[structured_log.LABELS_KEY] == {
+        "alert": "stuck",
+        "alert_key": finding.key,
+        "runbook": "docs/operations.md#stuck",  # the runbook section (issue 16)
+    }
 
     alerts.clock.advance(minutes=10)
     second = alerts.manager.process([stuck(["team_offense_game_summary"], message="... 75 min after")])
@@ -288,8 +299,8 @@ def test_slack_webhook_gets_the_text_and_its_url_is_never_logged(
 
     assert result.slack_errors == 0 and len(result.alerted) == 3
     assert [b["text"] for b in hook.bodies] == [  # INFO findings are logged, not posted
-        f"[CRITICAL] {grid(['2025-10-17']).message}",
-        f"[WARNING] {stuck(['ml_feature_store']).message}",
+        f"[CRITICAL] {grid(['2025-10-17']).message}\nRunbook: docs/operations.md#grid_gap",
+        f"[WARNING] {stuck(['ml_feature_store']).message}\nRunbook: docs/operations.md#stuck",
     ]
     assert hook.paths == [f"/services/{SECRET}"] * 2
 
@@ -348,7 +359,7 @@ def test_rate_limited_findings_are_summarised_on_slack(
     alerts.manager.process([silent(), grid(["2025-10-17"]), retry_overdue()])
 
     assert [b["text"] for b in hook.bodies] == [
-        f"[CRITICAL] {grid(['2025-10-17']).message}",
+        f"[CRITICAL] {grid(['2025-10-17']).message}\nRunbook: docs/operations.md#grid_gap",
         "2 more finding(s) rate-limited this run",
     ]
 
