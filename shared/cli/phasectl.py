@@ -5,8 +5,10 @@ Every command works against the local emulators (the usual ``*_EMULATOR_HOST`` v
 ``GOOGLE_CLOUD_PROJECT``/``GCP_PROJECT``/``GCLOUD_PROJECT`` or, like gcloud, from Application
 Default Credentials). The definition is ``$PIPELINE_DEFINITION`` or the packaged one.
 
-Commands::
+Commands (``phasectl COMMAND --help``: its options and EXAMPLES; a bare ``phasectl``: them all)::
 
+    phasectl [--timeout SECONDS] COMMAND ...   (every backend call's deadline, default 15 s)
+    phasectl --version
     phasectl status [--date D] [--json]
     phasectl status [--date D] --html PATH [--days N]   (static page: a date-by-transition grid, findings)
     phasectl reconcile --date D [--detailed] [--json]
@@ -18,11 +20,17 @@ Commands::
     phasectl publish completion --processor P --date D --status S [--records N] [--metadata JSON]
     phasectl health [--since 1h] [--log-dir DIR] [--json]
     phasectl backfill --from D1 --to D2 --transition T --mode none|failed|completed [--dry-run]
+                      (--reprocess-behavior: Airflow's name for --mode, the same values)
     phasectl dlq list [--function F] [--json]
     phasectl dlq replay --function F [--max N] [--dry-run]
     phasectl deploy plan|apply|verify [--project P] [--region R] [--function NAME]
     phasectl deploy secret set NAME [--project P]         (the value from stdin; never an argument)
     phasectl local up [--accelerate N] [--state-dir DIR] | phasectl local down [--state-dir DIR]
+
+Backends: a command checks the ones it needs before it first uses them (``shared.cli.cli_connect``):
+an emulator variable pointing at nothing, or no Google Cloud login, is one line and exit 2 at
+once. Every call then has the ``--timeout`` deadline (``shared.cli.cli_deadline``): a backend that
+accepts connections but does not answer is one line and exit 2 after it, not minutes of retries.
 
 Exit codes: 0 ok; 1 a warning or problem found (blocked, stale heartbeat, coverage warning,
 nothing changed); 2 bad input or an error (one line on stderr). ``reconcile`` exits 2 on a
@@ -56,6 +64,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO, cast
 
+from shared.cli import cli_help
+from shared.cli.cli_connect import (
+    BACKEND_ATTRIBUTE,
+    BIGQUERY,
+    DEFAULT_TIMEOUT,
+    FIRESTORE,
+    MAX_TIMEOUT,
+    PUBSUB,
+    BackendError,
+    Backends,
+    failure_line,
+)
 from shared.cli.printable import printable
 from shared.clock import Clock, FixedClock, resolve_game_date
 from shared.clock import clock_from_env as shared_clock_from_env
@@ -63,6 +83,7 @@ from shared.errors import ConfigError, InvalidDateError, InvalidGameIdError, Pip
 from shared.pipeline.definition import PipelineDefinition, Transition, load_definition
 
 if TYPE_CHECKING:
+    import google.cloud.pubsub_v1 as pubsub_v1
     from google.cloud import bigquery, firestore
 
     from shared.orchestration.state import DateState, TransitionState
@@ -77,6 +98,24 @@ HTML_DAYS_DEFAULT = 7
 HTML_DAYS_MAX = 120
 EXTRA_FUNCTIONS = ("auto_retry_processor", "phase_transition_monitor")
 BACKFILL_MODES = {"none": ("none",), "failed": ("none", "failed"), "completed": ("none", "failed", "completed")}
+# the backends each command uses (checked together before the first is touched); a dry run writes nothing
+NEEDS: dict[str, frozenset[str]] = {
+    "status": frozenset({FIRESTORE}),
+    "reconcile": frozenset({FIRESTORE, BIGQUERY}),
+    "retry list": frozenset({BIGQUERY}),
+    "retry requeue": frozenset({BIGQUERY, FIRESTORE}),  # Firestore: the audit record
+    "retry resolve": frozenset({BIGQUERY, FIRESTORE}),
+    "mark-unavailable": frozenset({BIGQUERY, FIRESTORE}),
+    "trigger": frozenset({FIRESTORE, PUBSUB}),  # + BigQuery when the transition's gates query it
+    "publish completion": frozenset({PUBSUB, FIRESTORE}),
+    "health": frozenset({FIRESTORE}),
+    "backfill": frozenset({FIRESTORE, PUBSUB}),
+    "dlq list": frozenset({PUBSUB}),
+    "dlq replay": frozenset({PUBSUB, FIRESTORE}),
+}
+DRY_RUN_NEEDS: dict[str, frozenset[str]] = {"backfill": frozenset({FIRESTORE}), "dlq replay": frozenset({PUBSUB})}
+# commands whose clients are made outside the Context (shared.cli.dlq): checked and bounded before they run
+PREPARE_FIRST = frozenset({"dlq list", "dlq replay"})
 
 
 class UsageError(Exception):
@@ -87,6 +126,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, no usage dump
         where = self.prog.removeprefix("phasectl").strip()
         raise UsageError(f"{where}: {message}" if where else message)
+
+
+def _needs(args: argparse.Namespace) -> frozenset[str]:
+    path = getattr(args, "command_path", "")
+    if getattr(args, "dry_run", False) and path in DRY_RUN_NEEDS:
+        return DRY_RUN_NEEDS[path]
+    return NEEDS.get(path, frozenset())
 
 
 # -- context -----------------------------------------------------------------------------------
@@ -100,6 +146,11 @@ class Context:
     _project: str | None = None
     _fs: Any = None
     _bq: Any = None
+    timeout: float = DEFAULT_TIMEOUT  # seconds: the deadline of every backend call (--timeout)
+    needs: frozenset[str] = frozenset()  # the command's backends, checked together before the first use
+    _backends: Backends | None = None
+    _pub: Any = None
+    _undo: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def project(self) -> str:
@@ -108,19 +159,71 @@ class Context:
             self.env["GOOGLE_CLOUD_PROJECT"] = self._project
         return self._project
 
+    @property
+    def backends(self) -> Backends:
+        """The command's backends; the emulator variables are read where the client factories read them."""
+        if self._backends is None:
+            self._backends = Backends(os.environ, self.needs, deadline=self.timeout)
+        return self._backends
+
     def firestore(self) -> firestore.Client:
         if self._fs is None:
+            self.backends.ensure(FIRESTORE)
+            from shared.cli.cli_deadline import bind_firestore
             from shared.gcp import firestore_client
 
-            self._fs = firestore_client(self.project)
+            client = firestore_client(self.project)
+            self._undo.append(bind_firestore(client, self.timeout, self.backends.label(FIRESTORE)))
+            self._fs = client
         return cast("firestore.Client", self._fs)
 
     def bq(self) -> bigquery.Client:
         if self._bq is None:
+            self.backends.ensure(BIGQUERY)
+            from shared.cli.cli_deadline import bind_http
             from shared.gcp_bigquery import bigquery_client
 
-            self._bq = bigquery_client(self.project)
+            client = bigquery_client(self.project)
+            emulator = self.backends.emulator(BIGQUERY)
+            unreachable = emulator.unreachable("connection refused") if emulator else None
+            self._undo.append(bind_http(client, self.timeout, self.backends.label(BIGQUERY), unreachable))
+            self._bq = client
         return cast("bigquery.Client", self._bq)
+
+    def publisher(self) -> pubsub_v1.PublisherClient:
+        if self._pub is None:
+            self.backends.ensure(PUBSUB)
+            from shared.cli.cli_deadline import bind_publisher
+            from shared.gcp import publisher_client
+
+            client = publisher_client()
+            self._undo.append(bind_publisher(client, self.timeout, self.backends.label(PUBSUB)))
+            self._pub = client
+        return self._pub
+
+    def prepare(self, *extra: str) -> None:
+        """Check the command's backends (and ``extra``), then bound the shared clients of each.
+
+        For code that makes its own clients from the shared factories (the transition service,
+        ``shared.cli.dlq``): it gets these instances, with the deadline. A Pub/Sub subscriber is
+        not shared (``shared.gcp.subscriber_client``): its calls keep their own timeouts.
+        """
+        wanted = self.needs | set(extra)
+        self.backends.ensure(*wanted)
+        for key, make in ((FIRESTORE, self.firestore), (PUBSUB, self.publisher), (BIGQUERY, self.bq)):
+            if key in wanted:
+                make()
+
+    def close(self) -> None:
+        """The shared clients as they were (an in-process caller keeps using them)."""
+        while self._undo:
+            self._undo.pop()()
+
+    def bq_retry(self) -> Any:
+        """BigQuery's default retry, bounded by the deadline (its own is 10 minutes)."""
+        from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+        return DEFAULT_RETRY.with_timeout(self.timeout)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -157,7 +260,7 @@ class Context:
             # the collection's Firestore TTL policy deletes it then (lesson L25; phasectl deploy creates it)
             retention.expiry_field: now + timedelta(days=retention.audit_days),
         }
-        self.firestore().collection(AUDIT_COLLECTION).add(doc)
+        self.firestore().collection(AUDIT_COLLECTION).add(doc, timeout=self.timeout)
 
 
 def _user() -> str:
@@ -246,7 +349,7 @@ def _heartbeats(ctx: Context) -> list[Any]:
         ("monitor", MONITOR_HEARTBEAT_ID, MONITOR_STALE_MINUTES),
         ("auto-retry", RETRY_HEARTBEAT_ID, ctx.definition.monitor.retry_heartbeat_stale_minutes),
     ):
-        snap = collection.document(doc_id).get()
+        snap = collection.document(doc_id).get(timeout=ctx.timeout)
         last = (snap.to_dict() or {}).get("last_run_at") if snap.exists else None
         out.append(Heartbeat(label, last if isinstance(last, datetime) else None, stale))
     return out
@@ -273,7 +376,8 @@ def _active_findings(ctx: Context) -> list[Any]:
     from shared.cli.status_html import ActiveFinding, sort_findings
 
     collection = ctx.firestore().collection(ctx.definition.monitor.alert_collection)
-    return sort_findings(ActiveFinding.from_doc(d.id, d.to_dict() or {}) for d in collection.stream())
+    docs = collection.stream(timeout=ctx.timeout)
+    return sort_findings(ActiveFinding.from_doc(d.id, d.to_dict() or {}) for d in docs)
 
 
 def _write_page(path: Path, page: str) -> None:
@@ -325,7 +429,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
 def _sources(ctx: Context) -> Any:
     from shared.orchestration.gate_queries import BigQueryGateQueries
 
-    return BigQueryGateQueries(ctx.bq, ctx.project, ctx.definition.games)
+    return BigQueryGateQueries(ctx.bq, ctx.project, ctx.definition.games, deadline_seconds=ctx.timeout)
 
 
 def _log_rows(ctx: Context, day: date) -> list[dict[str, Any]]:
@@ -338,7 +442,8 @@ def _log_rows(ctx: Context, day: date) -> list[dict[str, Any]]:
         "ORDER BY execution_timestamp, phase_name"
     )
     config = bq.QueryJobConfig(query_parameters=[bq.ScalarQueryParameter("game_date", "DATE", day)])
-    return [dict(r.items()) for r in ctx.bq().query(sql, job_config=config).result(timeout=60)]
+    job = ctx.bq().query(sql, job_config=config, retry=ctx.bq_retry(), timeout=ctx.timeout)
+    return [dict(r.items()) for r in job.result(retry=ctx.bq_retry(), timeout=ctx.timeout)]
 
 
 def _row_dict(row: QueueRow) -> dict[str, Any]:
@@ -454,15 +559,16 @@ def _schedule_dates(ctx: Context, nba_id: str) -> list[date]:
             bq.ScalarQueryParameter("end", "DATE", today + timedelta(days=400)),
         ]
     )
-    return [r["game_date"] for r in ctx.bq().query(sql, job_config=config).result(timeout=60)]
+    job = ctx.bq().query(sql, job_config=config, retry=ctx.bq_retry(), timeout=ctx.timeout)
+    return [r["game_date"] for r in job.result(retry=ctx.bq_retry(), timeout=ctx.timeout)]
 
 
 def _dml(ctx: Context, sql: str, params: Sequence[tuple[str, str, Any]]) -> int:
     from google.cloud import bigquery as bq
 
     config = bq.QueryJobConfig(query_parameters=[bq.ScalarQueryParameter(n, t, v) for n, t, v in params])
-    job = ctx.bq().query(sql, job_config=config)
-    job.result(timeout=60)
+    job = ctx.bq().query(sql, job_config=config, retry=ctx.bq_retry(), timeout=ctx.timeout)
+    job.result(retry=ctx.bq_retry(), timeout=ctx.timeout)
     return int(job.num_dml_affected_rows or 0)
 
 
@@ -540,9 +646,17 @@ def cmd_mark_unavailable(ctx: Context, args: argparse.Namespace) -> int:
 
 
 # -- trigger and backfill ---------------------------------------------------------------------------
+def _service_backends(ctx: Context, transition: Transition) -> tuple[str, ...]:
+    """BigQuery too when the transition's gates query it (a service_health gate probes HTTP)."""
+    kinds = {ctx.definition.gates[g].kind for g in transition.gates}
+    return (BIGQUERY,) if kinds - {"service_health"} else ()
+
+
 def _service(ctx: Context, transition: str) -> Any:
     from shared.orchestration.runtime import build_service
 
+    # its clients come from the shared factories: checked, then bounded by the deadline, here
+    ctx.prepare(*_service_backends(ctx, ctx.definition.transition(transition)))
     _ = ctx.project  # resolve (and export) the project first
     return build_service(transition, definition=ctx.definition, clock=ctx.clock, environ=ctx.env)
 
@@ -573,7 +687,6 @@ def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_publish_completion(ctx: Context, args: argparse.Namespace) -> int:
     """Publish a completion shaped exactly as the replaced system's processors build it."""
     from shared.client.completion import build_completion
-    from shared.gcp import publisher_client
 
     canonical, phase_number = _processor(ctx, args.processor)
     phase = ctx.definition.phase(phase_number)
@@ -602,9 +715,14 @@ def cmd_publish_completion(ctx: Context, args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    publisher = publisher_client()
+    publisher = ctx.publisher()
     topic = publisher.topic_path(ctx.project, phase.completion_topic)
-    message_id = publisher.publish(topic, json.dumps(message).encode("utf-8")).result(timeout=30)
+    future = publisher.publish(topic, json.dumps(message).encode("utf-8"))
+    try:  # the publish call itself fails at the deadline: a second more for its batch to report it
+        message_id = future.result(timeout=ctx.timeout + 1)
+    except TimeoutError as exc:
+        setattr(exc, BACKEND_ATTRIBUTE, ctx.backends.label(PUBSUB))
+        raise
     ctx.audit(
         "publish completion",
         {"processor": args.processor, "date": day, "status": args.status, "records": args.records},
@@ -648,6 +766,8 @@ def cmd_backfill(ctx: Context, args: argparse.Namespace) -> int:
     if days > MAX_BACKFILL_DAYS:
         raise UsageError(f"range of {days} days is longer than {MAX_BACKFILL_DAYS}")
     wanted = BACKFILL_MODES[args.mode]
+    if not args.dry_run:  # every backend the run needs, before the first date is read
+        ctx.backends.ensure(*_service_backends(ctx, transition))
     state = ctx.state(transition.name)
     plan: list[tuple[date, str]] = []
     for n in range(days):
@@ -794,6 +914,7 @@ def cmd_health(ctx: Context, args: argparse.Namespace) -> int:
     elif ctx.env.get("FIRESTORE_EMULATOR_HOST"):
         raise UsageError(f"local emulators in use: give the function log directory with --log-dir or ${LOG_DIR_ENV}")
     else:
+        ctx.backends.ensure(FIRESTORE)  # Google Cloud: logged in? (before Cloud Logging is asked)
         errors, note = _cloud_errors(ctx, functions, since)
         source = f"Cloud Logging, project {ctx.project}"
     heartbeats = _heartbeats(ctx)
@@ -838,14 +959,53 @@ def cmd_health(ctx: Context, args: argparse.Namespace) -> int:
 
 
 # -- parser and main -----------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="phasectl", description="Operate the phase-transition pipeline.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _timeout(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid --timeout {value!r}: seconds, e.g. 30") from None
+    if not 0 < seconds <= MAX_TIMEOUT:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"--timeout {value} is not in (0, {MAX_TIMEOUT:g}] seconds")
+    return seconds
+
+
+def _transition_help(env: Mapping[str, str]) -> str:
+    """The transitions of the definition the command will use (``$PIPELINE_DEFINITION`` or the packaged one)."""
+    try:
+        names = [t.name for t in load_definition(env.get("PIPELINE_DEFINITION") or None).transitions]
+    except (PipelineError, OSError, ValueError):  # the command reports it; help still works
+        return "a transition of the pipeline definition"
+    return "the transition, one of: " + ", ".join(names)
+
+
+TIMEOUT_HELP = (
+    "the deadline of every backend call (Firestore, Pub/Sub, BigQuery) in seconds "
+    f"(default {DEFAULT_TIMEOUT:g}); a backend that does not answer in time is one line and exit 2"
+)
+
+
+def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The ``phasectl`` parser; ``env`` names the definition whose transitions the help lists."""
+    env = os.environ if env is None else env
+    parser = _Parser(
+        prog="phasectl",
+        description=(
+            "Operate the phase-transition pipeline: its state, coverage, retry queue, dead letters,\n"
+            "deployment and the local cloud. `phasectl COMMAND --help` shows a command's options and examples.\n\n"
+            "Exit codes: 0 ok; 1 a problem found (blocked, stale heartbeat, coverage warning, nothing\n"
+            "changed); 2 bad input or an error (one line on stderr)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"phasectl {cli_help.version()}")
+    parser.add_argument("--timeout", type=_timeout, default=DEFAULT_TIMEOUT, metavar="SECONDS", help=TIMEOUT_HELP)
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=_Parser)
+    date_help = "game date YYYY-MM-DD or TODAY/YESTERDAY (in New York)"
+    transition_help = _transition_help(env)
 
     p = sub.add_parser("status", help="per transition: progress, the rule's explanation, gates, triggers, heartbeats")
     p.add_argument("--date", default="YESTERDAY", help="game date YYYY-MM-DD or TODAY/YESTERDAY (default YESTERDAY)")
     output = p.add_mutually_exclusive_group()
-    output.add_argument("--json", action="store_true")
+    output.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
     output.add_argument(
         "--html", metavar="PATH", help="write a static HTML page: the date-by-transition grid, findings"
     )
@@ -858,47 +1018,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("reconcile", help="Final games vs boxscores per source, phases, retry queue")
-    p.add_argument("--date", required=True)
+    p.add_argument("--date", required=True, help=date_help)
     p.add_argument("--detailed", action="store_true", help="one line per game")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
     p.set_defaults(func=cmd_reconcile)
 
-    retry = sub.add_parser("retry", help="the auto-retry queue")
-    rsub = retry.add_subparsers(dest="retry_command", required=True, parser_class=_Parser)
-    p = rsub.add_parser("list")
-    p.add_argument("--date")
-    p.add_argument("--status", choices=("pending", "retrying", "succeeded", "failed_permanent"))
-    p.add_argument("--json", action="store_true")
+    retry = sub.add_parser("retry", help="the auto-retry queue: list, requeue, resolve")
+    rsub = retry.add_subparsers(dest="retry_command", title="commands", parser_class=_Parser)
+    p = rsub.add_parser("list", help="the queue's rows: processor, status, retries, next retry, notes")
+    p.add_argument("--date", help="only this game date (YYYY-MM-DD or TODAY/YESTERDAY; default: every date)")
+    p.add_argument(
+        "--status",
+        choices=("pending", "retrying", "succeeded", "failed_permanent"),
+        help="only rows in this status, one of: %(choices)s",
+    )
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     p.set_defaults(func=cmd_retry_list)
     p = rsub.add_parser("requeue", help="a failed_permanent row becomes pending with a fresh budget")
-    p.add_argument("--date", required=True)
-    p.add_argument("--processor", required=True)
-    p.add_argument("--note", required=True)
+    p.add_argument("--date", required=True, help=date_help)
+    p.add_argument("--processor", required=True, help="processor name, alias or class name")
+    p.add_argument("--note", required=True, help="why (kept on the row and in the audit record)")
     p.set_defaults(func=cmd_retry_requeue)
     p = rsub.add_parser("resolve", help="close a row by hand (succeeded, with your note)")
-    p.add_argument("row_id")
-    p.add_argument("--note", required=True)
+    p.add_argument("row_id", help="the row's id, or a prefix of at least 6 characters (see retry list)")
+    p.add_argument("--note", required=True, help="what you did (kept on the row and in the audit record)")
     p.set_defaults(func=cmd_retry_resolve)
 
     p = sub.add_parser("mark-unavailable", help="exclude a game from coverage and completeness (reversible)")
     p.add_argument("game_id", help="0022500644 or 20260124_GSW_MIN")
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, help="why the game will never have data (kept with the mark)")
     p.add_argument("--date", help="the game date (found from the schedule when omitted)")
     p.add_argument("--undo", action="store_true", help="count the game again")
     p.set_defaults(func=cmd_mark_unavailable)
 
     p = sub.add_parser("trigger", help="evaluate a date through the claim protocol")
-    p.add_argument("--transition", required=True)
-    p.add_argument("--date", required=True)
+    p.add_argument("--transition", required=True, metavar="TRANSITION", help=transition_help)
+    p.add_argument("--date", required=True, help=date_help)
     p.add_argument("--force", action="store_true", help="start a new generation (new trigger id downstream)")
     p.set_defaults(func=cmd_trigger)
 
     publish = sub.add_parser("publish", help="publish a message by hand (a re-run processor is done)")
-    psub = publish.add_subparsers(dest="what", required=True, parser_class=_Parser)
+    psub = publish.add_subparsers(dest="what", title="commands", parser_class=_Parser)
     p = psub.add_parser("completion", help="a processor completion, shaped as the replaced system's processors send it")
     p.add_argument("--processor", required=True, help="processor name, alias or class name")
     p.add_argument("--date", required=True, help="game date YYYY-MM-DD (or TODAY/YESTERDAY, resolved in New York)")
-    p.add_argument("--status", required=True, choices=("success", "partial", "no_data", "failed"))
+    statuses = ("success", "partial", "no_data", "failed")
+    p.add_argument("--status", required=True, choices=statuses, help="the processor's outcome, one of: %(choices)s")
     p.add_argument("--records", type=int, default=0, help="record_count (default 0)")
     p.add_argument("--error-message", help="for --status failed")
     p.add_argument("--error-type", help="for --status failed: free text, e.g. an exception class name")
@@ -906,17 +1071,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_publish_completion)
 
     p = sub.add_parser("health", help="recent function errors and heartbeats")
-    p.add_argument("--since", default="1h")
+    p.add_argument("--since", default="1h", help="how far back: a duration like 30m, 1h or 2d (default 1h)")
     p.add_argument("--log-dir", help=f"local function logs (default ${LOG_DIR_ENV})")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
     p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("backfill", help="re-trigger a date range (Airflow reprocess modes)")
-    p.add_argument("--from", dest="date_from", required=True)
-    p.add_argument("--to", dest="date_to", required=True)
-    p.add_argument("--transition", required=True)
-    p.add_argument("--mode", choices=tuple(BACKFILL_MODES), default="none")
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--from", dest="date_from", required=True, metavar="DATE", help="first game date YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", required=True, metavar="DATE", help="last game date YYYY-MM-DD (included)")
+    p.add_argument("--transition", required=True, metavar="TRANSITION", help=transition_help)
+    p.add_argument(
+        "--mode",
+        "--reprocess-behavior",
+        dest="mode",
+        choices=tuple(BACKFILL_MODES),
+        default="none",
+        metavar="MODE",
+        help=(
+            "which dates to run, one of: %(choices)s (default none). --reprocess-behavior is Airflow's name "
+            "for this option; Airflow's values are these, one to one: none = only the dates never evaluated or "
+            "still waiting; failed = those and the failed ones (blocked, gate or publish error); completed = "
+            "every date, a triggered one re-triggered as a new generation"
+        ),
+    )
+    p.add_argument("--dry-run", action="store_true", help="print each date's state and action; change nothing")
     p.set_defaults(func=cmd_backfill)
 
     from shared.cli import dlq  # stdlib only at import; it never imports this module (run as __main__ under -m)
@@ -924,7 +1102,12 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_parser(sub, _Parser)
 
     p = sub.add_parser("deploy", help="Google Cloud: print the gcloud/bq plan, apply it idempotently, verify it")
-    p.add_argument("action", choices=("plan", "apply", "verify", "secret"))
+    p.add_argument(
+        "action",
+        choices=("plan", "apply", "verify", "secret"),
+        help="plan: print the commands; apply: run them (idempotent); verify: compare the project with the "
+        "plan; secret: store a secret (one of: %(choices)s)",
+    )
     p.add_argument("operands", nargs="*", metavar="set NAME", help="secret: set NAME, the value read from stdin")
     p.add_argument("--project", help="default: GOOGLE_CLOUD_PROJECT, or gcloud's application default")
     p.add_argument("--region", help="default: [deploy] region in the pipeline definition")
@@ -932,11 +1115,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("local", help="the whole topology on the local emulators (functions from their bundles)")
-    p.add_argument("action", choices=("up", "down"))
+    p.add_argument(
+        "action",
+        choices=("up", "down"),
+        help="up: start everything and run until Ctrl-C; down: stop what an up started (one of: %(choices)s)",
+    )
     p.add_argument("--accelerate", type=float, default=1.0, help="simulated seconds per real second (scheduler, clock)")
     p.add_argument("--state-dir", default=".localcloud", help="where up records what it started (default .localcloud)")
-    p.add_argument("--project", default="phasechain-local")
+    p.add_argument("--project", default="phasechain-local", help="the emulators' project id (default phasechain-local)")
     p.set_defaults(func=cmd_local)
+
+    cli_help.finish(parser)
+    for path, each in cli_help.walk(parser):
+        each.set_defaults(command_path=path)
+        if path in NEEDS:  # also after the command: phasectl status --timeout 60
+            each.add_argument(
+                "--timeout", type=_timeout, default=argparse.SUPPRESS, metavar="SECONDS", help=TIMEOUT_HELP
+            )
     return parser
 
 
@@ -1035,28 +1230,49 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     env = dict(os.environ if environ is None else environ)
+    ctx: Context | None = None
     try:
-        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        parser = build_parser(env)
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        if getattr(args, "func", None) is None:  # a bare phasectl, or a group without its subcommand
+            help_parser: argparse.ArgumentParser = getattr(args, "help_parser", parser)
+            help_parser.print_help(err)
+            err.write(f"\n{help_parser.prog}: error: give a command (listed above)\n")
+            return 2
         from shared.structured_log import configure, reset_configuration
 
         configure(stream=err, level="WARNING")  # the services' logs never mix with the output
         try:
-            ctx = Context(load_definition(env.get("PIPELINE_DEFINITION") or None), clock_from_env(env), env, out, err)
+            definition = load_definition(env.get("PIPELINE_DEFINITION") or None)
+            ctx = Context(definition, clock_from_env(env), env, out, err, timeout=args.timeout, needs=_needs(args))
+            if args.command_path in PREPARE_FIRST:
+                ctx.prepare()
             func: Callable[[Context, argparse.Namespace], int] = args.func
             return func(ctx, args)
         finally:
+            if ctx is not None:
+                ctx.close()
             reset_configuration()  # an in-process caller (a test, a notebook) gets its logging back
-    except SystemExit as exc:  # --help
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
-    except UsageError as exc:
+    except (UsageError, BackendError) as exc:
         err.write(f"phasectl: error: {_one_line(str(exc))}\n")
         return 2
     except PipelineError as exc:
-        err.write(f"phasectl: error: {_one_line(exc.message)}\n")
+        err.write(f"phasectl: error: {_backend_failure(exc, ctx) or _one_line(exc.message)}\n")
         return 2
     except Exception as exc:  # noqa: BLE001 - a backend error is one line and exit 2, not a traceback
-        err.write(f"phasectl: error: {type(exc).__name__}: {_one_line(str(exc))[:500]}\n")
+        line = _backend_failure(exc, ctx) or f"{type(exc).__name__}: {_one_line(str(exc))[:500]}"
+        err.write(f"phasectl: error: {line}\n")
         return 2
+
+
+def _backend_failure(exc: BaseException, ctx: Context | None) -> str | None:
+    """A deadline that ran out or a backend that went away, as one line naming the backend."""
+    if ctx is None:
+        return None
+    line = failure_line(exc, ctx.timeout, ctx.backends.reached)
+    return None if line is None else _one_line(line)[:600]
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ def _night(rig: Rig, *, phase4: tuple[str, ...] = ()) -> None:
         p2.handle_event(rig.event(rig.completion(name, 2)))
     for name in phase4:
         rig.services["phase4_to_phase5"].handle_event(rig.event(rig.completion(name, 4)))
+    rig.deliver_outbox()  # what auto-retry does on the transitions' nudge: log rows, missing games → queue
 
 
 def _json(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
