@@ -96,7 +96,6 @@ MONITOR_STALE_MINUTES = 30  # the monitor runs every 10 min: three missed runs i
 MAX_BACKFILL_DAYS = 400
 HTML_DAYS_DEFAULT = 7
 HTML_DAYS_MAX = 120
-EXTRA_FUNCTIONS = ("auto_retry_processor", "phase_transition_monitor")
 BACKFILL_MODES = {"none": ("none",), "failed": ("none", "failed"), "completed": ("none", "failed", "completed")}
 # the backends each command uses (checked together before the first is touched); a dry run writes nothing
 NEEDS: dict[str, frozenset[str]] = {
@@ -341,17 +340,27 @@ def _processor(ctx: Context, name: str) -> tuple[str, int]:
 # -- status ------------------------------------------------------------------------------------
 def _heartbeats(ctx: Context) -> list[Any]:
     from shared.cli.reconcile import Heartbeat
-    from shared.monitor.checks import MONITOR_HEARTBEAT_ID, RETRY_HEARTBEAT_ID
+    from shared.monitor.checks import (
+        MONITOR_HEARTBEAT_ID,
+        RETRY_HEARTBEAT_ID,
+        recorded_up_since,
+        retry_heartbeat_grace,
+    )
 
     collection = ctx.firestore().collection(ctx.definition.monitor.heartbeat_collection)
+    monitor = collection.document(MONITOR_HEARTBEAT_ID).get(timeout=ctx.timeout)
+    up = recorded_up_since(monitor)
+    # a missing auto-retry heartbeat is expected, not stale, for one schedule interval after the
+    # monitor first ran (the same grace the monitor's own check gives)
+    retry_due = up + retry_heartbeat_grace(ctx.definition) if up is not None else None
     out = []
-    for label, doc_id, stale in (
-        ("monitor", MONITOR_HEARTBEAT_ID, MONITOR_STALE_MINUTES),
-        ("auto-retry", RETRY_HEARTBEAT_ID, ctx.definition.monitor.retry_heartbeat_stale_minutes),
+    for label, doc_id, stale, expected_by in (
+        ("monitor", MONITOR_HEARTBEAT_ID, MONITOR_STALE_MINUTES, None),
+        ("auto-retry", RETRY_HEARTBEAT_ID, ctx.definition.monitor.retry_heartbeat_stale_minutes, retry_due),
     ):
-        snap = collection.document(doc_id).get(timeout=ctx.timeout)
+        snap = monitor if doc_id == MONITOR_HEARTBEAT_ID else collection.document(doc_id).get(timeout=ctx.timeout)
         last = (snap.to_dict() or {}).get("last_run_at") if snap.exists else None
-        out.append(Heartbeat(label, last if isinstance(last, datetime) else None, stale))
+        out.append(Heartbeat(label, last if isinstance(last, datetime) else None, stale, expected_by))
     return out
 
 
@@ -904,7 +913,7 @@ def cmd_health(ctx: Context, args: argparse.Namespace) -> int:
     window = parse_since(args.since)
     now = ctx.now()
     since = now - window
-    functions = [t.name for t in ctx.definition.transitions] + list(EXTRA_FUNCTIONS)
+    functions = list(ctx.definition.function_names())  # every deployed function, sensors' included
     log_dir = args.log_dir or ctx.env.get(LOG_DIR_ENV)
     note: str | None = None
     if log_dir:
@@ -1123,6 +1132,13 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--accelerate", type=float, default=1.0, help="simulated seconds per real second (scheduler, clock)")
     p.add_argument("--state-dir", default=".localcloud", help="where up records what it started (default .localcloud)")
     p.add_argument("--project", default="phasechain-local", help="the emulators' project id (default phasechain-local)")
+    p.add_argument(
+        "--seed",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="up: load the demo's sample night (2026-01-24: 7 Final games, one missing from every boxscore "
+        "source) so the gates have a schedule (default: --seed)",
+    )
     p.set_defaults(func=cmd_local)
 
     cli_help.finish(parser)
@@ -1190,6 +1206,7 @@ def cmd_local(ctx: Context, args: argparse.Namespace) -> int:
         definition_path=Path(ctx.env["PIPELINE_DEFINITION"]) if ctx.env.get("PIPELINE_DEFINITION") else None,
         state_dir=state_dir,
         say=say,
+        seed=args.seed,
     )
     try:
         stack.up()

@@ -241,16 +241,21 @@ class Heartbeat:
     name: str
     last_run_at: datetime | None
     stale_after_minutes: int
+    expected_by: datetime | None = None  # never ran, but not due yet (a fresh deploy or `local up`)
 
     def age_minutes(self, now: datetime) -> int | None:
         return None if self.last_run_at is None else int((now - self.last_run_at).total_seconds() // 60)
 
     def healthy(self, now: datetime) -> bool:
         age = self.age_minutes(now)
-        return age is not None and age <= self.stale_after_minutes
+        if age is None:
+            return self.expected_by is not None and now <= self.expected_by
+        return age <= self.stale_after_minutes
 
     def describe(self, now: datetime) -> str:
         age = self.age_minutes(now)
+        if age is None and self.expected_by is not None and now <= self.expected_by:
+            return f"{self.name} has not run yet (expected by {self.expected_by:%Y-%m-%d %H:%M}Z)"
         if age is None:
             return f"{self.name} has never run"
         stale = "" if age <= self.stale_after_minutes else f" (STALE: > {self.stale_after_minutes} min)"

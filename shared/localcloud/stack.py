@@ -10,6 +10,13 @@
   process shares (``--accelerate N`` runs the night N times faster);
 - a watchdog: a function process that dies is reported with its exit code and log tail.
 
+Started by hand (``phasectl local up``: ``interactive``, the default when a state directory is
+given) it is a usable stage, not an empty one: the demo's sample night (``shared.localcloud.demo``:
+its schedule and boxscores) is seeded, the auto-retry and monitor jobs run once at start (like
+``gcloud scheduler jobs run``) so both heartbeats exist from the first minute, ``env`` carries
+every variable ``phasectl`` reads (with ``PHASECTL_LOG_DIR``, where ``phasectl health`` finds the
+function logs), and it says the next steps: real commands for the seeded night.
+
 ``down()`` stops exactly what ``up()`` started, by PID. A state file lets ``phasectl local down``
 stop a stack started from another terminal.
 """
@@ -24,16 +31,17 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from shared.clock import SIMULATED_CLOCK_ENV, SimulatedClock
 from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.functions import FunctionProcess, start_function
+from shared.localcloud.functions import FunctionProcess, start_function, stop_functions
 from shared.pipeline.definition import DEFINITION_ENV, PipelineDefinition
 
 STATE_FILE = "state.json"
+HEARTBEAT_WAIT_SECONDS = 30.0  # for the auto-retry heartbeat, before the monitor's first pass
 DEFAULT_STATE_DIR = Path(".localcloud")
 
 
@@ -77,6 +85,8 @@ class LocalStack:
         run_scheduler: bool = True,
         say: Callable[[str], None] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        interactive: bool | None = None,
+        seed: bool | None = None,
     ) -> None:
         self.definition = definition
         self.project = project
@@ -94,6 +104,12 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self.env: dict[str, str] = {}
         self.extra_env = dict(extra_env or {})  # e.g. a consumer's URL for an HTTP delivery
+        # by hand (phasectl local up records a state dir): seed, run the heartbeat jobs once, say next steps;
+        # the demo and the tests seed their own nights and drive the stack themselves
+        self.interactive = state_dir is not None if interactive is None else interactive
+        self.seed = self.interactive if seed is None else seed
+        self.seeded: date | None = None  # the sample night's date, once seeded
+        self.log_dir: Path | None = None  # the functions' logs (function-<name>.log)
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self) -> LocalStack:
@@ -107,14 +123,14 @@ class LocalStack:
     def _up(self) -> None:
         from deploy.bundle import build_function
         from deploy.spec import build_spec
+        from shared.cli.phasectl import LOG_DIR_ENV
         from shared.gcp import publisher_client, subscriber_client
         from shared.gcp_bigquery import bigquery_client
         from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topic
 
         self.cloud = LocalCloud(project=self.project).start()
-        self.env = {**self.cloud.env(), SIMULATED_CLOCK_ENV: self.clock.to_env(), **self.extra_env}
-        if self.definition_path is not None:
-            self.env[DEFINITION_ENV] = str(self.definition_path)
+        log_dir = self.log_dir = self.cloud.workdir / "functions"
+        self.env = self.environment(self.cloud)
         self._export(self.env)
         self.say(f"emulators: {', '.join(f'{k} pid {v}' for k, v in self.cloud.pids.items())}")
 
@@ -124,9 +140,10 @@ class LocalStack:
             ensure_topic(publisher, self.project, topic)
         ensure_tables(bigquery_client(self.project), self.project, self.definition)
         self.say(f"topology: {len(spec.topics)} topics, {len(spec.tables)} tables (from deploy.spec)")
+        if self.seed:
+            self._seed_sample_night()
 
         bundles = self.cloud.workdir / "bundles"
-        log_dir = self.cloud.workdir / "functions"
         for fn in spec.functions:
             build_function(fn.name, bundles)
 
@@ -153,9 +170,74 @@ class LocalStack:
             )
         self._watchdog = threading.Thread(target=self._watch, name="local-watchdog", daemon=True)
         self._watchdog.start()
+        self.say(f"function logs: {log_dir}/function-<name>.log (${LOG_DIR_ENV}, read by phasectl health)")
         if self.run_scheduler:
             self._start_scheduler(spec, publisher)
+            if self.interactive:
+                self._run_heartbeat_jobs(spec)
         self._write_state()
+        if self.interactive:
+            for line in self.next_steps():
+                self.say(line)
+
+    def _seed_sample_night(self) -> None:
+        """The demo's sample night: its schedule (so the coverage gates have one) and boxscores."""
+        from shared.localcloud.demo import GAME_DATE, GAMES, MISSING_GAME, seed
+
+        games = self.definition.games
+        try:
+            seed(self.project, self.definition, GAME_DATE)
+        except Exception as exc:  # noqa: BLE001 - the stack is still usable: say so, go on
+            self.say(f"!! could not seed the sample night {GAME_DATE}: {type(exc).__name__}: {exc}")
+            return
+        self.seeded = GAME_DATE
+        missing = next((f"{away}@{home}" for nba, away, home in GAMES[GAME_DATE] if nba == MISSING_GAME), MISSING_GAME)
+        self.say(
+            f"seeded the sample night {GAME_DATE} (the demo's): {len(GAMES[GAME_DATE])} Final games in "
+            f"{games.schedule_table}; boxscores for all but {MISSING_GAME} ({missing}) in "
+            f"{', '.join(s.table for s in games.boxscore_sources)}"
+        )
+
+    def _run_heartbeat_jobs(self, spec: Any, wait: float = HEARTBEAT_WAIT_SECONDS) -> None:
+        """Run the auto-retry job, then the monitor's, once now (``gcloud scheduler jobs run``): both
+        heartbeats exist from the start instead of after their first cron firing. The monitor runs once
+        the auto-retry heartbeat landed (at most ``wait`` seconds), so its first pass finds it."""
+        from shared.gcp import firestore_client
+        from shared.monitor.checks import MONITOR_HEARTBEAT_ID, RETRY_HEARTBEAT_ID
+
+        heartbeats = firestore_client(self.project).collection(self.definition.monitor.heartbeat_collection)
+        for function in (RETRY_HEARTBEAT_ID, MONITOR_HEARTBEAT_ID):
+            fired = False
+            for job in (j for j in spec.jobs if j.function == function):
+                try:
+                    self.scheduler.fire_now(job.name)
+                except Exception as exc:  # noqa: BLE001 - the cron firings follow anyway
+                    self.say(f"scheduler: could not run {job.name} now: {type(exc).__name__}: {exc}")
+                else:
+                    fired = True
+                    self.say(f"scheduler: ran {job.name} once now (for its heartbeat), then on its cron")
+            if function == RETRY_HEARTBEAT_ID and fired:
+                deadline = time.monotonic() + wait
+                while not heartbeats.document(function).get().exists and time.monotonic() < deadline:
+                    time.sleep(0.2)
+
+    def next_steps(self) -> list[str]:
+        """What to type next, in another terminal with the exports: real commands for the seeded night."""
+        day = self.seeded.isoformat() if self.seeded is not None else "YESTERDAY"
+        first = self.definition.transitions[0]
+        expected = first.expected or tuple(dict.fromkeys(name for mode in first.modes for name in mode.expected))
+        processors = " ".join(expected)
+        night = f"the sample night {day}" if self.seeded is not None else "a night (seed one, or use --date)"
+        return [
+            f"next steps for {night}, in another terminal after the exports below:",
+            f"  phasectl status --date {day}",
+            f"  for p in {processors}; do",
+            f'    phasectl publish completion --processor "$p" --date {day} --status success --records 100; done',
+            f"  phasectl status --date {day}      # {first.name}: every expected processor reported",
+            f"  phasectl reconcile --date {day}",
+            f"  phasectl status --date {day} --html local-status.html      # the status page",
+            "  phasectl health",
+        ]
 
     def _start_scheduler(self, spec: Any, publisher: Any) -> None:
         from zoneinfo import ZoneInfo
@@ -181,8 +263,7 @@ class LocalStack:
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
-        for process in self.functions.values():
-            process.stop()
+        stop_functions(self.functions.values())
         self.functions.clear()
         if self.cloud is not None:
             self.cloud.stop()
@@ -214,6 +295,22 @@ class LocalStack:
                 self.say(f"!! {line}; log tail:\n{process.log_tail(1500)}")
 
     # -- environment -----------------------------------------------------------------------
+    def environment(self, cloud: LocalCloud) -> dict[str, str]:
+        """What the functions run with, and what ``phasectl`` in another terminal needs (``local up``
+        prints it as exports): the project, the emulator hosts, the simulated clock, the definition
+        (when one was given) and the function logs' directory (``phasectl health``)."""
+        from shared.cli.phasectl import LOG_DIR_ENV
+
+        env = {
+            **cloud.env(),
+            SIMULATED_CLOCK_ENV: self.clock.to_env(),
+            LOG_DIR_ENV: str(cloud.workdir / "functions"),
+            **self.extra_env,
+        }
+        if self.definition_path is not None:
+            env[DEFINITION_ENV] = str(self.definition_path)
+        return env
+
     def _export(self, env: dict[str, str]) -> None:
         for key, value in env.items():
             self._saved_env.setdefault(key, os.environ.get(key))

@@ -285,3 +285,17 @@ def test_a_scheduled_trigger_date_shows_the_slots_fired(definition) -> None:  # 
     assert line.completed == ("daily_results",)
     assert (line.decision, line.reason) == ("triggered", "slots fired: daily_results")
     assert line.trigger_id == "phase6_exports:2026-01-24:g1:daily_results"
+
+
+def test_a_heartbeat_that_never_ran_is_healthy_only_until_it_is_expected() -> None:
+    """A fresh deploy or `local up`: auto-retry has not run yet; UNHEALTHY only once it is due."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.cli.reconcile import Heartbeat
+
+    now = datetime(2026, 1, 25, 6, 0, tzinfo=UTC)
+    pending = Heartbeat("auto-retry", None, 60, expected_by=now + timedelta(minutes=20))
+    assert pending.healthy(now) and "has not run yet (expected by 2026-01-25 06:20Z)" in pending.describe(now)
+    assert not pending.healthy(now + timedelta(minutes=21))
+    assert pending.describe(now + timedelta(minutes=21)) == "auto-retry has never run"
+    assert not Heartbeat("auto-retry", None, 60).healthy(now)  # no evidence the system is up: unhealthy

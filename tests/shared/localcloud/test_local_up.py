@@ -3,12 +3,15 @@
 One stack for the module (it takes ~20 s to start): every function is served from its bundle,
 the scheduler's ticks reach the monitor through a push subscription (its heartbeat lands in
 Firestore), a killed function is reported, and ``down`` stops exactly the recorded processes.
+Usable by hand (issue 16): the sample night is seeded, the next steps are said, and ``phasectl``
+in another terminal works from the printed exports alone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -20,7 +23,11 @@ from typing import Any
 
 import pytest
 
-from shared.pipeline.definition import load_definition
+from shared.cli.phasectl import LOG_DIR_ENV, NOW_ENV
+from shared.clock import SIMULATED_CLOCK_ENV
+from shared.env import PROJECT_ENV_VARS
+from shared.localcloud.demo import GAME_DATE
+from shared.pipeline.definition import DEFINITION_ENV, load_definition
 
 pytestmark = pytest.mark.integration
 
@@ -125,6 +132,60 @@ def test_scheduler_ticks_reach_the_monitor_bundle(up: Up, monkeypatch: pytest.Mo
     # x600: the */10 job fires every real second; each tick is pushed to the monitor bundle
     _wait(lambda: doc.get().exists, 90, "the monitor's heartbeat (scheduler → Pub/Sub push → bundle → Firestore)")
     assert "phase-transition-monitor '*/10 * * * *' America/New_York" in up.output()
+
+
+def printed_exports(output: str) -> dict[str, str]:
+    """The ``export K=V`` lines ``local up`` printed, as a shell would read them."""
+    exports = {}
+    for line in output.splitlines():
+        if line.strip().startswith("export "):
+            key, _, value = line.strip().removeprefix("export ").partition("=")
+            (exports[key],) = shlex.split(value)
+    return exports
+
+
+def phasectl_from_exports(up: Up, *args: str) -> subprocess.CompletedProcess[str]:
+    """``phasectl`` in another terminal: nothing of the local cloud in its environment but the exports."""
+    ours = {*PROJECT_ENV_VARS, LOG_DIR_ENV, DEFINITION_ENV, SIMULATED_CLOCK_ENV, NOW_ENV, "PUBSUB_PROJECT_ID"}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and k not in ours}
+    env.update(printed_exports(up.output()))
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli.phasectl", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_local_up_seeds_the_sample_night_and_says_the_next_steps(up: Up) -> None:
+    output = up.output()
+    assert f"seeded the sample night {GAME_DATE}" in output
+    assert f"next steps for the sample night {GAME_DATE}" in output
+    assert f"phasectl reconcile --date {GAME_DATE}" in output
+    # the heartbeat jobs ran once at start: no waiting for their first cron firing
+    assert "scheduler: ran auto-retry-processor-trigger once now" in output
+    assert "scheduler: ran phase-transition-monitor once now" in output
+    exports = printed_exports(output)
+    logs = {Path(info["log"]).parent for info in up.state()["functions"].values()}
+    assert logs == {Path(exports[LOG_DIR_ENV])}  # where every function writes function-<name>.log
+
+
+def test_phasectl_works_from_the_printed_exports_alone(up: Up) -> None:
+    health = phasectl_from_exports(up, "health")
+    assert health.returncode in (0, 1), health.stderr  # not 2: it found the log directory and the emulators
+    assert f"from local logs in {printed_exports(up.output())[LOG_DIR_ENV]}" in health.stdout
+    assert "has never run" not in health.stdout, health.stdout  # both heartbeats exist from the start
+
+    status = phasectl_from_exports(up, "status", "--date", str(GAME_DATE))
+    assert status.returncode in (0, 1), status.stderr
+    assert "phase2_to_phase3" in status.stdout
+
+    reconcile = phasectl_from_exports(up, "reconcile", "--date", str(GAME_DATE))
+    assert reconcile.returncode == 1, reconcile.stderr  # a warning: one game has no boxscore
+    assert "6/7 Final games covered" in reconcile.stdout  # the seeded schedule and boxscores
 
 
 def test_a_dead_function_is_reported_and_down_stops_exactly_what_up_started(up: Up) -> None:

@@ -226,7 +226,7 @@ def test_l12_healthy_date_with_final_games_is_not_silent(rig: Rig, monitor: Moni
     result, _ = run(monitor)
 
     assert of_kind(result, "silent") == []
-    assert kinds(result) == ["retry_heartbeat_stale"]  # the one expected finding: no auto-retry heartbeat
+    assert kinds(result) == ["retry_heartbeat_pending"]  # the one expected finding: auto-retry has not run yet
 
 
 def test_l12_grid_catches_an_old_gap(rig: Rig, monitor: Monitor) -> None:
@@ -445,9 +445,16 @@ def test_retry_queue_failed_permanent_and_overdue_rows_fire(
 
 
 def test_retry_heartbeat_stale_until_auto_retry_runs(rig: Rig, monitor: Monitor) -> None:
+    from shared.monitor.checks import retry_heartbeat_grace
+
+    first, _ = run(monitor)  # a fresh start: auto-retry has not run yet, within one interval of the first pass
+    (pending,) = of_kind(first, "retry_heartbeat_pending")
+    assert pending.severity == "INFO" and of_kind(first, "retry_heartbeat_stale") == []
+    rig.clock.advance(seconds=retry_heartbeat_grace(rig.definition).total_seconds() + 60)
     never, _ = run(monitor)
     (stale,) = of_kind(never, "retry_heartbeat_stale")
     assert stale.message == "auto-retry last ran never"
+    assert of_kind(never, "retry_heartbeat_pending") == []
 
     # the real auto-retry tick writes the heartbeat the monitor reads (same field, L12)
     build_retry_service(
@@ -488,7 +495,8 @@ def test_monitor_heartbeat_written_every_run(rig: Rig, monitor: Monitor) -> None
     beat = doc.to_dict() or {}
     assert beat["last_run_at"] == second.ran_at
     assert beat["dates_checked"] == second.dates_checked == dry.dates_checked
-    assert beat["kinds"] == ["retry_heartbeat_stale"] and beat["findings"] == 1
+    assert beat["kinds"] == ["retry_heartbeat_pending"] and beat["findings"] == 1
+    assert beat["first_run_at"] == first_at  # the first pass: the start of the auto-retry heartbeat's grace
 
 
 def test_alerts_deduplicated_across_consecutive_runs(rig: Rig, monitor: Monitor) -> None:
@@ -496,7 +504,7 @@ def test_alerts_deduplicated_across_consecutive_runs(rig: Rig, monitor: Monitor)
 
     first, alerts = run(monitor)
     expected = sorted(f.key for f in first.findings)
-    assert expected == ["retry_heartbeat_stale", f"silent__phase2_to_phase3__{today(rig) - timedelta(days=1)}"]
+    assert expected == ["retry_heartbeat_pending", f"silent__phase2_to_phase3__{today(rig) - timedelta(days=1)}"]
     assert sorted(alerts.alerted) == expected
 
     rig.clock.advance(minutes=10)  # the next scheduled pass, nothing changed
@@ -508,7 +516,7 @@ def test_alerts_deduplicated_across_consecutive_runs(rig: Rig, monitor: Monitor)
     write_retry_heartbeat(rig)  # auto-retry comes back: that finding resolves, the other stays quiet
     rig.clock.advance(minutes=10)
     _, alerts = run(monitor)
-    assert alerts.alerted == [] and alerts.resolved == ["retry_heartbeat_stale"]
+    assert alerts.alerted == [] and alerts.resolved == ["retry_heartbeat_pending"]
 
 
 # ---------------------------------------------------------------------------------------
