@@ -14,7 +14,7 @@ help: ## this list: every target with a line each
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z][a-zA-Z0-9_-]*:.*## / { printf "  make %-14s - %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 # `make doctor`: what `make demo` and `make test` need on this machine, each OK or how to fix it. It finds
-# the emulator jars and Python 3.13 exactly as `make provision` does (shared/localcloud/emulators.py,
+# the emulator jars and Python 3.13 exactly as `make provision` does (deploy/local/emulators.py,
 # standard library only, so it runs before the venv exists). Exit 1 when a required check fails;
 # Chromium is a warning, since `make test` installs it itself (`make browser`).
 define DOCTOR_PY_SCRIPT
@@ -41,10 +41,10 @@ else:
     report("MISSING", "python (the project)", f"Python {found} ({sys.executable}) is older than 3.11: install Python >= 3.11 and run make PYTHON=/path/to/python3.x ...")
 
 try:
-    from shared.localcloud import emulators
+    from deploy.local import emulators
 except Exception as exc:
     emulators = None
-    report("MISSING", "shared.localcloud", f"cannot import shared.localcloud.emulators ({type(exc).__name__}: {exc}): run make doctor from the repository root")
+    report("MISSING", "deploy.local", f"cannot import deploy.local.emulators ({type(exc).__name__}: {exc}): run make doctor from the repository root")
 
 java = shutil.which("java")
 if java is None:
@@ -102,7 +102,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv and install the project with its dev tools (once per pyproject.toml change)
 
 provision: install ## check Java and the emulator jars, install local-bigquery (Python 3.13) under .cache/localcloud
-	$(BIN)/python -m shared.localcloud.emulators provision
+	$(BIN)/python -m deploy.local.emulators provision
 
 lint: install ## ruff
 	$(BIN)/ruff check .
@@ -142,7 +142,7 @@ build: install ## one bundle per function: build/<function>/ and build/<function
 	$(BIN)/python -m deploy build
 
 demo: provision ## the night of 2026-01-24 replayed on the local cloud, every function from its bundle (~2 min)
-	$(BIN)/python -m shared.localcloud.demo
+	$(BIN)/python -m deploy.local.demo
 
 bench: provision ## benchmarks (results in docs/benchmarks.md)
 	$(BIN)/python -m tests.bench.run

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.localcloud.emulators import LocalCloud
+from deploy.local.emulators import LocalCloud
 
 TESTS_DIR = Path(__file__).parent
 EVENTS_DIR = TESTS_DIR / "data" / "events"

@@ -42,6 +42,10 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             "To write a static page with the last two weeks (a date-by-transition grid and the findings)",
             "phasectl status --html /var/www/phasechain/index.html --days 14",
         ),
+        (
+            "To watch the page live on this machine (read-only, reloads every 30 s; Ctrl-C stops it)",
+            "phasectl status --serve --port 8765",
+        ),
     ),
     "reconcile": (
         ("To compare a night's Final games with the boxscore sources", "phasectl reconcile --date 2026-01-24"),

@@ -96,6 +96,7 @@ MONITOR_STALE_MINUTES = 30  # the monitor runs every 10 min: three missed runs i
 MAX_BACKFILL_DAYS = 400
 HTML_DAYS_DEFAULT = 7
 HTML_DAYS_MAX = 120
+STATUS_PORT_DEFAULT = 8765  # shared.cli.status_serve.DEFAULT_PORT
 BACKFILL_MODES = {"none": ("none",), "failed": ("none", "failed"), "completed": ("none", "failed", "completed")}
 # the backends each command uses (checked together before the first is touched); a dry run writes nothing
 NEEDS: dict[str, frozenset[str]] = {
@@ -399,31 +400,113 @@ def _write_page(path: Path, page: str) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _status_html(ctx: Context, day: date, path: Path, days: int) -> int:
+STATUS_REFRESH_SECONDS = 30
+DLQ_PAGE_LIMIT = 100  # messages counted per dead-letter subscription for the page ("100+" beyond)
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not in 1..65535")
+    return port
+
+
+def _dead_letter_backlog(ctx: Context) -> list[Any]:
+    """Per function: its dead-letter backlog, read as ``dlq list`` reads it (leased, then handed back at once)."""
+    from shared.cli import dlq
+    from shared.cli.status_html import DeadLetterBacklog
+    from shared.gcp import subscriber_client
+
+    subscriber = subscriber_client()
+    out = []
+    for fn in dlq._functions(ctx, None):
+        path = subscriber.subscription_path(ctx.project, fn.dead_letter_subscription)
+        if not dlq._exists(subscriber, path):
+            out.append(DeadLetterBacklog(fn.name, fn.dead_letter_subscription, None))
+            continue
+        found, more = dlq._pull(subscriber, path, fn, DLQ_PAGE_LIMIT)
+        try:
+            out.append(DeadLetterBacklog.of(fn.name, fn.dead_letter_subscription, found, more))
+        finally:
+            dlq.release(subscriber, path, [m.ack_id for m in found])
+    return out
+
+
+def _status_page(ctx: Context, day: date, days: int, refresh_seconds: int | None = None) -> tuple[str, int, int]:
+    """(the page, status's exit code over its dates, the number of findings)."""
     from shared.cli.reconcile import StatusReport
-    from shared.cli.status_html import render_status_html
+    from shared.cli.status_html import collect_status_lines, render_status_html
 
     now = ctx.now()
     dates = [day - timedelta(days=n) for n in range(days)]
-    lines = {d: tuple(_phase_lines(ctx, d)) for d in dates}
+    got = collect_status_lines(ctx.definition, lambda name, d: ctx.state(name).load(d), ctx.clock, dates)
     heartbeats = tuple(_heartbeats(ctx))
     findings = _active_findings(ctx)
-    _write_page(path, render_status_html(now, dates, lines, heartbeats, findings))
+    unread: dict[str, str] = {}
+    retry_rows: list[Any] | None = None
+    dead_letters: list[Any] | None = None
+    try:  # the dates shown, and whatever still waits for a retry
+        retry_rows = [r for r in ctx.queue().rows() if r.game_date in dates or r.status in ("pending", "retrying")]
+    except Exception as exc:  # noqa: BLE001 — the page says why the section is missing
+        unread["retry_queue"] = f"{type(exc).__name__}: {exc}"
+    try:
+        dead_letters = _dead_letter_backlog(ctx)
+    except Exception as exc:  # noqa: BLE001 — the page says why the section is missing
+        unread["dead_letters"] = f"{type(exc).__name__}: {exc}"
+    page = render_status_html(
+        now,
+        dates,
+        got.lines_by_date,
+        heartbeats,
+        findings,
+        counts=got.counts,
+        retry_rows=retry_rows,
+        dead_letters=dead_letters,
+        timezone=ctx.definition.pipeline.timezone,
+        refresh_seconds=refresh_seconds,
+        unread=unread,
+    )
+    blocked = any(p.decision == "blocked" for day_lines in got.lines_by_date.values() for p in day_lines)
+    code = 1 if blocked else StatusReport(day, now, got.lines_by_date[day], heartbeats).exit_code
+    return page, code, len(findings)
+
+
+def _status_html(ctx: Context, day: date, path: Path, days: int) -> int:
+    page, code, findings = _status_page(ctx, day, days)
+    _write_page(path, page)
     columns = len(ctx.definition.transitions) + len(ctx.definition.timed_triggers())
     ctx.print(
-        f"wrote {path} ({len(dates)} dates \N{MULTIPLICATION SIGN} {columns} transitions and sensors, "
-        f"{len(findings)} findings)"
+        f"wrote {path} ({days} dates \N{MULTIPLICATION SIGN} {columns} transitions and sensors, {findings} findings)"
     )
-    blocked = any(p.decision == "blocked" for day_lines in lines.values() for p in day_lines)
-    return 1 if blocked else StatusReport(day, now, lines[day], heartbeats).exit_code
+    return code
+
+
+def _status_serve(ctx: Context, date_arg: str, days: int, port: int) -> int:
+    from shared.cli.status_serve import serve_status
+
+    def render() -> str:  # the date is resolved per render: YESTERDAY moves on with the clock
+        return _status_page(ctx, _date(ctx, date_arg), days, STATUS_REFRESH_SECONDS)[0]
+
+    try:
+        serve_status(render, port=port, refresh_seconds=STATUS_REFRESH_SECONDS, out=ctx.out, err=ctx.err)
+    except OSError as exc:
+        raise UsageError(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    return 0
 
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     from shared.cli.reconcile import StatusReport
 
-    if args.days is not None and args.html is None:
-        raise UsageError("--days applies to --html only")
+    if args.days is not None and args.html is None and not args.serve:
+        raise UsageError("--days applies to --html and --serve only")
+    if args.port is not None and not args.serve:
+        raise UsageError("--port applies to --serve only")
     day = _date(ctx, args.date)
+    if args.serve:
+        return _status_serve(ctx, args.date, args.days or HTML_DAYS_DEFAULT, args.port or STATUS_PORT_DEFAULT)
     if args.html is not None:
         return _status_html(ctx, day, Path(args.html), args.days or HTML_DAYS_DEFAULT)
     report = StatusReport(day, ctx.now(), tuple(_phase_lines(ctx, day)), tuple(_heartbeats(ctx)))
@@ -1018,11 +1101,22 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     output.add_argument(
         "--html", metavar="PATH", help="write a static HTML page: the date-by-transition grid, findings"
     )
+    output.add_argument(
+        "--serve",
+        action="store_true",
+        help=f"serve the page live on http://127.0.0.1:PORT/ (read-only, reloads every {STATUS_REFRESH_SECONDS} s)",
+    )
     p.add_argument(
         "--days",
         type=_html_days,
         metavar="N",
-        help=f"with --html: the N dates ending at --date (default {HTML_DAYS_DEFAULT}, at most {HTML_DAYS_MAX})",
+        help=f"with --html/--serve: the N dates up to --date (default {HTML_DAYS_DEFAULT}, at most {HTML_DAYS_MAX})",
+    )
+    p.add_argument(
+        "--port",
+        type=_port,
+        metavar="N",
+        help=f"with --serve: the port (default {STATUS_PORT_DEFAULT}, on 127.0.0.1 only)",
     )
     p.set_defaults(func=cmd_status)
 
@@ -1183,7 +1277,7 @@ def cmd_local(ctx: Context, args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from shared.localcloud.stack import LocalStack, stop_from_state
+    from deploy.local.stack import LocalStack, stop_from_state
 
     state_dir = Path(args.state_dir)
     if args.action == "down":

@@ -78,7 +78,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from deploy.bundle import build_function, functions
-from shared.localcloud.emulators import file_lock, free_port
+from deploy.local.emulators import file_lock, free_port
 from shared.pipeline.definition import ModeWhen, PipelineDefinition, Rule, load_definition
 
 REPO = Path(__file__).resolve().parents[2]
@@ -729,7 +729,7 @@ class Target:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.localcloud.emulators import LocalCloud
+    from deploy.local.emulators import LocalCloud
 
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bundles")
     parser.add_argument("--runs", type=int, default=9, help="counted spawns per variant (median and spread)")

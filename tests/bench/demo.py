@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.localcloud.demo import run_demo
+from deploy.local.demo import run_demo
 from tests.bench.bundles import replace_section
 
 REPO = Path(__file__).resolve().parents[2]

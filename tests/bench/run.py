@@ -24,9 +24,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from deploy.local.emulators import LocalCloud
 from shared.contracts.messages import PhaseTrigger
 from shared.gcp import firestore_client
-from shared.localcloud.emulators import LocalCloud
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.state import completion_doc_id, state_doc_id
 from tests.support.rig import GAMES, PHASE2, Rig

@@ -357,10 +357,10 @@ def test_no_bundle_carries_local_cloud_or_tooling(repo_builds: tuple[Path, Path]
     for name in functions():
         with zipfile.ZipFile(out / f"{name}.zip") as archive:
             names = archive.namelist()
-        assert not [n for n in names if n.startswith("shared/localcloud")], name
+        assert not [n for n in names if n.startswith("deploy/local")], name
         assert not [n for n in names if n.split("/")[0] in ("tests", "deploy", "functions")], name
         data = json.loads((out / name / "manifest.json").read_text())
-        assert not [m for m in data["modules"] if m.startswith("shared.localcloud")], name
+        assert not [m for m in data["modules"] if m.startswith("deploy.local")], name
         for dist, entry in data["requirements"].items():  # every distribution is imported by the closure
             # imported from main, or from a module the definition selects (the gate backend, issue 18)
             assert entry["imports"] and entry["chain"].startswith(("main → ", "definition: ")), (name, dist)

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from deploy.bundle import build_function, functions
+from deploy.local.emulators import LocalCloud
 from shared.gcp import firestore_client
-from shared.localcloud.emulators import LocalCloud
 from shared.orchestration.state import state_doc_id
 from shared.pipeline import load_definition
 from shared.pipeline.definition import PipelineDefinition
@@ -111,9 +111,9 @@ def _post_tick(server: Server, cloud: LocalCloud, definition: PipelineDefinition
     import uuid
     from datetime import UTC, datetime
 
+    from deploy.local.topology import ensure_tables, ensure_topics
     from shared.gcp import publisher_client
     from shared.gcp_bigquery import bigquery_client
-    from shared.localcloud.topology import ensure_tables, ensure_topics
 
     ensure_topics(publisher_client(), cloud.project, definition)
     ensure_tables(bigquery_client(cloud.project), cloud.project, definition)

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from deploy.bundle import Analyzer, build_function
+from deploy.local.emulators import LocalCloud
 from shared.gcp import firestore_client
-from shared.localcloud.emulators import LocalCloud
 from shared.orchestration.state import state_doc_id
 from shared.pipeline import load_definition
 from tests.bench.bundles import (

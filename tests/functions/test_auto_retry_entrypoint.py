@@ -24,11 +24,11 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
+from deploy.local.emulators import LocalCloud
+from deploy.local.topology import ensure_subscription
 from shared.contracts.messages import RetryRequest
 from shared.errors import TransientError
 from shared.gcp import firestore_client, subscriber_client
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.topology import ensure_subscription
 from shared.orchestration.quarantine import stored_payload
 from shared.pipeline.definition import read_definition
 from shared.retry import runtime

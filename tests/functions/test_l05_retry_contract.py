@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flask.testing import FlaskClient
 
+from deploy.local.emulators import free_port
 from deploy.plan import build_plan, render_command
 from deploy.spec import build_spec
-from shared.localcloud.emulators import free_port
 from shared.orchestration import runtime
 from shared.orchestration.publisher import TriggerPublisher
 from shared.pipeline.definition import load_definition

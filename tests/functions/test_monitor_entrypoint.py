@@ -23,9 +23,9 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
+from deploy.local.emulators import LocalCloud
 from shared.clock import SystemClock, today_et
 from shared.gcp import firestore_client
-from shared.localcloud.emulators import LocalCloud
 from shared.monitor import runtime as monitor_runtime
 from shared.monitor.checks import MONITOR_HEARTBEAT_ID
 from shared.orchestration import runtime

@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 import pytest
 from google.api_core import exceptions as gexc
 
+from deploy.local.emulators import LocalCloud, free_port
+from deploy.local.topology import ensure_subscription
 from shared.contracts.messages import PhaseTrigger
 from shared.gcp import publisher_client, subscriber_client
-from shared.localcloud.emulators import LocalCloud, free_port
-from shared.localcloud.topology import ensure_subscription
 from tests.support.definition_files import write_isolated_definition
 from tests.support.rig import GAME_DATE, Rig
 

@@ -31,8 +31,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deploy.local.emulators import LocalCloud, free_port
 from shared.gcp import firestore_client
-from shared.localcloud.emulators import LocalCloud, free_port
 from shared.orchestration import runtime
 from shared.orchestration.publisher import TriggerPublisher
 from shared.orchestration.quarantine import stored_payload

@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "data" / "fixture_packages"
-LAZY_PACKAGES = ["shared", "shared.pipeline", "shared.contracts", "shared.localcloud"]
+LAZY_PACKAGES = ["shared", "shared.pipeline", "shared.contracts", "deploy.local"]
 HEAVY_MODULES = ["google.cloud.bigquery", "pandas"]
 
 
@@ -112,12 +112,12 @@ def test_first_access_from_many_threads_resolves_one_object(lazyfix: ModuleType)
 
 def test_importing_shared_loads_no_submodule_and_no_heavy_package() -> None:
     result = _run(
-        "import json, sys; import shared, shared.pipeline, shared.contracts, shared.localcloud; "
-        "print(json.dumps({'loaded': sorted(m for m in sys.modules if m.startswith('shared.')), "
+        "import json, sys; import shared, shared.pipeline, shared.contracts, deploy.local; "
+        "print(json.dumps({'loaded': sorted(m for m in sys.modules if m.startswith(('shared.', 'deploy.'))), "
         f"'heavy': [m for m in {HEAVY_MODULES!r} if m in sys.modules]}}))"
     )
     assert result["heavy"] == []
-    assert result["loaded"] == ["shared._lazy", "shared.contracts", "shared.localcloud", "shared.pipeline"]
+    assert result["loaded"] == ["deploy.local", "shared._lazy", "shared.contracts", "shared.pipeline"]
 
 
 def test_using_the_definition_does_not_load_bigquery() -> None:
@@ -130,8 +130,8 @@ def test_using_the_definition_does_not_load_bigquery() -> None:
 
 def test_eager_switch_imports_every_entry() -> None:
     code = (
-        "import json, sys, shared, shared.pipeline, shared.contracts, shared.localcloud; "
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('shared.'))))"
+        "import json, sys, shared, shared.pipeline, shared.contracts, deploy.local; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('shared.', 'deploy.')))))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
+from deploy.local.emulators import LocalCloud
+from deploy.local.topology import ensure_subscription, ensure_tables, ensure_topics
 from shared.clock import FixedClock
 from shared.contracts.messages import PhaseTrigger
 from shared.gcp import firestore_client, publisher_client, subscriber_client
 from shared.gcp_bigquery import bigquery_client
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topics
 from shared.orchestration.runtime import build_service
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, parse_definition
@@ -222,12 +222,12 @@ class Rig:
     ) -> None:
         """Schedule rows (Final: game_status 3), boxscore rows per source name, unavailable game ids.
 
-        Rows have the replaced system's real columns (``shared.localcloud.raw_tables``). A source
+        Rows have the replaced system's real columns (``deploy.local.raw_tables``). A source
         id of a scheduled game (NBA id or date-teams id) is written in that table's own format
         (ESPN's with ESPN team codes); any other id is written as given. ``status_texts`` sets
         ``game_status_text`` per NBA id (e.g. "Postponed").
         """
-        from shared.localcloud.raw_tables import upstream_table
+        from deploy.local.raw_tables import upstream_table
 
         bq = bigquery_client(self.cloud.project)
         g = self.definition.games
@@ -286,8 +286,8 @@ class Rig:
     ) -> None:
         """The phase 3 and 4 processors' rows (real schemas) in the tables the gates read: all of
         them, or ``tables`` (names or references). ``dnp_share`` of player rows have 0 minutes."""
-        from shared.localcloud.outputs import write_outputs
-        from shared.localcloud.raw_tables import create_upstream_table
+        from deploy.local.outputs import write_outputs
+        from deploy.local.raw_tables import create_upstream_table
 
         client = bigquery_client(self.cloud.project)
         if not self.gate_tables_created:

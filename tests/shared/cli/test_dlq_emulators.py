@@ -29,12 +29,12 @@ from typing import Any
 
 import pytest
 
+from deploy.local.emulators import LocalCloud
+from deploy.local.topology import ensure_subscription, ensure_topic
 from deploy.spec import DeploymentSpec, FunctionSpec, build_spec
 from shared.cli.dlq import DELIVERY_COUNT_ATTRIBUTE, REPLAY_ATTRIBUTE, preview
 from shared.cli.phasectl import AUDIT_COLLECTION
 from shared.gcp import firestore_client, publisher_client, subscriber_client
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.topology import ensure_subscription, ensure_topic
 from shared.pipeline.definition import read_definition
 from tests.support.definition_files import isolated_definition_text
 from tests.support.phasectl_run import Run, runner

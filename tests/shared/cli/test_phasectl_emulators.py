@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.emulators import LocalCloud
 from shared.gcp import firestore_client
-from shared.localcloud.emulators import LocalCloud
 from shared.monitor.checks import MONITOR_HEARTBEAT_ID
 from tests.support.phasectl_run import Run, phasectl_runner, runner
 from tests.support.rig import GAME_DATE, PHASE2, SEVEN, Rig
@@ -276,8 +276,8 @@ def test_bad_input_is_one_line_and_exit_2(offline_phasectl: Run, args: list[str]
 
 
 def test_publish_completion_sends_an_upstream_shaped_message_the_transition_counts(rig: Rig, phasectl: Run) -> None:
+    from deploy.local.topology import ensure_subscription, pull_now
     from shared.gcp import subscriber_client
-    from shared.localcloud.topology import ensure_subscription, pull_now
 
     topic = rig.definition.phase(3).completion_topic
     sub = ensure_subscription(subscriber_client(), rig.cloud.project, topic, f"cap-{rig.suffix}")

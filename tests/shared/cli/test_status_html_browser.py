@@ -1,8 +1,10 @@
 """The ``phasectl status --html`` page in a real browser: headless Chromium renders the grid.
 
 Chromium takes a screenshot, a stdlib-only PNG decoder reads it back, and the test counts
-pixels of the triggered and the blocked colour: the grid rendered, with its colours. The DOM
-Chromium built (``--dump-dom``) has one ``td.cell`` per date and transition.
+pixels of each state's colour (a complete, a partial and a deadline-tier trigger each in its
+own): the grid rendered, with its colours. The DOM Chromium built (``--dump-dom``) has one
+``td.cell`` per date and transition, each with its label, counts, times and reason as text.
+``phasectl status --serve``'s server is loaded by Chromium too (``start_in_thread``).
 
 Chromium is the Debian package ``chromium`` (``make browser`` installs it). When it is missing
 these tests FAIL, unless ``PHASECHAIN_SKIP_BROWSER=1``.
@@ -10,6 +12,7 @@ these tests FAIL, unless ``PHASECHAIN_SKIP_BROWSER=1``.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import struct
@@ -24,10 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.emulators import LocalCloud
 from shared.cli.reconcile import Heartbeat, PhaseLine
 from shared.cli.status_html import STATE_COLOURS, ActiveFinding, render_status_html
+from shared.cli.status_serve import start_in_thread
 from shared.gcp import firestore_client
-from shared.localcloud.emulators import LocalCloud
 from shared.monitor.alerts import AlertManager
 from shared.monitor.checks import Finding
 from tests.support.phasectl_run import Run, phasectl_runner
@@ -232,24 +236,39 @@ def screenshot(browser: Path, page: Path, tmp: Path) -> Image:
 class _Cells(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.cells: list[tuple[str, str, list[str]]] = []  # (date, transition, classes)
+        # (date, transition, classes, data-kind, visible text)
+        self.cells: list[tuple[str, str, list[str], str | None, str]] = []
         self.findings = 0
+        self.refresh: str | None = None
         self._in_findings = False
+        self._text: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
         classes = a.get("class", "").split()
         if tag == "td" and "cell" in classes:
-            self.cells.append((a.get("data-date", ""), a.get("data-transition", ""), classes))
+            self.cells.append((a.get("data-date", ""), a.get("data-transition", ""), classes, a.get("data-kind"), ""))
+            self._text = []
+        if tag == "meta" and a.get("http-equiv") == "refresh":
+            self.refresh = a.get("content")
         self._in_findings = self._in_findings or (tag == "ul" and a.get("id") == "findings")
         self.findings += tag == "li" and self._in_findings
 
     def handle_endtag(self, tag: str) -> None:
         self._in_findings = self._in_findings and tag != "ul"
+        if tag == "td" and self._text is not None:
+            day, transition, classes, kind, _ = self.cells[-1]
+            self.cells[-1] = (day, transition, classes, kind, " ".join("".join(self._text).split()))
+            self._text = None
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data + " ")
 
 
-def dom_cells(browser: Path, page: Path, tmp: Path) -> _Cells:
-    dom = _chromium(browser, tmp / "profile-dom", "--dump-dom", page.resolve().as_uri()).stdout
+def dom_cells(browser: Path, page: Path | str, tmp: Path) -> _Cells:
+    url = page if isinstance(page, str) else page.resolve().as_uri()
+    dom = _chromium(browser, tmp / "profile-dom", "--dump-dom", url).stdout
     assert '<table id="grid">' in dom, dom[:2000]
     parsed = _Cells()
     parsed.feed(dom)
@@ -266,7 +285,13 @@ def assert_colours_rendered(image: Image, *states: str) -> dict[str, int]:
 
 
 # -- a known grid, rendered directly ---------------------------------------------------------------
-def _line(transition: str, decision: str, completed: tuple[str, ...], trigger_id: str | None = None) -> PhaseLine:
+def _line(
+    transition: str,
+    decision: str,
+    completed: tuple[str, ...],
+    trigger_id: str | None = None,
+    trigger_status: str | None = None,
+) -> PhaseLine:
     expected = ("alpha", "beta", "gamma")
     return PhaseLine(
         transition=transition,
@@ -281,14 +306,20 @@ def _line(transition: str, decision: str, completed: tuple[str, ...], trigger_id
         decision=decision,
         reason=f"{decision} <because>",
         trigger_id=trigger_id,
+        triggered_at=NOW - timedelta(minutes=30) if trigger_id else None,
+        trigger_status=trigger_status,
         first_completion_at=NOW - timedelta(hours=2) if completed else None,
     )
 
 
-def _known_grid(day: date) -> tuple[PhaseLine, ...]:
+# the first column's trigger per row: complete, partial, a deadline tier, and a trigger of no known kind
+KINDS = ("complete", "partial", "deadline_exceeded", None)
+
+
+def _known_grid(day: date, kind: str | None = "complete") -> tuple[PhaseLine, ...]:
     everything = ("alpha", "beta", "gamma")
     return (
-        _line(TRANSITIONS[0], "triggered", everything, f"{TRANSITIONS[0]}:{day}:g1"),
+        _line(TRANSITIONS[0], "triggered", everything, f"{TRANSITIONS[0]}:{day}:g1", kind),
         _line(TRANSITIONS[1], "blocked", ("alpha",)),
         _line(TRANSITIONS[2], "wait", ("alpha", "beta")),
         _line(TRANSITIONS[3], "wait", ()),
@@ -299,19 +330,50 @@ def test_a_known_grid_renders_with_its_colours(chromium: Path, tmp_path: Path) -
     dates = [DAY - timedelta(days=n) for n in range(4)]
     findings = [ActiveFinding("blocked__x", "blocked", "ERROR", "<script>document.title='owned'</script>")]
     page = tmp_path / "status.html"
-    page.write_text(
-        render_status_html(NOW, dates, {d: _known_grid(d) for d in dates}, [Heartbeat("monitor", None, 30)], findings)
-    )
+    lines = {d: _known_grid(d, kind) for d, kind in zip(dates, KINDS, strict=True)}
+    page.write_text(render_status_html(NOW, dates, lines, [Heartbeat("monitor", None, 30)], findings))
 
     image = screenshot(chromium, page, tmp_path)
-    found = assert_colours_rendered(image, "triggered", "blocked", "wait", "none")
+    # a partial and a deadline-tier trigger are drawn in their own colours, not the complete one's green
+    found = assert_colours_rendered(image, "triggered", "partial", "deadline", "blocked", "wait", "none")
     assert found["none"] > MIN_PIXELS  # the fourth column: no completions yet
 
     dom = dom_cells(chromium, page, tmp_path)
     assert len(dom.cells) == 4 * 4
     assert [c[2][1] for c in dom.cells[:4]] == ["state-triggered", "state-blocked", "state-wait", "state-none"]
     assert [c[0] for c in dom.cells[::4]] == ["2026-01-24", "2026-01-23", "2026-01-22", "2026-01-21"]
+    assert [c[3] for c in dom.cells[::4]] == ["triggered", "partial", "deadline", "triggered"]  # data-kind
+    assert [c[4].split(" at ")[0] for c in dom.cells[::4]] == [
+        "triggered: complete 3/3 done",
+        "triggered: partial 3/3 done",
+        "triggered: deadline tier 3/3 done",
+        "triggered 3/3 done",
+    ]
+    assert "why: blocked <because>" in dom.cells[1][4]  # the reason is text on the page, not only a tooltip
+    assert "at 09:30 ET after 90 min (first completion 08:00 ET)" in dom.cells[0][4]
     assert dom.findings == 1
+
+
+def test_the_served_page_renders_in_chromium_and_reloads_itself(chromium: Path, tmp_path: Path) -> None:
+    """``phasectl status --serve``: Chromium loads the page from the local server, fresh per request."""
+    dates = [DAY - timedelta(days=n) for n in range(2)]
+    renders: list[int] = []
+
+    def render() -> str:
+        renders.append(1)
+        return render_status_html(NOW, dates, {d: _known_grid(d, "partial") for d in dates}, [], [])
+
+    server = start_in_thread(render, refresh_seconds=30)
+    try:
+        assert server.url.startswith("http://127.0.0.1:")
+        dom = dom_cells(chromium, server.url, tmp_path)
+    finally:
+        server.close()
+    assert renders  # rendered on request
+    assert dom.refresh == "30"
+    assert len(dom.cells) == 2 * 4
+    assert [(c[2][1], c[3]) for c in dom.cells[::4]] == [("state-triggered", "partial")] * 2
+    assert all("why: " in c[4] for c in dom.cells)
 
 
 # -- the real command against the emulators ----------------------------------------------------------
@@ -353,10 +415,84 @@ def test_phasectl_status_html_renders_the_emulator_state(
 
     dom = dom_cells(chromium, page, tmp_path)
     assert len(dom.cells) == 3 * columns
-    states = {(d, t): classes[1] for d, t, classes in dom.cells}
+    states = {(d, t): classes[1] for d, t, classes, _, _ in dom.cells}
     assert states[("2026-01-24", "grading_readiness")] == "state-none"  # never evaluated
     assert states[("2026-01-24", "phase2_to_phase3")] == "state-triggered"
     assert states[("2026-01-23", "phase2_to_phase3")] == "state-blocked"
     assert {s for (d, _), s in states.items() if d == "2026-01-22"} == {"state-none"}
     assert dom.findings == 1
     assert_colours_rendered(screenshot(chromium, page, tmp_path), "triggered", "blocked", "none")
+
+
+def test_the_live_page_counts_what_phasectl_status_counts_on_the_emulators(
+    chromium: Path, rig: Rig, phasectl: Run, tmp_path: Path
+) -> None:
+    """The page as ``status --serve`` builds it — ``collect_status_lines`` over the date documents, the
+    retry queue — served and loaded by Chromium. The 22nd triggers partial with 4 of 5 and the fifth
+    arrives later: the cell says 5/5 done now, 4/5 at the trigger (the count of the trigger's reason),
+    and every cell's count is ``phasectl status --json``'s."""
+    from shared.cli.status_html import collect_status_lines, done_fraction
+    from shared.clock import FixedClock
+    from shared.orchestration.state import DateState, TransitionState
+
+    first = "phase2_to_phase3"
+    assert _report_phase2(rig, DAY, [g[0] for g in GAMES]) == "triggered"
+    early = DAY - timedelta(days=2)
+    rig.seed_games(sources={"bdl": [g[0] for g in GAMES]}, game_date=early)
+    service = rig.services[first]
+    kinds = [service.handle_event(rig.event(rig.completion(p, 2, game_date=early))).kind for p in PHASE2[1:]]
+    assert kinds[-1] == "triggered"
+    rig.clock.advance(timedelta(minutes=20))
+    late = service.handle_event(rig.event(rig.completion(PHASE2[0], 2, game_date=early)))
+    assert late.kind == "already_triggered", late
+    failed = rig.completion(PHASE2[-1], 2, game_date=DAY - timedelta(days=1), status="failed", error_message="503")
+    service.handle_event(rig.event(failed))
+    retry_rows = rig.retry_rows()
+    assert [(r.processor_name, r.status) for r in retry_rows] == [(PHASE2[-1], "pending")]
+
+    settings = rig.definition.pipeline
+    fs = firestore_client(rig.cloud.project)
+
+    def load(name: str, day: date) -> DateState:
+        state = TransitionState(
+            fs, settings.state_collection, name, quarantine_collection=settings.quarantine_collection
+        )
+        return state.load(day)
+
+    dates = [DAY - timedelta(days=n) for n in range(3)]
+
+    def render() -> str:
+        got = collect_status_lines(rig.definition, load, FixedClock(NOW), dates)
+        return render_status_html(
+            NOW,
+            dates,
+            got.lines_by_date,
+            [],
+            [],
+            counts=got.counts,
+            retry_rows=retry_rows,
+            dead_letters=[],
+            timezone=settings.timezone,
+        )
+
+    server = start_in_thread(render, refresh_seconds=30)
+    try:
+        dom = dom_cells(chromium, server.url, tmp_path)
+    finally:
+        server.close()
+    cells = {(d, t): (classes[1], kind, text) for d, t, classes, kind, text in dom.cells}
+
+    for day in dates:
+        proc = phasectl("status", "--date", day.isoformat(), "--json")
+        for p in json.loads(proc.stdout)["transitions"]:
+            _, _, text = cells[(day.isoformat(), p["transition"])]
+            assert text.split(" done")[0].endswith(done_fraction(p["expected"], p["completed"])), (day, p, text)
+
+    state, kind, text = cells[(early.isoformat(), first)]
+    assert (state, kind) == ("state-triggered", "partial")
+    assert text.startswith("triggered: partial 5/5 done now; 4/5 done at the trigger at Jan 25 09:00 ET after 0 min")
+    assert "why: all critical done and 4/5 (≥60%) of critical+optional" in text
+    state, kind, text = cells[(DAY.isoformat(), first)]
+    assert (state, kind) == ("state-triggered", "triggered")
+    assert text.startswith("triggered: complete 5/5 done, as at the trigger at 09:00 ET")
+    assert dom.refresh == "30"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.emulators import LocalCloud
 from shared.client.inbox import TriggerInbox
 from shared.gcp import firestore_client
-from shared.localcloud.emulators import LocalCloud
 
 pytestmark = pytest.mark.integration
 

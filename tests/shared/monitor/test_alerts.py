@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from deploy.local.emulators import LocalCloud, free_port
 from shared import structured_log
 from shared.clock import FixedClock
 from shared.gcp import firestore_client
-from shared.localcloud.emulators import LocalCloud, free_port
 from shared.monitor.alerts import RUNBOOK_URL_ENV, AlertManager, slack_from_env
 from shared.monitor.checks import Finding
 from shared.pipeline.definition import PipelineDefinition

@@ -26,13 +26,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from deploy.local.emulators import LocalCloud
+from deploy.local.topology import ensure_subscription, ensure_topic
 from deploy.spec import ClosureFacts, FunctionSpec, build_spec
 from shared.clock import today_et
 from shared.contracts.messages import MonitorTick, RetryTick
 from shared.gcp import firestore_client, publisher_client, subscriber_client
 from shared.gcp_bigquery import bigquery_client
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.topology import ensure_subscription, ensure_topic
 from shared.monitor.alerts import AlertResult, SlackWebhook
 from shared.monitor.checks import (
     MONITOR_HEARTBEAT_ID,

@@ -167,10 +167,10 @@ def test_cron_interval(cron: str, interval: timedelta | None) -> None:
     "cron", ["*/15 * * * *", "7,37 * * * *", "*/15 22-23,0-2 * * *", "5,50 */6 * * *", "0 6 * * 1-5", "0 6 * * 0,7"]
 )
 def test_cron_interval_is_the_longest_gap_the_scheduler_fires(cron: str) -> None:
-    """The monitor's reader (its bundle may not import shared.localcloud) agrees with the scheduler's parser."""
+    """The monitor's reader (its bundle may not import deploy.local) agrees with the scheduler's parser."""
     from zoneinfo import ZoneInfo
 
-    from shared.localcloud.scheduler import CronExpression
+    from deploy.local.scheduler import CronExpression
 
     expression, utc = CronExpression.parse(cron), ZoneInfo("UTC")
     moment = datetime(2026, 1, 5, tzinfo=UTC)

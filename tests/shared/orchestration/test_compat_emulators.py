@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from deploy.local.emulators import LocalCloud
+from deploy.local.standins import StartEndpoint
 from shared.errors import TransientError
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.standins import StartEndpoint
 from shared.orchestration.http_delivery import HttpDeliverer
 from shared.orchestration.runtime import build_service
 from tests.support.rig import GAME_DATE, PHASE2, SEVEN, Rig

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from deploy.local.emulators import LocalCloud
 from shared.contracts.messages import make_trigger_id
 from shared.errors import TransientError
 from shared.gcp import firestore_client
 from shared.gcp_bigquery import bigquery_client
-from shared.localcloud.emulators import LocalCloud
 from shared.orchestration import execution_log as execution_log_module
 from shared.orchestration.state import HANDOFF_PREFIX
 from tests.support.rig import GAME_DATE, GAMES, PHASE2, Rig, date_teams, push_body

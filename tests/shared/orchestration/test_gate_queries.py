@@ -276,8 +276,8 @@ def test_first_holder_inputs_give_the_same_verdict(
 
 @pytest.mark.integration
 def test_on_local_bigquery_one_request_and_the_same_verdict(cloud: Any, unique: str, monkeypatch: Any) -> None:
+    from deploy.local.raw_tables import upstream_table
     from shared.gcp_bigquery import bigquery_client
-    from shared.localcloud.raw_tables import upstream_table
     from tests.support.rig import GAMES, Rig
 
     rig = Rig.create(cloud, unique)

@@ -1,7 +1,7 @@
 """[gates] The 3→4 and 4→5 data gates on the real emulators, over tables with the real column sets.
 
 The phase 3, 4 and 5 tables are created from ``deploy/bigquery/upstream/`` (the replaced
-system's DDL) and filled by ``shared.localcloud.outputs`` as its processors fill them. Each gate
+system's DDL) and filled by ``deploy.local.outputs`` as its processors fill them. Each gate
 blocks, alerts and passes where the replaced orchestrators did (phase3_to_phase4/main.py,
 phase4_to_phase5/main.py at najicham/nba-stats-scraper@18f6ecfe; the thresholds are cited in
 ``pipeline.toml``), a block releases the claim and a re-check triggers once the data arrives,
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from deploy.local.emulators import LocalCloud
+from deploy.local.raw_tables import upstream_table
 from shared.errors import TransientError
 from shared.gcp_bigquery import bigquery_client
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.raw_tables import upstream_table
 from shared.orchestration.transition import Outcome, TransitionService
 from tests.support.rig import GAME_DATE, GAMES, Rig
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from deploy.local.emulators import free_port
+from deploy.local.standins import StartEndpoint
 from shared.errors import TransientError
-from shared.localcloud.emulators import free_port
-from shared.localcloud.standins import StartEndpoint
 from shared.orchestration.http_delivery import HttpDeliverer, HttpDeliveryRejected
 from shared.pipeline.definition import HttpDelivery
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from deploy.local.emulators import LocalCloud
+from deploy.local.raw_tables import upstream_table
+from deploy.local.topology import ensure_subscription, pull_now
 from shared.contracts.messages import TimedTriggerMessage
 from shared.errors import TransientError
 from shared.gcp import subscriber_client
 from shared.gcp_bigquery import bigquery_client
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.raw_tables import upstream_table
-from shared.localcloud.topology import ensure_subscription, pull_now
 from shared.orchestration.timed import TimedRuntime
 from shared.orchestration.timed_runtime import build_timed_runtime
 from shared.orchestration.transition import Outcome

@@ -15,10 +15,10 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from deploy.local.emulators import LocalCloud, free_port
+from deploy.local.topology import ensure_subscription
 from shared.errors import TransientError
 from shared.gcp import publisher_client, subscriber_client
-from shared.localcloud.emulators import LocalCloud, free_port
-from shared.localcloud.topology import ensure_subscription
 from shared.orchestration.outbox import ExecutionLogWriter
 from tests.support.rig import GAME_DATE, GAMES, PHASE2, Rig, date_teams
 

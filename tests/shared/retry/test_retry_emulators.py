@@ -26,13 +26,13 @@ import google.cloud.pubsub_v1 as pubsub_v1
 import pytest
 from google.api_core import exceptions as gexc
 
+from deploy.local.emulators import LocalCloud, free_port
+from deploy.local.topology import ensure_subscription
 from shared import structured_log
 from shared.contracts.messages import MonitorTick, RetryRequest, RetryTick
 from shared.errors import TransientError
 from shared.gcp import subscriber_client
 from shared.gcp_bigquery import bigquery_client
-from shared.localcloud.emulators import LocalCloud, free_port
-from shared.localcloud.topology import ensure_subscription
 from shared.monitor.runtime import build_monitor
 from shared.orchestration.transition import TransitionService
 from shared.retry.dispatch import RetryDispatcher

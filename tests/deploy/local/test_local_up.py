@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
+from deploy.local.demo import GAME_DATE
 from shared.cli.phasectl import LOG_DIR_ENV, NOW_ENV
 from shared.clock import SIMULATED_CLOCK_ENV
 from shared.env import PROJECT_ENV_VARS
-from shared.localcloud.demo import GAME_DATE
 from shared.pipeline.definition import DEFINITION_ENV, load_definition
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Tests for shared.localcloud.scheduler: cron parsing and evaluation, the scheduler emulator
+"""Tests for deploy.local.scheduler: cron parsing and evaluation, the scheduler emulator
 on a ``shared.clock.SimulatedClock`` or a ``FixedClock`` (pure: no emulator, no network)."""
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.clock import Clock, FixedClock, SimulatedClock
-from shared.localcloud.scheduler import (
+from deploy.local.scheduler import (
     MAX_CATCH_UP,
     CronExpression,
     ScheduledJob,
@@ -24,6 +23,7 @@ from shared.localcloud.scheduler import (
     SleepingClock,
     job_from_schedule,
 )
+from shared.clock import Clock, FixedClock, SimulatedClock
 from shared.pipeline.definition import Schedule
 
 NY = ZoneInfo("America/New_York")

@@ -37,9 +37,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from deploy.local.emulators import EmulatorUnavailableError
 from shared.clock import PIPELINE_TZ
 from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage
-from shared.localcloud.emulators import EmulatorUnavailableError
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, load_definition, read_definition
 
 GAME_DATE = date(2026, 1, 24)
@@ -136,8 +136,8 @@ def demo_definition(directory: Path) -> Path:
 
 def seed(project: str, definition: PipelineDefinition, day: date) -> None:
     """The night's schedule and boxscores into the BigQuery emulator (what the scrapers would have loaded)."""
+    from deploy.local.raw_tables import upstream_table
     from shared.gcp_bigquery import bigquery_client
-    from shared.localcloud.raw_tables import upstream_table
 
     bq, games = bigquery_client(project), definition.games
     tables = {s.name: s.table for s in games.boxscore_sources}
@@ -160,9 +160,9 @@ class Watcher:
     """Follows the trigger topics, the two BigQuery tables and the monitor's findings."""
 
     def __init__(self, project: str, definition: PipelineDefinition, say: Callable[[str], None]) -> None:
+        from deploy.local.topology import ensure_subscription
         from shared.gcp import firestore_client, subscriber_client
         from shared.gcp_bigquery import bigquery_client
-        from shared.localcloud.topology import ensure_subscription
 
         self.project, self.definition, self.say = project, definition, say
         self.subscriber, self.bq, self.fs = subscriber_client(), bigquery_client(project), firestore_client(project)
@@ -209,7 +209,7 @@ class Watcher:
             self._stop.wait(0.5)
 
     def poll_triggers(self) -> None:
-        from shared.localcloud.topology import pull_now
+        from deploy.local.topology import pull_now
 
         for sub in self.subs:
             for data in pull_now(self.subscriber, sub):
@@ -320,8 +320,8 @@ def run_demo(
     """Both scenarios on a fresh local cloud; returns what they produced."""
     import tempfile
 
-    from shared.localcloud.stack import LocalStack
-    from shared.localcloud.standins import Failure, StandinProcessors, StartEndpoint
+    from deploy.local.stack import LocalStack
+    from deploy.local.standins import Failure, StandinProcessors, StartEndpoint
     from shared.structured_log import configure, reset_configuration
 
     scratch = Path(tempfile.mkdtemp(prefix="phasechain-demo-"))

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from deploy.local.emulators import BIND_ATTEMPTS, free_port, port_was_taken
 from deploy.spec import RUNTIME_ENV
-from shared.localcloud.emulators import BIND_ATTEMPTS, free_port, port_was_taken
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = REPO_ROOT / "functions"

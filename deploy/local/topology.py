@@ -2,7 +2,7 @@
 
 Used by the demo, the integration tests and ``phasectl local up``. The raw source tables
 (schedule, boxscores) belong to phase-2 processors in production; here they get the real
-schemas (``shared.localcloud.raw_tables``).
+schemas (``deploy.local.raw_tables``).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def ensure_tables(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared.localcloud.raw_tables import create_upstream_table
+    from deploy.local.raw_tables import create_upstream_table
 
     settings, games = definition.pipeline, definition.games
     specs = table_specs(definition)  # what the package writes: the tables deploy.spec creates in the cloud

@@ -24,9 +24,9 @@ from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from deploy.local.topology import pull_now
 from shared.clock import Clock
 from shared.contracts.messages import PhaseTrigger, RetryRequest
-from shared.localcloud.topology import pull_now
 from shared.pipeline.definition import PipelineDefinition
 
 
@@ -141,7 +141,7 @@ class StandinProcessors:
 
     # -- wiring ----------------------------------------------------------------------------
     def start(self) -> StandinProcessors:
-        from shared.localcloud.topology import ensure_subscription
+        from deploy.local.topology import ensure_subscription
 
         suffix = uuid.uuid4().hex[:6]
         for phase in self.definition.phases:
@@ -273,8 +273,8 @@ class StandinProcessors:
         games = self.games.get(game_date)
         if not refs or not games:
             return 0
+        from deploy.local.outputs import write_outputs
         from shared.gcp_bigquery import bigquery_client
-        from shared.localcloud.outputs import write_outputs
 
         share = self.dnp_share.get(processor, 0.0)
         return write_outputs(bigquery_client(self.project), self.project, refs, game_date, games, dnp_share=share)

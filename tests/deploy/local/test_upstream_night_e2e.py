@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.demo import GAME_DATE, GAMES, MISSING_GAME, demo_definition, seed
+from deploy.local.outputs import write_outputs
+from deploy.local.stack import LocalStack
+from deploy.local.standins import StartEndpoint
 from shared.contracts.messages import PhaseTrigger
 from shared.gcp_bigquery import bigquery_client
-from shared.localcloud.demo import GAME_DATE, GAMES, MISSING_GAME, demo_definition, seed
-from shared.localcloud.outputs import write_outputs
-from shared.localcloud.stack import LocalStack
-from shared.localcloud.standins import StartEndpoint
 from shared.pipeline.definition import PipelineDefinition, load_definition
 
 pytestmark = pytest.mark.integration
@@ -36,8 +36,8 @@ COPIES = 3
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, StartEndpoint, dict[str, str]]]:
+    from deploy.local.topology import ensure_subscription
     from shared.gcp import subscriber_client
-    from shared.localcloud.topology import ensure_subscription
 
     path = demo_definition(tmp_path_factory.mktemp("upstream-night"))  # /start without an ID token
     definition = load_definition(path)
@@ -82,8 +82,8 @@ def publish_phase(stack: LocalStack, definition: PipelineDefinition, phase: int,
 
 
 def wait_for(subscription: str, collected: list[PhaseTrigger], timeout: float = 90.0) -> None:
+    from deploy.local.topology import pull_now
     from shared.gcp import subscriber_client
-    from shared.localcloud.topology import pull_now
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from shared.localcloud.functions import FunctionProcess, stop_functions
+from deploy.local.functions import FunctionProcess, stop_functions
 
 # a server slow to stop: it ignores SIGTERM (as gunicorn waits for a request in flight)
 STUBBORN = (

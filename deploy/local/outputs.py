@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from shared.localcloud.raw_tables import upstream_table, upstream_tables
+from deploy.local.raw_tables import upstream_table, upstream_tables
 
 if TYPE_CHECKING:
     from google.cloud import bigquery

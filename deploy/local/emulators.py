@@ -506,10 +506,10 @@ def _say(log: IO[str] | None, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m shared.localcloud.emulators provision`` — install what the tests need."""
+    """``python -m deploy.local.emulators provision`` — install what the tests need."""
     args = argv if argv is not None else sys.argv[1:]
     if args[:1] != ["provision"]:
-        sys.stderr.write("usage: python -m shared.localcloud.emulators provision\n")
+        sys.stderr.write("usage: python -m deploy.local.emulators provision\n")
         return 2
     try:
         provision(log=sys.stderr)

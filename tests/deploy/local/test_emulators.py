@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.localcloud import emulators
-from shared.localcloud.emulators import EmulatorUnavailableError, LocalCloud
+from deploy.local import emulators
+from deploy.local.emulators import EmulatorUnavailableError, LocalCloud
 
 pytestmark = pytest.mark.integration
 

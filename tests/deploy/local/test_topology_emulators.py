@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.topology import ensure_subscription
+from deploy.local.emulators import LocalCloud
+from deploy.local.topology import ensure_subscription
 
 pytestmark = pytest.mark.integration
 

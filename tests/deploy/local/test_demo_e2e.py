@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.localcloud.demo import BREAKER_DATE, GAME_DATE, DemoResult, run_demo
+from deploy.local.demo import BREAKER_DATE, GAME_DATE, DemoResult, run_demo
 from shared.pipeline.definition import load_definition
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.clock import FixedClock
-from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage, TriggerStatus, make_trigger_id
-from shared.localcloud.demo import (
+from deploy.local.demo import (
     BREAKER_DATE,
     DEMO_BACKOFF_MINUTES,
     GAME_DATE,
@@ -25,7 +23,9 @@ from shared.localcloud.demo import (
     check,
     demo_definition,
 )
-from shared.localcloud.standins import StandinProcessors
+from deploy.local.standins import StandinProcessors
+from shared.clock import FixedClock
+from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage, TriggerStatus, make_trigger_id
 from shared.pipeline.definition import (
     DEFAULT_DEFINITION_PATH,
     Mode,

@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.clock import SimulatedClock
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.scheduler import (
+from deploy.local.emulators import LocalCloud
+from deploy.local.scheduler import (
     CronExpression,
     ScheduledJob,
     SchedulerEmulator,
     pubsub_publisher,
 )
+from shared.clock import SimulatedClock
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@
 - a watchdog: a function process that dies is reported with its exit code and log tail.
 
 Started by hand (``phasectl local up``: ``interactive``, the default when a state directory is
-given) it is a usable stage, not an empty one: the demo's sample night (``shared.localcloud.demo``:
+given) it is a usable stage, not an empty one: the demo's sample night (``deploy.local.demo``:
 its schedule and boxscores) is seeded, the auto-retry and monitor jobs run once at start (like
 ``gcloud scheduler jobs run``) so both heartbeats exist from the first minute, ``env`` carries
 every variable ``phasectl`` reads (with ``PHASECTL_LOG_DIR``, where ``phasectl health`` finds the
@@ -35,9 +35,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from deploy.local.emulators import LocalCloud
+from deploy.local.functions import FunctionProcess, start_function, stop_functions
 from shared.clock import SIMULATED_CLOCK_ENV, SimulatedClock
-from shared.localcloud.emulators import LocalCloud
-from shared.localcloud.functions import FunctionProcess, start_function, stop_functions
 from shared.pipeline.definition import DEFINITION_ENV, PipelineDefinition
 
 STATE_FILE = "state.json"
@@ -122,11 +122,11 @@ class LocalStack:
 
     def _up(self) -> None:
         from deploy.bundle import build_function
+        from deploy.local.topology import ensure_subscription, ensure_tables, ensure_topic
         from deploy.spec import build_spec
         from shared.cli.phasectl import LOG_DIR_ENV
         from shared.gcp import publisher_client, subscriber_client
         from shared.gcp_bigquery import bigquery_client
-        from shared.localcloud.topology import ensure_subscription, ensure_tables, ensure_topic
 
         self.cloud = LocalCloud(project=self.project).start()
         log_dir = self.log_dir = self.cloud.workdir / "functions"
@@ -182,7 +182,7 @@ class LocalStack:
 
     def _seed_sample_night(self) -> None:
         """The demo's sample night: its schedule (so the coverage gates have one) and boxscores."""
-        from shared.localcloud.demo import GAME_DATE, GAMES, MISSING_GAME, seed
+        from deploy.local.demo import GAME_DATE, GAMES, MISSING_GAME, seed
 
         games = self.definition.games
         try:
@@ -242,7 +242,7 @@ class LocalStack:
     def _start_scheduler(self, spec: Any, publisher: Any) -> None:
         from zoneinfo import ZoneInfo
 
-        from shared.localcloud.scheduler import CronExpression, ScheduledJob, SchedulerEmulator, pubsub_publisher
+        from deploy.local.scheduler import CronExpression, ScheduledJob, SchedulerEmulator, pubsub_publisher
 
         jobs = [
             ScheduledJob(j.name, CronExpression.parse(j.cron), j.topic, ZoneInfo(j.timezone), j.body.encode())
