@@ -1,7 +1,7 @@
 """``phasectl local up`` usable by hand (issue 16), without emulators.
 
 The exports it prints (``LocalStack.env``) hold every variable ``phasectl`` reads: the set is
-derived by scanning ``phasectl.py`` and the client factories under ``shared/`` for the variables
+derived by scanning the ``shared.cli.phasectl`` package and the client factories under ``shared/`` for the variables
 they read, so a new one fails here until the stack exports it. The next steps it says are real
 ``phasectl`` commands for the seeded night. (``test_local_up.py`` runs them against a real stack.)
 """
@@ -38,7 +38,7 @@ def phasectl_reads() -> set[str]:
     """Every variable ``phasectl`` reads: its own and its command modules' (``env.get("X")``, ``X_ENV = "X"``),
     the emulator hosts the client factories read, the project and the simulated clock."""
     names: set[str] = set()
-    for path in Path(phasectl.__file__).parent.glob("*.py"):  # phasectl and its command modules
+    for path in Path(phasectl.__file__).parent.parent.rglob("*.py"):  # shared/cli: phasectl's package and modules
         own = path.read_text()
         names |= set(_READS.findall(own)) | set(_CONSTANT.findall(own))
     for path in SHARED.rglob("*.py"):
