@@ -236,6 +236,7 @@ class LocalStack:
             f"  phasectl status --date {day}      # {first.name}: every expected processor reported",
             f"  phasectl reconcile --date {day}",
             f"  phasectl status --date {day} --html local-status.html      # the status page",
+            f"  phasectl status --date {day} --serve      # the same page live on http://127.0.0.1:8765/",
             "  phasectl health",
         ]
 
