@@ -220,10 +220,9 @@ HEADERS = ("FUNCTION", "MESSAGE ID", "FIRST PUBLISHED", "DEAD-LETTERED", "ATTEMP
 def dlq_list(ctx: Context, args: argparse.Namespace) -> int:
     """0: every dead-letter subscription is empty; 1: messages are waiting (or a subscription is missing)."""
     from shared.cli.reconcile import format_table
-    from shared.gcp import subscriber_client
 
     functions = _functions(ctx, args.function)
-    subscriber = subscriber_client()
+    subscriber = ctx.subscriber()  # bounded by --timeout
     sections: list[dict[str, Any]] = []
     messages: list[DeadLetter] = []
     missing: list[str] = []
@@ -285,10 +284,8 @@ def dlq_replay(ctx: Context, args: argparse.Namespace) -> int:
     """0: everything replayed (or nothing to do, or a dry run); 1: messages left over ``--max``;
     2: a publish failed (what was replayed before it is acked and audited; the rest stays)."""
     from shared.cli.reconcile import format_table
-    from shared.gcp import publisher_client, subscriber_client
-
     (fn,) = _functions(ctx, args.function)
-    subscriber = subscriber_client()
+    subscriber = ctx.subscriber()  # bounded by --timeout
     path = subscriber.subscription_path(ctx.project, fn.dead_letter_subscription)
     if not _exists(subscriber, path):
         raise DlqError(f"dead-letter subscription {fn.dead_letter_subscription} does not exist")
@@ -302,7 +299,7 @@ def dlq_replay(ctx: Context, args: argparse.Namespace) -> int:
             f"to {fn.trigger_topic}" + ("; more are waiting beyond --max" if more else "")
         )
         return 0
-    publisher = publisher_client()
+    publisher = ctx.publisher()  # bounded by --timeout
     topic = publisher.topic_path(ctx.project, fn.trigger_topic)
     replayed: list[tuple[str, str]] = []
     failure: str | None = None

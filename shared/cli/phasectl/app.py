@@ -6,20 +6,17 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from shared.cli.cli_connect import (
     BackendError,
     failure_line,
 )
+from shared.cli.phasectl.core import PREPARE_FIRST, Context, UsageError, _needs, clock_from_env
+from shared.cli.phasectl.parser import build_parser
 from shared.cli.printable import printable
 from shared.errors import PipelineError
 from shared.pipeline.definition import load_definition
-
-if TYPE_CHECKING:
-    pass
-from shared.cli.phasectl.core import PREPARE_FIRST, Context, UsageError, _needs, clock_from_env
-from shared.cli.phasectl.parser import build_parser
 
 
 def _one_line(text: str) -> str:

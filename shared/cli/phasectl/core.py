@@ -116,6 +116,7 @@ class Context:
     _backends: Backends | None = None
     _pub: Any = None
     _undo: list[Callable[[], None]] = field(default_factory=list)
+    _subscriber: Any = None
 
     @property
     def project(self) -> str:
@@ -165,6 +166,18 @@ class Context:
             self._undo.append(bind_publisher(client, self.timeout, self.backends.label(PUBSUB)))
             self._pub = client
         return self._pub
+
+    def subscriber(self) -> pubsub_v1.SubscriberClient:
+        """A Pub/Sub subscriber (dead letters) whose every call has the ``--timeout`` deadline."""
+        if self._subscriber is None:
+            self.backends.ensure(PUBSUB)
+            from shared.cli.cli_deadline import bind_transport
+            from shared.gcp import subscriber_client
+
+            client = subscriber_client()
+            self._undo.append(bind_transport(client._transport, self.timeout, self.backends.label(PUBSUB)))
+            self._subscriber = client
+        return self._subscriber
 
     def prepare(self, *extra: str) -> None:
         """Check the command's backends (and ``extra``), then bound the shared clients of each.

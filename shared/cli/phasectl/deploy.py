@@ -6,10 +6,8 @@ import argparse
 import getpass
 import io
 import sys
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
-if TYPE_CHECKING:
-    pass
 from shared.cli.phasectl.core import Context
 
 

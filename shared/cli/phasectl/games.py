@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shared.errors import InvalidGameIdError
-
-if TYPE_CHECKING:
-    pass
 from shared.cli.phasectl.core import Context, UsageError, _date
 from shared.cli.phasectl.reconcile import _sources
+from shared.errors import InvalidGameIdError
 
 
 # -- mark-unavailable ----------------------------------------------------------------------------

@@ -9,14 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.cli.cli_connect import (
     FIRESTORE,
 )
-
-if TYPE_CHECKING:
-    pass
 from shared.cli.phasectl.core import LOG_DIR_ENV, Context, UsageError
 from shared.cli.phasectl.status import _heartbeats
 

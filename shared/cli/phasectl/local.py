@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from shared.cli.printable import printable
-
-if TYPE_CHECKING:
-    pass
 from shared.cli.phasectl.core import Context, UsageError
+from shared.cli.printable import printable
 
 
 # -- local cloud -----------------------------------------------------------------------------------

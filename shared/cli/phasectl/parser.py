@@ -5,18 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from shared.cli import cli_help
 from shared.cli.cli_connect import (
     DEFAULT_TIMEOUT,
     MAX_TIMEOUT,
 )
-from shared.errors import PipelineError
-from shared.pipeline.definition import load_definition
-
-if TYPE_CHECKING:
-    pass
 from shared.cli.phasectl.core import (
     BACKFILL_MODES,
     HTML_DAYS_DEFAULT,
@@ -35,6 +29,8 @@ from shared.cli.phasectl.reconcile import cmd_reconcile
 from shared.cli.phasectl.retry import cmd_retry_list, cmd_retry_requeue, cmd_retry_resolve
 from shared.cli.phasectl.status import STATUS_REFRESH_SECONDS, _html_days, _port, cmd_status
 from shared.cli.phasectl.trigger import cmd_backfill, cmd_trigger
+from shared.errors import PipelineError
+from shared.pipeline.definition import load_definition
 
 
 # -- parser and main -----------------------------------------------------------------------------

@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
-from typing import TYPE_CHECKING
 
 from shared.cli.cli_connect import (
     BACKEND_ATTRIBUTE,
     PUBSUB,
 )
-
-if TYPE_CHECKING:
-    pass
 from shared.cli.phasectl.core import Context, UsageError, _date, _processor, _user
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
 from shared.cli.phasectl.core import Context, _date
 from shared.cli.phasectl.retry import _row_dict
 from shared.cli.phasectl.status import _phase_lines

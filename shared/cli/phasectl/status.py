@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
 from shared.cli.phasectl.core import (
     HTML_DAYS_DEFAULT,
     HTML_DAYS_MAX,
@@ -102,9 +100,8 @@ def _dead_letter_backlog(ctx: Context) -> list[Any]:
     """Per function: its dead-letter backlog, read as ``dlq list`` reads it (leased, then handed back at once)."""
     from shared.cli import dlq
     from shared.cli.status_html import DeadLetterBacklog
-    from shared.gcp import subscriber_client
 
-    subscriber = subscriber_client()
+    subscriber = ctx.subscriber()  # bounded by --timeout
     out = []
     for fn in dlq._functions(ctx, None):
         path = subscriber.subscription_path(ctx.project, fn.dead_letter_subscription)

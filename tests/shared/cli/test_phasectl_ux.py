@@ -133,6 +133,7 @@ def test_commands_without_a_backend_never_check(closed_port: int, tmp_path: Path
         (("retry", "list", "--timeout", "3"), "BigQuery"),  # HTTP: the session's timeouts; after the command too
         (("--timeout", "3", "publish", "completion", "--processor", "player_game_summary", "--date", "2026-01-24",
           "--status", "success"), "Pub/Sub"),  # the publisher's batch thread
+        (("--timeout", "3", "dlq", "list"), "Pub/Sub"),  # the subscriber: the Context's, bounded too
     ],
 )  # fmt: skip
 def test_a_backend_that_accepts_but_never_answers_fails_at_the_deadline(
