@@ -556,8 +556,3 @@ def test_the_fork_server_agrees_with_the_plain_cli(checked: Checked) -> None:
         assert (plain.verdict, plain.returncode) == (served.verdict, served.returncode), (
             f"plain:\n{plain.render()}\nfork server:\n{served.render()}"
         )
-
-
-def test_the_check_stays_fast(checked: Checked) -> None:
-    """~45 s on two idle cores (~75 s when the machine is busy); one process per command took ~200 s."""
-    assert checked.seconds < 150, f"{len(checked.outcomes)} commands took {checked.seconds:.0f}s"
