@@ -26,7 +26,7 @@ def test_stubborn_processes_are_killed_after_one_shared_timeout(tmp_path: Path) 
     processes = [start(STUBBORN, tmp_path, n) for n in range(3)] + [start(OBEDIENT, tmp_path, 3)]
     started = time.monotonic()
     try:
-        stop_functions(processes, timeout=1.0)
+        stop_functions(processes, timeout=2.0)
         elapsed = time.monotonic() - started
     finally:
         for p in processes:
@@ -34,7 +34,8 @@ def test_stubborn_processes_are_killed_after_one_shared_timeout(tmp_path: Path) 
                 p.process.kill()
                 p.process.wait()
     assert all(p.process.poll() is not None for p in processes)
-    assert elapsed < 2.5, f"{elapsed:.1f}s: the timeouts added up"  # one timeout, not one per process
+    # one shared timeout (~2 s), not one per stubborn process (3 x 2 s = 6 s); slack for a loaded CI
+    assert elapsed < 5.0, f"{elapsed:.1f}s: the timeouts added up"
     assert processes[3].process.returncode == -15  # terminated, not killed
     assert all(p.process.returncode == -9 for p in processes[:3])
 
