@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -53,6 +54,21 @@ __all__ = [
 ]
 
 LABELS_KEY: Final = "logging.googleapis.com/labels"
+# Every log line with an ``alert`` label also carries ``runbook``: the link to its section of the
+# runbook (docs/operations.md has one per alert label and finding kind; issue 16).
+RUNBOOK_URL_ENV: Final = "MONITOR_RUNBOOK_URL"  # the runbook page's URL; each alert links to ``#<kind>`` on it
+RUNBOOK_PATH: Final = "docs/operations.md"  # the runbook in the repository
+
+
+def runbook_base(environ: Mapping[str, str] | None = None) -> str:
+    """The runbook page: ``$MONITOR_RUNBOOK_URL`` (any fragment dropped), else ``docs/operations.md``."""
+    url = (environ if environ is not None else os.environ).get(RUNBOOK_URL_ENV, "").strip()
+    return url.split("#", 1)[0] or RUNBOOK_PATH
+
+
+def runbook_link(kind: str, base: str | None = None) -> str:
+    """The link to the runbook section of an alert label or finding kind (its heading's anchor is the kind)."""
+    return f"{base or runbook_base()}#{kind}"
 TRACE_KEY: Final = "logging.googleapis.com/trace"
 SPAN_KEY: Final = "logging.googleapis.com/spanId"
 SOURCE_LOCATION_KEY: Final = "logging.googleapis.com/sourceLocation"
@@ -261,6 +277,8 @@ class CloudJsonFormatter(logging.Formatter):
         extra_labels = getattr(record, "labels", None)
         if isinstance(extra_labels, Mapping):
             labels.update({str(k): str(v) for k, v in extra_labels.items()})
+        if "alert" in labels and "runbook" not in labels:
+            labels["runbook"] = runbook_link(labels["alert"])
         if labels:
             payload[LABELS_KEY] = labels
 

@@ -29,28 +29,13 @@ from typing import TYPE_CHECKING, Any
 from shared.clock import Clock
 from shared.monitor.checks import Finding
 from shared.pipeline.definition import PipelineDefinition
-from shared.structured_log import get_logger
+from shared.structured_log import get_logger, runbook_base, runbook_link
 
 if TYPE_CHECKING:
     from google.cloud import firestore
 
 _log = get_logger("shared.monitor.alerts")
 _LEVELS = {"INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
-RUNBOOK_URL_ENV = "MONITOR_RUNBOOK_URL"  # the runbook page's URL; each alert links to ``#<kind>`` on it
-RUNBOOK_PATH = "docs/operations.md"  # the runbook in the repository: one section per finding kind
-
-
-def runbook_base(environ: Mapping[str, str] | None = None) -> str:
-    """The runbook page: ``$MONITOR_RUNBOOK_URL`` (any fragment dropped), else ``docs/operations.md``."""
-    url = (environ if environ is not None else os.environ).get(RUNBOOK_URL_ENV, "").strip()
-    return url.split("#", 1)[0] or RUNBOOK_PATH
-
-
-def runbook_link(kind: str, base: str | None = None) -> str:
-    """The link to the runbook section of a finding kind (its heading's anchor is the kind)."""
-    return f"{base or runbook_base()}#{kind}"
-
-
 @dataclass
 class AlertResult:
     alerted: list[str] = field(default_factory=list)

@@ -434,3 +434,22 @@ def test_parse_trace_header_details() -> None:
     # A span id of 0 or beyond 64 bits is dropped, the trace id kept.
     assert parse_trace_header(f"{TRACE_ID}/0;o=1") == TraceContext(TRACE_ID, None, True)
     assert parse_trace_header(f"{TRACE_ID}/{2**64};o=1") == TraceContext(TRACE_ID, None, True)
+
+
+def test_every_alert_line_carries_its_runbook_link(
+    stream: io.StringIO, log: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: an ``alert`` label (logged by any function) gets ``runbook`` = its section's link."""
+    from shared.structured_log import RUNBOOK_URL_ENV
+
+    monkeypatch.delenv(RUNBOOK_URL_ENV, raising=False)
+    log.warning("nudge failed", extra={"labels": {"alert": "outbox_nudge_failed"}})
+    log.warning("plain line")
+    log.error("own link kept", extra={"labels": {"alert": "stuck", "runbook": "https://x.example/r#stuck"}})
+    monkeypatch.setenv(RUNBOOK_URL_ENV, "https://x.example/ops.md#old")
+    log.error("hosted", extra={"labels": {"alert": "stale_event"}})
+    labels = [line.get("logging.googleapis.com/labels", {}) for line in lines(stream)]
+    assert labels[0]["runbook"] == "docs/operations.md#outbox_nudge_failed"
+    assert "runbook" not in labels[1]
+    assert labels[2]["runbook"] == "https://x.example/r#stuck"
+    assert labels[3]["runbook"] == "https://x.example/ops.md#stale_event"
