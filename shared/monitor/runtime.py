@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from shared.clock import Clock, clock_from_env
 from shared.contracts.messages import MonitorTick
+from shared.deferred import Deferred
 from shared.env import project_id
 from shared.gcp import firestore_client, subscriber_client
 from shared.gcp_bigquery import bigquery_client
@@ -97,8 +98,10 @@ def build_monitor(
             clock,
             project,
             fs,
-            lambda: build_retry_service(
-                definition=definition, clock=clock, environ=env, with_dispatcher=False, with_outbox=False
+            Deferred(  # the monitor's own retry service, built when a hand-off is pending
+                lambda: build_retry_service(
+                    definition=definition, clock=clock, environ=env, with_dispatcher=False, with_outbox=False
+                )
             ),
         ),
     )

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from shared.deferred import Deferred, deferred_attribute
 from shared.errors import TransientError
 from shared.gcp import LazyClient
 from shared.structured_log import get_logger
@@ -140,24 +141,20 @@ class DeliveryReport:
 class OutboxDelivery:
     """Delivers every pending outbox document (all transitions, sensors and scheduled triggers)."""
 
+    retry: deferred_attribute[RetryService | None] = deferred_attribute()  # built when a hand-off is pending
+
     def __init__(
         self,
         outbox: TransitionState,
         log_writer: ExecutionLogWriter,
-        retry: RetryService | Callable[[], RetryService] | None,
+        retry: RetryService | Deferred[RetryService | None] | None,
         *,
         max_batches: int = 20,
     ) -> None:
         self.outbox = outbox  # the outbox collection is global: any transition's state reads it
         self.log_writer = log_writer
-        self._retry = retry
+        self.retry = retry
         self.max_batches = max_batches  # bounded: 20 x 50 rows per call; the rest on the next one
-
-    @property
-    def retry(self) -> RetryService | None:
-        if callable(self._retry) and not hasattr(self._retry, "enqueue_failure"):
-            self._retry = self._retry()
-        return self._retry  # type: ignore[return-value]
 
     def deliver(self) -> DeliveryReport:
         """Deliver what is pending now. Never raises for BigQuery: what fails stays for the next call."""
@@ -214,7 +211,7 @@ def build_outbox_delivery(
     clock: Clock,
     project: str,
     fs: object,
-    retry: Callable[[], RetryService] | RetryService | None,
+    retry: RetryService | Deferred[RetryService | None] | None,
 ) -> OutboxDelivery:
     """The outbox delivery of a function that owns BigQuery (auto-retry, the monitor)."""
     from shared.gcp_bigquery import bigquery_client
