@@ -28,7 +28,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIRST_PARTY = ("shared",)
-FORBIDDEN = ("tests", "deploy", "functions")
+# Top-level packages no function may import: the tests, the build and local tooling, other functions,
+# and the operator CLI (a composition root of its own that no function ships).
+FORBIDDEN = ("tests", "deploy", "functions", "phasectl")
 # Import names whose distribution the installed metadata cannot tell (namespace roots and
 # modules shipped without RECORD entries); extend when a build says "no distribution".
 DISTRIBUTION_OVERRIDES: dict[str, str] = {

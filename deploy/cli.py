@@ -25,8 +25,8 @@ from deploy.apply import (
 from deploy.bundle import REPO_ROOT, BuildError, build_function
 from deploy.plan import build_plan, render_plan, summarise
 from deploy.spec import build_spec
-from shared.cli.printable import printable, printable_line
 from shared.pipeline.definition import PipelineDefinition
+from shared.printable import printable, printable_line
 
 # A project id: 6-30 characters, lowercase letters, digits and hyphens, starting with a letter,
 # not ending with a hyphen.

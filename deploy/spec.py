@@ -324,7 +324,6 @@ def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
     """
     import inspect
 
-    from shared.cli.phasectl import AUDIT_COLLECTION
     from shared.client.inbox import TriggerInbox
 
     r, settings = definition.retention, definition.pipeline
@@ -339,7 +338,7 @@ def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
         ),
         (settings.quarantine_collection, r.quarantine_days, "every function: bad or stale input"),
         (definition.monitor.alert_collection, r.alerts_days, "the monitor: deduplicated findings"),
-        (AUDIT_COLLECTION, r.audit_days, "phasectl: the operator audit"),
+        (settings.audit_collection, r.audit_days, "phasectl: the operator audit"),
         (str(inbox), r.inbox_days, "consumers: shared.client.TriggerInbox entries"),
     )
     groups = [group for group, _, _ in wanted]

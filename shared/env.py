@@ -13,10 +13,14 @@ from typing import Any, Final
 
 from shared.errors import ConfigError
 
-__all__ = ["PROJECT_ENV_VARS", "project_id", "read_env", "require_env"]
+__all__ = ["LOG_DIR_ENV", "PROJECT_ENV_VARS", "project_id", "read_env", "require_env"]
 
 PROJECT_ENV_VARS: Final = ("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT", "GCLOUD_PROJECT")
 """Variables naming the Google Cloud project, in order of precedence."""
+
+LOG_DIR_ENV: Final = "PHASECTL_LOG_DIR"
+"""Where the local cloud's functions write ``function-<name>.log`` (set by ``phasectl local up``,
+read by ``phasectl health``)."""
 
 
 def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:

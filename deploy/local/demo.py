@@ -38,38 +38,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from deploy.local.emulators import EmulatorUnavailableError
+from deploy.local.sample_night import BREAKER_DATE, GAME_DATE, GAMES, MISSING_GAME, seed
 from shared.clock import PIPELINE_TZ
 from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, load_definition, read_definition
 
-GAME_DATE = date(2026, 1, 24)
-BREAKER_DATE = date(2026, 1, 23)
-MISSING_GAME = "0022500644"  # GSW@MIN
 SIM_START = datetime(2026, 1, 25, 5, 30, tzinfo=UTC)  # 00:30 in New York, the night after the games
-GAMES = {  # 7 Final games per night: numeric NBA id, away, home
-    GAME_DATE: [
-        ("0022500644", "GSW", "MIN"),
-        ("0022500645", "BOS", "NYK"),
-        ("0022500646", "LAL", "DEN"),
-        ("0022500647", "MIA", "CHI"),
-        ("0022500648", "PHX", "DAL"),
-        ("0022500649", "SAC", "POR"),
-        ("0022500650", "ATL", "ORL"),
-    ],
-    BREAKER_DATE: [
-        ("0022500630", "UTA", "HOU"),
-        ("0022500631", "MEM", "OKC"),
-        ("0022500632", "NOP", "SAS"),
-        ("0022500633", "CLE", "DET"),
-        ("0022500634", "IND", "MIL"),
-        ("0022500635", "TOR", "WAS"),
-        ("0022500636", "CHA", "BKN"),
-    ],
-}
 DEMO_BACKOFF_MINUTES = 5  # the packaged 15·2ⁿ backoff, compressed to 5·2ⁿ for a demo that fits in 3 minutes
 FALLBACK_JOB = "grading-daily-6am"  # fired at the end: it must find the night graded already
 DNP_SHARE = 0.15  # players with 0 minutes on the night: minutes coverage 85 % (alert below 90, block below 80)
-BREAKER_COVERED = 3  # games with a boxscore on the breaker night (4 of 7 missing: 57 % > 50 %)
 
 
 @dataclass
@@ -132,28 +109,6 @@ def demo_definition(directory: Path) -> Path:
     path = directory / "pipeline.demo.toml"
     path.write_text(text)
     return path
-
-
-def seed(project: str, definition: PipelineDefinition, day: date) -> None:
-    """The night's schedule and boxscores into the BigQuery emulator (what the scrapers would have loaded)."""
-    from deploy.local.raw_tables import upstream_table
-    from shared.gcp_bigquery import bigquery_client
-
-    bq, games = bigquery_client(project), definition.games
-    tables = {s.name: s.table for s in games.boxscore_sources}
-    rows: dict[str, list[dict[str, Any]]] = {games.schedule_table: [], **{t: [] for t in tables.values()}}
-    night = GAMES[day]
-    covered = [g for g in night if g[0] != MISSING_GAME] if day == GAME_DATE else night[:BREAKER_COVERED]
-    schedule = upstream_table(games.schedule_table)
-    for nba, away, home in night:  # the real schedule: numeric NBA ids, game_status 3 = Final
-        rows[games.schedule_table].append(schedule.row(nba, day, away, home, game_status=3, game_status_text="Final"))
-    for table in tables.values():  # each boxscore table in its own id format (ESPN: its own team codes)
-        source = upstream_table(table)
-        rows[table] += [source.row(nba, day, away, home) for nba, away, home in covered]
-    for table, batch in rows.items():
-        errors = bq.insert_rows_json(f"{project}.{table}", batch)
-        if errors:
-            raise RuntimeError(f"seeding {table} failed: {errors[:3]}")
 
 
 class Watcher:
@@ -293,7 +248,7 @@ class Watcher:
 
 def _phasectl(args: list[str], say: Callable[[str], None]) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli.phasectl", *args],
+        [sys.executable, "-m", "phasectl", *args],
         capture_output=True,
         text=True,
         env=os.environ.copy(),

@@ -124,7 +124,7 @@ class LocalStack:
         from deploy.bundle import build_function
         from deploy.local.topology import ensure_subscription, ensure_tables, ensure_topic
         from deploy.spec import build_spec
-        from shared.cli.phasectl import LOG_DIR_ENV
+        from shared.env import LOG_DIR_ENV
         from shared.gcp import publisher_client, subscriber_client
         from shared.gcp_bigquery import bigquery_client
 
@@ -182,7 +182,7 @@ class LocalStack:
 
     def _seed_sample_night(self) -> None:
         """The demo's sample night: its schedule (so the coverage gates have one) and boxscores."""
-        from deploy.local.demo import GAME_DATE, GAMES, MISSING_GAME, seed
+        from deploy.local.sample_night import GAME_DATE, GAMES, MISSING_GAME, seed
 
         games = self.definition.games
         try:
@@ -300,7 +300,7 @@ class LocalStack:
         """What the functions run with, and what ``phasectl`` in another terminal needs (``local up``
         prints it as exports): the project, the emulator hosts, the simulated clock, the definition
         (when one was given) and the function logs' directory (``phasectl health``)."""
-        from shared.cli.phasectl import LOG_DIR_ENV
+        from shared.env import LOG_DIR_ENV
 
         env = {
             **cloud.env(),

@@ -61,6 +61,8 @@ class PipelineSettings(_Model):
     state_collection: Name = "phase_transitions"
     # log rows and hand-offs the transitions wrote, until auto-retry or the monitor delivers them
     outbox_collection: Name = "phase_execution_log_outbox"
+    # phasectl's record of every mutating operator command (who, when, what)
+    audit_collection: Name = "operator_audit"
     dataset: Name = "nba_orchestration"
     phase_execution_log_table: Name = "phase_execution_log"
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
+import phasectl
 from deploy.apply import NOT_LOGGED_IN
 from deploy.cli import run_deploy
 from deploy.plan import build_plan, render_plan
 from deploy.spec import RUNTIME_ENV, TABLE_WRITER, DeploymentSpec, build_spec
-from shared.cli import phasectl
 from shared.pipeline.definition import PipelineDefinition
 from tests.support import fake_gcloud
 from tests.support.fake_gcloud_runner import in_process_runner
@@ -275,7 +275,7 @@ def test_secret_set_through_phasectl_as_a_process(definition: PipelineDefinition
     cloud = FakeCloud.create(definition, tmp_path)
     env = {k: v for k, v in cloud.env.items() if k != "PIPELINE_DEFINITION"}
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli.phasectl", "deploy", "secret", "set", "slack-webhook", "--project", PROJECT],
+        [sys.executable, "-m", "phasectl", "deploy", "secret", "set", "slack-webhook", "--project", PROJECT],
         input=WEBHOOK,
         capture_output=True,
         env=env,

@@ -244,9 +244,11 @@ def test_an_unmapped_third_party_import_fails(function: str, chain: str) -> None
         ("imports_deploy", "main → deploy: a function may not import deploy/"),
         ("imports_function", "main → functions.other: a function may not import functions/"),
         ("indirect", "main → shared.tooling → deploy.bundle: a function may not import deploy/"),
+        ("imports_cli", "main → phasectl: a function may not import phasectl/"),
+        ("indirect_cli", "main → shared → shared.operator → phasectl.report: a function may not import phasectl/"),
     ],
 )
-def test_importing_tests_deploy_or_another_function_fails(function: str, message: str) -> None:
+def test_importing_tests_deploy_the_cli_or_another_function_fails(function: str, message: str) -> None:
     with pytest.raises(BuildError) as info:
         analyzer("forbidden").analyze(function)
     assert str(info.value).startswith(message)
@@ -358,9 +360,10 @@ def test_no_bundle_carries_local_cloud_or_tooling(repo_builds: tuple[Path, Path]
         with zipfile.ZipFile(out / f"{name}.zip") as archive:
             names = archive.namelist()
         assert not [n for n in names if n.startswith("deploy/local")], name
-        assert not [n for n in names if n.split("/")[0] in ("tests", "deploy", "functions")], name
+        assert not [n for n in names if n.split("/")[0] in ("tests", "deploy", "functions", "phasectl")], name
         data = json.loads((out / name / "manifest.json").read_text())
         assert not [m for m in data["modules"] if m.startswith("deploy.local")], name
+        assert not [m for m in data["modules"] if m.split(".")[0] == "phasectl"], name  # the operator CLI
         for dist, entry in data["requirements"].items():  # every distribution is imported by the closure
             # imported from main, or from a module the definition selects (the gate backend, issue 18)
             assert entry["imports"] and entry["chain"].startswith(("main → ", "definition: ")), (name, dist)

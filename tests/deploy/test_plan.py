@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+import phasectl
 from deploy.plan import Step, Var, build_plan, render_command, render_plan
 from deploy.spec import TABLE_WRITER, DeploymentSpec, build_spec
-from shared.cli import phasectl
 from shared.pipeline import load_definition
 from shared.pipeline.definition import PipelineDefinition
 

@@ -272,7 +272,6 @@ def test_only_the_monitor_may_read_the_dead_letter_subscriptions(spec: Deploymen
 def test_every_collection_group_the_package_writes_has_a_ttl_policy(
     spec: DeploymentSpec, definition: PipelineDefinition
 ) -> None:
-    from shared.cli.phasectl import AUDIT_COLLECTION
     r = definition.retention
     assert {(t.collection_group, t.field, t.days) for t in spec.firestore_ttls} == {
         (definition.pipeline.state_collection, r.expiry_field, r.state_days),
@@ -280,7 +279,7 @@ def test_every_collection_group_the_package_writes_has_a_ttl_policy(
         (definition.pipeline.outbox_collection, r.expiry_field, r.outbox_days),
         (definition.pipeline.quarantine_collection, r.expiry_field, r.quarantine_days),
         (definition.monitor.alert_collection, r.expiry_field, r.alerts_days),
-        (AUDIT_COLLECTION, r.expiry_field, r.audit_days),
+        (definition.pipeline.audit_collection, r.expiry_field, r.audit_days),
         ("trigger_inbox", r.expiry_field, r.inbox_days),
     }
     assert spec.firestore_ttls == firestore_ttls(definition)

@@ -20,7 +20,7 @@ def runner(env: dict[str, str], timeout: float = 120) -> Run:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "shared.cli.phasectl", *args],
+            [sys.executable, "-m", "phasectl", *args],
             cwd=REPO,
             env=env,
             capture_output=True,

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.demo import BREAKER_DATE, GAME_DATE, DemoResult, run_demo
+from deploy.local.demo import DemoResult, run_demo
+from deploy.local.sample_night import BREAKER_DATE, GAME_DATE
 from shared.pipeline.definition import load_definition
 
 pytestmark = pytest.mark.integration

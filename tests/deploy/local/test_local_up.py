@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from deploy.local.demo import GAME_DATE
-from shared.cli.phasectl import LOG_DIR_ENV, NOW_ENV
+from deploy.local.sample_night import GAME_DATE
+from phasectl import NOW_ENV
 from shared.clock import SIMULATED_CLOCK_ENV
-from shared.env import PROJECT_ENV_VARS
+from shared.env import LOG_DIR_ENV, PROJECT_ENV_VARS
 from shared.pipeline.definition import DEFINITION_ENV, load_definition
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ class Up:
             [
                 sys.executable,
                 "-m",
-                "shared.cli.phasectl",
+                "phasectl",
                 "local",
                 "up",
                 "--accelerate",
@@ -150,7 +150,7 @@ def phasectl_from_exports(up: Up, *args: str) -> subprocess.CompletedProcess[str
     env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST") and k not in ours}
     env.update(printed_exports(up.output()))
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli.phasectl", *args],
+        [sys.executable, "-m", "phasectl", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -198,7 +198,7 @@ def test_a_dead_function_is_reported_and_down_stops_exactly_what_up_started(up: 
     try:
         recorded = [info["pid"] for info in state["functions"].values()] + list(state["emulators"].values())
         done = subprocess.run(
-            [sys.executable, "-m", "shared.cli.phasectl", "local", "down", "--state-dir", str(up.state_dir)],
+            [sys.executable, "-m", "phasectl", "local", "down", "--state-dir", str(up.state_dir)],
             capture_output=True,
             text=True,
             cwd=REPO,
@@ -219,7 +219,7 @@ def test_a_dead_function_is_reported_and_down_stops_exactly_what_up_started(up: 
 
 def test_down_without_a_stack_says_so(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "shared.cli.phasectl", "local", "down", "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "phasectl", "local", "down", "--state-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -1,7 +1,7 @@
 """``phasectl local up`` usable by hand (issue 16), without emulators.
 
 The exports it prints (``LocalStack.env``) hold every variable ``phasectl`` reads: the set is
-derived by scanning the ``shared.cli.phasectl`` package and the client factories under ``shared/`` for the variables
+derived by scanning the ``phasectl`` package and the client factories under ``shared/`` for the variables
 they read, so a new one fails here until the stack exports it. The next steps it says are real
 ``phasectl`` commands for the seeded night. (``test_local_up.py`` runs them against a real stack.)
 """
@@ -16,12 +16,12 @@ from typing import Any, cast
 
 import pytest
 
-from deploy.local.demo import GAME_DATE
+import phasectl
 from deploy.local.emulators import BACKENDS, Backend, LocalCloud
+from deploy.local.sample_night import GAME_DATE
 from deploy.local.stack import LocalStack
-from shared.cli import phasectl
 from shared.clock import SIMULATED_CLOCK_ENV
-from shared.env import PROJECT_ENV_VARS
+from shared.env import LOG_DIR_ENV, PROJECT_ENV_VARS
 from shared.pipeline.definition import DEFINITION_ENV, PipelineDefinition, load_definition
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -31,19 +31,24 @@ NOT_EXPORTED = {"USER", phasectl.NOW_ENV}
 
 _READS = re.compile(r"""(?:environ|env)(?:\.get\(|\[)\s*["']([A-Z][A-Z0-9_]*)["']""")
 _CONSTANT = re.compile(r"""^[A-Z][A-Z0-9_]*_ENV(?::[^=]+)? = ["']([A-Z][A-Z0-9_]*)["']""", re.MULTILINE)
+_NAMED_CONSTANT = re.compile(r"""^([A-Z][A-Z0-9_]*_ENV)(?::[^=]+)? = ["']([A-Z][A-Z0-9_]*)["']""", re.MULTILINE)
 _EMULATOR = re.compile(r"""["']([A-Z][A-Z0-9_]*_EMULATOR_HOST)["']""")
 
 
 def phasectl_reads() -> set[str]:
     """Every variable ``phasectl`` reads: its own and its command modules' (``env.get("X")``, ``X_ENV = "X"``),
-    the emulator hosts the client factories read, the project and the simulated clock."""
+    the core's ``X_ENV`` constants it names, the emulator hosts the client factories read, the project and
+    the simulated clock."""
     names: set[str] = set()
-    for path in Path(phasectl.__file__).parent.parent.rglob("*.py"):  # shared/cli: phasectl's package and modules
+    own_text = ""
+    for path in Path(phasectl.__file__).parent.rglob("*.py"):  # phasectl's package: its modules and commands
         own = path.read_text()
+        own_text += own
         names |= set(_READS.findall(own)) | set(_CONSTANT.findall(own))
     for path in SHARED.rglob("*.py"):
         text = path.read_text()
         names |= {n for n in _EMULATOR.findall(text) if n in set(_READS.findall(text)) | set(_CONSTANT.findall(text))}
+        names |= {value for name, value in _NAMED_CONSTANT.findall(text) if re.search(rf"\b{name}\b", own_text)}
     return names | {PROJECT_ENV_VARS[0], SIMULATED_CLOCK_ENV}
 
 
@@ -69,7 +74,7 @@ def test_the_scan_finds_what_phasectl_is_known_to_read() -> None:
         "FIRESTORE_EMULATOR_HOST",
         "PUBSUB_EMULATOR_HOST",
         "BIGQUERY_EMULATOR_HOST",
-        phasectl.LOG_DIR_ENV,
+        LOG_DIR_ENV,
         DEFINITION_ENV,
         SIMULATED_CLOCK_ENV,
     }
@@ -82,7 +87,7 @@ def test_the_exports_hold_every_variable_phasectl_reads(tmp_path: Path, definiti
     env = stack.environment(fake_cloud(tmp_path))
     missing = phasectl_reads() - NOT_EXPORTED - set(env)
     assert not missing, f"local up's exports lack {sorted(missing)}"
-    assert env[phasectl.LOG_DIR_ENV] == str(tmp_path / "functions")  # where start_function writes the logs
+    assert env[LOG_DIR_ENV] == str(tmp_path / "functions")  # where start_function writes the logs
     assert env[DEFINITION_ENV] == str(path) and env["GOOGLE_CLOUD_PROJECT"] == "usable-test"
 
 

@@ -14,15 +14,12 @@ from typing import Any
 import pytest
 
 from deploy.local.demo import (
-    BREAKER_DATE,
     DEMO_BACKOFF_MINUTES,
-    GAME_DATE,
-    GAMES,
-    MISSING_GAME,
     DemoResult,
     check,
     demo_definition,
 )
+from deploy.local.sample_night import BREAKER_DATE, GAME_DATE, GAMES, MISSING_GAME
 from deploy.local.standins import StandinProcessors
 from shared.clock import FixedClock
 from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage, TriggerStatus, make_trigger_id

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.demo import GAME_DATE, GAMES, MISSING_GAME, demo_definition, seed
+from deploy.local.demo import demo_definition
 from deploy.local.outputs import write_outputs
+from deploy.local.sample_night import GAME_DATE, GAMES, MISSING_GAME, seed
 from deploy.local.stack import LocalStack
 from deploy.local.standins import StartEndpoint
 from shared.contracts.messages import PhaseTrigger

@@ -1,0 +1,5 @@
+"""``python -m phasectl``."""
+
+from phasectl.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""``phasectl trigger`` and ``phasectl backfill``: evaluate dates through the claim protocol."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, TextIO
+
+from phasectl.connect import (
+    BIGQUERY,
+)
+from shared.pipeline.definition import Transition
+
+if TYPE_CHECKING:
+    from shared.orchestration.state import DateState
+from phasectl.core import BACKFILL_MODES, MAX_BACKFILL_DAYS, Context, UsageError, _date, _transition, _user
+
+
+# -- trigger and backfill ---------------------------------------------------------------------------
+def _service_backends(ctx: Context, transition: Transition) -> tuple[str, ...]:
+    """BigQuery too when the transition's gates query it (a service_health gate probes HTTP)."""
+    kinds = {ctx.definition.gates[g].kind for g in transition.gates}
+    return (BIGQUERY,) if kinds - {"service_health"} else ()
+
+
+def _service(ctx: Context, transition: str) -> Any:
+    from shared.orchestration.runtime import build_service
+
+    # its clients come from the shared factories: checked, then bounded by the deadline, here
+    ctx.prepare(*_service_backends(ctx, ctx.definition.transition(transition)))
+    _ = ctx.project  # resolve (and export) the project first
+    return build_service(transition, definition=ctx.definition, clock=ctx.clock, environ=ctx.env)
+
+
+def _run_one(ctx: Context, service: Any, day: date, force: bool, why: str) -> Any:
+    if force:
+        service.state.reopen(day, ctx.now(), why)
+    owner = f"phasectl:{ctx.env.get('USER') or _user()}:{uuid.uuid4().hex[:8]}"
+    return service.evaluate(day, correlation_id=f"phasectl-{uuid.uuid4().hex[:12]}", owner=owner)
+
+
+def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
+    transition = _transition(ctx, args.transition)
+    day = _date(ctx, args.date)
+    service = _service(ctx, transition.name)
+    user = ctx.env.get("USER") or _user()
+    outcome = _run_one(ctx, service, day, args.force, f"phasectl trigger --force by {user}")
+    ctx.audit(
+        "trigger",
+        {"transition": transition.name, "date": day, "force": args.force},
+        f"{outcome.kind} {outcome.trigger_id or ''}".strip(),
+    )
+    ctx.print(f"{transition.name} {day}: {outcome.kind}" + (f" ({outcome.trigger_id})" if outcome.trigger_id else ""))
+    ctx.print(f"  {outcome.detail}")
+    return 0 if outcome.kind in ("triggered", "already_triggered") else 1
+
+
+def classify(state: DateState) -> str:
+    """Airflow-style run state of a date: completed | failed | none."""
+    if state.triggered_current is not None:
+        return "completed"
+    if state.status in ("blocked", "gate_error", "publish_failed"):
+        return "failed"
+    return "none"
+
+
+def _progress(err: TextIO, done: int, total: int, label: str) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}"
+    if err.isatty():
+        err.write("\r" + line.ljust(80) + ("\n" if done == total else ""))
+    else:
+        err.write(line + "\n")
+    err.flush()
+
+
+def cmd_backfill(ctx: Context, args: argparse.Namespace) -> int:
+    from phasectl.report import format_table
+
+    transition = _transition(ctx, args.transition)
+    start, end = _date(ctx, args.date_from), _date(ctx, args.date_to)
+    if end < start:
+        raise UsageError(f"range reversed: --from {start} is after --to {end}")
+    days = (end - start).days + 1
+    if days > MAX_BACKFILL_DAYS:
+        raise UsageError(f"range of {days} days is longer than {MAX_BACKFILL_DAYS}")
+    wanted = BACKFILL_MODES[args.mode]
+    if not args.dry_run:  # every backend the run needs, before the first date is read
+        ctx.backends.ensure(*_service_backends(ctx, transition))
+    state = ctx.state(transition.name)
+    plan: list[tuple[date, str]] = []
+    for n in range(days):
+        day = start + timedelta(days=n)
+        plan.append((day, classify(state.load(day))))
+    selected = [(d, c) for d, c in plan if c in wanted]
+    if args.dry_run:
+        rows = [
+            (d, c, ("re-trigger (new generation)" if c == "completed" else "evaluate") if c in wanted else "skip")
+            for d, c in plan
+        ]
+        ctx.print(format_table(("DATE", "STATE", "ACTION"), rows))
+        ctx.print(f"dry run: {len(selected)} of {days} date(s) would be re-triggered (mode {args.mode})")
+        return 0
+    service = _service(ctx, transition.name) if selected else None
+    results: dict[str, list[str]] = {}
+    user = ctx.env.get("USER") or _user()
+    for i, (day, category) in enumerate(selected, start=1):
+        outcome = _run_one(
+            ctx, service, day, category == "completed", f"phasectl backfill --mode {args.mode} by {user}"
+        )
+        results.setdefault(outcome.kind, []).append(day.isoformat())
+        _progress(ctx.err, i, len(selected), f"{day} {outcome.kind}")
+    summary = ", ".join(f"{kind} {len(ds)}" for kind, ds in sorted(results.items())) or "nothing to do"
+    ctx.audit(
+        "backfill",
+        {"transition": transition.name, "from": start, "to": end, "mode": args.mode},
+        summary,
+    )
+    ctx.print(
+        f"backfill {transition.name} {start}..{end} mode {args.mode}: {len(selected)} of {days} date(s); {summary}"
+    )
+    for kind, ds in sorted(results.items()):
+        if kind not in ("triggered", "already_triggered"):
+            ctx.print(f"  {kind}: {', '.join(ds)}")
+    return 0 if set(results) <= {"triggered", "already_triggered"} else 1
