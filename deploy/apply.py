@@ -36,6 +36,7 @@ from deploy.spec import (
     Grant,
     expected_grants,
 )
+from shared.printable import one_line
 
 NOT_FOUND = re.compile(r"NOT_FOUND|not found|does not exist|404", re.IGNORECASE)
 
@@ -104,10 +105,6 @@ def write_schema_files(spec: DeploymentSpec, root: Path) -> list[Path]:
     return written
 
 
-def _one_line(text: str, limit: int = 400) -> str:
-    return " ".join(text.split())[:limit]
-
-
 def apply(steps: Sequence[Step], run: Runner, out: TextIO) -> ApplyReport:
     """Describe each resource, then create or update it; run bindings; resolve lookups. Stops at the first error."""
     report = ApplyReport()
@@ -118,7 +115,7 @@ def apply(steps: Sequence[Step], run: Runner, out: TextIO) -> ApplyReport:
         if result.returncode != 0:
             raise DeployError(
                 f"{what} failed ({result.returncode}): {render_command(tuple(argv))}: "
-                f"{_one_line(result.stderr or result.stdout)}"
+                f"{one_line(result.stderr or result.stdout, 400)}"
             )
         return result
 
@@ -142,7 +139,8 @@ def apply(steps: Sequence[Step], run: Runner, out: TextIO) -> ApplyReport:
             assert step.expect is not None and step.hint is not None
             found = run(resolve(step.create, values))
             if found.returncode != 0 and not NOT_FOUND.search(found.stderr or found.stdout):
-                raise DeployError(f"{where}: failed ({found.returncode}): {_one_line(found.stderr or found.stdout)}")
+                detail = one_line(found.stderr or found.stdout, 400)
+                raise DeployError(f"{where}: failed ({found.returncode}): {detail}")
             if step.expect not in (line.strip() for line in found.stdout.splitlines()):
                 raise DeployError(f"{where}: {step.hint}")
             report.existing.append(step.label)
@@ -175,7 +173,7 @@ def apply(steps: Sequence[Step], run: Runner, out: TextIO) -> ApplyReport:
             out.write(f"{where}: created\n")
         else:
             raise DeployError(
-                f"{where}: describe failed ({found.returncode}): {_one_line(found.stderr or found.stdout)}"
+                f"{where}: describe failed ({found.returncode}): {one_line(found.stderr or found.stdout, 400)}"
             )
     out.write(
         f"apply: {len(report.created)} created, {len(report.updated)} updated, {len(report.existing)} unchanged, "
@@ -218,7 +216,7 @@ def set_secret(spec: DeploymentSpec, secret_id: str, value: bytes, run: Runner, 
     done = feed(argv, value)
     if done.returncode != 0:
         raise DeployError(
-            f"adding a version of secret {secret_id} failed ({done.returncode}): {_one_line(done.stderr)}"
+            f"adding a version of secret {secret_id} failed ({done.returncode}): {one_line(done.stderr, 400)}"
         )
     readers = ", ".join(spec.function(r).cloud_name for r in secret.readers)
     out.write(
@@ -241,7 +239,7 @@ class Check:
 def _json(run: Runner, argv: Sequence[str]) -> tuple[Any, str | None]:
     result = run(list(argv))
     if result.returncode != 0:
-        return None, _one_line(result.stderr or result.stdout) or f"exit {result.returncode}"
+        return None, one_line(result.stderr or result.stdout, 400) or f"exit {result.returncode}"
     try:
         return json.loads(result.stdout or "null"), None
     except json.JSONDecodeError as exc:
@@ -457,7 +455,7 @@ def verify_iam(spec: DeploymentSpec, run: Runner, audit: Audit) -> list[Check]:
             audit_policy(audit, "secret", secret.secret_id, secret.secret_id, of("secret", secret.secret_id), run)
         )
         state = run(resolve(secret_version_command(spec, secret.secret_id), {}))
-        value = state.stdout.strip() if state.returncode == 0 else _one_line(state.stderr) or "no version"
+        value = state.stdout.strip() if state.returncode == 0 else one_line(state.stderr, 400) or "no version"
         checks.append(
             Check(
                 f"secret {secret.secret_id}",
@@ -530,7 +528,8 @@ def project_number(spec: DeploymentSpec, run: Runner) -> str:
     done = run(["gcloud", "projects", "describe", spec.project, "--format=value(projectNumber)"])
     number = done.stdout.strip()
     if done.returncode != 0 or not number.isdigit():
-        raise DeployError(f"cannot read project {spec.project}: {_one_line(done.stderr or done.stdout) or 'no number'}")
+        detail = one_line(done.stderr or done.stdout, 400) or "no number"
+        raise DeployError(f"cannot read project {spec.project}: {detail}")
     return number
 
 

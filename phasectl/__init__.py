@@ -57,7 +57,7 @@ from __future__ import annotations
 from phasectl.app import main
 from phasectl.commands.health import parse_since, read_local_errors
 from phasectl.commands.trigger import classify
-from phasectl.core import BACKFILL_MODES, NOW_ENV, Context, UsageError, clock_from_env
+from phasectl.core import BACKFILL_MODES, NOW_ENV, Context, UsageError, cli_clock
 from phasectl.parser import build_parser
 
 __all__ = [
@@ -67,7 +67,7 @@ __all__ = [
     "UsageError",
     "build_parser",
     "classify",
-    "clock_from_env",
+    "cli_clock",
     "main",
     "parse_since",
     "read_local_errors",

@@ -12,15 +12,15 @@ from phasectl.connect import (
     BackendError,
     failure_line,
 )
-from phasectl.core import PREPARE_FIRST, Context, UsageError, _needs, clock_from_env
+from phasectl.core import PREPARE_FIRST, Context, UsageError, _needs, cli_clock
 from phasectl.parser import build_parser
 from shared.errors import PipelineError
 from shared.pipeline.definition import load_definition
-from shared.printable import printable
+from shared.printable import one_line, printable
 
 
 def _one_line(text: str) -> str:
-    return printable(" ".join(str(text).split()))
+    return printable(one_line(text))
 
 
 def main(
@@ -52,7 +52,7 @@ def main(
         configure(stream=err, level="WARNING")  # the services' logs never mix with the output
         try:
             definition = load_definition(env.get("PIPELINE_DEFINITION") or None)
-            ctx = Context(definition, clock_from_env(env), env, out, err, timeout=args.timeout, needs=_needs(args))
+            ctx = Context(definition, cli_clock(env), env, out, err, timeout=args.timeout, needs=_needs(args))
             if args.command_path in PREPARE_FIRST:
                 ctx.prepare()
             func: Callable[[Context, argparse.Namespace], int] = args.func

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.printable import one_line
+
 FIRESTORE = "firestore"
 PUBSUB = "pubsub"
 BIGQUERY = "bigquery"
@@ -124,10 +126,6 @@ def _refresh(credentials: Any, timeout: float) -> None:
     credentials.refresh(functools.partial(google.auth.transport.requests.Request(), timeout=timeout))
 
 
-def _one_line(text: object, limit: int = 200) -> str:
-    return " ".join(str(text).split())[:limit]
-
-
 class Backends:
     """The backends of one ``phasectl`` command: each checked once, before its first use.
 
@@ -210,12 +208,13 @@ class Backends:
                 self._refresh(credentials, self.deadline)
             except auth_exceptions.RefreshError as exc:
                 raise BackendError(
-                    f"not logged in: Google Cloud rejected your Application Default Credentials ({_one_line(exc)}): "
+                    "not logged in: Google Cloud rejected your Application Default Credentials "
+                    f"({one_line(exc, 200)}): "
                     "run `gcloud auth application-default login`"
                 ) from None
             except auth_exceptions.TransportError as exc:
                 raise BackendError(
-                    f"cannot reach Google Cloud to check your credentials: {_one_line(exc)}; {local}"
+                    f"cannot reach Google Cloud to check your credentials: {one_line(exc, 200)}; {local}"
                 ) from None
         self._logged_in = True
 
@@ -248,7 +247,7 @@ def failure_line(exc: BaseException, deadline: float, reached: Iterable[str] = (
         unreachable = getattr(e, UNREACHABLE_ATTRIBUTE, None)
         if unreachable:
             return str(unreachable)
-        detail = _one_line(e) or type(e).__name__
+        detail = one_line(e, 200) or type(e).__name__
         if isinstance(e, gexc.RetryError | gexc.DeadlineExceeded | TimeoutError):
             if named is None:  # a call phasectl did not bound (its own timeout ran out): no claim about --timeout
                 return f"{who} gave no answer in time (is it up and healthy?): {detail}"

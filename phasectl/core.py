@@ -18,8 +18,7 @@ from phasectl.connect import (
     PUBSUB,
     Backends,
 )
-from shared.clock import Clock, FixedClock, resolve_game_date
-from shared.clock import clock_from_env as shared_clock_from_env
+from shared.clock import Clock, FixedClock, clock_from_env, resolve_game_date
 from shared.errors import ConfigError, InvalidDateError
 from shared.pipeline.definition import PipelineDefinition, Transition
 from shared.printable import printable
@@ -210,9 +209,11 @@ class Context:
         )
 
     def queue(self) -> RetryQueue:
+        from shared.deferred import Deferred
         from shared.retry.queue import RetryQueue
 
-        return RetryQueue(self.bq, self.project, self.definition.pipeline.dataset, self.definition.retry, self.clock)
+        bq = Deferred(self.bq)  # connected on the first query
+        return RetryQueue(bq, self.project, self.definition.pipeline.dataset, self.definition.retry, self.clock)
 
     def print(self, text: str = "") -> None:
         """Text output: stored values may carry terminal escape sequences, shown escaped here."""
@@ -227,7 +228,7 @@ class Context:
             "who": self.env.get("USER") or _user(),
             "when": now,
             "command": command,
-            "args": {k: _json_default(v) if isinstance(v, date | datetime) else v for k, v in args.items()},
+            "args": {k: iso(v) for k, v in args.items()},
             "result": result,
             "project": self.project,
             # the collection's Firestore TTL policy deletes it then (lesson L25; phasectl deploy creates it)
@@ -243,9 +244,14 @@ def _user() -> str:
         return "unknown"
 
 
+def iso(value: Any) -> Any:
+    """Dates and datetimes as ISO 8601 text (how ``--json`` shows them); anything else as it is."""
+    return value.isoformat() if isinstance(value, datetime | date) else value
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
-        return value.isoformat()
+        return iso(value)
     if isinstance(value, tuple | set | frozenset):
         return list(value)
     return str(value)
@@ -273,10 +279,11 @@ def _resolve_project(env: Mapping[str, str]) -> str:
     return str(project)
 
 
-def clock_from_env(env: Mapping[str, str]) -> Clock:
+def cli_clock(env: Mapping[str, str]) -> Clock:
+    """The CLI's "now": ``$PHASECTL_NOW`` as a fixed clock when set, else the process clock (``shared.clock``)."""
     raw = (env.get(NOW_ENV) or "").strip()
     if not raw:  # the system clock, or the local cloud's simulated one ($PHASECHAIN_SIMULATED_CLOCK)
-        return shared_clock_from_env(env)
+        return clock_from_env(env)
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:

@@ -40,7 +40,7 @@ def _mark(exc: BaseException, label: str) -> None:
         return
 
 
-def _capped(value: float | None, seconds: float) -> float:
+def _at_most(value: float | None, seconds: float) -> float:
     return seconds if value is None or value <= 0 else min(float(value), seconds)
 
 
@@ -48,9 +48,9 @@ def _call_timeout(value: Any, seconds: float) -> float:
     """A number of seconds, at most ``seconds``: a caller's number, or an api_core ``Timeout``'s
     (Pub/Sub's publisher passes ``ConstantTimeout(60)``), or none (the method's default)."""
     if isinstance(value, int | float):
-        return _capped(value, seconds)
+        return _at_most(value, seconds)
     given = getattr(value, "_timeout", None)  # ConstantTimeout, TimeToDeadlineTimeout
-    return _capped(given, seconds) if isinstance(given, int | float) else seconds
+    return _at_most(given, seconds) if isinstance(given, int | float) else seconds
 
 
 class DeadlineCall:
@@ -109,9 +109,9 @@ def bind_publisher(client: Any, seconds: float, label: str) -> Undo:
 
 def _request_timeout(value: Any, seconds: float) -> Any:
     if isinstance(value, tuple):
-        return tuple(_capped(v, seconds) for v in value)
+        return tuple(_at_most(v, seconds) for v in value)
     if value is None or isinstance(value, int | float):
-        return _capped(value, seconds)
+        return _at_most(value, seconds)
     return seconds
 
 

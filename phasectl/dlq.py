@@ -33,9 +33,10 @@ import argparse
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.clock import rfc3339
 from shared.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -102,9 +103,7 @@ class DeadLetter:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")  # as Pub/Sub writes it
+    return None if value is None else rfc3339(value, "milliseconds")  # as Pub/Sub writes it
 
 
 def preview(data: bytes, limit: int = PREVIEW_CHARS) -> str:

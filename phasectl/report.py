@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
+from phasectl.core import iso
 from shared.clock import Clock
 from shared.errors import InvalidGameIdError
 from shared.game_ids import GameIdConverter
@@ -48,12 +49,6 @@ JSON_VERSION = 1
 
 Status = Literal["ok", "warning", "error"]
 EXIT_CODES: Mapping[str, int] = {"ok": 0, "warning": 1, "error": 2}
-
-
-def _iso(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -117,9 +112,9 @@ class PhaseLine:
             "decision": self.decision,
             "reason": self.reason,
             "trigger_id": self.trigger_id,
-            "triggered_at": _iso(self.triggered_at),
+            "triggered_at": iso(self.triggered_at),
             "trigger_status": self.trigger_status,
-            "first_completion_at": _iso(self.first_completion_at),
+            "first_completion_at": iso(self.first_completion_at),
             "gates": {
                 name: {k: g.get(k) for k in ("kind", "verdict", "value", "thresholds", "advisory", "reason")}
                 for name, g in sorted(self.gates.items())
@@ -264,7 +259,7 @@ class Heartbeat:
     def as_dict(self, now: datetime) -> dict[str, Any]:
         return {
             "name": self.name,
-            "last_run_at": _iso(self.last_run_at),
+            "last_run_at": iso(self.last_run_at),
             "age_minutes": self.age_minutes(now),
             "healthy": self.healthy(now),
             "summary": self.describe(now),
@@ -405,8 +400,8 @@ class ReconcileReport:
             },
             "sources": [s.as_dict() for s in self.sources],
             "phases": [p.as_dict() for p in self.phases],
-            "execution_log": [{k: _iso(v) for k, v in r.items()} for r in self.log_rows],
-            "retry_queue": [{k: _iso(v) for k, v in r.items()} for r in self.retry_rows],
+            "execution_log": [{k: iso(v) for k, v in r.items()} for r in self.log_rows],
+            "retry_queue": [{k: iso(v) for k, v in r.items()} for r in self.retry_rows],
         }
         if detailed:
             out["games"] = [g.as_dict() for g in self.games]

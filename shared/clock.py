@@ -146,6 +146,12 @@ def real_time_scale(clock: Clock) -> float:
     return clock.factor if isinstance(clock, SimulatedClock) else 1.0
 
 
+def rfc3339(moment: datetime, timespec: str = "auto") -> str:
+    """``moment`` in UTC as RFC 3339 text with a ``Z`` (as Cloud Logging and Pub/Sub write times);
+    ``timespec`` as for ``datetime.isoformat`` (``"auto"`` leaves out zero microseconds)."""
+    return moment.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def clock_from_env(environ: Mapping[str, str] | None = None) -> Clock:
     """The process clock: a ``SimulatedClock`` when ``$PHASECHAIN_SIMULATED_CLOCK`` is set, else the system clock."""
     raw = (os.environ if environ is None else environ).get(SIMULATED_CLOCK_ENV, "").strip()

@@ -1,4 +1,4 @@
-"""``printable(text)``: a stored value made safe to print on a terminal.
+"""``printable(text)``: a stored value made safe to print on a terminal; ``one_line`` folds it onto one line.
 
 A processor name, a reason or a log line comes from Firestore, BigQuery or Pub/Sub, where anyone
 who can write there chose it. Printed raw, ``"\\x1b[2J"`` clears the operator's screen, ``"\\r"``
@@ -28,6 +28,13 @@ _TABLE = {code: _escape(code) for code in (*range(0x20), 0x7F, *range(0x80, 0xA0
 def printable(text: object) -> str:
     """``text`` (``str()`` of it) with control and bidi characters shown as escapes; ``\\n`` and ``\\t`` kept."""
     return str(text).translate(_TABLE)
+
+
+def one_line(text: object, limit: int | None = None) -> str:
+    """``str(text)`` on one line: every run of white space (newlines included) becomes one space; at most
+    ``limit`` characters (an error message that was a whole traceback stays one readable line)."""
+    folded = " ".join(str(text).split())
+    return folded if limit is None else folded[:limit]
 
 
 def printable_line(text: object) -> str:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, TextIO
 
-from shared.clock import Clock
+from shared.clock import Clock, rfc3339
 
 __all__ = [
     "LABELS_KEY",
@@ -225,7 +225,7 @@ def _severity(levelno: int) -> str:
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return rfc3339(moment, "microseconds")
 
 
 def _json_default(value: object) -> object:

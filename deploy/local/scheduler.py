@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.clock import Clock, _require_aware
+from shared.clock import Clock, _require_aware, rfc3339
 from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
@@ -538,10 +538,6 @@ class PublisherLike(Protocol):
     def publish(self, topic: str, data: bytes, **attrs: str) -> _Future: ...
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def pubsub_publisher(publisher_client: PublisherLike, project: str) -> Publish:
     """A ``publish`` callback sending ``job.payload`` to ``projects/<project>/topics/<job.topic>``.
 
@@ -553,7 +549,7 @@ def pubsub_publisher(publisher_client: PublisherLike, project: str) -> Publish:
     def publish(job: ScheduledJob, scheduled_time: datetime) -> None:
         topic = publisher_client.topic_path(project, job.topic)
         future = publisher_client.publish(
-            topic, job.payload, scheduler_job=job.name, scheduled_time=_rfc3339(scheduled_time)
+            topic, job.payload, scheduler_job=job.name, scheduled_time=rfc3339(scheduled_time)
         )
         future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
 

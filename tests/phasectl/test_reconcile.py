@@ -13,7 +13,7 @@ from phasectl import (
     BACKFILL_MODES,
     UsageError,
     classify,
-    clock_from_env,
+    cli_clock,
     main,
     parse_since,
     read_local_errors,
@@ -207,12 +207,12 @@ def test_parse_since() -> None:
 
 
 def test_phasectl_now_override() -> None:
-    clock = clock_from_env({"PHASECTL_NOW": "2026-01-25T15:00:00Z"})
+    clock = cli_clock({"PHASECTL_NOW": "2026-01-25T15:00:00Z"})
     assert clock.now() == NOW
-    assert isinstance(clock_from_env({}), SystemClock)
+    assert isinstance(cli_clock({}), SystemClock)
     for bad in ("tomorrow", "2026-01-25T15:00:00"):
         with pytest.raises(UsageError):
-            clock_from_env({"PHASECTL_NOW": bad})
+            cli_clock({"PHASECTL_NOW": bad})
 
 
 def test_backfill_modes_are_cumulative_like_airflow() -> None:
