@@ -590,11 +590,6 @@ def gate_read_tables(definition: PipelineDefinition, transition: Transition) -> 
     return out
 
 
-def gate_read_datasets(definition: PipelineDefinition, transition: Transition) -> set[str]:
-    """The datasets of ``gate_read_tables``."""
-    return {t.split(".")[0] for t in gate_read_tables(definition, transition)}
-
-
 def timed_read_tables(definition: PipelineDefinition, trigger: TimedTrigger) -> set[str]:
     """The tables a sensor's conditions read (``all_final``: the schedule and the unavailable games)."""
     out: set[str] = set()

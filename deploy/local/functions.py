@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from deploy.local.emulators import BIND_ATTEMPTS, free_port, port_was_taken
 from deploy.spec import RUNTIME_ENV
@@ -164,8 +163,3 @@ def _start_function_once(
     raise FunctionStartError(
         f"function {name} did not listen on {port} within {startup_timeout:.0f}s:\n{fn.log_tail()}", fn.log_tail()
     )
-
-
-def write_line(stream: IO[str], text: str) -> None:
-    stream.write(text + "\n")
-    stream.flush()

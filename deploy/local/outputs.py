@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from deploy.local.raw_tables import upstream_table, upstream_tables
+from deploy.local.raw_tables import upstream_table
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -79,7 +79,3 @@ def write_outputs(
             raise RuntimeError(f"writing {ref} failed: {errors[:3]}")
         written += len(rows)
     return written
-
-
-def has_schema(ref: str) -> bool:
-    return ref.split(".")[-1] in upstream_tables()
