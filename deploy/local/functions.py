@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,16 +49,19 @@ class FunctionProcess:
             return "<no log>"
 
 
-def stop_functions(processes: Iterable[FunctionProcess], timeout: float = 10.0) -> None:
+def stop_functions(
+    processes: Iterable[FunctionProcess], timeout: float = 10.0, *, monotonic: Callable[[], float] = time.monotonic
+) -> None:
     """Stop every process at once: all are asked to terminate first, then each gets what is left of
-    ``timeout`` before it is killed (a busy server's graceful stop no longer adds up, one after another)."""
+    ``timeout`` before it is killed (a busy server's graceful stop no longer adds up, one after another).
+    ``monotonic`` is the clock the shared deadline is measured on (tests give a simulated one)."""
     running = [p for p in processes if p.process.poll() is None]
     for fn in running:
         fn.process.terminate()
-    deadline = time.monotonic() + timeout
+    deadline = monotonic() + timeout
     for fn in running:
         try:
-            fn.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            fn.process.wait(timeout=max(0.0, deadline - monotonic()))
         except subprocess.TimeoutExpired:
             fn.process.kill()
             fn.process.wait(timeout=10)
