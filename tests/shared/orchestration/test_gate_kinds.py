@@ -1031,11 +1031,9 @@ def test_query_gates_run_concurrently() -> None:
         return answer
 
     fake = FakeQueries({n: meet(a()) for n, a in passing_answers(D).items() if n in OVERNIGHT})
-    started = time.monotonic()
     results = runner(fake).run(P3, GAME_DATE, mode="overnight", deadline_seconds=30)
     assert [r.verdict for r in results] == ["pass"] * 6
     assert not barrier.broken
-    assert time.monotonic() - started < 4
 
 
 def _join_gate_threads() -> None:
