@@ -13,84 +13,10 @@ help: ## this list: every target with a line each
 	@echo "The two set-up commands on a fresh machine: make demo, make test (make doctor checks the machine first)."
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z][a-zA-Z0-9_-]*:.*## / { printf "  make %-14s - %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-# `make doctor`: what `make demo` and `make test` need on this machine, each OK or how to fix it. It finds
-# the emulator jars and Python 3.13 exactly as `make provision` does (deploy/local/emulators.py,
-# standard library only, so it runs before the venv exists). Exit 1 when a required check fails;
-# Chromium is a warning, since `make test` installs it itself (`make browser`).
-define DOCTOR_PY_SCRIPT
-import os, re, shutil, subprocess, sys
-
-sys.path.insert(0, os.getcwd())
-failed = []
-
-def report(status, what, text):
-    print(f"  {status:<7} {what:<24} {text}")
-    if status == "MISSING":
-        failed.append(what)
-
-def first_line(argv):
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    lines = [l for l in (out.stdout + "\n" + out.stderr).splitlines() if l.strip() and not l.startswith("/")]
-    return out.returncode, (lines[0].strip() if lines else "")
-
-print("make doctor: what make demo and make test need on this machine")
-found = ".".join(map(str, sys.version_info[:3]))
-if sys.version_info >= (3, 11):
-    report("OK", "python (the project)", f"Python {found} ({sys.executable}): the project needs >= 3.11")
-else:
-    report("MISSING", "python (the project)", f"Python {found} ({sys.executable}) is older than 3.11: install Python >= 3.11 and run make PYTHON=/path/to/python3.x ...")
-
-try:
-    from deploy.local import emulators
-except Exception as exc:
-    emulators = None
-    report("MISSING", "deploy.local", f"cannot import deploy.local.emulators ({type(exc).__name__}: {exc}): run make doctor from the repository root")
-
-java = shutil.which("java")
-if java is None:
-    report("MISSING", "java", "not on PATH: the Pub/Sub and Firestore emulators need a Java 11+ runtime: apt-get install default-jre-headless")
-else:
-    code, line = first_line([java, "-version"])
-    if code == 0:
-        report("OK", "java", f"{line} ({java})")
-    else:
-        report("MISSING", "java", f"{java} -version failed ({line}): apt-get install default-jre-headless")
-
-if emulators is not None:
-    for what, find in (("pubsub emulator jar", emulators.pubsub_jar), ("firestore emulator jar", emulators.firestore_jar)):
-        try:
-            report("OK", what, str(find()))
-        except Exception as exc:
-            report("MISSING", what, str(exc))
-    try:
-        python313 = emulators.find_python313()
-        code, line = first_line([python313, "--version"])
-        report("OK", "python 3.13", f"{line} ({python313}): local-bigquery {emulators.LOCAL_BIGQUERY_VERSION} runs on it")
-    except Exception as exc:
-        report("MISSING", "python 3.13", str(exc))
-    root = emulators.default_cache_dir() / f"local-bigquery-{emulators.LOCAL_BIGQUERY_VERSION}"
-    if (root / ".provisioned").is_file():
-        report("OK", "local-bigquery", f"provisioned in {root}")
-    else:
-        report("INFO", "local-bigquery", f"not provisioned yet: make provision (run by make demo and make test) installs it in {root}")
-
-chromium = shutil.which("chromium")
-if chromium is None:
-    report("WARN", "chromium", "not found: make browser installs Debian's chromium (apt-get install chromium); make test runs it itself")
-else:
-    code, line = first_line([chromium, "--version"])
-    report("OK" if code == 0 else "WARN", "chromium", f"{line} ({chromium})" if code == 0 else f"{chromium} --version failed: make browser")
-
-if failed:
-    print(f"make doctor: {len(failed)} required check(s) failed: " + ", ".join(failed))
-    sys.exit(1)
-print("make doctor: all required checks passed")
-endef
-
-doctor: export DOCTOR_PY = $(DOCTOR_PY_SCRIPT)
+# `make doctor` runs deploy/local/doctor.py (standard library only: it runs before the venv exists).
 doctor: ## check Java, the emulator jars, Python 3.13 and Chromium (and the project's Python); say how to fix each
 	@command -v $(PYTHON) >/dev/null || { echo "  MISSING python: $(PYTHON) not found: install Python >= 3.11 or run make PYTHON=/path/to/python3.x doctor"; exit 1; }
-	@$(PYTHON) -c "$$DOCTOR_PY"
+	@$(PYTHON) -m deploy.local.doctor
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
@@ -132,10 +58,13 @@ test: provision browser lint typecheck check-schemas test-eager ## ruff, mypy, c
 	$(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 # Headless Chromium (Debian package `chromium`) for the status page's browser test.
-browser: ## install Debian's chromium when it is missing (the status page's browser test)
-	@command -v chromium >/dev/null || { \
-	  SUDO=; if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+# It never calls sudo: as root (CI, this machine kind) it installs the package; otherwise it says the command.
+browser: ## install Debian's chromium when it is missing (the status page's browser test); as root only, never sudo
+	@command -v chromium >/dev/null || [ -n "$$PHASECHAIN_SKIP_BROWSER" ] || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "chromium is missing: run 'sudo apt-get install chromium' (make does not call sudo), or set PHASECHAIN_SKIP_BROWSER=1"; exit 1; \
+	  fi; \
+	  apt-get update -qq && env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # One bundle per function from its import closure: build/<function>/ and build/<function>.zip
 build: install ## one bundle per function: build/<function>/ and build/<function>.zip
