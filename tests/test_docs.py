@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 RUNBOOK = DOCS / "operations.md"
-SOURCE_DIRS = ("shared", "functions", "deploy")
+SOURCE_DIRS = ("shared", "functions", "deploy", "phasectl")
 MAX_README_LINES = 150
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -272,3 +272,36 @@ def test_each_runbook_section_says_what_it_means_what_to_check_and_the_fix(name:
     assert "phasectl" in body or any("phasectl" in runbook_section(other) for other in refers), (
         f"docs/operations.md#{name}: names no phasectl command (nor links a section that does)"
     )
+
+
+# -- lessons: every id the code cites is explained --------------------------------------------------
+LESSONS = DOCS / "lessons.md"
+_LESSON_ID = re.compile(r"\bL(\d{2})\b")
+_LESSON_ROW = re.compile(r"^\| <a id=\"l(\d{2})\"></a>L\1 \|", re.MULTILINE)
+
+
+def cited_lesson_ids() -> set[str]:
+    """Every ``Lnn`` the code, the tests and the definition cite."""
+    found: set[str] = set()
+    for folder in (*SOURCE_DIRS, "tests"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".toml") and path.is_file():
+                found |= {f"L{n}" for n in _LESSON_ID.findall(path.read_text())}
+    return found
+
+
+def test_every_cited_lesson_id_is_explained_in_docs_lessons() -> None:
+    explained = {f"L{n}" for n in _LESSON_ROW.findall(LESSONS.read_text())}
+    assert {"L01", "L21", "L31"} <= explained
+    assert cited_lesson_ids() >= {"L01", "L21"}  # the scan sees the code's citations
+    missing = cited_lesson_ids() - explained
+    assert not missing, f"cited in the code but not explained in docs/lessons.md: {sorted(missing)}"
+
+
+def test_the_regression_tests_docs_lessons_names_exist() -> None:
+    named = set(re.findall(r"`(test_[a-z0-9_]+)`", LESSONS.read_text()))
+    defined = {
+        m for path in (ROOT / "tests").rglob("test_*.py") for m in re.findall(r"def (test_[a-z0-9_]+)", path.read_text())
+    }
+    assert named, "docs/lessons.md names no regression test"
+    assert not named - defined, f"docs/lessons.md names tests that do not exist: {sorted(named - defined)}"
