@@ -40,7 +40,7 @@ RETRY_DISPATCH_MODULE = "shared.retry.dispatch"
 TIMED_MODULE = "shared.orchestration.timed"  # evaluates sensors and scheduled triggers
 FIRESTORE_ROLE = "roles/datastore.user"
 # Set on every function: pydantic looks for plugins (a scan of every installed distribution's entry
-# points) when it builds its first validator, on the cold path; the functions use none (issue 18).
+# points) when it builds its first validator, on the cold path; the functions use none (cold start).
 RUNTIME_ENV = (("PYDANTIC_DISABLE_PLUGINS", "__all__"),)
 TABLE_READER_ROLE = "roles/bigquery.dataViewer"  # on each table a function reads (the processors own them)
 INVOKER_ROLE = "roles/run.invoker"
@@ -474,7 +474,7 @@ def build_spec(
                 roles.update(dist_roles)
         mine = [t for t in timed if t.function == name]
         reads: set[str] = set()
-        # a transition nudges auto-retry to deliver the Firestore outbox it wrote (issue 18)
+        # a transition nudges auto-retry to deliver the Firestore outbox it wrote (transitions never write BigQuery)
         nudge = (nudge_topic,) if nudge_topic else ()
         if name in trigger_topics:
             publishes: tuple[str, ...] = tuple(sorted({trigger_topics[name], *nudge}))

@@ -1,4 +1,4 @@
-"""The documentation stays true (issue 16): a short README, links that resolve, a runbook section per alert.
+"""The documentation stays true: a short README, links that resolve, a runbook section per alert.
 
 - README.md is at most 150 lines and keeps the two commands (``.ci/run`` runs the README's test command).
 - Every relative link in README.md and docs/*.md points to an existing file, and a ``#fragment`` to an

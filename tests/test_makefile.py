@@ -1,4 +1,4 @@
-"""The Makefile explains itself (issue 16): ``make help`` lists every target, ``make doctor`` checks the machine.
+"""The Makefile explains itself: ``make help`` lists every target, ``make doctor`` checks the machine.
 
 The targets are parsed from the Makefile's rule lines, so a new target without a ``## description``
 fails here. ``make doctor`` runs twice: as is (every check reported, the exit code true to what it

@@ -152,7 +152,7 @@ def test_bigquery_roles_follow_the_bundle_closure(definition: PipelineDefinition
         if "google-cloud-bigquery" in closure_facts(fn.name).distributions:
             assert "roles/bigquery.jobUser" in fn.project_roles
             assert fn.table_roles  # it writes a table (outbox delivery, queue) or reads its gates' tables
-        else:  # a gateless transition (issue 18): no BigQuery role at all
+        else:  # a gateless transition: no BigQuery role at all
             assert not any(role.startswith("roles/bigquery.") for role in fn.project_roles), fn.name
             assert fn.table_roles == ()
     assert "google-cloud-bigquery" not in closure_facts("phase5_to_phase6").distributions
@@ -235,7 +235,7 @@ def test_readers_read_only_their_gates_and_sensors_tables(spec: DeploymentSpec, 
                 assert role == TABLE_READER_ROLE  # read only: the processors own the raw data
     schedule = definition.games.schedule_table
     assert (schedule, TABLE_READER_ROLE) in spec.function("phase2_to_phase3").table_roles
-    # no gates: it reads nothing, writes nothing, and ships no BigQuery at all (issue 18)
+    # no gates: it reads nothing, writes nothing, and ships no BigQuery at all
     assert spec.function("phase5_to_phase6").table_roles == ()
     assert not [r for r in spec.function("phase5_to_phase6").project_roles if r.startswith("roles/bigquery")]
 

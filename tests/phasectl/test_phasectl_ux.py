@@ -1,4 +1,4 @@
-"""The operator's first hour (issue 16): ``phasectl`` fails fast on a backend it cannot use, and teaches.
+"""The operator's first hour: ``phasectl`` fails fast on a backend it cannot use, and teaches.
 
 Driven as the operator runs it, ``python -m phasectl`` in a subprocess, with no emulator:
 a stale emulator variable (a port nothing listens on), a server that accepts connections and never

@@ -3,7 +3,7 @@
 One stack for the module (it takes ~20 s to start): every function is served from its bundle,
 the scheduler's ticks reach the monitor through a push subscription (its heartbeat lands in
 Firestore), a killed function is reported, and ``down`` stops exactly the recorded processes.
-Usable by hand (issue 16): the sample night is seeded, the next steps are said, and ``phasectl``
+Usable by hand: the sample night is seeded, the next steps are said, and ``phasectl``
 in another terminal works from the printed exports alone.
 """
 

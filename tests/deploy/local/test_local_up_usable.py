@@ -1,4 +1,4 @@
-"""``phasectl local up`` usable by hand (issue 16), without emulators.
+"""``phasectl local up`` usable by hand, without emulators.
 
 The exports it prints (``LocalStack.env``) hold every variable ``phasectl`` reads: the set is
 derived by scanning the ``phasectl`` package and the client factories under ``shared/`` for the variables
