@@ -1,4 +1,4 @@
-"""Per-function bundles from the import closure (lesson L16).
+"""Per-function bundles from the import closure: each function ships only what it imports (lesson L16).
 
 For each ``functions/<name>/main.py`` the build walks the imports by AST (never by
 importing the code), follows the lazy ``_LAZY`` maps of ``shared`` packages to the one
@@ -305,30 +305,34 @@ def _has_module_getattr(tree: ast.Module) -> bool:
 
 
 # --------------------------------------------------------------------------------------
-# Modules the definition selects (issue 18)
+# Modules the definition selects (the gate backend ships only where a transition has gates)
 # --------------------------------------------------------------------------------------
 def definition_modules(function: str, modules: set[str]) -> list[tuple[str, str]]:
     """First-party modules a function needs because of what the definition says, not its imports.
 
     The transition composition root (``shared.orchestration.runtime``) imports the gate backend
-    by name, only when a transition has gates: a transition function ships it when its own
-    transition lists gates; any other function that builds transitions (the monitor, which
-    re-evaluates every one) when any transition does. So a gateless transition ships neither the
-    backend nor google-cloud-bigquery. Returns ``(module, reason)`` pairs; the reason is the
-    manifest's chain.
+    by name, only when a transition has gates (``Transition.has_gates``): a transition function
+    ships it when its own transition lists gates; any other function that builds transitions (the
+    monitor, which re-evaluates every one) when any transition does. So a gateless transition
+    ships neither the backend nor google-cloud-bigquery. The module names are the runtime's literal
+    ``GATE_BACKEND_MODULES``, read from its source (the build does not import the runtime).
+    Returns ``(module, reason)`` pairs; the reason is the manifest's chain.
     """
-    if "shared.orchestration.runtime" not in modules:
+    runtime = "shared.orchestration.runtime"
+    if runtime not in modules:
         return []
-    from shared.orchestration.runtime import GATE_BACKEND_MODULES, needs_gate_backend
     from shared.pipeline.definition import load_definition
 
     definition = load_definition()
     names = {t.name for t in definition.transitions}
     mine = [t for t in definition.transitions if t.name == function] if function in names else definition.transitions
-    gated = [t.name for t in mine if needs_gate_backend(definition, t)]
+    gated = [t.name for t in mine if t.has_gates]
     if not gated:
         return []
-    return [(module, f"definition: gates of {', '.join(gated)}") for module in GATE_BACKEND_MODULES]
+    backend = _literal_assignment(_parse(REPO_ROOT / "shared" / "orchestration" / "runtime.py"), "GATE_BACKEND_MODULES")
+    if not isinstance(backend, tuple) or not backend or not all(isinstance(m, str) for m in backend):
+        raise BuildError(f"{runtime}: GATE_BACKEND_MODULES must be a non-empty tuple of module names")
+    return [(module, f"definition: gates of {', '.join(gated)}") for module in backend]
 
 
 # --------------------------------------------------------------------------------------
