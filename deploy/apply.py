@@ -348,7 +348,8 @@ def verify_function(spec: DeploymentSpec, fn: FunctionSpec, run: Runner, audit: 
     topic_ok = _last(trigger.get("pubsubTopic")) == fn.trigger_topic
     checks.append(Check(subject, topic_ok, f"trigger topic {_last(trigger.get('pubsubTopic')) or '-'}"))
     retry = trigger.get("retryPolicy")
-    checks.append(Check(subject, retry == "RETRY_POLICY_RETRY", f"retry policy {retry} (an event function retries on failure, or a raise drops the event: L05)"))
+    # an event function retries on failure, or "raise to redeliver" drops the event (L05)
+    checks.append(Check(subject, retry == "RETRY_POLICY_RETRY", f"retry policy {retry} (lesson L05)"))
     account = config.get("serviceAccountEmail")
     checks.append(Check(subject, account == email, f"runs as {account}"))
     identity = trigger.get("serviceAccountEmail")
@@ -371,7 +372,8 @@ def verify_function(spec: DeploymentSpec, fn: FunctionSpec, run: Runner, audit: 
     fetched = _json(run, resolve(policy_command(spec, "service", service), {}))
     invokers = [g for g in grants if g.kind == "service"]
     check = audit_policy(audit, "service", service, service, invokers, run, f"{subject} invoker", fetched)
-    checks.append(replace(check, detail=check.detail + " (without the invoker binding every event is refused at the door: L06)") if "MISSING" in check.detail else check)
+    # without the invoker binding every event is refused at the door, with no log (L06)
+    checks.append(replace(check, detail=check.detail + " (lesson L06)") if "MISSING" in check.detail else check)
     members = {m for role, m, _ in _policy_bindings(fetched[0]) if role == "roles/run.invoker"}
     if members & {"allUsers", "allAuthenticatedUsers"}:
         checks.append(Check(subject, False, "invoker granted to allUsers/allAuthenticatedUsers: unauthenticated HTTP"))

@@ -601,7 +601,8 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str, gr
             function=fn.name,
         ),
     ]
-    steps += _grant_steps(spec, [g for g in grants if g.kind == "service"])  # the invoker binding, explicitly (a redeploy once removed it silently: L06)
+    # the invoker binding, explicitly: a redeploy once removed it silently (L06)
+    steps += _grant_steps(spec, [g for g in grants if g.kind == "service"])
     steps += [
         Step(
             "lookup",
