@@ -34,6 +34,19 @@ class Report:
             self.failed.append(what)
 
 
+def program(report: Report, name: str, version_args: list[str], failing: str, fix: str) -> None:
+    """A program on ``PATH`` that prints its version: OK with that line, else ``failing`` with ``fix``."""
+    found = shutil.which(name)
+    if found is None:
+        report(failing, name, f"not on PATH: {fix}")
+        return
+    code, line = first_line([found, *version_args])
+    if code == 0:
+        report("OK", name, f"{line} ({found})")
+    else:
+        report(failing, name, f"{found} {' '.join(version_args)} failed ({line}): {fix}")
+
+
 def main() -> int:
     report = Report()
     print("make doctor: what make demo and make test need on this machine")  # noqa: T201
@@ -60,35 +73,31 @@ def main() -> int:
             "run make doctor from the repository root",
         )
 
-    java = shutil.which("java")
-    if java is None:
-        report(
-            "MISSING",
-            "java",
-            "not on PATH: the Pub/Sub and Firestore emulators need a Java 11+ runtime: "
-            "apt-get install default-jre-headless",
-        )
-    else:
-        code, line = first_line([java, "-version"])
-        if code == 0:
-            report("OK", "java", f"{line} ({java})")
-        else:
-            report("MISSING", "java", f"{java} -version failed ({line}): apt-get install default-jre-headless")
+    program(
+        report,
+        "java",
+        ["-version"],
+        "MISSING",
+        "the Pub/Sub and Firestore emulators need a Java 11+ runtime: apt-get install default-jre-headless",
+    )
 
     if emulators is not None:
         jars = (("pubsub emulator jar", emulators.pubsub_jar), ("firestore emulator jar", emulators.firestore_jar))
         for what, find in jars:
             try:
-                report("OK", what, str(find()))
+                jar = find()
             except Exception as exc:  # noqa: BLE001 - every failure to find it is reported, with how to fix it
                 report("MISSING", what, str(exc))
+            else:
+                report("OK", what, str(jar))
         try:
             python313 = emulators.find_python313()
-            code, line = first_line([python313, "--version"])
-            version = emulators.LOCAL_BIGQUERY_VERSION
-            report("OK", "python 3.13", f"{line} ({python313}): local-bigquery {version} runs on it")
         except Exception as exc:  # noqa: BLE001 - as above
             report("MISSING", "python 3.13", str(exc))
+        else:
+            _, line = first_line([python313, "--version"])
+            version = emulators.LOCAL_BIGQUERY_VERSION
+            report("OK", "python 3.13", f"{line} ({python313}): local-bigquery {version} runs on it")
         root = emulators.default_cache_dir() / f"local-bigquery-{emulators.LOCAL_BIGQUERY_VERSION}"
         if (root / ".provisioned").is_file():
             report("OK", "local-bigquery", f"provisioned in {root}")
@@ -99,19 +108,13 @@ def main() -> int:
                 f"not provisioned yet: make provision (run by make demo and make test) installs it in {root}",
             )
 
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        report(
-            "WARN",
-            "chromium",
-            "not found: make browser installs Debian's chromium (apt-get install chromium); make test runs it itself",
-        )
-    else:
-        code, line = first_line([chromium, "--version"])
-        if code == 0:
-            report("OK", "chromium", f"{line} ({chromium})")
-        else:
-            report("WARN", "chromium", f"{chromium} --version failed: make browser")
+    program(
+        report,
+        "chromium",
+        ["--version"],
+        "WARN",
+        "make browser installs Debian's chromium (apt-get install chromium); make test runs it itself",
+    )
 
     if report.failed:
         print(f"make doctor: {len(report.failed)} required check(s) failed: " + ", ".join(report.failed))  # noqa: T201
