@@ -8,7 +8,7 @@ from typing import Any
 from shared._lazy import eager_requested
 from shared.env import project_id
 from shared.orchestration.event_log import event_attr, log_outcome
-from shared.orchestration.runtime import GATE_BACKEND_MODULES, needs_gate_backend, service_for
+from shared.orchestration.runtime import GATE_BACKEND_MODULES, service_for
 from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import load_definition
 from shared.structured_log import format_trace, get_logger, log_context
@@ -23,7 +23,7 @@ def validate_environment(transition: str) -> None:
     project_id()
     definition = load_definition()
     spec = definition.transition(transition)
-    if needs_gate_backend(definition, spec):
+    if spec.has_gates:
         missing = [m for m in GATE_BACKEND_MODULES if importlib.util.find_spec(m) is None]
         if missing:
             raise ImportError(

@@ -23,7 +23,7 @@ from shared.env import project_id
 from shared.gcp import firestore_client
 from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import TransitionService
-from shared.pipeline.definition import PipelineDefinition, Transition, load_definition
+from shared.pipeline.definition import PipelineDefinition, load_definition
 
 if TYPE_CHECKING:
     from shared.orchestration.gates import GateRunner
@@ -32,18 +32,13 @@ if TYPE_CHECKING:
     from shared.orchestration.quarantine import Quarantine
 
 # Imported by name, on the first gated evaluation: the bundle build decides from the definition
-# which functions ship them (a gateless transition ships neither, nor google-cloud-bigquery).
-GATE_BACKEND_MODULE = "shared.orchestration.gate_queries"
-BIGQUERY_CLIENT_MODULE = "shared.gcp_bigquery"
-GATE_BACKEND_MODULES = (GATE_BACKEND_MODULE, BIGQUERY_CLIENT_MODULE)
+# (``Transition.has_gates``) which functions ship them (a gateless transition ships neither, nor
+# google-cloud-bigquery). A literal: the build reads it from this file without importing it.
+GATE_BACKEND_MODULES = ("shared.orchestration.gate_queries", "shared.gcp_bigquery")
+GATE_BACKEND_MODULE, BIGQUERY_CLIENT_MODULE = GATE_BACKEND_MODULES
 
 _services: dict[str, TransitionService] = {}
 _lock = threading.Lock()
-
-
-def needs_gate_backend(definition: PipelineDefinition, transition: Transition) -> bool:
-    """Whether ``transition`` has gates (they read BigQuery or probe a service)."""
-    return bool(transition.gates)
 
 
 def build_service(
@@ -72,7 +67,7 @@ def build_service(
     def gates() -> GateRunner:
         from shared.orchestration.gates import GateRunner
 
-        if not needs_gate_backend(definition, transition):
+        if not transition.has_gates:
             return GateRunner(definition, None, None)
         backend = importlib.import_module(GATE_BACKEND_MODULE)
         kinds = {definition.gates[g].kind for g in transition.gates}

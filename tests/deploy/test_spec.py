@@ -212,7 +212,7 @@ def test_the_table_map_covers_every_module_that_names_a_table(
         path = REPO / Path(*module.split("."))
         source = (path / "__init__.py" if path.is_dir() else path.with_suffix(".py")).read_text()
         code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
-        if module == "shared.pipeline.definition" or not settings.search(code):
+        if module.startswith("shared.pipeline.") or not settings.search(code):  # the definition declares them
             continue
         assert module in access or module in derived, f"{module} names a table: add it to deploy.spec.table_access"
     assert set(access) <= modules | {"shared.monitor.checks"}, set(access) - modules

@@ -1,0 +1,102 @@
+"""The ``[[sensors]]`` and ``[[scheduled_triggers]]`` sections: triggers evaluated on a schedule.
+
+A part of ``shared.pipeline.definition`` (import from there).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from shared.pipeline._gates import GateTable
+from shared.pipeline._models import DefinitionModel, Name, TopicName
+
+DateRule = Literal["yesterday", "today", "game_night"]
+Cron = Annotated[str, Field(pattern=r"^\S+( \S+){4}$")]
+JobId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+
+
+class SensorCondition(DefinitionModel):
+    """One data condition of a sensor, all of a sensor's in one parameterised query.
+
+    ``all_final``: every scheduled game of the date is Final in the ``[games]`` schedule (games
+    marked unavailable or postponed are not waited for); ``rows_present``: ``table`` has rows for
+    the date (e.g. predictions exist); ``not_done``: ``table`` has none yet (e.g. not graded). A
+    fallback slot checks only the conditions with ``fallback = true``.
+    """
+
+    kind: Literal["all_final", "rows_present", "not_done"]
+    table: GateTable | None = None
+    label: str = ""  # how a reason names the rows ("predictions", "graded rows")
+    fallback: bool = True
+
+    @model_validator(mode="after")
+    def _table(self) -> Self:
+        if (self.kind == "all_final") != (self.table is None):
+            raise ValueError("`all_final` reads the [games] schedule (no `table`); the other kinds need a `table`")
+        return self
+
+
+class TriggerSlot(DefinitionModel):
+    """One Cloud Scheduler job of a sensor or scheduled trigger: when it fires and what it carries."""
+
+    name: Name
+    cron: Cron
+    job: JobId
+    fallback: bool = False  # a sensor's fallback run: triggers unless the date is triggered already
+    date: DateRule | None = None  # the game date this slot evaluates (default: the trigger's)
+    export_types: tuple[str, ...] = ()
+    update_latest: bool | None = None
+
+
+class TimedTrigger(DefinitionModel):
+    """A trigger evaluated on a schedule instead of on completion messages.
+
+    It goes through the same claim → conditions → publish → latch protocol as a transition,
+    with a deterministic ``trigger_id``: a sensor triggers once per date whichever slot fires
+    first (``once_per = "date"``), a scheduled trigger once per date and slot.
+    """
+
+    name: Name
+    topic: TopicName  # what it publishes to
+    tick_topic: TopicName  # what its scheduler jobs publish to (its function's trigger)
+    function: Name
+    timezone: str = "America/New_York"
+    date: DateRule = "yesterday"
+    trigger_source: str = "scheduler"
+    run_aggregation: bool | None = None
+    conditions: tuple[SensorCondition, ...] = ()
+    slots: tuple[TriggerSlot, ...] = Field(min_length=1)
+    overdue_after: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = None
+    overdue_finding: Name = "overdue"  # the monitor finding's kind when a ready date is not triggered in time
+    description: str = ""
+
+    once_per: Literal["date", "slot"] = "date"
+
+    def slot(self, name: str) -> TriggerSlot:
+        for slot in self.slots:
+            if slot.name == name:
+                return slot
+        raise KeyError(f"{self.name} has no slot {name!r} (known: {[s.name for s in self.slots]})")
+
+    @model_validator(mode="after")
+    def _slots(self) -> Self:
+        names = [s.name for s in self.slots]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate slot names: {names}")
+        return self
+
+
+class Sensor(TimedTrigger):
+    once_per: Literal["date", "slot"] = "date"
+
+
+class ScheduledTrigger(TimedTrigger):
+    once_per: Literal["date", "slot"] = "slot"
+
+    @model_validator(mode="after")
+    def _no_conditions(self) -> Self:
+        if self.conditions:
+            raise ValueError("a scheduled trigger fires at its times; give conditions to a [[sensors]] entry")
+        return self
