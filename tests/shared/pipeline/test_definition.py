@@ -90,6 +90,13 @@ def test_l08_processor_names_live_only_in_the_definition() -> None:
     assert offenders == []
 
 
+def test_has_gates_says_whether_a_transition_lists_gates() -> None:
+    """What the runtime and the bundle build ask to load or ship the gate backend."""
+    transitions = load_definition().transitions
+    assert {t.name: t.has_gates for t in transitions} == {t.name: bool(t.gates) for t in transitions}
+    assert {t.has_gates for t in transitions} == {True, False}  # both kinds exist today
+
+
 def test_env_var_selects_another_definition(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = DEFAULT_DEFINITION_PATH.read_text().replace('name = "nba-nightly"', 'name = "other-night"')
     path = tmp_path / "pipeline.toml"

@@ -1,4 +1,4 @@
-"""The precompiled definition (issue 18): validated at build, loaded without validation, equal to the TOML's."""
+"""The precompiled definition (cold start: unpickled, not validated): validated at build, equal to the TOML's."""
 
 from __future__ import annotations
 
