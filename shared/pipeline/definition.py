@@ -327,7 +327,8 @@ class PipelineDefinition(DefinitionModel):
         return tuple(p for p in self.processors if p.phase == phase)
 
     def normalise_processor(self, phase: int, raw_name: str, output_table: str | None = None) -> str | None:
-        """The canonical name of a completion's processor in ``phase``, or ``None`` when unknown (L08).
+        """The canonical name of a completion's processor in ``phase``, or ``None`` when unknown (an
+        unknown name is recorded but never counts toward completion, L08).
 
         The replaced system's rule, in order: the name itself (or an alias), then the
         completion's ``output_table`` without its dataset (a processor's declared ``output_table``,
