@@ -300,8 +300,7 @@ def test_every_cited_lesson_id_is_explained_in_docs_lessons() -> None:
 
 def test_the_regression_tests_docs_lessons_names_exist() -> None:
     named = set(re.findall(r"`(test_[a-z0-9_]+)`", LESSONS.read_text()))
-    defined = {
-        m for path in (ROOT / "tests").rglob("test_*.py") for m in re.findall(r"def (test_[a-z0-9_]+)", path.read_text())
-    }
+    tests = (ROOT / "tests").rglob("test_*.py")
+    defined = {name for path in tests for name in re.findall(r"def (test_[a-z0-9_]+)", path.read_text())}
     assert named, "docs/lessons.md names no regression test"
     assert not named - defined, f"docs/lessons.md names tests that do not exist: {sorted(named - defined)}"

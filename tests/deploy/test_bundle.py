@@ -365,7 +365,7 @@ def test_no_bundle_carries_local_cloud_or_tooling(repo_builds: tuple[Path, Path]
         assert not [m for m in data["modules"] if m.startswith("deploy.local")], name
         assert not [m for m in data["modules"] if m.split(".")[0] == "phasectl"], name  # the operator CLI
         for dist, entry in data["requirements"].items():  # every distribution is imported by the closure
-            # imported from main, or from a module the definition selects (the gate backend: only a gated transition ships BigQuery)
+            # imported from main, or from a module the definition selects (the gate backend: gated transitions only)
             assert entry["imports"] and entry["chain"].startswith(("main → ", "definition: ")), (name, dist)
 
 
