@@ -96,7 +96,8 @@ def table_access(definition: PipelineDefinition) -> dict[str, TableAccess]:
         "shared.orchestration.outbox": TableAccess(writes=(log,)),  # auto-retry and the monitor deliver the outbox
         "shared.orchestration.timed_runtime": TableAccess(writes=(log,)),
         "shared.retry.queue": TableAccess(writes=(queue, f"{s.dataset}.{r.conflict_log_table}")),
-        "shared.monitor.checks": TableAccess(reads=(g.schedule_table, queue)),
+        "shared.monitor.transition_dates": TableAccess(reads=(g.schedule_table,)),  # the grid's schedule read
+        "shared.monitor.retry_queue": TableAccess(reads=(queue,)),
     }
 
 
@@ -348,7 +349,7 @@ def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
 
 
 def cloud_name(function: str) -> str:
-    from shared.monitor.checks import function_cloud_name  # the one naming rule (the monitor reads it too)
+    from shared.monitor.dead_letters import function_cloud_name  # the one naming rule (the monitor reads it too)
 
     return function_cloud_name(function)
 
@@ -430,7 +431,7 @@ def build_spec(
     facts: Callable[[str], ClosureFacts] = closure_facts,
 ) -> DeploymentSpec:
     """Everything the package needs on Google Cloud, derived from ``definition``."""
-    from shared.monitor.checks import dead_letter_routes  # the one naming rule (the monitor reads it too)
+    from shared.monitor.dead_letters import dead_letter_routes  # the one naming rule (the monitor reads it too)
 
     deploy = definition.deploy
     dead_letter_names = {route.function: route for route in dead_letter_routes(definition)}

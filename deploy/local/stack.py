@@ -203,7 +203,7 @@ class LocalStack:
         heartbeats exist from the start instead of after their first cron firing. The monitor runs once
         the auto-retry heartbeat landed (at most ``wait`` seconds), so its first pass finds it."""
         from shared.gcp import firestore_client
-        from shared.monitor.checks import MONITOR_HEARTBEAT_ID, RETRY_HEARTBEAT_ID
+        from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, RETRY_HEARTBEAT_ID
 
         heartbeats = firestore_client(self.project).collection(self.definition.monitor.heartbeat_collection)
         for function in (RETRY_HEARTBEAT_ID, MONITOR_HEARTBEAT_ID):

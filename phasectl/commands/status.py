@@ -21,7 +21,7 @@ from phasectl.core import (
 # -- status ------------------------------------------------------------------------------------
 def _heartbeats(ctx: Context) -> list[Any]:
     from phasectl.report import Heartbeat
-    from shared.monitor.checks import (
+    from shared.monitor.heartbeats import (
         MONITOR_HEARTBEAT_ID,
         RETRY_HEARTBEAT_ID,
         recorded_up_since,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from shared._lazy import attach, eager_requested, load_all
 
 _LAZY = {
-    "Finding": ".checks",
-    "MonitorReport": ".checks",
+    "Finding": ".findings",
+    "MonitorReport": ".findings",
     "TransitionMonitor": ".checks",
-    "monitor_heartbeat": ".checks",
+    "monitor_heartbeat": ".heartbeats",
     "AlertManager": ".alerts",
     "AlertResult": ".alerts",
     "SlackWebhook": ".alerts",

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock
-from shared.monitor.checks import Finding
+from shared.monitor.findings import Finding
 from shared.pipeline.definition import PipelineDefinition
 from shared.structured_log import get_logger, runbook_base, runbook_link
 
@@ -43,7 +43,7 @@ class AlertResult:
     resolved: list[str] = field(default_factory=list)
     rate_limited: list[str] = field(default_factory=list)
     slack_errors: int = 0
-    error: str | None = None  # the alert step itself failed (set by the monitor's runtime; L23)
+    error: str | None = None  # the alert step itself failed (set by the monitor's runtime: isolated, L23)
 
 
 class SlackWebhook:

@@ -14,7 +14,8 @@ from shared.env import project_id
 from shared.gcp import firestore_client, subscriber_client
 from shared.gcp_bigquery import bigquery_client
 from shared.monitor.alerts import AlertManager, AlertResult, slack_from_env
-from shared.monitor.checks import MonitorReport, TransitionMonitor, check_error
+from shared.monitor.checks import TransitionMonitor
+from shared.monitor.findings import MonitorReport, check_error
 from shared.orchestration.outbox import build_outbox_delivery
 from shared.orchestration.runtime import build_service
 from shared.pipeline.definition import PipelineDefinition, load_definition

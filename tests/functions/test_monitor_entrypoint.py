@@ -27,7 +27,7 @@ from deploy.local.emulators import LocalCloud
 from shared.clock import SystemClock, today_et
 from shared.gcp import firestore_client
 from shared.monitor import runtime as monitor_runtime
-from shared.monitor.checks import MONITOR_HEARTBEAT_ID
+from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID
 from shared.orchestration import runtime
 from tests.support.definition_files import write_isolated_definition
 from tests.support.rig import Rig

@@ -17,7 +17,7 @@ import pytest
 
 from deploy.local.emulators import LocalCloud
 from shared.gcp import firestore_client
-from shared.monitor.checks import MONITOR_HEARTBEAT_ID
+from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID
 from tests.support.phasectl_run import Run, phasectl_runner, runner
 from tests.support.rig import GAME_DATE, PHASE2, SEVEN, Rig
 

@@ -33,7 +33,7 @@ from phasectl.status_html import STATE_COLOURS, ActiveFinding, render_status_htm
 from phasectl.status_serve import start_in_thread
 from shared.gcp import firestore_client
 from shared.monitor.alerts import AlertManager
-from shared.monitor.checks import Finding
+from shared.monitor.findings import Finding
 from tests.support.phasectl_run import Run, phasectl_runner
 from tests.support.rig import GAMES, PHASE2, Rig
 

@@ -123,7 +123,7 @@ def test_scheduler_ticks_reach_the_monitor_bundle(up: Up, monkeypatch: pytest.Mo
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import firestore
 
-    from shared.monitor.checks import MONITOR_HEARTBEAT_ID
+    from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID
 
     state = up.state()
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", state["env"]["FIRESTORE_EMULATOR_HOST"])

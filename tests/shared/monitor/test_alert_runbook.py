@@ -19,7 +19,7 @@ import pytest
 from shared import structured_log
 from shared.clock import FixedClock
 from shared.monitor.alerts import AlertManager
-from shared.monitor.checks import Finding
+from shared.monitor.findings import Finding
 from shared.pipeline.definition import PipelineDefinition, load_definition
 from shared.structured_log import RUNBOOK_PATH, RUNBOOK_URL_ENV, runbook_base, runbook_link
 from tests.test_docs import ROOT, anchors, finding_kinds

@@ -24,7 +24,7 @@ from shared import structured_log
 from shared.clock import FixedClock
 from shared.gcp import firestore_client
 from shared.monitor.alerts import AlertManager, slack_from_env
-from shared.monitor.checks import Finding
+from shared.monitor.findings import Finding
 from shared.pipeline.definition import PipelineDefinition
 from shared.structured_log import RUNBOOK_URL_ENV
 from tests.support.rig import isolated_definition

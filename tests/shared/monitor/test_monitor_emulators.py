@@ -34,13 +34,8 @@ from shared.contracts.messages import MonitorTick, RetryTick
 from shared.gcp import firestore_client, publisher_client, subscriber_client
 from shared.gcp_bigquery import bigquery_client
 from shared.monitor.alerts import AlertResult, SlackWebhook
-from shared.monitor.checks import (
-    MONITOR_HEARTBEAT_ID,
-    RETRY_HEARTBEAT_ID,
-    Finding,
-    MonitorReport,
-    monitor_heartbeat,
-)
+from shared.monitor.findings import Finding, MonitorReport
+from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, RETRY_HEARTBEAT_ID, monitor_heartbeat
 from shared.monitor.runtime import Monitor, build_monitor
 from shared.orchestration.transition import Outcome
 from shared.retry.queue import RetryQueue
@@ -445,7 +440,7 @@ def test_retry_queue_failed_permanent_and_overdue_rows_fire(
 
 
 def test_retry_heartbeat_stale_until_auto_retry_runs(rig: Rig, monitor: Monitor) -> None:
-    from shared.monitor.checks import retry_heartbeat_grace
+    from shared.monitor.heartbeats import retry_heartbeat_grace
 
     first, _ = run(monitor)  # a fresh start: auto-retry has not run yet, within one interval of the first pass
     (pending,) = of_kind(first, "retry_heartbeat_pending")
@@ -839,7 +834,7 @@ def test_missing_dead_letter_subscription_is_one_warning(rig: Rig, monitor: Moni
 
 def test_dead_letter_names_are_the_deployments(rig: Rig) -> None:
     """The monitor's naming rule (it may not import deploy/) is the one deploy.spec deploys."""
-    from shared.monitor.checks import dead_letter_routes
+    from shared.monitor.dead_letters import dead_letter_routes
 
     spec = build_spec(rig.definition, rig.cloud.project, facts=lambda _: ClosureFacts(frozenset(), frozenset()))
     assert [(r.function, r.trigger_topic, r.topic, r.subscription) for r in dead_letter_routes(rig.definition)] == [

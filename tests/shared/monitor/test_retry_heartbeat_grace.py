@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from shared.clock import FixedClock
-from shared.monitor.checks import (
+from shared.monitor.checks import TransitionMonitor
+from shared.monitor.findings import MonitorReport
+from shared.monitor.heartbeats import (
     MONITOR_HEARTBEAT_ID,
     RETRY_HEARTBEAT_ID,
-    MonitorReport,
-    TransitionMonitor,
     cron_interval,
     monitor_up_since,
+    retry_heartbeat_findings,
     retry_heartbeat_grace,
     retry_schedule_cron,
 )
@@ -90,7 +91,7 @@ class Rig:
         """The heartbeat part of one monitor pass: the check, then the monitor's own heartbeat."""
         now = self.clock.now()
         report = MonitorReport(ran_at=now)
-        report.findings += self.monitor._retry_heartbeat(now, report)
+        report.findings += retry_heartbeat_findings(self.fs, self.definition, now, report)  # type: ignore[arg-type]
         if write:
             self.monitor.write_heartbeat(report)
         return report

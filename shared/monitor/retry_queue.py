@@ -1,0 +1,88 @@
+"""The retry queue's health, one BigQuery query per pass: ``failed_permanent`` rows, ``pending`` rows
+whose dispatch (our publish, or the processor's ``retry_url``) failed on ``DISPATCH_FAILING_AFTER``
+consecutive ticks or more, and overdue ``pending`` rows."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from shared.monitor.findings import Finding
+from shared.pipeline.definition import PipelineDefinition
+from shared.retry.policy import DISPATCH_FAILING_AFTER
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+
+def retry_queue_findings(
+    bq: bigquery.Client, project: str, definition: PipelineDefinition, now: datetime
+) -> list[Finding]:
+    """``retry_failed_permanent`` and ``retry_dispatch_failing`` (ERROR), ``retry_overdue`` (WARNING);
+    ``retry_queue_missing`` (ERROR) when the queue table does not exist."""
+    from google.api_core import exceptions as gexc
+    from google.cloud import bigquery
+
+    table = f"`{project}.{definition.pipeline.dataset}.{definition.retry.queue_table}`"
+    overdue_before = now - timedelta(minutes=definition.monitor.overdue_pending_minutes)
+    sql = (
+        "SELECT processor_name, CAST(game_date AS STRING) AS game_date, status, resolution_notes, "
+        "COALESCE(dispatch_failures, 0) AS dispatch_failures, next_retry_at "
+        f"FROM {table} WHERE status = 'failed_permanent' "
+        "OR (status = 'pending' AND (next_retry_at < @overdue_before OR dispatch_failures >= @failing)) "
+        "ORDER BY game_date, processor_name"
+    )
+    config = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ScalarQueryParameter("overdue_before", "TIMESTAMP", overdue_before),
+            bigquery.ScalarQueryParameter("failing", "INT64", DISPATCH_FAILING_AFTER),
+        ]
+    )
+    try:
+        rows = list(bq.query(sql, job_config=config).result(timeout=60))
+    except gexc.NotFound:
+        return [Finding("retry_queue_missing", "ERROR", f"retry queue table {table} does not exist", details={})]
+    permanent = sorted(f"{r['processor_name']}@{r['game_date']}" for r in rows if r["status"] == "failed_permanent")
+    pending = [r for r in rows if r["status"] == "pending"]
+    failing = sorted(
+        (f"{r['processor_name']}@{r['game_date']}", int(r["dispatch_failures"]), r["resolution_notes"] or "")
+        for r in pending
+        if int(r["dispatch_failures"]) >= DISPATCH_FAILING_AFTER
+    )
+    overdue = sorted(
+        f"{r['processor_name']}@{r['game_date']}"
+        for r in pending
+        if r["next_retry_at"] is not None and r["next_retry_at"] < overdue_before
+    )
+    findings = []
+    if permanent:
+        findings.append(
+            Finding(
+                "retry_failed_permanent",
+                "ERROR",
+                f"{len(permanent)} failed_permanent retry row(s): {', '.join(permanent[:20])}",
+                details={"rows": permanent},
+            )
+        )
+    if failing:
+        listed = ", ".join(f"{key} ({n} ticks)" for key, n, _ in failing[:20])
+        findings.append(
+            Finding(
+                "retry_dispatch_failing",
+                "ERROR",
+                f"{len(failing)} retry row(s) could not be dispatched on {DISPATCH_FAILING_AFTER} or more "
+                f"consecutive ticks (Pub/Sub or the processor's retry_url; the retry budget is untouched): "
+                f"{listed}; last: {failing[0][2][:200]}",
+                details={"rows": [key for key, _, _ in failing]},
+            )
+        )
+    if overdue:
+        findings.append(
+            Finding(
+                "retry_overdue",
+                "WARNING",
+                f"{len(overdue)} pending retry row(s) overdue: {', '.join(overdue[:20])}",
+                details={"rows": overdue},
+            )
+        )
+    return findings

@@ -1,0 +1,286 @@
+"""Per transition and date: stuck, blocked, gate error, silent, hand-off, gate alert; and the grid.
+
+Per transition and per date of the recent window the date's state is loaded and re-evaluated
+through the *same* ``TransitionService.evaluate`` the transition functions use, so a deadline tier
+fires with no new message through the same claim protocol (a monitor and a late completion can
+never both trigger). Then:
+
+- stuck: completions recorded, not triggered, first completion older than the transition's
+  ``stuck_after_minutes`` → the engine's reason (missing processors, next tier);
+- blocked: the engine or a gate blocked the date → the reason;
+- gate_error: a gate cannot run as configured (unknown column or table, no permission);
+- handoff: triggered, but the next transition has no completion within the handoff timeout;
+- silent: the schedule has Final games for the date and the transition has no activity at all;
+- gate_alert: triggered with a gate under its alert line.
+
+The grid is cheap over ``grid_days``: one schedule query and one Firestore query for the whole
+window (not per date) → dates with Final games and no phase-6 trigger.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from shared.clock import Clock
+from shared.monitor.findings import Finding, MonitorReport
+from shared.orchestration.engine import select_mode
+from shared.orchestration.state import TransitionState
+from shared.orchestration.transition import TransitionService
+from shared.pipeline.definition import PipelineDefinition
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery, firestore
+
+
+class TransitionDateChecks:
+    """The findings of one (transition, date); the monitor isolates each call."""
+
+    def __init__(
+        self,
+        definition: PipelineDefinition,
+        clock: Clock,
+        firestore_client: firestore.Client,
+        services: dict[str, TransitionService],
+        tz: ZoneInfo,
+    ) -> None:
+        self.definition = definition
+        self.clock = clock
+        self.firestore = firestore_client
+        self.services = services
+        self.tz = tz
+
+    def _state(self, transition: str) -> TransitionState:
+        return TransitionState(self.firestore, self.definition.pipeline.state_collection, transition)
+
+    def check(self, name: str, day: date, games: int, report: MonitorReport, dry_run: bool) -> list[Finding]:
+        """Re-evaluate the date (not in a dry run: there the engine only decides) and say what is wrong.
+
+        ``games``: the date's Final games in the schedule (0 when the schedule read failed). A date the
+        monitor triggers is added to ``report.triggered``.
+        """
+        transition = self.definition.transition(name)
+        state = self._state(name).load(day)
+        now = self.clock.now()
+        # a transition with modes triggers once per mode: a pre-game (same_day) trigger does not
+        # settle the post-game (overnight) one, so look at the current mode's slot
+        mode = select_mode(transition, day, self.clock, self.tz)[0]
+        latched = state.triggered_slot(mode)
+        if latched is not None:
+            return self._handoff(name, day, latched) + _gate_alerts(name, day, state.last_gate, latched)
+        earlier = state.triggered_current  # another mode's trigger of this generation, if any
+        if not state.completions:
+            # only the first transition can be silent on its own: further down, an untriggered
+            # upstream explains the silence, and a triggered one is the upstream's handoff finding
+            is_first = name == self.definition.transitions[0].name
+            # grace: games of a date are processed overnight; silent only once the first
+            # transition's stuck threshold has passed after midnight (New York) that follows
+            midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
+            overdue = now > midnight + timedelta(minutes=transition.stuck_after_minutes)
+            if games and is_first and overdue and state.status == "waiting":
+                return [
+                    Finding(
+                        "silent",
+                        "ERROR",
+                        f"{name} {day}: {games} Final game(s) in the schedule but no completion at all",
+                        name,
+                        day,
+                        {"final_games": games},
+                    )
+                ]
+            return []
+        service = self.services[name]
+        if dry_run:
+            from shared.orchestration.engine import decide
+
+            decision = decide(self.definition, transition, day, state.completions, self.clock)
+            kind: str = decision.kind
+            detail = decision.reason
+        else:
+            outcome = service.evaluate(day, owner=f"monitor:{now.isoformat()}")
+            kind, detail = outcome.kind, outcome.detail
+            if outcome.kind in ("claimed_elsewhere", "already_triggered"):
+                # a late completion won the claim (or latched) since the state was loaded: the date
+                # is being triggered right now, not stuck; the next pass sees the latch and its handoff
+                return []
+            if outcome.kind == "triggered":
+                report.triggered.append(outcome.trigger_id or name)
+                return [
+                    Finding(
+                        "deadline_trigger",
+                        "INFO",
+                        f"{name} {day}: triggered by the monitor: {detail}",
+                        name,
+                        day,
+                        {"trigger_id": outcome.trigger_id},
+                    )
+                ]
+        if kind == "gate_error" or (kind != "blocked" and state.status == "gate_error"):
+            gate_reason = detail if kind == "gate_error" else _gate_error_reason(state.last_gate)
+            return [
+                Finding(
+                    "gate_error",
+                    "ERROR",
+                    f"{name} {day}: a gate cannot run as configured (fix it; the next pass re-evaluates): "
+                    f"{gate_reason}",
+                    name,
+                    day,
+                    {"reason": gate_reason},
+                )
+            ]
+        if kind == "blocked" or state.status == "blocked":
+            reason = detail if kind == "blocked" else _gate_reason(state.last_gate, "blocked") or "blocked"
+            return [
+                Finding(
+                    "blocked",
+                    "ERROR",
+                    f"{name} {day}: blocked: {reason}",
+                    name,
+                    day,
+                    {"reason": reason, "missing_games": list(state.missing_games)},
+                )
+            ]
+        known = [c.completed_at for c in state.completions if c.processor is not None]
+        if earlier is not None and earlier.get("at") is not None:  # measure from after that trigger
+            known = [at for at in known if at > earlier["at"]]
+        # only unknown names so far: nothing is stuck yet (L08: an unknown processor's completion is
+        # recorded but never counts)
+        if not known:
+            return []
+        age = now - min(known)
+        if age > timedelta(minutes=transition.stuck_after_minutes):
+            missing = self._missing(transition.name, day, state)
+            return [
+                Finding(
+                    "stuck",
+                    "WARNING",
+                    f"{name} {day}: not triggered {int(age.total_seconds() // 60)} min after the first "
+                    f"completion: {detail}",
+                    name,
+                    day,
+                    {"missing": missing},
+                )
+            ]
+        return []
+
+    def _missing(self, name: str, day: date, state: Any) -> list[str]:
+        from shared.orchestration.engine import progress_of
+
+        transition = self.definition.transition(name)
+        return list(progress_of(self.definition, transition, day, state.completions, self.clock).missing)
+
+    def _handoff(self, name: str, day: date, triggered: dict[str, Any]) -> list[Finding]:
+        transition = self.definition.transition(name)
+        nxt = next((t for t in self.definition.transitions if t.source_phase == transition.target_phase), None)
+        at = triggered.get("at")
+        if nxt is None or not isinstance(at, datetime):
+            return []
+        timeout = timedelta(minutes=self.definition.monitor.handoff_timeout_minutes)
+        if self.clock.now() - at < timeout:
+            return []
+        following = self._state(nxt.name).load(day)
+        if following.completions:
+            return []
+        return [
+            Finding(
+                "handoff",
+                "ERROR",
+                f"{name} {day}: triggered {triggered.get('trigger_id')} but phase {transition.target_phase} "
+                f"reported nothing within {timeout.total_seconds() / 60:.0f} min",
+                name,
+                day,
+                {"trigger_id": triggered.get("trigger_id")},
+            )
+        ]
+
+
+def _gate_reason(last_gate: dict[str, Any] | None, verdict: str) -> str:
+    """The reasons of the last evaluation's gates with ``verdict``, each prefixed by its gate."""
+    items = sorted((last_gate or {}).items())
+    gates = [(n, g) for n, g in items if isinstance(g, dict) and g.get("verdict") == verdict]
+    return "; ".join(f"{n}: {g.get('reason')}" for n, g in gates)
+
+
+def _gate_error_reason(last_gate: dict[str, Any] | None) -> str:
+    return _gate_reason(last_gate, "error") or "gate error"
+
+
+def _gate_alerts(name: str, day: date, last_gate: dict[str, Any] | None, latched: dict[str, Any]) -> list[Finding]:
+    """A triggered date whose gates were under an alert line: a warning while the date is checked."""
+    reason = _gate_reason(last_gate, "alert")
+    if not reason:
+        return []
+    return [
+        Finding(
+            "gate_alert",
+            "WARNING",
+            f"{name} {day}: triggered with a gate under its alert line: {reason}",
+            name,
+            day,
+            {"reason": reason, "trigger_id": latched.get("trigger_id")},
+        )
+    ]
+
+
+# -- the grid: window-wide reads (one query each, whatever the number of stored dates) ------------
+def schedule_final_games(
+    bq: bigquery.Client, project: str, definition: PipelineDefinition, start: date, end: date
+) -> dict[date, int]:
+    """Final games per date of the schedule between ``start`` and ``end``: one query."""
+    from google.cloud import bigquery
+
+    g = definition.games
+    sql = (
+        f"SELECT {g.schedule_date_column} AS game_date, "
+        f"COUNT(DISTINCT CAST({g.schedule_game_id_column} AS STRING)) AS games "
+        f"FROM `{project}.{g.schedule_table}` "
+        f"WHERE {g.schedule_date_column} BETWEEN @start AND @end "
+        f"AND CAST({g.schedule_status_column} AS STRING) = @final GROUP BY 1"
+    )
+    config = bigquery.QueryJobConfig(
+        query_parameters=[
+            bigquery.ScalarQueryParameter("start", "DATE", start),
+            bigquery.ScalarQueryParameter("end", "DATE", end),
+            bigquery.ScalarQueryParameter("final", "STRING", g.final_status),
+        ]
+    )
+    return {r["game_date"]: int(r["games"]) for r in bq.query(sql, job_config=config).result(timeout=60)}
+
+
+def grid_gaps(
+    firestore_client: firestore.Client,
+    definition: PipelineDefinition,
+    start: date,
+    today: date,
+    final_games: dict[date, int],
+) -> list[Finding]:
+    """``grid_gap`` (CRITICAL): dates before yesterday with Final games and no phase-6 trigger."""
+    last = definition.transitions[-1].name
+    from google.cloud.firestore_v1.base_query import FieldFilter
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    # one range read over document ids ("{transition}__{date}"): served by the built-in
+    # index on __name__, so production needs no composite index for it
+    col = firestore_client.collection(definition.pipeline.state_collection)
+    docs = (
+        col.where(filter=FieldFilter(FieldPath.document_id(), ">=", col.document(f"{last}__{start.isoformat()}")))
+        .where(filter=FieldFilter(FieldPath.document_id(), "<=", col.document(f"{last}__{today.isoformat()}")))
+        .stream()
+    )
+    done = {d.get("game_date") for d in docs if (d.to_dict() or {}).get("status") == "triggered"}
+    horizon = today - timedelta(days=1)  # tonight's games are not expected through phase 6 yet
+    gaps = sorted(str(d) for d, n in final_games.items() if n and d < horizon and d.isoformat() not in done)
+    if not gaps:
+        return []
+    return [
+        Finding(
+            "grid_gap",
+            "CRITICAL",
+            f"{len(gaps)} date(s) in the last {definition.monitor.grid_days} days had Final games "
+            f"and no phase-6 trigger: {', '.join(gaps[:20])}{' …' if len(gaps) > 20 else ''}",
+            None,
+            None,
+            {"dates": gaps},
+        )
+    ]
