@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from shared.clock import Clock, today_et
+from shared.deferred import Deferred, deferred_attribute
+from shared.gcp import subscriber_client
 from shared.monitor.dead_letters import DeadLetterRoute, dead_letter_routes, missing_subscriptions, peek_dead_letters
 from shared.monitor.findings import Finding, MonitorReport, check_error
 from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, retry_heartbeat_findings
@@ -52,17 +54,26 @@ T = TypeVar("T")
 
 
 class TransitionMonitor:
-    """One monitor pass over the definition's transitions and sensors."""
+    """One monitor pass over the definition's transitions and sensors.
+
+    ``bigquery_client`` and ``subscriber`` may be given as clients or as ``Deferred`` factories (the
+    composition root does the latter: a pass builds a client only when a check first uses it; a
+    pass without dead letters to peek loads no gRPC channel). No ``subscriber``: one is built from
+    the environment on first use.
+    """
+
+    bq: deferred_attribute[bigquery.Client] = deferred_attribute()
+    subscriber: deferred_attribute[pubsub_v1.SubscriberClient] = deferred_attribute()  # reads the dead letters
 
     def __init__(
         self,
         definition: PipelineDefinition,
         clock: Clock,
         firestore_client: firestore.Client,
-        bigquery_client: bigquery.Client | Callable[[], bigquery.Client],
+        bigquery_client: bigquery.Client | Deferred[bigquery.Client],
         project: str,
         services: dict[str, TransitionService],
-        subscriber: pubsub_v1.SubscriberClient | Callable[[], pubsub_v1.SubscriberClient] | None = None,
+        subscriber: pubsub_v1.SubscriberClient | Deferred[pubsub_v1.SubscriberClient] | None = None,
         sensors: Mapping[str, TimedTriggerService] | None = None,
         outbox: OutboxDelivery | None = None,
     ) -> None:
@@ -70,29 +81,12 @@ class TransitionMonitor:
         self.definition = definition
         self.clock = clock
         self.firestore = firestore_client
-        self._bq = bigquery_client
+        self.bq = bigquery_client
         self.project = project
         self.services = services
-        self._subscriber = subscriber
+        self.subscriber = subscriber if subscriber is not None else Deferred(subscriber_client)
         self.sensors = dict(sensors or {})  # the sensors with an `overdue_after`, by name
         self.tz = ZoneInfo(definition.pipeline.timezone)
-
-    @property
-    def bq(self) -> bigquery.Client:
-        if callable(self._bq) and not hasattr(self._bq, "query"):
-            self._bq = self._bq()
-        return self._bq  # type: ignore[return-value]
-
-    @property
-    def subscriber(self) -> pubsub_v1.SubscriberClient:
-        """Reads the dead-letter subscriptions (built on first use: a pass without it loads no gRPC channel)."""
-        if self._subscriber is None:
-            from shared.gcp import subscriber_client
-
-            self._subscriber = subscriber_client()
-        elif callable(self._subscriber) and not hasattr(self._subscriber, "pull"):
-            self._subscriber = self._subscriber()
-        return self._subscriber
 
     # -- the run ----------------------------------------------------------------------------
     def run(

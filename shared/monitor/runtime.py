@@ -89,10 +89,10 @@ def build_monitor(
         definition,
         clock,
         fs,
-        lambda: bigquery_client(project),
+        Deferred(lambda: bigquery_client(project)),
         project,
         services,
-        subscriber=subscriber_client,
+        subscriber=Deferred(subscriber_client),
         sensors=sensors,
         outbox=build_outbox_delivery(
             definition,

@@ -31,9 +31,11 @@ from deploy.local.topology import ensure_subscription, ensure_topic
 from deploy.spec import ClosureFacts, FunctionSpec, build_spec
 from shared.clock import today_et
 from shared.contracts.messages import MonitorTick, RetryTick
+from shared.deferred import Deferred
 from shared.gcp import firestore_client, publisher_client, subscriber_client
 from shared.gcp_bigquery import bigquery_client
 from shared.monitor.alerts import AlertResult, SlackWebhook
+from shared.monitor.checks import TransitionMonitor
 from shared.monitor.findings import Finding, MonitorReport
 from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, RETRY_HEARTBEAT_ID, monitor_heartbeat
 from shared.monitor.runtime import Monitor, build_monitor
@@ -630,11 +632,21 @@ def store_phase6_dates(rig: Rig, days: list[date]) -> None:
 
 def test_cost_per_run_does_not_grow_with_stored_dates(rig: Rig, monitor: Monitor) -> None:
     calls = Calls()
-    checks = monitor.checks
-    checks.firestore = _Firestore(checks.firestore, calls)  # type: ignore[assignment]
-    checks._bq = _BigQuery(bigquery_client(rig.cloud.project), calls)  # type: ignore[assignment]
+    built = monitor.checks
+    checks = TransitionMonitor(  # the built monitor's parts, its own reads through the counting wrappers
+        built.definition,
+        built.clock,
+        _Firestore(built.firestore, calls),  # type: ignore[arg-type]
+        _BigQuery(bigquery_client(rig.cloud.project), calls),  # type: ignore[arg-type]
+        built.project,
+        built.services,
+        subscriber=Deferred(subscriber_client),
+        sensors=built.sensors,
+        outbox=built.outbox,
+    )
     for service in checks.services.values():  # evaluate() reads through the transitions' own clients
         service.state.client = _Firestore(service.state.client, calls)  # type: ignore[assignment]
+    monitor = Monitor(checks, monitor.alerts)
     monitor.alerts.firestore = _Firestore(monitor.alerts.firestore, calls)  # type: ignore[assignment]
     now = today(rig)
     stored = [now - timedelta(days=n) for n in range(1, 201)]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from shared.clock import FixedClock
+from shared.deferred import Deferred
 from shared.monitor.checks import TransitionMonitor
 from shared.monitor.findings import MonitorReport
 from shared.monitor.heartbeats import (
@@ -77,7 +78,7 @@ class Rig:
         self.clock = FixedClock(START)
         self.fs = Firestore()
         no_bigquery: Any = None  # the heartbeat check reads Firestore only
-        self.monitor = TransitionMonitor(definition, self.clock, self.fs, lambda: no_bigquery, "p", {})  # type: ignore[arg-type]
+        self.monitor = TransitionMonitor(definition, self.clock, self.fs, Deferred(lambda: no_bigquery), "p", {})  # type: ignore[arg-type]
 
     @property
     def heartbeats(self) -> dict[str, dict[str, Any]]:
