@@ -96,7 +96,6 @@ def build_monitor(
         sensors=sensors,
         outbox=build_outbox_delivery(
             definition,
-            clock,
             project,
             fs,
             Deferred(  # the monitor's own retry service, built when a hand-off is pending

@@ -1,7 +1,8 @@
 """Delivers the Firestore outbox: log rows to ``phase_execution_log``, hand-offs to the retry queue.
 
-The transitions write both kinds of document in their own Firestore transactions (the latch,
-the release, the completion's batch) and never talk to BigQuery for them (issue 18). The
+The transitions write both kinds of document (``shared.orchestration.outbox_store``) in their
+own Firestore transactions (the latch, the release, the completion's batch) and never talk to
+BigQuery for them (cold start: a transition ships no BigQuery client for its log). The
 functions that own BigQuery deliver them:
 
 - ``auto_retry_processor``: at the start of every tick, and on every transition's nudge (a
@@ -28,10 +29,9 @@ from shared.gcp import LazyClient
 from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
-    from google.cloud import bigquery
+    from google.cloud import bigquery, firestore
 
-    from shared.clock import Clock
-    from shared.orchestration.state import TransitionState
+    from shared.orchestration.outbox_store import Outbox
     from shared.pipeline.definition import PipelineDefinition
     from shared.retry.service import RetryService
 
@@ -59,9 +59,9 @@ class ExecutionLogWriter:
     def client(self) -> bigquery.Client | None:
         return None if self._client is None else self._client.get()
 
-    def flush(self, state: TransitionState, limit: int = 50) -> FlushResult:
+    def flush(self, outbox: Outbox, limit: int = 50) -> FlushResult:
         try:
-            rows = state.pending_log_rows(limit)
+            rows = outbox.pending_log_rows(limit)
         except Exception as exc:  # noqa: BLE001 - logging must never break a transition (L19)
             _log.warning("phase_execution_log outbox unreadable: %s", exc)
             return FlushResult(0, -1, f"{type(exc).__name__}: {exc}")
@@ -105,9 +105,9 @@ class ExecutionLogWriter:
                     errors,
                     extra={"labels": {"alert": "execution_log_rejected"}},
                 )
-                state.quarantine_log_rows([(row[0], row[1], json.dumps(err, default=str)) for row, err in rejected])
+                outbox.quarantine_log_rows([(row[0], row[1], json.dumps(err, default=str)) for row, err in rejected])
             if delivered:
-                state.delete_log_rows(delivered)
+                outbox.delete_log_rows(delivered)
         except Exception as exc:  # noqa: BLE001 - a redelivery is deduplicated by insertId
             _log.warning("delivered log rows not removed from the outbox: %s", exc)
         return FlushResult(
@@ -145,13 +145,13 @@ class OutboxDelivery:
 
     def __init__(
         self,
-        outbox: TransitionState,
+        outbox: Outbox,
         log_writer: ExecutionLogWriter,
         retry: RetryService | Deferred[RetryService | None] | None,
         *,
         max_batches: int = 20,
     ) -> None:
-        self.outbox = outbox  # the outbox collection is global: any transition's state reads it
+        self.outbox = outbox
         self.log_writer = log_writer
         self.retry = retry
         self.max_batches = max_batches  # bounded: 20 x 50 rows per call; the rest on the next one
@@ -208,16 +208,15 @@ class OutboxDelivery:
 
 def build_outbox_delivery(
     definition: PipelineDefinition,
-    clock: Clock,
     project: str,
-    fs: object,
+    fs: firestore.Client,
     retry: RetryService | Deferred[RetryService | None] | None,
 ) -> OutboxDelivery:
     """The outbox delivery of a function that owns BigQuery (auto-retry, the monitor)."""
     from shared.gcp_bigquery import bigquery_client
-    from shared.orchestration.state import TransitionState
+    from shared.orchestration.outbox_store import Outbox
 
     settings = definition.pipeline
     log = f"{project}.{settings.dataset}.{settings.phase_execution_log_table}"
-    outbox = TransitionState.for_definition(fs, definition, "outbox", clock)  # type: ignore[arg-type]
+    outbox = Outbox.for_definition(fs, definition)
     return OutboxDelivery(outbox, ExecutionLogWriter(lambda: bigquery_client(project), log), retry)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from shared.clock import Clock
 from shared.contracts.decode import PubSubMessage
 from shared.errors import TransientError
-from shared.orchestration.state import TRANSIENT_ERRORS
+from shared.orchestration.firestore_errors import TRANSIENT_ERRORS
 from shared.pipeline.definition import Retention
 from shared.structured_log import get_logger
 

@@ -3,36 +3,48 @@
 Layout (collection names come from the pipeline definition)::
 
     phase_transitions/{transition}__{game_date}                  the date's state document
-        transition, game_date, generation, status, claim{trigger_id, owner, expires_at},
+        transition, game_date, generation, status, claim{trigger_id, owner, token, expires_at},
         triggered{<generation>: {trigger_id, at, message_id, status}}, last_gate{...},
         missing_games[], blocked_count, updated_at
-    phase_transitions/{transition}__{game_date}/completions/{id}  one document per
-        (processor name as sent, execution_id): created once, never updated
-    phase_execution_log_outbox/{row_id}                           log rows not yet in BigQuery
+    phase_transitions/{transition}__{game_date}/completions/{id}  ``shared.orchestration.completions``
+    phase_execution_log_outbox/{row_id}                           ``shared.orchestration.outbox_store``
 
-Only the transition function of ``transition`` writes these documents. Completions are
-created with ``create()`` (a duplicate delivery fails with AlreadyExists: no effect),
-so recording never contends with other processors. The date document is written only
-inside short transactions: *claim* (after the engine says ready), *release* (gate
-blocked or publish failed: the date stays retriggerable, L01) and *mark triggered*
-(after the publish succeeded), which also writes the log row to the outbox atomically.
+Who writes what:
+
+- a completion document: the transition function that received the completion, with
+  ``create()`` (a duplicate delivery fails with AlreadyExists: no effect, L03), so recording
+  never contends with other processors; nobody updates it (auto-retry and the monitor read it);
+- the date document: whoever evaluates the date through the transition's service (the
+  transition function on a completion, the monitor's deadline sweep, ``phasectl trigger``),
+  only inside short transactions: *claim* (after the engine says ready), *confirm* (right
+  before publishing), *release* (blocked, gate error or failed publish: the date stays
+  retriggerable, L01) and *mark triggered* (after the publish succeeded). The claim is the one
+  owner of the document (L04): release and mark triggered change nothing unless the claim is
+  still this attempt's (owner and fencing token). The HTTP start call is noted on it before
+  the latch; the operator's re-trigger (``phasectl trigger --force``) opens a new generation.
+  Sensors and scheduled triggers (``shared.orchestration.timed``) keep their own documents,
+  keyed by their own name, with the same protocol;
+- the outbox: the release and mark-triggered transactions write the log row (and hand-offs to
+  auto-retry) atomically with the date document, a failed completion's hand-off is written in
+  the completion's batch; auto-retry and the monitor deliver and delete them.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from google.api_core import exceptions as gexc
 
-from shared.errors import MalformedMessageError, TransientError
+from shared.orchestration.completions import Completions
 from shared.orchestration.engine import CompletionRecord
+from shared.orchestration.firestore_errors import TRANSIENT_ERRORS, firestore_transient
+from shared.orchestration.outbox_store import OUTBOX_COLLECTION, Outbox
 from shared.pipeline.definition import Retention
 from shared.structured_log import get_logger
 
@@ -45,25 +57,11 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _log = get_logger("shared.orchestration.state")
 
-OUTBOX_COLLECTION = "phase_execution_log_outbox"
-HANDOFF_PREFIX = "handoff__"  # outbox documents that are hand-offs, not log rows
 # Well above the functions' timeouts (120 s; the monitor 300 s): a claim outlives any attempt that
 # holds it, so a slow attempt cannot lose its claim mid-work. Gates run under a 60 s deadline and
 # the HTTP start call under 30 s, and the claim is confirmed (and extended) right before publishing.
 # A crashed attempt's claim blocks the date until it expires; the monitor then finishes the job.
 CLAIM_TTL = timedelta(minutes=10)
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
-    gexc.ServiceUnavailable,
-    gexc.DeadlineExceeded,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.Aborted,
-    gexc.RetryError,
-    gexc.Unknown,
-    gexc.GatewayTimeout,
-    gexc.BadGateway,
-    gexc.Conflict,
-)
 
 
 def state_doc_id(transition: str, game_date: date) -> str:
@@ -74,13 +72,6 @@ def slot_key(generation: int, mode: str | None) -> str:
     """Where a generation's trigger is latched: once per mode for a transition with modes (pre-game
     ``same_day``/``tomorrow`` and post-game ``overnight`` are distinct triggers), else once."""
     return str(generation) if mode is None else f"{generation}-{mode}"
-
-
-def completion_doc_id(raw_name: str, execution_id: str) -> str:
-    """A stable id for one (processor as sent, execution) pair; safe for Firestore."""
-    slug = re.sub(r"[^A-Za-z0-9_-]", "_", raw_name)[:60]
-    digest = hashlib.sha256(f"{raw_name}\x00{execution_id}".encode()).hexdigest()[:24]
-    return f"{slug}__{digest}"
 
 
 @dataclass(frozen=True)
@@ -119,7 +110,8 @@ ClaimResult = Literal["claimed", "already_triggered", "claimed_elsewhere"]
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of a claim; ``token`` fences every later write of this attempt (L21)."""
+    """The outcome of a claim; ``token`` fences every later write of this attempt (one owner per
+    attempt: a concurrent redelivery cannot latch or release this attempt's claim, L21)."""
 
     result: ClaimResult
     generation: int
@@ -132,10 +124,6 @@ def _holds(doc: dict[str, Any] | None, owner: str, token: int | None) -> bool:
     """Whether the date document's claim is exactly this attempt's (owner and fencing token)."""
     claim = (doc or {}).get("claim") or {}
     return bool(claim) and claim.get("owner") == owner and claim.get("token") == token
-
-
-def _transient(action: str, exc: Exception, **context: Any) -> TransientError:
-    return TransientError(f"Firestore {action} failed: {type(exc).__name__}: {exc}", **context)
 
 
 # Release statuses whose exact repeat (same gate results) is not logged again.
@@ -157,12 +145,16 @@ class TransitionState:
         retention: Retention | None = None,
         outbox_collection: str = OUTBOX_COLLECTION,
     ) -> None:
-        self.outbox_collection = outbox_collection
         self.retention = retention or Retention()
-        self.quarantine_collection = quarantine_collection
+        # where the latch and release queue their log rows and hand-offs (and where BigQuery's
+        # rejected rows are quarantined, by whoever delivers them)
+        self.outbox = Outbox(
+            client, outbox_collection, retention=self.retention, quarantine_collection=quarantine_collection
+        )
         self.client = client
         self.collection = collection
         self.transition = transition
+        self.completions = Completions(client, self._date_ref, self._expiry, self.outbox)
         self.claim_ttl = claim_ttl
         self.transaction_attempts = transaction_attempts
 
@@ -185,93 +177,22 @@ class TransitionState:
             claim_ttl=CLAIM_TTL * real_time_scale(clock),
         )
 
-    # -- expiry (L25) -----------------------------------------------------------------------
+    # -- expiry: every document expires (Firestore TTL policy, L25) ------------------------
     def _expiry(self, now: datetime) -> dict[str, Any]:
         return {self.retention.expiry_field: now + timedelta(days=self.retention.state_days)}
-
-    def _outbox_expiry(self, now: datetime) -> dict[str, Any]:
-        return {self.retention.expiry_field: now + timedelta(days=self.retention.outbox_days)}
 
     # -- references ----------------------------------------------------------------------
     def _date_ref(self, game_date: date) -> Any:
         return self.client.collection(self.collection).document(state_doc_id(self.transition, game_date))
 
-    def _outbox_ref(self, row_id: str) -> Any:
-        return self.client.collection(self.outbox_collection).document(row_id)
-
-    # -- completions -------------------------------------------------------------------
-    def record_completion(
-        self,
-        game_date: date,
-        record: CompletionRecord,
-        extra: dict[str, Any],
-        *,
-        handoff: tuple[str, dict[str, Any]] | None = None,
-    ) -> bool:
-        """Create the completion document; ``False`` when this exact one was recorded before (L03).
-
-        ``handoff`` (a failed completion for auto-retry) goes to the outbox in the same batch: both
-        are written, or neither (a repeat writes neither: the first one's hand-off stands).
-        """
-        ref = (
-            self._date_ref(game_date)
-            .collection("completions")
-            .document(completion_doc_id(record.raw_name, record.execution_id))
-        )
-        doc = {
-            "raw_name": record.raw_name,
-            "processor": record.processor,
-            "status": record.status,
-            "execution_id": record.execution_id,
-            "completed_at": record.completed_at,
-            "record_count": record.record_count,
-            "completion_pct": record.completion_pct,
-            "predictions": record.predictions,
-            **extra,
-            **self._expiry(record.completed_at),
-        }
-        try:
-            if handoff is None:
-                ref.create(doc)
-            else:
-                batch = self.client.batch()
-                batch.create(ref, doc)
-                batch.set(self._outbox_ref(handoff[0]), {**handoff[1], **self._outbox_expiry(record.completed_at)})
-                batch.commit()
-        except gexc.AlreadyExists:
-            return False
-        except TRANSIENT_ERRORS as exc:
-            raise _transient("record completion", exc, game_date=str(game_date)) from exc
-        except (ValueError, UnicodeEncodeError, gexc.InvalidArgument) as exc:
-            # valid by the contract but not storable (int beyond 64 bits, > 1 MiB, lone surrogates):
-            # retrying cannot help, so it is permanent and the caller quarantines it
-            raise MalformedMessageError(
-                f"completion cannot be stored: {type(exc).__name__}: {str(exc)[:300]}", game_date=str(game_date)
-            ) from exc
-        return True
-
     def load(self, game_date: date) -> DateState:
         """The date document and all its completions (strongly consistent reads)."""
-        ref = self._date_ref(game_date)
         try:
-            snap = ref.get()
-            completions = [self._completion(d.to_dict() or {}) for d in ref.collection("completions").stream()]
+            snap = self._date_ref(game_date).get()
+            completions = self.completions.read(game_date)
         except TRANSIENT_ERRORS as exc:
-            raise _transient("load state", exc, game_date=str(game_date)) from exc
-        return self._state(game_date, snap.to_dict() if snap.exists else None, tuple(completions))
-
-    @staticmethod
-    def _completion(doc: dict[str, Any]) -> CompletionRecord:
-        return CompletionRecord(
-            raw_name=str(doc.get("raw_name", "")),
-            processor=doc.get("processor"),
-            status=str(doc.get("status", "")),
-            execution_id=str(doc.get("execution_id", "")),
-            completed_at=doc["completed_at"],
-            record_count=int(doc.get("record_count") or 0),
-            completion_pct=doc.get("completion_pct"),
-            predictions=doc.get("predictions"),
-        )
+            raise firestore_transient("load state", exc, game_date=str(game_date)) from exc
+        return self._state(game_date, snap.to_dict() if snap.exists else None, completions)
 
     def _state(
         self, game_date: date, doc: dict[str, Any] | None, completions: tuple[CompletionRecord, ...] = ()
@@ -307,9 +228,9 @@ class TransitionState:
                 last = exc
                 time.sleep(0.05)
             except TRANSIENT_ERRORS as exc:
-                raise _transient(action, exc, game_date=str(game_date)) from exc
+                raise firestore_transient(action, exc, game_date=str(game_date)) from exc
         assert last is not None
-        raise _transient(action, last, game_date=str(game_date))
+        raise firestore_transient(action, last, game_date=str(game_date))
 
     def claim(
         self,
@@ -406,27 +327,25 @@ class TransitionState:
         Returns whether ``log_row`` was written. A block that repeats the previous one exactly
         (same gate results: a monitor re-check, a redelivery) is counted but not logged again,
         so ``phase_execution_log`` gets one ``blocked`` row per distinct block, not one per re-check.
-        ``handoffs`` go to the outbox in the same transaction (durable, L24).
+        ``handoffs`` go to the outbox in the same transaction (a hand-off is durable, never dropped
+        on a blip, L24).
         """
         ref = self._date_ref(game_date)
-        logged = False
-        refused: str | None = None
 
-        def body(tx: Any) -> None:
-            nonlocal logged, refused  # the transaction may run the body again: the last run decides
-            logged, refused = False, None
+        def body(tx: Any) -> tuple[bool, str | None]:
+            """One run (the transaction may run it again: the last run decides): whether the log
+            row was written, and why the release was refused (``None``: it was not)."""
             snap = ref.get(transaction=tx)
             doc = snap.to_dict() if snap.exists else {}
             state = self._state(game_date, doc)
             if claimed and not _holds(doc, owner, token):
                 held = (doc or {}).get("claim") or {}
-                refused = f"the claim is now {held.get('owner')!r} token {held.get('token')!r}, status {state.status}"
-                return
+                holder = f"{held.get('owner')!r} token {held.get('token')!r}"
+                return False, f"the claim is now {holder}, status {state.status}"
             if not claimed:
                 held = (doc or {}).get("claim") or {}
                 if state.triggered_current is not None or (held.get("expires_at") and held["expires_at"] > now):
-                    refused = f"the date is {state.status} (claimed or triggered by another attempt)"
-                    return
+                    return False, f"the date is {state.status} (claimed or triggered by another attempt)"
             update: dict[str, Any] = {"status": status, "updated_at": now, "claim": None, **self._expiry(now)}
             if gate is not None:
                 update["last_gate"] = gate
@@ -444,13 +363,12 @@ class TransitionState:
             if status == "blocked":
                 update["blocked_count"] = previous_blocks + 1
             tx.set(ref, update, merge=True)
-            if log_row is not None and not repeated:
-                tx.set(self._outbox_ref(log_row[0]), {**log_row[1], **self._outbox_expiry(now)})
-                logged = True
-            for handoff_id, handoff in handoffs or []:
-                tx.set(self._outbox_ref(handoff_id), {**handoff, **self._outbox_expiry(now)})
+            logged = [log_row] if log_row is not None and not repeated else []
+            for doc_id, outbox_doc in [*logged, *(handoffs or [])]:
+                self.outbox.stage(tx, doc_id, outbox_doc, now)
+            return bool(logged), None
 
-        self._run("release claim", body, game_date)
+        logged, refused = self._run("release claim", body, game_date)
         if refused is not None:
             _log.warning(
                 "release of %s %s (%s) refused: %s",
@@ -468,7 +386,7 @@ class TransitionState:
         try:
             self._date_ref(game_date).set({"http_delivery": {key: doc}}, merge=True)
         except TRANSIENT_ERRORS as exc:
-            raise _transient("record HTTP delivery", exc, game_date=str(game_date)) from exc
+            raise firestore_transient("record HTTP delivery", exc, game_date=str(game_date)) from exc
 
     def mark_triggered(
         self,
@@ -490,47 +408,46 @@ class TransitionState:
         Fenced like ``release``: refused (``False``, logged) unless the claim is still this
         attempt's. If the write fails for a permanent reason (a document over Firestore's limit),
         a minimal latch without the details is written instead and the reason recorded, so the
-        claim is never left stuck (L22).
+        claim is never left stuck (a permanent write failure never strands a claim, L22).
         """
         ref = self._date_ref(game_date)
-        refused: str | None = None
 
-        def latch(minimal: str | None) -> Callable[[Any], None]:
-            def body(tx: Any) -> None:
-                nonlocal refused
-                refused = None
-                snap = ref.get(transaction=tx)
-                doc = snap.to_dict() if snap.exists else {}
-                if not _holds(doc, owner, token):
-                    held = (doc or {}).get("claim") or {}
-                    refused = f"the claim is now {held.get('owner')!r} token {held.get('token')!r}"
-                    return
-                entry = record if minimal is None else {
-                    k: record.get(k) for k in ("trigger_id", "at", "message_id", "status", "parts")
-                } | {"latch_error": minimal}
-                update: dict[str, Any] = {
-                    "status": "triggered",
-                    "triggered": {slot_key(generation, mode): entry},
-                    "updated_at": now,
-                    "claim": None,
-                    **self._expiry(now),
-                }
-                if minimal is None:
-                    update["missing_games"] = missing_games
-                    if gate is not None:
-                        update["last_gate"] = gate
-                tx.set(ref, update, merge=True)
-                row = log_row[1]
-                if minimal is not None:
-                    row = {**row, "metadata": json.dumps({"latch_error": minimal})}
-                tx.set(self._outbox_ref(log_row[0]), {**row, **self._outbox_expiry(now)})
-                for handoff_id, handoff in handoffs or []:
-                    tx.set(self._outbox_ref(handoff_id), {**handoff, **self._outbox_expiry(now)})
-
-            return body
+        def latch(tx: Any, minimal: str | None = None) -> str | None:
+            """One run (``minimal``: without the details, for that reason); why the latch was
+            refused, or ``None`` once it is written."""
+            snap = ref.get(transaction=tx)
+            doc = snap.to_dict() if snap.exists else {}
+            if not _holds(doc, owner, token):
+                held = (doc or {}).get("claim") or {}
+                return f"the claim is now {held.get('owner')!r} token {held.get('token')!r}"
+            entry = (
+                record
+                if minimal is None
+                else {k: record.get(k) for k in ("trigger_id", "at", "message_id", "status", "parts")}
+                | {"latch_error": minimal}
+            )
+            update: dict[str, Any] = {
+                "status": "triggered",
+                "triggered": {slot_key(generation, mode): entry},
+                "updated_at": now,
+                "claim": None,
+                **self._expiry(now),
+            }
+            if minimal is None:
+                update["missing_games"] = missing_games
+                if gate is not None:
+                    update["last_gate"] = gate
+            tx.set(ref, update, merge=True)
+            row_id, row = log_row
+            if minimal is not None:
+                row = {**row, "metadata": json.dumps({"latch_error": minimal})}
+            self.outbox.stage(tx, row_id, row, now)
+            for handoff in handoffs or []:
+                self.outbox.stage(tx, *handoff, now)
+            return None
 
         try:
-            self._run("mark triggered", latch(None), game_date)
+            refused = self._run("mark triggered", latch, game_date)
         except (ValueError, gexc.InvalidArgument) as exc:  # too large, or not storable: permanent
             reason = f"{type(exc).__name__}: {str(exc)[:300]}"
             _log.error(
@@ -540,7 +457,7 @@ class TransitionState:
                 reason,
                 extra={"labels": {"alert": "latch_degraded"}},
             )
-            self._run("mark triggered (minimal)", latch(reason), game_date)
+            refused = self._run("mark triggered (minimal)", functools.partial(latch, minimal=reason), game_date)
         if refused is not None:
             _log.error(
                 "latch of %s %s generation %s refused: %s (this attempt's trigger was published anyway; "
@@ -578,54 +495,3 @@ class TransitionState:
             return generation
 
         return self._run("reopen", body, game_date)
-
-    # -- outbox ----------------------------------------------------------------------------
-    def _outbox(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
-        try:
-            docs = self.client.collection(self.outbox_collection).limit(limit).stream()
-            return [(d.id, d.to_dict() or {}) for d in docs]
-        except TRANSIENT_ERRORS as exc:
-            raise _transient("read the outbox", exc) from exc
-
-    def pending_log_rows(self, limit: int = 50) -> list[tuple[str, dict[str, Any]]]:
-        """Log rows not yet in BigQuery (without the outbox's own expiry field)."""
-        rows = [(i, d) for i, d in self._outbox(limit * 4) if not i.startswith(HANDOFF_PREFIX)][:limit]
-        return [(i, {k: v for k, v in d.items() if k != self.retention.expiry_field}) for i, d in rows]
-
-    def pending_handoffs(self, limit: int = 50) -> list[tuple[str, dict[str, Any]]]:
-        """Hand-offs not yet delivered (e.g. missing games for auto-retry)."""
-        return [(i, d) for i, d in self._outbox(limit * 4) if i.startswith(HANDOFF_PREFIX)][:limit]
-
-    def delete_handoff(self, handoff_id: str) -> None:
-        try:
-            self._outbox_ref(handoff_id).delete()
-        except TRANSIENT_ERRORS as exc:
-            raise _transient("delete a delivered hand-off", exc) from exc
-
-    def quarantine_log_rows(self, rows: list[tuple[str, dict[str, Any], str]]) -> None:
-        """Move log rows BigQuery rejected into the quarantine collection, with the reason."""
-        batch = self.client.batch()
-        for row_id, row, reason in rows:
-            batch.set(
-                self.client.collection(self.quarantine_collection).document(f"log__{row_id}"),
-                {
-                    "kind": "phase_execution_log_row",
-                    "reason": reason,
-                    "row": row,
-                    self.retention.expiry_field: datetime.now(UTC) + timedelta(days=self.retention.quarantine_days),
-                },
-            )
-            batch.delete(self._outbox_ref(row_id))
-        try:
-            batch.commit()
-        except TRANSIENT_ERRORS as exc:
-            raise _transient("quarantine rejected log rows", exc) from exc
-
-    def delete_log_rows(self, row_ids: list[str]) -> None:
-        batch = self.client.batch()
-        for row_id in row_ids:
-            batch.delete(self._outbox_ref(row_id))
-        try:
-            batch.commit()
-        except TRANSIENT_ERRORS as exc:
-            raise _transient("delete delivered log rows", exc) from exc

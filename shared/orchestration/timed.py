@@ -350,7 +350,7 @@ class TimedTriggerService:
             why,
             extra={"labels": {"trigger_id": message.trigger_id, "slot": slot.name}},
         )
-        self.log_writer.flush(self.state)
+        self.log_writer.flush(self.state.outbox)
         return Outcome("triggered", why, game_date, message.trigger_id, extra={"slot": slot.name, "status": status})
 
     def _release(self, game_date: date, owner: str, token: int | None, status: str, doc: Any) -> None:

@@ -37,8 +37,10 @@ from shared.contracts.decode import PubSubMessage, decode_payload, extract_pubsu
 from shared.contracts.messages import ErrorType, PhaseTrigger, ProcessorCompletion, TriggerStatus, make_trigger_id
 from shared.deferred import Deferred, deferred_attribute
 from shared.errors import MalformedMessageError
+from shared.orchestration.completions import completion_doc_id
 from shared.orchestration.engine import Blocked, CompletionRecord, Decision, Ready, decide
-from shared.orchestration.state import HANDOFF_PREFIX, Claim, TransitionState, completion_doc_id
+from shared.orchestration.outbox_store import HANDOFF_PREFIX
+from shared.orchestration.state import Claim, TransitionState
 from shared.pipeline.definition import PipelineDefinition, Transition
 from shared.structured_log import get_logger, log_context
 
@@ -173,7 +175,7 @@ class TransitionService:
             failed = canonical is not None and str(completion.status) == "failed"
             handoff = self._failure_handoff(completion, canonical, record) if failed else None
             try:
-                new = self.state.record_completion(
+                new = self.state.completions.record(
                     completion.game_date,
                     record,
                     {

@@ -46,7 +46,7 @@ def build_retry_service(
     if with_outbox:
         from shared.orchestration.outbox import build_outbox_delivery
 
-        service.outbox = build_outbox_delivery(definition, clock, project, fs, service)
+        service.outbox = build_outbox_delivery(definition, project, fs, service)  # hand-offs come back to it
     return service
 
 

@@ -176,11 +176,11 @@ def test_upstream_failed_analytics_completion_reaches_auto_retry(rig: Rig) -> No
     svc = rig.services["phase3_to_phase4"]
     outcome = svc.handle_event(upstream_event(rig, UPSTREAM / "phase3" / "player_game_summary__failed.json"))
     assert outcome.kind == "waiting"
-    (handoff,) = svc.state.pending_handoffs()  # written with the completion; no BigQuery in the transition
+    (handoff,) = svc.state.outbox.pending_handoffs()  # written with the completion; no BigQuery in the transition
     assert handoff[1]["processor"] == "player_game_summary"
     (row,) = rig.retry_rows()  # auto-retry delivers the outbox (on the transition's nudge)
     assert (row.processor_name, row.status, row.error_type) == ("player_game_summary", "pending", "str")
-    assert svc.state.pending_handoffs() == []
+    assert svc.state.outbox.pending_handoffs() == []
 
 
 # ----------------------------------------------------------------------------- 4→5: the coordinator's /start

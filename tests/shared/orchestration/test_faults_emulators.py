@@ -23,7 +23,7 @@ from shared.errors import TransientError
 from shared.gcp import firestore_client
 from shared.gcp_bigquery import bigquery_client
 from shared.orchestration import execution_log as execution_log_module
-from shared.orchestration.state import HANDOFF_PREFIX
+from shared.orchestration.outbox_store import HANDOFF_PREFIX
 from tests.support.rig import GAME_DATE, GAMES, PHASE2, Rig, date_teams, push_body
 
 pytestmark = pytest.mark.integration
@@ -205,7 +205,7 @@ def test_fault_missing_games_survive_a_bigquery_blip(rig: Rig) -> None:
     saved = bq.get_table(queue_table)
     bq.delete_table(queue_table)  # the queue is unreachable when the trigger goes out
     assert svc.handle_event(all_but_last(rig)).kind == "triggered"
-    handoffs = svc.state.pending_handoffs()
+    handoffs = svc.state.outbox.pending_handoffs()
     assert len(handoffs) == 1 and handoffs[0][0].startswith(HANDOFF_PREFIX)
     assert handoffs[0][1]["game_ids"] == [date_teams(GAMES[4])]
     assert retry.outbox is not None
@@ -216,7 +216,7 @@ def test_fault_missing_games_survive_a_bigquery_blip(rig: Rig) -> None:
     assert retry.outbox.deliver().handoffs == 1
     (row,) = retry.queue.rows()
     assert list(row.game_ids) == [date_teams(GAMES[4])] and row.status == "pending"
-    assert svc.state.pending_handoffs() == []
+    assert svc.state.outbox.pending_handoffs() == []
 
 
 def test_fault_rows_stopped_by_another_rows_rejection_stay_in_the_outbox(rig: Rig) -> None:
@@ -233,13 +233,13 @@ def test_fault_rows_stopped_by_another_rows_rejection_stay_in_the_outbox(rig: Ri
     retry = rig.retry_service()
     assert retry.outbox is not None
     writer = retry.outbox.log_writer
-    writer.flush(svc.state)
-    remaining = [i for i, _ in svc.state.pending_log_rows()]
+    writer.flush(svc.state.outbox)
+    remaining = [i for i, _ in svc.state.outbox.pending_log_rows()]
     assert "a-bad" not in remaining  # quarantined
     assert [d["kind"] for d in rig.quarantined()] == ["phase_execution_log_row"]
-    writer.flush(svc.state)
+    writer.flush(svc.state.outbox)
     assert [r["row_id"] for r in rig.log_rows(deliver=False)] == ["good-1"]
-    assert svc.state.pending_log_rows() == []
+    assert svc.state.outbox.pending_log_rows() == []
 
 
 @pytest.mark.parametrize("where", ["timestamp", "publishTime"])

@@ -247,11 +247,11 @@ def test_l19_log_outage_never_blocks_the_trigger_and_the_row_arrives_later(rig: 
     report = retry.outbox.deliver()  # the nudge arrives while BigQuery is down
     assert (report.log_rows, report.log_rows_pending) == (0, 1) and report.error
     assert rig.log_rows(deliver=False) == []
-    assert len(svc.state.pending_log_rows()) == 1  # kept in the outbox, not lost
-    result = good_writer.flush(svc.state)  # BigQuery is back: the next flush delivers it
+    assert len(svc.state.outbox.pending_log_rows()) == 1  # kept in the outbox, not lost
+    result = good_writer.flush(svc.state.outbox)  # BigQuery is back: the next flush delivers it
     assert (result.delivered, result.pending) == (1, 0)
     assert [r["trigger_id"] for r in rig.log_rows()] == ["phase3_to_phase4:2026-01-24:g1:overnight"]
-    assert svc.state.pending_log_rows() == []
+    assert svc.state.outbox.pending_log_rows() == []
 
 
 def test_deadline_tier_fires_on_reevaluation_without_a_new_message(rig: Rig) -> None:
