@@ -22,7 +22,7 @@ _LAZY = {
     "TriggerPublisher": ".publisher",
     "Quarantine": ".quarantine",
     "TransitionService": ".transition",
-    "Outcome": ".transition",
+    "Outcome": ".outcome",
     "build_service": ".runtime",
 }
 

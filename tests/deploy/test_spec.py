@@ -205,7 +205,7 @@ def test_the_table_map_covers_every_module_that_names_a_table(
     )
     derived = {"shared.orchestration.gate_queries", "shared.orchestration.timed"}
     derived.add("shared.orchestration.execution_log")  # builds the rows; outbox/timed_runtime name the table
-    derived.add("shared.orchestration.transition")  # boxscore_sources[0].processor: a processor's name, no table
+    derived.add("shared.orchestration.trigger_attempt")  # boxscore_sources[0].processor: a processor's name
     modules = {m for fn in spec.functions for m in closure_facts(fn.name).modules if m.startswith("shared.")}
     access = table_access(definition)
     for module in sorted(modules):
