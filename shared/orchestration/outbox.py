@@ -13,6 +13,10 @@ Worst case, with auto-retry down, a row waits for the next monitor pass (10 minu
 both down, it stays in the outbox (30 days, ``[retention] outbox_days``) until one is back.
 Delivery is idempotent: rows carry their outbox id as ``insertId``; the retry queue finds an
 open row for a repeated hand-off.
+
+Hand-offs go to a ``HandoffSink`` (auto-retry's one enqueue path, ``RetryService.enqueue_failure``):
+this module does not name the retry package; the composition roots (``shared.retry.runtime``,
+``shared.monitor.runtime``) hand it the retry service.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.deferred import Deferred, deferred_attribute
 from shared.errors import TransientError
@@ -33,7 +37,6 @@ if TYPE_CHECKING:
 
     from shared.orchestration.outbox_store import Outbox
     from shared.pipeline.definition import PipelineDefinition
-    from shared.retry.service import RetryService
 
 _log = get_logger("shared.orchestration.outbox")
 
@@ -138,16 +141,35 @@ class DeliveryReport:
         }
 
 
+class HandoffSink(Protocol):
+    """Where a ``retry_enqueue`` hand-off goes: auto-retry's one enqueue path (idempotent: a repeated
+    hand-off finds its open row). ``shared.retry.service.RetryService`` is one."""
+
+    def enqueue_failure(
+        self,
+        *,
+        game_date: date,
+        phase: int,
+        processor: str,
+        error_message: str | None,
+        error_type: str | None,
+        permanent: bool | None = None,
+        correlation_id: str | None = None,
+        game_ids: tuple[str, ...] = (),
+        failed_at: datetime | None = None,
+    ) -> object: ...
+
+
 class OutboxDelivery:
     """Delivers every pending outbox document (all transitions, sensors and scheduled triggers)."""
 
-    retry: deferred_attribute[RetryService | None] = deferred_attribute()  # built when a hand-off is pending
+    retry: deferred_attribute[HandoffSink | None] = deferred_attribute()  # built when a hand-off is pending
 
     def __init__(
         self,
         outbox: Outbox,
         log_writer: ExecutionLogWriter,
-        retry: RetryService | Deferred[RetryService | None] | None,
+        retry: HandoffSink | Deferred[HandoffSink | None] | None,
         *,
         max_batches: int = 20,
     ) -> None:
@@ -210,9 +232,10 @@ def build_outbox_delivery(
     definition: PipelineDefinition,
     project: str,
     fs: firestore.Client,
-    retry: RetryService | Deferred[RetryService | None] | None,
+    retry: HandoffSink | Deferred[HandoffSink | None] | None,
 ) -> OutboxDelivery:
-    """The outbox delivery of a function that owns BigQuery (auto-retry, the monitor)."""
+    """The outbox delivery of a function that owns BigQuery (auto-retry, the monitor); hand-offs go
+    to ``retry``."""
     from shared.gcp_bigquery import bigquery_client
     from shared.orchestration.outbox_store import Outbox
 

@@ -13,6 +13,10 @@ the claim is undone (pending, same retry count, due again on the next tick rathe
 backoff) and the row's consecutive ``dispatch_failures`` grows; from ``DISPATCH_FAILING_AFTER``
 on, each tick logs an ERROR with ``alert=retry_dispatch_failing`` (and the monitor reports it).
 A 4xx from a retry_url is a client error: permanent at once, as before.
+
+Every tick first delivers the Firestore outbox (an ``OutboxDeliverer``: log rows, failed
+completions, missing games), which hands its hand-offs back to ``enqueue_failure``. Neither module
+imports the other: ``shared.retry.runtime`` composes the two.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.clock import Clock
 from shared.contracts.messages import ErrorType, RetryRequest, RetryTick, classify_error_type
@@ -35,8 +39,6 @@ from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
     from google.cloud import firestore
-
-    from shared.orchestration.outbox import OutboxDelivery
 
 _log = get_logger("shared.retry.service")
 HEARTBEAT_ID = "auto_retry_processor"
@@ -60,6 +62,16 @@ class TickReport:
         return {k: v for k, v in self.__dict__.items() if v}
 
 
+class DeliverySummary(Protocol):
+    def summary(self) -> dict[str, Any]: ...
+
+
+class OutboxDeliverer(Protocol):
+    """Delivers what the transitions left in the Firestore outbox (``shared.orchestration.outbox``)."""
+
+    def deliver(self) -> DeliverySummary: ...
+
+
 def _key(row: QueueRow) -> str:
     return f"{row.processor_name}@{row.game_date}#{row.id[:8]}"
 
@@ -74,7 +86,7 @@ class RetryService:
         *,
         firestore_client: firestore.Client | None = None,
         rng: random.Random | None = None,
-        outbox: OutboxDelivery | None = None,
+        outbox: OutboxDeliverer | None = None,
     ) -> None:
         self.definition = definition
         self.queue = queue
@@ -83,7 +95,7 @@ class RetryService:
         self.firestore = firestore_client
         self.rng = rng or random.Random()
         # the Firestore outbox (log rows, failed completions, missing games) is delivered first on
-        # every tick: auto-retry is the retry queue's single owner (issue 18)
+        # every tick: auto-retry is the retry queue's single owner, the transitions never write it
         self.outbox = outbox
 
     # -- the one enqueue path --------------------------------------------------------------
