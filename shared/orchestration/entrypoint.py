@@ -7,7 +7,7 @@ from typing import Any
 
 from shared._lazy import eager_requested
 from shared.env import project_id
-from shared.orchestration.event_log import event_attr, log_outcome
+from shared.orchestration.entrypoint_log import event_attr, log_outcome
 from shared.orchestration.runtime import GATE_BACKEND_MODULES, service_for
 from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import load_definition

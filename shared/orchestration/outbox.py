@@ -49,7 +49,7 @@ class FlushResult:
 
 
 class ExecutionLogWriter:
-    """Delivers outbox rows to BigQuery. Errors are reported, never raised."""
+    """Writes the outbox's ``phase_execution_log`` rows to BigQuery. Errors are reported, never raised."""
 
     def __init__(
         self, client: bigquery.Client | Callable[[], bigquery.Client] | None, table: str, timeout: float = 10.0

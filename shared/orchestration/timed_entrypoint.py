@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.env import project_id
-from shared.orchestration.event_log import event_attr, log_outcome
+from shared.orchestration.entrypoint_log import event_attr, log_outcome
 from shared.orchestration.timed_runtime import timed_runtime_for
 from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import load_definition

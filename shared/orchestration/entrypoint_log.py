@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import logging
 
-    from shared.orchestration.transition import Outcome
+    from shared.orchestration.outcome import Outcome
 
 
 def event_attr(event: Any, name: str) -> Any:
