@@ -1,9 +1,9 @@
-"""``phase_execution_log`` rows: one per transition outcome, never lost (L19).
+"""``phase_execution_log`` rows: one per transition outcome (L19: the log never breaks a transition; rows arrive).
 
 A row is written to the Firestore outbox in the same transaction that latches (or releases)
-the date. It reaches BigQuery from ``shared.orchestration.outbox``, in the functions that own
-BigQuery (auto-retry, nudged by the transition, and the monitor): this module is pure, so a
-transition ships no BigQuery for its log (issue 18).
+the date. It reaches BigQuery from ``shared.orchestration.outbox`` (``ExecutionLogWriter``), in
+the functions that own BigQuery (auto-retry, nudged by the transition, and the monitor): this
+module is pure, so a transition ships no BigQuery client for its log (cold start).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Auto-retry: the tick (every 15 min) and the one enqueue path (lessons L10, L11, L13).
+"""Auto-retry: the tick (every 15 min) and the one enqueue path.
+
+Retries are bounded (L10), ``failed_permanent`` is terminal until an operator requeues (L11), and a
+processor that fails for good hands over to its fallback source (L13).
 
 A tick: returns stale ``retrying`` rows to ``pending``; marks rows ``succeeded`` whose
 processor has since reported success for that date (read from the transition's Firestore
