@@ -1,10 +1,13 @@
-"""Adapters built on first use (issue 18): a wait event builds none of what it does not call.
+"""The one way to build something on first use: a wait event builds none of what it does not call.
 
-``Deferred(factory)`` holds a zero-argument factory and builds its value once, on the first
-``get()`` (thread-safe: gen2 functions serve concurrent requests). ``deferred_attribute()`` is a
-descriptor for a class attribute that may be given either the value itself (tests inject
-instances) or a ``Deferred`` (composition roots pass factories so the module that defines the
-adapter, and the client library behind it, load only when the attribute is first read).
+Cold start: an adapter (and the client library behind it) is built on first use, so a function
+invocation that never calls it never pays for it. ``Deferred(factory)`` holds a zero-argument
+factory and builds its value once, on the first ``get()`` (thread-safe: gen2 functions serve
+concurrent requests). ``deferred_attribute()`` is a descriptor for an instance attribute that
+may be given either the value itself (tests inject instances) or a ``Deferred`` (composition
+roots pass factories, so the module that defines the adapter, and the client library behind it,
+load only when the attribute is first read). An adapter that may build its client late takes
+``Client | Deferred[Client]``: it never guesses whether a callable is a factory or a client.
 
 ``SHARED_EAGER=1`` (the eager switch of ``shared._lazy``) builds every ``Deferred`` at once, as
 an eager core would: CI proves every adapter can be built, and the bundle benchmark's eager
@@ -20,14 +23,16 @@ from typing import Any, Generic, TypeVar, overload
 from shared._lazy import eager_requested
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
-class Deferred(Generic[T]):
-    """A value built by ``factory`` on first ``get()``, once."""
+class Deferred(Generic[T_co]):
+    """A value built by ``factory`` on first ``get()``, once (read-only, hence covariant: a
+    ``Deferred[Client]`` is a ``Deferred[Client | None]``)."""
 
-    def __init__(self, factory: Callable[[], T]) -> None:
-        self._factory: Callable[[], T] | None = factory
-        self._value: T | None = None
+    def __init__(self, factory: Callable[[], T_co]) -> None:
+        self._factory: Callable[[], T_co] | None = factory
+        self._value: T_co | None = None
         self._lock = threading.Lock()
         if eager_requested():
             self.get()
@@ -36,7 +41,7 @@ class Deferred(Generic[T]):
     def built(self) -> bool:
         return self._factory is None
 
-    def get(self) -> T:
+    def get(self) -> T_co:
         if self._factory is not None:
             with self._lock:
                 if self._factory is not None:
@@ -69,8 +74,3 @@ class deferred_attribute(Generic[T]):
 
     def __set__(self, obj: object, value: T | Deferred[T]) -> None:
         obj.__dict__[self.slot] = value
-
-    def is_built(self, obj: object) -> bool:
-        """Whether ``obj``'s value exists yet (given directly, or its factory already ran)."""
-        value = obj.__dict__.get(self.slot)
-        return not isinstance(value, Deferred) or value.built

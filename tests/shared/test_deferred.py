@@ -1,10 +1,19 @@
-"""shared.deferred: adapters built on first use, once, from any thread."""
+"""shared.deferred: adapters built on first use, once, from any thread; all at once under SHARED_EAGER."""
 
 from __future__ import annotations
 
 import threading
 
+import pytest
+
+from shared._lazy import EAGER_ENV
 from shared.deferred import Deferred, deferred_attribute
+
+
+@pytest.fixture(autouse=True)
+def lazy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the eager switch (CI also runs this file with SHARED_EAGER=1)."""
+    monkeypatch.delenv(EAGER_ENV, raising=False)
 
 
 class Holder:
@@ -18,7 +27,6 @@ def test_a_value_is_used_as_given() -> None:
     value = [1]
     holder = Holder(value)
     assert holder.thing is value
-    assert Holder.thing.is_built(holder)
 
 
 def test_a_deferred_value_is_built_on_first_read_only_once() -> None:
@@ -28,10 +36,11 @@ def test_a_deferred_value_is_built_on_first_read_only_once() -> None:
         calls.append(1)
         return [len(calls)]
 
-    holder = Holder(Deferred(build))
-    assert calls == [] and not Holder.thing.is_built(holder)
+    deferred = Deferred(build)
+    holder = Holder(deferred)
+    assert calls == [] and not deferred.built
     assert holder.thing == [1] and holder.thing is holder.thing
-    assert calls == [1] and Holder.thing.is_built(holder)
+    assert calls == [1] and deferred.built
 
 
 def test_concurrent_first_reads_build_once() -> None:
@@ -61,3 +70,12 @@ def test_assigning_replaces_the_value() -> None:
     holder = Holder(Deferred(lambda: [1]))
     holder.thing = [2]
     assert holder.thing == [2]
+
+
+def test_the_eager_switch_builds_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SHARED_EAGER=1: every Deferred is built when made, as an eager core would (CI proves each builds)."""
+    monkeypatch.setenv(EAGER_ENV, "1")
+    calls: list[int] = []
+    deferred = Deferred(lambda: calls.append(1) or [len(calls)])
+    assert calls == [1] and deferred.built
+    assert Holder(deferred).thing == [1] and calls == [1]
