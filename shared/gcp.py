@@ -3,8 +3,9 @@
 The Pub/Sub and Firestore clients honour ``PUBSUB_EMULATOR_HOST`` and
 ``FIRESTORE_EMULATOR_HOST`` themselves. The BigQuery factory lives in ``shared.gcp_bigquery``
 so that a function whose code never asks for BigQuery does not ship google-cloud-bigquery
-(the bundle build follows imports; issue 18). Each factory imports its library on call, so a
-function that never touches a client never loads it (lesson L16).
+(the bundle build follows imports). Each factory imports its library on call, so a function
+that never touches a client never loads it (lesson L16: a function loads only what it uses).
+A client built on first use is passed as ``shared.deferred.Deferred(lambda: ...)``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
-from shared._lazy import eager_requested
 from shared.env import project_id
 
 if TYPE_CHECKING:
@@ -22,27 +22,6 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
 T = TypeVar("T")
-
-
-class LazyClient(Generic[T]):
-    """A client given as such or as a factory called once, on first use (keeps imports lazy, L16)."""
-
-    def __init__(self, source: T | Callable[[], T]) -> None:
-        self._source = source
-        self._value: T | None = None
-        self._lock = threading.Lock()
-        if eager_requested():  # the eager switch: no deferral anywhere (shared._lazy, shared.deferred)
-            self.get()
-
-    def get(self) -> T:
-        if self._value is None:
-            with self._lock:
-                if self._value is None:
-                    source = self._source
-                    is_factory = callable(source) and not hasattr(source, "project")  # clients carry .project
-                    self._value = cast(Callable[[], T], source)() if is_factory else cast(T, source)
-        return self._value
-
 
 _clients: dict[tuple[str, ...], object] = {}
 _clients_lock = threading.Lock()

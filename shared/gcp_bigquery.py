@@ -3,7 +3,8 @@
 BigQuery has no emulator switch in its client, so ``BIGQUERY_EMULATOR_HOST``
 (``http://host:port``) is read here and turned into an anonymous client pointed at that
 endpoint. Only modules that query or write BigQuery import this one, so the bundle build
-(which follows imports) ships google-cloud-bigquery only with them (issue 18).
+(which follows imports) ships google-cloud-bigquery only with them (cold start: a function
+that never queries BigQuery neither ships nor loads its library).
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ from phasectl.core import Context, _date
 
 # -- reconcile ---------------------------------------------------------------------------------
 def _sources(ctx: Context) -> Any:
+    from shared.deferred import Deferred
     from shared.orchestration.gate_queries import BigQueryGateQueries
 
-    return BigQueryGateQueries(ctx.bq, ctx.project, ctx.definition.games, deadline_seconds=ctx.timeout)
+    return BigQueryGateQueries(Deferred(ctx.bq), ctx.project, ctx.definition.games, deadline_seconds=ctx.timeout)
 
 
 def _log_rows(ctx: Context, day: date) -> list[dict[str, Any]]:

@@ -4,7 +4,8 @@ Every identifier in the SQL (project, tables, columns) comes from the validated 
 (``Name``/``TableRef`` patterns: letters, digits, underscores); every value (the game date,
 predicate values) is a query parameter. Every branch filters on the table's date column, as
 the replaced system's tables require a partition filter. BigQuery is imported only here and
-in ``shared.gcp_bigquery``, on the gate path (L16).
+in ``shared.gcp_bigquery``, on the gate path (L16: a function loads only the libraries it uses,
+so a gateless one never imports BigQuery).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from shared.deferred import Deferred, deferred_attribute
 from shared.game_ids import ScheduleEntry
-from shared.gcp import LazyClient
 from shared.pipeline.definition import (
     GameCoverageGate,
     GameSource,
@@ -107,22 +108,20 @@ def predicate_sql(predicates: Sequence[Predicate]) -> tuple[str, list[tuple[str,
 class BigQueryGateQueries:
     """Runs each gate's one query (bounded by a deadline; no job retry: a failure redelivers)."""
 
+    client: deferred_attribute[bigquery.Client] = deferred_attribute()  # a Deferred: built on the first query
+
     def __init__(
         self,
-        client: bigquery.Client | Callable[[], bigquery.Client],
+        client: bigquery.Client | Deferred[bigquery.Client],
         project: str,
         games: GamesSources,
         *,
         deadline_seconds: float = 60.0,
     ) -> None:
-        self._client = LazyClient(client)  # a client or a factory (BigQuery loads on the gate path only)
+        self.client = client
         self.project = project
         self.games = games
         self.deadline_seconds = deadline_seconds  # bounds the query, its retries and the wait for rows
-
-    @property
-    def client(self) -> bigquery.Client:
-        return self._client.get()
 
     def _table(self, ref: str) -> str:
         return f"`{self.project}.{ref}`"  # identifiers come from the validated definition only

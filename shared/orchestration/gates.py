@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     # the backend is injected (shared.orchestration.runtime): this module stays free of BigQuery,
-    # so a gateless transition's bundle ships it without google-cloud-bigquery (issue 18)
+    # so a gateless transition's bundle ships it without google-cloud-bigquery
     from shared.orchestration.gate_queries import (
         BigQueryGateQueries,
         CoverageInputs,

@@ -22,14 +22,12 @@ this module does not name the retry package; the composition roots (``shared.ret
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.deferred import Deferred, deferred_attribute
 from shared.errors import TransientError
-from shared.gcp import LazyClient
 from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
@@ -51,16 +49,14 @@ class FlushResult:
 class ExecutionLogWriter:
     """Writes the outbox's ``phase_execution_log`` rows to BigQuery. Errors are reported, never raised."""
 
+    client: deferred_attribute[bigquery.Client | None] = deferred_attribute()  # a Deferred: built on first flush
+
     def __init__(
-        self, client: bigquery.Client | Callable[[], bigquery.Client] | None, table: str, timeout: float = 10.0
+        self, client: bigquery.Client | Deferred[bigquery.Client] | None, table: str, timeout: float = 10.0
     ) -> None:
-        self._client = None if client is None else LazyClient(client)  # factory: BigQuery loads on first flush
+        self.client = client
         self.table = table  # project.dataset.table
         self.timeout = timeout  # bounded: the trigger is already out and the outbox keeps the row
-
-    @property
-    def client(self) -> bigquery.Client | None:
-        return None if self._client is None else self._client.get()
 
     def flush(self, outbox: Outbox, limit: int = 50) -> FlushResult:
         try:
@@ -242,4 +238,4 @@ def build_outbox_delivery(
     settings = definition.pipeline
     log = f"{project}.{settings.dataset}.{settings.phase_execution_log_table}"
     outbox = Outbox.for_definition(fs, definition)
-    return OutboxDelivery(outbox, ExecutionLogWriter(lambda: bigquery_client(project), log), retry)
+    return OutboxDelivery(outbox, ExecutionLogWriter(Deferred(lambda: bigquery_client(project)), log), retry)

@@ -2,7 +2,8 @@
 
 Clients are created once per process (gen2 reuses instances). Only the Firestore state is
 built up front: everything else is a ``Deferred`` built on first use, so a completion that
-records and waits imports neither Pub/Sub nor the gates, quarantine or HTTP modules (issue 18).
+records and waits imports neither Pub/Sub nor the gates, quarantine or HTTP modules (cold start:
+what an event does not call is neither imported nor built).
 No transition writes BigQuery: log rows and retry hand-offs stay in the Firestore outbox and
 auto-retry delivers them (``shared.orchestration.outbox``). BigQuery is loaded only by the gate
 backend, and only a transition whose definition lists query gates ships it (the bundle build
@@ -72,10 +73,8 @@ def build_service(
         backend = importlib.import_module(GATE_BACKEND_MODULE)
         kinds = {definition.gates[g].kind for g in transition.gates}
 
-        def bq() -> object:
-            return importlib.import_module(BIGQUERY_CLIENT_MODULE).bigquery_client(project)
-
-        queries = backend.BigQueryGateQueries(bq, project, definition.games) if kinds - {"service_health"} else None
+        client = Deferred(lambda: importlib.import_module(BIGQUERY_CLIENT_MODULE).bigquery_client(project))
+        queries = backend.BigQueryGateQueries(client, project, definition.games) if kinds - {"service_health"} else None
         return GateRunner(definition, queries, backend.HealthProbe(env))
 
     def quarantine() -> Quarantine:

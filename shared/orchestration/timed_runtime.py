@@ -10,6 +10,7 @@ import threading
 from collections.abc import Mapping
 
 from shared.clock import Clock, clock_from_env
+from shared.deferred import Deferred
 from shared.env import project_id
 from shared.gcp import firestore_client, publisher_client
 from shared.gcp_bigquery import bigquery_client
@@ -38,9 +39,7 @@ def build_timed_runtime(
     project = project_id(env)
     settings = definition.pipeline
     fs = firestore_client(project)
-
-    def bq() -> object:
-        return bigquery_client(project)
+    bq = Deferred(lambda: bigquery_client(project))  # built on the first query or flush
 
     services = {}
     for t in definition.timed_triggers():
@@ -53,11 +52,8 @@ def build_timed_runtime(
             clock=clock,
             state=state,
             publisher=TriggerPublisher(publisher_client(), project, t.topic),
-            queries=BigQueryGateQueries(bq, project, definition.games) if t.conditions else None,  # type: ignore[arg-type]
-            log_writer=ExecutionLogWriter(
-                bq,  # type: ignore[arg-type]
-                f"{project}.{settings.dataset}.{settings.phase_execution_log_table}",
-            ),
+            queries=BigQueryGateQueries(bq, project, definition.games) if t.conditions else None,
+            log_writer=ExecutionLogWriter(bq, f"{project}.{settings.dataset}.{settings.phase_execution_log_table}"),
             quarantine=Quarantine(fs, settings.quarantine_collection, clock, definition.retention),
         )
     if not services:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from google.api_core import exceptions as gexc
 
 from shared.clock import Clock
+from shared.deferred import Deferred, deferred_attribute
 from shared.errors import TransientError
 from shared.pipeline.definition import RetryPolicy
 from shared.retry.policy import classify_conflict
@@ -97,11 +98,13 @@ def _param(name: str, kind: str, value: Any) -> Any:
 
 
 class RetryQueue:
-    """The queue table plus the conflict log. ``client`` may be a factory (BigQuery loads lazily)."""
+    """The queue table plus the conflict log. ``client`` may be a ``Deferred`` (BigQuery loads on first use)."""
+
+    client: deferred_attribute[bigquery.Client] = deferred_attribute()
 
     def __init__(
         self,
-        client: bigquery.Client | Callable[[], bigquery.Client],
+        client: bigquery.Client | Deferred[bigquery.Client],
         project: str,
         dataset: str,
         policy: RetryPolicy,
@@ -109,18 +112,12 @@ class RetryQueue:
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = client
+        self.client = client
         self.table = f"`{project}.{dataset}.{policy.queue_table}`"
         self.conflict_table = f"{project}.{dataset}.{policy.conflict_log_table}"
         self.policy = policy
         self.clock = clock
         self.sleep = sleep
-
-    @property
-    def client(self) -> bigquery.Client:
-        if callable(self._client) and not hasattr(self._client, "query"):
-            self._client = self._client()
-        return self._client  # type: ignore[return-value]
 
     # -- SQL plumbing -------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any]) -> Any:

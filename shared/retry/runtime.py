@@ -8,6 +8,7 @@ import threading
 from collections.abc import Mapping
 
 from shared.clock import Clock, clock_from_env
+from shared.deferred import Deferred
 from shared.env import project_id
 from shared.gcp import firestore_client, publisher_client
 from shared.gcp_bigquery import bigquery_client
@@ -33,11 +34,8 @@ def build_retry_service(
     definition = definition or load_definition()
     clock = clock or clock_from_env(env)
     project = project_id(env)
-
-    def bq() -> object:
-        return bigquery_client(project)
-
-    queue = RetryQueue(bq, project, definition.pipeline.dataset, definition.retry, clock)  # type: ignore[arg-type]
+    bigquery = Deferred(lambda: bigquery_client(project))  # built on the first queue query
+    queue = RetryQueue(bigquery, project, definition.pipeline.dataset, definition.retry, clock)
     dispatcher = (
         RetryDispatcher(publisher_client(), project, auth=definition.retry.dispatch_auth) if with_dispatcher else None
     )

@@ -113,7 +113,7 @@ def rig(cloud: LocalCloud, shared_rig: Rig) -> Rig:
 def clean_queue(rig: Rig) -> Iterator[RetryQueue]:
     """The rig's retry queue, emptied after the test (the monitor's queue check is global)."""
     queue = RetryQueue(
-        lambda: bigquery_client(rig.cloud.project),
+        Deferred(lambda: bigquery_client(rig.cloud.project)),
         rig.cloud.project,
         rig.definition.pipeline.dataset,
         rig.definition.retry,

@@ -36,8 +36,6 @@ PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 class RecordingClient:
     """Stands in for ``bigquery.Client``: records ``query_and_wait`` calls, answers given rows."""
 
-    project = "p"  # LazyClient takes an object with .project as a client, not a factory
-
     def __init__(self, rows: Sequence[dict[str, Any]] = (), error: BaseException | None = None) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.answer = list(rows)

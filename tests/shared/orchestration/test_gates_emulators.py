@@ -229,23 +229,21 @@ def test_an_unreachable_bigquery_redelivers_and_a_later_delivery_triggers_once(r
     for p in PHASE3[:-1]:
         svc.handle_event(rig.event(rig.completion(p, 3)))
     assert svc.gates.queries is not None
-    working = svc.gates.queries._client
+    working = svc.gates.queries.client
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
 
-    from shared.gcp import LazyClient
-
     dead = bigquery.Client(project=rig.cloud.project, credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                            client_options=ClientOptions(api_endpoint="http://127.0.0.1:9"))
-    svc.gates.queries._client = LazyClient(dead)
+    svc.gates.queries.client = dead
     svc.gates.queries.deadline_seconds = 3
     last = rig.event(rig.completion(PHASE3[-1], 3))
     with pytest.raises(TransientError):
         svc.handle_event(last)
     state = svc.state.load(GAME_DATE)
     assert state.claim is None and state.triggered_current is None  # released: retriggerable
-    svc.gates.queries._client = working
+    svc.gates.queries.client = working
     assert svc.handle_event(last).kind == "triggered"  # Pub/Sub redelivers
     assert len(rig.pull_triggers(P34)) == 1
 

@@ -220,23 +220,21 @@ def test_a_query_error_is_never_not_graded_it_raises_and_a_redelivery_triggers(r
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
 
-    from shared.gcp import LazyClient
-
     schedule(rig, GAMES)
     predictions(rig)
     service = timed.runtimes["grading_readiness"].services[SENSOR]
     assert service.queries is not None
-    working = service.queries._client
+    working = service.queries.client
     dead = bigquery.Client(project=rig.cloud.project, credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                            client_options=ClientOptions(api_endpoint="http://127.0.0.1:9"))
-    service.queries._client = LazyClient(dead)
+    service.queries.client = dead
     service.queries.deadline_seconds = 3
     with pytest.raises(TransientError):
         timed.tick(SENSOR, "readiness")
     state = service.state.load(GAME_DATE)
     assert state.claim is None and state.triggered_current is None
     assert timed.messages(SENSOR) == []
-    service.queries._client = working
+    service.queries.client = working
     assert timed.tick(SENSOR, "readiness").kind == "triggered"  # Pub/Sub redelivers the tick
     assert len(timed.messages(SENSOR)) == 1
 

@@ -17,6 +17,7 @@ from google.cloud import bigquery
 
 from deploy.local.emulators import LocalCloud, free_port
 from deploy.local.topology import ensure_subscription
+from shared.deferred import Deferred
 from shared.errors import TransientError
 from shared.gcp import publisher_client, subscriber_client
 from shared.orchestration.outbox import ExecutionLogWriter
@@ -212,13 +213,11 @@ def test_l13_unavailable_games_do_not_block(rig: Rig) -> None:
 
 def test_l17_gate_query_error_is_transient_not_fail_open(rig: Rig) -> None:
     """BigQuery unreachable while the gate runs: raise (Pub/Sub redelivers), never trigger."""
-    from shared.gcp import LazyClient
-
     svc = rig.services["phase2_to_phase3"]
     rig.seed_games(sources={"bdl": [g[0] for g in GAMES]})
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: BigQuery is down
     assert svc.gates.queries is not None
-    svc.gates.queries._client = LazyClient(lambda: bigquery_client_for(dead, rig.cloud.project))
+    svc.gates.queries.client = Deferred(lambda: bigquery_client_for(dead, rig.cloud.project))
     svc.gates.queries.deadline_seconds = 3.0
     for p in PHASE2[:-1]:
         svc.handle_event(rig.event(rig.completion(p, 2)))
@@ -237,7 +236,7 @@ def test_l19_log_outage_never_blocks_the_trigger_and_the_row_arrives_later(rig: 
     good_writer = retry.outbox.log_writer
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: BigQuery is down
     retry.outbox.log_writer = ExecutionLogWriter(
-        lambda: bigquery_client_for(dead, rig.cloud.project), good_writer.table, timeout=2.0)
+        Deferred(lambda: bigquery_client_for(dead, rig.cloud.project)), good_writer.table, timeout=2.0)
     for p in PHASE3:
         outcome = svc.handle_event(rig.event(rig.completion(p, 3)))
         if outcome.kind == "triggered":
