@@ -16,6 +16,11 @@ query) → publish with a deterministic ``trigger_id`` → fenced latch with the
   monitor/main.py:130-134).
 * Games marked unavailable (``phasectl mark-unavailable``) or postponed by their status text
   are not waited for: they leave the count ("6/6 games Final, 1 marked unavailable").
+
+Cold path: a tick for a date already triggered builds only the Firestore state. Publisher,
+queries, log writer and quarantine are built on first use (``shared.deferred``), and the
+conditions' and trigger's modules are imported where they are first needed, as in
+``shared.orchestration.transition``.
 """
 
 from __future__ import annotations
@@ -30,12 +35,9 @@ from zoneinfo import ZoneInfo
 from shared.clock import Clock
 from shared.contracts.decode import decode_payload, extract_pubsub_message
 from shared.contracts.messages import TimedTriggerMessage, TriggerTick, make_trigger_id
+from shared.deferred import Deferred, deferred_attribute
 from shared.errors import MalformedMessageError, TransientError
 from shared.game_ids import GameIdConverter, ScheduleEntry
-from shared.orchestration.execution_log import build_row
-from shared.orchestration.gate_queries import schedule_entry
-from shared.orchestration.gates import GateConfigError, GateResult, is_configuration_error, stable_error_text
-from shared.orchestration.quarantine import Quarantine
 from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import DateRule, GamesSources, PipelineDefinition, TimedTrigger, TriggerSlot
@@ -43,8 +45,10 @@ from shared.structured_log import get_logger, log_context
 
 if TYPE_CHECKING:
     from shared.orchestration.gate_queries import BigQueryGateQueries
+    from shared.orchestration.gates import GateResult
     from shared.orchestration.outbox import ExecutionLogWriter
     from shared.orchestration.publisher import TriggerPublisher
+    from shared.orchestration.quarantine import Quarantine
 
 _log = get_logger("shared.orchestration.timed")
 
@@ -106,6 +110,8 @@ def conditions_sql(trigger: TimedTrigger, games: GamesSources, table: Any) -> st
 
 
 def read_conditions(queries: BigQueryGateQueries, trigger: TimedTrigger, game_date: date) -> ConditionInputs:
+    from shared.orchestration.gate_queries import schedule_entry
+
     schedule: list[ScheduleEntry] = []
     unavailable: list[str] = []
     counts: dict[int, int] = {}
@@ -124,6 +130,8 @@ def conditions_verdict(
     trigger: TimedTrigger, slot: TriggerSlot, games: GamesSources, inputs: ConditionInputs
 ) -> list[GateResult]:
     """Each condition the slot checks, pure: ``pass`` or ``blocked`` (not ready) with its reason."""
+    from shared.orchestration.gates import GateResult
+
     out: list[GateResult] = []
     for i, cond in enumerate(trigger.conditions):
         if slot.fallback and not cond.fallback:
@@ -149,6 +157,8 @@ def conditions_verdict(
 
 
 def _all_final(name: str, games: GamesSources, inputs: ConditionInputs) -> GateResult:
+    from shared.orchestration.gates import GateResult
+
     converter = GameIdConverter.from_schedule(inputs.schedule)
     entries = list(converter.games())
     postponed = {e.date_teams_game_id for e in entries if games.excluded_by_text(e.status_text)}
@@ -178,18 +188,39 @@ def _canonical(converter: GameIdConverter, raw_ids: Sequence[str]) -> set[str]:
     return out
 
 
-@dataclass
 class TimedTriggerService:
-    """One sensor or scheduled trigger, its clock and adapters (injected)."""
+    """One sensor or scheduled trigger, its clock and adapters (injected).
 
-    definition: PipelineDefinition
-    trigger: TimedTrigger
-    clock: Clock
-    state: TransitionState
-    publisher: TriggerPublisher
-    queries: BigQueryGateQueries | None
-    log_writer: ExecutionLogWriter
-    quarantine: Quarantine
+    ``publisher``, ``queries``, ``log_writer`` and ``quarantine`` may be given as values or as
+    ``Deferred`` factories (the composition root does the latter: a tick that finds its date
+    already triggered builds none).
+    """
+
+    publisher: deferred_attribute[TriggerPublisher] = deferred_attribute()
+    queries: deferred_attribute[BigQueryGateQueries | None] = deferred_attribute()  # None: no conditions
+    log_writer: deferred_attribute[ExecutionLogWriter] = deferred_attribute()
+    quarantine: deferred_attribute[Quarantine] = deferred_attribute()
+
+    def __init__(
+        self,
+        *,
+        definition: PipelineDefinition,
+        trigger: TimedTrigger,
+        clock: Clock,
+        state: TransitionState,
+        publisher: TriggerPublisher | Deferred[TriggerPublisher],
+        queries: BigQueryGateQueries | Deferred[BigQueryGateQueries] | None,
+        log_writer: ExecutionLogWriter | Deferred[ExecutionLogWriter],
+        quarantine: Quarantine | Deferred[Quarantine],
+    ) -> None:
+        self.definition = definition
+        self.trigger = trigger
+        self.clock = clock
+        self.state = state
+        self.publisher = publisher
+        self.queries = queries
+        self.log_writer = log_writer
+        self.quarantine = quarantine
 
     @property
     def tz(self) -> ZoneInfo:
@@ -205,10 +236,13 @@ class TimedTriggerService:
         """The slot's conditions for ``game_date`` (read only; errors classified as the gates')."""
         if not self.trigger.conditions or all(slot.fallback and not c.fallback for c in self.trigger.conditions):
             return []
-        if self.queries is None:
+        from shared.orchestration.gates import GateConfigError, is_configuration_error, stable_error_text
+
+        queries = self.queries
+        if queries is None:
             raise TransientError(f"{self.trigger.name}: no BigQuery client for its conditions")
         try:
-            inputs = read_conditions(self.queries, self.trigger, game_date)
+            inputs = read_conditions(queries, self.trigger, game_date)
         except TransientError:
             raise
         except Exception as exc:
@@ -243,6 +277,9 @@ class TimedTriggerService:
             claim = self.state.claim(game_date, owner, now, lambda g: make_trigger_id(t.name, game_date, g, mode), mode)
             if claim.result != "claimed":
                 return Outcome(claim.result, f"claim not taken: {claim.result}", game_date, claim.trigger_id)
+            # the trigger path: its modules load here, on the first tick whose date is not triggered yet
+            from shared.orchestration.gates import GateConfigError
+
             try:
                 results = self.check(game_date, slot)
             except GateConfigError as exc:
@@ -266,6 +303,8 @@ class TimedTriggerService:
     def _trigger(
         self, game_date: date, slot: TriggerSlot, mode: str | None, claim: Any, results: list[GateResult], doc: Any
     ) -> Outcome:
+        from shared.orchestration.execution_log import build_row
+
         t = self.trigger
         if slot.fallback:
             why = f"fallback run {slot.name}: the date was not triggered yet"
@@ -362,13 +401,17 @@ class TimedTriggerService:
             )
 
 
-@dataclass
 class TimedRuntime:
     """The timed triggers one function serves, by name; decodes ticks and routes them."""
 
-    services: Mapping[str, TimedTriggerService]
-    quarantine: Quarantine
-    function: str
+    quarantine: deferred_attribute[Quarantine] = deferred_attribute()  # built on the first bad tick
+
+    def __init__(
+        self, services: Mapping[str, TimedTriggerService], quarantine: Quarantine | Deferred[Quarantine], function: str
+    ) -> None:
+        self.services = services
+        self.quarantine = quarantine
+        self.function = function
 
     def handle_event(self, event: object) -> Outcome:
         try:
