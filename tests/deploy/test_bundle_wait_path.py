@@ -56,6 +56,8 @@ FORBIDDEN = (
     "shared.orchestration.quarantine",
     "shared.orchestration.http_delivery",
     "shared.orchestration.triggers",
+    "shared.orchestration.trigger_attempt",
+    "shared.orchestration.handoffs",
     "shared.retry",
 )
 
