@@ -6,7 +6,7 @@ loaded on first access (PEP 562). See ``shared._lazy``.
 
 from __future__ import annotations
 
-from shared._lazy import attach, eager_requested, load_all
+from shared._lazy import attach
 
 _LAZY = {
     "PipelineError": ".errors",
@@ -42,6 +42,3 @@ _LAZY = {
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _LAZY)
-
-if eager_requested():
-    load_all(__name__, _LAZY)

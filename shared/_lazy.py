@@ -63,7 +63,8 @@ def attach(package: str, lazy: Mapping[str, str]) -> tuple[Callable[[str], Any],
             submodule itself.
 
     Returns:
-        ``(__getattr__, __dir__, __all__)`` to assign in the package.
+        ``(__getattr__, __dir__, __all__)`` to assign in the package. With ``SHARED_EAGER`` set, every
+        entry is resolved before this returns.
     """
     names = sorted(lazy)
     lock = threading.RLock()
@@ -104,11 +105,9 @@ def attach(package: str, lazy: Mapping[str, str]) -> tuple[Callable[[str], Any],
     def __dir__() -> list[str]:
         return list(names)
 
+    if eager_requested():  # the eager switch: every entry now, with the package already able to answer
+        module = sys.modules[package]
+        module.__dict__.update(__getattr__=__getattr__, __dir__=__dir__, __all__=list(names))
+        for name in names:
+            getattr(module, name)
     return __getattr__, __dir__, list(names)
-
-
-def load_all(package: str, lazy: Mapping[str, str]) -> None:
-    """Resolve every entry of ``lazy`` now (the eager switch)."""
-    module = sys.modules[package]
-    for name in sorted(lazy):
-        getattr(module, name)

@@ -7,7 +7,7 @@ each imported on first use. Lazy: see ``shared._lazy``.
 
 from __future__ import annotations
 
-from shared._lazy import attach, eager_requested, load_all
+from shared._lazy import attach
 
 _LAZY = {
     "build_completion": ".completion",
@@ -19,6 +19,3 @@ _LAZY = {
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _LAZY)
-
-if eager_requested():
-    load_all(__name__, _LAZY)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared._lazy import attach, eager_requested, load_all
+from shared._lazy import attach
 
 _LAZY = {
     "PipelineDefinition": ".definition",
@@ -21,6 +21,3 @@ _LAZY = {
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _LAZY)
-
-if eager_requested():
-    load_all(__name__, _LAZY)

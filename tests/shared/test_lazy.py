@@ -40,7 +40,9 @@ def _run(code: str, **env: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def lazyfix() -> ModuleType:
+def lazyfix(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The fixture package, imported lazily (its map holds a deliberately wrong entry: eager loading would fail)."""
+    monkeypatch.delenv("SHARED_EAGER", raising=False)
     sys.path.insert(0, str(FIXTURES))
     for name in [m for m in sys.modules if m == "lazyfix" or m.startswith("lazyfix.")]:
         del sys.modules[name]
