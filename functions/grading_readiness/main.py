@@ -8,23 +8,14 @@ not graded yet; a fallback triggers unless the date was triggered already. Same 
 "not graded"; a malformed tick is acked and quarantined.
 """
 
-from __future__ import annotations
+from collections.abc import Callable
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.orchestration.timed_entrypoint import run_timed_event, validate_environment
+from shared.orchestration.timed_entrypoint import timed_handler
 
 FUNCTION = "grading_readiness"
 
-validate_environment(FUNCTION)  # cold start fails loudly on a bad project or definition
-
-
-@functions_framework.cloud_event
-def handle(cloud_event: CloudEvent) -> None:
-    """Handle one scheduler tick of the grading readiness sensor.
-
-    Args:
-        cloud_event: the google.cloud.pubsub.topic.v1.messagePublished event of the scheduler.
-    """
-    run_timed_event(FUNCTION, cloud_event)
+# cold start fails loudly on a bad project or definition
+handle: Callable[[CloudEvent], None] = functions_framework.cloud_event(timed_handler(FUNCTION))

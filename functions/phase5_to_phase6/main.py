@@ -6,23 +6,14 @@ raises (Pub/Sub redelivers, bounded by the definition's max event age). Malforme
 input is acked and quarantined with a reason.
 """
 
-from __future__ import annotations
+from collections.abc import Callable
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.orchestration.entrypoint import run_transition_event, validate_environment
+from shared.orchestration.entrypoint import transition_handler
 
 TRANSITION = "phase5_to_phase6"
 
-validate_environment(TRANSITION)  # cold start fails loudly on a bad project or definition
-
-
-@functions_framework.cloud_event
-def handle(cloud_event: CloudEvent) -> None:
-    """Handle one phase-5 completion message.
-
-    Args:
-        cloud_event: the google.cloud.pubsub.topic.v1.messagePublished event.
-    """
-    run_transition_event(TRANSITION, cloud_event)
+# cold start fails loudly on a bad project or definition
+handle: Callable[[CloudEvent], None] = functions_framework.cloud_event(transition_handler(TRANSITION))

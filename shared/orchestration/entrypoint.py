@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from typing import Any
 
 from shared._lazy import eager_requested
@@ -45,3 +46,18 @@ def run_transition_event(transition: str, event: Any) -> Outcome:
         outcome = service_for(transition).handle_event(event)
         log_outcome(_log, outcome, duplicate=str(outcome.duplicate).lower())
         return outcome
+
+
+def transition_handler(transition: str) -> Callable[[Any], None]:
+    """The CloudEvent handler of ``transition``'s function, after checking its environment (cold start).
+
+    ``functions/<transition>/main.py`` registers it with functions-framework as ``handle``: every
+    outcome returns (Pub/Sub acks); a transient error raises (Pub/Sub redelivers).
+    """
+    validate_environment(transition)
+
+    def handle(cloud_event: Any) -> None:
+        """Handle one completion message (a google.cloud.pubsub.topic.v1.messagePublished event)."""
+        run_transition_event(transition, cloud_event)
+
+    return handle

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shared.env import project_id
@@ -28,3 +29,17 @@ def run_timed_event(function: str, event: Any) -> Outcome:
         outcome = timed_runtime_for(function).handle_event(event)
         log_outcome(_log, outcome)
         return outcome
+
+
+def timed_handler(function: str) -> Callable[[Any], None]:
+    """The CloudEvent handler of a sensor or scheduled-trigger function, after checking its environment.
+
+    ``functions/<function>/main.py`` registers it with functions-framework as ``handle``.
+    """
+    validate_environment(function)
+
+    def handle(cloud_event: Any) -> None:
+        """Handle one scheduler tick (a google.cloud.pubsub.topic.v1.messagePublished event)."""
+        run_timed_event(function, cloud_event)
+
+    return handle

@@ -135,13 +135,14 @@ def cached_venv(requirements: str, cache: Path = VENV_CACHE, timeout: float = 90
     """A venv with exactly ``pip install -r requirements`` (nothing of the project), cached by its hash.
 
     Safe for parallel runs (a file lock per hash); a marker file is written only when the
-    install finished, so an interrupted build is redone. The marker records the interpreter:
-    a venv made by another Python is rebuilt.
+    install finished, so an interrupted build is redone. The marker records the interpreter and
+    the venv's path: a venv made by another Python, or reached through another path (a symlinked
+    cache in another checkout: its scripts' shebangs name the path it was made at), is rebuilt.
     """
     digest = requirements_hash(requirements)
     venv = cache / digest
     marker = venv / ".bundle-venv-ready"
-    stamp = f"{sys.version}\n{requirements}"
+    stamp = f"{sys.version}\n{venv}\n{requirements}"  # a venv is not relocatable: its scripts name its path
     with file_lock(cache / f"{digest}.lock"):
         if marker.is_file() and marker.read_text() == stamp and (venv / "bin" / "python").exists():
             return venv
