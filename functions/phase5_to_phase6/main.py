@@ -1,9 +1,7 @@
 """Phase 5 → 6: records predictions completions and triggers exports exactly once.
 
-Deployed as a 2nd-gen Cloud Function on the phase-5 completion topic with retry on
-failure. Ack/raise contract: every outcome returns (Pub/Sub acks); a transient error
-raises (Pub/Sub redelivers, bounded by the definition's max event age). Malformed
-input is acked and quarantined with a reason.
+Deployed on its source phase's completion topic, with retry on failure (``transition_handler``
+says what is acked and what raises).
 """
 
 from collections.abc import Callable

@@ -51,8 +51,11 @@ def run_transition_event(transition: str, event: Any) -> Outcome:
 def transition_handler(transition: str) -> Callable[[Any], None]:
     """The CloudEvent handler of ``transition``'s function, after checking its environment (cold start).
 
-    ``functions/<transition>/main.py`` registers it with functions-framework as ``handle``: every
-    outcome returns (Pub/Sub acks); a transient error raises (Pub/Sub redelivers).
+    ``functions/<transition>/main.py`` registers it with functions-framework as ``handle``; the
+    function is a 2nd-gen Cloud Function on the source phase's completion topic, with retry on
+    failure. Every outcome returns (Pub/Sub acks); a transient error raises (Pub/Sub redelivers,
+    bounded by the definition's max event age); malformed input is acked and quarantined with a
+    reason.
     """
     validate_environment(transition)
 
