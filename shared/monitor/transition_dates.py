@@ -13,20 +13,26 @@ never both trigger). Then:
 - silent: the schedule has Final games for the date and the transition has no activity at all;
 - gate_alert: triggered with a gate under its alert line.
 
-The grid is cheap over ``grid_days``: one schedule query and one Firestore query for the whole
-window (not per date) → dates with Final games and no phase-6 trigger.
+A live claim on the date (another attempt holds it: a late completion, ``phasectl trigger``) means
+the date is being triggered right now: no ``stuck`` while it lasts; an expired claim (the attempt
+crashed) is stuck. Every grace and threshold is elapsed time: instants are added to in UTC, never
+in New York wall time (on the DST fall-back night wall time runs an hour longer).
+
+The grid over ``grid_days``: one schedule query → dates with Final games and no phase-6 trigger;
+what the phase-6 date documents say comes from the grid summary (``shared.monitor.grid_summary``),
+so a pass reads a bounded number of them, not the whole stored window.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from shared.clock import Clock
 from shared.monitor.findings import Finding, MonitorReport
 from shared.orchestration.engine import select_mode
-from shared.orchestration.state import TransitionState
+from shared.orchestration.state import DateState, TransitionState, state_doc_id
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import PipelineDefinition
 
@@ -74,10 +80,7 @@ class TransitionDateChecks:
             # only the first transition can be silent on its own: further down, an untriggered
             # upstream explains the silence, and a triggered one is the upstream's handoff finding
             is_first = name == self.definition.transitions[0].name
-            # grace: games of a date are processed overnight; silent only once the first
-            # transition's stuck threshold has passed after midnight (New York) that follows
-            midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
-            overdue = now > midnight + timedelta(minutes=transition.stuck_after_minutes)
+            overdue = now > silent_after(day, self.tz, transition.stuck_after_minutes)
             if games and is_first and overdue and state.status == "waiting":
                 return [
                     Finding(
@@ -150,6 +153,8 @@ class TransitionDateChecks:
             return []
         age = now - min(known)
         if age > timedelta(minutes=transition.stuck_after_minutes):
+            if self._being_triggered(name, day, mode):
+                return []
             missing = self._missing(transition.name, day, state)
             return [
                 Finding(
@@ -163,6 +168,13 @@ class TransitionDateChecks:
                 )
             ]
         return []
+
+    def _being_triggered(self, name: str, day: date, mode: str | None) -> bool:
+        """Whether another attempt is triggering the date right now (or just did): read again, since
+        the claim may be younger than this check's first read (a late completion claims while the
+        monitor evaluates). Only on the way to a ``stuck`` finding, which is rare."""
+        current = self._state(name).load(day)
+        return current.triggered_slot(mode) is not None or claim_is_live(current, self.clock.now())
 
     def _missing(self, name: str, day: date, state: Any) -> list[str]:
         from shared.orchestration.engine import progress_of
@@ -193,6 +205,24 @@ class TransitionDateChecks:
                 {"trigger_id": triggered.get("trigger_id")},
             )
         ]
+
+
+def silent_after(day: date, tz: ZoneInfo, grace_minutes: int) -> datetime:
+    """When a date with Final games and no activity becomes ``silent``: ``grace_minutes`` of elapsed
+    time after the midnight (in ``tz``) that follows it; games are processed overnight.
+
+    The minutes are added in UTC: Python adds a timedelta to an aware datetime in wall time, which
+    on the DST fall-back night (2026-11-01 in New York) lands an hour late.
+    """
+    midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    return midnight.astimezone(UTC) + timedelta(minutes=grace_minutes)
+
+
+def claim_is_live(state: DateState, now: datetime) -> bool:
+    """Whether an attempt holds the date's claim at ``now``: it is working on the date right now.
+    An expired claim is a crashed attempt's (the next evaluation takes the date over)."""
+    expires_at = (state.claim or {}).get("expires_at")
+    return isinstance(expires_at, datetime) and expires_at > now
 
 
 def _gate_reason(last_gate: dict[str, Any] | None, verdict: str) -> str:
@@ -255,22 +285,29 @@ def grid_gaps(
     today: date,
     final_games: dict[date, int],
 ) -> list[Finding]:
-    """``grid_gap`` (CRITICAL): dates before yesterday with Final games and no phase-6 trigger."""
-    last = definition.transitions[-1].name
-    from google.cloud.firestore_v1.base_query import FieldFilter
-    from google.cloud.firestore_v1.field_path import FieldPath
+    """``grid_gap`` (CRITICAL): dates before yesterday with Final games and no phase-6 trigger.
 
-    # one range read over document ids ("{transition}__{date}"): served by the built-in
-    # index on __name__, so production needs no composite index for it
-    col = firestore_client.collection(definition.pipeline.state_collection)
-    docs = (
-        col.where(filter=FieldFilter(FieldPath.document_id(), ">=", col.document(f"{last}__{start.isoformat()}")))
-        .where(filter=FieldFilter(FieldPath.document_id(), "<=", col.document(f"{last}__{today.isoformat()}")))
-        .stream()
-    )
-    done = {d.get("game_date") for d in docs if (d.to_dict() or {}).get("status") == "triggered"}
+    What each date's document says comes from the grid summary: the summary and a bounded number of
+    date documents per pass (``shared.monitor.grid_summary``); without a summary (the first pass)
+    the whole window in one range read.
+    """
+    from shared.monitor import grid_summary
+
+    last = definition.transitions[-1].name
     horizon = today - timedelta(days=1)  # tonight's games are not expected through phase 6 yet
-    gaps = sorted(str(d) for d, n in final_games.items() if n and d < horizon and d.isoformat() not in done)
+    asked = sorted(d for d, n in final_games.items() if n and start <= d < horizon)
+    summary = grid_summary.load_summary(firestore_client, definition, last)
+    if summary is None:
+        read = _read_window(firestore_client, definition, last, start, today)
+        summary = grid_summary.GridSummary(0, {})
+    else:
+        recent_from = today - timedelta(days=definition.monitor.lookback_days)
+        budget = grid_summary.recheck_budget(definition.monitor.grid_days)
+        todo = grid_summary.dates_to_read(summary, asked, recent_from, budget)
+        read = grid_summary.read_dates(firestore_client, definition, last, todo)
+    summary = summary.updated(read, start, today)
+    grid_summary.save_summary(firestore_client, definition, last, summary, today)
+    gaps = [d.isoformat() for d in asked if d not in summary.dates or not summary.dates[d].triggered]
     if not gaps:
         return []
     return [
@@ -284,3 +321,32 @@ def grid_gaps(
             {"dates": gaps},
         )
     ]
+
+
+def _read_window(
+    firestore_client: firestore.Client, definition: PipelineDefinition, transition: str, start: date, today: date
+) -> dict[date, bool]:
+    """Every date of ``[start, today]``: whether its document says ``triggered`` (absent: no).
+
+    One range read over document ids ("{transition}__{date}"): served by the built-in index on
+    __name__, so production needs no composite index for it.
+    """
+    from google.cloud.firestore_v1.base_query import FieldFilter
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    col = firestore_client.collection(definition.pipeline.state_collection)
+    docs = (
+        col.where(filter=FieldFilter(FieldPath.document_id(), ">=", col.document(state_doc_id(transition, start))))
+        .where(filter=FieldFilter(FieldPath.document_id(), "<=", col.document(state_doc_id(transition, today))))
+        .stream()
+    )
+    read = {start + timedelta(days=n): False for n in range((today - start).days + 1)}
+    prefix = f"{transition}__"
+    for doc in docs:
+        try:
+            day = date.fromisoformat(doc.id.removeprefix(prefix))
+        except ValueError:
+            continue  # not a date document (an id that only sorts inside the range)
+        if day in read:
+            read[day] = (doc.to_dict() or {}).get("status") == "triggered"
+    return read
