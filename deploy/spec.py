@@ -326,12 +326,18 @@ def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
     import inspect
 
     from shared.client.inbox import TriggerInbox
+    from shared.orchestration.claim_docs import CLAIMS
 
     r, settings = definition.retention, definition.pipeline
     inbox = inspect.signature(TriggerInbox).parameters["collection"].default
     wanted = (
         (settings.state_collection, r.state_days, "the transition functions: one document per transition and date"),
         ("completions", r.state_days, f"the transition functions: {settings.state_collection}/*/completions"),
+        (
+            CLAIMS,
+            r.state_days,
+            f"transitions and timed triggers: {settings.state_collection}/*/{CLAIMS} (claim documents)",
+        ),
         (
             settings.outbox_collection,
             r.outbox_days,

@@ -35,13 +35,14 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
-from shared.orchestration.completions import Completions
+from shared.orchestration.claim_docs import ClaimDocs
+from shared.orchestration.completions import Completions, completion_doc_id
+from shared.orchestration.date_state import Claim, Confirmed, DateState, _holds, slot_key, state_doc_id
 from shared.orchestration.engine import CompletionRecord
 from shared.orchestration.firestore_errors import TRANSIENT_ERRORS, firestore_transient
 from shared.orchestration.outbox_store import OUTBOX_COLLECTION, Outbox
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
     from shared.clock import Clock
     from shared.pipeline.definition import PipelineDefinition
 
+__all__ = ["CLAIM_TTL", "Claim", "DateState", "TransitionState", "completion_doc_id", "slot_key", "state_doc_id"]
+
 T = TypeVar("T")
 _log = get_logger("shared.orchestration.state")
 
@@ -62,68 +65,6 @@ _log = get_logger("shared.orchestration.state")
 # the HTTP start call under 30 s, and the claim is confirmed (and extended) right before publishing.
 # A crashed attempt's claim blocks the date until it expires; the monitor then finishes the job.
 CLAIM_TTL = timedelta(minutes=10)
-
-
-def state_doc_id(transition: str, game_date: date) -> str:
-    return f"{transition}__{game_date.isoformat()}"
-
-
-def slot_key(generation: int, mode: str | None) -> str:
-    """Where a generation's trigger is latched: once per mode for a transition with modes (pre-game
-    ``same_day``/``tomorrow`` and post-game ``overnight`` are distinct triggers), else once."""
-    return str(generation) if mode is None else f"{generation}-{mode}"
-
-
-@dataclass(frozen=True)
-class DateState:
-    """The date document as read (plus its completions)."""
-
-    transition: str
-    game_date: date
-    generation: int
-    status: str
-    triggered: dict[str, Any]
-    claim: dict[str, Any] | None
-    missing_games: tuple[str, ...]
-    last_gate: dict[str, Any] | None
-    completions: tuple[CompletionRecord, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def triggered_current(self) -> dict[str, Any] | None:
-        """The current generation's trigger (of a transition with modes: its latest mode's)."""
-        value = self.triggered.get(str(self.generation))
-        if isinstance(value, dict):
-            return value
-        prefix = f"{self.generation}-"
-        slots = [v for k, v in self.triggered.items() if k.startswith(prefix) and isinstance(v, dict)]
-        return max(slots, key=lambda v: str(v.get("at") or "")) if slots else None
-
-    def triggered_slot(self, mode: str | None) -> dict[str, Any] | None:
-        """The current generation's trigger for ``mode`` (``None``: a transition without modes)."""
-        value = self.triggered.get(slot_key(self.generation, mode))
-        return value if isinstance(value, dict) else None
-
-
-ClaimResult = Literal["claimed", "already_triggered", "claimed_elsewhere"]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The outcome of a claim; ``token`` fences every later write of this attempt (one owner per
-    attempt: a concurrent redelivery cannot latch or release this attempt's claim, L21)."""
-
-    result: ClaimResult
-    generation: int
-    trigger_id: str | None = None
-    owner: str | None = None
-    token: int | None = None
-
-
-def _holds(doc: dict[str, Any] | None, owner: str, token: int | None) -> bool:
-    """Whether the date document's claim is exactly this attempt's (owner and fencing token)."""
-    claim = (doc or {}).get("claim") or {}
-    return bool(claim) and claim.get("owner") == owner and claim.get("token") == token
 
 
 # Release statuses whose exact repeat (same gate results) is not logged again.
@@ -157,6 +98,7 @@ class TransitionState:
         self.completions = Completions(client, self._date_ref, self._expiry, self.outbox)
         self.claim_ttl = claim_ttl
         self.transaction_attempts = transaction_attempts
+        self.claim_docs = ClaimDocs(self._date_ref, client, claim_ttl, self._expiry)
 
     @classmethod
     def for_definition(
@@ -239,6 +181,7 @@ class TransitionState:
         now: datetime,
         make_trigger_id: Callable[[int], str],
         mode: str | None = None,
+        generation: int | None = None,
     ) -> Claim:
         """Atomically claim the right to trigger the current generation of this date.
 
@@ -246,8 +189,17 @@ class TransitionState:
         same message must not walk into this claim, L21). The claim carries a fencing token, one
         more than any before it on this date; ``confirm``, ``mark_triggered`` and ``release``
         succeed only for the current owner and token.
+
+        ``generation`` (the generation the caller read): first take the slot's claim document by
+        create-if-absent (``shared.orchestration.claim_docs``), so of N attempts that decide at the
+        same instant only one opens the transaction and the others answer ``claimed_elsewhere`` at
+        once, with no contention on the date document (L28: a hot document is not a lock service).
         """
         ref = self._date_ref(game_date)
+        slot = None if generation is None else slot_key(generation, mode)
+        if slot is not None and generation is not None:
+            if not self.claim_docs.take(game_date, slot, owner, now):
+                return Claim("claimed_elsewhere", generation, make_trigger_id(generation))
 
         def body(tx: Any) -> Claim:
             snap = ref.get(transaction=tx)
@@ -275,6 +227,7 @@ class TransitionState:
                         "token": token,
                         "claimed_at": now,
                         "expires_at": now + self.claim_ttl,
+                        "slot": slot,  # its claim document, deleted by the release or the latch
                     },
                     "updated_at": now,
                     **self._expiry(now),
@@ -283,24 +236,47 @@ class TransitionState:
             )
             return Claim("claimed", state.generation, trigger_id, owner, token)
 
-        return self._run("claim trigger", body, game_date)
+        try:
+            claim = self._run("claim trigger", body, game_date)
+        except BaseException:
+            if slot is not None:
+                self.claim_docs.drop(game_date, slot, owner)
+            raise
+        if claim.result != "claimed" and slot is not None:
+            self.claim_docs.drop(game_date, slot, owner)
+        return claim
 
-    def confirm(self, game_date: date, claim: Claim, now: datetime) -> bool:
+    def confirm(
+        self, game_date: date, claim: Claim, now: datetime, intent: dict[str, Any] | None = None
+    ) -> Confirmed | None:
         """Right before publishing: is the claim still ours and live? Extends it when it is.
 
-        ``False`` means another attempt took the date over (ours expired): do not publish.
+        ``None`` means another attempt took the date over (ours expired): do not publish.
+        ``intent``: the exact messages about to be published, stored with the claim (status
+        ``publishing``) unless an intent of this generation is stored already, so every later
+        attempt under this trigger_id publishes those bytes (L27: an id names one content); the
+        intent stored is returned (publish that one).
         """
         ref = self._date_ref(game_date)
 
-        def body(tx: Any) -> bool:
+        def body(tx: Any) -> Confirmed | None:
             snap = ref.get(transaction=tx)
             doc = snap.to_dict() if snap.exists else None
             held = (doc or {}).get("claim") or {}
             live = held.get("expires_at") is not None and held["expires_at"] > now
             if claim.owner is None or not _holds(doc, claim.owner, claim.token) or not live:
-                return False
-            tx.set(ref, {"claim": {**held, "expires_at": now + self.claim_ttl}, "updated_at": now}, merge=True)
-            return True
+                return None
+            state = self._state(game_date, doc)
+            if intent is not None and int(intent.get("generation") or 0) != state.generation:
+                return None  # the date was reopened since this attempt read it: not its generation
+            update: dict[str, Any] = {"claim": {**held, "expires_at": now + self.claim_ttl}, "updated_at": now}
+            stored = state.intent
+            if intent is not None and stored is None:
+                update |= {"intent": intent, "status": "publishing"}
+                stored = intent
+            tx.set(ref, update, merge=True)
+            self.claim_docs.stage_extend(tx, game_date, held.get("slot"), claim.owner, now)
+            return Confirmed(stored)
 
         return self._run("confirm claim", body, game_date)
 
@@ -347,6 +323,8 @@ class TransitionState:
                 if state.triggered_current is not None or (held.get("expires_at") and held["expires_at"] > now):
                     return False, f"the date is {state.status} (claimed or triggered by another attempt)"
             update: dict[str, Any] = {"status": status, "updated_at": now, "claim": None, **self._expiry(now)}
+            if claimed:
+                self.claim_docs.stage_delete(tx, game_date, ((doc or {}).get("claim") or {}).get("slot"))
             if gate is not None:
                 update["last_gate"] = gate
             if missing_games is not None:
@@ -431,8 +409,10 @@ class TransitionState:
                 "triggered": {slot_key(generation, mode): entry},
                 "updated_at": now,
                 "claim": None,
+                "intent": None,  # published and latched: the messages live on in the topic and the log row
                 **self._expiry(now),
             }
+            self.claim_docs.stage_delete(tx, game_date, ((doc or {}).get("claim") or {}).get("slot"))
             if minimal is None:
                 update["missing_games"] = missing_games
                 if gate is not None:
@@ -487,6 +467,7 @@ class TransitionState:
                     "generation": generation,
                     "status": "waiting",
                     "claim": None,
+                    "intent": None,  # a new generation decides (and fixes) its messages anew
                     "reopened": {"at": now, "reason": reason},
                     "updated_at": now,
                 },

@@ -274,7 +274,14 @@ class TimedTriggerService:
                     done.get("trigger_id"),
                 )
             now = self.clock.now()
-            claim = self.state.claim(game_date, owner, now, lambda g: make_trigger_id(t.name, game_date, g, mode), mode)
+            claim = self.state.claim(
+                game_date,
+                owner,
+                now,
+                lambda g: make_trigger_id(t.name, game_date, g, mode),
+                mode,
+                generation=state.generation,  # a claim document first: N ticks at once never storm the date
+            )
             if claim.result != "claimed":
                 return Outcome(claim.result, f"claim not taken: {claim.result}", game_date, claim.trigger_id)
             # the trigger path: its modules load here, on the first tick whose date is not triggered yet

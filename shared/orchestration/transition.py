@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock
 from shared.contracts.decode import PubSubMessage, decode_payload, extract_pubsub_message
@@ -42,7 +42,7 @@ from shared.errors import MalformedMessageError
 from shared.orchestration.bounded import capped
 from shared.orchestration.engine import Blocked, CompletionRecord, Ready, Wait, decide
 from shared.orchestration.outcome import Outcome, OutcomeKind
-from shared.orchestration.state import Claim, TransitionState
+from shared.orchestration.state import Claim, DateState, TransitionState
 from shared.pipeline.definition import PipelineDefinition, Transition
 from shared.structured_log import get_logger, log_context
 
@@ -227,6 +227,8 @@ class TransitionService:
         """
         attempt_owner = f"{owner or 'run'}:{uuid.uuid4().hex[:12]}"
         state = self.state.load(game_date)
+        if state.intent is not None:  # an earlier attempt fixed this trigger's messages: send those
+            return self._resume(game_date, attempt_owner, correlation_id, state, state.intent)
         decision = decide(self.definition, self.transition, game_date, state.completions, self.clock)
         mode = decision.progress.mode
         done = state.triggered_slot(mode)  # with modes: once per mode
@@ -241,7 +243,7 @@ class TransitionService:
             return Outcome("waiting", decision.reason, game_date, extra={"next_check_at": decision.next_check_at})
         claim: Claim | None = None  # the engine blocked: the block is recorded without a claim
         if isinstance(decision, Ready):
-            claim = self._claim(game_date, attempt_owner, mode)
+            claim = self._claim(game_date, attempt_owner, mode, state.generation)
             if claim.result != "claimed":
                 return Outcome(claim.result, f"claim not taken: {claim.result}", game_date, claim.trigger_id)
         # the trigger path: its module loads here, on the first date that is ready (or blocked)
@@ -252,13 +254,36 @@ class TransitionService:
             return attempt.blocked(decision.reason, None)
         return attempt.trigger(decision)
 
-    def _claim(self, game_date: date, owner: str, mode: str | None) -> Claim:
-        """Step 3, claim: the right to trigger the current generation (of the decided mode), in one
-        transaction; it fixes the trigger id and the fencing token of every later write."""
+    def _claim(self, game_date: date, owner: str, mode: str | None, generation: int) -> Claim:
+        """Step 3, claim: the right to trigger the current generation (of the decided mode): its claim
+        document by create-if-absent (N simultaneous deciders: one goes on, the others answer
+        ``claimed_elsewhere`` at once), then one transaction on the date that fixes the trigger id and
+        the fencing token of every later write."""
         name = self.transition.name
         return self.state.claim(
-            game_date, owner, self.clock.now(), lambda gen: make_trigger_id(name, game_date, gen, mode), mode=mode
+            game_date,
+            owner,
+            self.clock.now(),
+            lambda gen: make_trigger_id(name, game_date, gen, mode),
+            mode=mode,
+            generation=generation,
         )
+
+    def _resume(
+        self, game_date: date, owner: str, correlation_id: str | None, state: DateState, stored: dict[str, Any]
+    ) -> Outcome:
+        """A trigger whose messages an earlier attempt fixed and may have published (its publish was
+        ambiguous, or it crashed before the latch): claim it and publish exactly those bytes, without
+        deciding the date again (L27: an id names one content)."""
+        from shared.orchestration.intent import Intent
+        from shared.orchestration.trigger_attempt import TriggerAttempt
+
+        intent = Intent.from_doc(stored)
+        claim = self._claim(game_date, owner, intent.mode, intent.generation)
+        if claim.result != "claimed":
+            return Outcome(claim.result, f"claim not taken: {claim.result}", game_date, claim.trigger_id)
+        attempt = TriggerAttempt(self, game_date, owner, correlation_id or intent.correlation_id, state, None, claim)
+        return attempt.resume(intent)
 
     def nudge_outbox(self, why: str) -> None:
         """Ask auto-retry to deliver the outbox now (never raises: the monitor delivers it anyway)."""

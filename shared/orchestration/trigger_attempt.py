@@ -7,10 +7,17 @@ its failure path next to it:
 - ``run_gates``: a block, or a gate that cannot run as configured, releases the claim with its
   log row (no latch: the date stays retriggerable) and is the outcome; any other failure
   releases the claim and raises (gate errors never pass silently);
-- ``publish``: the claim is confirmed (still ours, extended), then every part is published and the
-  consumer's HTTP start call made; a failure of either releases the claim and raises;
+- ``prepare``: the messages are built once, as a publish intent (``shared.orchestration.intent``);
+- ``publish``: the claim is confirmed (still ours, extended) and the intent stored with it (status
+  ``publishing``), then every part is published and the consumer's HTTP start call made; a failure
+  of either releases the claim, keeps the intent, and raises: the publish may have reached the
+  server, so the next attempt sends the same bytes (L27: an id names one content);
 - ``latch``: only now the generation is marked triggered, with its log row and hand-offs in the
-  same transaction (a date is marked triggered only after its trigger is published, L01).
+  same transaction (a date is marked triggered only after its trigger is published, L01). Both
+  describe the intent, the bytes that went out.
+
+``resume`` is the same publish → latch for an intent an earlier attempt stored (no decision, no
+gates: the date is not evaluated again until its trigger is latched).
 
 A block the engine itself decided (before any claim) is recorded by ``blocked`` without a claim.
 Every outcome writes one ``phase_execution_log`` row (``_log_row``) to the outbox, in the same
@@ -29,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.contracts.messages import PhaseTrigger, TriggerStatus
 from shared.orchestration.bounded import MAX_LIST, bounded, capped
-from shared.orchestration.engine import Decision, Ready
+from shared.orchestration.engine import Decision, Progress, Ready
+from shared.orchestration.intent import Intent, StoredMessage, log_row
 from shared.orchestration.outcome import Outcome
 from shared.orchestration.state import Claim, DateState, TransitionState
 from shared.structured_log import get_logger
@@ -67,22 +75,8 @@ class TransitionAdapters(Protocol):
 
 
 @dataclass(frozen=True)
-class Trigger:
-    """What a claimed date publishes once its gates passed (``messages[0]`` carries the id)."""
-
-    messages: list[PhaseTrigger]
-    status: TriggerStatus
-    reason: str
-    gates: list[GateResult]
-    missing_games: list[str]
-
-    @property
-    def trigger_id(self) -> str:
-        return self.messages[0].trigger_id
-
-
-@dataclass(frozen=True)
 class Published:
+    intent: Intent  # what went out: the intent stored on the date (an earlier attempt's wins)
     message_ids: list[str]
     http: dict[str, Any] | None  # the HTTP start call, for a transition that delivers by HTTP
 
@@ -97,7 +91,7 @@ class TriggerAttempt:
     owner: str
     correlation_id: str | None
     date_state: DateState  # as read before deciding
-    decision: Decision
+    decision: Decision | None  # None: resuming a stored intent (nothing is decided again)
     claim: Claim | None
 
     @property
@@ -106,16 +100,25 @@ class TriggerAttempt:
         assert self.claim is not None
         return self.claim
 
+    @property
+    def progress(self) -> Progress:
+        """The decision's progress (every step that decides has one)."""
+        assert self.decision is not None
+        return self.decision.progress
+
     def trigger(self, decision: Ready) -> Outcome:
-        """Steps 4-6 on the claimed date: gates → publish → latch."""
+        """Steps 4-6 on the claimed date: gates → prepare → publish → latch."""
         gate_results = self.run_gates()
         if isinstance(gate_results, Outcome):
             return gate_results  # blocked or gate error: released and recorded
-        trigger = self.prepare(decision, gate_results)
-        published = self.publish(trigger)
+        return self.resume(self.prepare(decision, gate_results))
+
+    def resume(self, intent: Intent) -> Outcome:
+        """Steps 5-6 for fixed messages: a fresh intent, or one an earlier attempt stored."""
+        published = self.publish(intent)
         if isinstance(published, Outcome):
             return published  # the claim was lost before publishing: nothing went out
-        return self.latch(trigger, published)
+        return self.latch(published)
 
     # -- the steps -------------------------------------------------------------------------
     def run_gates(self) -> list[GateResult] | Outcome:
@@ -127,7 +130,7 @@ class TriggerAttempt:
         try:
             with self._released_on_failure("waiting", unless=GateConfigError):
                 results = svc.gates.run(
-                    svc.transition, self.game_date, mode=self.decision.progress.mode, deadline_seconds=deadline
+                    svc.transition, self.game_date, mode=self.progress.mode, deadline_seconds=deadline
                 )
         except GateConfigError as exc:
             return self.gate_error(exc)
@@ -136,8 +139,9 @@ class TriggerAttempt:
             return self.blocked(blocking.reason, results)
         return results
 
-    def prepare(self, decision: Ready, results: list[GateResult]) -> Trigger:
-        """The trigger's messages, status and reason: data below an alert line is partial data."""
+    def prepare(self, decision: Ready, results: list[GateResult]) -> Intent:
+        """The trigger's messages, status and reason, fixed once (data below an alert line is
+        partial data)."""
         from shared.orchestration.triggers import build_triggers
 
         svc = self.service
@@ -161,89 +165,97 @@ class TriggerAttempt:
             now=svc.clock.now(),
             gates=[g.as_dict() for g in results],
         )
-        return Trigger(messages, status, reason, results, missing_games)
+        progress = decision.progress
+        return Intent(
+            trigger_id=messages[0].trigger_id,
+            generation=self.held.generation,
+            mode=progress.mode,
+            status=str(status),
+            headline=decision.reason,
+            reason=reason,
+            messages=tuple(StoredMessage(m.trigger_id, m.to_json_bytes(), m.attributes()) for m in messages),
+            gates=_gates_doc(results),
+            games_processed=_games_processed(results),
+            missing_games=tuple(missing_games),
+            processors_completed=tuple(progress.done),
+            missing_processors=tuple(progress.missing),
+            unknown_processors=tuple(progress.unknown),
+            start_time=progress.first_completion_at,
+            correlation_id=self.correlation_id,
+            source_tables=tuple(m.source_table for m in messages if m.source_table),
+        )
 
-    def publish(self, trigger: Trigger) -> Published | Outcome:
+    def publish(self, intent: Intent) -> Published | Outcome:
         """Step 5, publish: nothing goes out unless the claim is still ours (it may have expired while
-        the gates ran): confirmed, and extended, first. A failed publish or HTTP start call releases
-        the claim and raises."""
+        the gates ran): confirmed, and extended, first, with the intent stored (an intent stored by
+        an earlier attempt wins: its bytes are the ones sent). A failed publish or HTTP start call
+        releases the claim, keeps the intent and raises."""
         svc = self.service
-        if not svc.state.confirm(self.game_date, self.held, svc.clock.now()):
+        confirmed = svc.state.confirm(self.game_date, self.held, svc.clock.now(), intent=intent.to_doc())
+        if confirmed is None:
             _log.warning(
                 "%s %s: the claim expired before publishing (another attempt took over); not publishing",
                 svc.transition.name,
                 self.game_date,
-                extra={"labels": {"alert": "claim_lost", "trigger_id": trigger.trigger_id}},
+                extra={"labels": {"alert": "claim_lost", "trigger_id": intent.trigger_id}},
             )
-            return Outcome("claimed_elsewhere", "claim lost before publishing", self.game_date, trigger.trigger_id)
-        with self._released_on_failure("publish_failed"):
-            message_ids = svc.publisher.publish_all(trigger.messages)  # all parts at once, or raise
+            return Outcome("claimed_elsewhere", "claim lost before publishing", self.game_date, intent.trigger_id)
+        if confirmed.intent is not None:
+            intent = Intent.from_doc(confirmed.intent)
+        # a failure here is ambiguous (the server may have the messages): the date stays `publishing`
+        with self._released_on_failure("publishing"):
+            message_ids = svc.publisher.publish_all(intent.messages)  # all parts at once, or raise
         http_doc: dict[str, Any] | None = None
         if svc.transition.delivery.http is not None and svc.http is not None:
             with self._released_on_failure("delivery_failed"):
-                http_doc = self._deliver_http(trigger.messages[0])
-        return Published(message_ids, http_doc)
+                http_doc = self._deliver_http(PhaseTrigger.model_validate_json(intent.messages[0].data))
+        return Published(intent, message_ids, http_doc)
 
-    def latch(self, trigger: Trigger, published: Published) -> Outcome:
+    def latch(self, published: Published) -> Outcome:
         """Step 6, latch: mark the generation triggered, with its log row and the missing games'
         hand-off, in one transaction; refused (nothing written) when another attempt took over."""
-        svc, progress = self.service, self.decision.progress
-        name, message_id, status = svc.transition.name, published.message_ids[0], str(trigger.status)
+        svc, intent = self.service, published.intent
+        name, message_id, status = svc.transition.name, published.message_ids[0], intent.status
         now = svc.clock.now()
-        gate_doc = _gates_doc(trigger.gates)
-        row = self._log_row(
-            status,
-            trigger.reason,
-            now,
-            gates=gate_doc,
-            games_processed=_games_processed(trigger.gates),
-            trigger_id=trigger.trigger_id,
-            **bounded("missing_processors", progress.missing),
-            **bounded("unknown_processors", progress.unknown),
-            **bounded("missing_games", trigger.missing_games),
-            message_id=message_id,
-            **bounded("message_ids", published.message_ids),
-            **bounded("source_tables", [p.source_table for p in trigger.messages if p.source_table]),
-            http=published.http,
-        )
+        missing_games = list(intent.missing_games)
         latched = svc.state.mark_triggered(
             self.game_date,
             self.owner,
-            self.held.generation,
+            intent.generation,
             now,
             {
-                "trigger_id": trigger.trigger_id,
+                "trigger_id": intent.trigger_id,
                 "at": now,
                 "message_id": message_id,
-                "parts": len(trigger.messages),
+                "parts": len(intent.messages),
                 "status": status,
-                "reason": capped(trigger.reason),
+                "reason": capped(intent.reason),
                 "http": published.http,
             },
             token=self.held.token,
-            mode=progress.mode,
-            gate=gate_doc,
-            missing_games=trigger.missing_games[:MAX_LIST],
-            log_row=row,
-            handoffs=self._missing_games_handoff(trigger.missing_games),
+            mode=intent.mode,
+            gate=intent.gates,
+            missing_games=missing_games[:MAX_LIST],
+            log_row=log_row(intent, name, self.game_date, now, published.message_ids, published.http),
+            handoffs=self._missing_games_handoff(missing_games),
         )
         if not latched:
             refused = "latch refused: the claim was taken over"
-            return Outcome("claimed_elsewhere", refused, self.game_date, trigger.trigger_id)
-        labels = {"trigger_id": trigger.trigger_id, "status": status}
-        _log.info("triggered %s for %s: %s", name, self.game_date, self.decision.reason, extra={"labels": labels})
-        for g in [g for g in trigger.gates if g.verdict == "alert"]:  # triggered with a warning: once per trigger
+            return Outcome("claimed_elsewhere", refused, self.game_date, intent.trigger_id)
+        labels = {"trigger_id": intent.trigger_id, "status": status}
+        _log.info("triggered %s for %s: %s", name, self.game_date, intent.headline, extra={"labels": labels})
+        for gate, reason in intent.alert_gates():  # triggered with a warning: once per trigger
             _log.warning(
                 "GATE ALERT %s for %s, triggered anyway: gate %s: %s",
                 name,
                 self.game_date,
-                g.gate,
-                g.reason,
-                extra={"labels": {"alert": "gate_alert", "gate": g.gate, "trigger_id": trigger.trigger_id}},
+                gate,
+                reason,
+                extra={"labels": {"alert": "gate_alert", "gate": gate, "trigger_id": intent.trigger_id}},
             )
-        svc.nudge_outbox(f"triggered {trigger.trigger_id}")
-        extra = {"status": status, "missing_games": trigger.missing_games, "message_id": message_id}
-        return Outcome("triggered", self.decision.reason, self.game_date, trigger.trigger_id, extra=extra)
+        svc.nudge_outbox(f"triggered {intent.trigger_id}")
+        extra = {"status": status, "missing_games": missing_games, "message_id": message_id}
+        return Outcome("triggered", intent.headline, self.game_date, intent.trigger_id, extra=extra)
 
     # -- release: a block, a gate error, a failed step --------------------------------------
     def blocked(self, reason: str, gate_results: list[GateResult] | None) -> Outcome:
@@ -337,7 +349,7 @@ class TriggerAttempt:
         """The ``phase_execution_log`` row of this attempt's outcome (triggered, blocked, gate error)."""
         from shared.orchestration.execution_log import build_row
 
-        progress = self.decision.progress
+        progress = self.progress
         return build_row(
             transition=self.service.transition.name,
             game_date=self.game_date,

@@ -634,7 +634,7 @@ def test_the_rendered_plan_ensures_ttl_policies_once(
         )
         assert done.returncode == 0, done.stderr
     updates = [c for c in cloud.calls() if c[:5] == TTL_UPDATE]
-    assert len(updates) == len(spec.firestore_ttls) == 7
+    assert len(updates) == len(spec.firestore_ttls) == 8
     assert set(cloud.state()["ttls"]) == {t.collection_group for t in spec.firestore_ttls}
 
 

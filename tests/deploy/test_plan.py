@@ -168,7 +168,7 @@ def test_every_ttl_policy_is_ensured_after_the_database_exists(spec: DeploymentS
     """Lesson L25: one TTL policy per collection group the package writes, enabled only when missing."""
     database = next(i for i, s in enumerate(steps) if s.label == "Firestore database (default)")
     ensured = [(i, s) for i, s in enumerate(steps) if s.kind == "ensure"]
-    assert len(ensured) == len(spec.firestore_ttls) == 7
+    assert len(ensured) == len(spec.firestore_ttls) == 8
     for (i, step), ttl in zip(ensured, spec.firestore_ttls, strict=True):
         assert i > database
         assert step.create == (
