@@ -192,6 +192,7 @@ def test_fault_a_crash_between_publish_and_latch_republishes_the_same_trigger_id
     assert svc.handle_event(event).kind == "triggered"
     triggers = rig.pull_triggers(P23)
     assert [t.trigger_id for t in triggers] == [f"{P23}:{GAME_DATE}:g1"] * 2
+    assert triggers[0] == triggers[1]  # the same content, triggered_at included (L27: an id names one content)
 
 
 def test_fault_missing_games_survive_a_bigquery_blip(rig: Rig) -> None:
