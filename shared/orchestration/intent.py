@@ -15,7 +15,7 @@ re-trigger) starts without one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -58,6 +58,7 @@ class Intent:
     start_time: datetime | None
     correlation_id: str | None
     source_tables: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)  # the caller's own (a timed trigger's slot)
 
     @property
     def slot(self) -> str:
@@ -87,6 +88,7 @@ class Intent:
             "start_time": self.start_time,
             "correlation_id": self.correlation_id,
             "source_tables": list(self.source_tables[:MAX_LIST]),
+            "details": self.details,
         }
 
     @classmethod
@@ -111,6 +113,7 @@ class Intent:
             start_time=doc.get("start_time"),
             correlation_id=doc.get("correlation_id"),
             source_tables=tuple(doc.get("source_tables") or ()),
+            details=dict(doc.get("details") or {}),
         )
 
 

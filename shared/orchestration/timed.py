@@ -264,6 +264,8 @@ class TimedTriggerService:
         owner = f"{owner}:{uuid.uuid4().hex[:12]}"
         with log_context(transition=t.name, game_date=game_date.isoformat(), slot=slot.name):
             state = self.state.load(game_date)
+            if state.intent is not None:  # an earlier tick fixed (and may have sent) its message: send it
+                return self._resume(game_date, owner, state.intent)
             done = state.triggered_slot(mode)
             if done is not None:
                 by = f" by slot {done.get('slot')}" if done.get("slot") else ""
@@ -310,7 +312,7 @@ class TimedTriggerService:
     def _trigger(
         self, game_date: date, slot: TriggerSlot, mode: str | None, claim: Any, results: list[GateResult], doc: Any
     ) -> Outcome:
-        from shared.orchestration.execution_log import build_row
+        from shared.orchestration.intent import Intent, StoredMessage
 
         t = self.trigger
         if slot.fallback:
@@ -338,66 +340,115 @@ class TimedTriggerService:
             run_aggregation=t.run_aggregation,
             update_latest=slot.update_latest,
         )
-        if not self.state.confirm(game_date, claim, now):
-            return Outcome("claimed_elsewhere", "claim lost before publishing", game_date, message.trigger_id)
-        try:
-            message_id = self.publisher.publish_all([message])[0]
-        except BaseException:
-            self._release(game_date, claim.owner or "", claim.token, "publish_failed", None)
-            raise
         status = "fallback" if slot.fallback else ("complete" if t.conditions else "scheduled")
+        intent = Intent(
+            trigger_id=message.trigger_id,
+            generation=claim.generation,
+            mode=mode,
+            status=status,
+            headline=why,
+            reason=why,
+            messages=(StoredMessage(message.trigger_id, message.to_json_bytes(), message.attributes()),),
+            gates=doc,
+            games_processed=next((int(r.details.get("final", 0)) for r in results if r.kind == "all_final"), None),
+            missing_games=(),
+            processors_completed=(),
+            missing_processors=(),
+            unknown_processors=(),
+            start_time=None,
+            correlation_id=message.correlation_id,
+            details={"slot": slot.name, "export_types": list(slot.export_types)},
+        )
+        return self._send(game_date, claim, intent)
+
+    def _resume(self, game_date: date, owner: str, stored: dict[str, Any]) -> Outcome:
+        """A trigger whose message an earlier tick fixed and may have published: claim it and publish
+        exactly those bytes, without checking the conditions again (L27: an id names one content)."""
+        from shared.orchestration.intent import Intent
+
+        intent = Intent.from_doc(stored)
+        t = self.trigger
+        claim = self.state.claim(
+            game_date,
+            owner,
+            self.clock.now(),
+            lambda g: make_trigger_id(t.name, game_date, g, intent.mode),
+            intent.mode,
+            generation=intent.generation,
+        )
+        if claim.result != "claimed":
+            return Outcome(claim.result, f"claim not taken: {claim.result}", game_date, claim.trigger_id)
+        return self._send(game_date, claim, intent)
+
+    def _send(self, game_date: date, claim: Any, intent: Any) -> Outcome:
+        """Publish the intent's bytes (stored with the claim first; an earlier one wins), then latch."""
+        from shared.orchestration.execution_log import build_row
+        from shared.orchestration.intent import Intent
+
+        t, now = self.trigger, self.clock.now()
+        confirmed = self.state.confirm(game_date, claim, now, intent=intent.to_doc())
+        if confirmed is None:
+            return Outcome("claimed_elsewhere", "claim lost before publishing", game_date, intent.trigger_id)
+        if confirmed.intent is not None:
+            intent = Intent.from_doc(confirmed.intent)
+        slot_name = str(intent.details.get("slot") or "")
+        try:
+            message_id = self.publisher.publish_all(list(intent.messages))[0]
+        except BaseException:
+            # ambiguous: the server may have the message; the next tick sends the same bytes
+            self._release(game_date, claim.owner or "", claim.token, "publishing", None)
+            raise
         row = build_row(
             transition=t.name,
             game_date=game_date,
-            status=status,
+            status=intent.status,
             now=now,
-            correlation_id=message.correlation_id,
-            trigger_id=message.trigger_id,
+            correlation_id=intent.correlation_id,
+            trigger_id=intent.trigger_id,
             start_time=None,
-            games_processed=next((int(r.details.get("final", 0)) for r in results if r.kind == "all_final"), None),
+            games_processed=intent.games_processed,
             metadata={
-                "slot": slot.name,
-                "mode": mode,
-                "reason": why,
-                "conditions": doc,
+                "slot": slot_name,
+                "mode": intent.mode,
+                "reason": intent.reason,
+                "conditions": intent.gates,
                 "message_id": message_id,
-                "export_types": list(slot.export_types),
+                "export_types": list(intent.details.get("export_types") or []),
             },
         )
         latched = self.state.mark_triggered(
             game_date,
             claim.owner or "",
-            claim.generation,
+            intent.generation,
             now,
             {
-                "trigger_id": message.trigger_id,
+                "trigger_id": intent.trigger_id,
                 "at": now,
                 "message_id": message_id,
                 "parts": 1,
-                "status": status,
-                "reason": why,
-                "slot": slot.name,
+                "status": intent.status,
+                "reason": intent.reason,
+                "slot": slot_name,
             },
             token=claim.token,
-            mode=mode,
-            gate=doc,
+            mode=intent.mode,
+            gate=intent.gates,
             missing_games=[],
             log_row=row,
         )
         if not latched:
-            return Outcome(
-                "claimed_elsewhere", "latch refused: the claim was taken over", game_date, message.trigger_id
-            )
+            return Outcome("claimed_elsewhere", "latch refused: the claim was taken over", game_date, intent.trigger_id)
         _log.info(
             "triggered %s for %s (%s): %s",
             t.name,
             game_date,
-            slot.name,
-            why,
-            extra={"labels": {"trigger_id": message.trigger_id, "slot": slot.name}},
+            slot_name,
+            intent.reason,
+            extra={"labels": {"trigger_id": intent.trigger_id, "slot": slot_name}},
         )
         self.log_writer.flush(self.state.outbox)
-        return Outcome("triggered", why, game_date, message.trigger_id, extra={"slot": slot.name, "status": status})
+        extra = {"slot": slot_name, "status": intent.status}
+        return Outcome("triggered", intent.reason, game_date, intent.trigger_id, extra=extra)
 
     def _release(self, game_date: date, owner: str, token: int | None, status: str, doc: Any) -> None:
         try:

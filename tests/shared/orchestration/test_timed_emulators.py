@@ -278,3 +278,30 @@ def test_each_phase6_export_slot_fires_once_per_date(rig: Rig, timed: Timed) -> 
     statuses = sorted((r["trigger_id"], r["status"]) for r in rig.log_rows() if r["phase_name"] == EXPORTS)
     assert statuses == [("phase6_exports:2026-01-24:g1:daily_results", "scheduled"),
                         ("phase6_exports:2026-01-25:g1:tonight_picks", "scheduled")]
+
+
+def test_fault_an_ambiguous_timed_publish_is_resent_with_the_same_bytes(rig: Rig, timed: Timed) -> None:
+    """Lesson L27 (an id names one content) for sensors and scheduled triggers: a publish that reached
+    the server while the client raised used to be released as ``publish_failed``; the next tick
+    built a new message (another ``triggered_at`` and reason) under the same trigger_id."""
+    schedule(rig, GAMES)
+    predictions(rig)
+    service = timed.runtimes[rig.definition.timed_trigger(SENSOR).function].services[SENSOR]
+    real = service.publisher.publish_all
+    calls: list[int] = []
+
+    def reaches_server_then_raises(messages: Any) -> list[str]:
+        ids = real(messages)
+        calls.append(len(ids))
+        if len(calls) == 1:
+            raise TransientError("publish deadline exceeded (the server took the message)")
+        return ids
+
+    service.publisher.publish_all = reaches_server_then_raises  # type: ignore[method-assign]
+    with pytest.raises(TransientError):
+        timed.tick(SENSOR, "readiness")
+    assert service.state.load(GAME_DATE).status == "publishing"
+    rig.clock.advance(minutes=30)  # a later tick: a rebuilt message would carry another triggered_at
+    assert timed.tick(SENSOR, "readiness").kind == "triggered"
+    bodies = list(pull_now(subscriber_client(), timed.subscriptions[SENSOR]))
+    assert len(bodies) == 2 and bodies[0] == bodies[1], bodies
