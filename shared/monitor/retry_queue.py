@@ -1,6 +1,8 @@
 """The retry queue's health, one BigQuery query per pass: ``failed_permanent`` rows, ``pending`` rows
 whose dispatch (our publish, or the processor's ``retry_url``) failed on ``DISPATCH_FAILING_AFTER``
-consecutive ticks or more, and overdue ``pending`` rows."""
+consecutive ticks or more, and overdue ``pending`` rows. The query names its partitions: the queue's
+window (``game_date >= @since``, ``shared.retry.policy.QUEUE_WINDOW_DAYS``: every partition the table
+keeps), as every whole-queue scan of auto-retry does."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from shared.monitor.findings import Finding
 from shared.pipeline.definition import PipelineDefinition
-from shared.retry.policy import DISPATCH_FAILING_AFTER
+from shared.retry.policy import DISPATCH_FAILING_AFTER, queue_window_start
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -28,14 +30,15 @@ def retry_queue_findings(
     sql = (
         "SELECT processor_name, CAST(game_date AS STRING) AS game_date, status, resolution_notes, "
         "COALESCE(dispatch_failures, 0) AS dispatch_failures, next_retry_at "
-        f"FROM {table} WHERE status = 'failed_permanent' "
-        "OR (status = 'pending' AND (next_retry_at < @overdue_before OR dispatch_failures >= @failing)) "
+        f"FROM {table} WHERE game_date >= @since AND (status = 'failed_permanent' "
+        "OR (status = 'pending' AND (next_retry_at < @overdue_before OR dispatch_failures >= @failing))) "
         "ORDER BY game_date, processor_name"
     )
     config = bigquery.QueryJobConfig(
         query_parameters=[
             bigquery.ScalarQueryParameter("overdue_before", "TIMESTAMP", overdue_before),
             bigquery.ScalarQueryParameter("failing", "INT64", DISPATCH_FAILING_AFTER),
+            bigquery.ScalarQueryParameter("since", "DATE", queue_window_start(now)),
         ]
     )
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from shared.pipeline.definition import RetryPolicy
@@ -15,6 +15,15 @@ ConflictType = Literal["streaming_buffer", "concurrent_dml", "quota_exceeded"]
 # and the monitor's retry-queue check has a ``retry_dispatch_failing`` finding. A failed dispatch never
 # spends the processor's retry budget: the processor did not run.
 DISPATCH_FAILING_AFTER = 3
+
+# How far back a whole-queue scan reads ``failed_processor_queue``: the table's partition expiry
+# (``expiration_days`` in deploy/bigquery/failed_processor_queue.json; tests/test_partition_filters.py
+# checks they agree). BigQuery drops older partitions itself, so ``game_date >= @since`` leaves out
+# no row that exists and still names the partitions a scan reads: a filter BigQuery can prune on
+# (``@game_date IS NULL OR game_date = @game_date`` is not one). Rows for a date the operator
+# re-triggers months later (``phasectl trigger --force`` on any date the state keeps, 400 days) stay
+# in the window.
+QUEUE_WINDOW_DAYS = 400
 
 _CONFLICT_MARKERS: tuple[tuple[ConflictType, tuple[str, ...]], ...] = (
     ("streaming_buffer", ("streaming buffer",)),
@@ -34,6 +43,13 @@ def backoff_delay(policy: RetryPolicy, retry_count: int, rng: random.Random) -> 
     minutes = policy.base_delay_minutes * policy.multiplier**retry_count
     jitter = minutes * policy.jitter_fraction * (2.0 * rng.random() - 1.0)
     return timedelta(minutes=minutes + jitter)
+
+
+def queue_window_start(now: datetime) -> date:
+    """The first ``game_date`` a whole-queue scan reads (``game_date >= @since``): ``QUEUE_WINDOW_DAYS``
+    before ``now``'s UTC date, and one day more so that no time zone's "today" leaves a live
+    partition out (a bound of the retention, not a business date)."""
+    return now.date() - timedelta(days=QUEUE_WINDOW_DAYS + 1)
 
 
 def is_client_error(status: int) -> bool:

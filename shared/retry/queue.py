@@ -4,9 +4,17 @@ Statuses: pending → retrying → succeeded | pending (failed again) | failed_p
 A dispatch that fails (our publish, or the processor's retry_url answering 5xx or not at all) is
 undone: retrying → pending with the retry count it had, due again at once, and
 ``dispatch_failures`` (consecutive failed dispatches) + 1; a successful dispatch resets it to 0.
-One open (pending|retrying) or terminal (failed_permanent) row per phase+processor+game_date;
-``failed_permanent`` stays terminal until an operator requeues it (L11).
 
+One row per phase + processor + game_date + generation, whatever its status and whoever enqueues
+(a failed completion, a gate's or a trigger's missing games, the monitor's re-check): the retry
+budget holds per key. A failure merged into an existing row never resets its retry count: a
+``retrying`` row returns to ``pending``, a ``succeeded`` row reopens when the failure is newer than
+its last one (the processor "succeeded" and the gate still misses its games), ``pending`` absorbs
+it, ``failed_permanent`` stays terminal until an operator requeues it (L11). A new generation of the
+date (``phasectl trigger --force``) is a new key: a fresh budget.
+
+Every statement names its partition (``game_date``, the table's partition column): the key's date,
+or for whole-queue scans the window ``game_date >= @since`` of ``policy.QUEUE_WINDOW_DAYS``.
 Every DML statement runs through ``_dml``: a conflict (streaming buffer, concurrent DML,
 quota) is retried with bounded backoff and each one is written to ``streaming_conflict_log``.
 """
@@ -17,7 +25,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,7 +35,7 @@ from shared.clock import Clock
 from shared.deferred import Deferred, deferred_attribute
 from shared.errors import TransientError
 from shared.pipeline.definition import RetryPolicy
-from shared.retry.policy import classify_conflict
+from shared.retry.policy import classify_conflict, queue_window_start
 from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
@@ -39,7 +47,13 @@ EnqueueResult = Literal["inserted", "requeued", "exists", "terminal"]
 _COLUMNS = (
     "id, game_date, phase, processor_name, correlation_id, error_message, error_type, retry_count, max_retries, "
     "first_failure_at, last_retry_at, next_retry_at, status, resolution_notes, fallback_for, game_ids, "
-    "created_at, updated_at, dispatch_failures"
+    "created_at, updated_at, dispatch_failures, generation, last_failure_at"
+)
+# the key of a row: one row per phase + processor + game_date + generation (NULL: rows written before
+# the column existed, generation 1); game_date first, the partition filter
+_KEY = (
+    "game_date = @game_date AND phase = @phase AND processor_name = @processor "
+    "AND COALESCE(generation, 1) = @generation"
 )
 
 
@@ -64,31 +78,22 @@ class QueueRow:
     created_at: datetime
     updated_at: datetime
     dispatch_failures: int = 0  # consecutive ticks whose dispatch failed (NULL in older rows: 0)
+    generation: int = 1  # the date's generation the row belongs to (NULL in older rows: 1)
+    last_failure_at: datetime | None = None  # the latest failure merged into the row (NULL: first_failure_at)
+
+    @property
+    def failed_last_at(self) -> datetime:
+        """When the latest failure of the row was recorded: a success resolves it only from then on."""
+        return self.last_failure_at or self.first_failure_at
 
     @classmethod
     def from_row(cls, row: Any) -> QueueRow:
-        ids = row["game_ids"]
-        return cls(
-            id=row["id"],
-            game_date=row["game_date"],
-            phase=int(row["phase"]),
-            processor_name=row["processor_name"],
-            correlation_id=row["correlation_id"],
-            error_message=row["error_message"],
-            error_type=row["error_type"],
-            retry_count=int(row["retry_count"]),
-            max_retries=int(row["max_retries"]),
-            first_failure_at=row["first_failure_at"],
-            last_retry_at=row["last_retry_at"],
-            next_retry_at=row["next_retry_at"],
-            status=row["status"],
-            resolution_notes=row["resolution_notes"],
-            fallback_for=row["fallback_for"],
-            game_ids=tuple(i for i in (ids or "").split(",") if i),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            dispatch_failures=int(row["dispatch_failures"] or 0),
-        )
+        """A row of ``_COLUMNS``; NULL in a column added later reads as its default."""
+        values = {f.name: row[f.name] for f in fields(cls)}
+        counts = {n: int(values[n] or 0) for n in ("phase", "retry_count", "max_retries", "dispatch_failures")}
+        ids = values["game_ids"]
+        values.update(counts, generation=int(values["generation"] or 1))
+        return cls(**{**values, "game_ids": tuple(i for i in (ids or "").split(",") if i)})
 
 
 def _param(name: str, kind: str, value: Any) -> Any:
@@ -146,6 +151,7 @@ class RetryQueue:
         """Run one DML statement; conflicts are retried (bounded) and logged. Returns affected rows."""
         attempts = self.policy.dml_max_attempts
         conflict: str | None = None  # the conflict class the statement last met
+        where = (op, processor, game_date, game_id)
         for attempt in range(1, attempts + 1):
             try:
                 job = self._query(sql, params)
@@ -156,18 +162,7 @@ class RetryQueue:
                 conflict = kind
                 last = attempt == attempts
                 delay = 0.0 if last else self.policy.dml_base_delay_seconds * 2 ** (attempt - 1)
-                self._log_conflict(
-                    kind,
-                    attempt,
-                    delay,
-                    exc,
-                    op,
-                    processor,
-                    game_date,
-                    game_id,
-                    resolved=False,
-                    method="gave_up" if last else None,
-                )
+                self._log_conflict(kind, attempt, delay, exc, where, resolved=False, method="gave_up" if last else None)
                 if last:
                     raise TransientError(
                         f"failed_processor_queue {op}: {kind} conflict persisted after {attempts} attempts: {exc}"
@@ -176,19 +171,7 @@ class RetryQueue:
                 continue
             affected = int(job.num_dml_affected_rows or 0)
             if attempt > 1:  # the resolution row names the conflict it resolved
-                self._log_conflict(
-                    conflict,
-                    attempt,
-                    0.0,
-                    None,
-                    op,
-                    processor,
-                    game_date,
-                    game_id,
-                    resolved=True,
-                    method="retried",
-                    rows=affected,
-                )
+                self._log_conflict(conflict, attempt, 0.0, None, where, resolved=True, method="retried", rows=affected)
             return affected
         raise AssertionError("unreachable")
 
@@ -198,15 +181,13 @@ class RetryQueue:
         attempt: int,
         delay: float,
         exc: BaseException | None,
-        op: str,
-        processor: str | None,
-        game_date: date | None,
-        game_id: str | None,
+        where: tuple[str, str | None, date | None, str | None],  # operation, processor, game_date, game_id
         *,
         resolved: bool,
         method: str | None,
         rows: int | None = None,
     ) -> None:
+        op, processor, game_date, game_id = where
         now = self.clock.now()
         row = {
             "conflict_id": uuid.uuid4().hex,
@@ -255,41 +236,57 @@ class RetryQueue:
         game_ids: Sequence[str] = (),
         permanent_reason: str | None = None,
         next_retry_at: datetime | None = None,
+        generation: int = 1,
+        failed_at: datetime | None = None,
     ) -> EnqueueResult:
         """The one idempotent path for failed completions, missing games and operators.
 
-        A ``retrying`` row that fails again returns to ``pending``; an open row absorbs the
-        duplicate; a ``failed_permanent`` key stays terminal; otherwise a new row is inserted
-        (as ``failed_permanent`` at once when ``permanent_reason`` is given).
+        The key (phase, processor, game_date, generation) has one row: a ``retrying`` row failed
+        since its dispatch returns to ``pending``, and a ``succeeded`` one failed since its last
+        failure reopens (both ``requeued``, retry count kept: the budget holds); an open row
+        absorbs the failure (``exists``); a ``failed_permanent`` key stays terminal (``terminal``);
+        otherwise a row is inserted (as ``failed_permanent`` at once with ``permanent_reason``).
+        ``failed_at`` (default now) is when the failure was recorded.
         """
         now = self.clock.now()
+        failed_at = failed_at or now
         key = [
             _param("game_date", "DATE", game_date),
             _param("phase", "INT64", phase),
             _param("processor", "STRING", processor),
+            _param("generation", "INT64", generation),
         ]
-        where_key = "game_date = @game_date AND phase = @phase AND processor_name = @processor"
-        if permanent_reason is None:
-            requeued = self._dml(
-                "requeue-after-failed-retry",
-                f"UPDATE {self.table} SET status = 'pending', error_message = @msg, updated_at = @now "
-                f"WHERE {where_key} AND status = 'retrying'",
-                [*key, _param("msg", "STRING", error_message), _param("now", "TIMESTAMP", now)],
-                processor=processor,
-                game_date=game_date,
-            )
-            if requeued:
-                return "requeued"
+        # a reopened succeeded row must be the key's latest (rows written before one row per key held)
+        requeued = self._dml(
+            "requeue-after-failure",
+            f"UPDATE {self.table} SET status = 'pending', error_message = @msg, updated_at = @now, "
+            "last_failure_at = GREATEST(COALESCE(last_failure_at, first_failure_at), @failed_at), "
+            "resolution_notes = IF(status = 'succeeded', @reopened, resolution_notes) "
+            f"WHERE {_KEY} AND ((status = 'retrying' AND @failed_at >= last_retry_at) "
+            "OR (status = 'succeeded' AND @failed_at > COALESCE(last_failure_at, first_failure_at) "
+            f"AND id = (SELECT id FROM {self.table} WHERE {_KEY} ORDER BY created_at DESC, id DESC LIMIT 1)))",
+            [
+                *key,
+                _param("msg", "STRING", error_message),
+                _param("now", "TIMESTAMP", now),
+                _param("failed_at", "TIMESTAMP", failed_at),
+                _param("reopened", "STRING", "failed again after a success; reopened with its retry count"),
+            ],
+            processor=processor,
+            game_date=game_date,
+        )
+        if requeued:
+            return "requeued"
         status = "failed_permanent" if permanent_reason else "pending"
         inserted = self._dml(
             "enqueue",
-            f"MERGE {self.table} T USING (SELECT @game_date AS game_date, @phase AS phase, "
-            "@processor AS processor_name) S "
-            "ON T.game_date = S.game_date AND T.phase = S.phase AND T.processor_name = S.processor_name "
-            "AND T.status IN ('pending', 'retrying', 'failed_permanent') "
+            f"MERGE {self.table} T USING (SELECT @phase AS phase, @processor AS processor_name, "
+            "@generation AS generation) S "
+            "ON T.game_date = @game_date AND T.phase = S.phase AND T.processor_name = S.processor_name "
+            "AND COALESCE(T.generation, 1) = S.generation "
             f"WHEN NOT MATCHED THEN INSERT ({_COLUMNS}) VALUES (@id, @game_date, @phase, @processor, @correlation_id, "
-            "@msg, @error_type, 0, @max_retries, @now, NULL, @next, @status, @notes, @fallback_for, @game_ids, "
-            "@now, @now, 0)",
+            "@msg, @error_type, 0, @max_retries, @failed_at, NULL, @next, @status, @notes, @fallback_for, @game_ids, "
+            "@now, @now, 0, @generation, @failed_at)",
             [
                 *key,
                 _param("id", "STRING", uuid.uuid4().hex),
@@ -298,6 +295,7 @@ class RetryQueue:
                 _param("error_type", "STRING", error_type),
                 _param("max_retries", "INT64", self.policy.max_retries),
                 _param("now", "TIMESTAMP", now),
+                _param("failed_at", "TIMESTAMP", failed_at),
                 _param("next", "TIMESTAMP", next_retry_at or now),
                 _param("status", "STRING", status),
                 _param("notes", "STRING", permanent_reason),
@@ -309,17 +307,19 @@ class RetryQueue:
         )
         if inserted:
             return "inserted"
-        existing = self.rows(game_date=game_date, processor=processor, phase=phase)
+        existing = self.rows(game_date=game_date, processor=processor, phase=phase, generation=generation)
         return "terminal" if any(r.status == "failed_permanent" for r in existing) else "exists"
 
     def requeue_permanent(self, *, game_date: date, phase: int, processor: str, note: str) -> int:
-        """Operator: a terminal key becomes pending again with a fresh retry budget."""
+        """Operator: the terminal row of the key's latest generation becomes pending again with a
+        fresh retry budget (an earlier generation's stays: its date has moved on)."""
         return self._dml(
             "operator-requeue",
             f"UPDATE {self.table} SET status = 'pending', retry_count = 0, dispatch_failures = 0, "
             "next_retry_at = @now, updated_at = @now, resolution_notes = @note "
             "WHERE game_date = @game_date AND phase = @phase AND processor_name = @processor "
-            "AND status = 'failed_permanent'",
+            "AND status = 'failed_permanent' AND COALESCE(generation, 1) = (SELECT MAX(COALESCE(generation, 1)) "
+            f"FROM {self.table} WHERE game_date = @game_date AND phase = @phase AND processor_name = @processor)",
             [
                 _param("game_date", "DATE", game_date),
                 _param("phase", "INT64", phase),
@@ -331,43 +331,62 @@ class RetryQueue:
             game_date=game_date,
         )
 
+    def _since(self) -> Any:
+        """The whole-queue scans' partition filter parameter: ``game_date >= @since``."""
+        return _param("since", "DATE", queue_window_start(self.clock.now()))
+
     def return_stale(self, stale_before: datetime) -> int:
         """``retrying`` rows with no outcome since ``stale_before`` return to ``pending``."""
         return self._dml(
             "return-stale",
             f"UPDATE {self.table} SET status = 'pending', updated_at = @now, "
             "resolution_notes = 'no outcome after retry; returned to pending' "
-            "WHERE status = 'retrying' AND last_retry_at < @stale_before",
-            [_param("now", "TIMESTAMP", self.clock.now()), _param("stale_before", "TIMESTAMP", stale_before)],
+            "WHERE game_date >= @since AND status = 'retrying' AND last_retry_at < @stale_before",
+            [
+                _param("now", "TIMESTAMP", self.clock.now()),
+                _param("stale_before", "TIMESTAMP", stale_before),
+                self._since(),
+            ],
         )
 
     def due(self, now: datetime, limit: int) -> list[QueueRow]:
         """Pending rows whose time has come, longest-waiting first (fair: no starvation)."""
         return self._select(
-            f"SELECT {_COLUMNS} FROM {self.table} WHERE status = 'pending' "
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE game_date >= @since AND status = 'pending' "
             "AND (next_retry_at IS NULL OR next_retry_at <= @now) "
             "ORDER BY next_retry_at ASC, created_at ASC, id ASC LIMIT @limit",
-            [_param("now", "TIMESTAMP", now), _param("limit", "INT64", limit)],
+            [_param("now", "TIMESTAMP", now), _param("limit", "INT64", limit), self._since()],
         )
 
     def open_rows(self, limit: int = 500) -> list[QueueRow]:
         return self._select(
-            f"SELECT {_COLUMNS} FROM {self.table} WHERE status IN ('pending', 'retrying') "
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE game_date >= @since AND status IN ('pending', 'retrying') "
             "ORDER BY created_at ASC, id ASC LIMIT @limit",
-            [_param("limit", "INT64", limit)],
+            [_param("limit", "INT64", limit), self._since()],
         )
 
     def rows(
-        self, *, game_date: date | None = None, processor: str | None = None, phase: int | None = None
+        self,
+        *,
+        game_date: date | None = None,
+        processor: str | None = None,
+        phase: int | None = None,
+        generation: int | None = None,
     ) -> list[QueueRow]:
+        """The rows of ``game_date`` (default: every date of the queue's window), optionally one
+        processor's, phase's or generation's."""
+        first = game_date or queue_window_start(self.clock.now())
         return self._select(
-            f"SELECT {_COLUMNS} FROM {self.table} WHERE (@game_date IS NULL OR game_date = @game_date) "
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE game_date BETWEEN @first AND @last "
             "AND (@processor IS NULL OR processor_name = @processor) AND (@phase IS NULL OR phase = @phase) "
+            "AND (@generation IS NULL OR COALESCE(generation, 1) = @generation) "
             "ORDER BY created_at ASC, id ASC",
             [
-                _param("game_date", "DATE", game_date),
+                _param("first", "DATE", first),
+                _param("last", "DATE", game_date or date.max),
                 _param("processor", "STRING", processor),
                 _param("phase", "INT64", phase),
+                _param("generation", "INT64", generation),
             ],
         )
 
@@ -378,11 +397,11 @@ class RetryQueue:
                 "claim",
                 f"UPDATE {self.table} SET status = 'retrying', retry_count = retry_count + 1, last_retry_at = @now, "
                 "next_retry_at = @next, updated_at = @now "
-                "WHERE id = @id AND status = 'pending' AND retry_count = @count",
+                "WHERE game_date = @game_date AND id = @id AND status = 'pending' AND retry_count = @count",
                 [
                     _param("now", "TIMESTAMP", now),
                     _param("next", "TIMESTAMP", next_retry_at),
-                    _param("id", "STRING", row.id),
+                    *_row_key(row),
                     _param("count", "INT64", row.retry_count),
                 ],
                 processor=row.processor_name,
@@ -406,14 +425,14 @@ class RetryQueue:
             "dispatch-failed",
             f"UPDATE {self.table} SET status = 'pending', retry_count = @count, last_retry_at = @last, "
             "next_retry_at = @now, dispatch_failures = @failures, resolution_notes = @note, updated_at = @now "
-            "WHERE id = @id AND status = 'retrying' AND retry_count = @claimed",
+            "WHERE game_date = @game_date AND id = @id AND status = 'retrying' AND retry_count = @claimed",
             [
                 _param("count", "INT64", row.retry_count),
                 _param("last", "TIMESTAMP", row.last_retry_at),
                 _param("now", "TIMESTAMP", now),
                 _param("failures", "INT64", failures),
                 _param("note", "STRING", note[:2000]),
-                _param("id", "STRING", row.id),
+                *_row_key(row),
                 _param("claimed", "INT64", row.retry_count + 1),
             ],
             processor=row.processor_name,
@@ -427,8 +446,8 @@ class RetryQueue:
             self._dml(
                 "dispatch-succeeded",
                 f"UPDATE {self.table} SET dispatch_failures = 0, updated_at = @now "
-                "WHERE id = @id AND dispatch_failures > 0",
-                [_param("now", "TIMESTAMP", self.clock.now()), _param("id", "STRING", row.id)],
+                "WHERE game_date = @game_date AND id = @id AND dispatch_failures > 0",
+                [_param("now", "TIMESTAMP", self.clock.now()), *_row_key(row)],
                 processor=row.processor_name,
                 game_date=row.game_date,
             )
@@ -450,15 +469,20 @@ class RetryQueue:
             self._dml(
                 f"set-{status}",
                 f"UPDATE {self.table} SET status = @status, resolution_notes = @note, updated_at = @now "
-                f"WHERE id = @id AND status IN ({placeholders})",
+                f"WHERE game_date = @game_date AND id = @id AND status IN ({placeholders})",
                 [
                     _param("status", "STRING", status),
                     _param("note", "STRING", note[:2000]),
                     _param("now", "TIMESTAMP", self.clock.now()),
-                    _param("id", "STRING", row.id),
+                    *_row_key(row),
                     *(_param(f"from{i}", "STRING", s) for i, s in enumerate(from_statuses)),
                 ],
                 processor=row.processor_name,
                 game_date=row.game_date,
             )
         )
+
+
+def _row_key(row: QueueRow) -> list[Any]:
+    """One row's parameters: its id and its partition (``WHERE game_date = @game_date AND id = @id``)."""
+    return [_param("game_date", "DATE", row.game_date), _param("id", "STRING", row.id)]

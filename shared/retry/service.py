@@ -115,6 +115,7 @@ class RetryService:
         game_ids: tuple[str, ...] = (),
         fallback_for: str | None = None,
         failed_at: datetime | None = None,
+        generation: int = 1,
     ) -> EnqueueResult:
         """Record a failure for auto-retry (failed completion, missing games, operator).
 
@@ -123,6 +124,8 @@ class RetryService:
         upstream) goes straight to ``failed_permanent`` and enqueues the fallback, if any.
         ``failed_at`` (when the failure was recorded; an outbox hand-off's ``created_at``) starts the
         backoff, so a hand-off delivered later is not retried later than it would have been.
+        ``generation`` is the date's (a hand-off's ``generation``; 1 when it carries none): the retry
+        budget holds per processor, game_date and generation, however often the failure comes again.
         """
         if permanent is None:
             permanent = classify_error_type(error_type) is ErrorType.PERMANENT
@@ -138,14 +141,18 @@ class RetryService:
             permanent_reason=f"permanent error reported by the processor: {error_message}" if permanent else None,
             next_retry_at=min(failed_at or self.clock.now(), self.clock.now())
             + backoff_delay(self.definition.retry, 0, self.rng),
+            generation=generation,
+            failed_at=failed_at,
         )
         if permanent:
-            if result == "exists":  # an open row for the key: it goes terminal now
-                for row in self.queue.rows(game_date=game_date, processor=processor, phase=phase):
+            if result in ("exists", "requeued"):  # an open row for the key: it goes terminal now
+                rows = self.queue.rows(game_date=game_date, processor=processor, phase=phase, generation=generation)
+                for row in rows:
                     if row.status in ("pending", "retrying"):
                         self._go_permanent(row, "permanent error reported by the processor", TickReport(False))
             elif result == "inserted":
-                self._enqueue_fallback(processor, phase, game_date, correlation_id, game_ids, TickReport(False))
+                fallback = (processor, phase, game_date, correlation_id, game_ids, generation)
+                self._enqueue_fallback(*fallback, TickReport(False))
         return result
 
     # -- the tick ---------------------------------------------------------------------------
@@ -288,7 +295,7 @@ class RetryService:
             extra={"labels": {"alert": "retry_failed_permanent", "processor": row.processor_name}},
         )
         return self._enqueue_fallback(
-            row.processor_name, row.phase, row.game_date, row.correlation_id, row.game_ids, report
+            row.processor_name, row.phase, row.game_date, row.correlation_id, row.game_ids, row.generation, report
         )
 
     def _enqueue_fallback(
@@ -298,8 +305,10 @@ class RetryService:
         game_date: date,
         correlation_id: str | None,
         game_ids: tuple[str, ...],
+        generation: int,
         report: TickReport,
     ) -> list[QueueRow]:
+        """The next source of the chain for ``processor``'s key, once per generation (its own key)."""
         fallback = self.definition.retry.fallbacks.get(processor)
         if fallback is None:
             return []
@@ -313,11 +322,12 @@ class RetryService:
             fallback_for=processor,
             game_ids=game_ids,
             next_retry_at=self.clock.now(),
+            generation=generation,
         )
         if result != "inserted":
             return []
         report.fallbacks.append(f"{fallback}@{game_date} for {processor}")
-        rows = self.queue.rows(game_date=game_date, processor=fallback)
+        rows = self.queue.rows(game_date=game_date, processor=fallback, generation=generation)
         return [r for r in rows if r.status == "pending" and r.fallback_for == processor]
 
     # -- outcomes and heartbeat ---------------------------------------------------------------
@@ -331,10 +341,12 @@ class RetryService:
         except KeyError:
             return False
         state = TransitionState(self.firestore, self.definition.pipeline.state_collection, transition.name)
+        # only a success since the row's latest failure: one from before it (the re-run that
+        # "succeeded" while the gate still misses its games) does not close the row again
         return any(
             c.processor == row.processor_name
             and c.status in ("success", "partial")
-            and c.completed_at >= row.first_failure_at
+            and c.completed_at >= row.failed_last_at
             for c in state.load(row.game_date).completions
         )
 
