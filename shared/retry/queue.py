@@ -243,7 +243,8 @@ class RetryQueue:
 
         The key (phase, processor, game_date, generation) has one row: a ``retrying`` row failed
         since its dispatch returns to ``pending``, and a ``succeeded`` one failed since its last
-        failure reopens (both ``requeued``, retry count kept: the budget holds); an open row
+        failure reopens (both ``requeued``, retry count kept: the budget holds; due at the backoff
+        its last dispatch set, and not before ``next_retry_at``); an open row
         absorbs the failure (``exists``); a ``failed_permanent`` key stays terminal (``terminal``);
         otherwise a row is inserted (as ``failed_permanent`` at once with ``permanent_reason``).
         ``failed_at`` (default now) is when the failure was recorded.
@@ -261,6 +262,7 @@ class RetryQueue:
             "requeue-after-failure",
             f"UPDATE {self.table} SET status = 'pending', error_message = @msg, updated_at = @now, "
             "last_failure_at = GREATEST(COALESCE(last_failure_at, first_failure_at), @failed_at), "
+            "next_retry_at = GREATEST(COALESCE(next_retry_at, @next), @next), "
             "resolution_notes = IF(status = 'succeeded', @reopened, resolution_notes) "
             f"WHERE {_KEY} AND ((status = 'retrying' AND @failed_at >= last_retry_at) "
             "OR (status = 'succeeded' AND @failed_at > COALESCE(last_failure_at, first_failure_at) "
@@ -270,6 +272,7 @@ class RetryQueue:
                 _param("msg", "STRING", error_message),
                 _param("now", "TIMESTAMP", now),
                 _param("failed_at", "TIMESTAMP", failed_at),
+                _param("next", "TIMESTAMP", next_retry_at or now),
                 _param("reopened", "STRING", "failed again after a success; reopened with its retry count"),
             ],
             processor=processor,

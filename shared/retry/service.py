@@ -4,11 +4,13 @@ Retries are bounded (L10), ``failed_permanent`` is terminal until an operator re
 processor that fails for good hands over to its fallback source (L13).
 
 A tick: returns stale ``retrying`` rows to ``pending``; marks rows ``succeeded`` whose
-processor has since reported success for that date (read from the transition's Firestore
-completions); then picks due rows fairly and, for each, either goes terminal
+processor has reported success for that date since the row's latest failure (read from the
+transition's Firestore completions); then picks due rows fairly and, for each, either goes terminal
 (``failed_permanent``: unroutable processor, retry budget spent, client error) or claims the
 row with a guarded UPDATE (a duplicate tick claims nothing) and dispatches a RetryRequest.
 Going terminal enqueues the configured fallback (BDL → ESPN), recorded with ``fallback_for``.
+The retry budget holds per processor, game_date and generation whoever enqueues (``queue``: one
+row per key); a new generation of the date starts a fresh one.
 
 A dispatch that fails for a transient reason (our Pub/Sub publish, or the processor's retry_url
 answering 5xx or not at all) did not run the processor, so it spends none of its retry budget:
