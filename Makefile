@@ -77,6 +77,9 @@ bench: provision ## benchmarks (results in docs/benchmarks.md)
 	$(BIN)/python -m tests.bench.run
 	$(BIN)/python -m tests.bench.bundles
 	$(BIN)/python -m tests.bench.demo
+	$(BIN)/python -m tests.bench.contention
+	$(BIN)/python -m tests.bench.burst
+	$(BIN)/python -m tests.bench.cost
 
 clean: ## remove .venv, .cache, build and the tool caches
 	rm -rf $(VENV) .cache build .pytest_cache .mypy_cache .ruff_cache

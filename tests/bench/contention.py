@@ -297,9 +297,9 @@ def render(runs: list[Run], trees: list[tuple[str, Path]], ns: list[int], loads:
             if (r.error_after_s)
             else ""
         )
-        trig = f"{r.trigger_s:.2f} s" if r.trigger_s is not None else "none"
+        trigger_text = f"{r.trigger_s:.2f} s" if r.trigger_s is not None else "none"
         lines.append(
-            f"- {r.tree} N={r.n} {r.game_date}: trigger {trig}, answered {r.answered_s:.2f} s, "
+            f"- {r.tree} N={r.n} {r.game_date}: trigger {trigger_text}, answered {r.answered_s:.2f} s, "
             f"{r.triggers} trigger(s), {r.completions}/{r.n} completions; "
             f"{', '.join(f'{k} {v}' for k, v in sorted(r.kinds.items()))}{failed}"
         )

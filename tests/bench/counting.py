@@ -20,7 +20,7 @@ Two halves in one file:
     for a query job its SQL's statement kind and the tables it references (backquoted names);
     for ``insertAll`` its rows and bytes;
   * the WSGI app (``flask.Flask.__call__``): every HTTP request the function answers (a Pub/Sub push
-    delivery), its status, its wall time and its body size.
+    delivery), its status, its wall time, the handling thread's CPU time and its body size.
 
   Each operation is one JSON line in ``$PHASECHAIN_BENCH_COUNT_DIR/<function>-<pid>.jsonl``.
 
@@ -163,7 +163,7 @@ class _CountedStream:
 
 
 def _patch_grpc() -> None:
-    from grpc import _channel
+    from grpc import _channel  # type: ignore[import-untyped]
 
     def unary(original: Any) -> Any:
         def call(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -224,7 +224,7 @@ def _patch_bigquery() -> None:
         from google.cloud import _http
     except ImportError:  # a bundle without the BigQuery client (a gateless transition)
         return
-    original = _http.JSONConnection.api_request
+    original: Any = _http.JSONConnection.api_request
 
     def api_request(self: Any, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
         record = _bigquery_record(method, path, kwargs.get("data"))
@@ -238,7 +238,7 @@ def _patch_bigquery() -> None:
             record["seconds"] = round(time.perf_counter() - t0, 4)
             _emit(record)
 
-    _http.JSONConnection.api_request = api_request
+    _http.JSONConnection.api_request = api_request  # type: ignore[method-assign]
 
 
 def _patch_wsgi() -> None:
@@ -253,7 +253,7 @@ def _patch_wsgi() -> None:
             seen["status"] = int(status.split()[0])
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         try:
             return original(self, environ, capture)
         finally:
@@ -263,11 +263,12 @@ def _patch_wsgi() -> None:
                     "op": "request",
                     "status": seen.get("status", 0),
                     "seconds": round(time.perf_counter() - t0, 4),
+                    "cpu": round(time.thread_time() - cpu0, 4),  # the handling thread's CPU time
                     "bytes": int(environ.get("CONTENT_LENGTH") or 0),
                 }
             )
 
-    flask.Flask.__call__ = call
+    flask.Flask.__call__ = call  # type: ignore[method-assign]
 
 
 def install() -> None:
@@ -307,7 +308,7 @@ def instrumented_bundles() -> Iterator[None]:
     try:
         yield
     finally:
-        bundle.build_function = original  # type: ignore[assignment]
+        bundle.build_function = original
 
 
 @dataclass
