@@ -49,12 +49,6 @@ _COLUMNS = (
     "first_failure_at, last_retry_at, next_retry_at, status, resolution_notes, fallback_for, game_ids, "
     "created_at, updated_at, dispatch_failures, generation, last_failure_at"
 )
-# the key of a row: one row per phase + processor + game_date + generation (NULL: rows written before
-# the column existed, generation 1); game_date first, the partition filter
-_KEY = (
-    "game_date = @game_date AND phase = @phase AND processor_name = @processor "
-    "AND COALESCE(generation, 1) = @generation"
-)
 
 
 @dataclass(frozen=True)
@@ -244,54 +238,29 @@ class RetryQueue:
         The key (phase, processor, game_date, generation) has one row: a ``retrying`` row failed
         since its dispatch returns to ``pending``, and a ``succeeded`` one failed since its last
         failure reopens (both ``requeued``, retry count kept: the budget holds; due at the backoff
-        its last dispatch set, and not before ``next_retry_at``); an open row
-        absorbs the failure (``exists``); a ``failed_permanent`` key stays terminal (``terminal``);
-        otherwise a row is inserted (as ``failed_permanent`` at once with ``permanent_reason``).
-        ``failed_at`` (default now) is when the failure was recorded.
+        its last dispatch set, and not before ``next_retry_at``); an open row absorbs the failure
+        (``exists``); a ``failed_permanent`` key stays terminal (``terminal``); otherwise a row is
+        inserted (as ``failed_permanent`` at once with ``permanent_reason``). ``failed_at`` (default
+        now) is when the failure was recorded. The key is read first: a repeated failure (the
+        monitor's re-check of a blocked date, every 10 minutes) costs one query and no DML.
         """
         now = self.clock.now()
         failed_at = failed_at or now
-        key = [
-            _param("game_date", "DATE", game_date),
-            _param("phase", "INT64", phase),
-            _param("processor", "STRING", processor),
-            _param("generation", "INT64", generation),
-        ]
-        # a reopened succeeded row must be the key's latest (rows written before one row per key held)
-        requeued = self._dml(
-            "requeue-after-failure",
-            f"UPDATE {self.table} SET status = 'pending', error_message = @msg, updated_at = @now, "
-            "last_failure_at = GREATEST(COALESCE(last_failure_at, first_failure_at), @failed_at), "
-            "next_retry_at = GREATEST(COALESCE(next_retry_at, @next), @next), "
-            "resolution_notes = IF(status = 'succeeded', @reopened, resolution_notes) "
-            f"WHERE {_KEY} AND ((status = 'retrying' AND @failed_at >= last_retry_at) "
-            "OR (status = 'succeeded' AND @failed_at > COALESCE(last_failure_at, first_failure_at) "
-            f"AND id = (SELECT id FROM {self.table} WHERE {_KEY} ORDER BY created_at DESC, id DESC LIMIT 1)))",
-            [
-                *key,
-                _param("msg", "STRING", error_message),
-                _param("now", "TIMESTAMP", now),
-                _param("failed_at", "TIMESTAMP", failed_at),
-                _param("next", "TIMESTAMP", next_retry_at or now),
-                _param("reopened", "STRING", "failed again after a success; reopened with its retry count"),
-            ],
-            processor=processor,
-            game_date=game_date,
-        )
-        if requeued:
-            return "requeued"
-        status = "failed_permanent" if permanent_reason else "pending"
-        inserted = self._dml(
+        rows = self.rows(game_date=game_date, processor=processor, phase=phase, generation=generation)
+        if not rows and self._dml(
             "enqueue",
             f"MERGE {self.table} T USING (SELECT @phase AS phase, @processor AS processor_name, "
             "@generation AS generation) S "
             "ON T.game_date = @game_date AND T.phase = S.phase AND T.processor_name = S.processor_name "
             "AND COALESCE(T.generation, 1) = S.generation "
-            f"WHEN NOT MATCHED THEN INSERT ({_COLUMNS}) VALUES (@id, @game_date, @phase, @processor, @correlation_id, "
-            "@msg, @error_type, 0, @max_retries, @failed_at, NULL, @next, @status, @notes, @fallback_for, @game_ids, "
-            "@now, @now, 0, @generation, @failed_at)",
+            f"WHEN NOT MATCHED THEN INSERT ({_COLUMNS}) VALUES (@id, @game_date, @phase, @processor, "
+            "@correlation_id, @msg, @error_type, 0, @max_retries, @failed_at, NULL, @next, @status, @notes, "
+            "@fallback_for, @game_ids, @now, @now, 0, @generation, @failed_at)",
             [
-                *key,
+                _param("game_date", "DATE", game_date),
+                _param("phase", "INT64", phase),
+                _param("processor", "STRING", processor),
+                _param("generation", "INT64", generation),
                 _param("id", "STRING", uuid.uuid4().hex),
                 _param("correlation_id", "STRING", correlation_id),
                 _param("msg", "STRING", error_message),
@@ -300,18 +269,54 @@ class RetryQueue:
                 _param("now", "TIMESTAMP", now),
                 _param("failed_at", "TIMESTAMP", failed_at),
                 _param("next", "TIMESTAMP", next_retry_at or now),
-                _param("status", "STRING", status),
+                _param("status", "STRING", "failed_permanent" if permanent_reason else "pending"),
                 _param("notes", "STRING", permanent_reason),
                 _param("fallback_for", "STRING", fallback_for),
                 _param("game_ids", "STRING", ",".join(game_ids) or None),
             ],
             processor=processor,
             game_date=game_date,
-        )
-        if inserted:
+        ):
             return "inserted"
-        existing = self.rows(game_date=game_date, processor=processor, phase=phase, generation=generation)
-        return "terminal" if any(r.status == "failed_permanent" for r in existing) else "exists"
+        if not rows:  # inserted meanwhile by a concurrent enqueue of the same key
+            rows = self.rows(game_date=game_date, processor=processor, phase=phase, generation=generation)
+            if not rows:
+                raise TransientError(f"failed_processor_queue: no row for {processor} {game_date} and none inserted")
+        if any(r.status == "failed_permanent" for r in rows):
+            return "terminal"
+        latest = rows[-1]  # the key's row (rows written before one row per key held: the latest)
+        failed_since = (latest.status == "retrying" and failed_at >= (latest.last_retry_at or failed_at)) or (
+            latest.status == "succeeded" and failed_at > latest.failed_last_at
+        )
+        if failed_since and self._requeue(latest, error_message, failed_at, next_retry_at or now):
+            return "requeued"
+        return "exists"
+
+    def _requeue(self, row: QueueRow, error_message: str | None, failed_at: datetime, next_at: datetime) -> bool:
+        """``row`` (retrying, or succeeded) failed again: pending with its retry count; guarded by the
+        status and count read (a tick that moved it meanwhile wins)."""
+        return bool(
+            self._dml(
+                "requeue-after-failure",
+                f"UPDATE {self.table} SET status = 'pending', error_message = @msg, updated_at = @now, "
+                "last_failure_at = GREATEST(COALESCE(last_failure_at, first_failure_at), @failed_at), "
+                "next_retry_at = GREATEST(COALESCE(next_retry_at, @next), @next), "
+                "resolution_notes = IF(status = 'succeeded', @reopened, resolution_notes) "
+                "WHERE game_date = @game_date AND id = @id AND status = @status AND retry_count = @count",
+                [
+                    _param("msg", "STRING", error_message),
+                    _param("now", "TIMESTAMP", self.clock.now()),
+                    _param("failed_at", "TIMESTAMP", failed_at),
+                    _param("next", "TIMESTAMP", next_at),
+                    _param("reopened", "STRING", "failed again after a success; reopened with its retry count"),
+                    *_row_key(row),
+                    _param("status", "STRING", row.status),
+                    _param("count", "INT64", row.retry_count),
+                ],
+                processor=row.processor_name,
+                game_date=row.game_date,
+            )
+        )
 
     def requeue_permanent(self, *, game_date: date, phase: int, processor: str, note: str) -> int:
         """Operator: the terminal row of the key's latest generation becomes pending again with a
