@@ -81,7 +81,7 @@ class PhaseLine:
     """One transition for one date: what the engine counted and why it has (not) fired."""
 
     transition: str
-    status: str  # the date document's status (waiting, claimed, triggered, blocked, publish_failed)
+    status: str  # the date document's status (waiting, claimed, publishing, triggered, blocked, gate_error)
     generation: int
     mode: str | None
     expected: tuple[str, ...]

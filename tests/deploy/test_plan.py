@@ -195,7 +195,7 @@ def test_every_ttl_policy_is_ensured_after_the_database_exists(spec: DeploymentS
         )
         assert step.expect == ttl.field and step.function is None
     text = render_plan(spec, steps)
-    assert text.count("| grep -Fx expires_at >/dev/null || \\\n  gcloud firestore fields ttls update expires_at ") == 7
+    assert text.count("| grep -Fx expires_at >/dev/null || \\\n  gcloud firestore fields ttls update expires_at ") == 8
 
 
 def test_the_monitor_may_read_every_dead_letter_subscription_after_it_exists(

@@ -276,6 +276,7 @@ def test_every_collection_group_the_package_writes_has_a_ttl_policy(
     assert {(t.collection_group, t.field, t.days) for t in spec.firestore_ttls} == {
         (definition.pipeline.state_collection, r.expiry_field, r.state_days),
         ("completions", r.expiry_field, r.state_days),
+        ("claims", r.expiry_field, r.state_days),
         (definition.pipeline.outbox_collection, r.expiry_field, r.outbox_days),
         (definition.pipeline.quarantine_collection, r.expiry_field, r.quarantine_days),
         (definition.monitor.alert_collection, r.expiry_field, r.alerts_days),

@@ -512,7 +512,9 @@ def test_l01_publish_failure_leaves_date_retriggerable_via_http(
     assert failed.status_code == 500, failed.get_data(as_text=True)
 
     state = broken.state.load(GAME_DATE)
-    assert state.triggered_current is None and state.claim is None and state.status == "publish_failed"
+    # `publishing`: the publish may have reached the server; the stored intent is sent again (L27)
+    assert state.triggered_current is None and state.claim is None and state.status == "publishing"
+    assert state.intent is not None
     assert len(state.completions) == 3
 
     # a fresh instance with a working publisher gets the redelivery of the same message

@@ -29,840 +29,844 @@ gcloud firestore fields ttls list --collection-group=phase_transitions --project
 gcloud firestore fields ttls list --collection-group=completions --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
   gcloud firestore fields ttls update expires_at --collection-group=completions --enable-ttl --project=my-proj --async
 
-# [7] ensure: Firestore TTL policy phase_execution_log_outbox.expires_at (30 days; the transition functions: log rows and hand-offs not yet delivered)
+# [7] ensure: Firestore TTL policy claims.expires_at (400 days; transitions and timed triggers: phase_transitions/*/claims (claim documents))
+gcloud firestore fields ttls list --collection-group=claims --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=claims --enable-ttl --project=my-proj --async
+
+# [8] ensure: Firestore TTL policy phase_execution_log_outbox.expires_at (30 days; the transition functions: log rows and hand-offs not yet delivered)
 gcloud firestore fields ttls list --collection-group=phase_execution_log_outbox --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
   gcloud firestore fields ttls update expires_at --collection-group=phase_execution_log_outbox --enable-ttl --project=my-proj --async
 
-# [8] ensure: Firestore TTL policy quarantine.expires_at (30 days; every function: bad or stale input)
+# [9] ensure: Firestore TTL policy quarantine.expires_at (30 days; every function: bad or stale input)
 gcloud firestore fields ttls list --collection-group=quarantine --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
   gcloud firestore fields ttls update expires_at --collection-group=quarantine --enable-ttl --project=my-proj --async
 
-# [9] ensure: Firestore TTL policy monitor_alerts.expires_at (30 days; the monitor: deduplicated findings)
+# [10] ensure: Firestore TTL policy monitor_alerts.expires_at (30 days; the monitor: deduplicated findings)
 gcloud firestore fields ttls list --collection-group=monitor_alerts --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
   gcloud firestore fields ttls update expires_at --collection-group=monitor_alerts --enable-ttl --project=my-proj --async
 
-# [10] ensure: Firestore TTL policy operator_audit.expires_at (400 days; phasectl: the operator audit)
+# [11] ensure: Firestore TTL policy operator_audit.expires_at (400 days; phasectl: the operator audit)
 gcloud firestore fields ttls list --collection-group=operator_audit --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
   gcloud firestore fields ttls update expires_at --collection-group=operator_audit --enable-ttl --project=my-proj --async
 
-# [11] ensure: Firestore TTL policy trigger_inbox.expires_at (30 days; consumers: shared.client.TriggerInbox entries)
+# [12] ensure: Firestore TTL policy trigger_inbox.expires_at (30 days; consumers: shared.client.TriggerInbox entries)
 gcloud firestore fields ttls list --collection-group=trigger_inbox --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
   gcloud firestore fields ttls update expires_at --collection-group=trigger_inbox --enable-ttl --project=my-proj --async
 
-# [12] resource: service account phase2-to-phase3@my-proj.iam.gserviceaccount.com
+# [13] resource: service account phase2-to-phase3@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase2-to-phase3@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase2-to-phase3 '--display-name=phasechain phase2_to_phase3' --project=my-proj
 
-# [13] resource: service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
+# [14] resource: service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase2-to-phase3-inv '--display-name=phasechain phase2_to_phase3 trigger (invoker only)' --project=my-proj
 
-# [14] binding: phase2_to_phase3: roles/bigquery.jobUser on project my-proj
+# [15] binding: phase2_to_phase3: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [15] binding: phase2_to_phase3: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [16] binding: phase2_to_phase3: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [16] binding: phase2_to_phase3: roles/logging.logWriter on project my-proj
+# [17] binding: phase2_to_phase3: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [17] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
+# [18] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [18] resource: service account phase3-to-phase4@my-proj.iam.gserviceaccount.com
+# [19] resource: service account phase3-to-phase4@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase3-to-phase4@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase3-to-phase4 '--display-name=phasechain phase3_to_phase4' --project=my-proj
 
-# [19] resource: service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
+# [20] resource: service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase3-to-phase4-inv '--display-name=phasechain phase3_to_phase4 trigger (invoker only)' --project=my-proj
 
-# [20] binding: phase3_to_phase4: roles/bigquery.jobUser on project my-proj
+# [21] binding: phase3_to_phase4: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [21] binding: phase3_to_phase4: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [22] binding: phase3_to_phase4: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [22] binding: phase3_to_phase4: roles/logging.logWriter on project my-proj
+# [23] binding: phase3_to_phase4: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [23] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
+# [24] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [24] resource: service account phase4-to-phase5@my-proj.iam.gserviceaccount.com
+# [25] resource: service account phase4-to-phase5@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase4-to-phase5@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase4-to-phase5 '--display-name=phasechain phase4_to_phase5' --project=my-proj
 
-# [25] resource: service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
+# [26] resource: service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase4-to-phase5-inv '--display-name=phasechain phase4_to_phase5 trigger (invoker only)' --project=my-proj
 
-# [26] binding: phase4_to_phase5: roles/bigquery.jobUser on project my-proj
+# [27] binding: phase4_to_phase5: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [27] binding: phase4_to_phase5: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [28] binding: phase4_to_phase5: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [28] binding: phase4_to_phase5: roles/logging.logWriter on project my-proj
+# [29] binding: phase4_to_phase5: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [29] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
+# [30] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [30] resource: service account phase5-to-phase6@my-proj.iam.gserviceaccount.com
+# [31] resource: service account phase5-to-phase6@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase5-to-phase6@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase5-to-phase6 '--display-name=phasechain phase5_to_phase6' --project=my-proj
 
-# [31] resource: service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
+# [32] resource: service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase5-to-phase6-inv '--display-name=phasechain phase5_to_phase6 trigger (invoker only)' --project=my-proj
 
-# [32] binding: phase5_to_phase6: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [33] binding: phase5_to_phase6: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [33] binding: phase5_to_phase6: roles/logging.logWriter on project my-proj
+# [34] binding: phase5_to_phase6: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [34] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
+# [35] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [35] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
+# [36] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase-transition-monitor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase-transition-monitor '--display-name=phasechain phase_transition_monitor' --project=my-proj
 
-# [36] resource: service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
+# [37] resource: service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase-transition-monitor-inv '--display-name=phasechain phase_transition_monitor trigger (invoker only)' --project=my-proj
 
-# [37] binding: phase_transition_monitor: roles/bigquery.jobUser on project my-proj
+# [38] binding: phase_transition_monitor: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [38] binding: phase_transition_monitor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [39] binding: phase_transition_monitor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [39] binding: phase_transition_monitor: roles/logging.logWriter on project my-proj
+# [40] binding: phase_transition_monitor: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [40] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
+# [41] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [41] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
+# [42] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe auto-retry-processor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create auto-retry-processor '--display-name=phasechain auto_retry_processor' --project=my-proj
 
-# [42] resource: service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
+# [43] resource: service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create auto-retry-processor-inv '--display-name=phasechain auto_retry_processor trigger (invoker only)' --project=my-proj
 
-# [43] binding: auto_retry_processor: roles/bigquery.jobUser on project my-proj
+# [44] binding: auto_retry_processor: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [44] binding: auto_retry_processor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [45] binding: auto_retry_processor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [45] binding: auto_retry_processor: roles/logging.logWriter on project my-proj
+# [46] binding: auto_retry_processor: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [46] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
+# [47] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding auto-retry-processor-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [47] resource: service account grading-readiness@my-proj.iam.gserviceaccount.com
+# [48] resource: service account grading-readiness@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe grading-readiness@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create grading-readiness '--display-name=phasechain grading_readiness' --project=my-proj
 
-# [48] resource: service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
+# [49] resource: service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe grading-readiness-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create grading-readiness-inv '--display-name=phasechain grading_readiness trigger (invoker only)' --project=my-proj
 
-# [49] binding: grading_readiness: roles/bigquery.jobUser on project my-proj
+# [50] binding: grading_readiness: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [50] binding: grading_readiness: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [51] binding: grading_readiness: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [51] binding: grading_readiness: roles/logging.logWriter on project my-proj
+# [52] binding: grading_readiness: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [52] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
+# [53] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding grading-readiness-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [53] resource: service account scheduled-triggers@my-proj.iam.gserviceaccount.com
+# [54] resource: service account scheduled-triggers@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe scheduled-triggers@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create scheduled-triggers '--display-name=phasechain scheduled_triggers' --project=my-proj
 
-# [54] resource: service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
+# [55] resource: service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create scheduled-triggers-inv '--display-name=phasechain scheduled_triggers trigger (invoker only)' --project=my-proj
 
-# [55] binding: scheduled_triggers: roles/bigquery.jobUser on project my-proj
+# [56] binding: scheduled_triggers: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [56] binding: scheduled_triggers: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [57] binding: scheduled_triggers: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [57] binding: scheduled_triggers: roles/logging.logWriter on project my-proj
+# [58] binding: scheduled_triggers: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [58] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
+# [59] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding scheduled-triggers-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [59] resource: secret slack-webhook (the monitor's Slack incoming-webhook URL; no value: phasectl deploy secret set slack-webhook)
+# [60] resource: secret slack-webhook (the monitor's Slack incoming-webhook URL; no value: phasectl deploy secret set slack-webhook)
 gcloud secrets describe slack-webhook --project=my-proj >/dev/null 2>&1 || \
   gcloud secrets create slack-webhook --replication-policy=automatic --project=my-proj
 
-# [60] binding: phase_transition_monitor: roles/secretmanager.secretAccessor on secret slack-webhook
+# [61] binding: phase_transition_monitor: roles/secretmanager.secretAccessor on secret slack-webhook
 gcloud secrets add-iam-policy-binding slack-webhook --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/secretmanager.secretAccessor --condition=None --project=my-proj
 
-# [61] resource: topic auto-retry-trigger
+# [62] resource: topic auto-retry-trigger
 gcloud pubsub topics describe auto-retry-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger --project=my-proj
 
-# [62] resource: topic auto-retry-trigger-dlq
+# [63] resource: topic auto-retry-trigger-dlq
 gcloud pubsub topics describe auto-retry-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger-dlq --project=my-proj
 
-# [63] resource: topic grading-readiness-tick
+# [64] resource: topic grading-readiness-tick
 gcloud pubsub topics describe grading-readiness-tick --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create grading-readiness-tick --project=my-proj
 
-# [64] resource: topic grading-readiness-tick-dlq
+# [65] resource: topic grading-readiness-tick-dlq
 gcloud pubsub topics describe grading-readiness-tick-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create grading-readiness-tick-dlq --project=my-proj
 
-# [65] resource: topic nba-grading-trigger
+# [66] resource: topic nba-grading-trigger
 gcloud pubsub topics describe nba-grading-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-grading-trigger --project=my-proj
 
-# [66] resource: topic nba-phase2-raw-complete
+# [67] resource: topic nba-phase2-raw-complete
 gcloud pubsub topics describe nba-phase2-raw-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete --project=my-proj
 
-# [67] resource: topic nba-phase2-raw-complete-dlq
+# [68] resource: topic nba-phase2-raw-complete-dlq
 gcloud pubsub topics describe nba-phase2-raw-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete-dlq --project=my-proj
 
-# [68] resource: topic nba-phase2-retry
+# [69] resource: topic nba-phase2-retry
 gcloud pubsub topics describe nba-phase2-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-retry --project=my-proj
 
-# [69] resource: topic nba-phase3-analytics-complete
+# [70] resource: topic nba-phase3-analytics-complete
 gcloud pubsub topics describe nba-phase3-analytics-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete --project=my-proj
 
-# [70] resource: topic nba-phase3-analytics-complete-dlq
+# [71] resource: topic nba-phase3-analytics-complete-dlq
 gcloud pubsub topics describe nba-phase3-analytics-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete-dlq --project=my-proj
 
-# [71] resource: topic nba-phase3-retry
+# [72] resource: topic nba-phase3-retry
 gcloud pubsub topics describe nba-phase3-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-retry --project=my-proj
 
-# [72] resource: topic nba-phase3-trigger
+# [73] resource: topic nba-phase3-trigger
 gcloud pubsub topics describe nba-phase3-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-trigger --project=my-proj
 
-# [73] resource: topic nba-phase4-precompute-complete
+# [74] resource: topic nba-phase4-precompute-complete
 gcloud pubsub topics describe nba-phase4-precompute-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete --project=my-proj
 
-# [74] resource: topic nba-phase4-precompute-complete-dlq
+# [75] resource: topic nba-phase4-precompute-complete-dlq
 gcloud pubsub topics describe nba-phase4-precompute-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete-dlq --project=my-proj
 
-# [75] resource: topic nba-phase4-retry
+# [76] resource: topic nba-phase4-retry
 gcloud pubsub topics describe nba-phase4-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-retry --project=my-proj
 
-# [76] resource: topic nba-phase4-trigger
+# [77] resource: topic nba-phase4-trigger
 gcloud pubsub topics describe nba-phase4-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-trigger --project=my-proj
 
-# [77] resource: topic nba-phase5-predictions-complete
+# [78] resource: topic nba-phase5-predictions-complete
 gcloud pubsub topics describe nba-phase5-predictions-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete --project=my-proj
 
-# [78] resource: topic nba-phase5-predictions-complete-dlq
+# [79] resource: topic nba-phase5-predictions-complete-dlq
 gcloud pubsub topics describe nba-phase5-predictions-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete-dlq --project=my-proj
 
-# [79] resource: topic nba-phase5-retry
+# [80] resource: topic nba-phase5-retry
 gcloud pubsub topics describe nba-phase5-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-retry --project=my-proj
 
-# [80] resource: topic nba-phase6-export-complete
+# [81] resource: topic nba-phase6-export-complete
 gcloud pubsub topics describe nba-phase6-export-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-complete --project=my-proj
 
-# [81] resource: topic nba-phase6-export-trigger
+# [82] resource: topic nba-phase6-export-trigger
 gcloud pubsub topics describe nba-phase6-export-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-trigger --project=my-proj
 
-# [82] resource: topic nba-predictions-trigger
+# [83] resource: topic nba-predictions-trigger
 gcloud pubsub topics describe nba-predictions-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-predictions-trigger --project=my-proj
 
-# [83] resource: topic phase-transition-monitor-trigger
+# [84] resource: topic phase-transition-monitor-trigger
 gcloud pubsub topics describe phase-transition-monitor-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger --project=my-proj
 
-# [84] resource: topic phase-transition-monitor-trigger-dlq
+# [85] resource: topic phase-transition-monitor-trigger-dlq
 gcloud pubsub topics describe phase-transition-monitor-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger-dlq --project=my-proj
 
-# [85] resource: topic scheduled-trigger-tick
+# [86] resource: topic scheduled-trigger-tick
 gcloud pubsub topics describe scheduled-trigger-tick --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create scheduled-trigger-tick --project=my-proj
 
-# [86] resource: topic scheduled-trigger-tick-dlq
+# [87] resource: topic scheduled-trigger-tick-dlq
 gcloud pubsub topics describe scheduled-trigger-tick-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create scheduled-trigger-tick-dlq --project=my-proj
 
-# [87] binding: phase2_to_phase3: roles/pubsub.publisher on topic auto-retry-trigger
+# [88] binding: phase2_to_phase3: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [88] binding: phase2_to_phase3: roles/pubsub.publisher on topic nba-phase3-trigger
+# [89] binding: phase2_to_phase3: roles/pubsub.publisher on topic nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [89] resource: dead-letter subscription phase2-to-phase3-dlq-sub
+# [90] resource: dead-letter subscription phase2-to-phase3-dlq-sub
 if gcloud pubsub subscriptions describe phase2-to-phase3-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase2-to-phase3-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase2-to-phase3-dlq-sub --topic=nba-phase2-raw-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [90] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase2-raw-complete-dlq
+# [91] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase2-raw-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase2-raw-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [91] binding: phase3_to_phase4: roles/pubsub.publisher on topic auto-retry-trigger
+# [92] binding: phase3_to_phase4: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [92] binding: phase3_to_phase4: roles/pubsub.publisher on topic nba-phase4-trigger
+# [93] binding: phase3_to_phase4: roles/pubsub.publisher on topic nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [93] resource: dead-letter subscription phase3-to-phase4-dlq-sub
+# [94] resource: dead-letter subscription phase3-to-phase4-dlq-sub
 if gcloud pubsub subscriptions describe phase3-to-phase4-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase3-to-phase4-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase3-to-phase4-dlq-sub --topic=nba-phase3-analytics-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [94] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase3-analytics-complete-dlq
+# [95] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase3-analytics-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase3-analytics-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [95] binding: phase4_to_phase5: roles/pubsub.publisher on topic auto-retry-trigger
+# [96] binding: phase4_to_phase5: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [96] binding: phase4_to_phase5: roles/pubsub.publisher on topic nba-predictions-trigger
+# [97] binding: phase4_to_phase5: roles/pubsub.publisher on topic nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [97] resource: dead-letter subscription phase4-to-phase5-dlq-sub
+# [98] resource: dead-letter subscription phase4-to-phase5-dlq-sub
 if gcloud pubsub subscriptions describe phase4-to-phase5-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase4-to-phase5-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase4-to-phase5-dlq-sub --topic=nba-phase4-precompute-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [98] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase4-precompute-complete-dlq
+# [99] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase4-precompute-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase4-precompute-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [99] binding: phase5_to_phase6: roles/pubsub.publisher on topic auto-retry-trigger
+# [100] binding: phase5_to_phase6: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [100] binding: phase5_to_phase6: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [101] binding: phase5_to_phase6: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [101] resource: dead-letter subscription phase5-to-phase6-dlq-sub
+# [102] resource: dead-letter subscription phase5-to-phase6-dlq-sub
 if gcloud pubsub subscriptions describe phase5-to-phase6-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase5-to-phase6-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase5-to-phase6-dlq-sub --topic=nba-phase5-predictions-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [102] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase5-predictions-complete-dlq
+# [103] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase5-predictions-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase5-predictions-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [103] binding: phase_transition_monitor: roles/pubsub.publisher on topic auto-retry-trigger
+# [104] binding: phase_transition_monitor: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [104] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase3-trigger
+# [105] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [105] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase4-trigger
+# [106] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [106] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [107] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [107] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-predictions-trigger
+# [108] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [108] resource: dead-letter subscription phase-transition-monitor-dlq-sub
+# [109] resource: dead-letter subscription phase-transition-monitor-dlq-sub
 if gcloud pubsub subscriptions describe phase-transition-monitor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase-transition-monitor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase-transition-monitor-dlq-sub --topic=phase-transition-monitor-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [109] binding: Pub/Sub service agent: roles/pubsub.publisher on topic phase-transition-monitor-trigger-dlq
+# [110] binding: Pub/Sub service agent: roles/pubsub.publisher on topic phase-transition-monitor-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding phase-transition-monitor-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [110] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase2-retry
+# [111] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase2-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase2-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [111] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase3-retry
+# [112] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase3-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase3-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [112] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase4-retry
+# [113] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase4-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase4-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [113] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase5-retry
+# [114] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase5-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase5-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [114] resource: dead-letter subscription auto-retry-processor-dlq-sub
+# [115] resource: dead-letter subscription auto-retry-processor-dlq-sub
 if gcloud pubsub subscriptions describe auto-retry-processor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update auto-retry-processor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create auto-retry-processor-dlq-sub --topic=auto-retry-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [115] binding: Pub/Sub service agent: roles/pubsub.publisher on topic auto-retry-trigger-dlq
+# [116] binding: Pub/Sub service agent: roles/pubsub.publisher on topic auto-retry-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [116] binding: grading_readiness: roles/pubsub.publisher on topic nba-grading-trigger
+# [117] binding: grading_readiness: roles/pubsub.publisher on topic nba-grading-trigger
 gcloud pubsub topics add-iam-policy-binding nba-grading-trigger --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [117] resource: dead-letter subscription grading-readiness-dlq-sub
+# [118] resource: dead-letter subscription grading-readiness-dlq-sub
 if gcloud pubsub subscriptions describe grading-readiness-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update grading-readiness-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create grading-readiness-dlq-sub --topic=grading-readiness-tick-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [118] binding: Pub/Sub service agent: roles/pubsub.publisher on topic grading-readiness-tick-dlq
+# [119] binding: Pub/Sub service agent: roles/pubsub.publisher on topic grading-readiness-tick-dlq
 gcloud pubsub topics add-iam-policy-binding grading-readiness-tick-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [119] binding: scheduled_triggers: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [120] binding: scheduled_triggers: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [120] resource: dead-letter subscription scheduled-triggers-dlq-sub
+# [121] resource: dead-letter subscription scheduled-triggers-dlq-sub
 if gcloud pubsub subscriptions describe scheduled-triggers-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update scheduled-triggers-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create scheduled-triggers-dlq-sub --topic=scheduled-trigger-tick-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [121] binding: Pub/Sub service agent: roles/pubsub.publisher on topic scheduled-trigger-tick-dlq
+# [122] binding: Pub/Sub service agent: roles/pubsub.publisher on topic scheduled-trigger-tick-dlq
 gcloud pubsub topics add-iam-policy-binding scheduled-trigger-tick-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [122] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase2-to-phase3-dlq-sub
+# [123] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase2-to-phase3-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase2-to-phase3-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [123] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase3-to-phase4-dlq-sub
+# [124] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase3-to-phase4-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase3-to-phase4-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [124] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase4-to-phase5-dlq-sub
+# [125] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase4-to-phase5-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase4-to-phase5-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [125] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase5-to-phase6-dlq-sub
+# [126] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase5-to-phase6-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase5-to-phase6-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [126] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase-transition-monitor-dlq-sub
+# [127] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase-transition-monitor-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase-transition-monitor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [127] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription auto-retry-processor-dlq-sub
+# [128] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription auto-retry-processor-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding auto-retry-processor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [128] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription grading-readiness-dlq-sub
+# [129] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription grading-readiness-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding grading-readiness-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [129] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription scheduled-triggers-dlq-sub
+# [130] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription scheduled-triggers-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding scheduled-triggers-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [130] resource: dataset nba_orchestration
+# [131] resource: dataset nba_orchestration
 bq show --format=none --dataset my-proj:nba_orchestration >/dev/null 2>&1 || \
   bq --location=US mk --dataset my-proj:nba_orchestration
 
-# [131] resource: table nba_orchestration.phase_execution_log
+# [132] resource: table nba_orchestration.phase_execution_log
 if bq show --format=none my-proj:nba_orchestration.phase_execution_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 fi
 
-# [132] resource: table nba_orchestration.failed_processor_queue
+# [133] resource: table nba_orchestration.failed_processor_queue
 if bq show --format=none my-proj:nba_orchestration.failed_processor_queue >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 fi
 
-# [133] resource: table nba_orchestration.streaming_conflict_log
+# [134] resource: table nba_orchestration.streaming_conflict_log
 if bq show --format=none my-proj:nba_orchestration.streaming_conflict_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=timestamp '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 fi
 
-# [134] resource: table nba_orchestration.game_unavailable
+# [135] resource: table nba_orchestration.game_unavailable
 if bq show --format=none my-proj:nba_orchestration.game_unavailable >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 fi
 
-# [135] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [136] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [136] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
+# [137] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.bdl_player_boxscores
 
-# [137] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
+# [138] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.espn_boxscores
 
-# [138] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
+# [139] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_gamebook_player_stats
 
-# [139] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [140] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [140] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
+# [141] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.player_game_summary
 
-# [141] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
+# [142] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_defense_game_summary
 
-# [142] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
+# [143] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_offense_game_summary
 
-# [143] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [144] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [144] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
+# [145] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_team_game_context
 
-# [145] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [146] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [146] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [147] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [147] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [148] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [148] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
+# [149] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_composite_factors
 
-# [149] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
+# [150] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_daily_cache
 
-# [150] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
+# [151] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_shot_zone_analysis
 
-# [151] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
+# [152] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.team_defense_zone_analysis
 
-# [152] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
+# [153] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.ml_feature_store_v2
 
-# [153] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
+# [154] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
 
-# [154] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [155] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [155] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
+# [156] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
 
-# [156] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
+# [157] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.player_game_summary
 
-# [157] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
+# [158] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_defense_game_summary
 
-# [158] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
+# [159] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_offense_game_summary
 
-# [159] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [160] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [160] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
+# [161] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_team_game_context
 
-# [161] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [162] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [162] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
+# [163] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_composite_factors
 
-# [163] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
+# [164] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_daily_cache
 
-# [164] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
+# [165] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_shot_zone_analysis
 
-# [165] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
+# [166] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.team_defense_zone_analysis
 
-# [166] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
+# [167] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.ml_feature_store_v2
 
-# [167] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
+# [168] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.player_prop_predictions
 
-# [168] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
+# [169] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.prediction_accuracy
 
-# [169] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
+# [170] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.bdl_player_boxscores
 
-# [170] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
+# [171] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.espn_boxscores
 
-# [171] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
+# [172] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_gamebook_player_stats
 
-# [172] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [173] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [173] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
+# [174] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
 
-# [174] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [175] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [175] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
+# [176] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
 
-# [176] binding: grading_readiness: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [177] binding: grading_readiness: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [177] binding: grading_readiness: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [178] binding: grading_readiness: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [178] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
+# [179] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.player_prop_predictions
 
-# [179] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
+# [180] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.prediction_accuracy
 
-# [180] binding: grading_readiness: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [181] binding: grading_readiness: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [181] binding: scheduled_triggers: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [182] binding: scheduled_triggers: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [182] resource: function phase2-to-phase3
+# [183] resource: function phase2-to-phase3
 gcloud functions deploy phase2-to-phase3 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase2_to_phase3 --trigger-topic=nba-phase2-raw-complete --retry --service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --trigger-service-account=phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [183] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
+# [184] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE2_TO_PHASE3="$(gcloud functions describe phase2-to-phase3 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [184] binding: phase2_to_phase3 (trigger identity): roles/run.invoker on service phase2-to-phase3
+# [185] binding: phase2_to_phase3 (trigger identity): roles/run.invoker on service phase2-to-phase3
 gcloud functions add-invoker-policy-binding phase2-to-phase3 --region=us-west2 --member=serviceAccount:phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [185] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
+# [186] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3="$(gcloud eventarc triggers describe "${TRIGGER_PHASE2_TO_PHASE3}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [186] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
+# [187] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" --dead-letter-topic=nba-phase2-raw-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [187] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase2_to_phase3
+# [188] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase2_to_phase3
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [188] resource: function phase3-to-phase4
+# [189] resource: function phase3-to-phase4
 gcloud functions deploy phase3-to-phase4 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase3_to_phase4 --trigger-topic=nba-phase3-analytics-complete --retry --service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --trigger-service-account=phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [189] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
+# [190] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE3_TO_PHASE4="$(gcloud functions describe phase3-to-phase4 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [190] binding: phase3_to_phase4 (trigger identity): roles/run.invoker on service phase3-to-phase4
+# [191] binding: phase3_to_phase4 (trigger identity): roles/run.invoker on service phase3-to-phase4
 gcloud functions add-invoker-policy-binding phase3-to-phase4 --region=us-west2 --member=serviceAccount:phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [191] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
+# [192] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4="$(gcloud eventarc triggers describe "${TRIGGER_PHASE3_TO_PHASE4}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [192] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
+# [193] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" --dead-letter-topic=nba-phase3-analytics-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [193] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase3_to_phase4
+# [194] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase3_to_phase4
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [194] resource: function phase4-to-phase5
+# [195] resource: function phase4-to-phase5
 gcloud functions deploy phase4-to-phase5 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase4_to_phase5 --trigger-topic=nba-phase4-precompute-complete --retry --service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --trigger-service-account=phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [195] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
+# [196] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE4_TO_PHASE5="$(gcloud functions describe phase4-to-phase5 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [196] binding: phase4_to_phase5 (trigger identity): roles/run.invoker on service phase4-to-phase5
+# [197] binding: phase4_to_phase5 (trigger identity): roles/run.invoker on service phase4-to-phase5
 gcloud functions add-invoker-policy-binding phase4-to-phase5 --region=us-west2 --member=serviceAccount:phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [197] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
+# [198] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5="$(gcloud eventarc triggers describe "${TRIGGER_PHASE4_TO_PHASE5}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [198] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
+# [199] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" --dead-letter-topic=nba-phase4-precompute-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [199] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase4_to_phase5
+# [200] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase4_to_phase5
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [200] resource: function phase5-to-phase6
+# [201] resource: function phase5-to-phase6
 gcloud functions deploy phase5-to-phase6 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase5_to_phase6 --trigger-topic=nba-phase5-predictions-complete --retry --service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --trigger-service-account=phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [201] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
+# [202] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE5_TO_PHASE6="$(gcloud functions describe phase5-to-phase6 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [202] binding: phase5_to_phase6 (trigger identity): roles/run.invoker on service phase5-to-phase6
+# [203] binding: phase5_to_phase6 (trigger identity): roles/run.invoker on service phase5-to-phase6
 gcloud functions add-invoker-policy-binding phase5-to-phase6 --region=us-west2 --member=serviceAccount:phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [203] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
+# [204] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6="$(gcloud eventarc triggers describe "${TRIGGER_PHASE5_TO_PHASE6}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [204] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
+# [205] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" --dead-letter-topic=nba-phase5-predictions-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [205] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase5_to_phase6
+# [206] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase5_to_phase6
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [206] require: secret slack-webhook has a value (for phase-transition-monitor's MONITOR_SLACK_WEBHOOK_URL)
+# [207] require: secret slack-webhook has a value (for phase-transition-monitor's MONITOR_SLACK_WEBHOOK_URL)
 gcloud secrets versions describe latest --secret=slack-webhook --project=my-proj '--format=value(state)' | grep -Fx ENABLED >/dev/null || \
   { echo 'phasectl deploy: secret slack-webhook has no enabled version: set it with `phasectl deploy secret set slack-webhook --project my-proj` (reads the value from stdin), then apply again' >&2; exit 1; }
 
-# [207] resource: function phase-transition-monitor
+# [208] resource: function phase-transition-monitor
 gcloud functions deploy phase-transition-monitor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase_transition_monitor --trigger-topic=phase-transition-monitor-trigger --retry --service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --trigger-service-account=phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --set-secrets=MONITOR_SLACK_WEBHOOK_URL=slack-webhook:latest --no-allow-unauthenticated --project=my-proj
 
-# [208] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
+# [209] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE_TRANSITION_MONITOR="$(gcloud functions describe phase-transition-monitor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [209] binding: phase_transition_monitor (trigger identity): roles/run.invoker on service phase-transition-monitor
+# [210] binding: phase_transition_monitor (trigger identity): roles/run.invoker on service phase-transition-monitor
 gcloud functions add-invoker-policy-binding phase-transition-monitor --region=us-west2 --member=serviceAccount:phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [210] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
+# [211] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR="$(gcloud eventarc triggers describe "${TRIGGER_PHASE_TRANSITION_MONITOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [211] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
+# [212] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" --dead-letter-topic=phase-transition-monitor-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [212] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase_transition_monitor
+# [213] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase_transition_monitor
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [213] resource: function auto-retry-processor
+# [214] resource: function auto-retry-processor
 gcloud functions deploy auto-retry-processor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/auto_retry_processor --trigger-topic=auto-retry-trigger --retry --service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --trigger-service-account=auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [214] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
+# [215] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
 TRIGGER_AUTO_RETRY_PROCESSOR="$(gcloud functions describe auto-retry-processor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [215] binding: auto_retry_processor (trigger identity): roles/run.invoker on service auto-retry-processor
+# [216] binding: auto_retry_processor (trigger identity): roles/run.invoker on service auto-retry-processor
 gcloud functions add-invoker-policy-binding auto-retry-processor --region=us-west2 --member=serviceAccount:auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [216] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
+# [217] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR="$(gcloud eventarc triggers describe "${TRIGGER_AUTO_RETRY_PROCESSOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [217] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
+# [218] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" --dead-letter-topic=auto-retry-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [218] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of auto_retry_processor
+# [219] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of auto_retry_processor
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [219] resource: function grading-readiness
+# [220] resource: function grading-readiness
 gcloud functions deploy grading-readiness --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/grading_readiness --trigger-topic=grading-readiness-tick --retry --service-account=grading-readiness@my-proj.iam.gserviceaccount.com --trigger-service-account=grading-readiness-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [220] lookup: grading-readiness: its Eventarc trigger (named by the deploy)
+# [221] lookup: grading-readiness: its Eventarc trigger (named by the deploy)
 TRIGGER_GRADING_READINESS="$(gcloud functions describe grading-readiness --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [221] binding: grading_readiness (trigger identity): roles/run.invoker on service grading-readiness
+# [222] binding: grading_readiness (trigger identity): roles/run.invoker on service grading-readiness
 gcloud functions add-invoker-policy-binding grading-readiness --region=us-west2 --member=serviceAccount:grading-readiness-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [222] lookup: grading-readiness: the subscription Eventarc made for its trigger
+# [223] lookup: grading-readiness: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_GRADING_READINESS="$(gcloud eventarc triggers describe "${TRIGGER_GRADING_READINESS}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [223] binding: grading-readiness: dead letters after 10 attempts to grading-readiness-tick-dlq
+# [224] binding: grading-readiness: dead letters after 10 attempts to grading-readiness-tick-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" --dead-letter-topic=grading-readiness-tick-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [224] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of grading_readiness
+# [225] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of grading_readiness
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [225] resource: function scheduled-triggers
+# [226] resource: function scheduled-triggers
 gcloud functions deploy scheduled-triggers --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/scheduled_triggers --trigger-topic=scheduled-trigger-tick --retry --service-account=scheduled-triggers@my-proj.iam.gserviceaccount.com --trigger-service-account=scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [226] lookup: scheduled-triggers: its Eventarc trigger (named by the deploy)
+# [227] lookup: scheduled-triggers: its Eventarc trigger (named by the deploy)
 TRIGGER_SCHEDULED_TRIGGERS="$(gcloud functions describe scheduled-triggers --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [227] binding: scheduled_triggers (trigger identity): roles/run.invoker on service scheduled-triggers
+# [228] binding: scheduled_triggers (trigger identity): roles/run.invoker on service scheduled-triggers
 gcloud functions add-invoker-policy-binding scheduled-triggers --region=us-west2 --member=serviceAccount:scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [228] lookup: scheduled-triggers: the subscription Eventarc made for its trigger
+# [229] lookup: scheduled-triggers: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_SCHEDULED_TRIGGERS="$(gcloud eventarc triggers describe "${TRIGGER_SCHEDULED_TRIGGERS}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [229] binding: scheduled-triggers: dead letters after 10 attempts to scheduled-trigger-tick-dlq
+# [230] binding: scheduled-triggers: dead letters after 10 attempts to scheduled-trigger-tick-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_SCHEDULED_TRIGGERS}" --dead-letter-topic=scheduled-trigger-tick-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [230] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of scheduled_triggers
+# [231] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of scheduled_triggers
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_SCHEDULED_TRIGGERS}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [231] resource: scheduler job phase-transition-monitor
+# [232] resource: scheduler job phase-transition-monitor
 if gcloud scheduler jobs describe phase-transition-monitor --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 fi
 
-# [232] resource: scheduler job auto-retry-processor-trigger
+# [233] resource: scheduler job auto-retry-processor-trigger
 if gcloud scheduler jobs describe auto-retry-processor-trigger --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false,"outbox_only":false}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false,"outbox_only":false}' --project=my-proj
 fi
 
-# [233] resource: scheduler job grading-readiness-monitor
+# [234] resource: scheduler job grading-readiness-monitor
 if gcloud scheduler jobs describe grading-readiness-monitor --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-readiness-monitor --location=us-west2 '--schedule=*/15 22-23,0-2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"readiness"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-readiness-monitor --location=us-west2 '--schedule=*/15 22-23,0-2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"readiness"}' --project=my-proj
 fi
 
-# [234] resource: scheduler job grading-run-0230
+# [235] resource: scheduler job grading-run-0230
 if gcloud scheduler jobs describe grading-run-0230 --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-run-0230 --location=us-west2 '--schedule=30 2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0230"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-run-0230 --location=us-west2 '--schedule=30 2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0230"}' --project=my-proj
 fi
 
-# [235] resource: scheduler job grading-daily-6am
+# [236] resource: scheduler job grading-daily-6am
 if gcloud scheduler jobs describe grading-daily-6am --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-daily-6am --location=us-west2 '--schedule=0 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"daily_0600"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-daily-6am --location=us-west2 '--schedule=0 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"daily_0600"}' --project=my-proj
 fi
 
-# [236] resource: scheduler job grading-run-0630
+# [237] resource: scheduler job grading-run-0630
 if gcloud scheduler jobs describe grading-run-0630 --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-run-0630 --location=us-west2 '--schedule=30 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0630"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-run-0630 --location=us-west2 '--schedule=30 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0630"}' --project=my-proj
 fi
 
-# [237] resource: scheduler job grading-run-1100
+# [238] resource: scheduler job grading-run-1100
 if gcloud scheduler jobs describe grading-run-1100 --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub grading-run-1100 --location=us-west2 '--schedule=0 11 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_1100"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub grading-run-1100 --location=us-west2 '--schedule=0 11 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_1100"}' --project=my-proj
 fi
 
-# [238] resource: scheduler job phase6-daily-results
+# [239] resource: scheduler job phase6-daily-results
 if gcloud scheduler jobs describe phase6-daily-results --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase6-daily-results --location=us-west2 '--schedule=0 5 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"daily_results"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub phase6-daily-results --location=us-west2 '--schedule=0 5 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"daily_results"}' --project=my-proj
 fi
 
-# [239] resource: scheduler job phase6-tonight-picks
+# [240] resource: scheduler job phase6-tonight-picks
 if gcloud scheduler jobs describe phase6-tonight-picks --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase6-tonight-picks --location=us-west2 '--schedule=0 13 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"tonight_picks"}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub phase6-tonight-picks --location=us-west2 '--schedule=0 13 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"tonight_picks"}' --project=my-proj
 fi
 
-# [240] resource: scheduler job phase6-clv-reexport
+# [241] resource: scheduler job phase6-clv-reexport
 if gcloud scheduler jobs describe phase6-clv-reexport --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase6-clv-reexport --location=us-west2 '--schedule=30 16 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"clv_reexport"}' --project=my-proj
 else
