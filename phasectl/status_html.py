@@ -2,20 +2,23 @@
 
 Rows are game dates (newest first), columns the transitions (definition order). Each cell is
 one ``PhaseLine`` — the very line ``phasectl status`` prints — shown with the same numbers and
-words: the state, ``done`` (expected processors done, as status's DONE column), and ``why:``
-(the reason, as visible text). A triggered cell also says which kind of trigger it was
-(complete / partial / deadline tier, by colour *and* label), when it fired and how long after
-the first completion, and — from ``EngineCounts``, the engine's own ``progress_of`` at the
-trigger's instant — what the engine had counted when it fired: the count its reason speaks
-of, which may differ from the count now (later completions, another mode, the
-critical+optional pool of the majority rule).
+words: the state, ``done`` (expected processors done, as status's DONE column), ``unknown:``
+(completions recorded under a name the definition does not know, which never count: a misspelt
+or spoofed processor), and ``why:`` (the reason, as visible text). A triggered cell also says
+which kind of trigger it was (complete / partial / deadline tier, by colour *and* label), when
+it fired and how long after the first completion, and — from ``EngineCounts``, the engine's
+own ``progress_of`` at the trigger's instant — what the engine had counted when it fired: the
+count its reason speaks of, which may differ from the count now (later completions, another
+mode, the critical+optional pool of the majority rule).
 
 Below the grid: the active monitor findings, the gates, the retry queue, the dead-letter
 backlog per function, and the heartbeats (stale ones coloured and labelled). Every time is in
 the pipeline timezone (America/New_York: "01:37 ET"), its UTC offset shown once in the header.
 
 The page has inline CSS only (no script, no external resource; a Content-Security-Policy says
-so), every value is HTML-escaped, and the same inputs give the same bytes.
+so), every value is shown as ``phasectl`` prints it (``shared.printable``: control, format and
+other invisible characters as visible escapes, so ``player_game_summary\\u200b`` cannot pass for
+the real processor) and HTML-escaped, and the same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from phasectl.report import Heartbeat, PhaseLine, gate_thresholds
+from shared.printable import printable
 
 if TYPE_CHECKING:
     from shared.clock import Clock
@@ -56,6 +60,7 @@ __all__ = [
     "short_trigger_id",
     "sort_findings",
     "trigger_kind",
+    "unknown_text",
     "utc_offset",
 ]
 
@@ -94,6 +99,7 @@ TRIGGER_KINDS: Mapping[str, str] = {
 }
 SEVERITY_RANK: Mapping[str, int] = {"CRITICAL": 0, "ERROR": 1, "WARNING": 2, "INFO": 3}
 RETRY_ORDER: Mapping[str, int] = {"retrying": 0, "pending": 1, "failed_permanent": 2, "succeeded": 3}
+UNKNOWN_SHOWN = 10  # unknown processor names listed in a cell; the rest are counted
 _CLASS_UNSAFE = re.compile(r"[^a-z0-9_-]+")
 _TIER = re.compile(r"^deadline tier ([0-9]+)\b")
 
@@ -109,6 +115,7 @@ table#grid { border-collapse: separate; border-spacing: 3px; }
 #grid td.cell .state { font-weight: 700; }
 #grid td.cell .trigger { font-family: ui-monospace, monospace; font-size: 11px; }
 #grid td.cell .why { font-size: 11px; margin-top: 2px; overflow-wrap: anywhere; }
+#grid td.cell .unknown { font-size: 11px; margin-top: 2px; overflow-wrap: anywhere; font-style: italic; }
 ul.legend { list-style: none; padding: 0; margin: 10px 0; }
 ul.legend li { display: inline-block; margin-right: 14px; font-size: 13px; }
 .swatch { display: inline-block; width: 12px; height: 12px; vertical-align: middle; margin-right: 4px; }
@@ -328,6 +335,14 @@ def _pool_fraction(progress: Progress) -> str | None:
     return f"{len([p for p in pool if p in progress.done])}/{len(pool)}"
 
 
+def unknown_text(unknown: Sequence[str]) -> str:
+    """``unknown: a, b`` — the names recorded that the definition does not know (status's ``unknown:``
+    line); past ``UNKNOWN_SHOWN`` of them, how many more."""
+    shown = ", ".join(unknown[:UNKNOWN_SHOWN])
+    more = f" and {len(unknown) - UNKNOWN_SHOWN} more" if len(unknown) > UNKNOWN_SHOWN else ""
+    return f"unknown: {shown}{more}"
+
+
 def short_trigger_id(trigger_id: str | None) -> str:
     """``phase2_to_phase3:2026-01-24:g1`` → ``g1``, ``…:g1:overnight`` → ``g1:overnight`` (the generation
     and mode; the full id is in the title)."""
@@ -373,7 +388,8 @@ def format_time(instant: datetime, timezone: str | ZoneInfo = DEFAULT_TIMEZONE, 
 
 # -- HTML ------------------------------------------------------------------------------------------
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """A value as text on the page: printable (invisible characters as escapes), then HTML-escaped."""
+    return html.escape(printable(value), quote=True)
 
 
 def _class(value: str) -> str:
@@ -451,6 +467,7 @@ def _cell(
         parts += [f'<span class="when">{_e(when)}</span>'] if when else []
         short = short_trigger_id(line.trigger_id)
         parts += [f'<span class="trigger">{_e(short)}</span>'] if short else []
+        parts += [f'<span class="unknown">{_e(unknown_text(line.unknown))}</span>'] if line.unknown else []
     parts.append(f'<span class="why">why: {_e(reason)}</span>')
     return (
         f'<td class="cell state-{_class(state)}" data-transition="{_e(transition)}" '
@@ -658,7 +675,8 @@ def render_status_html(
     ordered = sorted(set(dates), reverse=True)
     span = f"{ordered[-1].isoformat()} … {ordered[0].isoformat()}" if ordered else "no dates"
     label = _tz_label(tz)
-    stamp = f"{now.astimezone(tz):%Y-%m-%d %H:%M:%S} {label}"
+    local = now.astimezone(tz)
+    stamp = f"{local.date().isoformat()} {local:%H:%M:%S} {label}"  # isoformat: four year digits, always
     refresh = [f'<meta http-equiv="refresh" content="{int(refresh_seconds)}">'] if refresh_seconds else []
     live = f"; reloads every {int(refresh_seconds)} s" if refresh_seconds else ""
     return "\n".join(

@@ -75,6 +75,11 @@ def _error(raw: object, reason: str) -> InvalidGameIdError:
     return InvalidGameIdError(f"invalid game id {raw!r}: {reason}", game_id=raw)
 
 
+def _yyyymmdd(day: date) -> str:
+    """``20260124``: always four year digits (``f"{day:%Y}"`` gives ``999`` for the year 999 on glibc)."""
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
 def _check_teams(raw: object, away: str, home: str) -> tuple[str, str]:
     away_u, home_u = (TEAM_CODE_ALIASES.get(code.upper(), code.upper()) for code in (away, home))
     unknown = [code for code in (away_u, home_u) if code not in NBA_TEAMS]
@@ -181,7 +186,7 @@ class DateTeamsGameId:
                 f"invalid date-teams game id: game_date {self.game_date!r} must be a date",
                 game_date=self.game_date,
             )
-        raw = f"{self.game_date:%Y%m%d}_{self.away}_{self.home}"
+        raw = f"{_yyyymmdd(self.game_date)}_{self.away}_{self.home}"
         away, home = _check_teams(raw, self.away, self.home)
         object.__setattr__(self, "away", away)
         object.__setattr__(self, "home", home)
@@ -208,8 +213,8 @@ class DateTeamsGameId:
         return cls(game_date, away, home)
 
     def format(self) -> str:
-        """The ``YYYYMMDD_AWAY_HOME`` form."""
-        return f"{self.game_date:%Y%m%d}_{self.away}_{self.home}"
+        """The ``YYYYMMDD_AWAY_HOME`` form (the year zero-padded to four digits, as ``parse`` reads it)."""
+        return f"{_yyyymmdd(self.game_date)}_{self.away}_{self.home}"
 
     def __str__(self) -> str:
         return self.format()

@@ -15,11 +15,13 @@ from shared.contracts.decode import decode_payload, extract_pubsub_message
 from shared.contracts.messages import RetryTick
 from shared.env import project_id
 from shared.errors import MalformedMessageError
+from shared.orchestration.body_guard import guard_body_depth
 from shared.retry.runtime import retry_service
 from shared.structured_log import get_logger, log_context
 
 _log = get_logger("functions.auto_retry_processor")
 project_id()  # cold start fails loudly without a project
+guard_body_depth("auto_retry_processor")  # too deep a body: acked and quarantined, unparsed
 
 
 @functions_framework.cloud_event

@@ -17,10 +17,12 @@ from shared.contracts.messages import MonitorTick
 from shared.env import project_id
 from shared.errors import MalformedMessageError
 from shared.monitor.runtime import monitor, run_monitor
+from shared.orchestration.body_guard import guard_body_depth
 from shared.structured_log import get_logger, log_context
 
 _log = get_logger("functions.phase_transition_monitor")
 project_id()  # cold start fails loudly without a project
+guard_body_depth("phase_transition_monitor")  # too deep a body: acked and quarantined, unparsed
 
 
 @functions_framework.cloud_event

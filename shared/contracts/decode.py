@@ -12,17 +12,21 @@ Shapes accepted by ``extract_pubsub_message``:
 * bytes or str holding any of those as JSON.
 
 Every failure raises ``MalformedMessageError`` (permanent: ack and quarantine) with a
-one-line reason; no other exception escapes for bad input.
+one-line reason; no other exception escapes for bad input. JSON nested deeper than
+``MAX_JSON_DEPTH`` is one: ``json_depth_exceeds`` decides it before any parser descends.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn, TypeVar
+from itertools import accumulate, cycle
+from operator import mul
+from typing import Any, Final, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -41,6 +45,69 @@ _JSON_KINDS: dict[type, str] = {
     bool: "boolean",
     type(None): "null",
 }
+
+MAX_JSON_DEPTH: Final = 64
+"""The deepest nesting of JSON arrays and objects any function takes, in a request body or in a
+message's data (the top-level value is level 1). A Pub/Sub push body is 3 levels deep, a
+structured CloudEvent carrying one 4, a completion 2 or 3 (its ``metadata``): anything deeper is
+malformed (acked and quarantined), and far below the depth at which ``json.loads`` raises
+``RecursionError``. The one place the limit is set: the entrypoints' guard on the request body
+(``shared.orchestration.entrypoint.guard_body_depth``) and ``_load_json`` both read it."""
+
+_NOT_BRACKET_OR_QUOTE = bytes(c for c in range(256) if c not in b'[]{}"')
+_OBJECT_TO_ARRAY = bytes.maketrans(b"{}", b"[]")
+_BRACKET_RUNS = re.compile(rb"\[+|\]+")
+
+
+def _utf8(raw: str | bytes | bytearray | memoryview) -> bytes:
+    """``raw`` as UTF-8 bytes, decoded first as ``json.loads`` decodes bytes (UTF-8, -16 or -32)."""
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogatepass")
+    data = bytes(raw)
+    encoding = json.detect_encoding(data)
+    if encoding in ("utf-8", "utf-8-sig"):
+        return data  # a multi-byte UTF-8 sequence holds no ASCII byte: no bracket or quote is hidden
+    try:
+        return data.decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        return data  # json.loads fails on it before reading any value
+
+
+def json_depth_exceeds(raw: str | bytes | bytearray | memoryview, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``raw``, read as JSON text, nests arrays and objects deeper than ``limit`` levels.
+
+    Decided without parsing (a parser is what a deep text breaks), in passes at C speed: text
+    with at most ``limit`` opening brackets in all is shallow. Else the escapes ``\\\\`` and ``\\"``
+    are dropped, then all but brackets and quotes, then strings (what lies between quotes: a
+    bracket in a string does not count). Then innermost pairs ``[]`` are removed, one level a
+    round, while a round shortens the brackets by a sixteenth or more (what is left then has few,
+    long runs), and the depth is the rounds plus the peak of the running count of what is left,
+    taken run by run; openers in a row deeper than the limit decide it at once. Exact
+    for valid JSON; for other text it errs towards "too deep" (a parser stops at its first error,
+    so it never descends deeper than this counts). Bytes are read as ``json.loads`` reads them.
+    """
+    data = _utf8(raw)
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    if b"\\" in data:  # a backslash outside a string is an error, where a parser stops
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    kept = data.translate(None, _NOT_BRACKET_OR_QUOTE).replace(b'""', b"")  # "": no bracket inside or between
+    if b'"' in kept:
+        kept = b"".join(kept.split(b'"')[::2])  # every other run between quotes is a string
+    brackets = kept.translate(_OBJECT_TO_ARRAY)
+    rounds = 0
+    while rounds <= limit:
+        if b"[" * (limit - rounds + 1) in brackets:  # that many openers in a row, `rounds` levels removed
+            return True
+        inner = brackets.replace(b"[]", b"")  # every innermost pair: one level less
+        if len(inner) == len(brackets) or len(inner) > len(brackets) * 15 // 16:
+            break
+        brackets, rounds = inner, rounds + 1
+    # runs alternate between openers and closers: +len, -len, ... (or -len, +len, ...)
+    runs: list[bytes] = _BRACKET_RUNS.findall(brackets)
+    signs = cycle((1, -1) if brackets[:1] == b"[" else (-1, 1))
+    peak: int = max(accumulate(map(mul, map(len, runs), signs), initial=0))
+    return rounds + peak > limit
 
 
 @dataclass(frozen=True)
@@ -73,13 +140,15 @@ def _load_json(
 ) -> Any:
     if isinstance(raw, memoryview):
         raw = raw.tobytes()
+    if json_depth_exceeds(raw):
+        _fail(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels", message_id, **context)
 
     def _reject_constant(name: str) -> Any:
         raise ValueError(f"non-standard JSON constant {name}")
 
     try:
         return json.loads(raw, parse_constant=_reject_constant)
-    except RecursionError:
+    except RecursionError:  # not reached below MAX_JSON_DEPTH, unless the caller's stack is already deep
         _fail(f"{what} is nested too deeply to decode", message_id, **context)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit, NaN
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else (str(exc).splitlines() or ["?"])[0]

@@ -8,6 +8,7 @@ from typing import Any
 
 from shared._lazy import eager_requested
 from shared.env import project_id
+from shared.orchestration.body_guard import guard_body_depth
 from shared.orchestration.entrypoint_log import event_attr, log_outcome
 from shared.orchestration.runtime import GATE_BACKEND_MODULES, service_for
 from shared.orchestration.transition import Outcome
@@ -55,9 +56,10 @@ def transition_handler(transition: str) -> Callable[[Any], None]:
     function is a 2nd-gen Cloud Function on the source phase's completion topic, with retry on
     failure. Every outcome returns (Pub/Sub acks); a transient error raises (Pub/Sub redelivers,
     bounded by the definition's max event age); malformed input is acked and quarantined with a
-    reason.
+    reason, a body nested too deeply before the framework parses it (``guard_body_depth``).
     """
     validate_environment(transition)
+    guard_body_depth(transition)
 
     def handle(cloud_event: Any) -> None:
         """Handle one completion message (a google.cloud.pubsub.topic.v1.messagePublished event)."""

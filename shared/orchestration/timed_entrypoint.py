@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.env import project_id
+from shared.orchestration.body_guard import guard_body_depth
 from shared.orchestration.entrypoint_log import event_attr, log_outcome
 from shared.orchestration.timed_runtime import timed_runtime_for
 from shared.orchestration.transition import Outcome
@@ -34,9 +35,11 @@ def run_timed_event(function: str, event: Any) -> Outcome:
 def timed_handler(function: str) -> Callable[[Any], None]:
     """The CloudEvent handler of a sensor or scheduled-trigger function, after checking its environment.
 
-    ``functions/<function>/main.py`` registers it with functions-framework as ``handle``.
+    ``functions/<function>/main.py`` registers it with functions-framework as ``handle``; a body
+    nested too deeply is acked and quarantined before the framework parses it (``guard_body_depth``).
     """
     validate_environment(function)
+    guard_body_depth(function)
 
     def handle(cloud_event: Any) -> None:
         """Handle one scheduler tick (a google.cloud.pubsub.topic.v1.messagePublished event)."""

@@ -784,3 +784,98 @@ def test_a_section_that_could_not_be_read_says_why() -> None:
     page = render_status_html(NOW, [DAY], {}, (), (), retry_rows=[], dead_letters=[], unread=unread)
     assert '<h2>Retry queue</h2>\n<p class="error">Could not be read: Forbidden: 403 &lt;bq&gt;</p>' in page
     assert '<h2>Dead letters</h2>\n<p class="error">Could not be read: DeadlineExceeded: pubsub</p>' in page
+
+
+# -- unknown processors and invisible characters (issue 25) -----------------------------------------------
+ZWSP = "\u200b"  # a zero-width space: "player_game_summary\u200b" looks like the real processor
+
+
+def test_unknown_processors_are_shown_in_their_cell_escaped() -> None:
+    from dataclasses import replace
+
+    unknown = (f"player_game_summary{ZWSP}", "<b>evil</b>", "\x1b[31mred", "\u202egnp.exe")
+    lines = (replace(line(TRANSITIONS[1], "wait"), unknown=unknown), *night(DAY)[2:])
+    page = render_status_html(NOW, [DAY], {DAY: lines}, (), ())
+    cell = parse(page).cells[0]
+    assert cell.spans["unknown"] == ("unknown: player_game_summary\\u200b, <b>evil</b>, \\x1b[31mred, \\u202egnp.exe")
+    assert cell.text.index("unknown:") < cell.text.index("why:")  # above the reason, like status's lines
+    assert "<b>evil" not in page and ZWSP not in page and "\x1b" not in page and "\u202e" not in page
+    assert [c.spans.get("unknown") for c in parse(page).cells[1:]] == [None, None]  # only where there are some
+
+
+def test_a_cell_lists_ten_unknown_names_and_counts_the_rest() -> None:
+    from dataclasses import replace
+
+    names = tuple(f"bogus_{i:02d}" for i in range(13))
+    page = render_status_html(NOW, [DAY], {DAY: (replace(line(TRANSITIONS[0], "wait"), unknown=names),)}, (), ())
+    assert parse(page).cells[0].spans["unknown"] == f"unknown: {', '.join(names[:10])} and 3 more"
+
+
+def test_an_unknown_completion_of_a_date_reaches_status_and_the_page_alike() -> None:
+    """A completion recorded under a name the definition does not know (L08: never counted): the text
+    ``status`` and the page both name it, its zero-width space shown as an escape."""
+    from phasectl.report import StatusReport
+    from phasectl.status_html import collect_status_lines
+    from shared.clock import FixedClock
+    from shared.orchestration.engine import CompletionRecord
+    from shared.orchestration.state import DateState
+    from shared.pipeline.definition import load_definition
+
+    d = load_definition()
+    spoof = f"player_game_summary{ZWSP}"
+    at = NOW - timedelta(hours=2)
+    p34 = d.transition("phase3_to_phase4")
+    records = (
+        CompletionRecord("player_game_summary", "player_game_summary", "success", "x-1", at),
+        CompletionRecord(spoof, None, "success", "x-2", at),  # recorded unknown: the raw name, no processor
+    )
+
+    def load(name: str, day: date) -> DateState:
+        completions = records if name == p34.name else ()
+        return DateState(
+            transition=name,
+            game_date=day,
+            generation=1,
+            status="waiting",
+            triggered={},
+            claim=None,
+            missing_games=(),
+            last_gate=None,
+            completions=completions,
+        )
+
+    got = collect_status_lines(d, load, FixedClock(NOW), [DAY])
+    (p,) = [x for x in got.lines_by_date[DAY] if x.transition == p34.name]
+    assert p.unknown == (spoof,)
+    out = io.StringIO()
+    from phasectl import Context
+
+    Context(d, FixedClock(NOW), {}, out, io.StringIO()).print(StatusReport(DAY, NOW, (p,), ()).render())
+    assert "  unknown:   player_game_summary\\u200b" in out.getvalue()
+
+    page = render_status_html(NOW, [DAY], got.lines_by_date, (), (), counts=got.counts)
+    cell = {c.transition: c for c in parse(page).cells}[p34.name]
+    assert cell.spans["unknown"] == "unknown: player_game_summary\\u200b"
+    assert cell.spans["done"].startswith(f"1/{len(p.expected)} done")  # the spoof does not count
+    assert ZWSP not in page
+
+
+def test_no_invisible_or_control_character_reaches_the_page() -> None:
+    """Every value on the page goes through ``printable``: names, reasons, findings, heartbeats, gates."""
+    import unicodedata
+    from dataclasses import replace
+
+    sneaky = f"x{ZWSP}\u2060\ufeff\u200e\u2028\x1b\x07\U000e0041"
+    lines = (
+        replace(
+            line(f"{TRANSITIONS[0]}{ZWSP}", "triggered", EXPECTED, trigger_id=f"t:{DAY}:g1{ZWSP}", reason=sneaky),
+            unknown=(sneaky,),
+            gates={f"gate{ZWSP}": {"verdict": "blocked", "reason": sneaky, "value": 1.0}},
+        ),
+    )
+    finding = ActiveFinding(f"k{ZWSP}", f"kind{ZWSP}", "ERROR", sneaky, f"t{ZWSP}", f"d{ZWSP}")
+    page = render_status_html(NOW, [DAY], {DAY: lines}, (Heartbeat(sneaky, None, 30),), (finding,))
+    hidden = sorted({f"U+{ord(c):04X}" for c in page if unicodedata.category(c) in ("Cf", "Zl", "Zp")})
+    controls = sorted({f"U+{ord(c):04X}" for c in page if unicodedata.category(c) == "Cc" and c != "\n"})
+    assert hidden == [] and controls == []
+    assert "x\\u200b\\u2060\\ufeff\\u200e\\u2028\\x1b\\x07\\U000e0041" in page

@@ -202,6 +202,40 @@ def test_date_teams_ids_round_trip(day: date, teams: list[str]) -> None:
     assert parse_game_id(game_id) is game_id
 
 
+@pytest.mark.parametrize(
+    ("day", "text"),
+    [
+        (date(1, 1, 1), "00010101_GSW_MIN"),
+        (date(9, 3, 4), "00090304_GSW_MIN"),
+        (date(99, 12, 31), "00991231_GSW_MIN"),
+        (date(999, 1, 24), "09990124_GSW_MIN"),  # %Y gives "999" on glibc: 7 digits, unparseable
+        (date(1000, 1, 24), "10000124_GSW_MIN"),
+        (date(9999, 12, 31), "99991231_GSW_MIN"),
+    ],
+)
+def test_a_date_teams_id_always_has_a_four_digit_year(day: date, text: str) -> None:
+    game_id = DateTeamsGameId(day, "GSW", "MIN")
+    assert game_id.format() == str(game_id) == text
+    assert DateTeamsGameId.parse(text) == parse_game_id(text) == game_id
+    assert ScheduleEntry("0022500644", day, "GSW", "MIN").date_teams_game_id == text
+
+
+@given(st.dates(), _TEAM_PAIRS)  # every date Python has: years 1-9999
+def test_date_teams_ids_of_any_year_round_trip(day: date, teams: list[str]) -> None:
+    away, home = teams
+    game_id = DateTeamsGameId(day, away, home)
+    text = game_id.format()
+    assert text == f"{day.isoformat().replace('-', '')}_{away}_{home}"
+    assert len(text.split("_")[0]) == 8
+    assert parse_game_id(text) == game_id
+
+
+def test_an_invalid_team_names_the_id_with_a_four_digit_year() -> None:
+    with pytest.raises(InvalidGameIdError) as info:
+        DateTeamsGameId(date(999, 1, 24), "GSW", "XXX")
+    assert info.value.context["game_id"] == "09990124_GSW_XXX"
+
+
 def test_parsed_ids_are_frozen_and_hashable() -> None:
     game_id = DateTeamsGameId.parse("20260124_GSW_MIN")
     with pytest.raises(AttributeError):

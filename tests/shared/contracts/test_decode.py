@@ -20,12 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.contracts.decode import (
+    MAX_JSON_DEPTH,
     PubSubMessage,
     decode_completion,
     decode_monitor_tick,
     decode_payload,
     decode_retry_tick,
     extract_pubsub_message,
+    json_depth_exceeds,
 )
 from shared.contracts.messages import (
     CompletionStatus,
@@ -301,7 +303,8 @@ def test_cloudevent_object_without_data_is_malformed() -> None:
         (b'"text"', "payload is not a JSON object (got string)"),
         (b"null", "payload is not a JSON object (got null)"),
         (b'{"completion_pct": NaN}', "non-standard JSON constant NaN"),
-        (b"[" * 100_000, "nested too deeply"),
+        (b"[" * 100_000, f"data is nested deeper than {MAX_JSON_DEPTH} levels"),
+        (b'{"a":' * 200_000 + b"1" + b"}" * 200_000, f"data is nested deeper than {MAX_JSON_DEPTH} levels"),
         (b"1" * 5000, "data is not valid JSON"),  # beyond Python's int digit limit
     ],
 )
@@ -309,6 +312,120 @@ def test_payload_problems_are_named(data: bytes, reason: str) -> None:
     with pytest.raises(MalformedMessageError, match=re.escape(reason)) as exc_info:
         decode_payload(PubSubMessage(data, message_id="m-1"), ProcessorCompletion)
     assert exc_info.value.context == {"message_id": "m-1", "contract": "ProcessorCompletion"}
+
+
+# ---- nesting depth: decided before any parser descends ------------------------------------------
+
+
+def _depth(value: Any) -> int:
+    """The reference: levels of arrays and objects in a parsed value (a scalar is 0, ``[]`` is 1)."""
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+def _nested(depth: int, leaf: Any = 1, kind: str = "array") -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value] if kind == "array" else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("kind", ["array", "object"])
+def test_a_payload_at_the_depth_limit_decodes_and_one_level_more_is_malformed(kind: str) -> None:
+    # the payload is level 1, its metadata level 2
+    at_limit = completion_payload(metadata={"k": _nested(MAX_JSON_DEPTH - 2, kind=kind)})
+    _, completion = decode_completion(push_body(json.dumps(at_limit).encode()))
+    assert _depth(completion.metadata) == MAX_JSON_DEPTH - 1
+    over = completion_payload(metadata={"k": _nested(MAX_JSON_DEPTH - 1, kind=kind)})
+    with pytest.raises(MalformedMessageError) as exc_info:
+        decode_completion(push_body(json.dumps(over).encode()))
+    assert exc_info.value.message == f"data is nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (b'{"a":' * 200_000 + b"1" + b"}" * 200_000, "event is nested deeper"),
+        ("[" * 200_000, "event is nested deeper"),
+        ({"specversion": "1.0", "id": "1", "data": "[" * 200_000}, "CloudEvent data is nested deeper"),
+    ],
+)
+def test_a_deep_event_is_malformed_with_the_limit_in_its_reason(event: object, reason: str) -> None:
+    with pytest.raises(MalformedMessageError) as exc_info:
+        extract_pubsub_message(event)
+    assert exc_info.value.message == f"{reason} than {MAX_JSON_DEPTH} levels"
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "exceeds"),
+    [
+        ("[" * 65, 64, True),  # never closed: 65 levels were opened
+        ("[" * 64, 64, False),
+        ("[" * 64 + "]" * 64, 64, False),
+        ("[[]" * 64 + "]" * 64, 64, True),  # no long run of openers, 65 levels all the same
+        ("[[]" * 63 + "]" * 63, 64, False),
+        ('["' + "[" * 100 + '"]', 3, False),  # brackets in a string do not count
+        (r'["\\", ' + "[" * 4 + "]" * 4 + "]", 4, True),  # an escaped backslash does not open a string
+        (r'["\"' + "[" * 4 + '"]', 4, False),  # an escaped quote does not close one
+        ('{"[": {"]": {"{": {"}": 1}}}}', 3, True),
+        ('{"[": {"]": {"{": {"}": 1}}}}', 4, False),
+        ("", 0, False),
+        ("1", 0, False),
+        ("[]", 0, True),
+        ("]" * 10 + "[" * 3, 2, True),  # invalid: a parser stops at the first "]"; the count errs towards deep
+    ],
+)
+def test_json_depth_exceeds_counts_levels_outside_strings(text: str, limit: int, exceeds: bool) -> None:
+    assert json_depth_exceeds(text, limit) is exceeds
+    assert json_depth_exceeds(text.encode(), limit) is exceeds
+    assert json_depth_exceeds(memoryview(text.encode("utf-16")), limit) is exceeds  # read as json.loads reads it
+
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:\u00e9\u2028\U0001f3c0', max_size=6)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet='[]{}"\\a', max_size=3), inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_VALUES, limit=st.integers(min_value=0, max_value=8), ascii_only=st.booleans(), pretty=st.booleans())
+def test_json_depth_exceeds_is_exact_for_valid_json(value: Any, limit: int, ascii_only: bool, pretty: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only, indent=1 if pretty else None)
+    for raw in (text, text.encode("utf-8"), text.encode("utf-16-le"), text.encode("utf-32")):
+        assert json_depth_exceeds(raw, limit) is (_depth(value) > limit), (text, limit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    depth=st.integers(min_value=0, max_value=300),
+    extra=st.integers(min_value=0, max_value=5),
+    kind=st.sampled_from(["array", "object"]),
+)
+def test_json_depth_exceeds_on_deep_chains_and_flat_lists(depth: int, extra: int, kind: str) -> None:
+    chain = json.dumps([_nested(depth, kind=kind), [[]] * extra, []])  # one level for the outer list
+    assert json_depth_exceeds(chain) is (max(depth, 2 if extra else 1) + 1 > MAX_JSON_DEPTH)
+
+
+def test_json_depth_exceeds_is_linear_on_large_hostile_texts() -> None:
+    """A few MB of brackets: decided in well under a second (one pass per level at most, at C speed)."""
+    import time
+
+    hostile = [
+        b'{"a":' * 200_000 + b"1" + b"}" * 200_000,
+        b"[" + b"[]," * 1_000_000 + b"[]]",
+        b"[" + (b"[" * 32 + b"]" * 32 + b",") * 50_000 + b"1]",
+        b'["' + b"[" * 3_000_000 + b'"]',
+    ]
+    started = time.perf_counter()
+    assert [json_depth_exceeds(raw) for raw in hostile] == [True, False, False, False]
+    assert time.perf_counter() - started < 5.0
 
 
 def test_validation_errors_list_every_field_with_its_message() -> None:
