@@ -257,6 +257,11 @@ def render(runs: list[Run], trees: list[tuple[str, Path]], ns: list[int], loads:
         "",
         "Trees: " + "; ".join(f"{label} = {path} at {_commit(path)}" for label, path in trees) + ".",
         "",
+        "p95 of a handful of runs is the slowest run. Every worker is its own interpreter: at N = 100 on 2 cores",
+        "the start line is followed by 100 processes competing for the CPU (the load average shows it), in every",
+        "tree alike, so those times are mostly CPU wait; the Firestore emulator makes a conflicting transaction",
+        "wait 2 s before it aborts (and the client retries), which is what a claim transaction runs into.",
+        "",
         "| tree | N | runs | trigger p50 s | trigger p95 s | answered p50 s | errors per run | "
         "outcomes (all runs) | 1 trigger and N/N completions |",
         "|---|---|---|---|---|---|---|---|---|",
