@@ -136,6 +136,14 @@ class TransitionState:
             raise firestore_transient("load state", exc, game_date=str(game_date)) from exc
         return self._state(game_date, snap.to_dict() if snap.exists else None, completions)
 
+    def generation(self, game_date: date) -> int:
+        """The date's current generation (1 before its document exists)."""
+        try:
+            snap = self._date_ref(game_date).get(field_paths=["generation"])
+        except TRANSIENT_ERRORS as exc:
+            raise firestore_transient("read generation", exc, game_date=str(game_date)) from exc
+        return int((snap.to_dict() or {}).get("generation") or 1) if snap.exists else 1
+
     def _state(
         self, game_date: date, doc: dict[str, Any] | None, completions: tuple[CompletionRecord, ...] = ()
     ) -> DateState:

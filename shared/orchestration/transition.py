@@ -214,7 +214,12 @@ class TransitionService:
             return None
         from shared.orchestration.handoffs import failure_handoff
 
-        return failure_handoff(self.transition.name, completion, record.processor, record, self.clock.now())
+        # the retry budget holds per (processor, date, generation): the date's current one (one read,
+        # for failed completions only)
+        generation = self.state.generation(completion.game_date)
+        return failure_handoff(
+            self.transition.name, completion, record.processor, record, self.clock.now(), generation=generation
+        )
 
     # -- entry: re-evaluate a date (messages, the monitor's deadline sweep, the CLI) ---------
     def evaluate(self, game_date: date, *, correlation_id: str | None = None, owner: str | None = None) -> Outcome:

@@ -385,6 +385,8 @@ class TriggerAttempt:
             phase=svc.definition.processor(primary).phase,
             correlation_id=self.correlation_id,
             now=svc.clock.now(),
+            # the retry budget holds per (processor, date, generation): a re-trigger starts a fresh one
+            generation=self.claim.generation if self.claim is not None else self.date_state.generation,
         )
         return [handoff]
 
