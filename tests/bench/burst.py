@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.bundles import replace_section
+from tests.bench.contention import checkout_version
 from tests.bench.counting import COUNT_DIR_ENV, Tally, instrumented_bundles
 
 REPO = Path(__file__).resolve().parents[2]
@@ -297,7 +298,8 @@ def render(runs: list[Burst], command: str) -> str:
         f"Command: `{command}`. Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.system().lower()}, "
         f"{os.cpu_count()} cores; the local cloud of `phasectl local up` (Pub/Sub and Firestore emulators,",
         "local-bigquery, every function from its bundle behind a push subscription with its dead-letter policy);",
-        "other engineers ran tests on the machine at the same time (1-min load averages below).",
+        "other engineers ran tests on the machine at the same time (1-min load averages below). "
+        f"Code: {checkout_version(REPO)}.",
         "",
         "Every date x every processor of phases 2-5 of the definition (21 completions a date) published at once,",
         "as fast as the emulator accepts them; a fresh local cloud per row. The definition is the packaged one",

@@ -231,7 +231,8 @@ def _tree(text: str) -> tuple[str, Path]:
     return label, resolved
 
 
-def _commit(tree: Path) -> str:
+def checkout_version(tree: Path) -> str:
+    """The checkout's commit (short hash and subject) and whether shared/ has uncommitted changes."""
     done = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
     dirty = subprocess.run(
         ["git", "-C", str(tree), "status", "--porcelain", "--", "shared"], capture_output=True, text=True
@@ -255,7 +256,7 @@ def render(runs: list[Run], trees: list[tuple[str, Path]], ns: list[int], loads:
         "topic; answered = start line → the last of the N deliveries returned or raised. Errors are deliveries",
         "that raised: the function answers non-2xx and Pub/Sub redelivers them.",
         "",
-        "Trees: " + "; ".join(f"{label} = {path} at {_commit(path)}" for label, path in trees) + ".",
+        "Trees: " + "; ".join(f"{label} = {path} at {checkout_version(path)}" for label, path in trees) + ".",
         "",
         "p95 of a handful of runs is the slowest run. Every worker is its own interpreter: at N = 100 on 2 cores",
         "the start line is followed by 100 processes competing for the CPU (the load average shows it), in every",

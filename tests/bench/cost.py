@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.bundles import replace_section
+from tests.bench.contention import checkout_version
 from tests.bench.counting import COUNT_DIR_ENV, Tally, instrumented_bundles
 
 # ----------------------------------------------------------------------------- list prices (USD)
@@ -409,7 +410,7 @@ def render(days: list[Day], command: str) -> str:
         "from its bundle behind a push subscription, the Cloud Scheduler jobs on the accelerated clock). Other",
         "engineers ran tests on the machine at the same time: function seconds are wall times on a loaded",
         "2-core machine against emulators (1-min load average at the day's start → end below), so compute",
-        "is an upper bound; the operation counts do not depend on the load.",
+        f"is an upper bound; the operation counts do not depend on the load. Code: {checkout_version(REPO)}.",
         "",
         "How it is counted: `tests/bench/counting.py` is copied into every bundle with a `sitecustomize.py`",
         "(nothing in shared/, functions/ or deploy/ changes) and wraps, in each function process, the gRPC",
