@@ -11,8 +11,9 @@ needs at once, so a mutating command never stops half-way because its second bac
 * Google Cloud (the variable unset): Application Default Credentials, loaded and refreshed once
   (bounded by the deadline): "not logged in" instead of a client that retries an auth failure.
 
-The deadline of every call once connected is ``phasectl.deadline``'s; ``failure_line``
-turns what a call raised when it ran out into phasectl's one line. Standard library only at import.
+The deadline of every call once connected is ``shared.deadline``'s (the shared clients, re-bound
+with ``--timeout`` by ``phasectl.core.Context``); ``failure_line`` turns what a call raised when it
+ran out into phasectl's one line. Standard library only at import (``shared.deadline`` is too).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.deadline import BACKEND_ATTRIBUTE as BACKEND_ATTRIBUTE  # re-exported: phasectl.commands use it
+from shared.deadline import UNREACHABLE_ATTRIBUTE
 from shared.printable import one_line
 
 FIRESTORE = "firestore"
@@ -33,8 +36,6 @@ DEFAULT_TIMEOUT = 15.0  # seconds: every backend call of a command (--timeout)
 MAX_TIMEOUT = 3600.0
 CONNECT_TIMEOUT = 2.0  # seconds: the TCP check of an emulator
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-BACKEND_ATTRIBUTE = "phasectl_backend"  # set on an exception a bounded call raised: which backend
-UNREACHABLE_ATTRIBUTE = "phasectl_unreachable"  # set when an emulator went away mid-command: the one line
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ class Context:
     def firestore(self) -> firestore.Client:
         if self._fs is None:
             self.backends.ensure(FIRESTORE)
-            from phasectl.deadline import bind_firestore
+            from shared.deadline import bind_firestore
             from shared.gcp import firestore_client
 
             client = firestore_client(self.project)
@@ -140,7 +140,7 @@ class Context:
     def bq(self) -> bigquery.Client:
         if self._bq is None:
             self.backends.ensure(BIGQUERY)
-            from phasectl.deadline import bind_http
+            from shared.deadline import bind_http
             from shared.gcp_bigquery import bigquery_client
 
             client = bigquery_client(self.project)
@@ -153,7 +153,7 @@ class Context:
     def publisher(self) -> pubsub_v1.PublisherClient:
         if self._pub is None:
             self.backends.ensure(PUBSUB)
-            from phasectl.deadline import bind_publisher
+            from shared.deadline import bind_publisher
             from shared.gcp import publisher_client
 
             client = publisher_client()
@@ -165,11 +165,11 @@ class Context:
         """A Pub/Sub subscriber (dead letters) whose every call has the ``--timeout`` deadline."""
         if self._subscriber is None:
             self.backends.ensure(PUBSUB)
-            from phasectl.deadline import bind_transport
+            from shared.deadline import bind_subscriber
             from shared.gcp import subscriber_client
 
             client = subscriber_client()
-            self._undo.append(bind_transport(client._transport, self.timeout, self.backends.label(PUBSUB)))
+            self._undo.append(bind_subscriber(client, self.timeout, self.backends.label(PUBSUB)))
             self._subscriber = client
         return self._subscriber
 

@@ -6,6 +6,13 @@ so that a function whose code never asks for BigQuery does not ship google-cloud
 (the bundle build follows imports). Each factory imports its library on call, so a function
 that never touches a client never loads it (lesson L16: a function loads only what it uses).
 A client built on first use is passed as ``shared.deferred.Deferred(lambda: ...)``.
+
+Every client is bounded where it is built (lesson L26: a hang is not an error): each call has
+``shared.deadline.call_timeout()`` seconds (``DEFAULT_CALL_TIMEOUT``, ``EMULATOR_CALL_TIMEOUT`` on
+an emulator, or ``$PHASECHAIN_CALL_TIMEOUT``),
+its retries included, so a backend that accepts the connection and never answers fails the call
+well before the function's timeout instead of hanging it. The deadline is read when a client is
+built (``phasectl`` re-binds the shared clients with its ``--timeout``).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar, cast
 
+from shared.deadline import backend_label, bind_firestore, bind_publisher, bind_subscriber, call_timeout
 from shared.env import project_id
 
 if TYPE_CHECKING:
@@ -37,43 +45,66 @@ def shared_client(key: tuple[str, ...], make: Callable[[], T]) -> T:
 
 
 def firestore_client(project: str | None = None) -> firestore.Client:
-    """A Firestore client (the emulator when ``FIRESTORE_EMULATOR_HOST`` is set), shared per process."""
+    """A Firestore client (the emulator when ``FIRESTORE_EMULATOR_HOST`` is set), shared per process;
+    every call bounded by the call deadline."""
     from google.cloud import firestore
 
     project = project or project_id(os.environ)
     host = os.environ.get("FIRESTORE_EMULATOR_HOST", "")
-    return shared_client(("firestore", project, host), lambda: firestore.Client(project=project))
+
+    def make() -> firestore.Client:
+        client = firestore.Client(project=project)
+        bind_firestore(client, call_timeout(emulator=bool(host)), backend_label("Firestore", host), streams=False)
+        return client
+
+    return shared_client(("firestore", project, host), make)
 
 
 def publisher_client() -> pubsub_v1.PublisherClient:
-    """A Pub/Sub publisher (the emulator when ``PUBSUB_EMULATOR_HOST`` is set), shared per process."""
+    """A Pub/Sub publisher (the emulator when ``PUBSUB_EMULATOR_HOST`` is set), shared per process;
+    every call (each batch's publish too) bounded by the call deadline."""
     import google.cloud.pubsub_v1 as pubsub_v1
 
-    return shared_client(("publisher", os.environ.get("PUBSUB_EMULATOR_HOST", "")), pubsub_v1.PublisherClient)
+    host = os.environ.get("PUBSUB_EMULATOR_HOST", "")
+
+    def make() -> pubsub_v1.PublisherClient:
+        client = pubsub_v1.PublisherClient()
+        bind_publisher(client, call_timeout(emulator=bool(host)), backend_label("Pub/Sub", host), streams=False)
+        return client
+
+    return shared_client(("publisher", host), make)
 
 
 def subscriber_client() -> pubsub_v1.SubscriberClient:
-    """A Pub/Sub subscriber (the emulator when ``PUBSUB_EMULATOR_HOST`` is set)."""
+    """A Pub/Sub subscriber (the emulator when ``PUBSUB_EMULATOR_HOST`` is set), not shared; every
+    call but the streaming pull bounded by the call deadline."""
     import google.cloud.pubsub_v1 as pubsub_v1
 
-    return pubsub_v1.SubscriberClient()
+    host = os.environ.get("PUBSUB_EMULATOR_HOST", "")
+    client = pubsub_v1.SubscriberClient()
+    bind_subscriber(client, call_timeout(emulator=bool(host)), backend_label("Pub/Sub", host), streams=False)
+    return client
 
 
 def id_token(audience: str) -> str:
-    """A Google-signed ID token for ``audience`` (Cloud Run / Functions invoker auth).
+    """A Google-signed ID token for ``audience`` (Cloud Run / Functions invoker auth), each request
+    for it bounded by the call deadline.
 
     Raises:
         TransientError: no token could be minted (metadata server or credentials unavailable).
     """
+    import functools
+
     import google.auth.transport.requests
     import google.oauth2.id_token
 
     from shared.errors import TransientError
 
+    # every request with the call deadline unless it sets its own (google-auth's default is 120 s;
+    # the metadata server's reads set 3 s)
+    request = functools.partial(google.auth.transport.requests.Request(), timeout=call_timeout())
     try:
-        token = google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
-            google.auth.transport.requests.Request(), audience
-        )
+        token = google.oauth2.id_token.fetch_id_token(request, audience)  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise TransientError(f"could not mint an ID token for {audience}: {exc}") from exc
     return str(token)

@@ -5,6 +5,10 @@ BigQuery has no emulator switch in its client, so ``BIGQUERY_EMULATOR_HOST``
 endpoint. Only modules that query or write BigQuery import this one, so the bundle build
 (which follows imports) ships google-cloud-bigquery only with them (cold start: a function
 that never queries BigQuery neither ships nor loads its library).
+
+The client is bounded where it is built (``shared.deadline``, lesson L26): every request has at
+most the call deadline to connect and to answer, and a request that runs out of it raises
+DeadlineExceeded (not retried) instead of waiting on a server that never answers.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from shared.deadline import backend_label, bind_http, call_timeout
 from shared.env import project_id
 from shared.gcp import shared_client
 
@@ -22,13 +27,21 @@ BIGQUERY_EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 
 
 def bigquery_client(project: str | None = None) -> bigquery.Client:
-    """A BigQuery client for ``project`` (the emulator when ``BIGQUERY_EMULATOR_HOST`` is set)."""
+    """A BigQuery client for ``project`` (the emulator when ``BIGQUERY_EMULATOR_HOST`` is set), shared
+    per process; every request bounded by the call deadline."""
     project = project or project_id(os.environ)
     endpoint = os.environ.get(BIGQUERY_EMULATOR_ENV, "")
-    return shared_client(("bigquery", project, endpoint), lambda: _new_bigquery_client(project, endpoint))
+
+    def make() -> bigquery.Client:
+        client = _new_bigquery_client(project, endpoint)
+        bind_http(client, call_timeout(emulator=bool(endpoint)), backend_label("BigQuery", endpoint))
+        return client
+
+    return shared_client(("bigquery", project, endpoint), make)
 
 
 def _new_bigquery_client(project: str, endpoint: str) -> bigquery.Client:
+    """A BigQuery client as the library builds it (not bounded: ``bigquery_client`` bounds it)."""
     from google.cloud import bigquery
 
     if endpoint:

@@ -6,7 +6,8 @@ passed since it was last alerted; at most ``max_alerts_per_run`` per run. A find
 longer fires is resolved (logged once, its record deleted). Every record carries
 ``retention.expiry_field`` (now + ``retention.alerts_days``) for a Firestore TTL policy (L25).
 Alerts are structured log entries (severity by level) and, when the webhook env var is set,
-Slack messages. The URL is never logged.
+Slack messages. The URL is never logged. Bounded (L26): the monitor gives the step a deadline; past
+it no new alert starts (each Slack post has its own 10 s timeout, each Firestore call the client's).
 
 Every alert carries the link to its runbook section (issue 16): ``docs/operations.md#<kind>``
 has one section per finding kind. The link is the ``runbook`` label of the log entry, a
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 
 _log = get_logger("shared.monitor.alerts")
 _LEVELS = {"INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
 @dataclass
 class AlertResult:
     alerted: list[str] = field(default_factory=list)
@@ -43,6 +47,7 @@ class AlertResult:
     resolved: list[str] = field(default_factory=list)
     rate_limited: list[str] = field(default_factory=list)
     slack_errors: int = 0
+    late: list[str] = field(default_factory=list)  # due, but the step's deadline had passed: the next pass
     error: str | None = None  # the alert step itself failed (set by the monitor's runtime: isolated, L23)
 
 
@@ -93,12 +98,21 @@ class AlertManager:
     def _collection(self) -> Any:
         return self.firestore.collection(self.definition.monitor.alert_collection)
 
-    def process(self, findings: Sequence[Finding]) -> AlertResult:
+    def process(self, findings: Sequence[Finding], *, deadline: float | None = None) -> AlertResult:
+        """Alert what is due, most severe first; resolve what no longer fires.
+
+        ``deadline`` (``time.monotonic()``, the monitor's: L26): past it no new alert, resolution or
+        Slack post starts; the due findings left are ``late`` (no record written: due again next pass).
+        """
         settings = self.definition.monitor
         now = self.clock.now()
         result = AlertResult()
         known = {d.id: d.to_dict() or {} for d in self._collection().stream()}
         current = {f.key: f for f in findings}
+
+        def out_of_time() -> bool:
+            return deadline is not None and time.monotonic() >= deadline
+
         for key, finding in sorted(current.items(), key=lambda kv: -_LEVELS[kv[1].severity]):
             previous = known.get(key)
             last_at = previous.get("last_alerted_at") if previous else None
@@ -113,6 +127,9 @@ class AlertManager:
                 continue
             if len(result.alerted) >= settings.max_alerts_per_run:
                 result.rate_limited.append(key)
+                continue
+            if out_of_time():
+                result.late.append(key)
                 continue
             if not self._emit(finding):
                 result.slack_errors += 1
@@ -133,10 +150,12 @@ class AlertManager:
                 }
             )
         for key in sorted(set(known) - set(current)):
+            if out_of_time():
+                break  # resolved on a later pass
             _log.info("resolved: %s", known[key].get("message", key), extra={"labels": {"alert_key": key}})
             self._collection().document(key).delete()
             result.resolved.append(key)
-        if self.slack is not None and len(result.rate_limited):
+        if self.slack is not None and len(result.rate_limited) and not out_of_time():
             if not self.slack.send(f"{len(result.rate_limited)} more finding(s) rate-limited this run"):
                 result.slack_errors += 1
         return result

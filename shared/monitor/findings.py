@@ -1,10 +1,12 @@
 """What a monitor pass finds: ``Finding`` (deduplicated by ``shared.monitor.alerts``), the
-``check_error`` finding of a check that raised, and the ``MonitorReport`` of one pass."""
+``check_error`` finding of a check that raised, the ``check_timeout`` finding of a check that did
+not finish within its share of the pass, and the ``MonitorReport`` of one pass."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -60,6 +62,31 @@ def check_error(
     )
 
 
+def check_timeout(check: str, seconds: float, waiting_on: Sequence[str], *, at: str | None = None) -> Finding:
+    """The finding for a check that did not finish within its share of the pass (L26: a hang is not an
+    error: nothing raised, so the pass stopped waiting for it and went on with the other checks).
+
+    ``waiting_on``: the backends of the calls it had in flight (``shared.deadline.in_flight``), else
+    what it uses; ``at``: the item it was on (a transition's date). ERROR, as ``check_error``: the
+    check's findings are missing from this pass either way.
+    """
+    backends = ", ".join(waiting_on) or "no backend"
+    where = f" at {at}" if at else ""
+    text = (
+        f"{check}: no result within its {seconds:.1f} s share of the pass (stopped{where}, waiting on "
+        f"{backends}); the other checks went on"
+    )
+    if len(text) > CHECK_ERROR_MAX_CHARS:
+        text = text[: CHECK_ERROR_MAX_CHARS - 1] + "…"
+    return Finding(
+        "check_timeout",
+        "ERROR",
+        text,
+        details={"check": check, "waiting_on": list(waiting_on)},
+        subject=check,
+    )
+
+
 @dataclass
 class MonitorReport:
     ran_at: datetime
@@ -74,3 +101,8 @@ class MonitorReport:
     def errors(self) -> int:
         """Checks (or transition dates) that raised in this pass."""
         return sum(1 for f in self.findings if f.kind == "check_error")
+
+    @property
+    def timeouts(self) -> int:
+        """Checks that did not finish within their share of this pass."""
+        return sum(1 for f in self.findings if f.kind == "check_timeout")

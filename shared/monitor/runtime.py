@@ -9,13 +9,14 @@ from dataclasses import dataclass
 
 from shared.clock import Clock, clock_from_env
 from shared.contracts.messages import MonitorTick
+from shared.deadline import run_within
 from shared.deferred import Deferred
 from shared.env import project_id
 from shared.gcp import firestore_client, subscriber_client
 from shared.gcp_bigquery import bigquery_client
 from shared.monitor.alerts import AlertManager, AlertResult, slack_from_env
-from shared.monitor.checks import TransitionMonitor
-from shared.monitor.findings import MonitorReport, check_error
+from shared.monitor.checks import PassBudget, PassDeadlines, TransitionMonitor
+from shared.monitor.findings import MonitorReport, check_error, check_timeout
 from shared.orchestration.outbox import build_outbox_delivery
 from shared.orchestration.runtime import build_service
 from shared.pipeline.definition import PipelineDefinition, load_definition
@@ -41,28 +42,50 @@ class Monitor:
         quarantine.put_event(raw, reason=reason, transition="phase_transition_monitor")
 
     def run(self, tick: MonitorTick) -> tuple[MonitorReport, AlertResult | None]:
-        """One pass: checks (each isolated), alerts, then the heartbeat, which is always written (L23).
+        """One pass: checks (each isolated and bounded), alerts, then the heartbeat, which is always
+        written (L23) within the pass's budget (L26: ``shared.monitor.checks.PassBudget``).
 
-        A failing alert step (dedup records, Slack) becomes a ``check_error`` finding counted in the
-        heartbeat; the heartbeat write itself failing raises (the tick is redelivered).
+        A failing alert step (dedup records, Slack) becomes a ``check_error`` finding, one that runs
+        out of its share a ``check_timeout`` finding, counted in the heartbeat; the heartbeat write
+        itself failing or giving no answer in time raises (the tick is redelivered).
         """
-        report = self.checks.run(tick.lookback_days, dry_run=tick.dry_run, write_heartbeat=False)
+        deadlines = self.checks.budget.start()
+        report = self.checks.run(tick.lookback_days, dry_run=tick.dry_run, write_heartbeat=False, deadlines=deadlines)
         if tick.dry_run:
             return report, None
-        try:
-            alerts = self.alerts.process(report.findings)
-        except Exception as exc:  # noqa: BLE001 - isolated (L23): a check_error finding and an ERROR log
-            finding = check_error("alerts", exc, check="alerts")
-            report.findings.append(finding)
-            _log.error(
-                "monitor %s",
-                finding.message,
-                exc_info=exc,
-                extra={"labels": {"alert": "check_error", "check": "alerts"}},
-            )
-            alerts = AlertResult(error=finding.message)
-        self.checks.write_heartbeat(report)
+        alerts = self._alert(report, deadlines)
+        self.checks.write_heartbeat(report, seconds=PassDeadlines.left(deadlines.end))
         return report, alerts
+
+    def _alert(self, report: MonitorReport, deadlines: PassDeadlines) -> AlertResult:
+        """The alert step on a worker thread, waited for until ``deadlines.alerts`` (it starts no new
+        alert after that itself); isolated (L23) and bounded (L26)."""
+        seconds = PassDeadlines.left(deadlines.alerts)
+        findings = list(report.findings)
+        within = run_within(
+            seconds, lambda: self.alerts.process(findings, deadline=deadlines.alerts), name="monitor-alerts"
+        )
+        if within.done and within.error is None:
+            assert within.value is not None
+            return within.value
+        if within.done:
+            assert within.error is not None
+            if not isinstance(within.error, Exception):
+                raise within.error
+            finding = check_error("alerts", within.error, check="alerts")
+            exc_info: BaseException | None = within.error
+        else:
+            waiting_on = within.waiting_on or ["Firestore (no call in flight)", "Slack (its webhook)"]
+            finding = check_timeout("alerts", seconds, waiting_on)
+            exc_info = None
+        report.findings.append(finding)
+        _log.error(
+            "monitor %s",
+            finding.message,
+            exc_info=exc_info,
+            extra={"labels": {"alert": finding.kind, "check": "alerts"}},
+        )
+        return AlertResult(error=finding.message)
 
 
 def build_monitor(
@@ -104,6 +127,7 @@ def build_monitor(
                 )
             ),
         ),
+        budget=PassBudget.for_definition(definition, env),  # below the function's timeout ([deploy])
     )
     return Monitor(checks, AlertManager(definition, fs, clock, slack_from_env(definition, env)))
 

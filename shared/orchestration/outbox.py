@@ -22,6 +22,7 @@ this module does not name the retry package; the composition roots (``shared.ret
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -174,22 +175,32 @@ class OutboxDelivery:
         self.retry = retry
         self.max_batches = max_batches  # bounded: 20 x 50 rows per call; the rest on the next one
 
-    def deliver(self) -> DeliveryReport:
-        """Deliver what is pending now. Never raises for BigQuery: what fails stays for the next call."""
+    def deliver(self, *, deadline: float | None = None) -> DeliveryReport:
+        """Deliver what is pending now. Never raises for BigQuery: what fails stays for the next call.
+
+        Bounded (L26): every call has the client's deadline (``shared.deadline``); a failed batch ends
+        the log rows and a hand-off the queue gave no answer for ends the hand-offs (the rest would
+        wait on it one by one); past ``deadline`` (``time.monotonic()``) no new batch or hand-off starts.
+        """
         rows = pending_rows = 0
         error: str | None = None
         for _ in range(self.max_batches):
+            if _past(deadline):
+                error = error or "out of time: the rest stays for the next delivery"
+                break
             result = self.log_writer.flush(self.outbox)
             rows += result.delivered
             pending_rows = result.pending
             if result.error or result.pending <= 0 or result.delivered == 0:
                 error = result.error
                 break
-        handoffs, pending_handoffs = self.deliver_handoffs()
+        handoffs, pending_handoffs = self.deliver_handoffs(deadline=deadline)
         return DeliveryReport(rows, max(pending_rows, 0), handoffs, pending_handoffs, error)
 
-    def deliver_handoffs(self) -> tuple[int, int]:
-        """Hand-offs to the retry queue (idempotent enqueue); (delivered, left in the outbox)."""
+    def deliver_handoffs(self, *, deadline: float | None = None) -> tuple[int, int]:
+        """Hand-offs to the retry queue (idempotent enqueue); (delivered, left in the outbox). Stops at
+        the first one the queue gave no answer for (its backend hangs: the others stay for the next
+        call) and, past ``deadline`` (``time.monotonic()``), before the next one."""
         try:
             pending = self.outbox.pending_handoffs()
         except TransientError as exc:
@@ -200,6 +211,8 @@ class OutboxDelivery:
         for handoff_id, doc in pending:
             if doc.get("kind") != "retry_enqueue" or retry is None:
                 continue
+            if _past(deadline):
+                break
             try:
                 retry.enqueue_failure(
                     game_date=date.fromisoformat(str(doc["game_date"])),
@@ -215,13 +228,36 @@ class OutboxDelivery:
                 self.outbox.delete_handoff(handoff_id)
                 delivered += 1
             except TransientError as exc:
+                unanswered = _no_answer(exc)
                 _log.warning(
-                    "hand-off %s not delivered yet (it stays in the outbox): %s",
+                    "hand-off %s not delivered yet (it stays in the outbox%s): %s",
                     handoff_id,
+                    ", with the ones after it: the queue gave no answer" if unanswered else "",
                     exc,
                     extra={"labels": {"alert": "handoff_delayed"}},
                 )
+                if unanswered:  # the next ones would each wait for the same deadline
+                    break
         return delivered, len(pending) - delivered
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _no_answer(exc: BaseException) -> bool:
+    """``exc`` (or what it wraps) is a call that ran out of its deadline: the backend does not answer.
+    Any other failure may be this hand-off's own: the next ones are still tried."""
+    from google.api_core import exceptions as gexc
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, gexc.DeadlineExceeded | gexc.RetryError | TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def build_outbox_delivery(

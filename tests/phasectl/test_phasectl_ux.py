@@ -3,7 +3,7 @@
 Driven as the operator runs it, ``python -m phasectl`` in a subprocess, with no emulator:
 a stale emulator variable (a port nothing listens on), a server that accepts connections and never
 answers, and no backend at all for help, ``--version`` and the commands that need none. The pieces
-behind it (``phasectl.connect``, ``phasectl.deadline``) are checked in-process too.
+behind it (``phasectl.connect``, ``shared.deadline``) are checked in-process too.
 """
 
 from __future__ import annotations
@@ -281,7 +281,7 @@ def test_a_bounded_generated_method_gets_the_deadline_and_names_its_backend() ->
     from google.api_core import exceptions as gexc
     from google.api_core import gapic_v1, retry
 
-    from phasectl.deadline import bind_transport
+    from shared.deadline import bind_transport
 
     seen: list[Any] = []
 
@@ -312,7 +312,7 @@ def test_the_real_clients_can_be_bounded(monkeypatch: pytest.MonkeyPatch, silent
     import google.cloud.pubsub_v1 as pubsub_v1
     from google.cloud import firestore
 
-    from phasectl.deadline import DeadlineCall, DeadlineRequest, bind_firestore, bind_http, bind_publisher
+    from shared.deadline import DeadlineCall, DeadlineRequest, bind_firestore, bind_http, bind_publisher
     from shared.gcp_bigquery import _new_bigquery_client
 
     for key, value in _hosts(silent_port).items():

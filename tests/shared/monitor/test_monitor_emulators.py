@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,7 +36,7 @@ from shared.deferred import Deferred
 from shared.gcp import firestore_client, publisher_client, subscriber_client
 from shared.gcp_bigquery import bigquery_client
 from shared.monitor.alerts import AlertResult, SlackWebhook
-from shared.monitor.checks import TransitionMonitor
+from shared.monitor.checks import MONITOR_TIMEOUT_ENV, TransitionMonitor
 from shared.monitor.findings import Finding, MonitorReport
 from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, RETRY_HEARTBEAT_ID, monitor_heartbeat
 from shared.monitor.runtime import Monitor, build_monitor
@@ -769,6 +770,59 @@ def test_fault_alert_step_failure_still_writes_the_heartbeat(rig: Rig, monitor: 
     beat = monitor_beat(rig)
     assert beat["errors"] == 1 and beat["findings"] == len(result.findings)
     assert "check_error" in beat["kinds"]
+
+
+class _HangingBigQuery:
+    """A BigQuery client whose every query waits until released: a hang no client deadline bounds
+    (not built by ``shared.gcp_bigquery``), so only the pass's budget can end it."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.queries = 0
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries += 1
+        self.released.wait(120)
+        raise RuntimeError("released at the end of the test")
+
+
+def test_fault_a_check_stuck_past_its_share_is_a_check_timeout_and_the_pass_goes_on(rig: Rig) -> None:
+    """L26: the schedule read and the retry-queue check wait forever on BigQuery. Each becomes a
+    ``check_timeout`` (ERROR, naming the check and what it was waiting on) when its share of the pass
+    runs out; the per-date checks still find the stuck date, the alerts go out and the heartbeat
+    counts the timeouts, before the function timeout. Before: the pass waited on the first query."""
+    day = today(rig) - timedelta(days=1)
+    (outcome,) = report(rig, "phase3_to_phase4", ["player_game_summary"], day)
+    assert outcome.kind == "waiting", outcome.detail
+    rig.clock.advance(minutes=rig.definition.transition("phase3_to_phase4").stuck_after_minutes + 5)
+    write_retry_heartbeat(rig)
+    timeout = 12.0  # in place of the monitor's 300 s: the pass's budget is taken from it
+    monitor = build_monitor(
+        definition=rig.definition, clock=rig.clock, environ={**rig.cloud.env(), MONITOR_TIMEOUT_ENV: str(timeout)}
+    )
+    hanging = _HangingBigQuery()
+    monitor.checks.bq = hanging  # type: ignore[assignment]
+
+    started = monotonic()
+    try:
+        result, alerts = run(monitor)
+    finally:
+        hanging.released.set()
+    elapsed = monotonic() - started
+
+    assert elapsed < timeout, f"the pass took {elapsed:.1f} s"
+    assert hanging.queries == 2  # the schedule and the retry queue: each asked once, never answered
+    timeouts = {f.subject: f for f in of_kind(result, "check_timeout")}
+    assert sorted(timeouts) == ["retry_queue", "schedule"]
+    for check, finding in timeouts.items():
+        assert finding.severity == "ERROR" and finding.key == f"check_timeout__{check}"
+        assert finding.message.startswith(f"{check}: no result within its ")
+        assert "waiting on BigQuery (no call in flight)" in finding.message  # an unbounded client: what it uses
+    assert [f.game_date for f in of_kind(result, "stuck")] == [day]  # the other checks went on
+    assert of_kind(result, "check_error") == []
+    assert set(alerts.alerted) >= {f.key for f in timeouts.values()}
+    beat = monitor_beat(rig)
+    assert (beat["timeouts"], beat["errors"]) == (2, 0) and beat["last_run_at"] == result.ran_at
 
 
 # ---------------------------------------------------------------------------------------
