@@ -34,7 +34,7 @@ Commands (``phasectl COMMAND --help``: its options and EXAMPLES; a bare ``phasec
 
 Backends: a command checks the ones it needs before it first uses them (``phasectl.connect``):
 an emulator variable pointing at nothing, or no Google Cloud login, is one line and exit 2 at
-once. Every call then has the ``--timeout`` deadline (``phasectl.deadline``): a backend that
+once. Every call then has the ``--timeout`` deadline (``shared.deadline``): a backend that
 accepts connections but does not answer is one line and exit 2 after it, not minutes of retries.
 
 Exit codes: 0 ok; 1 a warning or problem found (blocked, stale heartbeat, coverage warning,

@@ -11,6 +11,7 @@ The checks, by kind:
   overdue ``pending`` rows;
 - the auto-retry heartbeat's age (``shared.monitor.heartbeats``);
 - dead letters (``shared.monitor.dead_letters``): each function's dead-letter subscription, peeked.
+- quarantine floods (``shared.monitor.quarantine_flood``): a function past its quarantine rate cap;
 
 Isolation (lesson L23: a sweep isolates its items, so one bad item never loses the others' findings
 or the heartbeat): every (transition, date) evaluation and every other check runs on its own. One
@@ -54,6 +55,7 @@ from shared.gcp import subscriber_client
 from shared.monitor.dead_letters import DeadLetterRoute, dead_letter_routes, missing_subscriptions, peek_dead_letters
 from shared.monitor.findings import Finding, MonitorReport, check_error, check_timeout
 from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, retry_heartbeat_findings
+from shared.monitor.quarantine_flood import quarantine_flood_findings
 from shared.monitor.retry_queue import retry_queue_findings
 from shared.monitor.sensors import sensor_overdue
 from shared.monitor.transition_dates import TransitionDateChecks, grid_gaps, schedule_final_games
@@ -94,6 +96,7 @@ CHECK_WEIGHTS: dict[str, float] = {
     "retry_queue": 1,
     "retry_heartbeat": 1,
     "dead_letters": 1,
+    "quarantine_flood": 1,
     "outbox": 2,
 }
 # What each check calls: named in its check_timeout when no call of it is in flight
@@ -105,6 +108,7 @@ CHECK_BACKENDS: dict[str, tuple[str, ...]] = {
     "retry_queue": ("BigQuery",),
     "retry_heartbeat": ("Firestore",),
     "dead_letters": ("Pub/Sub",),
+    "quarantine_flood": ("Firestore",),
     "outbox": ("Firestore", "BigQuery"),
 }
 
@@ -297,6 +301,15 @@ class TransitionMonitor:
             ),
         )
         bounded("dead_letters", self._dead_letters)
+        bounded(
+            "quarantine_flood",
+            lambda run: self._extend(
+                run,
+                "quarantine_flood",
+                lambda: quarantine_flood_findings(self.firestore, self.definition, self.clock.now()),
+                check="quarantine_flood",
+            ),
+        )
         if not dry_run:
             bounded(
                 "outbox",

@@ -154,6 +154,7 @@ class HandoffSink(Protocol):
         correlation_id: str | None = None,
         game_ids: tuple[str, ...] = (),
         failed_at: datetime | None = None,
+        generation: int = 1,
     ) -> object: ...
 
 
@@ -224,6 +225,7 @@ class OutboxDelivery:
                     correlation_id=doc.get("correlation_id"),
                     game_ids=tuple(doc.get("game_ids") or ()),
                     failed_at=doc.get("created_at"),
+                    generation=int(doc.get("generation") or 1),  # one retry budget per generation
                 )
                 self.outbox.delete_handoff(handoff_id)
                 delivered += 1

@@ -668,9 +668,9 @@ def test_cost_per_run_does_not_grow_with_stored_dates(rig: Rig, monitor: Monitor
     assert small["firestore.get"] >= small_report.dates_checked  # the counters see the per-date reads
     assert large == small, (small, large)
     assert [f.key for f in large_report.findings] == [f.key for f in small_report.findings]
-    # the grid read is the one call that returns more: every stored date within grid_days, one query
+    # the grid reads a bounded set of date documents per pass (its summary), not every stored date
     grid_days = rig.definition.monitor.grid_days
-    assert max(large_streamed) == grid_days and max(small_streamed) < grid_days
+    assert max(large_streamed) < grid_days
     assert len(large_streamed) == len(small_streamed)
 
 

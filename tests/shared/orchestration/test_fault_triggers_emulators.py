@@ -70,7 +70,8 @@ class ReachesServerThenRaises(TriggerPublisher):
 def test_fault_an_ambiguous_publish_keeps_one_body_per_trigger_id(rig: Rig) -> None:
     rig.seed_games(sources={"gamebook": [g[0] for g in GAMES]})
     svc = rig.services[P23]
-    svc.publisher = ReachesServerThenRaises(svc.publisher.client, rig.cloud.project, rig.definition.target_topic(svc.transition))
+    topic = rig.definition.target_topic(svc.transition)
+    svc.publisher = ReachesServerThenRaises(svc.publisher.client, rig.cloud.project, topic)
     critical, optional = [p for p in PHASE2 if p in svc.transition.critical], [
         p for p in PHASE2 if p not in svc.transition.critical
     ]
