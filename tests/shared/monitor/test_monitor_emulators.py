@@ -404,6 +404,9 @@ def test_deadline_tier_monitor_and_late_completion_race_trigger_once(
 def test_retry_queue_failed_permanent_and_overdue_rows_fire(
     rig: Rig, monitor: Monitor, clean_queue: RetryQueue
 ) -> None:
+    # The era's own night: the queue check reads only its window (QUEUE_WINDOW_DAYS back from now),
+    # and earlier tests move the shared clock on by whole eras, so a fixed date would fall out of it.
+    night = today(rig) - timedelta(days=1)
     write_retry_heartbeat(rig)
     quiet, _ = run(monitor)  # empty queue
     assert quiet.findings == [], [f.message for f in quiet.findings]
@@ -411,17 +414,17 @@ def test_retry_queue_failed_permanent_and_overdue_rows_fire(
     for processor in ("bdl_player_boxscores", "nbac_gamebook_player_stats"):
         assert (
             clean_queue.enqueue(
-                game_date=GAME_DATE, phase=2, processor=processor, error_message="boom", error_type="transient"
+                game_date=night, phase=2, processor=processor, error_message="boom", error_type="transient"
             )
             == "inserted"
         )
-    (gamebook,) = clean_queue.rows(game_date=GAME_DATE, processor="nbac_gamebook_player_stats")
+    (gamebook,) = clean_queue.rows(game_date=night, processor="nbac_gamebook_player_stats")
     assert clean_queue.mark_permanent(gamebook, "max retries (3) reached without success")
     overdue_after = rig.definition.monitor.overdue_pending_minutes
     rig.clock.advance(minutes=overdue_after + 1)
     assert (
         clean_queue.enqueue(  # pending, but not due for an hour: not overdue
-            game_date=GAME_DATE,
+            game_date=night,
             phase=2,
             processor="espn_boxscores",
             error_message="boom",
@@ -435,9 +438,9 @@ def test_retry_queue_failed_permanent_and_overdue_rows_fire(
     result, alerts = run(monitor)
 
     (permanent,) = of_kind(result, "retry_failed_permanent")
-    assert permanent.details == {"rows": [f"nbac_gamebook_player_stats@{GAME_DATE}"]}
+    assert permanent.details == {"rows": [f"nbac_gamebook_player_stats@{night}"]}
     (overdue,) = of_kind(result, "retry_overdue")
-    assert overdue.details == {"rows": [f"bdl_player_boxscores@{GAME_DATE}"]}
+    assert overdue.details == {"rows": [f"bdl_player_boxscores@{night}"]}
     assert kinds(result) == ["retry_failed_permanent", "retry_overdue"]
     assert sorted(alerts.alerted) == ["retry_failed_permanent", "retry_overdue"]
 
