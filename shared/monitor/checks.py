@@ -5,10 +5,10 @@ The checks, by kind:
 - per transition and date of the recent window (``shared.monitor.transition_dates``): re-evaluated
   through the *same* ``TransitionService.evaluate`` the transition functions use (a deadline tier
   fires through the same claim protocol) → stuck, blocked, gate_error, handoff, silent, gate_alert,
-  deadline_trigger; and the grid over ``grid_days`` (one schedule query, one Firestore query);
+  deadline_trigger; and the grid over ``grid_days`` (one schedule query, the grid summary);
 - sensors past their ``overdue_after`` (``shared.monitor.sensors``);
-- the retry queue's health (``shared.monitor.retry_queue``): ``failed_permanent``, dispatch failing,
-  overdue ``pending`` rows;
+- the retry queue's health (``shared.monitor.retry_queue``, from the auto-retry heartbeat while it is
+  fresh): ``failed_permanent``, dispatch failing, overdue ``pending`` rows;
 - the auto-retry heartbeat's age (``shared.monitor.heartbeats``);
 - dead letters (``shared.monitor.dead_letters``): each function's dead-letter subscription, peeked.
 - quarantine floods (``shared.monitor.quarantine_flood``): a function past its quarantine rate cap;
@@ -105,7 +105,7 @@ CHECK_BACKENDS: dict[str, tuple[str, ...]] = {
     "transition_dates": ("Firestore", "BigQuery", "Pub/Sub"),
     "sensors": ("Firestore", "BigQuery"),
     "grid": ("Firestore",),
-    "retry_queue": ("BigQuery",),
+    "retry_queue": ("Firestore", "BigQuery"),
     "retry_heartbeat": ("Firestore",),
     "dead_letters": ("Pub/Sub",),
     "quarantine_flood": ("Firestore",),
@@ -287,7 +287,7 @@ class TransitionMonitor:
             lambda run: self._extend(
                 run,
                 "retry_queue",
-                lambda: retry_queue_findings(self.bq, self.project, self.definition, self.clock.now()),
+                lambda: retry_queue_findings(self.bq, self.firestore, self.project, self.definition, self.clock.now()),
                 check="retry_queue",
             ),
         )

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 _log = get_logger("shared.retry.queue")
 OPEN = ("pending", "retrying")
 EnqueueResult = Literal["inserted", "requeued", "exists", "terminal"]
+SNAPSHOT_LIMIT = 1000  # rows a tick's snapshot holds; beyond it the tick still works the first ones
 _COLUMNS = (
     "id, game_date, phase, processor_name, correlation_id, error_message, error_type, retry_count, max_retries, "
     "first_failure_at, last_retry_at, next_retry_at, status, resolution_notes, fallback_for, game_ids, "
@@ -366,11 +367,18 @@ class RetryQueue:
             [_param("now", "TIMESTAMP", now), _param("limit", "INT64", limit), self._since()],
         )
 
-    def open_rows(self, limit: int = 500) -> list[QueueRow]:
+    def snapshot(self, limit: int = SNAPSHOT_LIMIT) -> list[QueueRow]:
+        """Every open and every ``failed_permanent`` row of the window, open rows first: one statement.
+
+        A tick works from it (stale ``retrying`` rows, successes, due rows) and hands the queue's
+        health to the monitor through its heartbeat, so a quiet queue costs one statement per tick.
+        ``limit`` + 1 rows are read: a caller sees ``len(rows) > limit`` when the window holds more.
+        """
         return self._select(
-            f"SELECT {_COLUMNS} FROM {self.table} WHERE game_date >= @since AND status IN ('pending', 'retrying') "
-            "ORDER BY created_at ASC, id ASC LIMIT @limit",
-            [_param("limit", "INT64", limit), self._since()],
+            f"SELECT {_COLUMNS} FROM {self.table} WHERE game_date >= @since "
+            "AND status IN ('pending', 'retrying', 'failed_permanent') "
+            "ORDER BY IF(status = 'failed_permanent', 1, 0), next_retry_at, created_at, id LIMIT @limit",
+            [_param("limit", "INT64", limit + 1), self._since()],
         )
 
     def rows(

@@ -3,7 +3,9 @@
 Retries are bounded (L10), ``failed_permanent`` is terminal until an operator requeues (L11), and a
 processor that fails for good hands over to its fallback source (L13).
 
-A tick: returns stale ``retrying`` rows to ``pending``; marks rows ``succeeded`` whose
+A tick reads the queue once (``RetryQueue.snapshot``) and works from that read
+(``shared.retry.health``): returns stale ``retrying`` rows to ``pending`` (an UPDATE only when there
+is one); marks rows ``succeeded`` whose
 processor has reported success for that date since the row's latest failure (read from the
 transition's Firestore completions); then picks due rows fairly and, for each, either goes terminal
 (``failed_permanent``: unroutable processor, retry budget spent, client error) or claims the
@@ -19,6 +21,9 @@ backoff) and the row's consecutive ``dispatch_failures`` grows; from ``DISPATCH_
 on, each tick logs an ERROR with ``alert=retry_dispatch_failing`` (and the monitor reports it).
 A 4xx from a retry_url is a client error: permanent at once, as before.
 
+The heartbeat it writes at the end carries the queue's health (every ``pending`` and
+``failed_permanent`` row as the tick left it): the monitor reports from it instead of querying.
+
 Every tick first delivers the Firestore outbox (an ``OutboxDeliverer``: log rows, failed
 completions, missing games), which hands its hand-offs back to ``enqueue_failure``. Neither module
 imports the other: ``shared.retry.runtime`` composes the two.
@@ -29,7 +34,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,8 +43,9 @@ from shared.contracts.messages import ErrorType, RetryRequest, RetryTick, classi
 from shared.errors import TransientError
 from shared.pipeline.definition import PipelineDefinition
 from shared.retry.dispatch import DispatchRejectedError, RetryDispatcher
+from shared.retry.health import due_rows, health_doc, is_stale
 from shared.retry.policy import backoff_delay, dispatch_failing
-from shared.retry.queue import EnqueueResult, QueueRow, RetryQueue
+from shared.retry.queue import OPEN, SNAPSHOT_LIMIT, EnqueueResult, QueueRow, RetryQueue
 from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
@@ -62,9 +68,19 @@ class TickReport:
     dispatch_failing: list[str] = field(default_factory=list)  # failed on DISPATCH_FAILING_AFTER+ ticks
     would: list[str] = field(default_factory=list)
     outbox: dict[str, Any] = field(default_factory=dict)  # what the outbox delivery did first
+    # the queue as the tick leaves it (its snapshot, updated by what it did): the heartbeat's health
+    rows: dict[str, QueueRow] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v}
+        return {k: v for k, v in self.__dict__.items() if v and k != "rows"}
+
+    def track(self, row: QueueRow, **changes: Any) -> None:
+        """``row`` is now as ``changes`` say (it went terminal, or back to pending)."""
+        self.rows[row.id] = replace(row, **changes)
+
+    def settle(self, row: QueueRow) -> None:
+        """``row`` left the rows the monitor reports (dispatched: retrying; or succeeded)."""
+        self.rows.pop(row.id, None)
 
 
 class DeliverySummary(Protocol):
@@ -166,18 +182,26 @@ class RetryService:
             _log.info("outbox delivered: %s", report.outbox, extra={"fields": report.summary()})
             return report
         now = self.clock.now()
-        policy = self.definition.retry
+        # one read of the queue; a quiet queue costs this one statement (shared.retry.health)
+        rows = self.queue.snapshot()
         if not tick.dry_run:
-            report.returned_stale = self.queue.return_stale(now - timedelta(minutes=policy.stale_retrying_minutes))
-            for row in self.queue.open_rows():
+            stale_before = now - timedelta(minutes=self.definition.retry.stale_retrying_minutes)
+            if any(is_stale(r, stale_before) for r in rows[:SNAPSHOT_LIMIT]):
+                report.returned_stale = self.queue.return_stale(stale_before)
+                rows = self.queue.snapshot()  # they are pending again: due now or at their backoff
+        complete = len(rows) <= SNAPSHOT_LIMIT
+        report.rows = {r.id: r for r in rows[:SNAPSHOT_LIMIT]}
+        if not tick.dry_run:
+            for row in [r for r in report.rows.values() if r.status in OPEN]:
                 if self._succeeded_since(row) and self.queue.mark_succeeded(row, "success completion recorded"):
                     report.succeeded.append(_key(row))
-        work = self.queue.due(now, tick.max_rows)
+                    report.settle(row)
+        work = due_rows(report.rows.values(), now, tick.max_rows)
         while work:
             row = work.pop(0)
             fallback_rows = self._handle(row, report, tick.dry_run)
             work.extend(fallback_rows)
-        self._heartbeat(report)
+        self._heartbeat(report, health_doc(report.rows.values(), now, complete))
         _log.info("auto-retry tick: %s", report.summary(), extra={"fields": report.summary()})
         return report
 
@@ -216,11 +240,13 @@ class RetryService:
                 return self._terminal(row, f"client error: {exc}", report, dry_run=False)
             self.queue.release(row, f"client error, retried (client_errors_permanent = false): {exc}")
             report.deferred.append(_key(row))
+            report.track(row, retry_count=row.retry_count + 1, next_retry_at=next_at, last_retry_at=now)
             return []
         except TransientError as exc:
             self._dispatch_failed(row, route, exc, report, now)
             return []
         report.dispatched.append(f"{_key(row)} attempt {request.attempt}")
+        report.settle(row)
         if row.dispatch_failures:
             try:
                 self.queue.dispatch_succeeded(row)
@@ -256,6 +282,7 @@ class RetryService:
             report.skipped.append(_key(row))
             return
         report.deferred.append(_key(row))
+        report.track(row, dispatch_failures=failures, next_retry_at=now, resolution_notes=note)
         failing = dispatch_failing(failures)
         if failing:
             report.dispatch_failing.append(f"{_key(row)} {failures} ticks")
@@ -289,6 +316,7 @@ class RetryService:
         if not self.queue.mark_permanent(row, reason):
             return []  # someone else moved it first
         report.permanent.append(_key(row))
+        report.track(row, status="failed_permanent", resolution_notes=reason)
         _log.error(
             "failed_permanent %s for %s: %s",
             row.processor_name,
@@ -363,8 +391,9 @@ class RetryService:
             self.firestore, self.definition.pipeline.quarantine_collection, self.clock, self.definition.retention
         ).put_event(raw, reason=reason, transition=HEARTBEAT_ID)
 
-    def _heartbeat(self, report: TickReport) -> None:
+    def _heartbeat(self, report: TickReport, queue: dict[str, Any]) -> None:
+        """The tick ran; ``queue``: the queue's health as the tick left it (the monitor reads it)."""
         if self.firestore is None:
             return
-        doc = {"last_run_at": self.clock.now(), "dry_run": report.dry_run, "summary": report.summary()}
+        doc = {"last_run_at": self.clock.now(), "dry_run": report.dry_run, "summary": report.summary(), "queue": queue}
         self.firestore.collection(self.definition.monitor.heartbeat_collection).document(HEARTBEAT_ID).set(doc)

@@ -38,12 +38,17 @@ from shared.gcp_bigquery import bigquery_client
 from shared.monitor.alerts import AlertResult, SlackWebhook
 from shared.monitor.checks import MONITOR_TIMEOUT_ENV, TransitionMonitor
 from shared.monitor.findings import Finding, MonitorReport
-from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, RETRY_HEARTBEAT_ID, monitor_heartbeat
+from shared.monitor.heartbeats import (
+    MONITOR_HEARTBEAT_ID,
+    RETRY_HEARTBEAT_ID,
+    monitor_heartbeat,
+    retry_heartbeat_grace,
+)
 from shared.monitor.runtime import Monitor, build_monitor
 from shared.orchestration.transition import Outcome
 from shared.retry.queue import RetryQueue
 from shared.retry.runtime import build_retry_service
-from tests.support.rig import GAME_DATE, GAMES, MORNING_AFTER, PHASE2, Rig, date_teams
+from tests.support.rig import GAMES, MORNING_AFTER, PHASE2, Rig, date_teams
 
 pytestmark = pytest.mark.integration
 
@@ -445,8 +450,52 @@ def test_retry_queue_failed_permanent_and_overdue_rows_fire(
     assert sorted(alerts.alerted) == ["retry_failed_permanent", "retry_overdue"]
 
 
+def test_queue_findings_come_from_the_auto_retry_heartbeat_while_it_is_fresh(
+    rig: Rig, monitor: Monitor, clean_queue: RetryQueue
+) -> None:
+    """Cost: a tick stores the queue's health in its heartbeat and a monitor pass reports from it, no
+    BigQuery statement of its own. Proof: rows deleted behind both still show until the heartbeat is
+    stale; then the pass reads the table itself (and reports the stale heartbeat)."""
+    night = today(rig) - timedelta(days=1)
+    for processor, due_in in (("nbac_gamebook_player_stats", 0), ("bdl_player_boxscores", 60)):
+        assert (
+            clean_queue.enqueue(
+                game_date=night,
+                phase=2,
+                processor=processor,
+                error_message="boom",
+                error_type="transient",
+                next_retry_at=rig.clock.now() + timedelta(minutes=due_in + 60),
+            )
+            == "inserted"
+        )
+    (gamebook,) = clean_queue.rows(game_date=night, processor="nbac_gamebook_player_stats")
+    assert clean_queue.mark_permanent(gamebook, "max retries (3) reached without success")
+    build_retry_service(
+        definition=rig.definition, clock=rig.clock, environ=rig.cloud.env(), with_dispatcher=False
+    ).tick(RetryTick())  # nothing due: the tick only reads the queue and writes its heartbeat
+    fs = firestore_client(rig.cloud.project)
+    beat = fs.collection(rig.definition.monitor.heartbeat_collection).document(RETRY_HEARTBEAT_ID).get().to_dict()
+    assert beat is not None and beat["queue"]["complete"] is True
+    assert sorted((r["processor_name"], r["status"]) for r in beat["queue"]["rows"]) == [
+        ("bdl_player_boxscores", "pending"),
+        ("nbac_gamebook_player_stats", "failed_permanent"),
+    ]
+    clean_queue.client.query(f"DELETE FROM {clean_queue.table} WHERE TRUE").result(timeout=60)
+
+    rig.clock.advance(minutes=10)
+    from_heartbeat, _ = run(monitor)
+    (permanent,) = of_kind(from_heartbeat, "retry_failed_permanent")
+    assert permanent.details == {"rows": [f"nbac_gamebook_player_stats@{night}"]}
+
+    stale = timedelta(minutes=rig.definition.monitor.retry_heartbeat_stale_minutes)
+    rig.clock.advance(max(retry_heartbeat_grace(rig.definition), stale))
+    from_table, _ = run(monitor)
+    assert of_kind(from_table, "retry_failed_permanent") == []  # the table, read now, is empty
+    assert of_kind(from_table, "retry_heartbeat_stale") != []
+
+
 def test_retry_heartbeat_stale_until_auto_retry_runs(rig: Rig, monitor: Monitor) -> None:
-    from shared.monitor.heartbeats import retry_heartbeat_grace
 
     first, _ = run(monitor)  # a fresh start: auto-retry has not run yet, within one interval of the first pass
     (pending,) = of_kind(first, "retry_heartbeat_pending")
@@ -820,7 +869,8 @@ def test_fault_a_check_stuck_past_its_share_is_a_check_timeout_and_the_pass_goes
     for check, finding in timeouts.items():
         assert finding.severity == "ERROR" and finding.key == f"check_timeout__{check}"
         assert finding.message.startswith(f"{check}: no result within its ")
-        assert "waiting on BigQuery (no call in flight)" in finding.message  # an unbounded client: what it uses
+        # an unbounded client: what the check uses (the retry queue: the heartbeat, then the table)
+        assert "waiting on " in finding.message and "BigQuery (no call in flight)" in finding.message
     assert [f.game_date for f in of_kind(result, "stuck")] == [day]  # the other checks went on
     assert of_kind(result, "check_error") == []
     assert set(alerts.alerted) >= {f.key for f in timeouts.values()}

@@ -406,7 +406,7 @@ def test_l18_queue_sql_is_parameterised() -> None:
     source = QUEUE_SOURCE.read_text()
     violations, checked = sql_violations(source)
     assert violations == []
-    assert checked >= 9  # enqueue, _requeue, requeue_permanent, return_stale, due, open_rows, rows, claim, ...
+    assert checked >= 9  # enqueue, _requeue, requeue_permanent, return_stale, due, snapshot, rows, claim, ...
     assert ".format(" not in source and "% (" not in source
     # the checker itself catches a value interpolated into a statement
     bad = (
