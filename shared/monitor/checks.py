@@ -5,7 +5,8 @@ The checks, by kind:
 - per transition and date of the recent window (``shared.monitor.transition_dates``): re-evaluated
   through the *same* ``TransitionService.evaluate`` the transition functions use (a deadline tier
   fires through the same claim protocol) → stuck, blocked, gate_error, handoff, silent, gate_alert,
-  deadline_trigger; and the grid over ``grid_days`` (one schedule query, the grid summary);
+  deadline_trigger; and the grid over ``grid_days`` (the schedule read, ``shared.monitor.schedule_read``:
+  one query, re-used for an hour while no game is scheduled; the grid summary);
 - sensors past their ``overdue_after`` (``shared.monitor.sensors``);
 - the retry queue's health (``shared.monitor.retry_queue``, from the auto-retry heartbeat while it is
   fresh): ``failed_permanent``, dispatch failing, overdue ``pending`` rows;
@@ -57,8 +58,9 @@ from shared.monitor.findings import Finding, MonitorReport, check_error, check_t
 from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, retry_heartbeat_findings
 from shared.monitor.quarantine_flood import quarantine_flood_findings
 from shared.monitor.retry_queue import retry_queue_findings
+from shared.monitor.schedule_read import read_final_games
 from shared.monitor.sensors import sensor_overdue
-from shared.monitor.transition_dates import TransitionDateChecks, grid_gaps, schedule_final_games
+from shared.monitor.transition_dates import TransitionDateChecks, grid_gaps
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import PipelineDefinition
 from shared.structured_log import get_logger
@@ -101,7 +103,7 @@ CHECK_WEIGHTS: dict[str, float] = {
 }
 # What each check calls: named in its check_timeout when no call of it is in flight
 CHECK_BACKENDS: dict[str, tuple[str, ...]] = {
-    "schedule": ("BigQuery",),
+    "schedule": ("Firestore", "BigQuery"),
     "transition_dates": ("Firestore", "BigQuery", "Pub/Sub"),
     "sensors": ("Firestore", "BigQuery"),
     "grid": ("Firestore",),
@@ -259,13 +261,11 @@ class TransitionMonitor:
 
         # the schedule read feeds the grid and the silent check; when it fails, both go without
         # (silent finds nothing this pass) and the grid reports the error
+        schedule = (self.bq, self.firestore, self.project, self.definition, (grid_start, window[0], today), now)
         final_games = bounded(
             "schedule",
             lambda run: self._isolated(
-                run.report,
-                "grid",
-                lambda: schedule_final_games(self.bq, self.project, self.definition, grid_start, today),
-                check="grid",
+                run.report, "grid", lambda: read_final_games(*schedule, save=not dry_run), check="grid"
             ),
         )
         bounded("transition_dates", lambda run: self._transition_dates(run, window, final_games or {}, dry_run))

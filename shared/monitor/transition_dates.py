@@ -18,7 +18,8 @@ the date is being triggered right now: no ``stuck`` while it lasts; an expired c
 crashed) is stuck. Every grace and threshold is elapsed time: instants are added to in UTC, never
 in New York wall time (on the DST fall-back night wall time runs an hour longer).
 
-The grid over ``grid_days``: one schedule query → dates with Final games and no phase-6 trigger;
+The grid over ``grid_days``: the schedule read (``shared.monitor.schedule_read``) → dates with Final
+games and no phase-6 trigger;
 what the phase-6 date documents say comes from the grid summary (``shared.monitor.grid_summary``),
 so a pass reads a bounded number of them, not the whole stored window.
 """
@@ -37,7 +38,7 @@ from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import PipelineDefinition
 
 if TYPE_CHECKING:
-    from google.cloud import bigquery, firestore
+    from google.cloud import firestore
 
 
 class TransitionDateChecks:
@@ -253,31 +254,7 @@ def _gate_alerts(name: str, day: date, last_gate: dict[str, Any] | None, latched
     ]
 
 
-# -- the grid: window-wide reads (one query each, whatever the number of stored dates) ------------
-def schedule_final_games(
-    bq: bigquery.Client, project: str, definition: PipelineDefinition, start: date, end: date
-) -> dict[date, int]:
-    """Final games per date of the schedule between ``start`` and ``end``: one query."""
-    from google.cloud import bigquery
-
-    g = definition.games
-    sql = (
-        f"SELECT {g.schedule_date_column} AS game_date, "
-        f"COUNT(DISTINCT CAST({g.schedule_game_id_column} AS STRING)) AS games "
-        f"FROM `{project}.{g.schedule_table}` "
-        f"WHERE {g.schedule_date_column} BETWEEN @start AND @end "
-        f"AND CAST({g.schedule_status_column} AS STRING) = @final GROUP BY 1"
-    )
-    config = bigquery.QueryJobConfig(
-        query_parameters=[
-            bigquery.ScalarQueryParameter("start", "DATE", start),
-            bigquery.ScalarQueryParameter("end", "DATE", end),
-            bigquery.ScalarQueryParameter("final", "STRING", g.final_status),
-        ]
-    )
-    return {r["game_date"]: int(r["games"]) for r in bq.query(sql, job_config=config).result(timeout=60)}
-
-
+# -- the grid: a bounded number of reads, whatever the number of stored dates -----------------------
 def grid_gaps(
     firestore_client: firestore.Client,
     definition: PipelineDefinition,

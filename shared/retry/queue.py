@@ -368,12 +368,8 @@ class RetryQueue:
         )
 
     def snapshot(self, limit: int = SNAPSHOT_LIMIT) -> list[QueueRow]:
-        """Every open and every ``failed_permanent`` row of the window, open rows first: one statement.
-
-        A tick works from it (stale ``retrying`` rows, successes, due rows) and hands the queue's
-        health to the monitor through its heartbeat, so a quiet queue costs one statement per tick.
-        ``limit`` + 1 rows are read: a caller sees ``len(rows) > limit`` when the window holds more.
-        """
+        """Every open and ``failed_permanent`` row of the window, open rows first, in one statement (a
+        tick's only read, ``shared.retry.health``); ``limit`` + 1 rows: more than ``limit``, the window holds more."""
         return self._select(
             f"SELECT {_COLUMNS} FROM {self.table} WHERE game_date >= @since "
             "AND status IN ('pending', 'retrying', 'failed_permanent') "

@@ -143,7 +143,9 @@ def test_a_backend_that_accepts_but_never_answers_fails_at_the_deadline(
 ) -> None:
     proc, elapsed = _runner(_env(**_hosts(silent_port)))(*args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert elapsed <= 20, f"{args} took {elapsed:.1f} s with --timeout 3"
+    # not a speed check: "it ends" (a hang would run to the runner's own limit); the bound leaves room
+    # for interpreter start-up on a loaded 2-core CI machine (20 s failed there once)
+    assert elapsed <= 60, f"{args} took {elapsed:.1f} s with --timeout 3"
     (line,) = proc.stderr.splitlines()
     assert line.startswith(f"phasectl: error: the {backend} emulator at "), line
     assert f"127.0.0.1:{silent_port}" in line and "within the 3 s deadline" in line and "--timeout" in line
