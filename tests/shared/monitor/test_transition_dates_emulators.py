@@ -5,7 +5,10 @@
   re-opened by an operator and a gap filled by a backfill;
 - a date whose claim is live is being triggered by another attempt right now: never ``stuck``;
   a claim that expired (a crashed attempt) is;
-- the ``silent`` grace is elapsed time after midnight, also on the DST fall-back night.
+- the ``silent`` grace is elapsed time after midnight, also on the DST fall-back night;
+- the schedule read is re-used for an hour while no game is scheduled near today (out of season)
+  and queried on every pass as soon as one is: a Final game inserted behind the monitor's back
+  reaches the grid only when a pass queries again.
 
 Firestore reads are counted at the test level: the real client's two read RPCs (``BatchGetDocuments``
 for document gets and transactions, ``RunQuery`` for queries) are wrapped to count the documents
@@ -34,6 +37,7 @@ from shared.monitor.findings import Finding, MonitorReport
 from shared.monitor.grid_summary import RECHECK_PASSES
 from shared.monitor.heartbeats import RETRY_HEARTBEAT_ID
 from shared.monitor.runtime import Monitor, build_monitor
+from shared.monitor.schedule_read import QUIET_REUSE, READ_DOC_ID
 from shared.monitor.transition_dates import TransitionDateChecks
 from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import Outcome
@@ -79,6 +83,10 @@ def run(monitor: Monitor, **tick: Any) -> MonitorReport:
 
 def of_kind(result: MonitorReport, kind: str) -> list[Finding]:
     return [f for f in result.findings if f.kind == kind]
+
+
+def gaps(result: MonitorReport) -> list[str]:
+    return [d for f in of_kind(result, "grid_gap") for d in f.details["dates"]]
 
 
 def report(rig: Rig, transition: str, processors: list[str], day: date) -> list[Outcome]:
@@ -227,9 +235,6 @@ def test_grid_follows_a_reopened_date_and_a_filled_gap(rig: Rig, monitor: Monito
                 return n
         raise AssertionError(f"not seen within {RECHECK_PASSES} passes")
 
-    def gaps(result: MonitorReport) -> list[str]:
-        return [d for f in of_kind(result, "grid_gap") for d in f.details["dates"]]
-
     rig.clock.advance(minutes=10)
     assert gaps(run(monitor)) in ([recent.isoformat()], [old.isoformat(), recent.isoformat()])  # recent: at once
     passes_until(lambda r: gaps(r) == [old.isoformat(), recent.isoformat()])
@@ -315,3 +320,49 @@ def test_fault_silent_grace_is_elapsed_time_on_the_dst_night(rig: Rig) -> None:
     assert silent_at(datetime(2026, 11, 1, 5, 59, tzinfo=UTC)) == []  # 01:59 EDT: within the grace
     (silent,) = silent_at(datetime(2026, 11, 1, 6, 30, tzinfo=UTC))  # 01:30 EST, the second one
     assert (silent.transition, silent.game_date, silent.details) == (first.name, day, {"final_games": 5})
+
+
+# ---------------------------------------------------------------------------------------
+# the schedule read: re-used for an hour while no game is scheduled near today (cost)
+# ---------------------------------------------------------------------------------------
+def schedule(rig: Rig, day: date, game_id: str, status: int) -> None:
+    """One schedule row (3: Final, 1: Scheduled), inserted now."""
+    g = rig.definition.games
+    row = upstream_table(g.schedule_table).row(game_id, day, "BOS", "NYK", game_status=status)
+    assert bigquery_client(rig.cloud.project).insert_rows_json(f"{rig.cloud.project}.{g.schedule_table}", [row]) == []
+
+
+def stored_read(rig: Rig) -> dict[str, Any] | None:
+    fs = firestore_client(rig.cloud.project)
+    return fs.collection(rig.definition.monitor.heartbeat_collection).document(READ_DOC_ID).get().to_dict()
+
+
+def test_a_quiet_schedule_is_read_once_an_hour(rig: Rig, monitor: Monitor) -> None:
+    old = today(rig) - timedelta(days=10)
+    assert gaps(run(monitor)) == []  # no game anywhere near: quiet, the answer is stored
+    stored = stored_read(rig)
+    assert stored is not None and stored["quiet"] is True and stored["final_games"] == {}
+
+    schedule(rig, old, "0022500001", status=3)  # a backfilled schedule row, behind the monitor's back
+    rig.clock.advance(minutes=10)
+    assert gaps(run(monitor)) == []  # the quiet answer of 10 minutes ago: no query
+    rig.clock.advance(QUIET_REUSE - timedelta(minutes=10))
+    assert gaps(run(monitor)) == [old.isoformat()]  # an hour later the pass queries and sees it
+
+
+def test_a_game_scheduled_near_today_makes_every_pass_query(rig: Rig, monitor: Monitor) -> None:
+    old = today(rig) - timedelta(days=10)
+    schedule(rig, today(rig), "0022500002", status=1)  # tonight's game, not played yet
+    assert gaps(run(monitor)) == []
+    stored = stored_read(rig)
+    assert stored is None or stored["quiet"] is False or stored["window"][2] != today(rig).isoformat()
+
+    schedule(rig, old, "0022500003", status=3)
+    rig.clock.advance(minutes=10)
+    assert gaps(run(monitor)) == [old.isoformat()]  # the next pass: queried again
+
+
+def test_a_dry_run_pass_stores_nothing(rig: Rig, monitor: Monitor) -> None:
+    assert gaps(run(monitor, dry_run=True)) == []
+    read = stored_read(rig)
+    assert read is None or read["window"][2] != today(rig).isoformat()
