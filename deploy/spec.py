@@ -96,7 +96,7 @@ def table_access(definition: PipelineDefinition) -> dict[str, TableAccess]:
         "shared.orchestration.outbox": TableAccess(writes=(log,)),  # auto-retry and the monitor deliver the outbox
         "shared.orchestration.timed_runtime": TableAccess(writes=(log,)),
         "shared.retry.queue": TableAccess(writes=(queue, f"{s.dataset}.{r.conflict_log_table}")),
-        "shared.monitor.transition_dates": TableAccess(reads=(g.schedule_table,)),  # the grid's schedule read
+        "shared.monitor.schedule_read": TableAccess(reads=(g.schedule_table,)),  # the grid's schedule read
         "shared.monitor.retry_queue": TableAccess(reads=(queue,)),
     }
 

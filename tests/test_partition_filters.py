@@ -271,7 +271,7 @@ def test_the_finder_finds_known_statements() -> None:
         "shared/monitor/retry_queue.py",
         "shared/orchestration/gate_queries.py",
         "shared/orchestration/timed.py",
-        "shared/monitor/transition_dates.py",
+        "shared/monitor/schedule_read.py",
         "phasectl/commands/reconcile.py",
         "phasectl/commands/games.py",
     ):
