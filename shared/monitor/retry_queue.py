@@ -35,15 +35,21 @@ def retry_queue_findings(
     ``retry_queue_missing`` (ERROR) when the queue table does not exist."""
     overdue_before = now - timedelta(minutes=definition.monitor.overdue_pending_minutes)
     heartbeat = firestore_client.collection(definition.monitor.heartbeat_collection).document(RETRY_HEARTBEAT_ID).get()
-    stored = stored_health(heartbeat.to_dict() if heartbeat.exists else None, now, retry_heartbeat_grace(definition))
-    if stored is None:
-        return _queried_findings(bq, project, definition, now, overdue_before)
-    return queue_findings([r for r in stored if reportable(r, overdue_before)], overdue_before)
+    rows = stored_health(heartbeat.to_dict() if heartbeat.exists else None, now, retry_heartbeat_grace(definition))
+    if rows is None:
+        queried = _queried_rows(bq, project, definition, now)
+        if queried is None:
+            table = f"{project}.{definition.pipeline.dataset}.{definition.retry.queue_table}"
+            return [Finding("retry_queue_missing", "ERROR", f"retry queue table `{table}` does not exist", details={})]
+        rows = queried
+    return queue_findings([r for r in rows if reportable(r, overdue_before)], overdue_before)
 
 
-def _queried_findings(
-    bq: bigquery.Client, project: str, definition: PipelineDefinition, now: datetime, overdue_before: datetime
-) -> list[Finding]:
+def _queried_rows(
+    bq: bigquery.Client, project: str, definition: PipelineDefinition, now: datetime
+) -> list[dict[str, Any]] | None:
+    """The ``pending`` and ``failed_permanent`` rows of the window, as the heartbeat keeps them (which
+    of them to report is ``reportable``'s rule, for both); ``None`` when the table does not exist."""
     from google.api_core import exceptions as gexc
     from google.cloud import bigquery
 
@@ -51,22 +57,16 @@ def _queried_findings(
     sql = (
         "SELECT processor_name, CAST(game_date AS STRING) AS game_date, status, resolution_notes, "
         "COALESCE(dispatch_failures, 0) AS dispatch_failures, next_retry_at "
-        f"FROM {table} WHERE game_date >= @since AND (status = 'failed_permanent' "
-        "OR (status = 'pending' AND (next_retry_at < @overdue_before OR dispatch_failures >= @failing))) "
+        f"FROM {table} WHERE game_date >= @since AND status IN ('failed_permanent', 'pending') "
         "ORDER BY game_date, processor_name"
     )
     config = bigquery.QueryJobConfig(
-        query_parameters=[
-            bigquery.ScalarQueryParameter("overdue_before", "TIMESTAMP", overdue_before),
-            bigquery.ScalarQueryParameter("failing", "INT64", DISPATCH_FAILING_AFTER),
-            bigquery.ScalarQueryParameter("since", "DATE", queue_window_start(now)),
-        ]
+        query_parameters=[bigquery.ScalarQueryParameter("since", "DATE", queue_window_start(now))]
     )
     try:
-        rows = list(bq.query(sql, job_config=config).result(timeout=60))
+        return [dict(r.items()) for r in bq.query(sql, job_config=config).result(timeout=60)]
     except gexc.NotFound:
-        return [Finding("retry_queue_missing", "ERROR", f"retry queue table {table} does not exist", details={})]
-    return queue_findings(rows, overdue_before)
+        return None
 
 
 def queue_findings(rows: list[Mapping[str, Any]], overdue_before: datetime) -> list[Finding]:

@@ -81,7 +81,7 @@ def stored_health(
 
 
 def reportable(row: Mapping[str, Any], overdue_before: datetime) -> bool:
-    """The monitor's rows (the same rule as its query): ``failed_permanent``, or ``pending`` and
+    """The rows the monitor reports, from the heartbeat or the table: ``failed_permanent``, or ``pending`` and
     overdue (due before ``overdue_before``) or failing to dispatch (``DISPATCH_FAILING_AFTER`` ticks)."""
     if row.get("status") == "failed_permanent":
         return True
