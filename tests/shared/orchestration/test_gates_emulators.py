@@ -237,13 +237,14 @@ def test_an_unreachable_bigquery_redelivers_and_a_later_delivery_triggers_once(r
     dead = bigquery.Client(project=rig.cloud.project, credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                            client_options=ClientOptions(api_endpoint="http://127.0.0.1:9"))
     svc.gates.queries.client = dead
-    svc.gates.queries.deadline_seconds = 3
+    deadline = svc.gates.queries.deadline_seconds
+    svc.gates.queries.deadline_seconds = 3  # the dead endpoint only: the redelivery gets the real deadline back
     last = rig.event(rig.completion(PHASE3[-1], 3))
     with pytest.raises(TransientError):
         svc.handle_event(last)
     state = svc.state.load(GAME_DATE)
     assert state.claim is None and state.triggered_current is None  # released: retriggerable
-    svc.gates.queries.client = working
+    svc.gates.queries.client, svc.gates.queries.deadline_seconds = working, deadline
     assert svc.handle_event(last).kind == "triggered"  # Pub/Sub redelivers
     assert len(rig.pull_triggers(P34)) == 1
 
