@@ -13,6 +13,7 @@ _LAZY = {
     "PhaseTrigger": ".messages",
     "MonitorTick": ".messages",
     "RetryTick": ".messages",
+    "ScheduleTick": ".messages",
     "RetryRequest": ".messages",
     "TriggerTick": ".messages",
     "TimedTriggerMessage": ".messages",

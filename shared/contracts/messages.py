@@ -360,7 +360,8 @@ class PhaseTrigger(ContractModel):
 
 class TriggerTick(ContractModel):
     """Cloud Scheduler payload of a sensor's or scheduled trigger's slot (``[[sensors]]``,
-    ``[[scheduled_triggers]]``); ``game_date`` overrides the slot's date rule (a manual run)."""
+    published by the schedule dispatcher once per slot); ``game_date`` overrides the slot's date rule
+    (a manual run)."""
 
     trigger: str = Field(default="", description="The sensor or scheduled trigger's name.")
     slot: str = Field(default="", description="Its slot (one Cloud Scheduler job).")
@@ -422,6 +423,23 @@ class MonitorTick(ContractModel):
     check: Literal["transitions"] = "transitions"
     lookback_days: int | None = Field(default=None, ge=1)
     dry_run: bool = False
+
+
+class ScheduleTick(ContractModel):
+    """Cloud Scheduler payload for the schedule dispatcher (every minute); an empty body means the
+    defaults: run every job slot due now. ``job`` + ``game_date``: one slot by hand (``phasectl
+    schedules run``), ``force`` a new generation of a slot that already ran."""
+
+    job: str | None = Field(default=None, description="Run only this job (a manual run).")
+    game_date: ExplicitDate | None = Field(default=None, description="With `job`: the day whose slot runs.")
+    force: bool = False
+    requested_by: str | None = None
+
+    @model_validator(mode="after")
+    def _manual(self) -> Self:
+        if (self.game_date is not None or self.force) and not self.job:
+            raise ValueError("`game_date` and `force` go with `job` (a manual run of one job)")
+        return self
 
 
 class RetryTick(ContractModel):

@@ -27,6 +27,7 @@ from shared.contracts.messages import (
     ProcessorCompletion,
     RetryRequest,
     RetryTick,
+    ScheduleTick,
     TimedTriggerMessage,
     TriggerTick,
 )
@@ -36,6 +37,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "phase_trigger": PhaseTrigger,
     "monitor_tick": MonitorTick,
     "retry_tick": RetryTick,
+    "schedule_tick": ScheduleTick,
     "retry_request": RetryRequest,
     "trigger_tick": TriggerTick,
     "timed_trigger": TimedTriggerMessage,

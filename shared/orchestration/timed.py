@@ -1,7 +1,7 @@
-"""Sensors and scheduled triggers: triggers evaluated on a schedule, exactly once.
+"""Sensors: triggers evaluated on a schedule, exactly once.
 
-A Cloud Scheduler job per slot (``[[sensors]]``/``[[scheduled_triggers]]`` in the definition)
-publishes a ``TriggerTick``. The function resolves the slot's game date, then runs the same
+The schedule dispatcher (``shared.schedules``) runs each sensor slot as a job: it publishes a
+``TriggerTick`` to the sensor's tick topic once per fire slot. The function resolves the slot's game date, then runs the same
 protocol as a transition: load → already latched? → claim → conditions (one parameterised
 query) → publish with a deterministic ``trigger_id`` → fenced latch with the log row.
 

@@ -1,4 +1,4 @@
-"""The ``[[sensors]]`` and ``[[scheduled_triggers]]`` sections: triggers evaluated on a schedule.
+"""The ``[[sensors]]`` section: triggers evaluated on a schedule, with data conditions.
 
 A part of ``shared.pipeline.definition`` (import from there).
 """
@@ -39,11 +39,14 @@ class SensorCondition(DefinitionModel):
 
 
 class TriggerSlot(DefinitionModel):
-    """One Cloud Scheduler job of a sensor or scheduled trigger: when it fires and what it carries."""
+    """One scheduled run of a sensor: a job the schedule dispatcher runs (``PipelineDefinition.all_jobs``)."""
 
     name: Name
     cron: Cron
     job: JobId
+    source: str = ""  # where the replaced system schedules it: "<path>:<line>"
+    wave: Literal["A", "B", "C"] | None = None
+    window: Literal["season", "regular_season", "always"] = "season"
     fallback: bool = False  # a sensor's fallback run: triggers unless the date is triggered already
     date: DateRule | None = None  # the game date this slot evaluates (default: the trigger's)
     export_types: tuple[str, ...] = ()
@@ -90,13 +93,3 @@ class TimedTrigger(DefinitionModel):
 
 class Sensor(TimedTrigger):
     once_per: Literal["date", "slot"] = "date"
-
-
-class ScheduledTrigger(TimedTrigger):
-    once_per: Literal["date", "slot"] = "slot"
-
-    @model_validator(mode="after")
-    def _no_conditions(self) -> Self:
-        if self.conditions:
-            raise ValueError("a scheduled trigger fires at its times; give conditions to a [[sensors]] entry")
-        return self

@@ -9,7 +9,7 @@ loader (``parse_definition``, ``read_definition``, ``load_definition``) and the 
 ``deploy build`` ships. The section models live in private parts and are re-exported here
 (``__all__``): import them from this module. ``_models`` holds settings, phases, processors,
 transitions, retry, monitor, retention, schedules and deploy settings; ``_gates`` the gates and
-``[games]``; ``_timed`` the sensors and scheduled triggers; ``_compiled`` the precompiled file's
+``[games]``; ``_timed`` the sensors; ``_compiled`` the precompiled file's
 format. Their building blocks (the base model, the field types) stay in the parts. The loader
 stays here, beside the ``BUNDLE_DATA`` that makes ``deploy build`` ship ``pipeline.toml`` in
 every bundle that loads the definition.
@@ -17,6 +17,7 @@ every bundle that loads the definition.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import tomllib
@@ -43,6 +44,18 @@ from shared.pipeline._gates import (
     RowsPresentGate,
     ServiceHealthGate,
 )
+from shared.pipeline._jobs import (
+    TEMPLATE_VARIABLES,
+    Dispatcher,
+    HttpTarget,
+    Job,
+    LadderMode,
+    PubsubTarget,
+    Season,
+    Service,
+    Waves,
+    template_variables,
+)
 from shared.pipeline._models import (
     CompletionThreshold,
     CountsPolicy,
@@ -68,7 +81,6 @@ from shared.pipeline._models import (
 )
 from shared.pipeline._timed import (
     DateRule,
-    ScheduledTrigger,
     Sensor,
     SensorCondition,
     TimedTrigger,
@@ -80,6 +92,7 @@ __all__ = [
     "COMPILED_SUFFIX",
     "DEFAULT_DEFINITION_PATH",
     "DEFINITION_ENV",
+    "TEMPLATE_VARIABLES",
     "BoxscoreSource",
     "CompletionThreshold",
     "CountsPolicy",
@@ -87,6 +100,7 @@ __all__ = [
     "DeadlineTier",
     "Delivery",
     "DeploySettings",
+    "Dispatcher",
     "FunctionDeploy",
     "GameCoverageGate",
     "GameSource",
@@ -95,6 +109,9 @@ __all__ = [
     "GateTable",
     "GateValue",
     "HttpDelivery",
+    "HttpTarget",
+    "Job",
+    "LadderMode",
     "Mode",
     "ModeWhen",
     "MonitorSettings",
@@ -105,19 +122,22 @@ __all__ = [
     "PipelineSettings",
     "Predicate",
     "Processor",
+    "PubsubTarget",
     "RatioGate",
     "Retention",
     "RetryPolicy",
     "RowsPresentGate",
     "Rule",
     "Schedule",
-    "ScheduledTrigger",
+    "Season",
     "Sensor",
     "SensorCondition",
+    "Service",
     "ServiceHealthGate",
     "TimedTrigger",
     "Transition",
     "TriggerSlot",
+    "Waves",
     "compile_definition",
     "compiled_bytes",
     "compiled_path",
@@ -125,6 +145,7 @@ __all__ = [
     "load_definition",
     "parse_definition",
     "read_definition",
+    "template_variables",
 ]
 
 DEFINITION_ENV = "PIPELINE_DEFINITION"
@@ -146,7 +167,12 @@ class PipelineDefinition(DefinitionModel):
     retention: Retention = Field(default_factory=Retention)
     schedules: dict[Name, Schedule] = Field(default_factory=dict)
     sensors: tuple[Sensor, ...] = ()
-    scheduled_triggers: tuple[ScheduledTrigger, ...] = ()
+    services: dict[str, Service] = Field(default_factory=dict)
+    jobs: tuple[Job, ...] = ()
+    seasons: tuple[Season, ...] = ()
+    waves: Waves = Field(default_factory=Waves)
+    prediction_ladder: dict[str, LadderMode] = Field(default_factory=dict)
+    dispatcher: Dispatcher = Field(default_factory=Dispatcher)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     @model_validator(mode="after")
@@ -223,7 +249,7 @@ class PipelineDefinition(DefinitionModel):
         timed = self.timed_triggers()
         names = [t.name for t in timed] + [t.name for t in self.transitions]
         if len(set(names)) != len(names):
-            raise ValueError(f"sensors/scheduled_triggers: names must differ from each other and transitions: {names}")
+            raise ValueError(f"sensors: names must differ from each other and transitions: {names}")
         for t in timed:
             ticks = {o.tick_topic for o in timed if o.function == t.function}
             if len(ticks) != 1:
@@ -232,15 +258,45 @@ class PipelineDefinition(DefinitionModel):
                 ZoneInfo(t.timezone)
             except (ZoneInfoNotFoundError, ValueError) as exc:
                 raise ValueError(f"{t.name}: unknown timezone {t.timezone!r}") from exc
+        self._check_jobs()
         entries = self.schedule_entries()
-        jobs = [s.job for s in entries.values() if s.job]
+        jobs = [s.job for s in entries.values() if s.job] + [j.name for j in self.all_jobs()]
         if len(set(jobs)) != len(jobs):
-            raise ValueError(f"schedules: duplicate job names {sorted(j for j in jobs if jobs.count(j) > 1)}")
-        deployed = {t.name for t in self.transitions} | {s.function for s in entries.values() if s.function}
+            raise ValueError(f"jobs: duplicate job names {sorted({j for j in jobs if jobs.count(j) > 1})}")
+        deployed = set(self.function_names())
         unknown_fn = sorted(set(self.deploy.functions) - deployed)
         if unknown_fn:
             raise ValueError(f"deploy.functions: {unknown_fn} are neither transitions nor scheduled functions")
         return self
+
+    def _check_jobs(self) -> None:
+        """Each job's references, named in the error: its service, its mode, its topic."""
+        for job in self.jobs:
+            where = f"jobs ({job.name})"
+            if job.http is not None and job.http.service not in self.services:
+                raise ValueError(
+                    f"{where}: target service {job.http.service!r} is not defined in [services] "
+                    f"(known: {sorted(self.services)})"
+                )
+            if job.mode is not None and job.mode not in self.prediction_ladder:
+                raise ValueError(
+                    f"{where}: mode {job.mode!r} is not a [prediction_ladder] mode "
+                    f"(known: {sorted(self.prediction_ladder)})"
+                )
+            if job.mode is None and "mode" in set(template_variables(job.http.body if job.http else None)):
+                raise ValueError(f"{where}: its body uses ${{mode}} but the job has no `mode`")
+        catch_up = self.dispatcher.catch_up_minutes * 60
+        for job in self.all_jobs():
+            waits = sum(job.retry_base_seconds * 2**n for n in range(job.max_attempts - 1))
+            if waits >= catch_up - 60:
+                raise ValueError(
+                    f"jobs ({job.name}): its retries wait {waits} s in all, longer than the dispatcher's "
+                    f"catch-up window ({catch_up} s): lower max_attempts or retry_base_seconds"
+                )
+        seasons = sorted(self.seasons, key=lambda s: s.opener)
+        for earlier, later in itertools.pairwise(seasons):
+            if later.opener <= earlier.playoffs_end:
+                raise ValueError(f"seasons: {earlier.name} and {later.name} overlap")
 
     # ---- queries -------------------------------------------------------------------
     def phase(self, number: int) -> Phase:
@@ -285,16 +341,45 @@ class PipelineDefinition(DefinitionModel):
         return tuple(sorted(refs))
 
     def function_names(self) -> tuple[str, ...]:
-        """Every deployable function: one per transition, then one per scheduled function."""
+        """Every deployable function: one per transition, then the scheduled ones and the sensors'."""
         names = [t.name for t in self.transitions]
-        for entry in self.schedule_entries().values():
-            if entry.function and entry.function not in names:
-                names.append(entry.function)
+        functions = [e.function for e in self.schedule_entries().values()] + [t.function for t in self.sensors]
+        for function in functions:
+            if function and function not in names:
+                names.append(function)
         return tuple(names)
 
     def timed_triggers(self) -> tuple[TimedTrigger, ...]:
-        """Sensors, then scheduled triggers."""
-        return (*self.sensors, *self.scheduled_triggers)
+        """The sensors (triggers evaluated on a schedule, with conditions)."""
+        return tuple(self.sensors)
+
+    def all_jobs(self) -> tuple[Job, ...]:
+        """Every scheduled job: ``[[jobs]]``, then one per sensor slot (a ``TriggerTick`` to the
+        sensor's tick topic). The schedule dispatcher runs them; none is a Cloud Scheduler job."""
+        derived = tuple(
+            Job(
+                name=slot.job,
+                cron=slot.cron,
+                timezone=t.timezone,
+                description=f"{t.name} sensor, slot {slot.name}" + (" (fallback)" if slot.fallback else ""),
+                source=slot.source,
+                wave=slot.wave,
+                window=slot.window,
+                pubsub=PubsubTarget(topic=t.tick_topic, body={"trigger": t.name, "slot": slot.name}),
+            )
+            for t in self.sensors
+            for slot in t.slots
+        )
+        return (*self.jobs, *derived)
+
+    def job(self, name: str) -> Job:
+        for job in self.all_jobs():
+            if job.name == name:
+                return job
+        raise KeyError(f"no job {name!r} in the definition")
+
+    def job_zone(self, job: Job) -> ZoneInfo:
+        return ZoneInfo(job.timezone or self.pipeline.timezone)
 
     def timed_trigger(self, name: str) -> TimedTrigger:
         for t in self.timed_triggers():
@@ -308,19 +393,15 @@ class PipelineDefinition(DefinitionModel):
         return next((s.topic for s in self.schedules.values() if s.payload == "RetryTick"), None)
 
     def schedule_entries(self) -> dict[str, Schedule]:
-        """``[schedules]`` plus one Cloud Scheduler job per timed-trigger slot (body: ``TriggerTick``)."""
+        """The Cloud Scheduler jobs: ``[schedules]`` plus the dispatcher's tick when any job is
+        defined. Every ``[[jobs]]`` entry and sensor slot runs through the dispatcher, so the project
+        holds no Cloud Scheduler job per defined job (nothing to drift or be deleted one by one)."""
         out = dict(self.schedules)
-        for t in self.timed_triggers():
-            for slot in t.slots:
-                out[f"{t.name}__{slot.name}"] = Schedule(
-                    cron=slot.cron,
-                    topic=t.tick_topic,
-                    timezone=t.timezone,
-                    job=slot.job,
-                    function=t.function,
-                    payload="TriggerTick",
-                    body={"trigger": t.name, "slot": slot.name},
-                )
+        if self.all_jobs():
+            d = self.dispatcher
+            out["schedule_dispatcher"] = Schedule(
+                cron=d.cron, topic=d.tick_topic, timezone="UTC", job=d.job, function=d.function, payload="ScheduleTick"
+            )
         return out
 
     def processors_of(self, phase: int) -> tuple[Processor, ...]:
