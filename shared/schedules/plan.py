@@ -56,7 +56,7 @@ class Slot:
 @dataclass(frozen=True)
 class Overrides:
     """Operator overrides of the season calendar (``phasectl season pause|resume [--wave W]``), kept in
-    ``{jobs_collection}/__season__``: a paused wave (or ``all``) does not run even in season; a
+    ``{jobs_collection}/_season``: a paused wave (or ``all``) does not run even in season; a
     resumed wave runs even before its days-before-opener offset or after the playoffs."""
 
     paused: frozenset[str] = frozenset()  # "A", "B", "C", "-" (jobs without a wave), "all"
@@ -78,7 +78,7 @@ class Overrides:
 
 
 NO_OVERRIDES = Overrides()
-SEASON_DOC = "__season__"
+SEASON_DOC = "_season"  # not a job name (those start with a letter); "__x__" ids are reserved by Firestore
 
 
 def season_on(seasons: Sequence[Season], day: date, waves: Waves, job: Job) -> Season | None:
