@@ -1,8 +1,8 @@
 """Sensors: triggers evaluated on a schedule, exactly once.
 
 The schedule dispatcher (``shared.schedules``) runs each sensor slot as a job: it publishes a
-``TriggerTick`` to the sensor's tick topic once per fire slot. The function resolves the slot's game date, then runs the same
-protocol as a transition: load → already latched? → claim → conditions (one parameterised
+``TriggerTick`` to the sensor's tick topic once per fire slot. The function resolves the slot's
+game date, then runs the same protocol as a transition: load → already latched? → claim → conditions (one parameterised
 query) → publish with a deterministic ``trigger_id`` → fenced latch with the log row.
 
 * A sensor latches once per date: its readiness slot and its fallback slots race for the

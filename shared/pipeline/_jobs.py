@@ -15,8 +15,9 @@ scheduler-restore-manifest-2026.md:36).
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, model_validator
 
 from shared.pipeline._models import DefinitionModel, TopicName
-from shared.pipeline._timed import Cron, DateRule, JobId
+from shared.pipeline._timed import Cron, DateRule, JobId, Sensor
 
 TEMPLATE_VARIABLES = ("today", "yesterday", "tomorrow", "game_night", "mode", "season")
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -193,3 +194,56 @@ class Dispatcher(DefinitionModel):
     runs_collection: str = "schedule_runs"
     jobs_collection: str = "schedule_jobs"
     response_excerpt_chars: int = Field(default=300, ge=0, le=2000)
+
+
+def sensor_jobs(sensors: Sequence[Sensor]) -> tuple[Job, ...]:
+    """One job per sensor slot: a ``TriggerTick`` (``{"trigger", "slot"}``) to the sensor's tick topic."""
+    return tuple(
+        Job(
+            name=slot.job,
+            cron=slot.cron,
+            timezone=t.timezone,
+            description=f"{t.name} sensor, slot {slot.name}" + (" (fallback)" if slot.fallback else ""),
+            source=slot.source,
+            wave=slot.wave,
+            window=slot.window,
+            pubsub=PubsubTarget(topic=t.tick_topic, body={"trigger": t.name, "slot": slot.name}),
+        )
+        for t in sensors
+        for slot in t.slots
+    )
+
+
+def check_jobs(
+    jobs: Sequence[Job],
+    all_jobs: Sequence[Job],
+    services: Mapping[str, Service],
+    ladder: Mapping[str, LadderMode],
+    dispatcher: Dispatcher,
+    seasons: Sequence[Season],
+) -> None:
+    """The jobs' references across sections, each error naming the job: its service, its mode,
+    retries that outlast the dispatcher's catch-up window; and seasons that overlap."""
+    for job in jobs:
+        where = f"jobs ({job.name})"
+        if job.http is not None and job.http.service not in services:
+            raise ValueError(
+                f"{where}: target service {job.http.service!r} is not defined in [services] (known: {sorted(services)})"
+            )
+        if job.mode is not None and job.mode not in ladder:
+            raise ValueError(f"{where}: mode {job.mode!r} is not a [prediction_ladder] mode (known: {sorted(ladder)})")
+        body = job.http.body if job.http else job.pubsub.body if job.pubsub else None
+        if job.mode is None and "mode" in set(template_variables(body)):
+            raise ValueError(f"{where}: its body uses ${{mode}} but the job has no `mode`")
+    catch_up = dispatcher.catch_up_minutes * 60
+    for job in all_jobs:
+        waits = sum(job.retry_base_seconds * 2**n for n in range(job.max_attempts - 1))
+        if waits >= catch_up - 60:
+            raise ValueError(
+                f"jobs ({job.name}): its retries wait {waits} s in all, longer than the dispatcher's "
+                f"catch-up window ({catch_up} s): lower max_attempts or retry_base_seconds"
+            )
+    ordered = sorted(seasons, key=lambda s: s.opener)
+    for earlier, later in itertools.pairwise(ordered):
+        if later.opener <= earlier.playoffs_end:
+            raise ValueError(f"seasons: {earlier.name} and {later.name} overlap")

@@ -17,7 +17,6 @@ every bundle that loads the definition.
 
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 import tomllib
@@ -54,6 +53,8 @@ from shared.pipeline._jobs import (
     Season,
     Service,
     Waves,
+    check_jobs,
+    sensor_jobs,
     template_variables,
 )
 from shared.pipeline._models import (
@@ -270,33 +271,7 @@ class PipelineDefinition(DefinitionModel):
         return self
 
     def _check_jobs(self) -> None:
-        """Each job's references, named in the error: its service, its mode, its topic."""
-        for job in self.jobs:
-            where = f"jobs ({job.name})"
-            if job.http is not None and job.http.service not in self.services:
-                raise ValueError(
-                    f"{where}: target service {job.http.service!r} is not defined in [services] "
-                    f"(known: {sorted(self.services)})"
-                )
-            if job.mode is not None and job.mode not in self.prediction_ladder:
-                raise ValueError(
-                    f"{where}: mode {job.mode!r} is not a [prediction_ladder] mode "
-                    f"(known: {sorted(self.prediction_ladder)})"
-                )
-            if job.mode is None and "mode" in set(template_variables(job.http.body if job.http else None)):
-                raise ValueError(f"{where}: its body uses ${{mode}} but the job has no `mode`")
-        catch_up = self.dispatcher.catch_up_minutes * 60
-        for job in self.all_jobs():
-            waits = sum(job.retry_base_seconds * 2**n for n in range(job.max_attempts - 1))
-            if waits >= catch_up - 60:
-                raise ValueError(
-                    f"jobs ({job.name}): its retries wait {waits} s in all, longer than the dispatcher's "
-                    f"catch-up window ({catch_up} s): lower max_attempts or retry_base_seconds"
-                )
-        seasons = sorted(self.seasons, key=lambda s: s.opener)
-        for earlier, later in itertools.pairwise(seasons):
-            if later.opener <= earlier.playoffs_end:
-                raise ValueError(f"seasons: {earlier.name} and {later.name} overlap")
+        check_jobs(self.jobs, self.all_jobs(), self.services, self.prediction_ladder, self.dispatcher, self.seasons)
 
     # ---- queries -------------------------------------------------------------------
     def phase(self, number: int) -> Phase:
@@ -356,21 +331,7 @@ class PipelineDefinition(DefinitionModel):
     def all_jobs(self) -> tuple[Job, ...]:
         """Every scheduled job: ``[[jobs]]``, then one per sensor slot (a ``TriggerTick`` to the
         sensor's tick topic). The schedule dispatcher runs them; none is a Cloud Scheduler job."""
-        derived = tuple(
-            Job(
-                name=slot.job,
-                cron=slot.cron,
-                timezone=t.timezone,
-                description=f"{t.name} sensor, slot {slot.name}" + (" (fallback)" if slot.fallback else ""),
-                source=slot.source,
-                wave=slot.wave,
-                window=slot.window,
-                pubsub=PubsubTarget(topic=t.tick_topic, body={"trigger": t.name, "slot": slot.name}),
-            )
-            for t in self.sensors
-            for slot in t.slots
-        )
-        return (*self.jobs, *derived)
+        return (*self.jobs, *sensor_jobs(self.sensors))
 
     def job(self, name: str) -> Job:
         for job in self.all_jobs():
