@@ -316,3 +316,62 @@ def test_off_season_slots_do_not_run(setup: dict[str, Any], recorder: Recorder) 
     summer = datetime(2026, 8, 1, 11, 0, tzinfo=NY).astimezone(UTC) + timedelta(seconds=5)
     report = dispatcher(definition, summer, env).tick()
     assert report.results == [] and recorder.requests == []
+
+
+def _expected_fires(cron: str, day: datetime, zone: ZoneInfo, before_hour: int) -> list[tuple[int, int]]:
+    """The wall times (hour, minute) before ``before_hour`` that ``cron`` names on ``day`` and that
+    exist in ``zone`` that day: a wall time in the spring-forward gap does not exist; a repeated one
+    counts once."""
+    from shared.schedules.cron import CronExpression
+
+    expr = CronExpression.parse(cron)
+    if not expr.matches_day(day.date()):
+        return []
+    out = []
+    for hour in (h for h in expr.hours if h < before_hour):
+        for minute in expr.minutes:
+            wall = datetime(day.year, day.month, day.day, hour, minute)
+            back = wall.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+            if back == wall:
+                out.append((hour, minute))
+    return out
+
+
+@pytest.mark.parametrize("day", [datetime(2026, 3, 8), datetime(2026, 11, 1)], ids=["spring-forward", "fall-back"])
+def test_on_a_dst_day_every_et_job_fires_once_per_wall_time_at_its_local_time(
+    cloud: LocalCloud, recorder: Recorder, day: datetime
+) -> None:
+    """Every distinct ET schedule of the packaged jobs, ticked every minute from midnight to 04:00 of
+    a DST day in New York (the hours the change touches; the pure tests cover every job's whole day),
+    runs each of its wall times that exist that day exactly once, at that local time."""
+    base = load_definition()
+    by_cron = {j.cron: j for j in base.all_jobs() if base.job_zone(j).key == "America/New_York"}
+    et_jobs = tuple(
+        j.model_copy(update={"window": "always", "replaced_by": "", "max_attempts": 1}) for j in by_cron.values()
+    )
+    services = {name: Service(url_env=SVC_ENV) for name in base.services}
+    definition = base.model_copy(update={"jobs": et_jobs, "sensors": (), "services": services})
+    publisher = publisher_client()
+    for topic in {j.pubsub.topic for j in et_jobs if j.pubsub is not None}:
+        ensure_topic(publisher, cloud.project, topic)
+    env = {**os.environ, SVC_ENV: recorder.url, "PHASECHAIN_LOCAL_ID_TOKENS": "1"}
+    start = day.replace(tzinfo=NY).astimezone(UTC)
+    end = day.replace(hour=4, tzinfo=NY).astimezone(UTC)
+    clock = FixedClock(start + timedelta(seconds=10))
+    dispatch = build_dispatcher(definition=definition, clock=clock, environ=env, budget_seconds=60)
+    while clock.now() < end:
+        dispatch.tick()
+        clock.advance(minutes=1)
+    fired: dict[str, list[tuple[int, int]]] = {}
+    for run in runs(definition).values():
+        assert run["status"] == "succeeded", run
+        local = run["slot_at"].astimezone(NY)
+        if local.date() == day.date():
+            fired.setdefault(run["job"], []).append((local.hour, local.minute))
+    checked = 0
+    for job in et_jobs:
+        expected = _expected_fires(job.cron, day, NY, before_hour=4)
+        assert sorted(fired.get(job.name, [])) == sorted(expected), f"{job.name} ({job.cron}) on {day.date()}"
+        checked += 1
+    assert checked == len(et_jobs) > 15
+    assert any(fired.get(j.name) for j in et_jobs if "22-23,0-2" in j.cron)  # the grading slots around 02:00
