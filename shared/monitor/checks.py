@@ -13,6 +13,7 @@ The checks, by kind:
 - the auto-retry heartbeat's age (``shared.monitor.heartbeats``);
 - dead letters (``shared.monitor.dead_letters``): each function's dead-letter subscription, peeked.
 - quarantine floods (``shared.monitor.quarantine_flood``): a function past its quarantine rate cap;
+- each scheduled job's latest slot (``shared.monitor.schedules``): missed, failed, stale target;
 
 Isolation (lesson L23: a sweep isolates its items, so one bad item never loses the others' findings
 or the heartbeat): every (transition, date) evaluation and every other check runs on its own. One
@@ -59,6 +60,7 @@ from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, retry_heartbeat_find
 from shared.monitor.quarantine_flood import quarantine_flood_findings
 from shared.monitor.retry_queue import retry_queue_findings
 from shared.monitor.schedule_read import read_final_games
+from shared.monitor.schedules import schedule_run_findings
 from shared.monitor.sensors import sensor_overdue
 from shared.monitor.transition_dates import TransitionDateChecks, grid_gaps
 from shared.orchestration.transition import TransitionService
@@ -99,6 +101,7 @@ CHECK_WEIGHTS: dict[str, float] = {
     "retry_heartbeat": 1,
     "dead_letters": 1,
     "quarantine_flood": 1,
+    "schedule_runs": 1,
     "outbox": 2,
 }
 # What each check calls: named in its check_timeout when no call of it is in flight
@@ -111,6 +114,7 @@ CHECK_BACKENDS: dict[str, tuple[str, ...]] = {
     "retry_heartbeat": ("Firestore",),
     "dead_letters": ("Pub/Sub",),
     "quarantine_flood": ("Firestore",),
+    "schedule_runs": ("Firestore",),
     "outbox": ("Firestore", "BigQuery"),
 }
 
@@ -185,15 +189,6 @@ class CheckRun:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def _merge(into: MonitorReport, found: MonitorReport) -> None:
-    """What a check found, as it is now (a check still running keeps adding to ``found``, not ``into``)."""
-    into.findings += list(found.findings)
-    into.triggered += list(found.triggered)
-    into.dates_checked += found.dates_checked
-    if found.up_since is not None:
-        into.up_since = found.up_since
 
 
 class TransitionMonitor:
@@ -310,6 +305,8 @@ class TransitionMonitor:
                 check="quarantine_flood",
             ),
         )
+        runs = functools.partial(schedule_run_findings, self.firestore, self.definition, now)
+        bounded("schedule_runs", lambda run: self._extend(run, "schedule_runs", runs, check="schedule_runs"))
         if not dry_run:
             bounded(
                 "outbox",
@@ -329,7 +326,7 @@ class TransitionMonitor:
         if not within.done:
             run.stop()
         at = run.at
-        _merge(report, run.report)
+        report.merge(run.report)
         if within.done:
             if within.error is not None:
                 if not isinstance(within.error, Exception):

@@ -97,6 +97,14 @@ class MonitorReport:
     # ``first_run_at``; ``None`` when it could not be read this pass (the recorded value is kept)
     up_since: datetime | None = None
 
+    def merge(self, found: MonitorReport) -> None:
+        """Add what a check found, as it is now (a check still running keeps adding to ``found``)."""
+        self.findings += list(found.findings)
+        self.triggered += list(found.triggered)
+        self.dates_checked += found.dates_checked
+        if found.up_since is not None:
+            self.up_since = found.up_since
+
     @property
     def errors(self) -> int:
         """Checks (or transition dates) that raised in this pass."""
