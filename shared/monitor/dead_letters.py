@@ -28,11 +28,13 @@ def function_cloud_name(function: str) -> str:
 
 def function_trigger_topics(definition: PipelineDefinition) -> dict[str, str]:
     """Every deployable function → the topic that triggers it (a transition: its source phase's
-    completion topic; a scheduled function: its schedule's topic)."""
+    completion topic; a scheduled function: its schedule's topic; a sensor's: its tick topic)."""
     topics = {t.name: definition.source_topic(t) for t in definition.transitions}
     for schedule in definition.schedule_entries().values():
         if schedule.function:
             topics[schedule.function] = schedule.topic
+    for sensor in definition.sensors:
+        topics[sensor.function] = sensor.tick_topic
     return {name: topics[name] for name in definition.function_names()}
 
 

@@ -232,9 +232,10 @@ class ScheduleDispatcher:
         when = slot.local.strftime("%Y-%m-%d %H:%M %Z")
         text = f"{job.name} {when}: {status} (attempt {attempt}/{job.max_attempts}): {_attempt_text(outcome)}"
         labels = {"job": job.name, "run_id": slot.run_id, "status": status}
-        if status in ("failed", "client_error", "config_error"):
-            kind = "schedule_stale_target" if status == "config_error" else "schedule_failed"
-            _log.error(text, extra={"labels": {**labels, "alert": kind}})
+        if status == "config_error":
+            _log.error(text, extra={"labels": {**labels, "alert": "schedule_stale_target"}})
+        elif status in ("failed", "client_error"):
+            _log.error(text, extra={"labels": {**labels, "alert": "schedule_failed"}})
         elif status == "retry_wait":
             _log.warning(text, extra={"labels": labels})
         else:
