@@ -43,6 +43,25 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
 LOOKBACK = timedelta(hours=26)  # a daily job's latest slot, with room for a DST day
+STORM_MIN = 5  # this many jobs missed at once (and most of those due): one finding about the dispatcher
+
+
+def lookback_for(job: Job) -> timedelta:
+    """How far back a job's latest slot is looked for: a day for a daily (or more frequent) cron; a week
+    and a day for a weekly one, a month for a monthly one, a year for one restricted by month — so a
+    missed weekly job stays reported until its next slot runs, not only for a day."""
+    from shared.schedules.plan import cron_of
+
+    cron = cron_of(job)
+    if len(cron.months) < 12:
+        return timedelta(days=367)
+    if cron.dom_restricted:
+        return timedelta(days=32)
+    if cron.dow_restricted:
+        return timedelta(days=8)
+    return LOOKBACK
+
+
 FAILED = ("failed", "client_error")
 IN_PROGRESS = ("running", "retry_wait")
 RESPONSE_CHARS = 200  # of a target's answer, in a message
@@ -71,8 +90,9 @@ def watched_slots(
         if not job.dispatched:
             continue
         grace = timedelta(minutes=job.missed_after_minutes)
-        due = last_slot(definition, job, now - grace, LOOKBACK, overrides)
-        latest = last_slot(definition, job, now, LOOKBACK + grace, overrides)
+        lookback = lookback_for(job)
+        due = last_slot(definition, job, now - grace, lookback, overrides)
+        latest = last_slot(definition, job, now, lookback + grace, overrides)
         newer = latest if latest is not None and (due is None or latest.at > due.at) else None
         if due is not None or newer is not None:
             out.append(Watch(job, due, newer))
@@ -97,14 +117,15 @@ def schedule_findings(
     """
     overrides = Overrides.from_doc(dict(overrides_doc) if overrides_doc is not None else None)
     found = []
-    for watch in watched_slots(definition, now, overrides, jobs):
+    watches = watched_slots(definition, now, overrides, jobs)
+    for watch in watches:
         slot, run = _counted(watch, runs)
         if slot is None:
             continue
         finding = _judge(definition, watch.job, slot, run, now, up_since)
         if finding is not None and not _cleared(slot, (summaries or {}).get(watch.job.name)):
             found.append(finding)
-    return found
+    return _one_for_a_dead_dispatcher(definition, found, watched=len(watches))
 
 
 def schedule_run_findings(
@@ -131,6 +152,27 @@ def schedule_run_findings(
 
 
 # ----------------------------------------------------------------------------- the decision
+
+
+def _one_for_a_dead_dispatcher(definition: PipelineDefinition, found: list[Finding], watched: int) -> list[Finding]:
+    """When most jobs missed their slot at once (at least ``STORM_MIN`` and more than half of the jobs
+    with a slot to judge), the cause is one: the tick job or the dispatcher. One finding says so and
+    names the jobs, instead of one alert per job (which the per-pass alert cap would drain over hours)."""
+    missed = [f for f in found if f.kind == "schedule_missed" and f.details.get("status") is None]
+    if len(missed) < STORM_MIN or 2 * len(missed) <= watched:
+        return found
+    tick = definition.dispatcher.job
+    names = sorted(f.subject or "" for f in missed)
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    message = (
+        f"{len(missed)} of {watched} scheduled jobs missed their latest slot ({shown}): the schedule "
+        f"dispatcher is not running them. Is its Cloud Scheduler tick job (`{tick}`) present and enabled, "
+        f"and is the `{definition.dispatcher.function}` function healthy? `phasectl deploy verify`; "
+        f"`gcloud scheduler jobs describe {tick}`; then run what matters by hand: "
+        f"`phasectl schedules run JOB --date D`"
+    )
+    storm = Finding("schedule_missed", "ERROR", message, details={"jobs": names, "missed": len(missed)}, subject=tick)
+    return [storm, *(f for f in found if f not in missed)]
 
 
 def _counted(watch: Watch, runs: Mapping[str, Mapping[str, Any]]) -> tuple[Slot | None, Mapping[str, Any] | None]:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.monitor.findings import Finding
-from shared.monitor.schedules import schedule_findings
+from shared.monitor.schedules import lookback_for, schedule_findings
 from shared.pipeline.definition import HttpTarget, Job, PipelineDefinition, PubsubTarget, Season, load_definition
 from shared.schedules.plan import Slot
 
@@ -151,11 +151,36 @@ def test_not_missed_within_the_jobs_grace() -> None:
     ]
 
 
-def test_a_slot_older_than_the_lookback_is_not_judged() -> None:
-    weekly = job("weekly", "0 5 * * 1")  # Mondays: 2026-01-26
+def test_a_daily_job_is_judged_by_its_latest_slot_past_the_grace() -> None:
+    daily = job("daily", "0 5 * * *")
+    d = with_jobs(daily)
+    assert lookback_for(daily) == timedelta(hours=26)
+    # 05:10 on the 25th: the 25th's slot is within its grace, so the 24th's is the one judged
+    assert summary(find(d, ny(2026, 1, 25, 5, 10))) == [("schedule_missed", "daily", "daily__20260124T1000Z")]
+    assert summary(find(d, ny(2026, 1, 25, 5, 16))) == [("schedule_missed", "daily", "daily__20260125T1000Z")]
+
+
+def test_a_missed_weekly_job_stays_reported_until_its_next_slot() -> None:
+    """weekly-retrain was dead for months: a weekly job's miss must not resolve itself after a day."""
+    weekly = job("weekly", "0 5 * * 1")  # Mondays: 2026-01-26, 2026-02-02
     d = with_jobs(weekly)
-    assert len(find(d, ny(2026, 1, 27, 7, 14))) == 1  # 26 h 14 min after the slot: within lookback + grace
-    assert find(d, ny(2026, 1, 27, 7, 16)) == []  # out of the lookback (26 h) past its grace (15 min)
+    assert lookback_for(weekly) == timedelta(days=8)
+    for now in (ny(2026, 1, 27, 7, 16), ny(2026, 1, 31, 12, 0), ny(2026, 2, 2, 5, 14)):
+        assert summary(find(d, now)) == [("schedule_missed", "weekly", "weekly__20260126T1000Z")], now
+    assert summary(find(d, ny(2026, 2, 2, 5, 16))) == [("schedule_missed", "weekly", "weekly__20260202T1000Z")]
+    assert lookback_for(job("monthly", "0 5 1 * *")) == timedelta(days=32)
+    assert lookback_for(job("daily", "*/3 16-23 * * *")) == timedelta(hours=26)
+
+
+def test_a_dead_dispatcher_is_one_finding_naming_the_jobs_not_one_per_job() -> None:
+    jobs = [job(f"job-{n}", f"{n} 5 * * *") for n in range(8)]
+    d = with_jobs(*jobs)
+    found = find(d, ny(2026, 1, 25, 6, 0), runs(ok(jobs[0], ny(2026, 1, 25, 5, 0))))
+    assert [(f.kind, f.subject) for f in found] == [("schedule_missed", d.dispatcher.job)]
+    assert found[0].details["jobs"] == [f"job-{n}" for n in range(1, 8)]
+    assert "7 of 8 scheduled jobs missed" in found[0].message and d.dispatcher.job in found[0].message
+    few = find(d, ny(2026, 1, 25, 6, 0), runs(*(ok(j, ny(2026, 1, 25, 5, n)) for n, j in enumerate(jobs[:4]))))
+    assert sorted(f.subject for f in few) == [f"job-{n}" for n in range(4, 8)]  # half or fewer: one each
 
 
 def test_not_missed_off_season_nor_before_the_waves_resume() -> None:
