@@ -80,6 +80,7 @@ bench: provision ## benchmarks (results in docs/benchmarks.md)
 	$(BIN)/python -m tests.bench.contention
 	$(BIN)/python -m tests.bench.burst
 	$(BIN)/python -m tests.bench.cost
+	$(BIN)/python -m tests.bench.schedules
 
 clean: ## remove .venv, .cache, build and the tool caches
 	rm -rf $(VENV) .cache build .pytest_cache .mypy_cache .ruff_cache
