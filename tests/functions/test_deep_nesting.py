@@ -36,6 +36,7 @@ from shared.gcp import firestore_client
 from shared.monitor import runtime as monitor_runtime
 from shared.orchestration import runtime, timed_runtime
 from shared.retry import runtime as retry_runtime
+from shared.schedules import runtime as schedules_runtime
 from tests.support.definition_files import write_isolated_definition
 from tests.support.rig import GAME_DATE, Rig
 
@@ -49,7 +50,7 @@ FUNCTIONS = {
     "phase3_to_phase4": "phase3_to_phase4",
     "phase4_to_phase5": "phase4_to_phase5",
     "phase5_to_phase6": "phase5_to_phase6",
-    "scheduled_triggers": "scheduled_triggers",
+    "schedule_dispatcher": "schedule_dispatcher",
     "grading_readiness": "grading_readiness",
     "phase_transition_monitor": "phase_transition_monitor",
     "auto_retry_processor": "auto_retry_processor",
@@ -90,6 +91,8 @@ def make_app(rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setattr(timed_runtime, "_timed", {})
     monkeypatch.setattr(monitor_runtime, "_monitor", None)
     monkeypatch.setattr(retry_runtime, "_service", None)
+    monkeypatch.setattr(schedules_runtime, "_dispatcher", None)
+    monkeypatch.setattr(schedules_runtime, "_quarantine", None)
     monkeypatch.setattr(sys, "path", list(sys.path))  # the framework appends the source directory
     saved_main = sys.modules.get("main", _MISSING)
 
@@ -200,6 +203,15 @@ def test_a_200k_deep_body_is_acked_and_quarantined_with_the_reason(
     assert doc["payload_truncated"] is True  # capped like any raw payload (L25)
     assert rig.definition.retention.expiry_field in doc
     assert state_docs(rig) == [] and rig.pull_triggers(TRANSITION) == []
+
+
+def test_every_function_is_listed() -> None:
+    """``FUNCTIONS`` is every function directory, and every function the definition deploys."""
+    from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, load_definition
+
+    directories = {path.parent.name for path in FUNCTIONS_DIR.glob("*/main.py")}
+    assert set(FUNCTIONS) == directories
+    assert set(load_definition(DEFAULT_DEFINITION_PATH).function_names()) == directories
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))

@@ -406,7 +406,7 @@ def test_phasectl_status_html_renders_the_emulator_state(
     page = tmp_path / "out.html"
     proc = phasectl("status", "--date", "2026-01-24", "--days", "3", "--html", str(page))
     assert proc.returncode == 1, proc.stdout + proc.stderr  # a blocked cell (and no heartbeats)
-    columns = len(TRANSITIONS) + len(rig.definition.timed_triggers())  # the sensor and scheduled trigger too
+    columns = len(TRANSITIONS) + len(rig.definition.timed_triggers())  # the sensor too ([[jobs]] are no column)
     assert proc.stdout.splitlines() == [
         f"wrote {page} (3 dates \N{MULTIPLICATION SIGN} {columns} transitions and sensors, 1 findings)"
     ]

@@ -37,6 +37,7 @@ from shared.monitor.runtime import build_monitor
 from shared.orchestration.outbox import build_outbox_delivery
 from shared.orchestration.runtime import build_service
 from shared.orchestration.timed_runtime import build_timed_runtime
+from shared.pipeline.definition import PipelineDefinition, TimedTrigger, TriggerSlot
 from shared.retry.runtime import build_retry_service
 from shared.structured_log import LABELS_KEY
 from tests.support.hung_listener import HungListener
@@ -258,7 +259,7 @@ def test_fault_auto_retry_with_bigquery_hung_ends_with_an_error(
     assert hung.connections > 0 and hung.received > 0
 
 
-# -- sensors and scheduled triggers --------------------------------------------------------------
+# -- timed triggers: sensors, and triggers latched once per date and slot ----------------------
 def test_fault_sensor_with_bigquery_hung_raises_transient_and_releases_the_claim(
     rig: Rig, hung: HungListener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,15 +282,43 @@ def test_fault_sensor_with_bigquery_hung_raises_transient_and_releases_the_claim
     assert state.claim is None and state.triggered_slot(None) is None
 
 
-@pytest.mark.parametrize("trigger", ["grading_readiness", "phase6_exports"])
+def with_once_per_slot_trigger(rig: Rig) -> PipelineDefinition:
+    """The rig's definition plus a trigger latched once per date and slot, without conditions (what
+    the phase 6 export runs were before they became ``[[jobs]]``), on the rig's phase 6 topic."""
+    topic = rig.definition.phase(6).trigger_topic
+    assert topic is not None
+    exports = TimedTrigger(
+        name="phase6_exports",
+        topic=topic,
+        tick_topic=f"scheduled-trigger-tick-{rig.suffix}",
+        function="scheduled_triggers",
+        trigger_source="scheduler",
+        once_per="slot",
+        slots=(
+            TriggerSlot(
+                name="daily_results",
+                cron="0 5 * * *",
+                job="phase6-daily-results",
+                date="yesterday",
+                export_types=("results", "performance", "best-bets", "predictions", "admin-dashboard", "admin-picks"),
+                update_latest=True,
+            ),
+        ),
+    )
+    return rig.definition.model_copy(update={"sensors": (*rig.definition.sensors, exports)})
+
+
+@pytest.mark.parametrize("trigger", ["grading_readiness", "phase6_exports"], ids=["sensor", "once-per-slot"])
 def test_fault_timed_trigger_with_firestore_hung_raises_transient_before_its_timeout(
     trigger: str, rig: Rig, hung: HungListener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A sensor's or scheduled trigger's tick while Firestore hangs: reading its date's state runs out
-    of the call deadline and the tick is handed back for redelivery."""
+    """A sensor's or once-per-slot trigger's tick while Firestore hangs: reading its date's state runs
+    out of the call deadline and the tick is handed back for redelivery."""
     env = hang(monkeypatch, hung, "firestore", rig.cloud.project)
-    timed = rig.definition.timed_trigger(trigger)
-    runtime = build_timed_runtime(timed.function, definition=rig.definition, clock=rig.clock, environ=env)
+    definition = rig.definition if trigger == "grading_readiness" else with_once_per_slot_trigger(rig)
+    timed = definition.timed_trigger(trigger)
+    assert timed.once_per == ("date" if trigger == "grading_readiness" else "slot")
+    runtime = build_timed_runtime(timed.function, definition=definition, clock=rig.clock, environ=env)
     tick = {"trigger": timed.name, "slot": timed.slots[0].name, "game_date": GAME_DATE.isoformat()}
 
     started = time.monotonic()

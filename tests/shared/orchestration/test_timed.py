@@ -1,4 +1,5 @@
-"""Sensors and scheduled triggers, the pure parts: date rules, conditions, SQL, definition, messages.
+"""Sensors and once-per-slot timed triggers, the pure parts: date rules, conditions, SQL, definition,
+messages.
 
 Pure unit tests: no emulator and no BigQuery. ``TimedTriggerService.check`` gets ``None`` or a
 fake of our own query adapter; ``TimedRuntime`` gets fake services and a fake quarantine. The
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.clock import FixedClock
-from shared.contracts.messages import TimedTriggerMessage, TriggerTick, make_trigger_id
+from shared.contracts.messages import ScheduleTick, TimedTriggerMessage, TriggerTick, make_trigger_id
 from shared.errors import DefinitionError, TransientError
 from shared.game_ids import ScheduleEntry
 from shared.orchestration.gates import GateConfigError, GateResult
@@ -42,7 +43,6 @@ from shared.pipeline.definition import (
     GamesSources,
     PipelineDefinition,
     Schedule,
-    ScheduledTrigger,
     Sensor,
     SensorCondition,
     TimedTrigger,
@@ -57,7 +57,41 @@ GAME_DATE = date(2026, 1, 24)
 UPDATED = datetime(2026, 1, 25, 9, 0, tzinfo=UTC)
 
 SENSOR = D.timed_trigger("grading_readiness")
-EXPORTS = D.timed_trigger("phase6_exports")
+# A once-per-slot trigger without conditions: what the packaged phase 6 export runs were before they
+# became [[jobs]] (same names, crons and dates). TimedTriggerService still supports the mechanism.
+EXPORTS = TimedTrigger(
+    name="phase6_exports",
+    description="phase 6 export runs at fixed times",
+    topic="nba-phase6-export-trigger",
+    tick_topic="scheduled-trigger-tick",
+    function="scheduled_triggers",
+    trigger_source="scheduler",
+    once_per="slot",
+    slots=(
+        TriggerSlot(
+            name="daily_results",
+            cron="0 5 * * *",
+            job="phase6-daily-results",
+            date="yesterday",
+            export_types=("results", "performance", "best-bets", "predictions", "admin-dashboard", "admin-picks"),
+            update_latest=True,
+        ),
+        TriggerSlot(
+            name="tonight_picks",
+            cron="0 13 * * *",
+            job="phase6-tonight-picks",
+            date="today",
+            export_types=("tonight", "tonight-players", "best-bets-all", "best-bets-today"),
+        ),
+        TriggerSlot(
+            name="clv_reexport",
+            cron="30 16 * * *",
+            job="phase6-clv-reexport",
+            date="today",
+            export_types=("signal-best-bets",),
+        ),
+    ),
+)
 READINESS = SENSOR.slot("readiness")
 FALLBACK = SENSOR.slot("run_0230")
 PREDICTIONS = "nba_predictions.player_prop_predictions"
@@ -754,18 +788,20 @@ def test_a_sensor_without_all_final_reads_only_its_counts() -> None:
 
 
 def test_packaged_timed_triggers_load() -> None:
-    assert [t.name for t in D.timed_triggers()] == ["grading_readiness", "phase6_exports"]
-    assert isinstance(SENSOR, Sensor) and isinstance(EXPORTS, ScheduledTrigger)
+    # the sensors only: the phase 6 export runs are [[jobs]] now (test_the_phase6_export_runs_are_jobs...)
+    assert [t.name for t in D.timed_triggers()] == ["grading_readiness"]
+    assert D.timed_triggers() == D.sensors and isinstance(SENSOR, Sensor)
     assert (SENSOR.topic, SENSOR.tick_topic, SENSOR.function) == (
         "nba-grading-trigger",
         "grading-readiness-tick",
         "grading_readiness",
     )
-    assert (SENSOR.date, SENSOR.trigger_source, SENSOR.run_aggregation, SENSOR.overdue_after) == (
+    assert (SENSOR.date, SENSOR.trigger_source, SENSOR.run_aggregation, SENSOR.overdue_after, SENSOR.once_per) == (
         "game_night",
         "readiness-monitor",
         True,
         "08:00",
+        "date",
     )
     assert [(c.kind, c.fallback) for c in SENSOR.conditions] == [
         ("all_final", False),
@@ -779,80 +815,90 @@ def test_packaged_timed_triggers_load() -> None:
         ("run_0630", True),
         ("run_1100", True),
     ]
-    assert (EXPORTS.topic, EXPORTS.tick_topic, EXPORTS.function, EXPORTS.conditions) == (
-        "nba-phase6-export-trigger",
-        "scheduled-trigger-tick",
-        "scheduled_triggers",
-        (),
-    )
-    assert EXPORTS.slot("daily_results").update_latest is True
-    assert EXPORTS.slot("tonight_picks").export_types == (
-        "tonight",
-        "tonight-players",
-        "best-bets-all",
-        "best-bets-today",
-    )
     assert D.condition_tables() == (PREDICTIONS, GRADED)
-    with pytest.raises(KeyError, match="no sensor or scheduled trigger 'nope'"):
-        D.timed_trigger("nope")
+    for name in ("nope", "phase6_exports"):
+        with pytest.raises(KeyError, match=f"no sensor or scheduled trigger '{name}'"):
+            D.timed_trigger(name)
     with pytest.raises(KeyError, match="has no slot 'nope'"):
         SENSOR.slot("nope")
 
 
-def test_schedule_entries_have_one_job_per_slot() -> None:
+@pytest.mark.parametrize(
+    ("job", "slot"),
+    [
+        ("phase6-daily-results", "daily_results"),
+        ("phase6-tonight-picks", "tonight_picks"),
+        ("phase6-clv-reexport", "clv_reexport"),
+    ],
+)
+def test_the_phase6_export_runs_are_jobs_carrying_what_their_slots_carried(job: str, slot: str) -> None:
+    """The former ``phase6_exports`` slots (``EXPORTS`` above) are Pub/Sub ``trigger`` jobs with the
+    same cron, zone, topic, date rule, export types and ``update_latest``."""
+    s, j = EXPORTS.slot(slot), D.job(job)
+    assert j.http is None and j.pubsub is not None and j.dispatched
+    assert (j.cron, j.timezone, j.pubsub.topic, j.pubsub.message, j.pubsub.body) == (
+        s.cron,
+        EXPORTS.timezone,
+        EXPORTS.topic,
+        "trigger",
+        None,
+    )
+    assert (j.pubsub.date, j.pubsub.export_types, j.pubsub.update_latest) == (s.date, s.export_types, s.update_latest)
+
+
+def test_schedule_entries_are_the_monitor_auto_retry_and_the_dispatcher_tick_only() -> None:
     entries = D.schedule_entries()
-    assert set(D.schedules) <= set(entries)
-    timed = {k: v for k, v in entries.items() if k not in D.schedules}
-    expected = {f"{t.name}__{s.name}": (t, s) for t in D.timed_triggers() for s in t.slots}
-    assert set(timed) == set(expected) and len(timed) == 8
-    for key, job in timed.items():
-        trig, slot = expected[key]
-        assert job == Schedule(
-            cron=slot.cron,
-            topic=trig.tick_topic,
-            timezone=trig.timezone,
-            job=slot.job,
-            function=trig.function,
-            payload="TriggerTick",
-            body={"trigger": trig.name, "slot": slot.name},
-        )
-        tick = TriggerTick.model_validate(job.body)  # what Cloud Scheduler sends is a valid tick
-        assert (tick.trigger, tick.slot, tick.game_date) == (trig.name, slot.name, None)
-    assert (timed["grading_readiness__readiness"].cron, timed["grading_readiness__readiness"].job) == (
-        "*/15 22-23,0-2 * * *",
-        "grading-readiness-monitor",
+    assert set(entries) == {"phase_transition_monitor", "auto_retry", "schedule_dispatcher"}
+    assert {k: v for k, v in entries.items() if k != "schedule_dispatcher"} == dict(D.schedules)
+    assert [(e.job, e.payload) for e in D.schedules.values()] == [
+        ("phase-transition-monitor", "MonitorTick"),
+        ("auto-retry-processor-trigger", "RetryTick"),
+    ]
+    tick = entries["schedule_dispatcher"]
+    assert tick == Schedule(
+        cron="* * * * *",
+        topic="schedule-dispatcher-tick",
+        timezone="UTC",
+        job="schedule-dispatcher-tick",
+        function="schedule_dispatcher",
+        payload="ScheduleTick",
     )
-    assert (timed["phase6_exports__tonight_picks"].cron, timed["phase6_exports__tonight_picks"].topic) == (
-        "0 13 * * *",
-        "scheduled-trigger-tick",
-    )
-    jobs = [e.job for e in entries.values()]
+    assert ScheduleTick.model_validate(tick.body) == ScheduleTick()  # run whatever is due
+    # no Cloud Scheduler job per sensor slot or [[jobs]] entry
+    assert not {e.job for e in entries.values()} & {j.name for j in D.all_jobs()}
+    assert all(e.payload != "TriggerTick" for e in entries.values())
+    jobs = [e.job for e in entries.values()] + [j.name for j in D.all_jobs()]
     assert len(jobs) == len(set(jobs))
+
+
+def test_every_sensor_slot_is_a_dispatched_job_sending_its_trigger_tick() -> None:
+    jobs = {j.name: j for j in D.all_jobs()}
+    slots = [(t, s) for t in D.sensors for s in t.slots]
+    assert len(slots) == 5 and {s.job for _, s in slots} <= set(jobs)
+    assert [j.name for j in D.all_jobs()] == [j.name for j in D.jobs] + [s.job for _, s in slots]
+    for trig, slot in slots:
+        job = jobs[slot.job]
+        assert job.http is None and job.pubsub is not None and job.dispatched
+        assert (job.cron, job.timezone, job.pubsub.topic, job.pubsub.message) == (
+            slot.cron,
+            trig.timezone,
+            trig.tick_topic,
+            "json",
+        )
+        assert (job.wave, job.window, job.source) == (slot.wave, slot.window, slot.source)
+        tick = TriggerTick.model_validate(job.pubsub.body)  # what the dispatcher sends is a valid tick
+        assert (tick.trigger, tick.slot, tick.game_date) == (trig.name, slot.name, None)
+    readiness = jobs["grading-readiness-check"]  # the replaced grading-readiness-monitor
+    assert (readiness.cron, readiness.wave) == ("*/15 22-23,0-2 * * *", "C")
+    assert "grading-readiness-monitor" not in jobs
 
 
 def test_function_names_list_each_timed_function_once() -> None:
     names = D.function_names()
-    assert names.count("grading_readiness") == 1 and names.count("scheduled_triggers") == 1
+    assert names.count("grading_readiness") == 1 and names.count("schedule_dispatcher") == 1
+    assert "scheduled_triggers" not in names
     assert names[: len(D.transitions)] == tuple(t.name for t in D.transitions)
     assert len(names) == len(set(names))
-
-
-def test_two_triggers_of_one_function_share_its_tick_topic() -> None:
-    data = packaged_toml()
-    data["scheduled_triggers"][0].update(function="grading_readiness", tick_topic="grading-readiness-tick")
-    definition = parse(data)
-    assert definition.function_names().count("grading_readiness") == 1
-    assert "scheduled_triggers" not in definition.function_names()
-
-
-def test_a_timed_trigger_with_another_timezone_schedules_in_it() -> None:
-    data = packaged_toml()
-    data["sensors"][0]["timezone"] = "Europe/Paris"
-    definition = parse(data)
-    assert definition.schedule_entries()["grading_readiness__readiness"].timezone == "Europe/Paris"
-    assert overdue_at(definition.timed_trigger("grading_readiness"), GAME_DATE) == datetime(
-        2026, 1, 25, 8, 0, tzinfo=ZoneInfo("Europe/Paris")
-    )
 
 
 def mutate(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -861,9 +907,61 @@ def mutate(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     return data
 
 
-def test_a_scheduled_trigger_with_conditions_is_rejected() -> None:
-    data = mutate(lambda d: d["scheduled_triggers"][0].update(conditions=[{"kind": "all_final"}]))
-    rejected(data, "scheduled_triggers[0]", "give conditions to a [[sensors]] entry")
+def add_sensor(d: dict[str, Any], **changes: Any) -> None:
+    """A second sensor: a copy of the packaged one on its own name, function, tick topic and job ids,
+    then ``changes``."""
+    other = copy.deepcopy(d["sensors"][0])
+    other.update(name="late_grading", function="late_grading", tick_topic="late-grading-tick")
+    for slot in other["slots"]:
+        slot["job"] = f"late-{slot['job']}"
+    other.update(changes)
+    d["sensors"].append(other)
+
+
+def test_a_second_sensor_on_its_own_function_and_tick_topic_is_accepted() -> None:
+    """The control of the rejections below: what they change is what is rejected."""
+    definition = parse(mutate(add_sensor))
+    assert [t.name for t in definition.timed_triggers()] == ["grading_readiness", "late_grading"]
+    assert definition.function_names().count("late_grading") == 1
+    job = definition.job("late-grading-readiness-check")
+    assert job.pubsub is not None and job.pubsub.topic == "late-grading-tick"
+
+
+def test_two_triggers_of_one_function_share_its_tick_topic() -> None:
+    data = mutate(lambda d: add_sensor(d, function="grading_readiness", tick_topic="grading-readiness-tick"))
+    definition = parse(data)
+    assert definition.function_names().count("grading_readiness") == 1
+    assert "late_grading" not in definition.function_names()
+    assert [t.name for t in definition.timed_triggers() if t.function == "grading_readiness"] == [
+        "grading_readiness",
+        "late_grading",
+    ]
+
+
+def test_a_timed_trigger_with_another_timezone_schedules_in_it() -> None:
+    data = packaged_toml()
+    data["sensors"][0]["timezone"] = "Europe/Paris"
+    definition = parse(data)
+    for slot in SENSOR.slots:  # every slot's job fires on Paris's wall clock
+        job = definition.job(slot.job)
+        assert job.timezone == "Europe/Paris" and definition.job_zone(job) == ZoneInfo("Europe/Paris")
+    assert D.job("grading-readiness-check").timezone == "America/New_York"
+    assert overdue_at(definition.timed_trigger("grading_readiness"), GAME_DATE) == datetime(
+        2026, 1, 25, 8, 0, tzinfo=ZoneInfo("Europe/Paris")
+    )
+
+
+def test_a_scheduled_triggers_section_is_rejected_not_ignored() -> None:
+    """``[[scheduled_triggers]]`` is gone (its runs are ``[[jobs]]``): a definition still carrying one
+    is rejected, so its runs cannot silently stop."""
+    legacy = {
+        "name": "phase6_exports",
+        "topic": "nba-phase6-export-trigger",
+        "tick_topic": "scheduled-trigger-tick",
+        "function": "scheduled_triggers",
+        "slots": [{"name": "daily_results", "cron": "0 5 * * *", "job": "phase6-daily-results-old"}],
+    }
+    rejected(mutate(lambda d: d.update(scheduled_triggers=[legacy])), "scheduled_triggers", "Extra inputs")
 
 
 @pytest.mark.parametrize(
@@ -900,19 +998,29 @@ def test_duplicate_slot_names_are_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "job"),
     [
         # a slot's job is a [schedules] job
-        lambda d: d["sensors"][0]["slots"][1].update(job="auto-retry-processor-trigger"),
-        # two slots of two triggers
-        lambda d: d["scheduled_triggers"][0]["slots"][0].update(job="grading-readiness-monitor"),
-        # two slots of one trigger
-        lambda d: d["sensors"][0]["slots"][2].update(job="grading-run-0230"),
+        (
+            lambda d: d["sensors"][0]["slots"][1].update(job="auto-retry-processor-trigger"),
+            "auto-retry-processor-trigger",
+        ),
+        # a slot's job is the dispatcher's own Cloud Scheduler job
+        (lambda d: d["sensors"][0]["slots"][1].update(job="schedule-dispatcher-tick"), "schedule-dispatcher-tick"),
+        # a slot's job is a [[jobs]] entry
+        (lambda d: d["sensors"][0]["slots"][0].update(job="phase6-daily-results"), "phase6-daily-results"),
+        # two slots of two sensors
+        (
+            lambda d: add_sensor(d, slots=[{"name": "late", "cron": "0 9 * * *", "job": "grading-readiness-check"}]),
+            "grading-readiness-check",
+        ),
+        # two slots of one sensor
+        (lambda d: d["sensors"][0]["slots"][2].update(job="grading-run-0230"), "grading-run-0230"),
     ],
-    ids=["slot-vs-schedule", "across-triggers", "within-a-trigger"],
+    ids=["slot-vs-schedule", "slot-vs-dispatcher", "slot-vs-job", "across-sensors", "within-a-sensor"],
 )
-def test_duplicate_job_ids_are_rejected(change: Callable[[dict[str, Any]], None]) -> None:
-    rejected(mutate(change), "duplicate job names")
+def test_duplicate_job_ids_are_rejected(change: Callable[[dict[str, Any]], None], job: str) -> None:
+    rejected(mutate(change), "duplicate job names", job)
 
 
 @pytest.mark.parametrize("name", ["phase2_to_phase3", "phase5_to_phase6"])
@@ -920,23 +1028,35 @@ def test_a_timed_trigger_named_like_a_transition_is_rejected(name: str) -> None:
     rejected(mutate(lambda d: d["sensors"][0].update(name=name)), "names must differ", name)
 
 
-def test_a_sensor_and_a_scheduled_trigger_of_one_name_are_rejected() -> None:
-    rejected(mutate(lambda d: d["scheduled_triggers"][0].update(name="grading_readiness")), "names must differ")
+def test_two_sensors_of_one_name_are_rejected() -> None:
+    rejected(mutate(lambda d: add_sensor(d, name="grading_readiness")), "names must differ")
 
 
 def test_two_triggers_of_one_function_with_different_tick_topics_are_rejected() -> None:
-    data = mutate(lambda d: d["scheduled_triggers"][0].update(function="grading_readiness"))
+    data = mutate(lambda d: add_sensor(d, function="grading_readiness"))  # its own tick topic
     rejected(data, "needs the same tick_topic", "grading_readiness")
 
 
 def test_two_functions_on_one_tick_topic_are_rejected() -> None:
-    data = mutate(lambda d: d["scheduled_triggers"][0].update(tick_topic="grading-readiness-tick"))
-    rejected(data, "grading-readiness-tick")
+    data = mutate(lambda d: add_sensor(d, tick_topic="grading-readiness-tick"))  # its own function
+    rejected(data, "topics used twice", "grading-readiness-tick")
 
 
 @pytest.mark.parametrize(
     "topic",
-    ["phase-transition-monitor-trigger", "auto-retry-trigger"],  # [schedules] topics
+    [
+        "phase-transition-monitor-trigger",  # [schedules] topics
+        "auto-retry-trigger",
+        pytest.param(
+            "schedule-dispatcher-tick",  # the dispatcher's schedule entry (schedule_entries())
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=pytest.fail.Exception,
+                reason="product bug: _cross_references checks tick topics against [schedules] only, not the "
+                "dispatcher's tick topic, so a sensor on it is accepted",
+            ),
+        ),
+    ],
 )
 def test_a_tick_topic_shared_with_a_schedule_is_rejected(topic: str) -> None:
     rejected(mutate(lambda d: d["sensors"][0].update(tick_topic=topic)), "topics used twice", topic)
@@ -944,7 +1064,7 @@ def test_a_tick_topic_shared_with_a_schedule_is_rejected(topic: str) -> None:
 
 def test_a_tick_topic_shared_with_a_phase_topic_is_rejected() -> None:
     topic = packaged_toml()["phases"][0]["completion_topic"]
-    rejected(mutate(lambda d: d["scheduled_triggers"][0].update(tick_topic=topic)), "topics used twice", topic)
+    rejected(mutate(lambda d: d["sensors"][0].update(tick_topic=topic)), "topics used twice", topic)
 
 
 @pytest.mark.parametrize("tz", ["Mars/Olympus", "EST5EDT/Nowhere", "America/New York"])
@@ -968,6 +1088,31 @@ def test_a_bad_cron_is_rejected(cron: str) -> None:
     rejected(mutate(lambda d: d["sensors"][0]["slots"][0].update(cron=cron)), "sensors[0].slots[0].cron")
 
 
+SLOT_CRONS_THAT_NEVER_PARSE = [
+    ("61 * * * *", "61 is out of range 0-59"),
+    ("0 6 30 2 *", "would never fire"),
+    ("*/0 * * * *", "not a positive number"),
+]
+
+
+@pytest.mark.parametrize(("cron", "reason"), SLOT_CRONS_THAT_NEVER_PARSE)
+def test_a_slot_cron_of_five_fields_that_does_not_parse_is_rejected(cron: str, reason: str) -> None:
+    """Five fields pass the slot's pattern; the cron parser of the slot's job rejects the rest."""
+    rejected(mutate(lambda d: d["sensors"][0]["slots"][0].update(cron=cron)), "invalid cron expression", cron, reason)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="product bug: a sensor slot's unparsable cron is raised while all_jobs() builds the slot's Job "
+    "inside the definition's validator, so the message names neither the sensor, the slot nor its job",
+)
+@pytest.mark.parametrize(("cron", "reason"), SLOT_CRONS_THAT_NEVER_PARSE)
+def test_a_slot_cron_that_does_not_parse_is_rejected_naming_its_slot(cron: str, reason: str) -> None:
+    text = rejected(mutate(lambda d: d["sensors"][0]["slots"][0].update(cron=cron)), cron, reason)
+    assert "grading-readiness-check" in text or "sensors[0].slots[0]" in text, text
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("job", "Grading_Job"), ("job", ""), ("name", "2nd"), ("date", "tomorrow"), ("fallback", "maybe")],
@@ -978,7 +1123,8 @@ def test_a_bad_slot_field_is_rejected(field: str, value: str) -> None:
 
 def test_a_timed_trigger_needs_a_slot_and_forbids_unknown_keys() -> None:
     rejected(mutate(lambda d: d["sensors"][0].update(slots=[])), "sensors[0].slots")
-    rejected(mutate(lambda d: d["scheduled_triggers"][0].update(conditionz=[])), "scheduled_triggers[0].conditionz")
+    rejected(mutate(lambda d: d["sensors"][0].update(conditionz=[])), "sensors[0].conditionz")
+    rejected(mutate(lambda d: d["sensors"][0]["slots"][0].update(timezone="UTC")), "sensors[0].slots[0].timezone")
     rejected(mutate(lambda d: d["sensors"][0].update(date="last_night")), "sensors[0].date")
 
 

@@ -1,9 +1,11 @@
-"""[grading] The grading readiness sensor, its fallbacks and the scheduled phase 6 runs, on the emulators.
+"""[grading] The grading readiness sensor, its fallbacks and a once-per-slot trigger, on the emulators.
 
 The sensor reads the real tables (``nbac_schedule``, ``player_prop_predictions``,
 ``prediction_accuracy``; schemas from ``deploy/bigquery/upstream/``) in one parameterised
 query and triggers ``nba-grading-trigger`` through the transitions' claim → conditions →
 publish → latch protocol: the readiness slot and a fallback racing for a date give one trigger.
+A trigger latched once per date and slot (``once_per = "slot"``, what the phase 6 export runs were
+before they became ``[[jobs]]``) is built by the test on the rig's phase 6 topic.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from shared.gcp_bigquery import bigquery_client
 from shared.orchestration.timed import TimedRuntime
 from shared.orchestration.timed_runtime import build_timed_runtime
 from shared.orchestration.transition import Outcome
+from shared.pipeline.definition import TimedTrigger, TriggerSlot
 from tests.support.rig import GAME_DATE, GAMES, Rig
 
 pytestmark = pytest.mark.integration
@@ -34,27 +37,65 @@ SENSOR = "grading_readiness"
 EXPORTS = "phase6_exports"
 
 
+def exports_trigger(rig: Rig) -> TimedTrigger:
+    """A once-per-slot trigger without conditions on the rig's phase 6 topic: the packaged phase 6
+    export runs before they became ``[[jobs]]`` (same names, crons, dates and export types)."""
+    topic = rig.definition.phase(6).trigger_topic
+    assert topic is not None
+    return TimedTrigger(
+        name=EXPORTS,
+        topic=topic,
+        tick_topic=f"scheduled-trigger-tick-{rig.suffix}",
+        function="scheduled_triggers",
+        trigger_source="scheduler",
+        once_per="slot",
+        slots=(
+            TriggerSlot(name="daily_results", cron="0 5 * * *", job="phase6-daily-results", date="yesterday",
+                        export_types=("results", "performance", "best-bets", "predictions", "admin-dashboard",
+                                      "admin-picks"),
+                        update_latest=True),
+            TriggerSlot(name="tonight_picks", cron="0 13 * * *", job="phase6-tonight-picks", date="today",
+                        export_types=("tonight", "tonight-players", "best-bets-all", "best-bets-today")),
+            TriggerSlot(name="clv_reexport", cron="30 16 * * *", job="phase6-clv-reexport", date="today",
+                        export_types=("signal-best-bets",)),
+        ),
+    )
+
+
 class Timed:
-    """The rig's two timed-trigger functions and a subscription on each trigger's topic."""
+    """The rig's timed-trigger functions and a subscription on each trigger's topic."""
 
     def __init__(self, rig: Rig) -> None:
         self.rig = rig
         self.runtimes: dict[str, TimedRuntime] = {}
+        self.functions: dict[str, str] = {}  # trigger → function
         self.subscriptions: dict[str, str] = {}
         for t in rig.definition.timed_triggers():
             if t.function not in self.runtimes:
                 self.runtimes[t.function] = self.runtime(t.function)
-            self.subscriptions[t.name] = ensure_subscription(
-                subscriber_client(), rig.cloud.project, t.topic, f"timed-{t.name}-{rig.suffix}", ack_deadline_seconds=10
-            )
+            self.watch(t)
 
-    def runtime(self, function: str) -> TimedRuntime:
-        return build_timed_runtime(function, definition=self.rig.definition, clock=self.rig.clock,
+    def watch(self, t: TimedTrigger) -> None:
+        self.functions[t.name] = t.function
+        self.subscriptions[t.name] = ensure_subscription(
+            subscriber_client(), self.rig.cloud.project, t.topic, f"timed-{t.name}-{self.rig.suffix}",
+            ack_deadline_seconds=10
+        )
+
+    def add(self, t: TimedTrigger) -> None:
+        """A trigger the test builds, on a function of its own: the rig's definition plus it."""
+        definition = self.rig.definition.model_copy(update={"sensors": (*self.rig.definition.sensors, t)})
+        assert definition.timed_trigger(t.name) == t
+        self.runtimes[t.function] = self.runtime(t.function, definition)
+        self.watch(t)
+
+    def runtime(self, function: str, definition: Any = None) -> TimedRuntime:
+        return build_timed_runtime(function, definition=definition or self.rig.definition, clock=self.rig.clock,
                                    environ=self.rig.cloud.env())
 
     def tick(self, trigger: str, slot: str, game_date: date | None = None, runtime: TimedRuntime | None = None
              ) -> Outcome:
-        function = self.rig.definition.timed_trigger(trigger).function
+        function = self.functions[trigger]
         body: dict[str, Any] = {"trigger": trigger, "slot": slot}
         if game_date is not None:
             body["game_date"] = game_date.isoformat()
@@ -258,10 +299,12 @@ def test_a_malformed_tick_is_acked_and_quarantined(rig: Rig, timed: Timed) -> No
     assert [d["transition"] for d in rig.quarantined()] == ["grading_readiness", "grading_readiness"]
 
 
-# ----------------------------------------------------------------------------- scheduled phase 6 runs
+# ----------------------------------------------------------------------------- once per date and slot
 
 
-def test_each_phase6_export_slot_fires_once_per_date(rig: Rig, timed: Timed) -> None:
+def test_each_slot_of_a_once_per_slot_trigger_fires_once_per_date(rig: Rig, timed: Timed) -> None:
+    timed.add(exports_trigger(rig))
+    assert timed.runtimes["scheduled_triggers"].services[EXPORTS].trigger.once_per == "slot"
     rig.clock.set(datetime(2026, 1, 25, 10, 0, tzinfo=UTC))  # 05:00 ET
     first = timed.tick(EXPORTS, "daily_results")
     assert first.kind == "triggered" and first.trigger_id == "phase6_exports:2026-01-24:g1:daily_results"
@@ -281,7 +324,7 @@ def test_each_phase6_export_slot_fires_once_per_date(rig: Rig, timed: Timed) -> 
 
 
 def test_fault_an_ambiguous_timed_publish_is_resent_with_the_same_bytes(rig: Rig, timed: Timed) -> None:
-    """Lesson L27 (an id names one content) for sensors and scheduled triggers: a publish that reached
+    """Lesson L27 (an id names one content) for timed triggers: a publish that reached
     the server while the client raised used to be released as ``publish_failed``; the next tick
     built a new message (another ``triggered_at`` and reason) under the same trigger_id."""
     schedule(rig, GAMES)
