@@ -37,29 +37,12 @@ from zoneinfo import ZoneInfo
 
 from shared.monitor.findings import Finding
 from shared.pipeline.definition import Job, PipelineDefinition
-from shared.schedules.plan import TERMINAL, Overrides, Slot, excerpt, last_slot
+from shared.schedules.plan import TERMINAL, Overrides, Slot, excerpt, last_slot, lookback_for
 
 if TYPE_CHECKING:
     from google.cloud import firestore
 
-LOOKBACK = timedelta(hours=26)  # a daily job's latest slot, with room for a DST day
 STORM_MIN = 5  # this many jobs missed at once (and most of those due): one finding about the dispatcher
-
-
-def lookback_for(job: Job) -> timedelta:
-    """How far back a job's latest slot is looked for: a day for a daily (or more frequent) cron; a week
-    and a day for a weekly one, a month for a monthly one, a year for one restricted by month — so a
-    missed weekly job stays reported until its next slot runs, not only for a day."""
-    from shared.schedules.plan import cron_of
-
-    cron = cron_of(job)
-    if len(cron.months) < 12:
-        return timedelta(days=367)
-    if cron.dom_restricted:
-        return timedelta(days=32)
-    if cron.dow_restricted:
-        return timedelta(days=8)
-    return LOOKBACK
 
 
 FAILED = ("failed", "client_error")

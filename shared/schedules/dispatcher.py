@@ -21,8 +21,9 @@ still inside the catch-up window).
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +33,19 @@ from shared.clock import Clock
 from shared.contracts.messages import ScheduleTick
 from shared.deferred import Deferred, deferred_attribute
 from shared.pipeline.definition import Job, PipelineDefinition
-from shared.schedules.plan import NO_OVERRIDES, TERMINAL, Overrides, Slot, due_slots, retry_delay, season_on, slot_on
+from shared.schedules.cron import fires_between
+from shared.schedules.plan import (
+    NO_OVERRIDES,
+    TERMINAL,
+    Overrides,
+    Slot,
+    cron_of,
+    due_slots,
+    lookback_for,
+    retry_delay,
+    season_on,
+    slot_on,
+)
 from shared.schedules.runs import ScheduleRuns
 from shared.schedules.targets import Targets
 from shared.structured_log import get_logger
@@ -109,6 +122,10 @@ class ScheduleDispatcher:
         self.log_writer = log_writer
         self.budget_seconds = budget_seconds
         self._monotonic = monotonic or time.monotonic
+        # Runs this instance knows are finished (terminal runs never change): a warm instance does not
+        # re-read them on every tick of the catch-up window (measured: 20 reads per slot without it).
+        self._finished: dict[str, datetime] = {}
+        self._finished_lock = threading.Lock()
 
     # -- a tick --------------------------------------------------------------------------
     def tick(self, tick: ScheduleTick | None = None) -> DispatchReport:
@@ -123,9 +140,12 @@ class ScheduleDispatcher:
                 overrides = Overrides.from_doc(self.runs.overrides())
                 if overrides != NO_OVERRIDES:
                     slots = due_slots(self.definition, now, overrides=overrides)
+        if not tick.job:
+            slots = self._unfinished(slots, now)
         if not slots:
             return report
         existing = self.runs.get_many([s.run_id for s in slots])  # one read for the whole tick
+        self._remember(s for s in slots if (existing.get(s.run_id) or {}).get("status") in TERMINAL)
         todo: list[Slot] = []
         for slot in slots:
             run = existing.get(slot.run_id)
@@ -140,9 +160,23 @@ class ScheduleDispatcher:
             with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo)), thread_name_prefix="schedule") as pool:
                 futures = [pool.submit(self.run_slot, s, now, deadline, tick.requested_by) for s in todo]
                 report.results.extend(f.result() for f in futures)
+        self._remember(r.slot for r in report.results if r.outcome in TERMINAL)
         if report.ran:
             self.log_writer.flush(self.runs.outbox)
         return report
+
+    def _unfinished(self, slots: list[Slot], now: datetime) -> list[Slot]:
+        horizon = now - timedelta(minutes=self.definition.dispatcher.catch_up_minutes + 5)
+        with self._finished_lock:
+            for run_id in [r for r, at in self._finished.items() if at < horizon]:
+                del self._finished[run_id]
+            return [s for s in slots if s.run_id not in self._finished]
+
+    def _remember(self, slots: Iterable[Slot]) -> None:
+        with self._finished_lock:
+            for slot in slots:
+                if not slot.manual:
+                    self._finished[slot.run_id] = slot.at
 
     def manual_slot(self, tick: ScheduleTick, now: datetime) -> Slot:
         """A hand-run slot: the job's slot on ``game_date`` (default: its latest up to now); with
@@ -154,12 +188,20 @@ class ScheduleDispatcher:
         except KeyError as exc:
             raise ConfigError(str(exc)) from exc
         zone = self.definition.job_zone(job)
-        day = tick.game_date or now.astimezone(zone).date()
-        slot = slot_on(self.definition, job, day)
-        if slot is None:
-            raise ConfigError(f"job {job.name} ({job.cron}, {zone.key}) has no slot on {day.isoformat()}")
-        if tick.game_date is None and slot.at > now:
-            slot = slot_on(self.definition, job, day - timedelta(days=1)) or slot
+        if tick.game_date is None:  # its latest slot up to now, in season or not (a person asked for it)
+            fires = list(fires_between(cron_of(job), zone, now - lookback_for(job), now))
+            if not fires:
+                raise ConfigError(
+                    f"job {job.name} ({job.cron}, {zone.key}) has no slot in the last {lookback_for(job)}"
+                )
+            slot = Slot(job.name, fires[-1], zone.key)
+        else:
+            found = slot_on(self.definition, job, tick.game_date)
+            if found is None:
+                raise ConfigError(
+                    f"job {job.name} ({job.cron}, {zone.key}) has no slot on {tick.game_date.isoformat()}"
+                )
+            slot = found
         if not tick.force:
             return slot
         taken = self.runs.get_many([Slot(slot.job, slot.at, slot.zone, n).run_id for n in range(1, 21)])

@@ -175,6 +175,23 @@ def next_slot(
         ) - timedelta(seconds=1)
 
 
+DAY_LOOKBACK = timedelta(hours=26)  # a daily job's latest slot, with room for a DST day
+
+
+def lookback_for(job: Job) -> timedelta:
+    """How far back a job's latest slot is looked for: a day for a daily (or more frequent) cron; a week
+    and a day for a weekly one, a month for a monthly one, a year for one restricted by month — so a
+    missed weekly job stays reported until its next slot runs, not only for a day."""
+    cron = cron_of(job)
+    if len(cron.months) < 12:
+        return timedelta(days=367)
+    if cron.dom_restricted:
+        return timedelta(days=32)
+    if cron.dow_restricted:
+        return timedelta(days=8)
+    return DAY_LOOKBACK
+
+
 def last_slot(
     definition: PipelineDefinition,
     job: Job,
