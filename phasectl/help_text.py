@@ -140,6 +140,38 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             "phasectl backfill --from 2026-01-20 --to 2026-01-24 --transition phase3_to_phase4 --mode completed",
         ),
     ),
+    "schedules": (
+        ("To see every scheduled job, when it fires next and how its last run went", "phasectl schedules"),
+        ("To get the same as JSON", "phasectl schedules --json"),
+        ("To run yesterday's slot of a job by hand", "phasectl schedules run phase6-tonight-picks --date YESTERDAY"),
+    ),
+    "schedules run": (
+        (
+            "To run a job's latest slot by hand, through the dispatcher (once per slot)",
+            "phasectl schedules run same-day-phase3",
+        ),
+        (
+            "To run a given day's slot again after it ran, as a new generation",
+            "phasectl schedules run phase6-daily-results --date 2026-01-25 --force",
+        ),
+    ),
+    "season": (
+        ("To see where the season calendar stands and what runs today", "phasectl season status"),
+        ("To pause wave B's jobs whatever the calendar says", "phasectl season pause --wave B --note 'lockout'"),
+        ("To run wave A's jobs before the calendar would", "phasectl season resume --wave A"),
+    ),
+    "season status": (
+        ("To see the seasons, today's place, the overrides and per wave what runs", "phasectl season status"),
+        ("To get the report as JSON", "phasectl season status --json"),
+    ),
+    "season pause": (
+        ("To pause wave B's jobs (no redeploy)", "phasectl season pause --wave B --note 'vendor outage'"),
+        ("To pause every scheduled job", "phasectl season pause --note 'season suspended'"),
+    ),
+    "season resume": (
+        ("To run wave A's jobs now, before its days before the opener", "phasectl season resume --wave A"),
+        ("To lift a pause of every job", "phasectl season resume"),
+    ),
     "dlq": (
         ("To see what every function's dead-letter subscription holds", "phasectl dlq list"),
         (

@@ -14,6 +14,8 @@ from phasectl.commands.local import cmd_local
 from phasectl.commands.publish import cmd_publish_completion
 from phasectl.commands.reconcile import cmd_reconcile
 from phasectl.commands.retry import cmd_retry_list, cmd_retry_requeue, cmd_retry_resolve
+from phasectl.commands.schedules import SCHEDULE_NEEDS, cmd_schedules, cmd_schedules_run
+from phasectl.commands.season import cmd_season_pause, cmd_season_resume, cmd_season_status
 from phasectl.commands.status import STATUS_REFRESH_SECONDS, _html_days, _port, cmd_status
 from phasectl.commands.trigger import cmd_backfill, cmd_trigger
 from phasectl.connect import (
@@ -183,6 +185,35 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--dry-run", action="store_true", help="print each date's state and action; change nothing")
     p.set_defaults(func=cmd_backfill)
 
+    p = sub.add_parser("schedules", help="every scheduled job: target, cron, zone, next fire, last run, why paused")
+    p.add_argument("--json", action="store_true", help="print the jobs as JSON instead of a table")
+    p.set_defaults(func=cmd_schedules)
+    ssub = p.add_subparsers(dest="schedules_command", title="commands", parser_class=_Parser)
+    p = ssub.add_parser("run", help="run one slot of a job by hand through the dispatcher (audited)")
+    p.add_argument("job", metavar="JOB", help="the job's name (`phasectl schedules` lists them)")
+    p.add_argument(
+        "--date",
+        help="the day whose slot runs, YYYY-MM-DD or TODAY/YESTERDAY in the job's own zone (default: its "
+        "latest slot up to now)",
+    )
+    p.add_argument("--force", action="store_true", help="run a slot that already ran again, as a new generation")
+    p.set_defaults(func=cmd_schedules_run)
+
+    season = sub.add_parser("season", help="the season calendar, and pausing or resuming the scheduled jobs")
+    wsub = season.add_subparsers(dest="season_command", title="commands", parser_class=_Parser)
+    p = wsub.add_parser("status", help="the seasons, today's place in them, the overrides, per wave what runs")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
+    p.set_defaults(func=cmd_season_status)
+    for action, func, verb in (("pause", cmd_season_pause, "stop"), ("resume", cmd_season_resume, "run")):
+        p = wsub.add_parser(action, help=f"{verb} a wave's jobs (or every job) whatever the calendar says (audited)")
+        p.add_argument(
+            "--wave",
+            choices=("A", "B", "C"),
+            help="only this wave's jobs, one of: %(choices)s (default: every job, `all`)",
+        )
+        p.add_argument("--note", help="why (kept in the overrides document and the audit record)")
+        p.set_defaults(func=func)
+
     from phasectl import dlq  # stdlib only at import; it never imports this module (run as __main__ under -m)
 
     dlq.add_parser(sub, _Parser)
@@ -221,7 +252,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     cli_help.finish(parser)
     for path, each in cli_help.walk(parser):
         each.set_defaults(command_path=path)
-        if path in NEEDS:  # also after the command: phasectl status --timeout 60
+        if path in NEEDS or path in SCHEDULE_NEEDS:  # also after the command: phasectl status --timeout 60
             each.add_argument(
                 "--timeout", type=_timeout, default=argparse.SUPPRESS, metavar="SECONDS", help=TIMEOUT_HELP
             )
