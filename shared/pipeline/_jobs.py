@@ -50,7 +50,7 @@ def _check_template(value: Any) -> None:
     unknown = sorted({v for v in template_variables(value) if v not in TEMPLATE_VARIABLES})
     if unknown:
         raise ValueError(
-            f"body names unknown template variable(s) {['${' + v + '}' for v in unknown]} "
+            f"names unknown template variable(s) {['${' + v + '}' for v in unknown]} "
             f"(known: {['${' + v + '}' for v in TEMPLATE_VARIABLES]})"
         )
 
@@ -221,6 +221,7 @@ def check_jobs(
     ladder: Mapping[str, LadderMode],
     dispatcher: Dispatcher,
     seasons: Sequence[Season],
+    reserved_topics: Sequence[str] = (),
 ) -> None:
     """The jobs' references across sections, each error naming the job: its service, its mode,
     retries that outlast the dispatcher's catch-up window; and seasons that overlap."""
@@ -235,13 +236,21 @@ def check_jobs(
         body = job.http.body if job.http else job.pubsub.body if job.pubsub else None
         if job.mode is None and "mode" in set(template_variables(body)):
             raise ValueError(f"{where}: its body uses ${{mode}} but the job has no `mode`")
+    reserved = {dispatcher.tick_topic, *reserved_topics}
+    for job in jobs:
+        if job.pubsub is not None and job.pubsub.topic in reserved:
+            raise ValueError(
+                f"jobs ({job.name}): its topic {job.pubsub.topic!r} triggers the pipeline's own scheduled "
+                "functions (the dispatcher's tick, a sensor's tick or a [schedules] topic); a sensor's runs "
+                "belong in its [[sensors.slots]]"
+            )
     catch_up = dispatcher.catch_up_minutes * 60
     for job in all_jobs:
         waits = sum(job.retry_base_seconds * 2**n for n in range(job.max_attempts - 1))
         if waits >= catch_up - 60:
             raise ValueError(
-                f"jobs ({job.name}): its retries wait {waits} s in all, longer than the dispatcher's "
-                f"catch-up window ({catch_up} s): lower max_attempts or retry_base_seconds"
+                f"jobs ({job.name}): its retries wait {waits} s in all; with a minute to spare that does not "
+                f"fit the dispatcher's catch-up window ({catch_up} s): lower max_attempts or retry_base_seconds"
             )
     ordered = sorted(seasons, key=lambda s: s.opener)
     for earlier, later in itertools.pairwise(ordered):

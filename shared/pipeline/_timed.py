@@ -47,6 +47,14 @@ class TriggerSlot(DefinitionModel):
     source: str = ""  # where the replaced system schedules it: "<path>:<line>"
     wave: Literal["A", "B", "C"] | None = None
     window: Literal["season", "regular_season", "always"] = "season"
+
+    @model_validator(mode="after")
+    def _cron(self) -> Self:
+        from shared.schedules.cron import CronExpression
+
+        CronExpression.parse(self.cron)
+        return self
+
     fallback: bool = False  # a sensor's fallback run: triggers unless the date is triggered already
     date: DateRule | None = None  # the game date this slot evaluates (default: the trigger's)
     export_types: tuple[str, ...] = ()

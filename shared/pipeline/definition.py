@@ -183,6 +183,7 @@ class PipelineDefinition(DefinitionModel):
             raise ValueError("phases: duplicate phase numbers")
         topics = [p.completion_topic for p in self.phases] + [p.trigger_topic for p in self.phases if p.trigger_topic]
         topics += [s.topic for s in self.schedules.values()]
+        topics += [self.dispatcher.tick_topic] if self.jobs or self.sensors else []  # its tick, once
         # a timed trigger's tick topic is its own; several of one function share it
         topics += [topic for _, topic in sorted({(t.function, t.tick_topic) for t in self.timed_triggers()})]
         dupes = sorted({t for t in topics if topics.count(t) > 1})
@@ -417,14 +418,21 @@ class PipelineDefinition(DefinitionModel):
         return cached
 
 
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
+def _format_loc(loc: tuple[int | str, ...], data: Any = None) -> tuple[str, str]:
+    """The path (``jobs[3].cron``) and the names of the list items it passes (``same-day-phase4``)."""
+    out, names = "", []
+    node = data
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            name = node.get("name") if isinstance(node, dict) else None
+            if isinstance(name, str):
+                names.append(name)
         else:
             out += ("." if out else "") + part
-    return out
+            node = node.get(part) if isinstance(node, dict) else None
+    return out, " > ".join(names)
 
 
 def parse_definition(data: dict[str, Any], source: str = "<memory>") -> PipelineDefinition:
@@ -434,8 +442,8 @@ def parse_definition(data: dict[str, Any], source: str = "<memory>") -> Pipeline
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            loc = _format_loc(tuple(err["loc"]))
-            msg = err["msg"].removeprefix("Value error, ")
+            loc, names = _format_loc(tuple(err["loc"]), data)
+            msg = err["msg"].removeprefix("Value error, ") + (f" (in {names})" if names else "")
             problems.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
         raise DefinitionError(
             "invalid pipeline definition:\n  " + "\n  ".join(problems), file=source, problems=problems

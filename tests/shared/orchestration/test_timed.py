@@ -1047,15 +1047,7 @@ def test_two_functions_on_one_tick_topic_are_rejected() -> None:
     [
         "phase-transition-monitor-trigger",  # [schedules] topics
         "auto-retry-trigger",
-        pytest.param(
-            "schedule-dispatcher-tick",  # the dispatcher's schedule entry (schedule_entries())
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=pytest.fail.Exception,
-                reason="product bug: _cross_references checks tick topics against [schedules] only, not the "
-                "dispatcher's tick topic, so a sensor on it is accepted",
-            ),
-        ),
+        "schedule-dispatcher-tick",  # the dispatcher's tick
     ],
 )
 def test_a_tick_topic_shared_with_a_schedule_is_rejected(topic: str) -> None:
@@ -1101,12 +1093,6 @@ def test_a_slot_cron_of_five_fields_that_does_not_parse_is_rejected(cron: str, r
     rejected(mutate(lambda d: d["sensors"][0]["slots"][0].update(cron=cron)), "invalid cron expression", cron, reason)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: a sensor slot's unparsable cron is raised while all_jobs() builds the slot's Job "
-    "inside the definition's validator, so the message names neither the sensor, the slot nor its job",
-)
 @pytest.mark.parametrize(("cron", "reason"), SLOT_CRONS_THAT_NEVER_PARSE)
 def test_a_slot_cron_that_does_not_parse_is_rejected_naming_its_slot(cron: str, reason: str) -> None:
     text = rejected(mutate(lambda d: d["sensors"][0]["slots"][0].update(cron=cron)), cron, reason)

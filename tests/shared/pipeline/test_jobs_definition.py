@@ -165,7 +165,7 @@ class Case:
     jobs: tuple[dict[str, Any], ...]
     name: str
     reasons: tuple[str, ...]
-    named: bool = True  # False: the product names the job's index only (see NAMES_ONLY_THE_INDEX)
+    named: bool = True  # False: a field check: the error gives the path `jobs[<index>]` and then "(in <name>)"
 
 
 def _template(where: str) -> dict[str, Any]:
@@ -286,16 +286,6 @@ def case_data(case: Case) -> dict[str, Any]:
     return with_jobs(*case.jobs)
 
 
-# Job's own field validators (cron, time zone, templates, target) raise inside the model, so the error
-# says `jobs[<index>]`, not the job's name; the cross-section checks (service, mode, names, retries)
-# name it. Each case asserts the one the product gives; the next test asserts the name for all.
-NAMES_ONLY_THE_INDEX = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="product bug: Job/HttpTarget/PubsubTarget field validators report `jobs[<index>]`, not the job's name",
-)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_a_bad_job_is_rejected_with_the_reason(case: Case) -> None:
     data = case_data(case)
@@ -305,9 +295,7 @@ def test_a_bad_job_is_rejected_with_the_reason(case: Case) -> None:
     rejected(data, where, *case.reasons)
 
 
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, id=c.id, marks=() if c.named else NAMES_ONLY_THE_INDEX) for c in CASES]
-)
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_a_bad_job_is_rejected_naming_the_job(case: Case) -> None:
     rejected(case_data(case), case.name, *case.reasons)
 
