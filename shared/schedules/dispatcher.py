@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 _log = get_logger("shared.schedules.dispatcher")
 WORKERS = 4
 MIN_ATTEMPT_SECONDS = 5.0  # no attempt starts with less budget than this
+STRAGGLER_EVERY_MINUTES = 5  # how often a tick also looks for retries outside the catch-up window
+STRAGGLER_LIMIT = 20
 
 
 @dataclass
@@ -142,6 +144,9 @@ class ScheduleDispatcher:
                     slots = due_slots(self.definition, now, overrides=overrides)
         if not tick.job:
             slots = self._unfinished(slots, now)
+            if now.minute % STRAGGLER_EVERY_MINUTES == 0:  # retries the window no longer covers
+                known = {s.run_id for s in slots}
+                slots += [s for s in self._stragglers(now) if s.run_id not in known]
         if not slots:
             return report
         existing = self.runs.get_many([s.run_id for s in slots])  # one read for the whole tick
@@ -164,6 +169,25 @@ class ScheduleDispatcher:
         if report.ran:
             self.log_writer.flush(self.runs.outbox)
         return report
+
+    def _stragglers(self, now: datetime) -> list[Slot]:
+        """Runs waiting for a retry whose time has come but whose slot is older than the catch-up window
+        (a hand-run of an older day, a ``--force`` generation): one small query, not every tick."""
+        from zoneinfo import ZoneInfo
+
+        out = []
+        for doc in self.runs.waiting_for_retry(limit=STRAGGLER_LIMIT):
+            at, job = doc.get("slot_at"), doc.get("job")
+            nxt = doc.get("next_attempt_at")
+            if not isinstance(at, datetime) or not isinstance(job, str) or not isinstance(nxt, datetime) or nxt > now:
+                continue
+            try:
+                self.definition.job(job)
+                ZoneInfo(str(doc.get("zone")))
+            except (KeyError, ValueError):
+                continue  # a job no longer defined: its run stays as it is (the monitor does not judge it)
+            out.append(Slot(job, at, str(doc.get("zone")), int(doc.get("manual") or 0)))
+        return out
 
     def _unfinished(self, slots: list[Slot], now: datetime) -> list[Slot]:
         horizon = now - timedelta(minutes=self.definition.dispatcher.catch_up_minutes + 5)

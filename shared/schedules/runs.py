@@ -87,6 +87,14 @@ class ScheduleRuns:
             snap = self.jobs.document(SEASON_DOC).get()
         return snap.to_dict() if snap.exists else None
 
+    def waiting_for_retry(self, limit: int) -> list[dict[str, Any]]:
+        """Runs in ``retry_wait`` (a single-field equality query: no composite index needed)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self.runs.where(filter=FieldFilter("status", "==", "retry_wait")).limit(limit)
+        with _transient("listing schedule runs waiting for a retry"):
+            return [d.to_dict() or {} for d in query.stream()]
+
     def get(self, run_id: str) -> dict[str, Any] | None:
         with _transient("reading a schedule run"):
             snap = self.runs.document(run_id).get()

@@ -34,6 +34,9 @@ class FakeRuns:
     def overrides(self) -> None:
         return None
 
+    def waiting_for_retry(self, limit: int) -> list[dict[str, Any]]:
+        return [d for d in self.docs.values() if d["status"] == "retry_wait"][:limit]
+
     def claim(self, slot: Slot, owner: str, now: datetime, request: dict[str, Any], by: str | None) -> Claim:
         doc = self.docs.get(slot.run_id)
         if doc is None:

@@ -375,3 +375,21 @@ def test_on_a_dst_day_every_et_job_fires_once_per_wall_time_at_its_local_time(
         checked += 1
     assert checked == len(et_jobs) > 15
     assert any(fired.get(j.name) for j in et_jobs if "22-23,0-2" in j.cron)  # the grading slots around 02:00
+
+
+def test_a_hand_run_waiting_for_a_retry_is_retried_by_the_scheduled_ticks(
+    setup: dict[str, Any], recorder: Recorder
+) -> None:
+    """A forced re-run of an older day's slot got a 500: its slot is outside the catch-up window, so
+    the ticks' every-fifth-minute look for stragglers retries it once its backoff has passed."""
+    definition, env = setup["definition"], setup["env"]
+    recorder.script["/process-date"] = [503]
+    now = datetime(2026, 1, 26, 14, 2, tzinfo=UTC)  # two days later, 09:02 ET: nothing of the job due
+    d = dispatcher(definition, now, env)
+    forced = d.tick(ScheduleTick(job="same-day-phase4", game_date="2026-01-24", force=True))
+    assert [r.outcome for r in forced.results] == ["retry_wait"]
+    assert dispatcher(definition, now + timedelta(minutes=1, seconds=10), env).tick().ran == []  # 09:03: not a 5th
+    later = dispatcher(definition, datetime(2026, 1, 26, 14, 5, 5, tzinfo=UTC), env).tick()  # 09:05 ET
+    assert [(r.slot.run_id, r.outcome) for r in later.ran] == [("same-day-phase4__20260124T1600Z-m1", "succeeded")]
+    bodies = [json.loads(r["body"]) for r in recorder.to("/process-date")]
+    assert [b["analysis_date"] for b in bodies] == ["2026-01-24", "2026-01-24"]  # the stored request, again
