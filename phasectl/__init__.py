@@ -28,6 +28,9 @@ Commands (``phasectl COMMAND --help``: its options and EXAMPLES; a bare ``phasec
                       (--reprocess-behavior: Airflow's name for --mode, the same values)
     phasectl dlq list [--function F] [--json]
     phasectl dlq replay --function F [--max N] [--dry-run]
+    phasectl schedules [--json]                          (every scheduled job: next fire, last run)
+    phasectl schedules run JOB [--date D] [--force]      (one slot by hand, through the dispatcher)
+    phasectl season status|pause|resume [--wave A|B|C] [--note TEXT]
     phasectl deploy plan|apply|verify [--project P] [--region R] [--function NAME]
     phasectl deploy secret set NAME [--project P]         (the value from stdin; never an argument)
     phasectl local up [--accelerate N] [--state-dir DIR] [--no-seed] | phasectl local down [--state-dir DIR]

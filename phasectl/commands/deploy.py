@@ -6,7 +6,8 @@ import argparse
 import getpass
 import io
 import sys
-from typing import BinaryIO
+from collections.abc import Mapping
+from typing import Any, BinaryIO
 
 from phasectl.core import Context
 
@@ -33,4 +34,20 @@ def cmd_deploy(ctx: Context, args: argparse.Namespace) -> int:
         env=ctx.env,
         operands=args.operands,
         stdin=stdin,
+        season=(lambda p: read_season_overrides(ctx, p)) if args.action == "verify" else None,
+        now=ctx.clock.now(),
     )
+
+
+def read_season_overrides(ctx: Context, project: str) -> Mapping[str, Any] | None:
+    """The operator's season overrides (``phasectl season pause|resume``) of ``project``: the one
+    Firestore document verify reads (``gcloud`` cannot read a document). Raises when Firestore cannot
+    be reached or the login is missing (verify then says so in an informational row)."""
+    from phasectl.connect import FIRESTORE
+    from shared.gcp import firestore_client
+    from shared.schedules.plan import SEASON_DOC
+
+    ctx.backends.ensure(FIRESTORE)  # Application Default Credentials (or the emulator), bounded
+    collection = firestore_client(project).collection(ctx.definition.dispatcher.jobs_collection)
+    snap = collection.document(SEASON_DOC).get(timeout=ctx.timeout)
+    return snap.to_dict() if snap.exists else None

@@ -340,19 +340,17 @@ def request_text(request: Mapping[str, Any]) -> str:
 
 
 def retried_by_ticks(definition: PipelineDefinition, job: Job, slot: Slot, retry_at: datetime) -> str | None:
-    """None when the dispatcher's ticks will retry the slot at ``retry_at``, else why they will not: a
-    tick runs only the calendar's slots (no ``--force`` generation) fired within its catch-up window."""
+    """None when the tick of ``retry_at``'s minute retries the slot (a calendar slot still in the
+    catch-up window), else how it is retried: a hand-run of an older day, a ``--force`` generation or a
+    slot past the window is picked up by the ticks' look for stragglers, every few minutes."""
+    from shared.schedules.dispatcher import STRAGGLER_EVERY_MINUTES
     from shared.schedules.plan import pause_reason
 
-    if slot.manual:
-        return "a --force generation is run by hand only"
-    reason = pause_reason(definition, job, slot.day)
-    if reason is not None:
-        return f"the calendar does not run it that day: {reason}"
     window = timedelta(minutes=definition.dispatcher.catch_up_minutes)
-    if retry_at >= slot.at + window:
-        return f"the ticks only run slots of the last {definition.dispatcher.catch_up_minutes} min"
-    return None
+    calendar = not slot.manual and pause_reason(definition, job, slot.day) is None
+    if calendar and retry_at < slot.at + window:
+        return None
+    return f"its slot is not one the ticks run now: they look for such retries every {STRAGGLER_EVERY_MINUTES} min"
 
 
 def outcome_lines(
@@ -394,8 +392,10 @@ def outcome_lines(
         if not_retried is None:
             out.append(f"  the dispatcher tries again at {when} (at most {job.max_attempts} attempts in all)")
         else:
-            again = force_hint if "--force generation" in not_retried else force_hint.removesuffix(" --force")
-            out.append(f"  the dispatcher will not retry it ({not_retried}): from {when}, run again: {again}")
+            out.append(
+                f"  the dispatcher tries again a few minutes after {when} ({not_retried}; "
+                f"at most {job.max_attempts} attempts in all)"
+            )
     return out
 
 
