@@ -3,24 +3,41 @@
 Both talk to Google Cloud only through the ``gcloud`` and ``bq`` commands on ``PATH`` (a
 ``Runner``), so the tests put a recording fake there, and an operator sees in the plan exactly
 what apply runs.
+
+Cloud Scheduler is compared as a whole (``verify_scheduler``): one ``jobs list`` of the region
+against the definition's jobs, one row per job in one table: ``MISSING``, ``ZOMBIE`` (a job the
+definition does not hold: the replaced system's, or an earlier per-slot job the dispatcher now
+runs, which would run twice), ``CHANGED``, ``PAUSED`` (drift: verify fails, the row names the
+command that repairs it) and ``OVERRIDE`` (an operator's season pause or resume: informational).
+The season overrides are the one thing verify reads outside ``gcloud``: a Firestore document,
+through the caller's reader (``phasectl deploy verify``).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from deploy.plan import (
+    Command,
     Step,
     policy_command,
     remove_command,
     render_command,
     resolve,
+    scheduler_create_command,
+    scheduler_delete_command,
+    scheduler_list_command,
+    scheduler_resume_command,
+    scheduler_update_command,
     schema_file,
     secret_add_version_command,
     secret_step,
@@ -28,15 +45,21 @@ from deploy.plan import (
     ttl_list_command,
 )
 from deploy.spec import (
+    INVOKER_ROLE,
+    PROJECT_NUMBER_VAR,
     PUBSUB_AGENT,
     TOKEN_CREATOR_ROLE,
     Condition,
     DeploymentSpec,
     FunctionSpec,
     Grant,
+    SchedulerJobSpec,
     expected_grants,
 )
 from shared.printable import one_line
+
+if TYPE_CHECKING:
+    from shared.pipeline.definition import PipelineDefinition
 
 NOT_FOUND = re.compile(r"NOT_FOUND|not found|does not exist|404", re.IGNORECASE)
 
@@ -231,6 +254,7 @@ class Check:
     subject: str
     ok: bool
     detail: str
+    row: SchedulerRow | None = None  # a Cloud Scheduler check: shown in the scheduler table
 
     def render(self) -> str:
         return f"{'ok  ' if self.ok else 'FAIL'} {self.subject}: {self.detail}"
@@ -257,6 +281,7 @@ class Audit:
 
     spec: DeploymentSpec
     agent: str  # the Pub/Sub service agent's member (serviceAccount:service-N@gcp-sa-pubsub...)
+    project_number: str = ""
 
     def resolve(self, member: str) -> str:
         return self.agent if member == PUBSUB_AGENT else member
@@ -322,6 +347,8 @@ def audit_policy(
             continue
         if kind == "project" and member == audit.agent and role != TOKEN_CREATOR_ROLE:
             continue  # the agent's own project roles are Google's; only project-wide token minting is ours
+        if kind == "run_service" and role == INVOKER_ROLE:
+            continue  # a processor's service: other functions may call it too, granted by hand (docs/deploy.md)
         where = f" if {condition.expression}" if condition else ""
         fix = render_command(remove_command(spec, kind, name, role, member, condition))
         problems.append(f"EXTRA {role}{where} for {audit.name(member)} (remove: {fix})")
@@ -361,7 +388,14 @@ def verify_function(spec: DeploymentSpec, fn: FunctionSpec, run: Runner, audit: 
     wanted = sorted((env, secret, "latest") for env, secret in fn.secrets)
     shown = ", ".join(f"{k} from secret {s}:{v}" for k, s, v in mounted) or "none"
     checks.append(Check(subject, mounted == wanted, f"secrets {shown}"))
-    plain = sorted(set(config.get("environmentVariables") or {}) & set(fn.remove_env))
+    variables = config.get("environmentVariables") or {}
+    for name, var in fn.env_lookups:
+        if var == PROJECT_NUMBER_VAR and audit.project_number:
+            have = variables.get(name)
+            ok = have == audit.project_number
+            detail = f"{name} {have or 'unset'}" + ("" if ok else f", expected {audit.project_number} (apply sets it)")
+            checks.append(Check(subject, ok, detail))
+    plain = sorted(set(variables) & set(fn.remove_env))
     if plain:  # the value is never printed
         checks.append(
             Check(subject, False, f"{', '.join(plain)} is a plain environment variable (a secret's): apply removes it")
@@ -471,6 +505,9 @@ def verify_iam(spec: DeploymentSpec, run: Runner, audit: Audit) -> list[Check]:
     for fn in spec.functions:
         sub = fn.dead_letter_subscription
         checks.append(audit_policy(audit, "subscription", sub, sub, of("subscription", sub), run))
+    for service in sorted({g.resource for g in grants if g.kind == "run_service"}):
+        subject = f"IAM Cloud Run service {service}"
+        checks.append(audit_policy(audit, "run_service", service, service, of("run_service", service), run, subject))
     tables = sorted({t.ref for t in spec.tables} | {g.resource for g in grants if g.kind == "table"})
     for table in tables:
         checks.append(audit_policy(audit, "table", table, table, of("table", table), run))
@@ -535,33 +572,17 @@ def project_number(spec: DeploymentSpec, run: Runner) -> str:
     return number
 
 
-def verify(spec: DeploymentSpec, run: Runner) -> list[Check]:
-    audit = Audit(spec, f"serviceAccount:service-{project_number(spec, run)}@gcp-sa-pubsub.iam.gserviceaccount.com")
+def verify(spec: DeploymentSpec, run: Runner, season: Sequence[SchedulerRow] = ()) -> list[Check]:
+    """Every check; the Cloud Scheduler ones carry their table row (``season``: the informational
+    rows of the operator's season overrides, ``season_rows``)."""
+    number = project_number(spec, run)
+    audit = Audit(spec, f"serviceAccount:service-{number}@gcp-sa-pubsub.iam.gserviceaccount.com", number)
     checks: list[Check] = []
     for fn in spec.functions:
         checks += verify_function(spec, fn, run, audit)
     checks += verify_iam(spec, run, audit)
     checks += verify_ttls(spec, run)
-    p = f"--project={spec.project}"
-    for job in spec.jobs:
-        described, error = _json(
-            run, ["gcloud", "scheduler", "jobs", "describe", job.name, f"--location={spec.region}", p, "--format=json"]
-        )
-        subject = f"scheduler job {job.name}"
-        if not isinstance(described, dict):
-            checks.append(Check(subject, False, f"missing: {error}"))
-            continue
-        target = _last((described.get("pubsubTarget") or {}).get("topicName"))
-        problems = []
-        if described.get("state") != "ENABLED":
-            problems.append(f"state {described.get('state')}")
-        if described.get("schedule") != job.cron or described.get("timeZone") != job.timezone:
-            problems.append(f"schedule {described.get('schedule')} {described.get('timeZone')}")
-        if target != job.topic:
-            problems.append(f"publishes to {target}")
-        checks.append(
-            Check(subject, not problems, "; ".join(problems) or f"ENABLED, {job.cron} {job.timezone} → {target}")
-        )
+    checks += [row.check() for row in (*verify_scheduler(spec, run), *season)]
     for table in spec.tables:
         described, error = _json(run, ["bq", "show", "--format=json", f"{spec.project}:{table.ref}"])
         subject = f"table {table.ref}"
@@ -582,3 +603,240 @@ def verify(spec: DeploymentSpec, run: Runner) -> list[Check]:
             problems.append(f"partitioned by {partition}, expected {table.partition_field}")
         checks.append(Check(subject, not problems, "; ".join(problems) or f"schema matches ({len(want)} columns)"))
     return checks
+
+
+# -- Cloud Scheduler -------------------------------------------------------------------------------
+DRIFT_STATES = ("MISSING", "ZOMBIE", "CHANGED", "PAUSED")  # verify fails on each
+INFO_STATES = ("OK", "OVERRIDE")
+_UTC_ALIASES = frozenset({"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"})
+SCHEDULER_COLUMNS = ("job", "state", "expected", "actual", "fix command")
+BODY_CHARS = 160  # a body in the table (the fix command carries it whole)
+COLUMN_WIDTH = 60  # columns are padded to this at most
+
+
+@dataclass(frozen=True)
+class SchedulerRow:
+    """One row of verify's scheduler table: a job and how the project holds it."""
+
+    job: str
+    state: str  # OK | MISSING | ZOMBIE | CHANGED | PAUSED | OVERRIDE | ERROR
+    expected: str
+    actual: str
+    fix: str = "-"
+
+    @property
+    def drift(self) -> bool:
+        return self.state in DRIFT_STATES
+
+    @property
+    def ok(self) -> bool:
+        return self.state in INFO_STATES
+
+    def check(self) -> Check:
+        detail = f"{self.state}: expected {self.expected}; actual {self.actual}" + (
+            f" (fix: {self.fix})" if self.fix != "-" else ""
+        )
+        return Check(f"scheduler job {self.job}", self.ok, detail, self)
+
+
+def _zone(name: str | None) -> str | None:
+    return "UTC" if name in _UTC_ALIASES else name
+
+
+def _decoded(data: Any) -> str | None:
+    """A Pub/Sub job's message body as text (the API returns it base64-encoded)."""
+    if not isinstance(data, str):
+        return None
+    try:
+        return base64.b64decode(data, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return data
+
+
+def _same_body(expected: str, actual: str | None) -> bool:
+    if actual is None:
+        return False
+    try:
+        return bool(json.loads(expected) == json.loads(actual))
+    except ValueError:
+        return expected == actual
+
+
+def _short(text: str, limit: int = BODY_CHARS) -> str:
+    return one_line(text, limit)
+
+
+def _target(job: Mapping[str, Any]) -> str:
+    """Where a listed job sends: ``topic NAME`` or ``http METHOD URI`` (or what else it holds)."""
+    pubsub = job.get("pubsubTarget")
+    if isinstance(pubsub, dict):
+        return f"topic {_last(pubsub.get('topicName')) or '-'}"
+    http = job.get("httpTarget")
+    if isinstance(http, dict):
+        return f"http {http.get('httpMethod') or 'POST'} {http.get('uri') or '-'}"
+    if isinstance(job.get("appEngineHttpTarget"), dict):
+        return f"App Engine {job['appEngineHttpTarget'].get('relativeUri') or '/'}"
+    return "no target"
+
+
+def _describe_listed(job: Mapping[str, Any]) -> str:
+    return f"{job.get('state') or '?'}, {job.get('schedule') or '-'} ({job.get('timeZone') or '-'}) → {_target(job)}"
+
+
+def _describe_defined(job: SchedulerJobSpec) -> str:
+    return f"ENABLED, {job.cron} ({job.timezone}) → topic {job.topic}, body {_short(job.body)}"
+
+
+def _differences(job: SchedulerJobSpec, listed: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(expected, actual) per setting that differs: schedule, time zone, target, body."""
+    out: list[tuple[str, str]] = []
+    if listed.get("schedule") != job.cron:
+        out.append((f"schedule {job.cron}", f"schedule {listed.get('schedule') or '-'}"))
+    if _zone(listed.get("timeZone")) != _zone(job.timezone):
+        out.append((f"time zone {job.timezone}", f"time zone {listed.get('timeZone') or '-'}"))
+    target = _target(listed)
+    if target != f"topic {job.topic}":
+        out.append((f"topic {job.topic}", target))
+    pubsub = listed.get("pubsubTarget")
+    if isinstance(pubsub, dict):
+        body = _decoded(pubsub.get("data"))
+        if not _same_body(job.body, body):
+            out.append((f"body {_short(job.body)}", f"body {_short(body) if body is not None else '-'}"))
+    return out
+
+
+def _fix(*commands: Command) -> str:
+    return " && ".join(render_command(c) for c in commands)
+
+
+def verify_scheduler(spec: DeploymentSpec, run: Runner) -> list[SchedulerRow]:
+    """The region's Cloud Scheduler jobs (one ``jobs list``) against the definition's.
+
+    Each defined job: ``OK``, ``MISSING`` (fix: create), ``CHANGED`` (schedule, time zone, topic
+    or body; fix: update, or delete and create for a job that is not a Pub/Sub job) and/or
+    ``PAUSED`` (fix: resume). Each other job in the region: ``ZOMBIE`` (fix: delete), noting when
+    the dispatcher runs a job of that name (the Cloud Scheduler job would run it a second time).
+    Zombies are not reported for one function (``--function``) other than the dispatcher.
+    """
+    listed, error = _json(run, resolve(scheduler_list_command(spec), {}))
+    if error is not None or not isinstance(listed, list):
+        detail = error or f"unexpected output of jobs list: {type(listed).__name__}"
+        return [SchedulerRow(f"(all in {spec.region})", "ERROR", "the jobs can be listed", f"cannot list: {detail}")]
+    found = {_last(str(j.get("name"))): j for j in listed if isinstance(j, dict) and j.get("name")}
+    rows: list[SchedulerRow] = []
+    for job in spec.jobs:
+        have = found.get(job.name)
+        if have is None:
+            fix = _fix(scheduler_create_command(spec, job))
+            rows.append(SchedulerRow(job.name, "MISSING", _describe_defined(job), "absent", fix))
+            continue
+        differences = _differences(job, have)
+        state = have.get("state")
+        mine: list[SchedulerRow] = []
+        if differences:
+            expected = "; ".join(e for e, _ in differences)
+            actual = "; ".join(a for _, a in differences)
+            if isinstance(have.get("pubsubTarget"), dict):
+                fix = _fix(scheduler_update_command(spec, job))
+            else:  # `update pubsub` cannot turn an HTTP job into a Pub/Sub job
+                fix = _fix(scheduler_delete_command(spec, job.name), scheduler_create_command(spec, job))
+            mine.append(SchedulerRow(job.name, "CHANGED", expected, actual, fix))
+        if state == "PAUSED":
+            fix = _fix(scheduler_resume_command(spec, job.name))
+            mine.append(SchedulerRow(job.name, "PAUSED", "state ENABLED", "state PAUSED", fix))
+        elif state != "ENABLED" and not differences:  # UPDATE_FAILED, DISABLED (by the system): update again
+            fix = _fix(scheduler_update_command(spec, job))
+            mine.append(SchedulerRow(job.name, "CHANGED", "state ENABLED", f"state {state or '-'}", fix))
+        rows += mine or [SchedulerRow(job.name, "OK", _describe_defined(job), "as defined")]
+    if spec.zombie_scope:
+        dispatched = {j.name: j for j in spec.dispatched_jobs}
+        tick = spec.dispatcher_job or "the dispatcher's tick"
+        for name in sorted(set(found) - set(spec.defined_jobs)):
+            known = dispatched.get(name)
+            if known is not None and known.replaced_by:
+                expected = f"absent: replaced by {_short(known.replaced_by, 120)}; delete it or its work is done twice"
+            elif known is not None:
+                expected = f"absent: now dispatched by {tick}: delete the Cloud Scheduler job or it runs twice"
+            else:
+                expected = "absent (not in the definition)"
+            fix = _fix(scheduler_delete_command(spec, name))
+            rows.append(SchedulerRow(name, "ZOMBIE", expected, _describe_listed(found[name]), fix))
+    return rows
+
+
+def season_rows(
+    definition: PipelineDefinition, doc: Mapping[str, Any] | None, now: datetime, *, where: str = ""
+) -> list[SchedulerRow]:
+    """Informational rows: each wave (or ``all``) an operator paused or resumed, against the calendar.
+
+    ``doc``: the overrides document (``{jobs_collection}/__season__``); a pause wins over a resume.
+    The calendar is the definition's seasons and waves, each job's day in its own zone.
+    """
+    from shared.schedules.plan import NO_OVERRIDES, Overrides, active_on
+
+    overrides = Overrides.from_doc(dict(doc) if doc else None)
+    where = where or f"Firestore {definition.dispatcher.jobs_collection}/__season__"
+    last = ""
+    if doc and doc.get("last_change"):
+        last = f" (last change: {doc['last_change']} by {doc.get('updated_by') or '?'}"
+        last += f" at {doc['updated_at'].isoformat()})" if isinstance(doc.get("updated_at"), datetime) else ")"
+    rows: list[SchedulerRow] = []
+    for action, keys in (("paused", overrides.paused), ("resumed", overrides.resumed)):
+        for key in sorted(keys):
+            jobs = [j for j in definition.all_jobs() if j.dispatched and (key == "all" or (j.wave or "-") == key)]
+            by_calendar = [j.name for j in jobs if active_on(definition, j, _day(definition, j, now), NO_OVERRIDES)]
+            running = [j.name for j in jobs if active_on(definition, j, _day(definition, j, now), overrides)]
+            what = "all jobs" if key == "all" else "jobs without a wave" if key == "-" else f"wave {key}"
+            expected = f"calendar: {len(by_calendar)} of {len(jobs)} job(s) run today"
+            if action == "paused":
+                against = [n for n in by_calendar if n not in running]
+                actual = (
+                    f"paused by an operator against the calendar: {len(against)} job(s) do not run today: "
+                    f"{_names(against)}"
+                    if against
+                    else "paused by an operator (the calendar runs none of them today either)"
+                )
+            else:
+                against = [n for n in running if n not in by_calendar]
+                actual = (
+                    f"resumed by an operator against the calendar: {len(against)} job(s) run today outside "
+                    f"their season window: {_names(against)}"
+                    if against
+                    else "resumed by an operator (the calendar runs them today anyway, or a pause wins)"
+                )
+            fix = f"- (an operator's choice in {where}: phasectl season status)"
+            rows.append(SchedulerRow(f"season: {what}", "OVERRIDE", expected, actual + last, fix))
+    return rows
+
+
+def season_error_row(definition: PipelineDefinition, error: str) -> SchedulerRow:
+    """The informational row when the overrides document cannot be read (not drift: verify does not fail)."""
+    where = f"Firestore {definition.dispatcher.jobs_collection}/__season__"
+    return SchedulerRow("season: overrides", "OVERRIDE", f"{where} read", f"not read: {_short(error, 200)}")
+
+
+def _day(definition: PipelineDefinition, job: Any, now: datetime) -> Any:
+    return now.astimezone(definition.job_zone(job)).date()
+
+
+def _names(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def render_scheduler_table(spec: DeploymentSpec, rows: Sequence[SchedulerRow]) -> list[str]:
+    """The scheduler rows as one table (job | state | expected | actual | fix command), drift first."""
+    order = {state: i for i, state in enumerate(("ERROR", *DRIFT_STATES, "OVERRIDE", "OK"))}
+    ranked = sorted(rows, key=lambda r: (order.get(r.state, 0), r.job))
+    drift = [r for r in rows if r.drift]
+    title = f"Cloud Scheduler ({spec.region}): {len(spec.jobs)} job(s) defined, {len(drift)} drifted" + (
+        " (zombies not checked for one function)" if not spec.zombie_scope else ""
+    )
+    cells = [SCHEDULER_COLUMNS, *((r.job, r.state, r.expected, r.actual, r.fix) for r in ranked)]
+    widths = [min(COLUMN_WIDTH, max(len(c[i]) for c in cells)) for i in range(4)]  # a longer cell overflows
+    lines = [title]
+    for n, cell in enumerate(cells):
+        lines.append(" | ".join([*(v.ljust(w) for v, w in zip(cell[:4], widths, strict=True)), cell[4]]).rstrip())
+        if n == 0:
+            lines.append("-+-".join([*("-" * w for w in widths), "-" * len(SCHEDULER_COLUMNS[4])]))
+    return lines

@@ -4,18 +4,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from deploy.apply import (
     NOT_LOGGED_IN,
     DeployError,
     Feeder,
     Runner,
+    SchedulerRow,
     apply,
     logged_in,
     read_secret_value,
+    render_scheduler_table,
+    season_error_row,
+    season_rows,
     set_secret,
     subprocess_feeder,
     subprocess_runner,
@@ -33,6 +38,8 @@ from shared.printable import printable, printable_line
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 REGION = re.compile(r"[a-z]+-[a-z]+[0-9]")
 ACTIONS = ("plan", "apply", "verify", "secret")
+# reads the operator's season overrides document of a project (None: there is none); raises when it cannot
+SeasonReader = Callable[[str], Mapping[str, Any] | None]
 
 
 def project_error(project: str | None) -> str | None:
@@ -60,10 +67,14 @@ def run_deploy(
     operands: Sequence[str] = (),
     stdin: BinaryIO | None = None,
     feeder: Feeder | None = None,
+    season: SeasonReader | None = None,
+    now: datetime | None = None,
 ) -> int:
-    """0 ok; 1 verify found a problem; 2 bad input, no login or a command failed (one line on ``err``).
+    """0 ok; 1 verify found a problem (a failed check or Cloud Scheduler drift); 2 bad input, no login
+    or a command failed (one line on ``err``).
 
-    Every argument is checked before any command runs.
+    Every argument is checked before any command runs. ``season`` reads the operator's season
+    overrides for verify's informational rows (none without it); ``now`` places them on the calendar.
     """
 
     def fail(message: str) -> int:
@@ -113,11 +124,20 @@ def run_deploy(
         if not logged_in(run):
             return fail(NOT_LOGGED_IN)
         if action == "verify":
-            checks = verify(spec, run)
+            checks = verify(spec, run, _season(definition, project, season, now))
             for check in checks:
-                out.write(printable_line(check.render()) + "\n")  # values read from the cloud
+                if check.row is None:
+                    out.write(printable_line(check.render()) + "\n")  # values read from the cloud
+            rows = [c.row for c in checks if c.row is not None]
+            for line in render_scheduler_table(spec, rows):
+                out.write(printable_line(line) + "\n")
             failed = [c for c in checks if not c.ok]
-            out.write(f"verify: {len(checks) - len(failed)} ok, {len(failed)} failed\n")
+            drift = sum(1 for r in rows if r.drift)
+            out.write(
+                f"verify: {len(checks) - len(failed)} ok, {len(failed)} failed"
+                + (f" ({drift} Cloud Scheduler drift)" if drift else "")
+                + "\n"
+            )
             return 1 if failed else 0
         for fn in spec.functions:  # the plan's --source=build/<function>
             build_function(fn.name, root / "build")
@@ -126,3 +146,16 @@ def run_deploy(
     except (DeployError, BuildError) as exc:
         return fail(str(exc))
     return 0
+
+
+def _season(
+    definition: PipelineDefinition, project: str, season: SeasonReader | None, now: datetime | None
+) -> list[SchedulerRow]:
+    """The informational rows of the operator's season overrides (none without a reader)."""
+    if season is None:
+        return []
+    try:
+        doc = season(project)
+    except Exception as exc:  # noqa: BLE001 - informational: verify goes on and says why it has no rows
+        return [season_error_row(definition, str(exc) or type(exc).__name__)]
+    return season_rows(definition, doc, now or datetime.now(UTC))

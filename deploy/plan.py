@@ -10,6 +10,11 @@ must have a version before a function mounts it). A lookup step reads one value 
 number, the subscription Eventarc made for a function) into a variable that later steps use as
 ``${NAME}``. Every binding comes from ``deploy.spec.expected_grants`` (verify checks the same list).
 
+Cloud Scheduler holds exactly the jobs of ``schedule_entries()``: the monitor's, auto-retry's and
+the dispatcher's one-a-minute tick. The ``[[jobs]]`` and sensor slots are run by the dispatcher,
+never as Cloud Scheduler jobs (``scheduler_*_command`` build the commands verify names to repair
+drift: create, update, resume, delete).
+
 The rendered plan is a deterministic bash script: the same definition and project print the
 same text (a golden file in ``tests/deploy`` pins it).
 """
@@ -22,12 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.spec import (
+    PROJECT_NUMBER_VAR,
     PUBSUB_AGENT,
     Condition,
     CustomRole,
     DeploymentSpec,
     FunctionSpec,
     Grant,
+    SchedulerJobSpec,
     SecretSpec,
     TableSpec,
     expected_grants,
@@ -104,7 +111,7 @@ def schema_file(table: TableSpec) -> str:
 
 def _pubsub_agent() -> Var:
     """``--member=`` the project's Pub/Sub service agent (its number is looked up first)."""
-    return Var("PROJECT_NUMBER", "--member=serviceAccount:service-", "@gcp-sa-pubsub.iam.gserviceaccount.com")
+    return Var(PROJECT_NUMBER_VAR, "--member=serviceAccount:service-", "@gcp-sa-pubsub.iam.gserviceaccount.com")
 
 
 def subscription_var(fn: FunctionSpec) -> str:
@@ -177,6 +184,18 @@ def grant_command(spec: DeploymentSpec, grant: Grant, region: str | None = None)
             member,
             p,
         )
+    if grant.kind == "run_service":  # a Cloud Run service a job calls (not a function of this deployment)
+        return (
+            "gcloud",
+            "run",
+            "services",
+            "add-iam-policy-binding",
+            grant.resource,
+            f"--region={region or spec.region}",
+            member,
+            role,
+            p,
+        )
     raise ValueError(f"no command for a grant on a {grant.kind}")
 
 
@@ -206,7 +225,7 @@ def remove_command(
         return ("gcloud", "pubsub", "subscriptions", "remove-iam-policy-binding", resource, *flags, p)
     if kind in ("table", "dataset"):
         return ("bq", "remove-iam-policy-binding", f"--{kind}", *flags, table_ref(spec, resource))
-    if kind == "service":
+    if kind in ("service", "run_service"):
         return (
             "gcloud",
             "run",
@@ -235,7 +254,7 @@ def policy_command(spec: DeploymentSpec, kind: str, resource: str) -> Command:
         return ("gcloud", "pubsub", "subscriptions", "get-iam-policy", resource, p, fmt)
     if kind in ("table", "dataset"):
         return ("bq", "get-iam-policy", fmt, f"--{kind}", table_ref(spec, resource))
-    if kind == "service":
+    if kind in ("service", "run_service"):
         return ("gcloud", "run", "services", "get-iam-policy", resource, f"--region={spec.region}", p, fmt)
     raise ValueError(f"no policy command for a {kind}")
 
@@ -321,7 +340,7 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
             "lookup",
             "project number (for the Pub/Sub service agent)",
             ("gcloud", "projects", "describe", spec.project, "--format=value(projectNumber)"),
-            var="PROJECT_NUMBER",
+            var=PROJECT_NUMBER_VAR,
         )
     )
     if spec.tables:  # the whole deployment, not one function: the database comes with it
@@ -415,28 +434,104 @@ def build_plan(spec: DeploymentSpec, source_root: str = "build") -> list[Step]:
         steps += _grant_steps(spec, of("table", fn))
     for fn in spec.functions:
         steps += _function_steps(spec, fn, source_root, of("service", fn) + of("trigger_subscription", fn))
+    for fn in spec.functions:  # after the functions: a missing target service stops apply before the jobs
+        steps += _run_service_steps(spec, fn, of("run_service", fn))
     for job in spec.jobs:
-        # The topic as a full path: gcloud resolves --topic while the flags parse, before a later
-        # --project applies, so a bare name fails ("[projectsId] ... is required") or lands in the
-        # configured project.
-        flags = (
-            f"--location={spec.region}",
-            f"--schedule={job.cron}",
-            f"--time-zone={job.timezone}",
-            f"--topic=projects/{spec.project}/topics/{job.topic}",
-            f"--message-body={job.body}",
-            p,
-        )
         steps.append(
             Step(
                 "resource",
                 f"scheduler job {job.name}",
-                describe=("gcloud", "scheduler", "jobs", "describe", job.name, f"--location={spec.region}", p),
-                create=("gcloud", "scheduler", "jobs", "create", "pubsub", job.name, *flags),
-                update=("gcloud", "scheduler", "jobs", "update", "pubsub", job.name, *flags),
+                describe=scheduler_describe_command(spec, job.name),
+                create=scheduler_create_command(spec, job),
+                update=scheduler_update_command(spec, job),
                 function=job.function,
             )
         )
+    return steps
+
+
+# -- Cloud Scheduler: the plan's steps and the commands verify names to repair drift ----------------
+def _scheduler_flags(spec: DeploymentSpec, job: SchedulerJobSpec) -> tuple[str, ...]:
+    # The topic as a full path: gcloud resolves --topic while the flags parse, before a later
+    # --project applies, so a bare name fails ("[projectsId] ... is required") or lands in the
+    # configured project.
+    return (
+        f"--location={spec.region}",
+        f"--schedule={job.cron}",
+        f"--time-zone={job.timezone}",
+        f"--topic=projects/{spec.project}/topics/{job.topic}",
+        f"--message-body={job.body}",
+        f"--project={spec.project}",
+    )
+
+
+def scheduler_describe_command(spec: DeploymentSpec, name: str) -> Command:
+    return ("gcloud", "scheduler", "jobs", "describe", name, f"--location={spec.region}", f"--project={spec.project}")
+
+
+def scheduler_create_command(spec: DeploymentSpec, job: SchedulerJobSpec) -> Command:
+    return ("gcloud", "scheduler", "jobs", "create", "pubsub", job.name, *_scheduler_flags(spec, job))
+
+
+def scheduler_update_command(spec: DeploymentSpec, job: SchedulerJobSpec) -> Command:
+    """Sets schedule, time zone, topic and body (a Pub/Sub job's; an HTTP job cannot become one: delete it)."""
+    return ("gcloud", "scheduler", "jobs", "update", "pubsub", job.name, *_scheduler_flags(spec, job))
+
+
+def scheduler_resume_command(spec: DeploymentSpec, name: str) -> Command:
+    return ("gcloud", "scheduler", "jobs", "resume", name, f"--location={spec.region}", f"--project={spec.project}")
+
+
+def scheduler_delete_command(spec: DeploymentSpec, name: str) -> Command:
+    """Asks for confirmation when run at a terminal (an operator's command, never apply's)."""
+    return ("gcloud", "scheduler", "jobs", "delete", name, f"--location={spec.region}", f"--project={spec.project}")
+
+
+def scheduler_list_command(spec: DeploymentSpec) -> Command:
+    """Every job in the deployment's region (verify compares them with the definition)."""
+    return (
+        "gcloud",
+        "scheduler",
+        "jobs",
+        "list",
+        f"--location={spec.region}",
+        f"--project={spec.project}",
+        "--format=json",
+    )
+
+
+def run_service_check_command(spec: DeploymentSpec, service: str) -> Command:
+    """Prints the Cloud Run service's name when it exists in the deployment's region."""
+    return (
+        "gcloud",
+        "run",
+        "services",
+        "describe",
+        service,
+        f"--region={spec.region}",
+        f"--project={spec.project}",
+        "--format=value(metadata.name)",
+    )
+
+
+def _run_service_steps(spec: DeploymentSpec, fn: FunctionSpec, grants: Sequence[Grant]) -> list[Step]:
+    """The Cloud Run services ``fn``'s jobs call: each must exist (the processors' own, never created
+    here), then the function's runtime account may invoke it (the OIDC token it presents)."""
+    steps: list[Step] = []
+    for grant in grants:
+        steps.append(
+            Step(
+                "require",
+                f"Cloud Run service {grant.resource} exists (called by {fn.cloud_name}'s jobs)",
+                run_service_check_command(spec, grant.resource),
+                function=fn.name,
+                expect=grant.resource,
+                hint=f"Cloud Run service {grant.resource} does not exist in {spec.region} (project {spec.project}): "
+                f"the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the "
+                "definition), then apply again",
+            )
+        )
+        steps += _grant_steps(spec, [grant])
     return steps
 
 
@@ -531,6 +626,11 @@ def _bigquery_steps(spec: DeploymentSpec) -> list[Step]:
 def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str, grants: Sequence[Grant]) -> list[Step]:
     p, region = f"--project={spec.project}", f"--region={spec.region}"
     env = ",".join(f"{k}={v}" for k, v in fn.env)
+    env_flag: Token = f"--update-env-vars={env}"
+    if fn.env_lookups:  # a looked-up value (the project number) goes last: one Var per flag
+        assert len(fn.env_lookups) == 1, fn.env_lookups
+        ((name, var),) = fn.env_lookups
+        env_flag = Var(var, f"--update-env-vars={env},{name}=")
     secret_flags: tuple[str, ...] = ()
     if fn.remove_env:  # a secret is never a plain variable (a copy set by hand is removed)
         secret_flags += (f"--remove-env-vars={','.join(fn.remove_env)}",)
@@ -556,7 +656,7 @@ def _function_steps(spec: DeploymentSpec, fn: FunctionSpec, source_root: str, gr
         f"--timeout={fn.timeout_seconds}s",
         f"--min-instances={fn.min_instances}",
         f"--max-instances={fn.max_instances}",
-        f"--update-env-vars={env}",
+        env_flag,
         *secret_flags,
         "--no-allow-unauthenticated",
         p,
@@ -733,6 +833,7 @@ def render_iam_table(spec: DeploymentSpec) -> str:
             ("secret", "secretAccessor on secret"),
             ("topic", "publisher on"),
             ("subscription", "subscriber on"),
+            ("run_service", "invoker (`roles/run.invoker`) on the Cloud Run services its jobs call:"),
         ):
             resources = [g.resource for g in mine if g.kind == kind]
             if resources:

@@ -8,7 +8,8 @@ table specs in ``deploy/bigquery/*.json``. ``phasectl deploy plan|apply|verify``
 Least privilege: a function's roles follow from its bundle's import closure (a function that
 does not ship ``google-cloud-bigquery`` gets no BigQuery role) and from what the definition says
 it publishes (a transition may publish only its target phase's trigger topic and the auto-retry
-topic, to nudge it to deliver the outbox). Each function has
+topic, to nudge it to deliver the outbox; the schedule dispatcher only the topics of the
+Pub/Sub jobs it runs, and it may invoke only the Cloud Run services its HTTP jobs call). Each function has
 two identities: its runtime account (the data rights) and its trigger account (Eventarc's
 identity: ``roles/run.invoker`` on that function's service, nothing else). BigQuery rights are
 per table (``TABLE_ACCESS``, the gates' and sensors' tables), Firestore's are limited to the
@@ -37,7 +38,8 @@ DISTRIBUTION_ROLES: Mapping[str, tuple[str, ...]] = {
 COMMON_ROLES = ("roles/logging.logWriter",)
 MONITOR_MODULE = "shared.monitor.checks"
 RETRY_DISPATCH_MODULE = "shared.retry.dispatch"
-TIMED_MODULE = "shared.orchestration.timed"  # evaluates sensors and scheduled triggers
+TIMED_MODULE = "shared.orchestration.timed"  # evaluates sensors
+DISPATCH_MODULE = "shared.schedules.dispatcher"  # runs the [[jobs]] and sensor slots (the schedule dispatcher)
 FIRESTORE_ROLE = "roles/datastore.user"
 # Set on every function: pydantic looks for plugins (a scan of every installed distribution's entry
 # points) when it builds its first validator, on the cold path; the functions use none (cold start).
@@ -48,6 +50,7 @@ TOKEN_CREATOR_ROLE = "roles/iam.serviceAccountTokenCreator"
 SECRET_ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 PUBSUB_AGENT = "pubsub-service-agent"  # symbolic member: service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com
 TRIGGER_ACCOUNT_SUFFIX = "-inv"
+PROJECT_NUMBER_VAR = "PROJECT_NUMBER"  # the plan's lookup of the project number (deploy.plan)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ def table_access(definition: PipelineDefinition) -> dict[str, TableAccess]:
     return {
         "shared.orchestration.outbox": TableAccess(writes=(log,)),  # auto-retry and the monitor deliver the outbox
         "shared.orchestration.timed_runtime": TableAccess(writes=(log,)),
+        "shared.schedules.runtime": TableAccess(writes=(log,)),  # the dispatcher: one row per slot's outcome
         "shared.retry.queue": TableAccess(writes=(queue, f"{s.dataset}.{r.conflict_log_table}")),
         "shared.monitor.schedule_read": TableAccess(reads=(g.schedule_table,)),  # the grid's schedule read
         "shared.monitor.retry_queue": TableAccess(reads=(queue,)),
@@ -145,8 +149,9 @@ class Grant:
     kind: ``project`` (resource: the project id), ``service_account`` (an email), ``secret``,
     ``topic``, ``subscription``, ``trigger_subscription`` (resource: the function whose Eventarc
     subscription it is; its name is looked up), ``table`` (``dataset.table``), ``service`` (a
-    function's Cloud Run service: its Cloud Functions name). ``member`` is ``serviceAccount:EMAIL``
-    or ``PUBSUB_AGENT``.
+    function's Cloud Run service: its Cloud Functions name), ``run_service`` (a Cloud Run service
+    of ``[services]`` a scheduled job calls: not deployed here, it must exist). ``member`` is
+    ``serviceAccount:EMAIL`` or ``PUBSUB_AGENT``.
     """
 
     kind: str
@@ -160,6 +165,8 @@ class Grant:
         where = f" if {self.condition.expression}" if self.condition else ""
         if self.kind == "trigger_subscription":
             return f"{self.role} on the Eventarc subscription of {self.resource}"
+        if self.kind == "run_service":
+            return f"{self.role} on Cloud Run service {self.resource}"
         return f"{self.role} on {self.kind.replace('_', ' ')} {self.resource}{where}"
 
 
@@ -188,6 +195,13 @@ class FunctionSpec:
     # subscriptions it may pull from (roles/pubsub.subscriber on each, nothing project-wide): the
     # monitor reads every function's dead-letter subscription to report a backlog
     subscribes: tuple[str, ...] = ()
+    # Cloud Run services of [services] it calls with an OIDC ID token (roles/run.invoker on each): the
+    # dispatcher's HTTP jobs. The token comes from the metadata server as the runtime account: no
+    # token-creator role is needed, only the invoker grant on the target.
+    invokes: tuple[str, ...] = ()
+    # (variable, lookup) set from a value apply looks up: the dispatcher's GOOGLE_CLOUD_PROJECT_NUMBER
+    # (Cloud Run's deterministic service URLs name the project number)
+    env_lookups: tuple[tuple[str, str], ...] = ()
 
     def service_account_email(self, project: str) -> str:
         return f"{self.service_account}@{project}.iam.gserviceaccount.com"
@@ -201,12 +215,25 @@ class FunctionSpec:
 
 @dataclass(frozen=True)
 class SchedulerJobSpec:
+    """One Cloud Scheduler job (a ``schedule_entries()`` entry): Pub/Sub ``body`` to ``topic`` on ``cron``."""
+
     name: str
     cron: str
     timezone: str
     topic: str
     body: str  # JSON
     function: str | None
+
+
+@dataclass(frozen=True)
+class DispatchedJob:
+    """A ``[[jobs]]`` entry or sensor slot: run by the dispatcher, never a Cloud Scheduler job.
+
+    Verify names a Cloud Scheduler job of the same name (the replaced system's, or one of an earlier
+    deploy) as a zombie that runs it a second time."""
+
+    name: str
+    replaced_by: str = ""  # declared for the record only: what in this package does its work
 
 
 @dataclass(frozen=True)
@@ -268,6 +295,13 @@ class DeploymentSpec:
     read_tables: tuple[str, ...] = field(default=())
     secrets: tuple[SecretSpec, ...] = field(default=())
     custom_roles: tuple[CustomRole, ...] = field(default=())
+    # every Cloud Scheduler job of the whole definition (kept by ``only``): any other job in the
+    # region is a zombie
+    defined_jobs: tuple[str, ...] = field(default=())
+    dispatched_jobs: tuple[DispatchedJob, ...] = field(default=())
+    dispatcher_job: str | None = None  # the tick job that feeds the dispatcher
+    # verify reports zombies: the whole deployment, or the dispatcher's alone (a zombie runs its jobs twice)
+    zombie_scope: bool = True
 
     @property
     def firestore_condition(self) -> Condition:
@@ -306,6 +340,7 @@ class DeploymentSpec:
                 "read_datasets": tuple(d for d in self.read_datasets if any(t.startswith(f"{d}.") for t in mine)),
                 "secrets": tuple(s for s in self.secrets if fn.name in s.readers),
                 "custom_roles": (),
+                "zombie_scope": any(j.name == self.dispatcher_job for j in jobs),
             }
         )
 
@@ -347,6 +382,12 @@ def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
         (definition.monitor.alert_collection, r.alerts_days, "the monitor: deduplicated findings"),
         (settings.audit_collection, r.audit_days, "phasectl: the operator audit"),
         (str(inbox), r.inbox_days, "consumers: shared.client.TriggerInbox entries"),
+        (definition.dispatcher.runs_collection, r.state_days, "the schedule dispatcher: one run per job and slot"),
+        (
+            definition.dispatcher.jobs_collection,
+            r.state_days,
+            "the schedule dispatcher: each job's last run (the season overrides never expire)",
+        ),
     )
     groups = [group for group, _, _ in wanted]
     if len(set(groups)) != len(groups):
@@ -452,6 +493,8 @@ def build_spec(
     access = table_access(definition)
 
     sources: dict[str, str] = {t.name: definition.source_topic(t) for t in definition.transitions}
+    for t in timed:  # a sensor's function runs on its tick topic (the dispatcher publishes its slots there)
+        sources.setdefault(t.function, t.tick_topic)
     jobs: list[SchedulerJobSpec] = []
     for key, schedule in definition.schedule_entries().items():
         if schedule.function:
@@ -466,6 +509,9 @@ def build_spec(
                 function=schedule.function,
             )
         )
+    dispatched = [j for j in definition.all_jobs() if j.dispatched]
+    job_topics = sorted({j.pubsub.topic for j in dispatched if j.pubsub is not None})
+    called = sorted({j.http.service for j in dispatched if j.http is not None and j.http.auth == "id_token"})
     functions: list[FunctionSpec] = []
     nudge_topic = definition.outbox_nudge_topic()
     dead_letter_readers: set[str] = set()
@@ -491,9 +537,11 @@ def build_spec(
             reads = reads.union(*gate_reads.values())
             if TIMED_MODULE in closure.modules:  # and every sensor, if it ships their evaluation
                 reads = reads.union(*timed_reads.values())
-        elif mine:  # a sensor or scheduled trigger function: the topics its triggers publish to
+        elif mine:  # a sensor function: the topics its triggers publish to
             publishes = tuple(sorted({t.topic for t in mine}))
             reads = reads.union(*(timed_reads[t.name] for t in mine))
+        elif DISPATCH_MODULE in closure.modules:  # the dispatcher: its Pub/Sub jobs' topics
+            publishes = tuple(job_topics)
         elif RETRY_DISPATCH_MODULE in closure.modules:  # auto-retry: RetryRequests to the retry topics
             publishes = tuple(retry_topics)
         else:
@@ -511,6 +559,13 @@ def build_spec(
             if use.module in closure.modules:
                 secrets.append((use.env(definition), use.secret_id))
                 secret_readers[use.secret_id].append(name)
+        invokes: tuple[str, ...] = ()
+        env_lookups: tuple[tuple[str, str], ...] = ()
+        if DISPATCH_MODULE in closure.modules and "google-auth" in dists:
+            from shared.schedules.targets import PROJECT_NUMBER_ENV
+
+            invokes = tuple(called)
+            env_lookups = ((PROJECT_NUMBER_ENV, PROJECT_NUMBER_VAR),) if called else ()
         settings = deploy.settings_for(name)
         assert settings.memory and settings.timeout_seconds and settings.max_instances is not None
         trigger = sources[name]
@@ -533,6 +588,8 @@ def build_spec(
                 trigger_account=trigger_account_id(name),
                 secrets=tuple(sorted(secrets)),
                 remove_env=tuple(sorted({use.env(definition) for use in SECRETS})),
+                invokes=invokes,
+                env_lookups=env_lookups,
             )
         )
     accounts = [a for f in functions for a in (f.service_account, f.trigger_account)]
@@ -548,6 +605,8 @@ def build_spec(
     topics.update(j.topic for j in jobs)
     topics.update(t.topic for t in timed)
     topics.update(f.dead_letter_topic for f in functions)
+    # every function's trigger and every topic a function publishes to (the dispatcher's job topics)
+    topics.update(t for f in functions for t in (f.trigger_topic, *f.publishes))
     written = {t.ref for t in tables}
     read_tables = sorted({t for f in functions for t, _ in f.table_roles} - written)
     secrets_spec = tuple(
@@ -578,6 +637,9 @@ def build_spec(
         custom_roles=(TABLE_WRITER,)
         if any(r == TABLE_WRITER.name(project) for f in functions for _, r in f.table_roles)
         else (),
+        defined_jobs=tuple(sorted(j.name for j in jobs)),
+        dispatched_jobs=tuple(DispatchedJob(j.name, j.replaced_by) for j in definition.all_jobs()),
+        dispatcher_job=next((j.name for j in jobs if j.function == definition.dispatcher.function), None),
     )
 
 
@@ -633,6 +695,8 @@ def expected_grants(spec: DeploymentSpec) -> tuple[Grant, ...]:
         for table, role in fn.table_roles:
             out.append(Grant("table", table, role, runtime, None, fn.name))
         out.append(Grant("service", fn.cloud_name, INVOKER_ROLE, trigger, None, fn.name))
+        for service in fn.invokes:  # the target checks the OIDC token the runtime account presents
+            out.append(Grant("run_service", service, INVOKER_ROLE, runtime, None, fn.name))
     return tuple(out)
 
 

@@ -1,9 +1,11 @@
 """``phasectl deploy apply|verify`` against a recording fake ``gcloud``/``bq`` on PATH (no cloud).
 
-apply and verify run exactly as ``phasectl deploy`` runs them (``deploy.cli.run_deploy`` with the
-real ``subprocess_runner``); only the programs they find on ``PATH`` are fakes
-(``tests/support/fake_gcloud.py``), which keep a small simulated project in a JSON file and log
-every call. Bundles and schema files go to a temporary root, not the repository's ``build/``.
+apply and verify run exactly as ``phasectl deploy`` runs them (``deploy.cli.run_deploy``); only the
+programs they call are fakes (``tests/support/fake_gcloud.py``, answered in this process, plus the
+scheduler and Cloud Run commands of ``tests/deploy/fake_scheduler.py``), which keep a small simulated
+project in a file and log every call. Bundles and schema files go to a temporary root, not the
+repository's ``build/``. The processors' tables and the Cloud Run services the scheduled jobs call
+exist before the first deploy, as in a real project.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +26,12 @@ import pytest
 
 import phasectl
 from deploy.apply import NOT_LOGGED_IN
-from deploy.cli import run_deploy
+from deploy.cli import SeasonReader, run_deploy
 from deploy.plan import build_plan, render_plan
 from deploy.spec import RUNTIME_ENV, TABLE_WRITER, DeploymentSpec, build_spec
 from shared.pipeline.definition import PipelineDefinition
+from tests.deploy import fake_scheduler
 from tests.support import fake_gcloud
-from tests.support.fake_gcloud_runner import in_process_runner
 
 PROJECT = "my-proj"
 RUNTIME = dict(RUNTIME_ENV)  # set on every function (deploy.spec)
@@ -38,6 +41,7 @@ LOGIN = ["gcloud", "auth", "print-access-token", "--format=none"]
 
 
 _PROCESSOR_TABLES: dict[int, tuple[str, ...]] = {}
+_CALLED_SERVICES: dict[int, tuple[str, ...]] = {}
 
 
 def processor_tables(definition: PipelineDefinition) -> tuple[str, ...]:
@@ -45,6 +49,25 @@ def processor_tables(definition: PipelineDefinition) -> tuple[str, ...]:
     if id(definition) not in _PROCESSOR_TABLES:
         _PROCESSOR_TABLES[id(definition)] = build_spec(definition, PROJECT).read_tables
     return _PROCESSOR_TABLES[id(definition)]
+
+
+def called_services(definition: PipelineDefinition) -> tuple[str, ...]:
+    """The Cloud Run services the dispatcher's HTTP jobs call: the processors', deployed before ours."""
+    if id(definition) not in _CALLED_SERVICES:
+        spec = build_spec(definition, PROJECT)
+        _CALLED_SERVICES[id(definition)] = tuple(sorted({s for fn in spec.functions for s in fn.invokes}))
+    return _CALLED_SERVICES[id(definition)]
+
+
+def empty_project(definition: PipelineDefinition) -> dict[str, Any]:
+    """Nothing of ours deployed; the processors' tables and Cloud Run services exist (the latter with the
+    invoker grants of their own callers)."""
+    state = fake_gcloud.initial_state(PROJECT, tables=processor_tables(definition))
+    for service in called_services(definition):
+        state["run_iam"][service] = {
+            "roles/run.invoker": [f"serviceAccount:scheduler@{PROJECT}.iam.gserviceaccount.com"]
+        }
+    return state
 
 
 @dataclass
@@ -67,7 +90,7 @@ class FakeCloud:
     @classmethod
     def create(cls, definition: PipelineDefinition, base: Path, state: dict[str, Any] | None = None) -> FakeCloud:
         state_path, log_path = base / "cloud.json", base / "calls.jsonl"
-        state = state or fake_gcloud.initial_state(PROJECT, tables=processor_tables(definition))
+        state = state or empty_project(definition)
         env = fake_gcloud.install(base / "bin", state_path, log_path, state)
         root = base / "root"
         root.mkdir()
@@ -85,7 +108,15 @@ class FakeCloud:
     def forget_calls(self) -> None:
         self.log_path.write_text("")
 
-    def deploy(self, action: str, function: str | None = None, *operands: str, stdin: bytes | None = None) -> Run:
+    def deploy(
+        self,
+        action: str,
+        function: str | None = None,
+        *operands: str,
+        stdin: bytes | None = None,
+        season: SeasonReader | None = None,
+        now: datetime | None = None,
+    ) -> Run:
         out, err = io.StringIO(), io.StringIO()
         code = run_deploy(
             self.definition,
@@ -96,11 +127,23 @@ class FakeCloud:
             function=function,
             env=self.env,
             root=self.root,
-            runner=in_process_runner(self.env, self.root),
+            runner=self.runner(),
             operands=operands,
             stdin=None if stdin is None else io.BytesIO(stdin),
+            season=season,
+            now=now,
         )
         return Run(code, out.getvalue(), err.getvalue())
+
+    def runner(self) -> Any:
+        return fake_scheduler.runner(self.env, self.root)
+
+    def run(self, command: str) -> None:
+        """A command verify names (a fix), run as an operator would (through the same fakes)."""
+        import shlex
+
+        done = self.runner()(shlex.split(command))
+        assert done.returncode == 0, (command, done.stderr)
 
     def set_secret(self, name: str = "slack-webhook", value: bytes = WEBHOOK + b"\n") -> Run:
         return self.deploy("secret", None, "set", name, stdin=value)
@@ -180,7 +223,13 @@ def test_first_apply_creates_everything(first_apply: FirstApply, spec: Deploymen
         assert readers == {"roles/pubsub.subscriber": [f"serviceAccount:{monitor.service_account_email(PROJECT)}"]}
     for fn in spec.functions:
         described = state["functions"][fn.cloud_name]["described"]
-        assert described["serviceConfig"]["environmentVariables"] == {"GOOGLE_CLOUD_PROJECT": PROJECT, **RUNTIME}
+        # the dispatcher also gets the project number (Cloud Run's service URLs name it), looked up by apply
+        looked_up = {name: state["project"]["projectNumber"] for name, _ in fn.env_lookups}
+        assert described["serviceConfig"]["environmentVariables"] == {
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            **RUNTIME,
+            **looked_up,
+        }
         assert described["serviceConfig"]["serviceAccountEmail"] == fn.service_account_email(PROJECT)
         assert described["eventTrigger"]["serviceAccountEmail"] == fn.trigger_account_email(PROJECT)
         assert state["run_iam"][fn.cloud_name] == {
@@ -207,14 +256,41 @@ def test_first_apply_creates_everything(first_apply: FirstApply, spec: Deploymen
     assert state["roles"][TABLE_WRITER.role_id]["includedPermissions"] == sorted(TABLE_WRITER.permissions)
     assert not [c for c in first_apply.calls if any("${" in token for token in c)]  # every lookup was substituted
     assert len([c for c in first_apply.calls if c[:3] == ["gcloud", "functions", "deploy"]]) == len(spec.functions)
+    # the dispatcher may call each Cloud Run service its jobs call (with the OIDC token of its runtime account)
+    dispatcher = spec.function("schedule_dispatcher")
+    assert dispatcher.invokes and set(dispatcher.invokes) <= set(state["run_iam"])
+    assert looked_up_number(state, dispatcher.name) == state["project"]["projectNumber"]
+    for service in dispatcher.invokes:
+        members = state["run_iam"][service]["roles/run.invoker"]
+        assert f"serviceAccount:{dispatcher.service_account_email(PROJECT)}" in members, service
+    checked = [c[4] for c in first_apply.calls if c[:4] == ["gcloud", "run", "services", "describe"]]
+    assert checked == list(dispatcher.invokes)  # each checked to exist before its binding
 
 
-def test_first_apply_then_verify_passes_through_phasectl(deployed: FakeCloud) -> None:
+def looked_up_number(state: dict[str, Any], function: str) -> str:
+    env = state["functions"][function.replace("_", "-")]["described"]["serviceConfig"]["environmentVariables"]
+    return str(env["GOOGLE_CLOUD_PROJECT_NUMBER"])
+
+
+def test_first_apply_then_verify_passes_through_phasectl(deployed: FakeCloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    import deploy.cli
+    import phasectl.commands.deploy
+
+    read: list[str] = []
+
+    def season(ctx: Any, project: str) -> dict[str, Any] | None:  # the Firestore read, not a real project's
+        read.append(project)
+        return {"paused": ["A"], "updated_by": "ops"}
+
+    monkeypatch.setattr(deploy.cli, "subprocess_runner", lambda root, env=None: deployed.runner())
+    monkeypatch.setattr(phasectl.commands.deploy, "read_season_overrides", season)
     out, err = io.StringIO(), io.StringIO()
     code = phasectl.main(["deploy", "verify", "--project", PROJECT], environ=deployed.env, out=out, err=err)
     assert code == 0, out.getvalue() + err.getvalue()
     assert "FAIL" not in out.getvalue()
     assert ", 0 failed" in out.getvalue().splitlines()[-1]
+    assert read == [PROJECT]  # verify reads the season overrides of the project it verifies
+    assert "| OVERRIDE |" in out.getvalue() and "season: wave A" in out.getvalue()
 
 
 def test_verify_on_an_empty_project_fails_for_every_function(
@@ -498,14 +574,18 @@ def test_verify_fails_when_dead_letters_are_not_wired(deployed: FakeCloud) -> No
     assert f"subscription {subscription}" in line and "dead letters to -" in line
 
 
-def test_verify_fails_for_a_paused_scheduler_job(deployed: FakeCloud) -> None:
+def test_verify_fails_for_a_paused_scheduler_job_and_names_the_resume(deployed: FakeCloud) -> None:
     state = deployed.state()
     state["jobs"]["auto-retry-processor-trigger"]["described"]["state"] = "PAUSED"
     deployed.set_state(state)
     run = deployed.deploy("verify")
     assert run.code == 1
-    (line,) = failures(run)
-    assert "scheduler job auto-retry-processor-trigger" in line and "state PAUSED" in line
+    assert failures(run) == []  # no other check failed: the scheduler table says what
+    (row,) = drift_rows(run)
+    resume = f"gcloud scheduler jobs resume auto-retry-processor-trigger --location=us-west2 --project={PROJECT}"
+    assert row == Row("auto-retry-processor-trigger", "PAUSED", "state ENABLED", "state PAUSED", resume)
+    deployed.run(row.fix)
+    assert deployed.deploy("verify").code == 0
 
 
 def test_verify_fails_for_a_table_missing_a_column(deployed: FakeCloud) -> None:
@@ -634,7 +714,7 @@ def test_the_rendered_plan_ensures_ttl_policies_once(
         )
         assert done.returncode == 0, done.stderr
     updates = [c for c in cloud.calls() if c[:5] == TTL_UPDATE]
-    assert len(updates) == len(spec.firestore_ttls) == 8
+    assert len(updates) == len(spec.firestore_ttls) == 10
     assert set(cloud.state()["ttls"]) == {t.collection_group for t in spec.firestore_ttls}
 
 
@@ -650,10 +730,18 @@ def test_verify_fails_when_the_monitor_cannot_read_a_dead_letter_subscription(de
     assert deployed.deploy("verify").code == 0
 
 
-def test_verify_output_is_one_line_per_check(deployed: FakeCloud) -> None:
+def test_verify_output_is_one_line_per_check_then_the_scheduler_table(
+    deployed: FakeCloud, spec: DeploymentSpec
+) -> None:
     run = deployed.deploy("verify")
     lines = run.out.splitlines()
-    assert all(line.startswith(("ok   ", "FAIL ")) for line in lines[:-1]), lines
+    title = next(i for i, line in enumerate(lines) if line.startswith("Cloud Scheduler (us-west2): "))
+    assert all(line.startswith(("ok   ", "FAIL ")) for line in lines[:title]), lines
+    table = lines[title + 1 : -1]
+    assert [c.strip() for c in table[0].split(" | ")] == ["job", "state", "expected", "actual", "fix command"]
+    assert set(table[1]) <= {"-", "+"}
+    assert len(table) == 2 + len(spec.jobs)  # one row per defined job (all OK here)
+    assert lines[-1].startswith("verify: ")
     assert json.dumps(lines)  # plain text, nothing binary
 
 
@@ -927,3 +1015,416 @@ def test_the_previous_versions_grants_are_all_named_with_their_removal(
         deployed.by_hand(*shlex.split(command.rsplit(")", 1)[0]))
     verified = deployed.deploy("verify")
     assert verified.code == 0, failures(verified)
+
+
+# -- Cloud Scheduler: one table of drift (MISSING, ZOMBIE, CHANGED, PAUSED) with the fix commands ------
+DRIFT = ("MISSING", "ZOMBIE", "CHANGED", "PAUSED")
+TICK = "schedule-dispatcher-tick"
+MONITOR_JOB = "phase-transition-monitor"
+
+
+@dataclass(frozen=True)
+class Row:
+    job: str
+    state: str
+    expected: str
+    actual: str
+    fix: str
+
+
+def table_rows(run: Run) -> list[Row]:
+    """The rows of verify's scheduler table (title, header and rule skipped; the summary line last)."""
+    lines = run.out.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("Cloud Scheduler ("))
+    assert [c.strip() for c in lines[title + 1].split(" | ")] == ["job", "state", "expected", "actual", "fix command"]
+    rows = [Row(*(cell.strip() for cell in line.split(" | ", 4))) for line in lines[title + 3 : -1]]
+    assert lines[-1].startswith("verify: ")
+    return rows
+
+
+def drift_rows(run: Run) -> list[Row]:
+    return [r for r in table_rows(run) if r.state in DRIFT]
+
+
+def listed_job(name: str, schedule: str, zone: str, **target: Any) -> dict[str, Any]:
+    """A Cloud Scheduler job as the fake keeps it (``described``: what ``jobs list`` prints)."""
+    return {
+        "location": "us-west2",
+        "described": {
+            "name": f"projects/{PROJECT}/locations/us-west2/jobs/{name}",
+            "schedule": schedule,
+            "timeZone": zone,
+            "state": "ENABLED",
+            **target,
+        },
+    }
+
+
+def b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def scheduler_job(spec: DeploymentSpec, name: str) -> Any:
+    return next(job for job in spec.jobs if job.name == name)
+
+
+def test_the_project_holds_exactly_the_definitions_scheduler_jobs(
+    deployed: FakeCloud, spec: DeploymentSpec, definition: PipelineDefinition
+) -> None:
+    """After apply: the monitor's, auto-retry's and the dispatcher's tick, nothing per [[jobs]] entry;
+    verify lists the region once and finds every job as defined (exit 0)."""
+    assert sorted(deployed.state()["jobs"]) == sorted(
+        definition.schedule_entries()[k].job or k for k in definition.schedule_entries()
+    )
+    assert sorted(j.name for j in spec.jobs) == sorted([MONITOR_JOB, "auto-retry-processor-trigger", TICK])
+    tick = scheduler_job(spec, TICK)
+    assert (tick.cron, tick.timezone, tick.topic, tick.function) == ("* * * * *", "UTC", TICK, "schedule_dispatcher")
+    assert json.loads(tick.body) == {"force": False}  # a ScheduleTick: run every slot due now
+    assert not set(deployed.state()["jobs"]) & {j.name for j in definition.all_jobs()}
+    deployed.forget_calls()
+    run = deployed.deploy("verify")
+    assert run.code == 0, run.out
+    rows = table_rows(run)
+    assert [(r.job, r.state, r.actual, r.fix) for r in rows] == [
+        (j.name, "OK", "as defined", "-") for j in sorted(spec.jobs, key=lambda j: j.name)
+    ]
+    calls = deployed.calls()
+    assert [c for c in calls if c[:3] == ["gcloud", "scheduler", "jobs"]] == [
+        ["gcloud", "scheduler", "jobs", "list", "--location=us-west2", f"--project={PROJECT}", "--format=json"]
+    ]
+    assert "Cloud Scheduler (us-west2): 3 job(s) defined, 0 drifted" in run.out
+
+
+def test_verify_reports_a_deleted_job_as_missing_with_its_create_command(
+    deployed: FakeCloud, spec: DeploymentSpec
+) -> None:
+    from deploy.plan import render_command, scheduler_create_command
+
+    deployed.update(lambda state: state["jobs"].pop(TICK))
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    assert failures(run) == []
+    (row,) = drift_rows(run)
+    assert (row.job, row.state, row.actual) == (TICK, "MISSING", "absent")
+    assert row.expected == 'ENABLED, * * * * * (UTC) → topic schedule-dispatcher-tick, body {"force":false}'
+    assert row.fix == render_command(scheduler_create_command(spec, scheduler_job(spec, TICK)))
+    assert row.fix == (
+        f"gcloud scheduler jobs create pubsub {TICK} --location=us-west2 '--schedule=* * * * *' --time-zone=UTC "
+        f"--topic=projects/{PROJECT}/topics/{TICK} '--message-body={{\"force\":false}}' --project={PROJECT}"
+    )
+    assert run.out.splitlines()[-1].endswith(" failed (1 Cloud Scheduler drift)")
+    deployed.run(row.fix)
+    assert deployed.deploy("verify").code == 0
+
+
+def test_apply_recreates_a_deleted_job(deployed: FakeCloud) -> None:
+    deployed.update(lambda state: state["jobs"].pop(TICK))
+    applied = deployed.deploy("apply")
+    assert applied.code == 0, applied.err
+    assert f"scheduler job {TICK}: created" in applied.out
+    assert deployed.deploy("verify").code == 0
+
+
+def test_verify_reports_jobs_outside_the_definition_as_zombies_with_their_delete_command(
+    deployed: FakeCloud, definition: PipelineDefinition
+) -> None:
+    """The replaced system's ``same-day-phase3`` (a [[jobs]] entry the dispatcher now runs), an earlier
+    deploy's per-slot job of the grading sensor, and a job nobody defines; one in another region is not
+    verify's to judge."""
+    dispatched = definition.job("same-day-phase3")  # a [[jobs]] entry: the dispatcher runs it
+    slot = definition.timed_triggers()[0].slots[0].job  # a sensor slot: once its own Cloud Scheduler job
+    uri = "https://nba-phase3-analytics-processors-f7p3g7f6ya-wl.a.run.app/process-date-range"
+
+    def zombies(state: dict[str, Any]) -> None:
+        state["jobs"]["same-day-phase3"] = listed_job(
+            "same-day-phase3", dispatched.cron, "America/New_York", httpTarget={"uri": uri, "httpMethod": "POST"}
+        )
+        state["jobs"][slot] = listed_job(
+            slot,
+            "*/15 22-23,0-2 * * *",
+            "America/New_York",
+            pubsubTarget={"topicName": f"projects/{PROJECT}/topics/grading-readiness-tick", "data": b64("{}")},
+        )
+        state["jobs"]["legacy-cleanup"] = listed_job(
+            "legacy-cleanup", "0 3 * * *", "UTC", httpTarget={"uri": "https://x.example/"}
+        )
+        state["jobs"]["other-region"] = {**listed_job("other-region", "0 3 * * *", "UTC"), "location": "us-east1"}
+
+    deployed.update(zombies)
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    assert failures(run) == []
+    rows = {r.job: r for r in drift_rows(run)}
+    assert sorted(rows) == sorted(["legacy-cleanup", "same-day-phase3", slot])
+    twice = f"absent: now dispatched by {TICK}: delete the Cloud Scheduler job or it runs twice"
+    assert rows["same-day-phase3"] == Row(
+        "same-day-phase3",
+        "ZOMBIE",
+        twice,
+        f"ENABLED, 30 10 * * * (America/New_York) → http POST {uri}",
+        f"gcloud scheduler jobs delete same-day-phase3 --location=us-west2 --project={PROJECT}",
+    )
+    assert rows[slot].expected == twice  # a sensor slot is dispatched too
+    assert rows[slot].actual == "ENABLED, */15 22-23,0-2 * * * (America/New_York) → topic grading-readiness-tick"
+    assert rows["legacy-cleanup"].expected == "absent (not in the definition)"
+    assert (
+        rows["legacy-cleanup"].fix
+        == f"gcloud scheduler jobs delete legacy-cleanup --location=us-west2 --project={PROJECT}"
+    )
+    assert run.out.splitlines()[-1].endswith("(3 Cloud Scheduler drift)")
+    for row in rows.values():
+        deployed.run(row.fix)
+    assert deployed.deploy("verify").code == 0
+    assert sorted(deployed.state()["jobs"]) == sorted(
+        [MONITOR_JOB, "auto-retry-processor-trigger", TICK, "other-region"]
+    )
+
+
+CHANGES = {
+    "schedule": (lambda d: d.update(schedule="*/5 * * * *"), "schedule */10 * * * *", "schedule */5 * * * *"),
+    "time zone": (lambda d: d.update(timeZone="Etc/UTC"), "time zone America/New_York", "time zone Etc/UTC"),
+    "body": (
+        lambda d: d["pubsubTarget"].update(data=b64('{"check":"transitions","dry_run":true}')),
+        'body {"check":"transitions","dry_run":false}',
+        'body {"check":"transitions","dry_run":true}',
+    ),
+    "topic": (
+        lambda d: d["pubsubTarget"].update(topicName=f"projects/{PROJECT}/topics/auto-retry-trigger"),
+        "topic phase-transition-monitor-trigger",
+        "topic auto-retry-trigger",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(CHANGES))
+def test_verify_reports_a_changed_job_with_its_update_command(
+    deployed: FakeCloud, spec: DeploymentSpec, what: str
+) -> None:
+    from deploy.plan import render_command, scheduler_update_command
+
+    change, expected, actual = CHANGES[what]
+    deployed.update(lambda state: change(state["jobs"][MONITOR_JOB]["described"]))
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    (row,) = drift_rows(run)
+    assert (row.job, row.state, row.expected, row.actual) == (MONITOR_JOB, "CHANGED", expected, actual)
+    assert row.fix == render_command(scheduler_update_command(spec, scheduler_job(spec, MONITOR_JOB)))
+    assert row.fix.startswith(f"gcloud scheduler jobs update pubsub {MONITOR_JOB} --location=us-west2 ")
+    for flag in ("'--schedule=*/10 * * * *'", "--time-zone=America/New_York", "--message-body=", "--topic=projects/"):
+        assert flag in row.fix
+    deployed.run(row.fix)
+    assert deployed.deploy("verify").code == 0
+
+
+def test_a_body_with_the_same_json_is_not_a_change(deployed: FakeCloud) -> None:
+    """Cloud Scheduler keeps the bytes it was given; the same JSON with other spacing or key order is the same body."""
+    deployed.update(
+        lambda s: s["jobs"][MONITOR_JOB]["described"]["pubsubTarget"].update(
+            data=b64('{ "dry_run": false, "check": "transitions" }')
+        )
+    )
+    assert deployed.deploy("verify").code == 0
+
+
+def test_a_changed_and_paused_job_gets_a_row_for_each_and_an_http_job_is_recreated(
+    deployed: FakeCloud, spec: DeploymentSpec
+) -> None:
+    def drift(state: dict[str, Any]) -> None:
+        monitor = state["jobs"][MONITOR_JOB]["described"]
+        monitor.update(schedule="0 * * * *", state="PAUSED")
+        tick = state["jobs"][TICK]["described"]  # an earlier hand-made HTTP job under the tick's name
+        del tick["pubsubTarget"]
+        tick["httpTarget"] = {"uri": "https://schedule-dispatcher.example/", "httpMethod": "POST"}
+
+    deployed.update(drift)
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    rows = drift_rows(run)
+    assert [(r.job, r.state) for r in rows] == [(MONITOR_JOB, "CHANGED"), (TICK, "CHANGED"), (MONITOR_JOB, "PAUSED")]
+    tick = rows[1]
+    assert tick.expected == f"topic {TICK}" and tick.actual == "http POST https://schedule-dispatcher.example/"
+    delete, create = tick.fix.split(" && ")
+    assert delete == f"gcloud scheduler jobs delete {TICK} --location=us-west2 --project={PROJECT}"
+    assert create.startswith(f"gcloud scheduler jobs create pubsub {TICK} ")  # update cannot change the target kind
+    for row in rows:
+        for command in row.fix.split(" && "):
+            deployed.run(command)
+    assert deployed.deploy("verify").code == 0
+
+
+def test_zombies_are_checked_for_the_whole_deployment_or_the_dispatcher_alone(deployed: FakeCloud) -> None:
+    deployed.update(
+        lambda s: s["jobs"].update(
+            {"phase6-daily-results": listed_job("phase6-daily-results", "0 5 * * *", "America/New_York")}
+        )
+    )
+    one = deployed.deploy("verify", function="phase5_to_phase6")
+    assert one.code == 0, one.out  # not this function's business
+    assert "(zombies not checked for one function)" in one.out and "phase6-daily-results" not in one.out
+    dispatcher = deployed.deploy("verify", function="schedule_dispatcher")
+    assert dispatcher.code == 1
+    assert [(r.job, r.state) for r in drift_rows(dispatcher)] == [("phase6-daily-results", "ZOMBIE")]
+    assert [r.job for r in table_rows(dispatcher) if r.state == "OK"] == [TICK]
+
+
+def test_a_zombie_of_a_replaced_job_names_what_replaced_it(spec: DeploymentSpec) -> None:
+    """A ``replaced_by`` job is declared for the record, never dispatched: its old Cloud Scheduler job duplicates
+    the work of what replaced it."""
+    from dataclasses import replace
+
+    from deploy.apply import Result, verify_scheduler
+    from deploy.spec import DispatchedJob
+
+    mine = replace(
+        spec, dispatched_jobs=(DispatchedJob("phase4-timeout-check-job", "the phase4_to_phase5 deadline tiers"),)
+    )
+    listed = [j["described"] for j in (listed_job(job.name, job.cron, job.timezone) for job in spec.jobs)]
+    for described, job in zip(listed, spec.jobs, strict=True):
+        described["pubsubTarget"] = {"topicName": f"projects/{PROJECT}/topics/{job.topic}", "data": b64(job.body)}
+    listed.append(listed_job("phase4-timeout-check-job", "*/15 * * * *", "America/New_York")["described"])
+    rows = verify_scheduler(mine, lambda argv: Result(0, json.dumps(listed), ""))
+    zombie = next(r for r in rows if r.state == "ZOMBIE")
+    assert zombie.job == "phase4-timeout-check-job" and zombie.actual.endswith("→ no target")
+    assert zombie.expected == (
+        "absent: replaced by the phase4_to_phase5 deadline tiers; delete it or its work is done twice"
+    )
+    assert [r.state for r in rows if r.job != zombie.job] == ["OK"] * len(spec.jobs)
+    broken = verify_scheduler(spec, lambda argv: Result(1, "", "ERROR: PERMISSION_DENIED: cloudscheduler.jobs.list"))
+    assert [(r.state, r.ok) for r in broken] == [("ERROR", False)] and "PERMISSION_DENIED" in broken[0].actual
+
+
+# -- the season overrides: informational rows, never drift -------------------------------------------
+IN_SEASON = datetime.fromisoformat("2026-01-15T18:00:00+00:00")  # 2025-26, every wave running by the calendar
+OFF_SEASON = datetime.fromisoformat("2026-08-01T18:00:00+00:00")  # after the playoffs, before any wave resumes
+
+
+def wave_jobs(definition: PipelineDefinition, wave: str) -> list[str]:
+    return [j.name for j in definition.all_jobs() if j.dispatched and (j.wave or "-") == wave]
+
+
+def test_a_wave_an_operator_paused_in_season_is_an_informational_row(
+    deployed: FakeCloud, definition: PipelineDefinition
+) -> None:
+    doc = {"paused": ["C"], "last_change": "pause C", "updated_by": "ops@example.com"}
+    run = deployed.deploy("verify", season=lambda project: doc, now=IN_SEASON)
+    assert run.code == 0, run.out  # an operator's choice, not drift
+    (row,) = [r for r in table_rows(run) if r.state == "OVERRIDE"]
+    jobs = wave_jobs(definition, "C")
+    assert row.job == "season: wave C" and row.expected == f"calendar: {len(jobs)} of {len(jobs)} job(s) run today"
+    assert row.actual.startswith(f"paused by an operator against the calendar: {len(jobs)} job(s) do not run today: ")
+    assert jobs[0] in row.actual and row.actual.endswith("(last change: pause C by ops@example.com)")
+    assert row.fix.startswith("- (an operator's choice in Firestore schedule_jobs/__season__")
+    assert "0 drifted" in run.out
+
+
+def test_a_wave_an_operator_resumed_off_season_is_an_informational_row(
+    deployed: FakeCloud, definition: PipelineDefinition
+) -> None:
+    run = deployed.deploy("verify", season=lambda project: {"resumed": ["B"]}, now=OFF_SEASON)
+    assert run.code == 0, run.out
+    (row,) = [r for r in table_rows(run) if r.state == "OVERRIDE"]
+    jobs = wave_jobs(definition, "B")
+    assert (row.job, row.expected) == ("season: wave B", f"calendar: 0 of {len(jobs)} job(s) run today")
+    assert row.actual.startswith(
+        f"resumed by an operator against the calendar: {len(jobs)} job(s) run today outside their season window: "
+    )
+    # a pause that agrees with the calendar is still shown, and said to agree
+    agreed = deployed.deploy("verify", season=lambda project: {"paused": ["B"]}, now=OFF_SEASON)
+    (row,) = [r for r in table_rows(agreed) if r.state == "OVERRIDE"]
+    assert (row.job, row.actual) == (
+        "season: wave B",
+        "paused by an operator (the calendar runs none of them today either)",
+    )
+    # `all`: every dispatched job; off season only those with `window = "always"` run by the calendar
+    everything = deployed.deploy("verify", season=lambda project: {"paused": ["all"]}, now=OFF_SEASON)
+    (row,) = [r for r in table_rows(everything) if r.state == "OVERRIDE"]
+    always = [j.name for j in definition.all_jobs() if j.dispatched and j.window == "always"]
+    assert row.job == "season: all jobs"
+    assert (
+        row.expected
+        == f"calendar: {len(always)} of {len([j for j in definition.all_jobs() if j.dispatched])} job(s) run today"
+    )
+    if always:
+        assert row.actual.startswith(f"paused by an operator against the calendar: {len(always)} job(s) do not run")
+        assert always[0] in row.actual
+
+
+def test_unreadable_season_overrides_are_said_and_do_not_fail_verify(deployed: FakeCloud) -> None:
+    def broken(project: str) -> None:
+        raise RuntimeError("not logged in to Google Cloud (no Application Default Credentials)")
+
+    run = deployed.deploy("verify", season=broken, now=IN_SEASON)
+    assert run.code == 0, run.out
+    (row,) = [r for r in table_rows(run) if r.state == "OVERRIDE"]
+    assert row.job == "season: overrides"
+    assert row.actual == "not read: not logged in to Google Cloud (no Application Default Credentials)"
+    assert [r for r in table_rows(deployed.deploy("verify", season=lambda p: None)) if r.state == "OVERRIDE"] == []
+
+
+# -- the dispatcher may call the Cloud Run services of its jobs, and only that ------------------------
+def test_apply_stops_before_the_jobs_when_a_called_service_does_not_exist(
+    definition: PipelineDefinition, tmp_path: Path
+) -> None:
+    state = empty_project(definition)
+    missing = called_services(definition)[0]
+    del state["run_iam"][missing]
+    cloud = FakeCloud.create(definition, tmp_path, state)
+    assert cloud.set_secret().code == 0
+    run = cloud.deploy("apply")
+    assert run.code == 2
+    assert run.err.count("\n") == 1 and f"Cloud Run service {missing} does not exist in us-west2" in run.err, run.err
+    after = cloud.state()
+    assert "schedule-dispatcher" in after["functions"] and after["jobs"] == {}  # no tick before its targets
+
+
+def test_an_invoker_grant_by_hand_is_allowed_another_role_is_extra(deployed: FakeCloud, spec: DeploymentSpec) -> None:
+    service = spec.function("schedule_dispatcher").invokes[0]
+    monitor = f"--member={sa('phase-transition-monitor')}"
+    where = (f"--region={spec.region}", f"--project={PROJECT}")
+    # docs/deploy.md: the monitor and phase4_to_phase5 call the coordinator; the operator grants that by hand
+    deployed.run(
+        f"gcloud run services add-iam-policy-binding {service} {monitor} --role=roles/run.invoker {' '.join(where)}"
+    )
+    assert deployed.deploy("verify").code == 0
+    deployed.run(
+        f"gcloud run services add-iam-policy-binding {service} {monitor} --role=roles/run.developer {' '.join(where)}"
+    )
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    (line,) = failures(run)
+    assert (
+        f"IAM Cloud Run service {service}" in line and "EXTRA roles/run.developer for phase-transition-monitor" in line
+    )
+    run_removal(deployed, line)
+    assert deployed.deploy("verify").code == 0
+
+
+def test_verify_fails_when_the_dispatcher_may_not_call_a_service_and_apply_restores_it(
+    deployed: FakeCloud, spec: DeploymentSpec
+) -> None:
+    dispatcher = spec.function("schedule_dispatcher")
+    service = dispatcher.invokes[0]
+    member = f"serviceAccount:{dispatcher.service_account_email(PROJECT)}"
+    deployed.update(lambda s: s["run_iam"][service]["roles/run.invoker"].remove(member))
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    (line,) = failures(run)
+    assert f"IAM Cloud Run service {service}" in line and "MISSING roles/run.invoker for schedule-dispatcher" in line
+    assert deployed.deploy("apply").code == 0
+    assert deployed.deploy("verify").code == 0
+
+
+def test_verify_fails_when_the_dispatcher_lost_its_project_number(deployed: FakeCloud) -> None:
+    deployed.update(
+        lambda s: s["functions"]["schedule-dispatcher"]["described"]["serviceConfig"]["environmentVariables"].pop(
+            "GOOGLE_CLOUD_PROJECT_NUMBER"
+        )
+    )
+    run = deployed.deploy("verify")
+    assert run.code == 1
+    (line,) = failures(run)
+    assert "function schedule-dispatcher: GOOGLE_CLOUD_PROJECT_NUMBER unset, expected 123456789012" in line
+    assert deployed.deploy("apply", function="schedule_dispatcher").code == 0
+    assert deployed.deploy("verify").code == 0

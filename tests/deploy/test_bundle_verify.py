@@ -83,6 +83,9 @@ def test_bundle_installs_imports_lightly_and_serves_an_event(function: str, clou
         if any(t.function == function for t in definition.timed_triggers()):
             _serve_trigger_tick(function, server, cloud, definition)
             return
+        if function == definition.dispatcher.function:
+            _serve_dispatcher_tick(function, server, cloud, definition)
+            return
         if function not in transitions:
             _serve_scheduler_tick(function, server, cloud, definition)
             return
@@ -145,6 +148,20 @@ def _serve_trigger_tick(function: str, server: Server, cloud: LocalCloud, defini
     assert doc.exists, f"{function} evaluated nothing:\n{server.log_tail()}"
     # no predictions for that date: the sensor waits; a scheduled trigger fires at its time
     assert (doc.to_dict() or {}).get("status") in ("waiting", "triggered"), doc.to_dict()
+
+
+def _serve_dispatcher_tick(function: str, server: Server, cloud: LocalCloud, definition: PipelineDefinition) -> None:
+    """The schedule dispatcher serves a manual tick of a Pub/Sub job for a past date: it claims the slot,
+    publishes to the job's topic and records the run as succeeded."""
+    job = next(j for j in definition.all_jobs() if j.dispatched and j.pubsub is not None)
+    game_date = past_game_date(definition)
+    tick = {"job": job.name, "game_date": game_date.isoformat(), "requested_by": "test_bundle_verify"}
+    _post_tick(server, cloud, definition, json.dumps(tick).encode())
+    runs = firestore_client(cloud.project).collection(definition.dispatcher.runs_collection).stream()
+    mine = [d.to_dict() or {} for d in runs if (d.to_dict() or {}).get("job") == job.name]
+    assert [(r.get("day"), r.get("status")) for r in mine] == [(game_date.isoformat(), "succeeded")], (
+        f"{function} did not run {job.name}:\n{server.log_tail()}"
+    )
 
 
 def _serve_scheduler_tick(function: str, server: Server, cloud: LocalCloud, definition: PipelineDefinition) -> None:

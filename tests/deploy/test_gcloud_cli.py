@@ -19,10 +19,15 @@ requires the same verdicts.
 
 Negative controls show the check can fail: a typo'd flag, an out-of-range value, a topic the
 CLI cannot resolve and a typo'd ``bq`` flag are all classified as argument errors.
+
+The scheduler drift fixes verify prints (create, ``update pubsub`` with ``--schedule``/``--time-zone``/
+``--message-body``, ``resume``, ``delete``, and delete-then-create) are taken from its own table rows,
+on a canned project holding one job of each kind of drift, and run like the rest.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -37,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.apply import LOGIN_COMMAND, Result, Runner, verify, write_schema_files
+from deploy.apply import LOGIN_COMMAND, Result, Runner, verify, verify_scheduler, write_schema_files
 from deploy.plan import (
     Command,
     Step,
@@ -123,10 +128,42 @@ def plan_commands(spec: DeploymentSpec) -> list[tuple[str, ...]]:
     return [tuple(resolve(command, values)) for step in steps for command in step.commands()]
 
 
+@functools.cache
+def packaged_spec() -> DeploymentSpec:
+    return build_spec(load_definition(), PROJECT)
+
+
+def drifted_jobs(spec: DeploymentSpec) -> list[dict[str, object]]:
+    """What ``scheduler jobs list`` prints for a project with one job of each kind of drift: the first
+    defined job missing, the second paused with another schedule, zone and body, the third an HTTP job,
+    and a zombie the dispatcher now runs (``same-day-phase3``, a job of the replaced system)."""
+    import base64
+
+    def job(name: str, **fields: object) -> dict[str, object]:
+        return {"name": f"projects/{PROJECT}/locations/{spec.region}/jobs/{name}", "state": "ENABLED", **fields}
+
+    second, third = spec.jobs[1:3]  # the first is missing
+    data = base64.b64encode(b'{"other": true}').decode()
+    topic = f"projects/{PROJECT}/topics/{second.topic}"
+    return [
+        job(
+            second.name,
+            state="PAUSED",
+            schedule="0 * * * *",
+            timeZone="Etc/UTC",
+            pubsubTarget={"topicName": topic, "data": data},
+        ),
+        job(third.name, schedule=third.cron, timeZone=third.timezone, httpTarget={"uri": "https://example.com/"}),
+        job("same-day-phase3", schedule="30 10 * * *", timeZone="America/New_York", httpTarget={"uri": "https://x/"}),
+    ]
+
+
 def canned_cloud(argv: Sequence[str]) -> Result:
     """Answers verify's reads with a plausible deployment, so every read path of verify runs."""
     if list(argv[:3]) == ["gcloud", "projects", "describe"]:
         return Result(0, "123456789012\n", "")
+    if list(argv[:4]) == ["gcloud", "scheduler", "jobs", "list"]:
+        return Result(0, json.dumps(drifted_jobs(packaged_spec())), "")
     if list(argv[:3]) == ["gcloud", "functions", "describe"]:
         described = {
             "state": "ACTIVE",
@@ -177,6 +214,7 @@ REMOVABLE = {  # a sample resource of each kind verify can find an extra grant o
     "table": "nba_raw.nbac_schedule",
     "dataset": "nba_orchestration",
     "service": "phase2-to-phase3",
+    "run_service": "nba-phase3-analytics-processors",
 }
 
 
@@ -192,7 +230,16 @@ def hint_commands(spec: DeploymentSpec) -> list[tuple[str, ...]]:
     commands.append(remove_command(spec, "project", PROJECT, "roles/datastore.user", SAMPLE_MEMBER, SAMPLE_CONDITION))
     commands.append(remove_command(spec, "project", PROJECT, "roles/x", SAMPLE_MEMBER, Condition("a,b", "true")))
     commands.append(secret_add_version_command(spec, "slack-webhook"))
-    return [tuple(resolve(c, {})) for c in commands]
+    return [tuple(resolve(c, {})) for c in commands] + scheduler_fix_commands(spec)
+
+
+def scheduler_fix_commands(spec: DeploymentSpec) -> list[tuple[str, ...]]:
+    """The fix commands of verify's scheduler table, as it prints them (split as a shell splits them)."""
+    import shlex
+
+    rows = verify_scheduler(spec, canned_cloud)
+    assert sorted({r.state for r in rows if r.drift}) == ["CHANGED", "MISSING", "PAUSED", "ZOMBIE"], rows
+    return [tuple(shlex.split(part)) for r in rows if r.drift for part in r.fix.split(" && ")]
 
 
 # -- running the real CLI ------------------------------------------------------------------------
@@ -339,6 +386,16 @@ NEGATIVE_CONTROLS: dict[str, tuple[str, ...]] = {
         f"--project={PROJECT}",
     ),
     # --enable-ttl and --disable-ttl are one required, mutually exclusive group
+    # a job's location is --location (a --region is not a flag of the scheduler commands)
+    "scheduler delete with --region": (
+        "gcloud",
+        "scheduler",
+        "jobs",
+        "delete",
+        "same-day-phase3",
+        "--region=us-west2",
+        f"--project={PROJECT}",
+    ),
     "ttl without enable or disable": (
         "gcloud",
         "firestore",
@@ -414,6 +471,8 @@ def test_the_commands_cover_the_whole_deployment(checked: Checked) -> None:
         ("gcloud", "eventarc", "triggers", "describe"),
         ("gcloud", "scheduler", "jobs", "create", "pubsub"),
         ("gcloud", "scheduler", "jobs", "update", "pubsub"),
+        ("gcloud", "run", "services", "describe"),  # a Cloud Run service a job calls exists
+        ("gcloud", "run", "services", "add-iam-policy-binding"),  # the dispatcher may invoke it
         ("gcloud", "firestore", "fields", "ttls", "list"),
         ("gcloud", "firestore", "fields", "ttls", "update"),
         ("gcloud", "pubsub", "subscriptions", "add-iam-policy-binding"),
@@ -441,7 +500,7 @@ def test_the_commands_cover_the_whole_deployment(checked: Checked) -> None:
         ("gcloud", "eventarc", "triggers", "describe"),
         ("gcloud", "pubsub", "topics", "list-subscriptions"),
         ("gcloud", "pubsub", "subscriptions", "describe"),
-        ("gcloud", "scheduler", "jobs", "describe"),
+        ("gcloud", "scheduler", "jobs", "list"),
         ("gcloud", "firestore", "fields", "ttls", "list"),
         ("gcloud", "pubsub", "subscriptions", "get-iam-policy"),
         ("bq", "show"),
@@ -467,8 +526,16 @@ def test_the_commands_cover_the_whole_deployment(checked: Checked) -> None:
         ("bq", "remove-iam-policy-binding", "--dataset"),
         ("gcloud", "run", "services", "remove-iam-policy-binding"),
         ("gcloud", "secrets", "versions", "add"),
+        ("gcloud", "scheduler", "jobs", "create", "pubsub"),  # MISSING, and an HTTP job recreated
+        ("gcloud", "scheduler", "jobs", "update", "pubsub"),  # CHANGED
+        ("gcloud", "scheduler", "jobs", "resume"),  # PAUSED
+        ("gcloud", "scheduler", "jobs", "delete"),  # ZOMBIE
     ]:
         assert has(prefix, checked.hints), prefix
+    updates = [argv for argv in checked.hints if argv[:5] == ("gcloud", "scheduler", "jobs", "update", "pubsub")]
+    for flag in ("--schedule=", "--time-zone=", "--message-body=", "--topic=projects/"):
+        assert all(any(t.startswith(flag) for t in argv) for argv in updates), (flag, updates)
+    assert not any(argv[:4] == ("gcloud", "scheduler", "jobs", "describe") for argv in checked.verify)  # one list
     assert TABLE_WRITER.role_id in " ".join(" ".join(argv) for argv in checked.plan)
 
 

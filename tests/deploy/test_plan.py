@@ -127,10 +127,12 @@ def test_each_function_is_deployed_once_with_retry_its_own_account_and_no_public
         assert f"--trigger-service-account={fn.trigger_account_email(PROJECT)}" in deploy  # not the runtime account
         assert f"--trigger-topic={fn.trigger_topic}" in deploy
         assert f"--source=build/{fn.name}" in deploy
-        assert [t for t in deploy if isinstance(t, str) and t.startswith("--update-env-vars=")] == [
-            # deploy.spec.RUNTIME_ENV
-            f"--update-env-vars=GOOGLE_CLOUD_PROJECT={PROJECT},PYDANTIC_DISABLE_PLUGINS=__all__"
-        ]
+        env_flags = [t for t in deploy if str(t).startswith("--update-env-vars=") or isinstance(t, Var)]
+        base = f"--update-env-vars=GOOGLE_CLOUD_PROJECT={PROJECT},PYDANTIC_DISABLE_PLUGINS=__all__"  # RUNTIME_ENV
+        if fn.env_lookups:  # the dispatcher: + the project number, looked up when apply runs
+            assert env_flags == [Var("PROJECT_NUMBER", f"{base},GOOGLE_CLOUD_PROJECT_NUMBER=")]
+        else:
+            assert env_flags == [base]
     assert "--set-env-vars" not in text and "--clear-env-vars" not in text
     assert DEFAULT_COMPUTE not in text
     assert "allUsers" not in text and "allAuthenticatedUsers" not in text
@@ -168,7 +170,7 @@ def test_every_ttl_policy_is_ensured_after_the_database_exists(spec: DeploymentS
     """Lesson L25: one TTL policy per collection group the package writes, enabled only when missing."""
     database = next(i for i, s in enumerate(steps) if s.label == "Firestore database (default)")
     ensured = [(i, s) for i, s in enumerate(steps) if s.kind == "ensure"]
-    assert len(ensured) == len(spec.firestore_ttls) == 8
+    assert len(ensured) == len(spec.firestore_ttls) == 10
     for (i, step), ttl in zip(ensured, spec.firestore_ttls, strict=True):
         assert i > database
         assert step.create == (
@@ -195,7 +197,7 @@ def test_every_ttl_policy_is_ensured_after_the_database_exists(spec: DeploymentS
         )
         assert step.expect == ttl.field and step.function is None
     text = render_plan(spec, steps)
-    assert text.count("| grep -Fx expires_at >/dev/null || \\\n  gcloud firestore fields ttls update expires_at ") == 8
+    assert text.count("| grep -Fx expires_at >/dev/null || \\\n  gcloud firestore fields ttls update expires_at ") == 10
 
 
 def test_the_monitor_may_read_every_dead_letter_subscription_after_it_exists(
@@ -475,3 +477,102 @@ def test_the_deploy_doc_lists_each_identity_with_its_exact_rights() -> None:
         "    UPDATE_GOLDEN=1 .venv/bin/pytest tests/deploy/test_plan.py -p no:cacheprovider"
     )
     assert table.count("-inv` (trigger identity of") == len(build_spec(load_definition(), "my-proj").functions)
+
+
+# -- the schedule dispatcher --------------------------------------------------------------------------
+def test_the_dispatcher_is_deployed_on_its_tick_with_the_project_number(
+    spec: DeploymentSpec, steps: list[Step]
+) -> None:
+    fn = spec.function("schedule_dispatcher")
+    text = render_plan(spec, steps)
+    (deploy,) = [line for line in text.splitlines() if line.startswith("gcloud functions deploy schedule-dispatcher ")]
+    assert "--trigger-topic=schedule-dispatcher-tick" in deploy and "--retry" in deploy
+    assert f"--service-account={fn.service_account_email(PROJECT)}" in deploy
+    assert f"--timeout={fn.timeout_seconds}s --min-instances=0 --max-instances={fn.max_instances}" in deploy
+    assert (
+        '"--update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__,'
+        'GOOGLE_CLOUD_PROJECT_NUMBER=${PROJECT_NUMBER}"'
+    ) in deploy
+    for topic in fn.publishes:  # every Pub/Sub job's topic, after it exists
+        assert (
+            f"gcloud pubsub topics add-iam-policy-binding {topic} "
+            f"--member=serviceAccount:{fn.service_account_email(PROJECT)} --role=roles/pubsub.publisher"
+        ) in text
+
+
+def test_the_dispatcher_may_invoke_each_service_its_jobs_call_once_it_exists(
+    spec: DeploymentSpec, steps: list[Step]
+) -> None:
+    """Each Cloud Run service is checked to exist (the processors deploy it), then granted; all of it after the
+    functions and before the scheduler jobs, so a missing service stops apply before the tick job exists."""
+    fn = spec.function("schedule_dispatcher")
+    member = f"--member=serviceAccount:{fn.service_account_email(PROJECT)}"
+    require = [i for i, s in enumerate(steps) if s.kind == "require" and s.label.startswith("Cloud Run service ")]
+    bind = [
+        i
+        for i, s in enumerate(steps)
+        for c in s.commands()
+        if c[:4] == ("gcloud", "run", "services", "add-iam-policy-binding")
+    ]
+    assert len(require) == len(bind) == len(fn.invokes) > 0
+    for i, j, service in zip(require, bind, fn.invokes, strict=True):
+        assert i + 1 == j
+        assert steps[i].create == (
+            "gcloud",
+            "run",
+            "services",
+            "describe",
+            service,
+            f"--region={spec.region}",
+            f"--project={PROJECT}",
+            "--format=value(metadata.name)",
+        )
+        assert steps[i].expect == service and f"Cloud Run service {service} does not exist" in str(steps[i].hint)
+        assert steps[j].create == (
+            "gcloud",
+            "run",
+            "services",
+            "add-iam-policy-binding",
+            service,
+            f"--region={spec.region}",
+            member,
+            "--role=roles/run.invoker",
+            f"--project={PROJECT}",
+        )
+    last_function = max(i for i, s in enumerate(steps) if s.label.startswith("function "))
+    first_job = min(i for i, s in enumerate(steps) if s.label.startswith("scheduler job "))
+    assert last_function < min(require) and max(bind) < first_job
+    assert [s.label for s in steps[first_job:]] == [f"scheduler job {j.name}" for j in spec.jobs]
+
+
+def test_the_scheduler_fix_commands_name_the_region_and_project(spec: DeploymentSpec) -> None:
+    from deploy.plan import (
+        scheduler_create_command,
+        scheduler_delete_command,
+        scheduler_list_command,
+        scheduler_resume_command,
+        scheduler_update_command,
+    )
+
+    job = next(j for j in spec.jobs if j.name == "schedule-dispatcher-tick")
+    where = ("--location=us-west2", f"--project={PROJECT}")
+    assert scheduler_delete_command(spec, "same-day-phase3") == (
+        "gcloud",
+        "scheduler",
+        "jobs",
+        "delete",
+        "same-day-phase3",
+        *where,
+    )
+    assert scheduler_resume_command(spec, job.name) == ("gcloud", "scheduler", "jobs", "resume", job.name, *where)
+    assert scheduler_list_command(spec) == ("gcloud", "scheduler", "jobs", "list", *where, "--format=json")
+    flags = (
+        "--location=us-west2",
+        "--schedule=* * * * *",
+        "--time-zone=UTC",
+        f"--topic=projects/{PROJECT}/topics/schedule-dispatcher-tick",
+        '--message-body={"force":false}',
+        f"--project={PROJECT}",
+    )
+    assert scheduler_create_command(spec, job) == ("gcloud", "scheduler", "jobs", "create", "pubsub", job.name, *flags)
+    assert scheduler_update_command(spec, job) == ("gcloud", "scheduler", "jobs", "update", "pubsub", job.name, *flags)

@@ -9,6 +9,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 
@@ -29,7 +30,7 @@ from deploy.spec import (
     table_access,
     trigger_account_id,
 )
-from shared.contracts.messages import MonitorTick, RetryTick
+from shared.contracts.messages import MonitorTick, RetryTick, ScheduleTick
 from shared.errors import DefinitionError
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, parse_definition
 
@@ -69,6 +70,9 @@ def test_every_topic_of_the_definition_and_one_dead_letter_topic_per_function(
         wanted.update(t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t)
     wanted.update(schedule.topic for schedule in definition.schedule_entries().values())
     wanted.update(trigger.topic for trigger in definition.timed_triggers())  # what sensors publish to
+    wanted.update(trigger.tick_topic for trigger in definition.timed_triggers())  # what runs a sensor's function
+    # what the dispatcher publishes its Pub/Sub jobs to (a sensor slot: its tick topic)
+    wanted.update(j.pubsub.topic for j in definition.all_jobs() if j.pubsub is not None and j.dispatched)
     dead_letters = [fn.dead_letter_topic for fn in spec.functions]
     assert len(set(dead_letters)) == len(spec.functions)
     for fn in spec.functions:
@@ -80,9 +84,12 @@ def test_every_topic_of_the_definition_and_one_dead_letter_topic_per_function(
 def test_each_function_is_triggered_by_its_source(spec: DeploymentSpec, definition: PipelineDefinition) -> None:
     for transition in definition.transitions:
         assert spec.function(transition.name).trigger_topic == definition.source_topic(transition)
-    for schedule in definition.schedules.values():
+    for schedule in definition.schedule_entries().values():  # the monitor, auto-retry, the dispatcher
         assert schedule.function is not None
         assert spec.function(schedule.function).trigger_topic == schedule.topic
+    assert spec.function("schedule_dispatcher").trigger_topic == definition.dispatcher.tick_topic
+    for trigger in definition.timed_triggers():  # a sensor's function: the tick the dispatcher publishes per slot
+        assert spec.function(trigger.function).trigger_topic == trigger.tick_topic
     triggers = [fn.trigger_topic for fn in spec.functions]
     assert len(set(triggers)) == len(triggers)  # one function per trigger topic
 
@@ -105,8 +112,32 @@ def test_runtime_settings_come_from_the_definition(spec: DeploymentSpec, definit
         )
         assert fn.retry is True
         assert dict(fn.env) == {"GOOGLE_CLOUD_PROJECT": PROJECT, "PYDANTIC_DISABLE_PLUGINS": "__all__"}
+        # only the dispatcher gets the project number (apply looks it up): its jobs' Cloud Run URLs name it
+        assert fn.env_lookups == ((("GOOGLE_CLOUD_PROJECT_NUMBER", "PROJECT_NUMBER"),) if fn.invokes else ())
     assert spec.function("phase_transition_monitor").max_instances == 1
     assert spec.function("auto_retry_processor").max_instances == 1
+
+
+def test_the_dispatchers_timeout_and_instances_fit_a_minute_tick(
+    spec: DeploymentSpec, definition: PipelineDefinition, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick's budget (0.8 x the timeout, shared/schedules/runtime.py) holds an HTTP job's default
+    attempt, and ends before the slot's claim lease (counted from the tick) expires: a later tick never
+    takes over a slot that still runs. Ticks may overlap (each slot is claimed once), so one slow job
+    does not hold up the others: more than one instance, and enough for every tick a budget spans."""
+    from shared.pipeline.definition import HttpTarget
+    from shared.schedules import runtime
+
+    dispatcher = spec.function("schedule_dispatcher")
+    assert (dispatcher.timeout_seconds, dispatcher.max_instances) == (300, 5)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
+    monkeypatch.setattr(runtime, "firestore_client", lambda project: MagicMock())  # no client: the budget only
+    budget = runtime.build_dispatcher(definition=definition, environ={"GOOGLE_CLOUD_PROJECT": PROJECT}).budget_seconds
+    assert budget == 0.8 * dispatcher.timeout_seconds
+    default_attempt = HttpTarget.model_fields["timeout_seconds"].default
+    assert default_attempt <= budget < definition.dispatcher.lease_seconds - 30
+    tick = 60  # "* * * * *"
+    assert dispatcher.max_instances >= -(-budget // tick) + 1
 
 
 # -- least privilege -------------------------------------------------------------------------------
@@ -190,6 +221,7 @@ def test_each_function_writes_exactly_the_tables_its_modules_write(
     assert written["auto_retry_processor"] == {log, queue, conflicts}  # delivers it on every tick and nudge
     for trigger in definition.timed_triggers():
         assert written[trigger.function] == {log}
+    assert written["schedule_dispatcher"] == {log}  # each slot's phase_execution_log row
     unavailable = definition.games.unavailable_table
     assert not any(unavailable in w for w in written.values())  # written by phasectl (the operator) only
 
@@ -282,6 +314,8 @@ def test_every_collection_group_the_package_writes_has_a_ttl_policy(
         (definition.monitor.alert_collection, r.expiry_field, r.alerts_days),
         (definition.pipeline.audit_collection, r.expiry_field, r.audit_days),
         ("trigger_inbox", r.expiry_field, r.inbox_days),
+        (definition.dispatcher.runs_collection, r.expiry_field, r.state_days),
+        (definition.dispatcher.jobs_collection, r.expiry_field, r.state_days),
     }
     assert spec.firestore_ttls == firestore_ttls(definition)
     groups = [t.collection_group for t in spec.firestore_ttls]
@@ -295,7 +329,7 @@ NO_TTL = {"heartbeat_collection"}
 def test_every_collection_the_definition_names_is_covered(definition: PipelineDefinition) -> None:
     """A new ``*_collection`` setting needs a TTL policy in deploy.spec (or a reason to be in NO_TTL)."""
     groups = {t.collection_group for t in firestore_ttls(definition)}
-    for section in (definition.pipeline, definition.monitor):
+    for section in (definition.pipeline, definition.monitor, definition.dispatcher):
         for name, value in section.model_dump().items():
             if name.endswith("_collection") and name not in NO_TTL:
                 assert value in groups, f"{type(section).__name__}.{name} = {value!r} has no TTL policy"
@@ -315,9 +349,21 @@ def test_ttl_policies_follow_a_renamed_definition() -> None:
 
 # -- scheduler jobs ---------------------------------------------------------------------------------
 def test_scheduler_jobs(spec: DeploymentSpec, definition: PipelineDefinition) -> None:
+    """Cloud Scheduler holds the [schedules] jobs and the dispatcher's tick; no [[jobs]] entry or sensor slot."""
     jobs = {job.name: job for job in spec.jobs}
-    slots = {slot.job for trigger in definition.timed_triggers() for slot in trigger.slots}
-    assert set(jobs) == {"phase-transition-monitor", "auto-retry-processor-trigger"} | slots
+    assert set(jobs) == {"phase-transition-monitor", "auto-retry-processor-trigger", "schedule-dispatcher-tick"}
+    assert not set(jobs) & {job.name for job in definition.all_jobs()}
+    assert spec.defined_jobs == tuple(sorted(jobs))
+    assert {j.name for j in spec.dispatched_jobs} == {j.name for j in definition.all_jobs()}
+    assert spec.dispatcher_job == "schedule-dispatcher-tick"
+    tick = jobs["schedule-dispatcher-tick"]
+    assert (tick.cron, tick.topic, tick.timezone, tick.function) == (
+        "* * * * *",
+        "schedule-dispatcher-tick",
+        "UTC",
+        "schedule_dispatcher",
+    )
+    assert ScheduleTick.model_validate_json(tick.body) == ScheduleTick()
     monitor, retry = jobs["phase-transition-monitor"], jobs["auto-retry-processor-trigger"]
     assert (monitor.cron, monitor.topic, monitor.timezone, monitor.function) == (
         "*/10 * * * *",
@@ -377,6 +423,18 @@ def test_only_limits_the_deployment_to_one_function(spec: DeploymentSpec) -> Non
     monitor = spec.only("phase-transition-monitor")  # the Cloud Functions name works too
     assert [f.name for f in monitor.functions] == ["phase_transition_monitor"]
     assert [j.name for j in monitor.jobs] == ["phase-transition-monitor"]
+    # the whole definition's jobs stay known (a zombie is one of none of them); zombies are reported for
+    # the whole deployment or the dispatcher alone (a zombie of a dispatched job runs it twice)
+    dispatcher = spec.only("schedule_dispatcher")
+    assert [j.name for j in dispatcher.jobs] == ["schedule-dispatcher-tick"]
+    for one_fn in (one, monitor, dispatcher):
+        assert (one_fn.defined_jobs, one_fn.dispatched_jobs) == (spec.defined_jobs, spec.dispatched_jobs)
+    assert (spec.zombie_scope, dispatcher.zombie_scope, one.zombie_scope, monitor.zombie_scope) == (
+        True,
+        True,
+        False,
+        False,
+    )
     with pytest.raises(KeyError, match="no function 'nope'"):
         spec.only("nope")
 
@@ -455,10 +513,20 @@ def firestore_field_uses(source: str, filename: str) -> Iterator[FieldUse]:
             yield FieldUse(at, _field(node.args[0]))
 
 
+# Queries with one equality filter on one field and no order_by: Firestore's automatic single-field
+# index serves them (a composite index of one field cannot even be created). Each is named here, by
+# file and field, so a new one (or an order_by added to one) is looked at.
+SINGLE_FIELD = {("shared/schedules/runs.py", "status")}  # ScheduleRuns.waiting_for_retry
+
+
 def unindexed(uses: list[FieldUse]) -> list[FieldUse]:
     """Uses on a field other than the document id that no ``FIRESTORE_INDEXES`` entry covers."""
     indexed = {path for index in FIRESTORE_INDEXES for path, _ in index.fields}
-    return [u for u in uses if u.field != "__name__" and u.field not in indexed]
+    return [
+        u
+        for u in uses
+        if u.field != "__name__" and u.field not in indexed and (u.where.split(":")[0], u.field) not in SINGLE_FIELD
+    ]
 
 
 def scanned_sources() -> Iterator[Path]:
@@ -547,5 +615,42 @@ def test_the_grants_are_scoped(spec: DeploymentSpec) -> None:
             ("service", fn.cloud_name, "roles/run.invoker")
         ]
         runtime = f"serviceAccount:{fn.service_account_email(PROJECT)}"
-        assert not [g for g in grants if g.member == runtime and g.role == "roles/run.invoker"]
+        # a runtime account invokes nothing but the Cloud Run services its jobs call (the dispatcher's)
+        invoking = [(g.kind, g.resource) for g in grants if g.member == runtime and g.role == "roles/run.invoker"]
+        assert invoking == [("run_service", service) for service in fn.invokes], fn.name
+    assert [fn.name for fn in spec.functions if fn.invokes] == ["schedule_dispatcher"]
     assert spec.firestore_condition.expression == 'resource.name == "projects/my-proj/databases/(default)"'
+
+
+# -- the schedule dispatcher -------------------------------------------------------------------------
+def test_the_dispatcher_publishes_its_jobs_topics_and_invokes_only_the_services_its_jobs_call(
+    spec: DeploymentSpec, definition: PipelineDefinition
+) -> None:
+    dispatched = [j for j in definition.all_jobs() if j.dispatched]
+    fn = spec.function("schedule_dispatcher")
+    assert set(fn.publishes) == {j.pubsub.topic for j in dispatched if j.pubsub is not None}
+    assert {t.tick_topic for t in definition.timed_triggers()} <= set(fn.publishes)  # the sensor slots
+    called = {j.http.service for j in dispatched if j.http is not None and j.http.auth == "id_token"}
+    assert set(fn.invokes) == called and called <= set(definition.services)
+    # a service no dispatched job calls with a token is not granted (the replaced jobs' targets, unused entries)
+    uncalled = set(definition.services) - called
+    assert not uncalled & set(fn.invokes)
+    assert set(fn.project_roles) == {"roles/bigquery.jobUser", "roles/datastore.user", "roles/logging.logWriter"}
+    assert fn.subscribes == () and fn.secrets == ()
+    grants = [g for g in expected_grants(spec) if g.kind == "run_service"]
+    runtime = f"serviceAccount:{fn.service_account_email(PROJECT)}"
+    assert {(g.resource, g.role, g.member, g.function) for g in grants} == {
+        (service, "roles/run.invoker", runtime, fn.name) for service in called
+    }
+
+
+def test_the_dispatchers_rights_follow_the_jobs(definition: PipelineDefinition) -> None:
+    """Without HTTP jobs it invokes nothing and needs no project number; without Pub/Sub jobs it publishes nothing."""
+    data = tomllib.loads(DEFAULT_DEFINITION_PATH.read_text())
+    data["jobs"] = [j for j in data.get("jobs", []) if "pubsub" in j]
+    data["sensors"] = []
+    lean = build_spec(parse_definition(data), PROJECT)
+    fn = lean.function("schedule_dispatcher")
+    assert fn.invokes == () and fn.env_lookups == ()
+    assert fn.publishes == tuple(sorted({j["pubsub"]["topic"] for j in data["jobs"]}))
+    assert not [g for g in expected_grants(lean) if g.kind == "run_service"]

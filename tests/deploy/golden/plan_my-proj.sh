@@ -53,822 +53,875 @@ gcloud firestore fields ttls list --collection-group=operator_audit --project=my
 gcloud firestore fields ttls list --collection-group=trigger_inbox --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
   gcloud firestore fields ttls update expires_at --collection-group=trigger_inbox --enable-ttl --project=my-proj --async
 
-# [13] resource: service account phase2-to-phase3@my-proj.iam.gserviceaccount.com
+# [13] ensure: Firestore TTL policy schedule_runs.expires_at (400 days; the schedule dispatcher: one run per job and slot)
+gcloud firestore fields ttls list --collection-group=schedule_runs --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=schedule_runs --enable-ttl --project=my-proj --async
+
+# [14] ensure: Firestore TTL policy schedule_jobs.expires_at (400 days; the schedule dispatcher: each job's last run (the season overrides never expire))
+gcloud firestore fields ttls list --collection-group=schedule_jobs --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=schedule_jobs --enable-ttl --project=my-proj --async
+
+# [15] resource: service account phase2-to-phase3@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase2-to-phase3@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase2-to-phase3 '--display-name=phasechain phase2_to_phase3' --project=my-proj
 
-# [14] resource: service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
+# [16] resource: service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase2-to-phase3-inv '--display-name=phasechain phase2_to_phase3 trigger (invoker only)' --project=my-proj
 
-# [15] binding: phase2_to_phase3: roles/bigquery.jobUser on project my-proj
+# [17] binding: phase2_to_phase3: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [16] binding: phase2_to_phase3: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [18] binding: phase2_to_phase3: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [17] binding: phase2_to_phase3: roles/logging.logWriter on project my-proj
+# [19] binding: phase2_to_phase3: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [18] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
+# [20] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [19] resource: service account phase3-to-phase4@my-proj.iam.gserviceaccount.com
+# [21] resource: service account phase3-to-phase4@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase3-to-phase4@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase3-to-phase4 '--display-name=phasechain phase3_to_phase4' --project=my-proj
 
-# [20] resource: service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
+# [22] resource: service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase3-to-phase4-inv '--display-name=phasechain phase3_to_phase4 trigger (invoker only)' --project=my-proj
 
-# [21] binding: phase3_to_phase4: roles/bigquery.jobUser on project my-proj
+# [23] binding: phase3_to_phase4: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [22] binding: phase3_to_phase4: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [24] binding: phase3_to_phase4: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [23] binding: phase3_to_phase4: roles/logging.logWriter on project my-proj
+# [25] binding: phase3_to_phase4: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [24] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
+# [26] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [25] resource: service account phase4-to-phase5@my-proj.iam.gserviceaccount.com
+# [27] resource: service account phase4-to-phase5@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase4-to-phase5@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase4-to-phase5 '--display-name=phasechain phase4_to_phase5' --project=my-proj
 
-# [26] resource: service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
+# [28] resource: service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase4-to-phase5-inv '--display-name=phasechain phase4_to_phase5 trigger (invoker only)' --project=my-proj
 
-# [27] binding: phase4_to_phase5: roles/bigquery.jobUser on project my-proj
+# [29] binding: phase4_to_phase5: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [28] binding: phase4_to_phase5: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [30] binding: phase4_to_phase5: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [29] binding: phase4_to_phase5: roles/logging.logWriter on project my-proj
+# [31] binding: phase4_to_phase5: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [30] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
+# [32] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [31] resource: service account phase5-to-phase6@my-proj.iam.gserviceaccount.com
+# [33] resource: service account phase5-to-phase6@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase5-to-phase6@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase5-to-phase6 '--display-name=phasechain phase5_to_phase6' --project=my-proj
 
-# [32] resource: service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
+# [34] resource: service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase5-to-phase6-inv '--display-name=phasechain phase5_to_phase6 trigger (invoker only)' --project=my-proj
 
-# [33] binding: phase5_to_phase6: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [35] binding: phase5_to_phase6: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [34] binding: phase5_to_phase6: roles/logging.logWriter on project my-proj
+# [36] binding: phase5_to_phase6: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [35] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
+# [37] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [36] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
+# [38] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase-transition-monitor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase-transition-monitor '--display-name=phasechain phase_transition_monitor' --project=my-proj
 
-# [37] resource: service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
+# [39] resource: service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase-transition-monitor-inv '--display-name=phasechain phase_transition_monitor trigger (invoker only)' --project=my-proj
 
-# [38] binding: phase_transition_monitor: roles/bigquery.jobUser on project my-proj
+# [40] binding: phase_transition_monitor: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [39] binding: phase_transition_monitor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [41] binding: phase_transition_monitor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [40] binding: phase_transition_monitor: roles/logging.logWriter on project my-proj
+# [42] binding: phase_transition_monitor: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [41] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
+# [43] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [42] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
+# [44] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe auto-retry-processor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create auto-retry-processor '--display-name=phasechain auto_retry_processor' --project=my-proj
 
-# [43] resource: service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
+# [45] resource: service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create auto-retry-processor-inv '--display-name=phasechain auto_retry_processor trigger (invoker only)' --project=my-proj
 
-# [44] binding: auto_retry_processor: roles/bigquery.jobUser on project my-proj
+# [46] binding: auto_retry_processor: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [45] binding: auto_retry_processor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [47] binding: auto_retry_processor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [46] binding: auto_retry_processor: roles/logging.logWriter on project my-proj
+# [48] binding: auto_retry_processor: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [47] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
+# [49] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding auto-retry-processor-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [48] resource: service account grading-readiness@my-proj.iam.gserviceaccount.com
+# [50] resource: service account schedule-dispatcher@my-proj.iam.gserviceaccount.com
+gcloud iam service-accounts describe schedule-dispatcher@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
+  gcloud iam service-accounts create schedule-dispatcher '--display-name=phasechain schedule_dispatcher' --project=my-proj
+
+# [51] resource: service account schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com
+gcloud iam service-accounts describe schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
+  gcloud iam service-accounts create schedule-dispatcher-inv '--display-name=phasechain schedule_dispatcher trigger (invoker only)' --project=my-proj
+
+# [52] binding: schedule_dispatcher: roles/bigquery.jobUser on project my-proj
+gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
+
+# [53] binding: schedule_dispatcher: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
+
+# [54] binding: schedule_dispatcher: roles/logging.logWriter on project my-proj
+gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
+
+# [55] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com
+gcloud iam service-accounts add-iam-policy-binding schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
+
+# [56] resource: service account grading-readiness@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe grading-readiness@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create grading-readiness '--display-name=phasechain grading_readiness' --project=my-proj
 
-# [49] resource: service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
+# [57] resource: service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe grading-readiness-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create grading-readiness-inv '--display-name=phasechain grading_readiness trigger (invoker only)' --project=my-proj
 
-# [50] binding: grading_readiness: roles/bigquery.jobUser on project my-proj
+# [58] binding: grading_readiness: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [51] binding: grading_readiness: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [59] binding: grading_readiness: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [52] binding: grading_readiness: roles/logging.logWriter on project my-proj
+# [60] binding: grading_readiness: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [53] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
+# [61] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding grading-readiness-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [54] resource: service account scheduled-triggers@my-proj.iam.gserviceaccount.com
-gcloud iam service-accounts describe scheduled-triggers@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
-  gcloud iam service-accounts create scheduled-triggers '--display-name=phasechain scheduled_triggers' --project=my-proj
-
-# [55] resource: service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
-gcloud iam service-accounts describe scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
-  gcloud iam service-accounts create scheduled-triggers-inv '--display-name=phasechain scheduled_triggers trigger (invoker only)' --project=my-proj
-
-# [56] binding: scheduled_triggers: roles/bigquery.jobUser on project my-proj
-gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
-
-# [57] binding: scheduled_triggers: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
-gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
-
-# [58] binding: scheduled_triggers: roles/logging.logWriter on project my-proj
-gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
-
-# [59] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account scheduled-triggers-inv@my-proj.iam.gserviceaccount.com
-gcloud iam service-accounts add-iam-policy-binding scheduled-triggers-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
-
-# [60] resource: secret slack-webhook (the monitor's Slack incoming-webhook URL; no value: phasectl deploy secret set slack-webhook)
+# [62] resource: secret slack-webhook (the monitor's Slack incoming-webhook URL; no value: phasectl deploy secret set slack-webhook)
 gcloud secrets describe slack-webhook --project=my-proj >/dev/null 2>&1 || \
   gcloud secrets create slack-webhook --replication-policy=automatic --project=my-proj
 
-# [61] binding: phase_transition_monitor: roles/secretmanager.secretAccessor on secret slack-webhook
+# [63] binding: phase_transition_monitor: roles/secretmanager.secretAccessor on secret slack-webhook
 gcloud secrets add-iam-policy-binding slack-webhook --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/secretmanager.secretAccessor --condition=None --project=my-proj
 
-# [62] resource: topic auto-retry-trigger
+# [64] resource: topic auto-retry-trigger
 gcloud pubsub topics describe auto-retry-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger --project=my-proj
 
-# [63] resource: topic auto-retry-trigger-dlq
+# [65] resource: topic auto-retry-trigger-dlq
 gcloud pubsub topics describe auto-retry-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger-dlq --project=my-proj
 
-# [64] resource: topic grading-readiness-tick
+# [66] resource: topic grading-readiness-tick
 gcloud pubsub topics describe grading-readiness-tick --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create grading-readiness-tick --project=my-proj
 
-# [65] resource: topic grading-readiness-tick-dlq
+# [67] resource: topic grading-readiness-tick-dlq
 gcloud pubsub topics describe grading-readiness-tick-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create grading-readiness-tick-dlq --project=my-proj
 
-# [66] resource: topic nba-grading-trigger
+# [68] resource: topic nba-grading-trigger
 gcloud pubsub topics describe nba-grading-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-grading-trigger --project=my-proj
 
-# [67] resource: topic nba-phase2-raw-complete
+# [69] resource: topic nba-phase2-raw-complete
 gcloud pubsub topics describe nba-phase2-raw-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete --project=my-proj
 
-# [68] resource: topic nba-phase2-raw-complete-dlq
+# [70] resource: topic nba-phase2-raw-complete-dlq
 gcloud pubsub topics describe nba-phase2-raw-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete-dlq --project=my-proj
 
-# [69] resource: topic nba-phase2-retry
+# [71] resource: topic nba-phase2-retry
 gcloud pubsub topics describe nba-phase2-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-retry --project=my-proj
 
-# [70] resource: topic nba-phase3-analytics-complete
+# [72] resource: topic nba-phase3-analytics-complete
 gcloud pubsub topics describe nba-phase3-analytics-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete --project=my-proj
 
-# [71] resource: topic nba-phase3-analytics-complete-dlq
+# [73] resource: topic nba-phase3-analytics-complete-dlq
 gcloud pubsub topics describe nba-phase3-analytics-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete-dlq --project=my-proj
 
-# [72] resource: topic nba-phase3-retry
+# [74] resource: topic nba-phase3-retry
 gcloud pubsub topics describe nba-phase3-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-retry --project=my-proj
 
-# [73] resource: topic nba-phase3-trigger
+# [75] resource: topic nba-phase3-trigger
 gcloud pubsub topics describe nba-phase3-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-trigger --project=my-proj
 
-# [74] resource: topic nba-phase4-precompute-complete
+# [76] resource: topic nba-phase4-precompute-complete
 gcloud pubsub topics describe nba-phase4-precompute-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete --project=my-proj
 
-# [75] resource: topic nba-phase4-precompute-complete-dlq
+# [77] resource: topic nba-phase4-precompute-complete-dlq
 gcloud pubsub topics describe nba-phase4-precompute-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete-dlq --project=my-proj
 
-# [76] resource: topic nba-phase4-retry
+# [78] resource: topic nba-phase4-retry
 gcloud pubsub topics describe nba-phase4-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-retry --project=my-proj
 
-# [77] resource: topic nba-phase4-trigger
+# [79] resource: topic nba-phase4-trigger
 gcloud pubsub topics describe nba-phase4-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-trigger --project=my-proj
 
-# [78] resource: topic nba-phase5-predictions-complete
+# [80] resource: topic nba-phase5-predictions-complete
 gcloud pubsub topics describe nba-phase5-predictions-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete --project=my-proj
 
-# [79] resource: topic nba-phase5-predictions-complete-dlq
+# [81] resource: topic nba-phase5-predictions-complete-dlq
 gcloud pubsub topics describe nba-phase5-predictions-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete-dlq --project=my-proj
 
-# [80] resource: topic nba-phase5-retry
+# [82] resource: topic nba-phase5-retry
 gcloud pubsub topics describe nba-phase5-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-retry --project=my-proj
 
-# [81] resource: topic nba-phase6-export-complete
+# [83] resource: topic nba-phase6-export-complete
 gcloud pubsub topics describe nba-phase6-export-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-complete --project=my-proj
 
-# [82] resource: topic nba-phase6-export-trigger
+# [84] resource: topic nba-phase6-export-trigger
 gcloud pubsub topics describe nba-phase6-export-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-trigger --project=my-proj
 
-# [83] resource: topic nba-predictions-trigger
+# [85] resource: topic nba-predictions-trigger
 gcloud pubsub topics describe nba-predictions-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-predictions-trigger --project=my-proj
 
-# [84] resource: topic phase-transition-monitor-trigger
+# [86] resource: topic phase-transition-monitor-trigger
 gcloud pubsub topics describe phase-transition-monitor-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger --project=my-proj
 
-# [85] resource: topic phase-transition-monitor-trigger-dlq
+# [87] resource: topic phase-transition-monitor-trigger-dlq
 gcloud pubsub topics describe phase-transition-monitor-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger-dlq --project=my-proj
 
-# [86] resource: topic scheduled-trigger-tick
-gcloud pubsub topics describe scheduled-trigger-tick --project=my-proj >/dev/null 2>&1 || \
-  gcloud pubsub topics create scheduled-trigger-tick --project=my-proj
+# [88] resource: topic schedule-dispatcher-tick
+gcloud pubsub topics describe schedule-dispatcher-tick --project=my-proj >/dev/null 2>&1 || \
+  gcloud pubsub topics create schedule-dispatcher-tick --project=my-proj
 
-# [87] resource: topic scheduled-trigger-tick-dlq
-gcloud pubsub topics describe scheduled-trigger-tick-dlq --project=my-proj >/dev/null 2>&1 || \
-  gcloud pubsub topics create scheduled-trigger-tick-dlq --project=my-proj
+# [89] resource: topic schedule-dispatcher-tick-dlq
+gcloud pubsub topics describe schedule-dispatcher-tick-dlq --project=my-proj >/dev/null 2>&1 || \
+  gcloud pubsub topics create schedule-dispatcher-tick-dlq --project=my-proj
 
-# [88] binding: phase2_to_phase3: roles/pubsub.publisher on topic auto-retry-trigger
+# [90] binding: phase2_to_phase3: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [89] binding: phase2_to_phase3: roles/pubsub.publisher on topic nba-phase3-trigger
+# [91] binding: phase2_to_phase3: roles/pubsub.publisher on topic nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [90] resource: dead-letter subscription phase2-to-phase3-dlq-sub
+# [92] resource: dead-letter subscription phase2-to-phase3-dlq-sub
 if gcloud pubsub subscriptions describe phase2-to-phase3-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase2-to-phase3-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase2-to-phase3-dlq-sub --topic=nba-phase2-raw-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [91] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase2-raw-complete-dlq
+# [93] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase2-raw-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase2-raw-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [92] binding: phase3_to_phase4: roles/pubsub.publisher on topic auto-retry-trigger
+# [94] binding: phase3_to_phase4: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [93] binding: phase3_to_phase4: roles/pubsub.publisher on topic nba-phase4-trigger
+# [95] binding: phase3_to_phase4: roles/pubsub.publisher on topic nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [94] resource: dead-letter subscription phase3-to-phase4-dlq-sub
+# [96] resource: dead-letter subscription phase3-to-phase4-dlq-sub
 if gcloud pubsub subscriptions describe phase3-to-phase4-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase3-to-phase4-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase3-to-phase4-dlq-sub --topic=nba-phase3-analytics-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [95] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase3-analytics-complete-dlq
+# [97] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase3-analytics-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase3-analytics-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [96] binding: phase4_to_phase5: roles/pubsub.publisher on topic auto-retry-trigger
+# [98] binding: phase4_to_phase5: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [97] binding: phase4_to_phase5: roles/pubsub.publisher on topic nba-predictions-trigger
+# [99] binding: phase4_to_phase5: roles/pubsub.publisher on topic nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [98] resource: dead-letter subscription phase4-to-phase5-dlq-sub
+# [100] resource: dead-letter subscription phase4-to-phase5-dlq-sub
 if gcloud pubsub subscriptions describe phase4-to-phase5-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase4-to-phase5-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase4-to-phase5-dlq-sub --topic=nba-phase4-precompute-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [99] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase4-precompute-complete-dlq
+# [101] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase4-precompute-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase4-precompute-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [100] binding: phase5_to_phase6: roles/pubsub.publisher on topic auto-retry-trigger
+# [102] binding: phase5_to_phase6: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [101] binding: phase5_to_phase6: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [103] binding: phase5_to_phase6: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [102] resource: dead-letter subscription phase5-to-phase6-dlq-sub
+# [104] resource: dead-letter subscription phase5-to-phase6-dlq-sub
 if gcloud pubsub subscriptions describe phase5-to-phase6-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase5-to-phase6-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase5-to-phase6-dlq-sub --topic=nba-phase5-predictions-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [103] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase5-predictions-complete-dlq
+# [105] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase5-predictions-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase5-predictions-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [104] binding: phase_transition_monitor: roles/pubsub.publisher on topic auto-retry-trigger
+# [106] binding: phase_transition_monitor: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [105] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase3-trigger
+# [107] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [106] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase4-trigger
+# [108] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [107] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [109] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [108] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-predictions-trigger
+# [110] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [109] resource: dead-letter subscription phase-transition-monitor-dlq-sub
+# [111] resource: dead-letter subscription phase-transition-monitor-dlq-sub
 if gcloud pubsub subscriptions describe phase-transition-monitor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase-transition-monitor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase-transition-monitor-dlq-sub --topic=phase-transition-monitor-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [110] binding: Pub/Sub service agent: roles/pubsub.publisher on topic phase-transition-monitor-trigger-dlq
+# [112] binding: Pub/Sub service agent: roles/pubsub.publisher on topic phase-transition-monitor-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding phase-transition-monitor-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [111] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase2-retry
+# [113] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase2-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase2-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [112] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase3-retry
+# [114] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase3-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase3-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [113] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase4-retry
+# [115] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase4-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase4-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [114] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase5-retry
+# [116] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase5-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase5-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [115] resource: dead-letter subscription auto-retry-processor-dlq-sub
+# [117] resource: dead-letter subscription auto-retry-processor-dlq-sub
 if gcloud pubsub subscriptions describe auto-retry-processor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update auto-retry-processor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create auto-retry-processor-dlq-sub --topic=auto-retry-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [116] binding: Pub/Sub service agent: roles/pubsub.publisher on topic auto-retry-trigger-dlq
+# [118] binding: Pub/Sub service agent: roles/pubsub.publisher on topic auto-retry-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [117] binding: grading_readiness: roles/pubsub.publisher on topic nba-grading-trigger
+# [119] binding: schedule_dispatcher: roles/pubsub.publisher on topic grading-readiness-tick
+gcloud pubsub topics add-iam-policy-binding grading-readiness-tick --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
+
+# [120] binding: schedule_dispatcher: roles/pubsub.publisher on topic nba-phase6-export-trigger
+gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
+
+# [121] resource: dead-letter subscription schedule-dispatcher-dlq-sub
+if gcloud pubsub subscriptions describe schedule-dispatcher-dlq-sub --project=my-proj >/dev/null 2>&1; then
+  gcloud pubsub subscriptions update schedule-dispatcher-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
+else
+  gcloud pubsub subscriptions create schedule-dispatcher-dlq-sub --topic=schedule-dispatcher-tick-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
+fi
+
+# [122] binding: Pub/Sub service agent: roles/pubsub.publisher on topic schedule-dispatcher-tick-dlq
+gcloud pubsub topics add-iam-policy-binding schedule-dispatcher-tick-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
+
+# [123] binding: grading_readiness: roles/pubsub.publisher on topic nba-grading-trigger
 gcloud pubsub topics add-iam-policy-binding nba-grading-trigger --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [118] resource: dead-letter subscription grading-readiness-dlq-sub
+# [124] resource: dead-letter subscription grading-readiness-dlq-sub
 if gcloud pubsub subscriptions describe grading-readiness-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update grading-readiness-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create grading-readiness-dlq-sub --topic=grading-readiness-tick-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [119] binding: Pub/Sub service agent: roles/pubsub.publisher on topic grading-readiness-tick-dlq
+# [125] binding: Pub/Sub service agent: roles/pubsub.publisher on topic grading-readiness-tick-dlq
 gcloud pubsub topics add-iam-policy-binding grading-readiness-tick-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [120] binding: scheduled_triggers: roles/pubsub.publisher on topic nba-phase6-export-trigger
-gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
-
-# [121] resource: dead-letter subscription scheduled-triggers-dlq-sub
-if gcloud pubsub subscriptions describe scheduled-triggers-dlq-sub --project=my-proj >/dev/null 2>&1; then
-  gcloud pubsub subscriptions update scheduled-triggers-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
-else
-  gcloud pubsub subscriptions create scheduled-triggers-dlq-sub --topic=scheduled-trigger-tick-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
-fi
-
-# [122] binding: Pub/Sub service agent: roles/pubsub.publisher on topic scheduled-trigger-tick-dlq
-gcloud pubsub topics add-iam-policy-binding scheduled-trigger-tick-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
-
-# [123] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase2-to-phase3-dlq-sub
+# [126] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase2-to-phase3-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase2-to-phase3-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [124] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase3-to-phase4-dlq-sub
+# [127] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase3-to-phase4-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase3-to-phase4-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [125] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase4-to-phase5-dlq-sub
+# [128] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase4-to-phase5-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase4-to-phase5-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [126] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase5-to-phase6-dlq-sub
+# [129] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase5-to-phase6-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase5-to-phase6-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [127] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase-transition-monitor-dlq-sub
+# [130] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase-transition-monitor-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase-transition-monitor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [128] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription auto-retry-processor-dlq-sub
+# [131] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription auto-retry-processor-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding auto-retry-processor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [129] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription grading-readiness-dlq-sub
+# [132] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription schedule-dispatcher-dlq-sub
+gcloud pubsub subscriptions add-iam-policy-binding schedule-dispatcher-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
+
+# [133] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription grading-readiness-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding grading-readiness-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [130] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription scheduled-triggers-dlq-sub
-gcloud pubsub subscriptions add-iam-policy-binding scheduled-triggers-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
-
-# [131] resource: dataset nba_orchestration
+# [134] resource: dataset nba_orchestration
 bq show --format=none --dataset my-proj:nba_orchestration >/dev/null 2>&1 || \
   bq --location=US mk --dataset my-proj:nba_orchestration
 
-# [132] resource: table nba_orchestration.phase_execution_log
+# [135] resource: table nba_orchestration.phase_execution_log
 if bq show --format=none my-proj:nba_orchestration.phase_execution_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 fi
 
-# [133] resource: table nba_orchestration.failed_processor_queue
+# [136] resource: table nba_orchestration.failed_processor_queue
 if bq show --format=none my-proj:nba_orchestration.failed_processor_queue >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 fi
 
-# [134] resource: table nba_orchestration.streaming_conflict_log
+# [137] resource: table nba_orchestration.streaming_conflict_log
 if bq show --format=none my-proj:nba_orchestration.streaming_conflict_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=timestamp '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 fi
 
-# [135] resource: table nba_orchestration.game_unavailable
+# [138] resource: table nba_orchestration.game_unavailable
 if bq show --format=none my-proj:nba_orchestration.game_unavailable >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 fi
 
-# [136] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [139] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [137] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
+# [140] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.bdl_player_boxscores
 
-# [138] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
+# [141] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.espn_boxscores
 
-# [139] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
+# [142] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_gamebook_player_stats
 
-# [140] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [143] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [141] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
+# [144] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.player_game_summary
 
-# [142] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
+# [145] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_defense_game_summary
 
-# [143] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
+# [146] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_offense_game_summary
 
-# [144] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [147] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [145] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
+# [148] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_team_game_context
 
-# [146] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [149] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [147] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [150] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [148] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [151] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [149] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
+# [152] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_composite_factors
 
-# [150] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
+# [153] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_daily_cache
 
-# [151] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
+# [154] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_shot_zone_analysis
 
-# [152] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
+# [155] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.team_defense_zone_analysis
 
-# [153] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
+# [156] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.ml_feature_store_v2
 
-# [154] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
+# [157] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
 
-# [155] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [158] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [156] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
+# [159] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
 
-# [157] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
+# [160] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.player_game_summary
 
-# [158] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
+# [161] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_defense_game_summary
 
-# [159] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
+# [162] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_offense_game_summary
 
-# [160] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [163] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [161] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
+# [164] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_team_game_context
 
-# [162] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [165] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [163] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
+# [166] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_composite_factors
 
-# [164] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
+# [167] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_daily_cache
 
-# [165] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
+# [168] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_shot_zone_analysis
 
-# [166] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
+# [169] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.team_defense_zone_analysis
 
-# [167] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
+# [170] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.ml_feature_store_v2
 
-# [168] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
+# [171] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.player_prop_predictions
 
-# [169] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
+# [172] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.prediction_accuracy
 
-# [170] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
+# [173] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.bdl_player_boxscores
 
-# [171] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
+# [174] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.espn_boxscores
 
-# [172] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
+# [175] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_gamebook_player_stats
 
-# [173] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [176] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [174] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
+# [177] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
 
-# [175] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [178] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [176] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
+# [179] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
 
-# [177] binding: grading_readiness: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [180] binding: schedule_dispatcher: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+bq add-iam-policy-binding --table --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
+
+# [181] binding: grading_readiness: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [178] binding: grading_readiness: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [182] binding: grading_readiness: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [179] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
+# [183] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.player_prop_predictions
 
-# [180] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
+# [184] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.prediction_accuracy
 
-# [181] binding: grading_readiness: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [185] binding: grading_readiness: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [182] binding: scheduled_triggers: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
-bq add-iam-policy-binding --table --member=serviceAccount:scheduled-triggers@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
-
-# [183] resource: function phase2-to-phase3
+# [186] resource: function phase2-to-phase3
 gcloud functions deploy phase2-to-phase3 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase2_to_phase3 --trigger-topic=nba-phase2-raw-complete --retry --service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --trigger-service-account=phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [184] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
+# [187] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE2_TO_PHASE3="$(gcloud functions describe phase2-to-phase3 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [185] binding: phase2_to_phase3 (trigger identity): roles/run.invoker on service phase2-to-phase3
+# [188] binding: phase2_to_phase3 (trigger identity): roles/run.invoker on service phase2-to-phase3
 gcloud functions add-invoker-policy-binding phase2-to-phase3 --region=us-west2 --member=serviceAccount:phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [186] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
+# [189] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3="$(gcloud eventarc triggers describe "${TRIGGER_PHASE2_TO_PHASE3}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [187] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
+# [190] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" --dead-letter-topic=nba-phase2-raw-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [188] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase2_to_phase3
+# [191] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase2_to_phase3
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [189] resource: function phase3-to-phase4
+# [192] resource: function phase3-to-phase4
 gcloud functions deploy phase3-to-phase4 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase3_to_phase4 --trigger-topic=nba-phase3-analytics-complete --retry --service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --trigger-service-account=phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [190] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
+# [193] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE3_TO_PHASE4="$(gcloud functions describe phase3-to-phase4 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [191] binding: phase3_to_phase4 (trigger identity): roles/run.invoker on service phase3-to-phase4
+# [194] binding: phase3_to_phase4 (trigger identity): roles/run.invoker on service phase3-to-phase4
 gcloud functions add-invoker-policy-binding phase3-to-phase4 --region=us-west2 --member=serviceAccount:phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [192] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
+# [195] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4="$(gcloud eventarc triggers describe "${TRIGGER_PHASE3_TO_PHASE4}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [193] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
+# [196] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" --dead-letter-topic=nba-phase3-analytics-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [194] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase3_to_phase4
+# [197] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase3_to_phase4
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [195] resource: function phase4-to-phase5
+# [198] resource: function phase4-to-phase5
 gcloud functions deploy phase4-to-phase5 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase4_to_phase5 --trigger-topic=nba-phase4-precompute-complete --retry --service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --trigger-service-account=phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [196] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
+# [199] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE4_TO_PHASE5="$(gcloud functions describe phase4-to-phase5 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [197] binding: phase4_to_phase5 (trigger identity): roles/run.invoker on service phase4-to-phase5
+# [200] binding: phase4_to_phase5 (trigger identity): roles/run.invoker on service phase4-to-phase5
 gcloud functions add-invoker-policy-binding phase4-to-phase5 --region=us-west2 --member=serviceAccount:phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [198] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
+# [201] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5="$(gcloud eventarc triggers describe "${TRIGGER_PHASE4_TO_PHASE5}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [199] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
+# [202] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" --dead-letter-topic=nba-phase4-precompute-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [200] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase4_to_phase5
+# [203] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase4_to_phase5
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [201] resource: function phase5-to-phase6
+# [204] resource: function phase5-to-phase6
 gcloud functions deploy phase5-to-phase6 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase5_to_phase6 --trigger-topic=nba-phase5-predictions-complete --retry --service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --trigger-service-account=phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [202] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
+# [205] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE5_TO_PHASE6="$(gcloud functions describe phase5-to-phase6 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [203] binding: phase5_to_phase6 (trigger identity): roles/run.invoker on service phase5-to-phase6
+# [206] binding: phase5_to_phase6 (trigger identity): roles/run.invoker on service phase5-to-phase6
 gcloud functions add-invoker-policy-binding phase5-to-phase6 --region=us-west2 --member=serviceAccount:phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [204] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
+# [207] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6="$(gcloud eventarc triggers describe "${TRIGGER_PHASE5_TO_PHASE6}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [205] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
+# [208] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" --dead-letter-topic=nba-phase5-predictions-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [206] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase5_to_phase6
+# [209] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase5_to_phase6
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [207] require: secret slack-webhook has a value (for phase-transition-monitor's MONITOR_SLACK_WEBHOOK_URL)
+# [210] require: secret slack-webhook has a value (for phase-transition-monitor's MONITOR_SLACK_WEBHOOK_URL)
 gcloud secrets versions describe latest --secret=slack-webhook --project=my-proj '--format=value(state)' | grep -Fx ENABLED >/dev/null || \
   { echo 'phasectl deploy: secret slack-webhook has no enabled version: set it with `phasectl deploy secret set slack-webhook --project my-proj` (reads the value from stdin), then apply again' >&2; exit 1; }
 
-# [208] resource: function phase-transition-monitor
+# [211] resource: function phase-transition-monitor
 gcloud functions deploy phase-transition-monitor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase_transition_monitor --trigger-topic=phase-transition-monitor-trigger --retry --service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --trigger-service-account=phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --set-secrets=MONITOR_SLACK_WEBHOOK_URL=slack-webhook:latest --no-allow-unauthenticated --project=my-proj
 
-# [209] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
+# [212] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE_TRANSITION_MONITOR="$(gcloud functions describe phase-transition-monitor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [210] binding: phase_transition_monitor (trigger identity): roles/run.invoker on service phase-transition-monitor
+# [213] binding: phase_transition_monitor (trigger identity): roles/run.invoker on service phase-transition-monitor
 gcloud functions add-invoker-policy-binding phase-transition-monitor --region=us-west2 --member=serviceAccount:phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [211] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
+# [214] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR="$(gcloud eventarc triggers describe "${TRIGGER_PHASE_TRANSITION_MONITOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [212] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
+# [215] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" --dead-letter-topic=phase-transition-monitor-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [213] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase_transition_monitor
+# [216] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase_transition_monitor
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [214] resource: function auto-retry-processor
+# [217] resource: function auto-retry-processor
 gcloud functions deploy auto-retry-processor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/auto_retry_processor --trigger-topic=auto-retry-trigger --retry --service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --trigger-service-account=auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [215] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
+# [218] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
 TRIGGER_AUTO_RETRY_PROCESSOR="$(gcloud functions describe auto-retry-processor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [216] binding: auto_retry_processor (trigger identity): roles/run.invoker on service auto-retry-processor
+# [219] binding: auto_retry_processor (trigger identity): roles/run.invoker on service auto-retry-processor
 gcloud functions add-invoker-policy-binding auto-retry-processor --region=us-west2 --member=serviceAccount:auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [217] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
+# [220] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR="$(gcloud eventarc triggers describe "${TRIGGER_AUTO_RETRY_PROCESSOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [218] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
+# [221] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" --dead-letter-topic=auto-retry-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [219] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of auto_retry_processor
+# [222] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of auto_retry_processor
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [220] resource: function grading-readiness
+# [223] resource: function schedule-dispatcher
+gcloud functions deploy schedule-dispatcher --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/schedule_dispatcher --trigger-topic=schedule-dispatcher-tick --retry --service-account=schedule-dispatcher@my-proj.iam.gserviceaccount.com --trigger-service-account=schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=5 "--update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__,GOOGLE_CLOUD_PROJECT_NUMBER=${PROJECT_NUMBER}" --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
+
+# [224] lookup: schedule-dispatcher: its Eventarc trigger (named by the deploy)
+TRIGGER_SCHEDULE_DISPATCHER="$(gcloud functions describe schedule-dispatcher --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
+
+# [225] binding: schedule_dispatcher (trigger identity): roles/run.invoker on service schedule-dispatcher
+gcloud functions add-invoker-policy-binding schedule-dispatcher --region=us-west2 --member=serviceAccount:schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com --project=my-proj
+
+# [226] lookup: schedule-dispatcher: the subscription Eventarc made for its trigger
+TRIGGER_SUBSCRIPTION_SCHEDULE_DISPATCHER="$(gcloud eventarc triggers describe "${TRIGGER_SCHEDULE_DISPATCHER}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
+
+# [227] binding: schedule-dispatcher: dead letters after 10 attempts to schedule-dispatcher-tick-dlq
+gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_SCHEDULE_DISPATCHER}" --dead-letter-topic=schedule-dispatcher-tick-dlq --max-delivery-attempts=10 --project=my-proj
+
+# [228] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of schedule_dispatcher
+gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_SCHEDULE_DISPATCHER}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
+
+# [229] resource: function grading-readiness
 gcloud functions deploy grading-readiness --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/grading_readiness --trigger-topic=grading-readiness-tick --retry --service-account=grading-readiness@my-proj.iam.gserviceaccount.com --trigger-service-account=grading-readiness-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [221] lookup: grading-readiness: its Eventarc trigger (named by the deploy)
+# [230] lookup: grading-readiness: its Eventarc trigger (named by the deploy)
 TRIGGER_GRADING_READINESS="$(gcloud functions describe grading-readiness --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [222] binding: grading_readiness (trigger identity): roles/run.invoker on service grading-readiness
+# [231] binding: grading_readiness (trigger identity): roles/run.invoker on service grading-readiness
 gcloud functions add-invoker-policy-binding grading-readiness --region=us-west2 --member=serviceAccount:grading-readiness-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [223] lookup: grading-readiness: the subscription Eventarc made for its trigger
+# [232] lookup: grading-readiness: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_GRADING_READINESS="$(gcloud eventarc triggers describe "${TRIGGER_GRADING_READINESS}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [224] binding: grading-readiness: dead letters after 10 attempts to grading-readiness-tick-dlq
+# [233] binding: grading-readiness: dead letters after 10 attempts to grading-readiness-tick-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" --dead-letter-topic=grading-readiness-tick-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [225] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of grading_readiness
+# [234] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of grading_readiness
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [226] resource: function scheduled-triggers
-gcloud functions deploy scheduled-triggers --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/scheduled_triggers --trigger-topic=scheduled-trigger-tick --retry --service-account=scheduled-triggers@my-proj.iam.gserviceaccount.com --trigger-service-account=scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
+# [235] require: Cloud Run service bias-decay-monitor exists (called by schedule-dispatcher's jobs)
+gcloud run services describe bias-decay-monitor --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx bias-decay-monitor >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service bias-decay-monitor does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [227] lookup: scheduled-triggers: its Eventarc trigger (named by the deploy)
-TRIGGER_SCHEDULED_TRIGGERS="$(gcloud functions describe scheduled-triggers --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
+# [236] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service bias-decay-monitor
+gcloud run services add-iam-policy-binding bias-decay-monitor --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [228] binding: scheduled_triggers (trigger identity): roles/run.invoker on service scheduled-triggers
-gcloud functions add-invoker-policy-binding scheduled-triggers --region=us-west2 --member=serviceAccount:scheduled-triggers-inv@my-proj.iam.gserviceaccount.com --project=my-proj
+# [237] require: Cloud Run service check-missing exists (called by schedule-dispatcher's jobs)
+gcloud run services describe check-missing --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx check-missing >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service check-missing does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [229] lookup: scheduled-triggers: the subscription Eventarc made for its trigger
-TRIGGER_SUBSCRIPTION_SCHEDULED_TRIGGERS="$(gcloud eventarc triggers describe "${TRIGGER_SCHEDULED_TRIGGERS}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
+# [238] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service check-missing
+gcloud run services add-iam-policy-binding check-missing --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [230] binding: scheduled-triggers: dead letters after 10 attempts to scheduled-trigger-tick-dlq
-gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_SCHEDULED_TRIGGERS}" --dead-letter-topic=scheduled-trigger-tick-dlq --max-delivery-attempts=10 --project=my-proj
+# [239] require: Cloud Run service decay-detection exists (called by schedule-dispatcher's jobs)
+gcloud run services describe decay-detection --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx decay-detection >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service decay-detection does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [231] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of scheduled_triggers
-gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_SCHEDULED_TRIGGERS}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
+# [240] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service decay-detection
+gcloud run services add-iam-policy-binding decay-detection --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [232] resource: scheduler job phase-transition-monitor
+# [241] require: Cloud Run service grading-gap-detector exists (called by schedule-dispatcher's jobs)
+gcloud run services describe grading-gap-detector --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx grading-gap-detector >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service grading-gap-detector does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [242] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service grading-gap-detector
+gcloud run services add-iam-policy-binding grading-gap-detector --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [243] require: Cloud Run service live-export exists (called by schedule-dispatcher's jobs)
+gcloud run services describe live-export --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx live-export >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service live-export does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [244] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service live-export
+gcloud run services add-iam-policy-binding live-export --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [245] require: Cloud Run service nba-phase2-raw-processors exists (called by schedule-dispatcher's jobs)
+gcloud run services describe nba-phase2-raw-processors --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx nba-phase2-raw-processors >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service nba-phase2-raw-processors does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [246] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service nba-phase2-raw-processors
+gcloud run services add-iam-policy-binding nba-phase2-raw-processors --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [247] require: Cloud Run service nba-phase3-analytics-processors exists (called by schedule-dispatcher's jobs)
+gcloud run services describe nba-phase3-analytics-processors --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx nba-phase3-analytics-processors >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service nba-phase3-analytics-processors does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [248] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service nba-phase3-analytics-processors
+gcloud run services add-iam-policy-binding nba-phase3-analytics-processors --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [249] require: Cloud Run service nba-phase4-precompute-processors exists (called by schedule-dispatcher's jobs)
+gcloud run services describe nba-phase4-precompute-processors --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx nba-phase4-precompute-processors >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service nba-phase4-precompute-processors does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [250] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service nba-phase4-precompute-processors
+gcloud run services add-iam-policy-binding nba-phase4-precompute-processors --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [251] require: Cloud Run service prediction-coordinator exists (called by schedule-dispatcher's jobs)
+gcloud run services describe prediction-coordinator --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx prediction-coordinator >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service prediction-coordinator does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [252] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service prediction-coordinator
+gcloud run services add-iam-policy-binding prediction-coordinator --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [253] require: Cloud Run service self-heal-predictions exists (called by schedule-dispatcher's jobs)
+gcloud run services describe self-heal-predictions --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx self-heal-predictions >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service self-heal-predictions does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [254] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service self-heal-predictions
+gcloud run services add-iam-policy-binding self-heal-predictions --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [255] require: Cloud Run service signal-weight-report exists (called by schedule-dispatcher's jobs)
+gcloud run services describe signal-weight-report --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx signal-weight-report >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service signal-weight-report does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [256] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service signal-weight-report
+gcloud run services add-iam-policy-binding signal-weight-report --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [257] require: Cloud Run service validation-runner exists (called by schedule-dispatcher's jobs)
+gcloud run services describe validation-runner --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx validation-runner >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service validation-runner does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [258] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service validation-runner
+gcloud run services add-iam-policy-binding validation-runner --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [259] require: Cloud Run service weekly-retrain exists (called by schedule-dispatcher's jobs)
+gcloud run services describe weekly-retrain --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx weekly-retrain >/dev/null || \
+  { echo 'phasectl deploy: Cloud Run service weekly-retrain does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
+
+# [260] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service weekly-retrain
+gcloud run services add-iam-policy-binding weekly-retrain --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
+
+# [261] resource: scheduler job phase-transition-monitor
 if gcloud scheduler jobs describe phase-transition-monitor --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
 fi
 
-# [233] resource: scheduler job auto-retry-processor-trigger
+# [262] resource: scheduler job auto-retry-processor-trigger
 if gcloud scheduler jobs describe auto-retry-processor-trigger --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false,"outbox_only":false}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false,"outbox_only":false}' --project=my-proj
 fi
 
-# [234] resource: scheduler job grading-readiness-monitor
-if gcloud scheduler jobs describe grading-readiness-monitor --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub grading-readiness-monitor --location=us-west2 '--schedule=*/15 22-23,0-2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"readiness"}' --project=my-proj
+# [263] resource: scheduler job schedule-dispatcher-tick
+if gcloud scheduler jobs describe schedule-dispatcher-tick --location=us-west2 --project=my-proj >/dev/null 2>&1; then
+  gcloud scheduler jobs update pubsub schedule-dispatcher-tick --location=us-west2 '--schedule=* * * * *' --time-zone=UTC --topic=projects/my-proj/topics/schedule-dispatcher-tick '--message-body={"force":false}' --project=my-proj
 else
-  gcloud scheduler jobs create pubsub grading-readiness-monitor --location=us-west2 '--schedule=*/15 22-23,0-2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"readiness"}' --project=my-proj
-fi
-
-# [235] resource: scheduler job grading-run-0230
-if gcloud scheduler jobs describe grading-run-0230 --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub grading-run-0230 --location=us-west2 '--schedule=30 2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0230"}' --project=my-proj
-else
-  gcloud scheduler jobs create pubsub grading-run-0230 --location=us-west2 '--schedule=30 2 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0230"}' --project=my-proj
-fi
-
-# [236] resource: scheduler job grading-daily-6am
-if gcloud scheduler jobs describe grading-daily-6am --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub grading-daily-6am --location=us-west2 '--schedule=0 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"daily_0600"}' --project=my-proj
-else
-  gcloud scheduler jobs create pubsub grading-daily-6am --location=us-west2 '--schedule=0 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"daily_0600"}' --project=my-proj
-fi
-
-# [237] resource: scheduler job grading-run-0630
-if gcloud scheduler jobs describe grading-run-0630 --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub grading-run-0630 --location=us-west2 '--schedule=30 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0630"}' --project=my-proj
-else
-  gcloud scheduler jobs create pubsub grading-run-0630 --location=us-west2 '--schedule=30 6 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_0630"}' --project=my-proj
-fi
-
-# [238] resource: scheduler job grading-run-1100
-if gcloud scheduler jobs describe grading-run-1100 --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub grading-run-1100 --location=us-west2 '--schedule=0 11 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_1100"}' --project=my-proj
-else
-  gcloud scheduler jobs create pubsub grading-run-1100 --location=us-west2 '--schedule=0 11 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/grading-readiness-tick '--message-body={"trigger":"grading_readiness","slot":"run_1100"}' --project=my-proj
-fi
-
-# [239] resource: scheduler job phase6-daily-results
-if gcloud scheduler jobs describe phase6-daily-results --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub phase6-daily-results --location=us-west2 '--schedule=0 5 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"daily_results"}' --project=my-proj
-else
-  gcloud scheduler jobs create pubsub phase6-daily-results --location=us-west2 '--schedule=0 5 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"daily_results"}' --project=my-proj
-fi
-
-# [240] resource: scheduler job phase6-tonight-picks
-if gcloud scheduler jobs describe phase6-tonight-picks --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub phase6-tonight-picks --location=us-west2 '--schedule=0 13 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"tonight_picks"}' --project=my-proj
-else
-  gcloud scheduler jobs create pubsub phase6-tonight-picks --location=us-west2 '--schedule=0 13 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"tonight_picks"}' --project=my-proj
-fi
-
-# [241] resource: scheduler job phase6-clv-reexport
-if gcloud scheduler jobs describe phase6-clv-reexport --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub phase6-clv-reexport --location=us-west2 '--schedule=30 16 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"clv_reexport"}' --project=my-proj
-else
-  gcloud scheduler jobs create pubsub phase6-clv-reexport --location=us-west2 '--schedule=30 16 * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/scheduled-trigger-tick '--message-body={"trigger":"phase6_exports","slot":"clv_reexport"}' --project=my-proj
+  gcloud scheduler jobs create pubsub schedule-dispatcher-tick --location=us-west2 '--schedule=* * * * *' --time-zone=UTC --topic=projects/my-proj/topics/schedule-dispatcher-tick '--message-body={"force":false}' --project=my-proj
 fi
