@@ -16,6 +16,11 @@ reports it; an operator runs ``phasectl mark-unavailable`` and ``reconcile`` com
 Scenario 2, 2026-01-23: 4 of 7 games missing everywhere trips the breaker; the transition is
 blocked (a ``blocked`` log row, no trigger, no latch).
 
+The morning after (``deploy.local.morning``): the clock runs on to noon on the 25th, faster; the
+schedule dispatcher, fed by its one-minute tick, runs every job slot of the definition against the
+services' stand-ins and the phase 6 export topic; one same-day job answers 500 once and succeeds on
+its retry; the dispatcher's tick is paused over one slot, which passes unrun (``schedule_missed``).
+
 Every outcome is read back from the trigger topics, BigQuery and Firestore: ``run_demo``
 returns them for the end-to-end test.
 """
@@ -30,14 +35,16 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from deploy.local.emulators import EmulatorUnavailableError
+from deploy.local.morning import MORNING_ACCELERATE, MorningResult, check_morning, run_morning
 from deploy.local.sample_night import BREAKER_DATE, GAME_DATE, GAMES, MISSING_GAME, seed
 from shared.clock import PIPELINE_TZ
 from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage
@@ -45,8 +52,17 @@ from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefiniti
 
 SIM_START = datetime(2026, 1, 25, 5, 30, tzinfo=UTC)  # 00:30 in New York, the night after the games
 DEMO_BACKOFF_MINUTES = 5  # the packaged 15·2ⁿ backoff, compressed to 5·2ⁿ for a demo that fits in 3 minutes
-FALLBACK_JOB = "grading-daily-6am"  # fired at the end: it must find the night graded already
+FALLBACK_JOB = "grading-daily-6am"  # run by hand at the end: it must find the night graded already
+COORDINATOR = "prediction-coordinator"  # the [services] entry the stand-in coordinator plays
 DNP_SHARE = 0.15  # players with 0 minutes on the night: minutes coverage 85 % (alert below 90, block below 80)
+# what the scenario steps may wait, in real seconds (each a share of it): an upper bound, not a pace. The
+# jobs the dispatcher runs all night (live exports every 3 minutes, ...) load the emulators: next to another
+# local cloud (the test suite's two workers) the night's first steps took more than 150 s * 0.35
+STEP_TIMEOUT = 240.0
+# real seconds the functions get to start before the clock reads SIM_START and the scheduler starts: the night
+# starts at 00:30, not 10-40 simulated minutes later (the readiness sensor's last slot is 02:45)
+STARTUP_SETTLE = 20.0
+DEMO_LEASE_SECONDS = 3600  # the dispatcher's lease on a running slot, in simulated seconds (12 real s at x300)
 
 
 @dataclass
@@ -55,8 +71,9 @@ class DemoResult:
 
     triggers: list[PhaseTrigger] = field(default_factory=list)  # the first message of each trigger
     messages: list[PhaseTrigger] = field(default_factory=list)  # every message seen on the trigger topics
-    timed: list[TimedTriggerMessage] = field(default_factory=list)  # sensors' and scheduled triggers' messages
+    timed: list[TimedTriggerMessage] = field(default_factory=list)  # sensors' and scheduled jobs' messages
     fallback_fired: bool = False  # the 06:00 grading fallback ran at the end of the night
+    morning: MorningResult | None = None  # the morning after: the dispatcher's jobs, slot by slot
     log_rows: list[dict[str, Any]] = field(default_factory=list)
     queue_rows: list[dict[str, Any]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -91,8 +108,10 @@ class Timeline:
 
 
 def demo_definition(directory: Path) -> Path:
-    """The packaged definition with the retry backoff base at ``DEMO_BACKOFF_MINUTES`` and the coordinator's
-    HTTP start call and the health gates unauthenticated (the stand-ins run on loopback); nothing else changes."""
+    """The packaged definition with the retry backoff base at ``DEMO_BACKOFF_MINUTES``, the coordinator's
+    HTTP start call and the health gates unauthenticated (the stand-ins run on loopback), and the schedule
+    dispatcher's lease at ``DEMO_LEASE_SECONDS``; nothing else changes. The scheduled jobs keep their ID
+    tokens: the dispatcher sends unsigned local ones, whose audience the stand-ins record."""
     import re
 
     text, count = re.subn(
@@ -102,10 +121,25 @@ def demo_definition(directory: Path) -> Path:
     )
     if count != 1:
         raise RuntimeError("the packaged definition has no [retry] base_delay_minutes line to compress")
-    # the stand-in coordinator's /start and /ready on loopback take no Google ID token
-    text, count = re.subn(r'(?m)^(\s*)auth = "id_token"', r'\1auth = "none"', text)
+    # the stand-in coordinator's /start and /ready on loopback take no Google ID token ([[jobs]] keep theirs)
+    # and leases are simulated seconds: at the morning's x300 the packaged 300 s would be one real second
+    lines, count, section, leases = text.splitlines(keepends=True), 0, "", 0
+    lease = f"lease_seconds = {DEMO_LEASE_SECONDS}   # the demo's (deploy.local.demo)\n"
+    for i, line in enumerate(lines):
+        header = re.match(r"\s*\[+\s*([A-Za-z0-9_.\"-]+)\s*\]+", line)
+        if header:
+            section = header.group(1)
+        elif not section.startswith("jobs") and re.match(r'\s*auth = "id_token"', line):
+            lines[i], count = line.replace('"id_token"', '"none"', 1), count + 1
+        elif section == "dispatcher" and re.match(r"lease_seconds\s*=", line):
+            lines[i], leases = lease, leases + 1
     if count < 2:
         raise RuntimeError("the packaged definition has no [transitions.delivery.http] or health gate auth line")
+    if not leases and "dispatcher" in tomllib.loads(text):
+        lines = [ln if not re.match(r"\[dispatcher\]\s*(#.*)?$", ln) else ln + lease for ln in lines]
+    elif not leases:
+        lines.append(f"\n[dispatcher]\n{lease}")
+    text = "".join(lines)
     path = directory / "pipeline.demo.toml"
     path.write_text(text)
     return path
@@ -126,7 +160,7 @@ class Watcher:
             ensure_subscription(self.subscriber, project, definition.target_topic(t), f"demo-watch-{t.name}-{suffix}")
             for t in definition.transitions
         ]
-        # a sensor's own topic (grading); a scheduled trigger publishes to a phase topic watched already
+        # a sensor's own topic (grading); the phase 6 export jobs publish to a phase topic watched already
         watched = {definition.target_topic(t) for t in definition.transitions}
         self.subs += [
             ensure_subscription(self.subscriber, project, t.topic, f"demo-watch-{t.name}-{suffix}")
@@ -134,6 +168,7 @@ class Watcher:
             if t.topic not in watched
         ]
         self.result = DemoResult()
+        self.jobs = {j.name for j in definition.all_jobs()}
         self._seen_log = 0
         self._queue_state: dict[tuple[str, str], tuple[str, int]] = {}
         self._findings: set[str] = set()
@@ -168,11 +203,15 @@ class Watcher:
 
         for sub in self.subs:
             for data in pull_now(self.subscriber, sub):
-                if "transition" not in json.loads(data):  # a sensor's or scheduled trigger's message
+                parsed = json.loads(data)
+                if not isinstance(parsed, dict) or not {"transition", "trigger_id"} & parsed.keys():
+                    continue  # a scheduled job's JSON body (the morning's report shows its run)
+                if "transition" not in parsed:  # a sensor's or a scheduled job's message
                     timed = TimedTriggerMessage.model_validate_json(data)
                     with self._lock:
                         self.result.timed.append(timed)
-                    self.say(f"==> TRIGGER {timed.trigger_id} [{timed.slot}] {timed.reason}")
+                    if timed.name not in self.jobs:  # a job's message: the morning's report shows it
+                        self.say(f"==> TRIGGER {timed.trigger_id} [{timed.slot}] {timed.reason}")
                     continue
                 trigger = PhaseTrigger.model_validate_json(data)
                 with self._lock:
@@ -197,6 +236,8 @@ class Watcher:
             ).result(timeout=60)
         )
         for row in log[self._seen_log :]:
+            if row["phase_name"] in self.jobs:  # a scheduled job's run: the morning's report shows them
+                continue
             self.say(
                 f"    phase_execution_log: {row['phase_name']} {row['game_date']} {row['status']} "
                 f"trigger={row['trigger_id'] or '-'} games={row['games_processed']}"
@@ -235,6 +276,14 @@ class Watcher:
                 with self._lock:
                     self.result.findings.append({"key": doc.id, **data})
 
+    def findings(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.result.findings)
+
+    def timed(self) -> list[TimedTriggerMessage]:
+        with self._lock:
+            return list(self.result.timed)
+
     def wait_for(self, what: str, predicate: Callable[[DemoResult], bool], deadline: float) -> bool:
         while time.monotonic() < deadline:
             with self._lock:
@@ -270,9 +319,14 @@ def _permanent(result: DemoResult, processor: str) -> bool:
 
 
 def run_demo(
-    out: TextIO = sys.stdout, accelerate: float = 120.0, timeout: float = 150.0, html: Path | None = None
+    out: TextIO = sys.stdout,
+    accelerate: float = 120.0,
+    timeout: float = STEP_TIMEOUT,
+    html: Path | None = None,
+    morning: bool = True,
+    morning_accelerate: float = MORNING_ACCELERATE,
 ) -> DemoResult:
-    """Both scenarios on a fresh local cloud; returns what they produced."""
+    """Both scenarios on a fresh local cloud, then (``morning``) the morning after; returns what they produced."""
     import tempfile
 
     from deploy.local.stack import LocalStack
@@ -288,6 +342,7 @@ def run_demo(
     started = time.monotonic()
     coordinator = StartEndpoint()  # the prediction coordinator's /start, before the functions start
     http_phases = {t.target_phase: t.delivery.http for t in definition.transitions if t.delivery.http}
+    services = {COORDINATOR: coordinator} if COORDINATOR in definition.services else {}
     stack = LocalStack(
         definition,
         project="phasechain-demo",
@@ -296,6 +351,8 @@ def run_demo(
         definition_path=definition_path,
         say=say,
         extra_env={http.url_env: coordinator.url for http in http_phases.values()},
+        standins=services,  # the other services' stand-ins: started by the stack, one each
+        settle=STARTUP_SETTLE,
     )
     log_stream = open(os.devnull, "w")  # closed in finally: in-process JSON logs stay out of the timeline
     configure(stream=log_stream)
@@ -303,7 +360,7 @@ def run_demo(
     standins = watcher = None
     try:
         stack.up()
-        say.clock = stack.clock.now
+        say.clock = lambda: stack.clock.now()  # change_clock replaces the clock
         packaged_backoff = read_definition(DEFAULT_DEFINITION_PATH).retry.base_delay_minutes
         say(
             f"clock: simulated from {SIM_START.astimezone(PIPELINE_TZ):%b %d %H:%M} ET, x{accelerate:g}; "
@@ -387,9 +444,8 @@ def run_demo(
         time.sleep(2)  # a trigger would have arrived by now: show that none did
         watcher.poll_triggers()
         fallback = next((slot for slot in sensor.slots if slot.job == FALLBACK_JOB), None) if sensor else None
-        if fallback is not None and stack.scheduler is not None:
-            say(f"$ gcloud scheduler jobs run {FALLBACK_JOB}   (the 06:00 fallback, now: the date is graded once)")
-            stack.scheduler.fire_now(FALLBACK_JOB)
+        if fallback is not None:
+            _run_job(stack.project, definition, FALLBACK_JOB, say)
             watcher.result.fallback_fired = True
             time.sleep(3)  # its tick is handled by now: a second grading trigger would be on the topic
             watcher.poll_triggers()
@@ -397,6 +453,19 @@ def run_demo(
             say(f"    grading triggers for {GAME_DATE}: {len(graded)} (the fallback found the date triggered)")
         if html is not None:
             _phasectl(["status", "--date", str(GAME_DATE), "--days", "3", "--html", str(html)], say)
+        if morning:
+            standins.clock = stack.clock
+            watcher.result.morning = run_morning(
+                stack,
+                definition,
+                say,
+                day=GAME_DATE + timedelta(days=1),
+                findings=watcher.findings,
+                timed=watcher.timed,
+                accelerate=morning_accelerate,
+                timeout=timeout,
+            )
+            standins.clock = stack.clock
     except EmulatorUnavailableError as exc:
         say(f"!! {exc}")
         if watcher is not None:
@@ -418,6 +487,18 @@ def run_demo(
     result.seconds = time.monotonic() - started
     result.problems += check(result, definition)
     return result
+
+
+def _run_job(project: str, definition: PipelineDefinition, job: str, say: Callable[[str], None]) -> None:
+    """Run one job's latest slot by hand: a ``ScheduleTick`` naming it, on the dispatcher's tick topic."""
+    from shared.contracts.messages import ScheduleTick
+    from shared.gcp import publisher_client
+
+    topic = definition.dispatcher.tick_topic
+    body = ScheduleTick(job=job, requested_by="demo").model_dump_json(exclude_none=True, exclude_defaults=True)
+    say(f"$ gcloud pubsub topics publish {topic} --message '{body}'   (the {job} fallback, now: graded once)")
+    publisher = publisher_client()
+    publisher.publish(publisher.topic_path(project, topic), body.encode()).result(timeout=30)
 
 
 def fallback_name(definition: PipelineDefinition) -> str:
@@ -482,18 +563,28 @@ def check(result: DemoResult, definition: PipelineDefinition) -> list[str]:
     ]
     if result.reconcile_after != 0:
         problems.append(f"reconcile after mark-unavailable exited {result.reconcile_after}, expected 0")
+    if result.morning is not None:
+        problems += check_morning(result.morning, definition)
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Replay the night of 2026-01-24 on the local cloud.")
     parser.add_argument("--accelerate", type=float, default=120.0, help="simulated seconds per real second")
-    parser.add_argument("--timeout", type=float, default=150.0, help="seconds a scenario step may wait")
+    parser.add_argument("--timeout", type=float, default=STEP_TIMEOUT, help="seconds a scenario step may wait")
     parser.add_argument("--html", type=Path, default=Path("build/demo-status.html"))
+    parser.add_argument("--morning-accelerate", type=float, default=MORNING_ACCELERATE, help="the morning's speed")
+    parser.add_argument("--no-morning", action="store_true", help="stop after the night")
     args = parser.parse_args(argv)
     args.html.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = run_demo(accelerate=args.accelerate, timeout=args.timeout, html=args.html)
+        result = run_demo(
+            accelerate=args.accelerate,
+            timeout=args.timeout,
+            html=args.html,
+            morning=not args.no_morning,
+            morning_accelerate=args.morning_accelerate,
+        )
     except EmulatorUnavailableError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
@@ -504,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(result.seconds, 1),
                 "problems": result.problems,
                 "deaths": result.deaths,
+                "morning_seconds": round(result.morning.seconds, 1) if result.morning else None,
             },
             indent=2,
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import http.client
 import os
 import platform
 import shutil
@@ -492,8 +493,10 @@ class LocalCloud:
                     if 200 <= resp.status < 300:
                         return
                     last_error = f"HTTP {resp.status}"
-            except (urllib.error.URLError, OSError) as exc:
-                last_error = str(exc)
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                # HTTPException: another process's server answered on the port (an HTTP/2-only one says
+                # "Unexpected HTTP/1.x request"): ours then fails to bind and exits, and is relaunched
+                last_error = f"{type(exc).__name__}: {exc}"
             time.sleep(0.1)
         raise EmulatorUnavailableError(
             f"{backend.name} emulator on {backend.host} not ready after {self.startup_timeout:.0f}s "

@@ -76,11 +76,13 @@ def start_function(
     target: str = "handle",
     startup_timeout: float = 60.0,
     isolated: bool = False,
+    append: bool = False,
 ) -> FunctionProcess:
     """Start ``functions/<name>/main.py`` in its own framework process (relaunched if its port was taken).
 
     ``isolated``: ``source_dir`` is a built bundle and the repository is not put on ``PYTHONPATH``,
     so the process imports only what the bundle ships (its own ``shared`` first on ``sys.path``).
+    ``append``: add to the function's log (a second process of the function) instead of starting it anew.
     """
     for attempt in range(1, BIND_ATTEMPTS + 1):
         try:
@@ -92,6 +94,7 @@ def start_function(
                 target=target,
                 startup_timeout=startup_timeout,
                 isolated=isolated,
+                append=append,
             )
         except FunctionStartError as exc:
             if attempt == BIND_ATTEMPTS or not port_was_taken(exc.log):
@@ -114,6 +117,7 @@ def _start_function_once(
     target: str = "handle",
     startup_timeout: float = 60.0,
     isolated: bool = False,
+    append: bool = False,
 ) -> FunctionProcess:
     source = (source_dir or FUNCTIONS_DIR / name) / "main.py"
     port = free_port()
@@ -136,7 +140,9 @@ def _start_function_once(
     ]
     paths = (str(source.parent),) if isolated else (str(source.parent), str(REPO_ROOT), env.get("PYTHONPATH"))
     pythonpath = os.pathsep.join(p for p in paths if p)
-    with open(log_path, "wb") as log:
+    if not append:
+        log_path.write_bytes(b"")
+    with open(log_path, "ab") as log:  # O_APPEND: a restarted process and the one it replaces share the log
         proc = subprocess.Popen(
             argv,
             stdout=log,

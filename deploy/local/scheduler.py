@@ -1,10 +1,12 @@
 """Local emulation of Cloud Scheduler: cron jobs that publish to Pub/Sub topics.
 
-In the cloud, Cloud Scheduler jobs (``[schedules.*]`` in ``pipeline.toml``) publish a
+In the cloud, Cloud Scheduler jobs (``[schedules.*]`` in ``pipeline.toml``, and the schedule
+dispatcher's one-minute tick that runs every ``[[jobs]]`` entry and sensor slot) publish a
 message to a Pub/Sub topic on a unix-cron schedule evaluated in a time zone. Locally
 (``phasectl local up``) the ``SchedulerEmulator`` does the same against the Pub/Sub
 emulator, optionally on a ``shared.clock.SimulatedClock`` so that a day of ticks passes in
-minutes.
+minutes. A job can be paused and resumed (``gcloud scheduler jobs pause|resume``): a paused
+job's firings are not published (``skipped`` lists them), and resuming does not make them up.
 
 Pieces:
 
@@ -167,6 +169,8 @@ class SchedulerEmulator:
         self._lock = threading.Lock()  # guards _history and _thread
         self._publish_lock = threading.Lock()  # one publish at a time (thread vs fire_now)
         self._history: list[tuple[str, datetime]] = []
+        self._paused: set[str] = set()
+        self._skipped: list[tuple[str, datetime]] = []
 
     @property
     def jobs(self) -> tuple[ScheduledJob, ...]:
@@ -180,15 +184,55 @@ class SchedulerEmulator:
             return list(self._history)
 
     @property
+    def skipped(self) -> list[tuple[str, datetime]]:
+        """A copy of the (job name, scheduled time) firings not published because the job was paused."""
+        with self._lock:
+            return list(self._skipped)
+
+    @property
+    def paused(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._paused)
+
+    def pause(self, name: str) -> None:
+        """``gcloud scheduler jobs pause``: the job's firings are skipped until ``resume``.
+
+        Raises:
+            KeyError: no job has that name.
+        """
+        self._job(name)
+        with self._lock:
+            self._paused.add(name)
+
+    def resume(self, name: str) -> None:
+        """``gcloud scheduler jobs resume``: the job fires again from its next firing (no catch-up).
+
+        Raises:
+            KeyError: no job has that name.
+        """
+        self._job(name)
+        with self._lock:
+            self._paused.discard(name)
+
+    def _job(self, name: str) -> ScheduledJob:
+        for job in self._jobs:
+            if job.name == name:
+                return job
+        raise KeyError(f"no scheduler job named {name!r} (jobs: {[j.name for j in self._jobs]})")
+
+    @property
     def running(self) -> bool:
         """Whether the emulator thread is alive."""
         with self._lock:
             return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> SchedulerEmulator:
+    def start(self, after: datetime | None = None) -> SchedulerEmulator:
         """Start the daemon thread; returns ``self``.
 
-        Each job's first firing is the first one strictly after ``clock.now()`` at this call.
+        Each job's first firing is the first one strictly after ``clock.now()`` at this call. With
+        ``after`` (a restart: the instant the previous emulator stopped), each job whose firings
+        fell in ``(after, now]`` fires its latest one at once (a job missed while the emulator was
+        down runs once, not once per missed firing).
 
         Raises:
             RuntimeError: already running.
@@ -197,7 +241,7 @@ class SchedulerEmulator:
             if self._thread is not None and self._thread.is_alive():
                 raise RuntimeError("scheduler emulator already running")
             now = _require_aware(self._clock.now(), f"{type(self._clock).__name__}.now()")
-            due_at = [job.next_after(now) for job in self._jobs]  # fixed here: no race with the caller
+            due_at = [self._first_due(job, now, after) for job in self._jobs]  # fixed here: no race
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, args=(due_at,), name="scheduler-emulator", daemon=True)
             self._thread.start()
@@ -243,6 +287,20 @@ class SchedulerEmulator:
             with self._lock:
                 self._history.append((job.name, moment))
 
+    @staticmethod
+    def _first_due(job: ScheduledJob, now: datetime, after: datetime | None) -> datetime:
+        if after is None:
+            return job.next_after(now)
+        missed = job.next_after(_require_aware(after, "after"))
+        if missed > now:
+            return missed
+        for _ in range(100_000):  # the latest firing in (after, now]
+            following = job.next_after(missed)
+            if following > now:
+                break
+            missed = following
+        return missed
+
     def _wait_until(self, target: datetime) -> bool:
         clock = self._clock
         if isinstance(clock, SleepingClock):
@@ -264,6 +322,12 @@ class SchedulerEmulator:
             for moment, _index, job in self._collect_due(due_at, now):
                 if self._stop.is_set():
                     return
+                with self._lock:
+                    paused = job.name in self._paused
+                    if paused:
+                        self._skipped.append((job.name, moment))
+                if paused:
+                    continue
                 try:
                     self._publish_one(job, moment)
                 except Exception as exc:  # noqa: BLE001 - reported to on_error, never swallowed

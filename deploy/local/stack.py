@@ -8,7 +8,14 @@
   direct Pub/Sub trigger does in the cloud;
 - the Cloud Scheduler jobs, fired from their cron expressions on a ``SimulatedClock`` that every
   process shares (``--accelerate N`` runs the night N times faster);
+- one HTTP stand-in per ``[services]`` entry the scheduled jobs call (``deploy.local.standins.
+  ServiceStandin``): each service's ``url_env`` is its URL, every request is recorded (with the
+  bearer token's audience: the schedule dispatcher runs with ``PHASECHAIN_LOCAL_ID_TOKENS=1`` and
+  sends unsigned local ID tokens) and answered 200 unless scripted;
 - a watchdog: a function process that dies is reported with its exit code and log tail.
+
+``change_clock`` restarts every function and the scheduler on a new clock (the demo's morning runs
+faster than its night): same ports, same push subscriptions, the logs appended to.
 
 Started by hand (``phasectl local up``: ``interactive``, the default when a state directory is
 given) it is a usable stage, not an empty one: the demo's sample night (``deploy.local.demo``:
@@ -31,14 +38,16 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from deploy.local.emulators import LocalCloud
 from deploy.local.functions import FunctionProcess, start_function, stop_functions
-from shared.clock import SIMULATED_CLOCK_ENV, SimulatedClock
+from deploy.local.standins import STANDIN_LOG, ServiceStandin
+from shared.clock import PIPELINE_TZ, SIMULATED_CLOCK_ENV, SimulatedClock
 from shared.pipeline.definition import DEFINITION_ENV, PipelineDefinition
+from shared.schedules.runtime import LOCAL_TOKENS_ENV
 
 STATE_FILE = "state.json"
 HEARTBEAT_WAIT_SECONDS = 30.0  # for the auto-retry heartbeat, before the monitor's first pass
@@ -55,6 +64,8 @@ class StackState:
     functions: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → {pid, port, url, log}
     emulators: dict[str, int] = field(default_factory=dict)
     started_at: str = ""
+    standins: dict[str, dict[str, str]] = field(default_factory=dict)  # service → {url, url_env}
+    standin_log: str = ""  # every stand-in request, one JSON line each (python -m deploy.local.standins requests)
 
     def write(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
@@ -87,10 +98,15 @@ class LocalStack:
         extra_env: Mapping[str, str] | None = None,
         interactive: bool | None = None,
         seed: bool | None = None,
+        standins: Mapping[str, ServiceStandin] | None = None,
+        settle: float | None = None,
     ) -> None:
         self.definition = definition
         self.project = project
+        # re-anchored when the functions start: the simulated time is ``start`` then, or (``settle``) that
+        # many real seconds later, when the scheduler starts (a test that needs the first slots to fire)
         self.clock = SimulatedClock(start or datetime.now(UTC), accelerate)
+        self.settle = settle
         self.definition_path = definition_path
         self.state_dir = state_dir
         self.run_scheduler = run_scheduler
@@ -110,6 +126,12 @@ class LocalStack:
         self.seed = self.interactive if seed is None else seed
         self.seeded: date | None = None  # the sample night's date, once seeded
         self.log_dir: Path | None = None  # the functions' logs (function-<name>.log)
+        # one stand-in per [services] entry: the caller's (e.g. the demo's coordinator), the rest started by up()
+        self.standins: dict[str, ServiceStandin] = dict(standins or {})
+        self._own_standins: list[ServiceStandin] = []
+        self.standin_log: Path | None = None
+        self._spec: Any = None
+        self._restart_lock = threading.Lock()  # the watchdog does not report a function change_clock stops
 
     # -- lifecycle -------------------------------------------------------------------------
     def up(self) -> LocalStack:
@@ -130,11 +152,12 @@ class LocalStack:
 
         self.cloud = LocalCloud(project=self.project).start()
         log_dir = self.log_dir = self.cloud.workdir / "functions"
+        self._start_standins(self.cloud.workdir / STANDIN_LOG)
         self.env = self.environment(self.cloud)
         self._export(self.env)
         self.say(f"emulators: {', '.join(f'{k} pid {v}' for k, v in self.cloud.pids.items())}")
 
-        spec = build_spec(self.definition, self.project)
+        spec = self._spec = build_spec(self.definition, self.project)
         publisher, subscriber = publisher_client(), subscriber_client()
         for topic in spec.topics:
             ensure_topic(publisher, self.project, topic)
@@ -147,11 +170,9 @@ class LocalStack:
         for fn in spec.functions:
             build_function(fn.name, bundles)
 
-        def start(name: str) -> FunctionProcess:
-            return start_function(name, self.env, log_dir, source_dir=bundles / name, isolated=True)
-
-        with ThreadPoolExecutor(max_workers=len(spec.functions)) as pool:
-            started = list(pool.map(start, [fn.name for fn in spec.functions]))
+        anchor = time.time() + self.settle if self.settle else None  # simulated time starts as the functions do
+        self._new_clock(self.clock.start, self.clock.factor, anchor=anchor)
+        started = self._start_functions([fn.name for fn in spec.functions])
         for fn_spec, process in zip(spec.functions, started, strict=True):
             self.functions[fn_spec.name] = process
             ensure_subscription(
@@ -171,6 +192,8 @@ class LocalStack:
         self._watchdog = threading.Thread(target=self._watch, name="local-watchdog", daemon=True)
         self._watchdog.start()
         self.say(f"function logs: {log_dir}/function-<name>.log (${LOG_DIR_ENV}, read by phasectl health)")
+        if self.settle:
+            self.clock.sleep_until(self.clock.start, self._stop)
         if self.run_scheduler:
             self._start_scheduler(spec, publisher)
             if self.interactive:
@@ -240,7 +263,11 @@ class LocalStack:
             "  phasectl health",
         ]
 
-    def _start_scheduler(self, spec: Any, publisher: Any) -> None:
+    def _start_scheduler(
+        self, spec: Any, publisher: Any, *, after: datetime | None = None, paused: frozenset[str] = frozenset()
+    ) -> None:
+        """The Cloud Scheduler jobs of ``deploy.spec`` (``[schedules]`` and the dispatcher's tick: every
+        ``[[jobs]]`` entry and sensor slot runs through the dispatcher, fed by that tick)."""
         from zoneinfo import ZoneInfo
 
         from deploy.local.scheduler import CronExpression, ScheduledJob, SchedulerEmulator, pubsub_publisher
@@ -254,9 +281,146 @@ class LocalStack:
         def on_error(job: ScheduledJob, error: BaseException) -> None:
             self.say(f"scheduler: job {job.name} could not publish to {job.topic}: {error}")
 
-        self.scheduler = SchedulerEmulator(jobs, publish, self.clock, on_error).start()
+        self.scheduler = SchedulerEmulator(jobs, publish, self.clock, on_error)
+        for name in paused:
+            self.scheduler.pause(name)
+        self.scheduler.start(after=after)
+        if after is not None:
+            return
         for job in spec.jobs:
             self.say(f"scheduler: {job.name} '{job.cron}' {job.timezone} -> {job.topic} (x{self.clock.factor:g})")
+        dispatched = self.definition.all_jobs()
+        if dispatched:
+            d = self.definition.dispatcher
+            self.say(
+                f"scheduler: {len(dispatched)} defined jobs ([[jobs]] and sensor slots) run through "
+                f"{d.function}, fed by {d.job} on {d.tick_topic}"
+            )
+
+    # -- stand-ins and clocks -----------------------------------------------------------------
+    def _start_standins(self, log: Path) -> None:
+        """One ``ServiceStandin`` per ``[services]`` entry not given by the caller."""
+        self.standin_log = log
+        for name in self.definition.services:
+            if name not in self.standins:
+                standin = ServiceStandin(name, log=log)
+                self.standins[name] = standin
+                self._own_standins.append(standin)
+        for standin in self.standins.values():
+            if standin.clock is None:
+                standin.clock = lambda: self.clock.now()
+            if standin.log is None:
+                standin.log = log
+        if self.standins:
+            self.say(
+                f"stand-ins: {len(self.standins)} services on loopback "
+                f"({', '.join(f'{n} {s.url}' for n, s in sorted(self.standins.items()))}); requests in {log}"
+            )
+
+    def service_env(self) -> dict[str, str]:
+        """Each service's ``url_env`` → its stand-in's URL, and the dispatcher's local ID tokens."""
+        env = {
+            spec.url_env: self.standins[name].url
+            for name, spec in self.definition.services.items()
+            if spec.url_env and name in self.standins
+        }
+        if self.standins:
+            env[LOCAL_TOKENS_ENV] = "1"  # unsigned tokens naming their audience (emulator hosts are set)
+        return env
+
+    def _new_clock(self, start: datetime, factor: float, anchor: float | None = None) -> None:
+        self.clock = SimulatedClock(start, factor, anchor=anchor)
+        self.env[SIMULATED_CLOCK_ENV] = self.clock.to_env()
+        self._export({SIMULATED_CLOCK_ENV: self.env[SIMULATED_CLOCK_ENV]})
+
+    def _start_functions(
+        self, names: list[str], env: Mapping[str, str] | None = None, *, append: bool = False
+    ) -> list[FunctionProcess]:
+        assert self.cloud is not None and self.log_dir is not None
+        bundles, log_dir, environ = self.cloud.workdir / "bundles", self.log_dir, dict(env or self.env)
+
+        def start(name: str) -> FunctionProcess:
+            return start_function(name, environ, log_dir, source_dir=bundles / name, isolated=True, append=append)
+
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            return list(pool.map(start, names))
+
+    def _warm_up(self, process: FunctionProcess) -> None:
+        """One empty ``ScheduleTick`` pushed straight to a new dispatcher process: it builds its clients
+        now, not on its first real tick, when a cold start would let due slots leave its catch-up window.
+        Its clock reads earlier than the running one's until the switch: the slots it finds due are
+        already run (done) or, if the running dispatcher missed one, run once, late, as any tick would."""
+        import base64
+        import urllib.request
+
+        from shared.contracts.messages import ScheduleTick
+
+        data = ScheduleTick(requested_by="local-warm-up").model_dump_json(exclude_none=True).encode()
+        push = {
+            "subscription": f"projects/{self.project}/subscriptions/warm-up",
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "messageId": f"warm-up-{process.process.pid}",
+                "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            },
+        }
+        request = urllib.request.Request(
+            process.url, data=json.dumps(push).encode(), method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+        except OSError as exc:  # the real ticks come anyway; only the first is slower
+            self.say(f"scheduler: could not warm up {process.name} (pid {process.process.pid}): {exc}")
+
+    def change_clock(self, factor: float, settle: float = 20.0) -> None:
+        """Go on ``factor`` times faster, with no simulated time skipped or repeated (the demo's
+        morning runs faster than its night).
+
+        A second set of function processes starts at once on the new clock, which reads, ``settle``
+        real seconds from now, what the current clock reads then; until that instant the current
+        processes and scheduler run on. Then each push subscription is pointed at its new process,
+        the scheduler restarts on the new clock (paused jobs stay paused; a firing in between is
+        published once) and the old processes stop. A start slower than ``settle`` makes the switch
+        late: the dispatcher's catch-up window covers the first minutes of it.
+        """
+        from google.cloud.pubsub_v1.types import PushConfig
+
+        from shared.gcp import publisher_client, subscriber_client
+
+        assert self._spec is not None, "change_clock needs a stack that is up"
+        wall = time.time() + settle
+        switch_at = self.clock.now() + timedelta(seconds=settle * self.clock.factor)  # the current clock then
+        clock = SimulatedClock(switch_at, factor, anchor=wall)
+        env = {**self.env, SIMULATED_CLOCK_ENV: clock.to_env()}
+        started = {p.name: p for p in self._start_functions(list(self.functions), env, append=True)}
+        dispatcher = started.get(self.definition.dispatcher.function)
+        if dispatcher is not None:
+            self._warm_up(dispatcher)
+        self.clock.sleep_until(switch_at, self._stop)
+        subscriber = subscriber_client()
+        with self._restart_lock:
+            paused = frozenset(self.scheduler.paused) if self.scheduler is not None else frozenset()
+            if self.scheduler is not None:
+                self.scheduler.stop()
+                self.scheduler = None
+            last = self.clock.now()
+            for fn_spec in self._spec.functions:
+                path = subscriber.subscription_path(self.project, f"{fn_spec.cloud_name}-trigger")
+                push = PushConfig(push_endpoint=started[fn_spec.name].url)
+                subscriber.modify_push_config(request={"subscription": path, "push_config": push})
+            old, self.functions = self.functions, started
+            self.clock, self.env = clock, env
+            self._export({SIMULATED_CLOCK_ENV: env[SIMULATED_CLOCK_ENV]})
+            if self.run_scheduler:
+                self._start_scheduler(self._spec, publisher_client(), after=last, paused=paused)
+            late = max(0.0, time.time() - wall)
+            self._write_state()
+        stop_functions(old.values())  # no longer watched: stopping them is not a death
+        self.say(
+            f"clock: x{factor:g} from {switch_at.astimezone(PIPELINE_TZ):%H:%M} ET: every function restarted on it"
+            + (f" ({late:.1f} s late: {late * factor / 60:.0f} simulated minutes without a tick)" if late > 1 else "")
+        )
 
     def down(self) -> None:
         """Stop the scheduler, the functions, then the emulators: exactly what ``up`` started."""
@@ -266,6 +430,9 @@ class LocalStack:
             self.scheduler = None
         stop_functions(self.functions.values())
         self.functions.clear()
+        for standin in self._own_standins:
+            standin.close()
+        self._own_standins.clear()
         if self.cloud is not None:
             self.cloud.stop()
             self.cloud = None
@@ -284,13 +451,14 @@ class LocalStack:
         return [name for name, p in self.functions.items() if p.process.poll() is not None]
 
     def _watch(self) -> None:
-        reported: set[str] = set()
+        reported: set[int] = set()  # pids
         while not self._stop.wait(1.0):
-            for name in self.dead_functions():
-                if name in reported or self._stop.is_set():
+            with self._restart_lock:  # change_clock stops functions on purpose
+                dead = [(name, self.functions[name]) for name in self.dead_functions()]
+            for name, process in dead:
+                if process.process.pid in reported or self._stop.is_set():
                     continue
-                reported.add(name)
-                process = self.functions[name]
+                reported.add(process.process.pid)
                 line = f"function {name} (pid {process.process.pid}) EXITED with code {process.process.returncode}"
                 self.deaths.append(line)
                 self.say(f"!! {line}; log tail:\n{process.log_tail(1500)}")
@@ -299,13 +467,15 @@ class LocalStack:
     def environment(self, cloud: LocalCloud) -> dict[str, str]:
         """What the functions run with, and what ``phasectl`` in another terminal needs (``local up``
         prints it as exports): the project, the emulator hosts, the simulated clock, the definition
-        (when one was given) and the function logs' directory (``phasectl health``)."""
+        (when one was given), the function logs' directory (``phasectl health``), each service's
+        stand-in URL and the dispatcher's local ID tokens (``phasectl schedules run`` too)."""
         from shared.env import LOG_DIR_ENV
 
         env = {
             **cloud.env(),
             SIMULATED_CLOCK_ENV: self.clock.to_env(),
             LOG_DIR_ENV: str(cloud.workdir / "functions"),
+            **self.service_env(),
             **self.extra_env,
         }
         if self.definition_path is not None:
@@ -338,6 +508,12 @@ class LocalStack:
             },
             emulators=self.cloud.pids,
             started_at=datetime.now(UTC).isoformat(),
+            standins={
+                name: {"url": s.url, "url_env": self.definition.services[name].url_env or ""}
+                for name, s in self.standins.items()
+                if name in self.definition.services
+            },
+            standin_log=str(self.standin_log or ""),
         )
         state.write(self.state_dir)
 

@@ -8,7 +8,15 @@ the replaced system's processors build them (``shared.client.build_completion``:
 ``phase_3_analytics``-style phase strings, ``output_table``, the coordinator's counts in
 ``metadata``). A phase whose trigger arrives over HTTP (the prediction coordinator's ``/start``)
 is started by ``StartEndpoint`` instead of its trigger topic. Failures are configurable per
-processor. Nothing here is deployed: it is only imported by the demo and its test.
+processor.
+
+``ServiceStandin``: one local HTTP stand-in per ``[services]`` entry the scheduled jobs call
+(``LocalStack`` starts them and sets each service's ``url_env`` to its URL). It records every
+request (method, path, query, JSON body, the bearer token's ``aud``, the simulated and wall time)
+and answers 200 unless scripted ("500 twice then 200", "404"). ``python -m deploy.local.standins
+requests|script`` reads the records and scripts answers from another terminal.
+
+Nothing here is deployed: it is only imported by the local cloud, the demo and their tests.
 """
 
 from __future__ import annotations
@@ -20,14 +28,17 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from deploy.local.topology import pull_now
 from shared.clock import Clock
 from shared.contracts.messages import PhaseTrigger, RetryRequest
 from shared.pipeline.definition import PipelineDefinition
+
+DISPATCHER_AGENT = "phasechain-schedule-dispatcher"  # the User-Agent of the dispatcher's HTTP calls
 
 
 @dataclass(frozen=True)
@@ -40,54 +51,117 @@ class Failure:
     error_type: str = "transient"  # transient: auto-retry retries it; permanent: failed_permanent at once
 
 
-class StartEndpoint:
-    """A local stand-in for a consumer's HTTP start endpoint (the prediction coordinator's ``/start``).
+STANDIN_LOG = "standin-requests.jsonl"  # every stand-in's requests, one JSON object a line
+CONTROL = "/__standin"  # the stand-ins' own endpoints (not recorded): /requests, /script
 
-    Started before the local stack, so its URL can go into the functions' environment; it answers
-    each POST with the next of ``statuses`` (then ``status``), records path, headers and JSON
-    body in ``received``, and queues each body for the stand-in processors. ``GET /ready`` answers
-    ``{"status": ready_status}`` (the health check the 4→5 gate makes).
+
+def token_claims(authorization: str | None) -> dict[str, Any]:
+    """The claims of a ``Bearer`` JWT, decoded without verification (the local cloud's tokens are
+    unsigned, ``shared.schedules.targets.local_id_token``); ``{}`` when there is none or it is not a JWT."""
+    import base64
+
+    if not authorization or not authorization.startswith("Bearer "):
+        return {}
+    parts = authorization.removeprefix("Bearer ").strip().split(".")
+    if len(parts) < 2:
+        return {}
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+@dataclass
+class Script:
+    """Scripted answers for one path: ``statuses`` in order, then ``then`` for good (None: the
+    stand-in's default). ``match``: only requests whose JSON body holds these keys and values."""
+
+    statuses: list[int]
+    then: int | None = None
+    match: dict[str, Any] | None = None
+
+    def applies(self, body: Any) -> bool:
+        if not self.match:
+            return True
+        return isinstance(body, dict) and all(body.get(k) == v for k, v in self.match.items())
+
+    def next(self) -> int | None:
+        if self.statuses:
+            return self.statuses.pop(0)
+        return self.then
+
+
+def parse_answers(words: Sequence[str]) -> list[int]:
+    """``["500x2", "200"]`` or ``["500", "500", "200"]`` → ``[500, 500, 200]`` (the CLI's answers)."""
+    out: list[int] = []
+    for word in words:
+        for part in word.replace(",", " ").split():
+            status, _, times = part.partition("x")
+            count = int(times) if times else 1
+            code = int(status)
+            if not 100 <= code <= 599 or count < 1:
+                raise ValueError(f"not an HTTP status (or count): {part!r}")
+            out += [code] * count
+    return out
+
+
+class ServiceStandin:
+    """A local stand-in for a Cloud Run service the scheduled jobs (and the transitions) call.
+
+    It records every request in ``records`` (and, with ``log``, as a JSON line): the service, method,
+    path, query, JSON body, the ``Authorization`` bearer token's ``aud`` (decoded, not verified: the
+    local cloud's tokens are unsigned), the answer, the simulated time (``clock``) and the wall time.
+    Every request is answered ``status`` (200) unless scripted: ``script(path, [500], then=None)``
+    answers the next matching request 500, then the default again; ``GET /ready`` answers
+    ``{"status": ready_status}``. ``/__standin/requests`` (GET) and ``/__standin/script`` (POST
+    ``{"path", "statuses", "then", "match"}``) do the same from another process.
+
+    As the prediction coordinator's ``/start`` (``StartEndpoint``) it also queues each accepted
+    transition start (a POST whose body names a ``game_date``) in ``requests`` for the stand-in
+    processors; a scheduled job's call (the dispatcher's) is recorded and answered, not played.
     """
 
-    def __init__(self, status: int = 202, ready_status: str = "ready") -> None:
+    def __init__(
+        self,
+        service: str = "standin",
+        *,
+        status: int = 200,
+        ready_status: str = "ready",
+        clock: Callable[[], datetime] | None = None,
+        log: Path | None = None,
+    ) -> None:
+        self.service = service
         self.status = status
         self.ready_status = ready_status  # what GET /ready answers (the replaced services' health check)
+        self.clock = clock  # the simulated clock's now (set by LocalStack when None)
+        self.log = log
         self.health_checks: list[dict[str, Any]] = []
-        self.statuses: list[int] = []  # answers for the next requests, in order (tests inject failures)
-        self.requests: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.received: list[dict[str, Any]] = []
+        self.statuses: list[int] = []  # answers for the next POSTs, in order, before any script
+        self.requests: queue.Queue[dict[str, Any]] = queue.Queue()  # transition starts, for the processors
+        self.received: list[dict[str, Any]] = []  # POST/PUT: path, headers, body
+        self.records: list[dict[str, Any]] = []  # every request, with its answer
+        self.scripts: dict[str, list[Script]] = {}  # path ("*": any) -> its scripts, in order
+        self._lock = threading.Lock()
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except ValueError:
-                    body = {}
-                endpoint.received.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                status = endpoint.statuses.pop(0) if endpoint.statuses else endpoint.status
-                if 200 <= status < 300:
-                    endpoint.requests.put(body)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b'{"status": "started"}')
-
             def do_GET(self) -> None:
-                endpoint.health_checks.append({"path": self.path, "headers": dict(self.headers)})
-                found = self.path.split("?")[0] == "/ready"
-                self.send_response(200 if found else 404)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(json.dumps({"status": endpoint.ready_status} if found else {}).encode())
+                endpoint._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                endpoint._handle(self, "POST")
+
+            def do_PUT(self) -> None:
+                endpoint._handle(self, "PUT")
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="start-endpoint", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name=f"standin-{service}", daemon=True
         )
         self._thread.start()
 
@@ -99,6 +173,126 @@ class StartEndpoint:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
+
+    # -- scripting -------------------------------------------------------------------------
+    def script(
+        self, path: str, statuses: Sequence[int], *, then: int | None = None, match: dict[str, Any] | None = None
+    ) -> None:
+        """Answer the next requests to ``path`` (``"*"``: any path) with ``statuses``, then ``then``
+        (None: the default again). ``match``: only requests whose JSON body holds these items."""
+        with self._lock:
+            self.scripts.setdefault(path, []).append(Script(list(statuses), then, dict(match) if match else None))
+
+    def _answer(self, method: str, path: str, body: Any) -> int:
+        with self._lock:
+            if method != "GET" and self.statuses:
+                return self.statuses.pop(0)
+            scripts: list[Script] = [*self.scripts.get(path, []), *self.scripts.get("*", [])]
+            for script in scripts:
+                if script.applies(body):
+                    status = script.next()
+                    if status is not None:
+                        return status
+        return 200 if method == "GET" else self.status
+
+    def recorded(self, path: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
+        """The records so far (health checks included), optionally of one path and method."""
+        with self._lock:
+            return [
+                r
+                for r in self.records
+                if (path is None or r["path"] == path) and (method is None or r["method"] == method)
+            ]
+
+    # -- serving ---------------------------------------------------------------------------
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        from urllib.parse import parse_qsl, urlsplit
+
+        parts = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        if parts.path.startswith(CONTROL + "/"):
+            self._control(handler, method, parts.path.removeprefix(CONTROL), raw)
+            return
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        headers = dict(handler.headers)
+        ready = method == "GET" and parts.path == "/ready"
+        status = self._answer(method, parts.path, body)
+        claims = token_claims(handler.headers.get("Authorization"))
+        record = {
+            "service": self.service,
+            "method": method,
+            "path": parts.path,
+            "query": dict(parse_qsl(parts.query)),
+            "body": body,
+            "aud": claims.get("aud"),
+            "status": status,
+            "at": self.clock().isoformat() if self.clock is not None else None,
+            "wall": datetime.now(UTC).isoformat(),
+            "user_agent": handler.headers.get("User-Agent"),
+        }
+        with self._lock:
+            self.records.append(record)
+            if ready:
+                self.health_checks.append({"path": handler.path, "headers": headers})
+            elif method != "GET":
+                posted = body if body is not None else {}
+                self.received.append({"path": handler.path, "headers": headers, "body": posted})
+            if self.log is not None:
+                with self.log.open("a") as out:
+                    out.write(json.dumps(record, default=str) + "\n")
+        scheduled = str(handler.headers.get("User-Agent") or "").startswith(DISPATCHER_AGENT)
+        start = method == "POST" and isinstance(body, dict) and "game_date" in body
+        if start and 200 <= status < 300 and not scheduled:
+            self.requests.put(body)
+        if ready:
+            answer: Any = {"status": self.ready_status} if status == 200 else {}
+        elif method == "GET":
+            answer = {}
+        else:
+            answer = {"status": "started" if 200 <= status < 300 else "error", "standin": self.service}
+        self._reply(handler, status, answer)
+
+    def _control(self, handler: BaseHTTPRequestHandler, method: str, what: str, raw: bytes) -> None:
+        if method == "GET" and what == "/requests":
+            self._reply(handler, 200, {"service": self.service, "requests": self.recorded()})
+            return
+        if method == "POST" and what == "/script":
+            try:
+                spec = json.loads(raw or b"{}")
+                self.script(
+                    str(spec.get("path") or "*"),
+                    [int(s) for s in spec.get("statuses") or []],
+                    then=None if spec.get("then") is None else int(spec["then"]),
+                    match=spec.get("match"),
+                )
+            except (ValueError, TypeError, AttributeError) as exc:
+                self._reply(handler, 400, {"error": str(exc)})
+                return
+            scripts = {p: len(s) for p, s in self.scripts.items()}
+            self._reply(handler, 200, {"service": self.service, "scripts": scripts})
+            return
+        self._reply(handler, 404, {"error": f"no {method} {CONTROL}{what}"})
+
+    @staticmethod
+    def _reply(handler: BaseHTTPRequestHandler, status: int, answer: Any) -> None:
+        data = json.dumps(answer, default=str).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+
+class StartEndpoint(ServiceStandin):
+    """The prediction coordinator's ``/start`` stand-in: answers 202 by default, and queues each
+    accepted transition start for the stand-in processors (``StandinProcessors(start_endpoints=...)``)."""
+
+    def __init__(self, status: int = 202, ready_status: str = "ready", service: str = "prediction-coordinator") -> None:
+        super().__init__(service, status=status, ready_status=ready_status)
 
 
 class StandinProcessors:
@@ -173,8 +367,12 @@ class StandinProcessors:
                 while not endpoint.requests.empty():
                     body = endpoint.requests.get_nowait()
                     idle = False
+                    try:
+                        day = date.fromisoformat(str(body["game_date"]))
+                    except (KeyError, ValueError) as exc:
+                        self.errors.append(f"start without a game date: {body!r}: {exc}")
+                        continue
                     time.sleep(self.delay)
-                    day = date.fromisoformat(str(body["game_date"]))
                     self.run_phase(started_phase, day, body.get("correlation_id"))
             for path, (kind, phase) in self._subscriptions.items():
                 try:
@@ -302,3 +500,93 @@ class StandinProcessors:
         )
         topic = self.publisher.topic_path(self.project, phase_def.completion_topic)
         self.publisher.publish(topic, json.dumps(message).encode()).result(timeout=30)
+
+
+# -- reading what the stand-ins recorded, scripting them from another terminal ------------------
+def body_text(body: Any, limit: int = 160) -> str:
+    """A JSON body on one line, ``{key: value, ...}``, cut at ``limit`` characters."""
+    if body is None:
+        return "-"
+    if isinstance(body, dict):
+        text = "{" + ", ".join(f"{k}: {json.dumps(v) if not isinstance(v, str) else v}" for k, v in body.items()) + "}"
+    else:
+        text = json.dumps(body) if not isinstance(body, str) else body
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe(record: Mapping[str, Any], *, service: bool = True) -> str:
+    """One line: ``nba-phase4-precompute-processors POST /process-date {analysis_date: 2026-01-25, ...}
+    aud=http://127.0.0.1:NNNN -> 200``."""
+    query = "?" + "&".join(f"{k}={v}" for k, v in record.get("query", {}).items()) if record.get("query") else ""
+    who = f"{record.get('service')} " if service else ""
+    aud = f" aud={record['aud']}" if record.get("aud") else " (no token)"
+    body = f" {body_text(record.get('body'))}" if record.get("body") is not None else ""
+    return f"{who}{record.get('method')} {record.get('path')}{query}{body}{aud} -> {record.get('status')}"
+
+
+def read_records(log: Path, service: str | None = None) -> list[dict[str, Any]]:
+    """The requests every stand-in of a local cloud recorded (its ``standin_log``), oldest first."""
+    if not log.is_file():
+        return []
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [r for r in records if service is None or r.get("service") == service]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deploy.local.standins requests|script``: against the local cloud ``--state-dir`` names."""
+    import argparse
+    import sys
+    import urllib.request
+
+    from deploy.local.stack import DEFAULT_STATE_DIR, StackState
+
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.standins", description=main.__doc__)
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    sub = parser.add_subparsers(dest="action", required=True)
+    requests = sub.add_parser("requests", help="what the stand-ins recorded, oldest first")
+    requests.add_argument("--service")
+    requests.add_argument("--json", action="store_true", help="one JSON object a line")
+    script = sub.add_parser("script", help="answers for a service's next requests: SERVICE PATH 500x2 [--then 404]")
+    script.add_argument("service")
+    script.add_argument("path", help='the request path ("*": any)')
+    script.add_argument("answers", nargs="*", help="HTTP statuses in order (500 500, or 500x2)")
+    script.add_argument("--then", type=int, help="the answer after those, for good (default: 200 again)")
+    script.add_argument("--match", help="only requests whose JSON body holds these items (a JSON object)")
+    args = parser.parse_args(argv)
+    state = StackState.read(args.state_dir)
+    if state is None:
+        sys.stderr.write(f"no local cloud is recorded in {args.state_dir} (phasectl local up --state-dir ...)\n")
+        return 2
+    if args.action == "requests":
+        for record in read_records(Path(state.standin_log), args.service):
+            if args.json:
+                sys.stdout.write(json.dumps(record, default=str) + "\n")
+            else:
+                sys.stdout.write(f"{record.get('at') or record.get('wall')} {describe(record)}\n")
+        return 0
+    known = state.standins.get(args.service)
+    if known is None:
+        sys.stderr.write(f"no stand-in for service {args.service!r} (known: {sorted(state.standins)})\n")
+        return 2
+    spec = {
+        "path": args.path,
+        "statuses": parse_answers(args.answers),
+        "then": args.then,
+        "match": json.loads(args.match) if args.match else None,
+    }
+    request = urllib.request.Request(
+        f"{known['url']}{CONTROL}/script",
+        data=json.dumps(spec).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        sys.stdout.write(
+            f"{args.service} {args.path}: {spec['statuses'] or []} then {args.then or 'the default'} "
+            f"({response.read().decode()})\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

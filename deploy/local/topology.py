@@ -41,9 +41,13 @@ def all_topics(definition: PipelineDefinition) -> list[str]:
     topics = []
     for phase in definition.phases:
         topics += [t for t in (phase.completion_topic, phase.trigger_topic, phase.retry_topic) if t]
-    topics += [s.topic for s in definition.schedules.values()]
+    # the Cloud Scheduler jobs' topics: [schedules] and the schedule dispatcher's tick
+    topics += [s.topic for s in definition.schedule_entries().values() if s.topic not in topics]
     for t in definition.timed_triggers():  # their tick topics, and a sensor's own target topic
         topics += [x for x in (t.tick_topic, t.topic) if x not in topics]
+    for job in definition.all_jobs():  # what the dispatcher's Pub/Sub jobs publish to
+        if job.pubsub is not None and job.pubsub.topic not in topics:
+            topics.append(job.pubsub.topic)
     return topics
 
 

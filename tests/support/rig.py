@@ -104,11 +104,13 @@ def isolated_definition(suffix: str, mutate: Any = None) -> PipelineDefinition:
     for source in games["boxscore_sources"]:
         source["table"] = f"raw_{suffix}.{source['table'].split('.')[1]}"
     data["gates"] = _rename_gate_tables(data["gates"], suffix)
-    for key in ("sensors", "scheduled_triggers"):
-        data[key] = _rename_gate_tables(data.get(key, []), suffix)
-        for timed in data[key]:
-            timed["topic"] = f"{timed['topic']}-{suffix}"
-            timed["tick_topic"] = f"{timed['tick_topic']}-{suffix}"
+    data["sensors"] = _rename_gate_tables(data.get("sensors", []), suffix)
+    for timed in data["sensors"]:
+        timed["topic"] = f"{timed['topic']}-{suffix}"
+        timed["tick_topic"] = f"{timed['tick_topic']}-{suffix}"
+    for job in data.get("jobs", []):  # [[jobs]] Pub/Sub targets (the scheduled triggers' topics before)
+        if "pubsub" in job:
+            job["pubsub"]["topic"] = f"{job['pubsub']['topic']}-{suffix}"
     if mutate is not None:
         mutate(data)
     return parse_definition(data, f"<isolated {suffix}>")

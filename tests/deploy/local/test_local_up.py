@@ -68,7 +68,7 @@ class Up:
                 "local",
                 "up",
                 "--accelerate",
-                "600",
+                "300",
                 "--state-dir",
                 str(state_dir),
                 "--project",
@@ -129,8 +129,13 @@ def test_scheduler_ticks_reach_the_monitor_bundle(up: Up, monkeypatch: pytest.Mo
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", state["env"]["FIRESTORE_EMULATOR_HOST"])
     client = firestore.Client(project=state["project"], credentials=AnonymousCredentials())
     doc = client.collection(load_definition().monitor.heartbeat_collection).document(MONITOR_HEARTBEAT_ID)
-    # x600: the */10 job fires every real second; each tick is pushed to the monitor bundle
-    _wait(lambda: doc.get().exists, 90, "the monitor's heartbeat (scheduler → Pub/Sub push → bundle → Firestore)")
+    # x300: the */10 job fires every 2 real seconds; each tick is pushed to the monitor bundle
+    # a finished pass: its last_run_at (a pass in progress may have written the document already)
+    _wait(
+        lambda: "last_run_at" in (doc.get().to_dict() or {}),
+        90,
+        "the monitor's heartbeat (scheduler → Pub/Sub push → bundle → Firestore)",
+    )
     assert "phase-transition-monitor '*/10 * * * *' America/New_York" in up.output()
 
 
@@ -186,6 +191,42 @@ def test_phasectl_works_from_the_printed_exports_alone(up: Up) -> None:
     reconcile = phasectl_from_exports(up, "reconcile", "--date", str(GAME_DATE))
     assert reconcile.returncode == 1, reconcile.stderr  # a warning: one game has no boxscore
     assert "6/7 Final games covered" in reconcile.stdout  # the seeded schedule and boxscores
+
+
+def test_each_service_has_a_stand_in_that_phasectl_sessions_can_read_and_script(up: Up) -> None:
+    """The jobs' services: one recording stand-in each, its URL in the exports under the service's
+    ``url_env`` (with the dispatcher's local ID tokens), readable and scriptable from another terminal."""
+    import urllib.error
+    import urllib.request
+
+    from shared.schedules.runtime import LOCAL_TOKENS_ENV
+
+    definition = load_definition()
+    state = up.state()
+    assert sorted(state["standins"]) == sorted(definition.services)
+    exports = printed_exports(up.output())
+    assert exports[LOCAL_TOKENS_ENV] == "1"
+    for name, service in definition.services.items():
+        assert service.url_env and exports[service.url_env] == state["standins"][name]["url"]
+    name = "nba-phase4-precompute-processors"
+    cli = [sys.executable, "-m", "deploy.local.standins", "--state-dir", str(up.state_dir)]
+    scripted = subprocess.run(
+        [*cli, "script", name, "/local-up-test", "503", "--then", "404"], capture_output=True, text=True, cwd=REPO
+    )
+    assert scripted.returncode == 0, scripted.stderr
+    answers = []
+    for _ in range(2):
+        request = urllib.request.Request(state["standins"][name]["url"] + "/local-up-test", data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answers.append(response.status)
+        except urllib.error.HTTPError as exc:
+            answers.append(exc.code)
+    assert answers == [503, 404]
+    read = subprocess.run([*cli, "requests", "--service", name], capture_output=True, text=True, cwd=REPO)
+    assert read.returncode == 0, read.stderr
+    assert f"{name} POST /local-up-test {{}} (no token) -> 503" in read.stdout
+    assert Path(state["standin_log"]).is_file()
 
 
 def test_a_dead_function_is_reported_and_down_stops_exactly_what_up_started(up: Up) -> None:

@@ -847,3 +847,72 @@ def test_history_is_a_copy(emulators: list[SchedulerEmulator]) -> None:
     history.clear()
     assert emulator.history == [("monitor", utc(2026, 1, 1))]
     assert date(2026, 1, 1) == emulator.history[0][1].date()
+
+
+# ----------------------------------------------------------------------------- pause, resume, restart
+
+
+def test_a_paused_job_skips_its_firings_and_resumes_without_making_them_up(
+    emulators: list[SchedulerEmulator],
+) -> None:
+    clock = FixedClock(ny(2026, 1, 25, 11, 20, 30))
+    recorder = Recorder()
+    jobs = [make_job("tick", "* * * * *"), make_job("monitor", "*/10 * * * *")]
+    emulator = SchedulerEmulator(jobs, recorder, clock, poll_interval=0.01)
+    emulators.append(emulator)
+    emulator.start()
+    emulator.pause("tick")  # gcloud scheduler jobs pause tick
+    assert emulator.paused == frozenset({"tick"})
+    clock.advance(minutes=3)  # 11:21, 11:22, 11:23 skipped
+    wait_for(lambda: len(emulator.skipped) >= 3)
+    emulator.resume("tick")
+    clock.advance(minutes=7)  # 11:24 ... 11:30, and the monitor's 11:30
+    wait_for(lambda: len(recorder.snapshot()) >= 8)
+    emulator.stop()
+    ticks = [at for name, at in recorder.snapshot() if name == "tick"]
+    assert ticks == [ny(2026, 1, 25, 11, m).astimezone(UTC) for m in range(24, 31)]
+    assert emulator.skipped == [("tick", ny(2026, 1, 25, 11, m).astimezone(UTC)) for m in (21, 22, 23)]
+    assert ("monitor", ny(2026, 1, 25, 11, 30).astimezone(UTC)) in recorder.snapshot()  # not paused: fired
+
+
+def test_pause_and_resume_name_a_known_job() -> None:
+    emulator = SchedulerEmulator([make_job("tick", "* * * * *")], Recorder(), FixedClock(utc(2026, 1, 1)))
+    with pytest.raises(KeyError, match="no scheduler job named 'nope'"):
+        emulator.pause("nope")
+    with pytest.raises(KeyError, match="no scheduler job named 'nope'"):
+        emulator.resume("nope")
+
+
+def test_a_restart_after_a_gap_fires_each_job_latest_missed_firing_once(emulators: list[SchedulerEmulator]) -> None:
+    """``start(after=...)``: what a restart on a new clock does with the firings it was down for."""
+    stopped = ny(2026, 1, 25, 3, 40, 10)
+    clock = FixedClock(ny(2026, 1, 25, 4, 5, 30))  # 25 minutes down
+    recorder = Recorder()
+    jobs = [make_job("tick", "* * * * *"), make_job("monitor", "*/10 * * * *"), make_job("hourly", "0 * * * *")]
+    emulator = SchedulerEmulator(jobs, recorder, clock, poll_interval=0.01)
+    emulators.append(emulator)
+    emulator.start(after=stopped)
+    wait_for(lambda: len(recorder.snapshot()) >= 3)
+    time.sleep(0.2)  # nothing else is due
+    emulator.stop()
+    assert sorted(recorder.snapshot()) == sorted(
+        [
+            ("tick", ny(2026, 1, 25, 4, 5).astimezone(UTC)),
+            ("monitor", ny(2026, 1, 25, 4, 0).astimezone(UTC)),
+            ("hourly", ny(2026, 1, 25, 4, 0).astimezone(UTC)),
+        ]
+    )
+
+
+def test_a_restart_without_a_gap_fires_nothing_at_once(emulators: list[SchedulerEmulator]) -> None:
+    clock = FixedClock(ny(2026, 1, 25, 4, 5, 30))
+    recorder = Recorder()
+    emulator = SchedulerEmulator([make_job("monitor", "*/10 * * * *")], recorder, clock, poll_interval=0.01)
+    emulators.append(emulator)
+    emulator.start(after=ny(2026, 1, 25, 4, 5, 10))
+    time.sleep(0.2)
+    assert recorder.snapshot() == []
+    clock.advance(minutes=5)
+    wait_for(lambda: len(recorder.snapshot()) >= 1)
+    emulator.stop()
+    assert recorder.snapshot() == [("monitor", ny(2026, 1, 25, 4, 10).astimezone(UTC))]

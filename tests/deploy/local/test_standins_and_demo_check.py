@@ -15,6 +15,7 @@ import pytest
 
 from deploy.local.demo import (
     DEMO_BACKOFF_MINUTES,
+    DEMO_LEASE_SECONDS,
     DemoResult,
     check,
     demo_definition,
@@ -334,7 +335,7 @@ def test_every_problem_is_reported_at_once(definition: PipelineDefinition) -> No
 # ----------------------------------------------------------------------------- demo_definition
 
 
-def test_demo_definition_only_compresses_the_retry_backoff_and_drops_http_auth(
+def test_demo_definition_only_compresses_the_retry_backoff_drops_http_auth_and_lengthens_the_lease(
     tmp_path: Path, definition: PipelineDefinition
 ) -> None:
     path = demo_definition(tmp_path)
@@ -351,4 +352,8 @@ def test_demo_definition_only_compresses_the_retry_backoff_and_drops_http_auth(
     assert health and all(g["auth"] == "id_token" for g in health)
     for g in health:
         g["auth"] = "none"  # nor do the stand-ins' /ready endpoints
+    expected["dispatcher"]["lease_seconds"] = DEMO_LEASE_SECONDS  # leases are simulated seconds
+    assert definition.dispatcher.lease_seconds != DEMO_LEASE_SECONDS
+    # the scheduled jobs keep their ID tokens: the stand-ins record the local tokens' audience
+    assert any(j["http"] and j["http"]["auth"] == "id_token" for j in expected["jobs"])
     assert demo.model_dump() == expected
