@@ -70,7 +70,7 @@ browser: ## install Debian's chromium when it is missing (the status page's brow
 build: install ## one bundle per function: build/<function>/ and build/<function>.zip
 	$(BIN)/python -m deploy build
 
-demo: provision ## the night of 2026-01-24 replayed on the local cloud, every function from its bundle (~2 min)
+demo: provision ## the night of 2026-01-24 replayed on the local cloud, every function from its bundle, then the morning's scheduled jobs (~5 min)
 	$(BIN)/python -m deploy.local.demo
 
 bench: provision ## benchmarks (results in docs/benchmarks.md)

@@ -769,13 +769,13 @@ def season_rows(
 ) -> list[SchedulerRow]:
     """Informational rows: each wave (or ``all``) an operator paused or resumed, against the calendar.
 
-    ``doc``: the overrides document (``{jobs_collection}/__season__``); a pause wins over a resume.
+    ``doc``: the overrides document (``{jobs_collection}/_season``); a pause wins over a resume.
     The calendar is the definition's seasons and waves, each job's day in its own zone.
     """
-    from shared.schedules.plan import NO_OVERRIDES, Overrides, active_on
+    from shared.schedules.plan import NO_OVERRIDES, SEASON_DOC, Overrides, active_on
 
     overrides = Overrides.from_doc(dict(doc) if doc else None)
-    where = where or f"Firestore {definition.dispatcher.jobs_collection}/__season__"
+    where = where or f"Firestore {definition.dispatcher.jobs_collection}/{SEASON_DOC}"
     last = ""
     if doc and doc.get("last_change"):
         last = f" (last change: {doc['last_change']} by {doc.get('updated_by') or '?'}"
@@ -811,7 +811,9 @@ def season_rows(
 
 def season_error_row(definition: PipelineDefinition, error: str) -> SchedulerRow:
     """The informational row when the overrides document cannot be read (not drift: verify does not fail)."""
-    where = f"Firestore {definition.dispatcher.jobs_collection}/__season__"
+    from shared.schedules.plan import SEASON_DOC
+
+    where = f"Firestore {definition.dispatcher.jobs_collection}/{SEASON_DOC}"
     return SchedulerRow("season: overrides", "OVERRIDE", f"{where} read", f"not read: {_short(error, 200)}")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from shared.deadline import backend_label, bind_firestore, bind_publisher, bind_subscriber, call_timeout
@@ -86,6 +86,27 @@ def subscriber_client() -> pubsub_v1.SubscriberClient:
     return client
 
 
+LOCAL_TOKENS_ENV = "PHASECHAIN_LOCAL_ID_TOKENS"
+
+
+def local_id_tokens(env: Mapping[str, str]) -> bool:
+    """Whether ID tokens are the local cloud's unsigned ones: ``PHASECHAIN_LOCAL_ID_TOKENS=1`` with an
+    emulator host set (never on Google: there the metadata server mints real tokens)."""
+    emulated = bool(env.get("FIRESTORE_EMULATOR_HOST") or env.get("PUBSUB_EMULATOR_HOST"))
+    return emulated and env.get(LOCAL_TOKENS_ENV) == "1"
+
+
+def local_id_token(audience: str) -> str:
+    """An unsigned token naming ``audience`` (the local cloud's stand-ins record it; never valid on Google)."""
+    import base64
+    import json
+
+    def part(value: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'aud': audience, 'iss': 'phasechain-local'})}."
+
+
 def id_token(audience: str) -> str:
     """A Google-signed ID token for ``audience`` (Cloud Run / Functions invoker auth), each request
     for it bounded by the call deadline.
@@ -93,6 +114,8 @@ def id_token(audience: str) -> str:
     Raises:
         TransientError: no token could be minted (metadata server or credentials unavailable).
     """
+    if local_id_tokens(os.environ):
+        return local_id_token(audience)
     import functools
 
     import google.auth.transport.requests

@@ -3,7 +3,7 @@
 The calendar is the definition's (``[[seasons]]``, ``[waves]``): a job runs from its wave's days
 before a season's opener to the playoffs' end (the regular season's for ``window =
 "regular_season"``). The operator overrides it in one Firestore document,
-``{[dispatcher] jobs_collection}/__season__`` (``shared.schedules.plan.SEASON_DOC``): ``paused``
+``{[dispatcher] jobs_collection}/_season`` (``shared.schedules.plan.SEASON_DOC``): ``paused``
 and ``resumed`` lists of waves (``A``, ``B``, ``C``, ``-`` for the jobs without a wave) or
 ``all``. A pause wins over a resume and over the calendar; a resume runs the wave even outside
 its window. The dispatcher reads the document on every tick that has a job due: no redeploy.

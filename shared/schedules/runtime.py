@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from shared.clock import Clock, clock_from_env
 from shared.deferred import Deferred
 from shared.env import project_id
-from shared.gcp import firestore_client
+from shared.gcp import LOCAL_TOKENS_ENV as LOCAL_TOKENS_ENV  # re-exported (the local cloud sets it)
+from shared.gcp import firestore_client, local_id_tokens
 from shared.pipeline.definition import PipelineDefinition, load_definition
 from shared.schedules.dispatcher import ScheduleDispatcher
 from shared.schedules.runs import ScheduleRuns
@@ -28,15 +29,9 @@ if TYPE_CHECKING:
     from shared.orchestration.outbox import ExecutionLogWriter
     from shared.orchestration.quarantine import Quarantine
 
-LOCAL_TOKENS_ENV = "PHASECHAIN_LOCAL_ID_TOKENS"
 _lock = threading.Lock()
 _dispatcher: ScheduleDispatcher | None = None
 _quarantine: Quarantine | None = None
-
-
-def uses_local_tokens(env: Mapping[str, str]) -> bool:
-    emulated = bool(env.get("FIRESTORE_EMULATOR_HOST") or env.get("PUBSUB_EMULATOR_HOST"))
-    return emulated and env.get(LOCAL_TOKENS_ENV) == "1"
 
 
 def build_dispatcher(
@@ -77,7 +72,7 @@ def build_dispatcher(
             project,
             publisher=publisher,
             environ=env,
-            token=local_id_token if uses_local_tokens(env) else None,
+            token=local_id_token if local_id_tokens(env) else None,
         ),
         log_writer=Deferred(new_log_writer),
         budget_seconds=budget_seconds if budget_seconds is not None else 0.8 * timeout,

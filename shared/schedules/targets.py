@@ -10,13 +10,13 @@ or the rendered JSON body.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shared.gcp import local_id_token as local_id_token  # re-exported: the local cloud's unsigned tokens
 from shared.pipeline.definition import Job, PipelineDefinition, Season
 from shared.schedules.plan import Slot, Verdict, body_bytes, classify_status, excerpt, render, template_values
 
@@ -207,13 +207,3 @@ def _default_token(audience: str) -> str:
     from shared.gcp import id_token
 
     return id_token(audience)
-
-
-def local_id_token(audience: str) -> str:
-    """An unsigned token naming ``audience`` (the local cloud's stand-ins record it; never valid on Google)."""
-    import base64
-
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'aud': audience, 'iss': 'phasechain-local'})}."
