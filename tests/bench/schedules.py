@@ -754,14 +754,14 @@ def render(a: ModeResult, b: ModeResult, meta: dict[str, Any], command: str) -> 
     ]
     lines += delay_lines(a, b)
     lines += ["", *operator_text(a, b)]
-    lines += [
-        "",
-        f"Found on the way: as the code stands, `ScheduleTick(job=J)` is the manual path (`slot_on`: the job's "
-        f"first slot of the day), so {meta['misses']} of the day's {meta['slots']} slots "
-        f"({', '.join(meta['miss_jobs'])}) would answer `done` instead of running in (b); the measured (b) "
-        "runs the job's latest slot in the catch-up window (a replaced `manual_slot`, with the season overrides "
-        "read as (a) reads them).",
-    ]
+    if meta["misses"]:
+        lines += [
+            "",
+            f"Found on the way: as the code stands, `ScheduleTick(job=J)` is the manual path, so "
+            f"{meta['misses']} of the day's {meta['slots']} slots ({', '.join(meta['miss_jobs'])}) would answer "
+            "`done` instead of running in (b); the measured (b) runs the job's latest slot in the catch-up window "
+            "(a replaced `manual_slot`, with the season overrides read as (a) reads them).",
+        ]
     return "\n".join(lines) + "\n"
 
 
