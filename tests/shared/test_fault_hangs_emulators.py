@@ -37,9 +37,10 @@ from shared.monitor.runtime import build_monitor
 from shared.orchestration.outbox import build_outbox_delivery
 from shared.orchestration.runtime import build_service
 from shared.orchestration.timed_runtime import build_timed_runtime
-from shared.pipeline.definition import PipelineDefinition, TimedTrigger, TriggerSlot
+from shared.pipeline.definition import PipelineDefinition
 from shared.retry.runtime import build_retry_service
 from shared.structured_log import LABELS_KEY
+from tests.support.definition_checks import exports_trigger
 from tests.support.hung_listener import HungListener
 from tests.support.rig import GAME_DATE, GAMES, PHASE2, Rig
 
@@ -287,24 +288,7 @@ def with_once_per_slot_trigger(rig: Rig) -> PipelineDefinition:
     the phase 6 export runs were before they became ``[[jobs]]``), on the rig's phase 6 topic."""
     topic = rig.definition.phase(6).trigger_topic
     assert topic is not None
-    exports = TimedTrigger(
-        name="phase6_exports",
-        topic=topic,
-        tick_topic=f"scheduled-trigger-tick-{rig.suffix}",
-        function="scheduled_triggers",
-        trigger_source="scheduler",
-        once_per="slot",
-        slots=(
-            TriggerSlot(
-                name="daily_results",
-                cron="0 5 * * *",
-                job="phase6-daily-results",
-                date="yesterday",
-                export_types=("results", "performance", "best-bets", "predictions", "admin-dashboard", "admin-picks"),
-                update_latest=True,
-            ),
-        ),
-    )
+    exports = exports_trigger(topic, f"scheduled-trigger-tick-{rig.suffix}")
     return rig.definition.model_copy(update={"sensors": (*rig.definition.sensors, exports)})
 
 

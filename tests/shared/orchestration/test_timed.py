@@ -12,7 +12,6 @@ import base64
 import copy
 import json
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -25,7 +24,7 @@ from pydantic import ValidationError
 
 from shared.clock import FixedClock
 from shared.contracts.messages import ScheduleTick, TimedTriggerMessage, TriggerTick, make_trigger_id
-from shared.errors import DefinitionError, TransientError
+from shared.errors import TransientError
 from shared.game_ids import ScheduleEntry
 from shared.orchestration.gates import GateConfigError, GateResult
 from shared.orchestration.timed import (
@@ -41,15 +40,14 @@ from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import (
     DEFAULT_DEFINITION_PATH,
     GamesSources,
-    PipelineDefinition,
     Schedule,
     Sensor,
     SensorCondition,
     TimedTrigger,
     TriggerSlot,
     load_definition,
-    parse_definition,
 )
+from tests.support.definition_checks import exports_trigger, packaged_toml, parse, rejected
 
 D = load_definition(DEFAULT_DEFINITION_PATH)  # the packaged definition, whatever $PIPELINE_DEFINITION says
 NY = ZoneInfo("America/New_York")
@@ -59,39 +57,7 @@ UPDATED = datetime(2026, 1, 25, 9, 0, tzinfo=UTC)
 SENSOR = D.timed_trigger("grading_readiness")
 # A once-per-slot trigger without conditions: what the packaged phase 6 export runs were before they
 # became [[jobs]] (same names, crons and dates). TimedTriggerService still supports the mechanism.
-EXPORTS = TimedTrigger(
-    name="phase6_exports",
-    description="phase 6 export runs at fixed times",
-    topic="nba-phase6-export-trigger",
-    tick_topic="scheduled-trigger-tick",
-    function="scheduled_triggers",
-    trigger_source="scheduler",
-    once_per="slot",
-    slots=(
-        TriggerSlot(
-            name="daily_results",
-            cron="0 5 * * *",
-            job="phase6-daily-results",
-            date="yesterday",
-            export_types=("results", "performance", "best-bets", "predictions", "admin-dashboard", "admin-picks"),
-            update_latest=True,
-        ),
-        TriggerSlot(
-            name="tonight_picks",
-            cron="0 13 * * *",
-            job="phase6-tonight-picks",
-            date="today",
-            export_types=("tonight", "tonight-players", "best-bets-all", "best-bets-today"),
-        ),
-        TriggerSlot(
-            name="clv_reexport",
-            cron="30 16 * * *",
-            job="phase6-clv-reexport",
-            date="today",
-            export_types=("signal-best-bets",),
-        ),
-    ),
-)
+EXPORTS = exports_trigger()
 READINESS = SENSOR.slot("readiness")
 FALLBACK = SENSOR.slot("run_0230")
 PREDICTIONS = "nba_predictions.player_prop_predictions"
@@ -106,25 +72,6 @@ GAMES = (
     ("0022500648", "CHI", "DAL"),
 )
 CANON = tuple(f"20260124_{away}_{home}" for _, away, home in GAMES)
-
-
-def packaged_toml() -> dict[str, Any]:
-    """A fresh, mutable copy of the packaged definition as parsed TOML."""
-    return tomllib.loads(DEFAULT_DEFINITION_PATH.read_text(encoding="utf-8"))
-
-
-def parse(data: Mapping[str, Any]) -> PipelineDefinition:
-    return parse_definition(copy.deepcopy(dict(data)))
-
-
-def rejected(data: Mapping[str, Any], *fragments: str) -> str:
-    """The definition is rejected, and the error names every fragment."""
-    with pytest.raises(DefinitionError) as info:
-        parse(data)
-    text = str(info.value)
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-    return text
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:

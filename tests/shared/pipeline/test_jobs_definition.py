@@ -9,39 +9,19 @@ may change without changing what these tests prove.
 from __future__ import annotations
 
 import copy
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from shared.errors import DefinitionError
-from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, load_definition, parse_definition
+from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, load_definition
+from tests.support.definition_checks import packaged_toml, parse, rejected
 
 D = load_definition(DEFAULT_DEFINITION_PATH)  # the packaged definition, whatever $PIPELINE_DEFINITION says
 SERVICE = "test-analytics-service"
 MODE = "TEST_FIRST"
 TOPIC = "test-export-trigger"
-
-
-def packaged_toml() -> dict[str, Any]:
-    """A fresh, mutable copy of the packaged definition as parsed TOML."""
-    return tomllib.loads(DEFAULT_DEFINITION_PATH.read_text(encoding="utf-8"))
-
-
-def parse(data: Mapping[str, Any]) -> PipelineDefinition:
-    return parse_definition(copy.deepcopy(dict(data)))
-
-
-def rejected(data: Mapping[str, Any], *fragments: str) -> str:
-    """The definition is rejected, and the error names every fragment."""
-    with pytest.raises(DefinitionError) as info:
-        parse(data)
-    text = str(info.value)
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-    return text
 
 
 def http_job(name: str = "test-http-job", **changes: Any) -> dict[str, Any]:
