@@ -37,7 +37,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,40 +44,14 @@ from typing import Any
 from deploy.local.emulators import LocalCloud
 from deploy.local.functions import FunctionProcess, start_function, stop_functions
 from deploy.local.standins import STANDIN_LOG, ServiceStandin
+from deploy.local.state import DEFAULT_STATE_DIR as DEFAULT_STATE_DIR
+from deploy.local.state import STATE_FILE as STATE_FILE
+from deploy.local.state import StackState as StackState
 from shared.clock import PIPELINE_TZ, SIMULATED_CLOCK_ENV, SimulatedClock
 from shared.pipeline.definition import DEFINITION_ENV, PipelineDefinition
 from shared.schedules.runtime import LOCAL_TOKENS_ENV
 
-STATE_FILE = "state.json"
 HEARTBEAT_WAIT_SECONDS = 30.0  # for the auto-retry heartbeat, before the monitor's first pass
-DEFAULT_STATE_DIR = Path(".localcloud")
-
-
-@dataclass
-class StackState:
-    """What ``up`` started: written to ``<state dir>/state.json`` for ``down`` and other terminals."""
-
-    owner_pid: int
-    project: str
-    env: dict[str, str]
-    functions: dict[str, dict[str, Any]] = field(default_factory=dict)  # name → {pid, port, url, log}
-    emulators: dict[str, int] = field(default_factory=dict)
-    started_at: str = ""
-    standins: dict[str, dict[str, str]] = field(default_factory=dict)  # service → {url, url_env}
-    standin_log: str = ""  # every stand-in request, one JSON line each (python -m deploy.local.standins requests)
-
-    def write(self, directory: Path) -> Path:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / STATE_FILE
-        path.write_text(json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n")
-        return path
-
-    @classmethod
-    def read(cls, directory: Path) -> StackState | None:
-        path = directory / STATE_FILE
-        if not path.is_file():
-            return None
-        return cls(**json.loads(path.read_text()))
 
 
 class LocalStack:

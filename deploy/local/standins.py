@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     import urllib.request
 
-    from deploy.local.stack import DEFAULT_STATE_DIR, StackState
+    from deploy.local.state import DEFAULT_STATE_DIR, StackState
 
     parser = argparse.ArgumentParser(prog="python -m deploy.local.standins", description=main.__doc__)
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)

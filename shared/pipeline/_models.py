@@ -308,3 +308,20 @@ class DeploySettings(DefinitionModel):
             return self.defaults
         merged = {**self.defaults.model_dump(), **override.model_dump(exclude_none=True)}
         return FunctionDeploy(**merged)
+
+
+def format_loc(loc: tuple[int | str, ...], data: Any = None) -> tuple[str, str]:
+    """The path (``jobs[3].cron``) and the names of the list items it passes (``same-day-phase4``)."""
+    out, names = "", []
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            name = node.get("name") if isinstance(node, dict) else None
+            if isinstance(name, str):
+                names.append(name)
+        else:
+            out += ("." if out else "") + part
+            node = node.get(part) if isinstance(node, dict) else None
+    return out, " > ".join(names)

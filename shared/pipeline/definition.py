@@ -78,6 +78,7 @@ from shared.pipeline._models import (
     Rule,
     Schedule,
     Transition,
+    format_loc,
     processor_key,
 )
 from shared.pipeline._timed import (
@@ -418,23 +419,6 @@ class PipelineDefinition(DefinitionModel):
         return cached
 
 
-def _format_loc(loc: tuple[int | str, ...], data: Any = None) -> tuple[str, str]:
-    """The path (``jobs[3].cron``) and the names of the list items it passes (``same-day-phase4``)."""
-    out, names = "", []
-    node = data
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
-            name = node.get("name") if isinstance(node, dict) else None
-            if isinstance(name, str):
-                names.append(name)
-        else:
-            out += ("." if out else "") + part
-            node = node.get(part) if isinstance(node, dict) else None
-    return out, " > ".join(names)
-
-
 def parse_definition(data: dict[str, Any], source: str = "<memory>") -> PipelineDefinition:
     """Validate a parsed TOML document; errors name the source, field path and reason."""
     try:
@@ -442,7 +426,7 @@ def parse_definition(data: dict[str, Any], source: str = "<memory>") -> Pipeline
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            loc, names = _format_loc(tuple(err["loc"]), data)
+            loc, names = format_loc(tuple(err["loc"]), data)
             msg = err["msg"].removeprefix("Value error, ") + (f" (in {names})" if names else "")
             problems.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
         raise DefinitionError(

@@ -1315,7 +1315,7 @@ def test_a_wave_an_operator_paused_in_season_is_an_informational_row(
     assert row.job == "season: wave C" and row.expected == f"calendar: {len(jobs)} of {len(jobs)} job(s) run today"
     assert row.actual.startswith(f"paused by an operator against the calendar: {len(jobs)} job(s) do not run today: ")
     assert jobs[0] in row.actual and row.actual.endswith("(last change: pause C by ops@example.com)")
-    assert row.fix.startswith("- (an operator's choice in Firestore schedule_jobs/__season__")
+    assert row.fix.startswith("- (an operator's choice in Firestore schedule_jobs/_season")
     assert "0 drifted" in run.out
 
 

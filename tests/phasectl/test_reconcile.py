@@ -277,7 +277,9 @@ def test_a_sensor_date_shows_its_not_ready_reasons_then_its_trigger(definition) 
 def test_a_scheduled_trigger_date_shows_the_slots_fired(definition) -> None:  # type: ignore[no-untyped-def]
     from phasectl.report import timed_line
 
-    exports = definition.timed_trigger("phase6_exports")
+    from tests.support.definition_checks import exports_trigger
+
+    exports = exports_trigger()
     trig = {"1-daily_results": {"trigger_id": "phase6_exports:2026-01-24:g1:daily_results", "at": NOW,
                                 "status": "scheduled", "slot": "daily_results", "reason": "scheduled run"}}
     line = timed_line(exports, _state(exports.name, status="triggered", triggered=trig))

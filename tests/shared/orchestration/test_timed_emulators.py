@@ -269,6 +269,7 @@ def test_a_query_error_is_never_not_graded_it_raises_and_a_redelivery_triggers(r
     dead = bigquery.Client(project=rig.cloud.project, credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                            client_options=ClientOptions(api_endpoint="http://127.0.0.1:9"))
     service.queries.client = dead
+    real_deadline = service.queries.deadline_seconds
     service.queries.deadline_seconds = 3
     with pytest.raises(TransientError):
         timed.tick(SENSOR, "readiness")
@@ -276,6 +277,7 @@ def test_a_query_error_is_never_not_graded_it_raises_and_a_redelivery_triggers(r
     assert state.claim is None and state.triggered_current is None
     assert timed.messages(SENSOR) == []
     service.queries.client = working
+    service.queries.deadline_seconds = real_deadline  # the redelivery's real query gets its real deadline
     assert timed.tick(SENSOR, "readiness").kind == "triggered"  # Pub/Sub redelivers the tick
     assert len(timed.messages(SENSOR)) == 1
 
