@@ -276,7 +276,6 @@ def test_a_sensor_date_shows_its_not_ready_reasons_then_its_trigger(definition) 
 
 def test_a_scheduled_trigger_date_shows_the_slots_fired(definition) -> None:  # type: ignore[no-untyped-def]
     from phasectl.report import timed_line
-
     from tests.support.definition_checks import exports_trigger
 
     exports = exports_trigger()
