@@ -66,17 +66,17 @@ class ScheduleRuns:
     # -- reads ---------------------------------------------------------------------------
     def get_many(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The run documents that exist among ``run_ids`` (one batched read)."""
-        if not run_ids:
-            return {}
-        refs = [self.runs.document(r) for r in run_ids]
-        with _transient("reading schedule runs"):
-            return {snap.id: snap.to_dict() or {} for snap in self.client.get_all(refs) if snap.exists}
+        return self._existing(self.runs, run_ids, "reading schedule runs")
 
     def job_summaries(self, names: list[str]) -> dict[str, dict[str, Any]]:
-        if not names:
+        """The job summary documents that exist among ``names`` (one batched read)."""
+        return self._existing(self.jobs, names, "reading schedule jobs")
+
+    def _existing(self, collection: Any, ids: list[str], action: str) -> dict[str, dict[str, Any]]:
+        if not ids:
             return {}
-        refs = [self.jobs.document(n) for n in names]
-        with _transient("reading schedule jobs"):
+        refs = [collection.document(i) for i in ids]
+        with _transient(action):
             return {snap.id: snap.to_dict() or {} for snap in self.client.get_all(refs) if snap.exists}
 
     def overrides(self) -> dict[str, Any] | None:
