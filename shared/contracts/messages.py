@@ -319,6 +319,10 @@ class PhaseTrigger(ContractModel):
     triggered_at: AwareTimestamp
     processors_completed: list[str]
     missing_games: list[str] = Field(default_factory=list)
+    postponed_games: list[str] = Field(
+        default_factory=list,
+        description="Games of the date found postponed (not played): consumers drop them (predictions, grading).",
+    )
     export_types: list[str] = Field(default_factory=list)
     gates: list[GateOutcome] = Field(default_factory=list, description="Every gate's value, thresholds, verdict.")
     source_table: str | None = Field(default=None, description="Per-source-table delivery: this message's table.")
@@ -418,11 +422,23 @@ class TimedTriggerMessage(ContractModel):
 
 
 class MonitorTick(ContractModel):
-    """Cloud Scheduler payload for the transition monitor; an empty body means the defaults."""
+    """Payload of the transition monitor's topic; an empty body means the defaults: one monitor pass
+    (Cloud Scheduler, every 10 minutes). ``check = "self_heal"`` / ``"gaps"``: a heal task instead
+    (a scheduled job of ``[heal]``, run by the schedule dispatcher), for ``game_date`` (default: today
+    in the pipeline's zone). A heal task writes what it did (audited, logged); the next monitor pass
+    reports its findings."""
 
-    check: Literal["transitions"] = "transitions"
+    check: Literal["transitions", "self_heal", "gaps"] = "transitions"
     lookback_days: int | None = Field(default=None, ge=1)
     dry_run: bool = False
+    game_date: ExplicitDate | None = Field(default=None, description="A heal task's date (default today).")
+    requested_by: str | None = Field(default=None, description="Who asked: a job name or `phasectl:<user>`.")
+
+    @model_validator(mode="after")
+    def _heal_fields(self) -> Self:
+        if self.check == "transitions" and self.game_date is not None:
+            raise ValueError("`game_date` goes with a heal task (`check` = self_heal or gaps)")
+        return self
 
 
 class ScheduleTick(ContractModel):

@@ -50,12 +50,26 @@ class Monitor:
         itself failing or giving no answer in time raises (the tick is redelivered).
         """
         deadlines = self.checks.budget.start()
+        if tick.check != "transitions":  # a heal task: what it did is recorded; the next pass reports it
+            return self.heal(tick, deadlines), None
         report = self.checks.run(tick.lookback_days, dry_run=tick.dry_run, write_heartbeat=False, deadlines=deadlines)
         if tick.dry_run:
             return report, None
         alerts = self._alert(report, deadlines)
         self.checks.write_heartbeat(report, seconds=PassDeadlines.left(deadlines.end))
         return report, alerts
+
+    def heal(self, tick: MonitorTick, deadlines: PassDeadlines) -> MonitorReport:
+        """A heal task (``shared.heal``): self-heal checkpoint or gap pass. No alert step and no
+        heartbeat here: the alert step resolves what a report leaves out, so only the 10-minute pass
+        (which reads what the heal tasks recorded) alerts."""
+        if tick.check == "self_heal":
+            from shared.heal.self_heal import run_self_heal
+
+            return run_self_heal(self.checks, tick, deadlines)
+        from shared.heal.gaps import run_gap_pass
+
+        return run_gap_pass(self.checks, tick, deadlines)
 
     def _alert(self, report: MonitorReport, deadlines: PassDeadlines) -> AlertResult:
         """The alert step on a worker thread, waited for until ``deadlines.alerts`` (it starts no new

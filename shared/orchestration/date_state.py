@@ -53,6 +53,16 @@ class DateState:
         return value if isinstance(value, dict) else None
 
     @property
+    def trigger_source(self) -> str | None:
+        """Who started the current generation when it was not the orchestrator itself (``self_heal``,
+        ``backfill``, ``phasectl``): set by ``reopen``, carried by the generation's trigger messages."""
+        reopened = self.raw.get("reopened")
+        if not isinstance(reopened, dict) or int(reopened.get("generation") or self.generation) != self.generation:
+            return None
+        source = reopened.get("trigger_source")
+        return str(source) if source else None
+
+    @property
     def intent(self) -> dict[str, Any] | None:
         """The publish intent of the current generation not latched yet: the exact messages an
         attempt fixed before its first publish (``shared.orchestration.intent``), or ``None``."""

@@ -92,6 +92,12 @@ class GateResult:
     unavailable: tuple[str, ...] = ()
     advisory_error: str | None = None
     retry_missing_games: bool = False  # the missing games go to auto-retry (the boxscore chain only)
+    # games found postponed (shared.orchestration.postponement): each {game_id, nba_game_id, matchup,
+    # evidence, new_date}; they leave the denominator like unavailable games and are never retried
+    postponed: tuple[Mapping[str, Any], ...] = ()
+    # schedule rows that are wrong in a way that is not a postponement (a game Final with scores on two
+    # dates): reported as findings with the rows, the game still counts
+    anomalies: tuple[Mapping[str, Any], ...] = ()
     seconds: float | None = None  # how long the gate took (query and all)
 
     def as_dict(self) -> dict[str, Any]:
@@ -110,6 +116,8 @@ class GateResult:
             "covered_by": dict(list(self.covered_by.items())[:100]),
             "unavailable": list(self.unavailable)[:100],
             "advisory_error": self.advisory_error,
+            "postponed": [dict(p) for p in self.postponed[:100]],
+            "anomalies": [dict(a) for a in self.anomalies[:100]],
         }  # no timing here: a block that repeats the last one exactly must compare equal
 
 

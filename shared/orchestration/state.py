@@ -459,8 +459,9 @@ class TransitionState:
             return False
         return True
 
-    def reopen(self, game_date: date, now: datetime, reason: str) -> int:
-        """Start a new generation (operator re-trigger); returns it."""
+    def reopen(self, game_date: date, now: datetime, reason: str, *, trigger_source: str | None = None) -> int:
+        """Start a new generation (an operator's re-trigger, a self-heal or a backfill); returns it.
+        ``trigger_source`` (e.g. ``self_heal``) goes into the new generation's trigger messages."""
         ref = self._date_ref(game_date)
 
         def body(tx: Any) -> int:
@@ -476,7 +477,12 @@ class TransitionState:
                     "status": "waiting",
                     "claim": None,
                     "intent": None,  # a new generation decides (and fixes) its messages anew
-                    "reopened": {"at": now, "reason": reason},
+                    "reopened": {
+                        "at": now,
+                        "reason": reason,
+                        "generation": generation,
+                        "trigger_source": trigger_source,
+                    },
                     "updated_at": now,
                 },
                 merge=True,

@@ -164,6 +164,8 @@ class TriggerAttempt:
             missing_games=missing_games,
             now=svc.clock.now(),
             gates=[g.as_dict() for g in results],
+            postponed_games=_postponed_games(results),
+            trigger_source=self.date_state.trigger_source,
         )
         progress = decision.progress
         return Intent(
@@ -439,6 +441,11 @@ def _field_key(trigger_id: str) -> str:
 
 def _gates_doc(results: list[GateResult]) -> dict[str, Any]:
     return {r.gate: r.as_dict() for r in results}
+
+
+def _postponed_games(results: list[GateResult]) -> list[str]:
+    """The games any gate found postponed (canonical ids, sorted, each once)."""
+    return sorted({str(p["game_id"]) for r in results for p in r.postponed})
 
 
 def _missing_games(results: list[GateResult]) -> list[str]:

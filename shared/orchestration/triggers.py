@@ -38,6 +38,8 @@ def build_triggers(
     missing_games: Sequence[str],
     now: datetime,
     gates: Sequence[Mapping[str, Any]] = (),
+    postponed_games: Sequence[str] = (),
+    trigger_source: str | None = None,
 ) -> list[PhaseTrigger]:
     """The messages to publish for one trigger (one, or one per source table)."""
     completion = transition.completion
@@ -58,6 +60,8 @@ def build_triggers(
         "triggered_at": now,
         "processors_completed": list(processors_done),
         "missing_games": list(missing_games),
+        "postponed_games": list(postponed_games),
+        "trigger_source": trigger_source or "orchestrator",
         "export_types": list(completion.export_types) if completion else [],
         "gates": [{k: g[k] for k in _GATE_KEYS if k in g} for g in gates],
     }

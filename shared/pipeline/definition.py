@@ -43,6 +43,7 @@ from shared.pipeline._gates import (
     RowsPresentGate,
     ServiceHealthGate,
 )
+from shared.pipeline._heal import Gaps, Heal, SelfHeal
 from shared.pipeline._jobs import (
     TEMPLATE_VARIABLES,
     Dispatcher,
@@ -107,9 +108,11 @@ __all__ = [
     "GameCoverageGate",
     "GameSource",
     "GamesSources",
+    "Gaps",
     "Gate",
     "GateTable",
     "GateValue",
+    "Heal",
     "HttpDelivery",
     "HttpTarget",
     "Job",
@@ -132,6 +135,7 @@ __all__ = [
     "Rule",
     "Schedule",
     "Season",
+    "SelfHeal",
     "Sensor",
     "SensorCondition",
     "Service",
@@ -176,6 +180,7 @@ class PipelineDefinition(DefinitionModel):
     prediction_ladder: dict[str, LadderMode] = Field(default_factory=dict)
     dispatcher: Dispatcher = Field(default_factory=Dispatcher)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    heal: Heal = Field(default_factory=Heal)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
