@@ -263,6 +263,7 @@ class ScheduleEntry:
     status: str | None = None
     updated_at: datetime | None = None
     status_text: str | None = None  # e.g. "Postponed" set by operators on a Final row
+    scored: bool | None = None  # both scores set (False: a score is NULL; None: the scores were not read)
 
     def __post_init__(self) -> None:
         nba = NbaGameId.parse(self.nba_game_id)

@@ -400,6 +400,9 @@ class TimedTriggerMessage(ContractModel):
     reason: str
     correlation_id: str | None = None
     conditions: list[GateOutcome] = Field(default_factory=list)
+    postponed_games: list[str] = Field(
+        default_factory=list, description="Games of the date found postponed: grading drops them (no actuals)."
+    )
     export_types: list[str] = Field(default_factory=list)
     run_aggregation: bool | None = None
     update_latest: bool | None = None

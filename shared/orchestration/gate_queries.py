@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from functools import cache
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.clock import Clock
 from shared.deferred import Deferred, deferred_attribute
 from shared.game_ids import ScheduleEntry
+from shared.orchestration.postponement import OperatorMarks
+from shared.orchestration.schedule_sql import ScheduleRows, null_columns, schedule_branches
 from shared.pipeline.definition import (
     GameCoverageGate,
     GameSource,
@@ -44,6 +46,9 @@ class CoverageInputs:
     # earlier source holds verbatim (``coverage_sql(only_missing=True)``)
     source_game_ids: Mapping[str, tuple[str, ...]]
     unavailable_game_ids: tuple[str, ...] = ()
+    later: tuple[ScheduleEntry, ...] = ()  # the date's game ids on the schedule of later dates
+    marks: OperatorMarks = field(default_factory=OperatorMarks)  # operators' postponed / restored games
+    read_at: datetime | None = None  # when it was read (the injected clock's time; None: not known)
 
 
 @dataclass(frozen=True)
@@ -117,11 +122,13 @@ class BigQueryGateQueries:
         games: GamesSources,
         *,
         deadline_seconds: float = 60.0,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
         self.project = project
         self.games = games
         self.deadline_seconds = deadline_seconds  # bounds the query, its retries and the wait for rows
+        self.clock = clock  # stamps what was read (the optional "no rows N hours after" postponement rule)
 
     def _table(self, ref: str) -> str:
         return f"`{self.project}.{ref}`"  # identifiers come from the validated definition only
@@ -258,21 +265,8 @@ class BigQueryGateQueries:
         games. Ids equal only after that mapping (an ESPN id of a GSW, NYK, NOP, SAS, UTA or WAS
         game, a numeric id) still come back and are decided in Python.
         """
-        g = self.games
-        updated = f"CAST({g.schedule_updated_column} AS TIMESTAMP)" if g.schedule_updated_column else "NULL"
-        status_text = f"CAST({g.schedule_status_text_column} AS STRING)" if g.schedule_status_text_column else "NULL"
-        branches = [
-            f"(SELECT 'schedule' AS kind, CAST({g.schedule_game_id_column} AS STRING) AS game_id, "
-            f"CAST({g.schedule_away_team_column} AS STRING) AS away, "
-            f"CAST({g.schedule_home_team_column} AS STRING) AS home, "
-            f"CAST({g.schedule_status_column} AS STRING) AS game_status, {status_text} AS status_text, "
-            f"{updated} AS updated_at "
-            f"FROM {self._table(g.schedule_table)} WHERE {g.schedule_date_column} = @game_date)"
-        ]
-        nulls = (
-            "CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, "
-            "CAST(NULL AS STRING) AS status_text, CAST(NULL AS TIMESTAMP) AS updated_at"
-        )
+        branches = schedule_branches(self.games, self._table)
+        nulls = null_columns()
         sources = self.coverage_sources(gate)
         if only_missing and len(sources) > 1:
             # the chain position is SQL structure (0, 1, ...), not a value; the labels are the
@@ -292,10 +286,6 @@ class BigQueryGateQueries:
                 f"{nulls} FROM {self._table(s.table)} WHERE {s.date_column} = @game_date)"
                 for s in sources
             ]
-        branches.append(
-            f"(SELECT DISTINCT 'unavailable' AS kind, CAST(game_id AS STRING) AS game_id, {nulls} "
-            f"FROM {self._table(g.unavailable_table)} WHERE game_date = @game_date)"
-        )
         return "\nUNION ALL\n".join(branches)
 
     def coverage(
@@ -308,19 +298,20 @@ class BigQueryGateQueries:
     ) -> CoverageInputs:
         """The coverage gate's inputs; with ``only_missing`` a fallback source's ids are only those
         its earlier sources lack (see ``coverage_sql``: the coverage verdict is the same)."""
-        schedule: list[ScheduleEntry] = []
+        read = ScheduleRows()
         sources: dict[str, list[str]] = {s.name: [] for s in self.coverage_sources(gate)}  # chain order
-        unavailable: list[str] = []
         sql = self.coverage_sql(gate, only_missing=only_missing)
         for r in self.rows(sql, game_date, deadline_seconds=deadline):
-            kind, game_id = str(r["kind"]), str(r["game_id"])
-            if kind == "schedule":
-                schedule.append(schedule_entry(r, game_date))
-            elif kind == "unavailable":
-                unavailable.append(game_id)
-            else:
-                sources[kind.removeprefix("source:")].append(game_id)
-        return CoverageInputs(tuple(schedule), {k: tuple(v) for k, v in sources.items()}, tuple(unavailable))
+            if not read.take(r, game_date):
+                sources[str(r["kind"]).removeprefix("source:")].append(str(r["game_id"]))
+        return CoverageInputs(
+            tuple(read.schedule),
+            {k: tuple(v) for k, v in sources.items()},
+            tuple(read.unavailable),
+            tuple(read.later),
+            read.marks,
+            self.clock.now() if self.clock is not None else None,
+        )
 
     def load(self, game_date: date) -> CoverageInputs:
         """The ``[games]`` fallback chain's coverage inputs, every source's ids in full:
@@ -328,27 +319,6 @@ class BigQueryGateQueries:
         return self.coverage(None, game_date, only_missing=False)
 
 
-def schedule_entry(row: Any, game_date: date) -> ScheduleEntry:
-    """A schedule row as read by a ``'schedule'`` query branch (game_id, away, home, game_status,
-    status_text, updated_at)."""
-    return ScheduleEntry(
-        nba_game_id=str(row["game_id"]),
-        game_date=game_date,
-        away=str(row["away"]),
-        home=str(row["home"]),
-        status=None if row["game_status"] is None else str(row["game_status"]),
-        updated_at=_aware(row["updated_at"]),
-        status_text=None if row["status_text"] is None else str(row["status_text"]),
-    )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-@cache
 def _no_redirect_handler() -> type:
     """A handler class that refuses redirects (built on first use: urllib stays off the cold path)."""
     import urllib.request

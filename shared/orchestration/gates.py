@@ -223,35 +223,61 @@ def health_verdict(name: str, gate: ServiceHealthGate, probe: HealthProbeResult)
     )
 
 
-def coverage_verdict(name: str, gate: GameCoverageGate, games: GamesSources, inputs: CoverageInputs) -> GateResult:
+def coverage_verdict(
+    name: str,
+    gate: GameCoverageGate,
+    games: GamesSources,
+    inputs: CoverageInputs,
+    *,
+    timezone: str = "America/New_York",
+) -> GateResult:
     """Distinct covered games vs the Final games of the schedule, and its thresholds.
 
     Over the fallback chain this is the circuit breaker: ``block_below = 50`` blocks when more
     than half of the date's Final games have data issues; ``alert_below = 100`` lets the
     trigger go out as ``partial`` with the missing games listed (and handed to auto-retry).
-    Final games whose schedule status text starts with one of ``games.excluded_status_texts``
-    (the replaced system's operators mark a postponed game so and leave its status Final:
-    bin/fixes/fix_postponed_game.py:183-200 at najicham/nba-stats-scraper@18f6ecfe) are not
-    expected, like games marked unavailable.
+    Postponed games (``shared.orchestration.postponement``: a postponed game is not a missing game,
+    lesson L29 — Final with NULL scores, the same id on a later date, a "Postponed" status text, an
+    operator's mark) and games marked unavailable are not expected: they leave the denominator and
+    are never missing, so never retried. Schedule anomalies (one game Final with scores on two
+    dates) are carried in the result for the monitor to report; such a game still counts.
     """
+    from shared.orchestration.postponement import detect_postponed
+
     converter = GameIdConverter.from_schedule(inputs.schedule)
     final_entries = [e for e in converter.games() if games.is_final(e.status)]
     finals = sorted(e.date_teams_game_id for e in final_entries)
-    postponed = {e.date_teams_game_id for e in final_entries if games.excluded_by_text(e.status_text)}
-    unavailable = sorted((_canonical_set(converter, inputs.unavailable_game_ids) & set(finals)) | postponed)
+    covered_any = {g for ids in inputs.source_game_ids.values() for g in _canonical_set(converter, ids)}
+    check = detect_postponed(
+        games,
+        inputs.schedule,
+        inputs.later,
+        covered=covered_any,
+        marks=inputs.marks,
+        now=inputs.read_at,
+        timezone=timezone,
+    )
+    postponed_docs = tuple(p.as_doc() for p in check.postponed)
+    anomalies = tuple(a.as_doc() for a in check.anomalies)
+    postponed = sorted(check.game_ids & set(finals))
+    marked = sorted((_canonical_set(converter, inputs.unavailable_game_ids) & set(finals)) - set(postponed))
+    unavailable = sorted({*marked, *postponed})
     considered = [g for g in finals if g not in unavailable]
     chain = gate.uses_boxscore_chain
+    excluded_note = _excluded_note(len(marked), len(postponed))
     if not considered:
         return GateResult(
             name,
             "pass",
-            f"no Final games to cover ({len(unavailable)} marked unavailable or postponed)",
+            f"no Final games to cover{f' ({excluded_note})' if excluded_note else ''}",
             gate.kind,
             None,
             gate.thresholds(),
             gate.advisory,
             unavailable=tuple(unavailable),
             retry_missing_games=chain,
+            postponed=postponed_docs,
+            anomalies=anomalies,
         )
     covered_by: dict[str, str] = {}
     for source, raw_ids in inputs.source_game_ids.items():  # chain order: first source wins
@@ -260,8 +286,8 @@ def coverage_verdict(name: str, gate: GameCoverageGate, games: GamesSources, inp
     missing = [g for g in considered if g not in covered_by]
     covered = len(considered) - len(missing)
     summary = f"{covered}/{len(considered)} Final games covered"
-    if unavailable:
-        summary += f", {len(unavailable)} marked unavailable"
+    if excluded_note:
+        summary += f", {excluded_note}"
     fallback = sorted({s for g, s in covered_by.items() if g in considered} - {next(iter(inputs.source_game_ids), "")})
     if fallback and len(inputs.source_game_ids) > 1:
         summary += f" (fallback used: {', '.join(fallback)})"
@@ -291,7 +317,15 @@ def coverage_verdict(name: str, gate: GameCoverageGate, games: GamesSources, inp
         {g: covered_by[g] for g in considered if g in covered_by},
         tuple(unavailable),
         retry_missing_games=chain,
+        postponed=postponed_docs,
+        anomalies=anomalies,
     )
+
+
+def _excluded_note(marked: int, postponed: int) -> str:
+    """ "1 marked unavailable, 1 postponed" (what left the denominator), or ""."""
+    parts = [f"{marked} marked unavailable" if marked else "", f"{postponed} postponed" if postponed else ""]
+    return ", ".join(p for p in parts if p)
 
 
 def _canonical_set(converter: GameIdConverter, raw_ids: Iterable[str]) -> set[str]:
@@ -387,7 +421,9 @@ class GateRunner:
             elif isinstance(gate, NullRateGate):
                 result = null_rate_verdict(name, gate, q.null_rate(gate, game_date, deadline))
             else:
-                result = coverage_verdict(name, gate, self.definition.games, q.coverage(gate, game_date, deadline))
+                inputs = q.coverage(gate, game_date, deadline)
+                tz = self.definition.pipeline.timezone
+                result = coverage_verdict(name, gate, self.definition.games, inputs, timezone=tz)
         return replace(result, seconds=time.perf_counter() - started)
 
     def run(

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from shared.clock import Clock
@@ -38,6 +38,7 @@ from shared.contracts.messages import TimedTriggerMessage, TriggerTick, make_tri
 from shared.deferred import Deferred, deferred_attribute
 from shared.errors import MalformedMessageError, TransientError
 from shared.game_ids import GameIdConverter, ScheduleEntry
+from shared.orchestration.postponement import OperatorMarks
 from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import DateRule, GamesSources, PipelineDefinition, TimedTrigger, TriggerSlot
@@ -71,59 +72,38 @@ class ConditionInputs:
     schedule: tuple[ScheduleEntry, ...] = ()
     unavailable_game_ids: tuple[str, ...] = ()
     counts: Mapping[int, int] = field(default_factory=dict)  # condition index → rows for the date
+    later: tuple[ScheduleEntry, ...] = ()  # the date's game ids on later dates (postponement)
+    marks: OperatorMarks = field(default_factory=OperatorMarks)
 
 
 def conditions_sql(trigger: TimedTrigger, games: GamesSources, table: Any) -> str:
-    """One query for every condition of ``trigger`` (``table(ref)`` quotes a validated table ref)."""
+    """One query for every condition of ``trigger`` (``table(ref)`` quotes a validated table ref): the
+    schedule branches (``shared.orchestration.schedule_sql``) once for ``all_final``, and a row count
+    per other condition."""
+    from shared.orchestration.schedule_sql import null_columns, schedule_branches
+
     branches: list[str] = []
-    nulls = (
-        "CAST(NULL AS STRING) AS game_status, CAST(NULL AS STRING) AS status_text, "
-        "CAST(NULL AS TIMESTAMP) AS updated_at"
-    )
+    if any(cond.kind == "all_final" for cond in trigger.conditions):
+        branches += schedule_branches(games, table, "CAST(NULL AS INT64) AS n")
     for i, cond in enumerate(trigger.conditions):
-        if cond.kind == "all_final":
-            if any(b.startswith("(SELECT 'schedule'") for b in branches):
-                continue
-            g = games
-            updated = f"CAST({g.schedule_updated_column} AS TIMESTAMP)" if g.schedule_updated_column else "NULL"
-            text = f"CAST({g.schedule_status_text_column} AS STRING)" if g.schedule_status_text_column else "NULL"
-            branches.append(
-                f"(SELECT 'schedule' AS kind, CAST({g.schedule_game_id_column} AS STRING) AS game_id, "
-                f"CAST({g.schedule_away_team_column} AS STRING) AS away, CAST({g.schedule_home_team_column} AS STRING) "
-                f"AS home, CAST({g.schedule_status_column} AS STRING) AS game_status, {text} AS status_text, "
-                f"{updated} AS updated_at, CAST(NULL AS INT64) AS n "
-                f"FROM {table(g.schedule_table)} WHERE {g.schedule_date_column} = @game_date)"
-            )
-            branches.append(
-                f"(SELECT DISTINCT 'unavailable' AS kind, CAST(game_id AS STRING) AS game_id, "
-                f"CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, {nulls}, CAST(NULL AS INT64) AS n "
-                f"FROM {table(g.unavailable_table)} WHERE game_date = @game_date)"
-            )
-        else:
+        if cond.kind != "all_final":
             assert cond.table is not None
             branches.append(
-                f"(SELECT 'count:{i}' AS kind, CAST(NULL AS STRING) AS game_id, CAST(NULL AS STRING) AS away, "
-                f"CAST(NULL AS STRING) AS home, {nulls}, COUNT(*) AS n "
+                f"(SELECT 'count:{i}' AS kind, CAST(NULL AS STRING) AS game_id, {null_columns('COUNT(*) AS n')} "
                 f"FROM {table(cond.table.table)} WHERE {cond.table.date_column} = @game_date)"
             )
     return "\nUNION ALL\n".join(branches)
 
 
 def read_conditions(queries: BigQueryGateQueries, trigger: TimedTrigger, game_date: date) -> ConditionInputs:
-    from shared.orchestration.gate_queries import schedule_entry
+    from shared.orchestration.schedule_sql import ScheduleRows
 
-    schedule: list[ScheduleEntry] = []
-    unavailable: list[str] = []
+    read = ScheduleRows()
     counts: dict[int, int] = {}
     for r in queries.rows(conditions_sql(trigger, queries.games, queries._table), game_date):
-        kind = str(r["kind"])
-        if kind == "schedule":
-            schedule.append(schedule_entry(r, game_date))
-        elif kind == "unavailable":
-            unavailable.append(str(r["game_id"]))
-        else:
-            counts[int(kind.removeprefix("count:"))] = int(r["n"] or 0)
-    return ConditionInputs(tuple(schedule), tuple(unavailable), counts)
+        if not read.take(r, game_date):
+            counts[int(str(r["kind"]).removeprefix("count:"))] = int(r["n"] or 0)
+    return ConditionInputs(tuple(read.schedule), tuple(read.unavailable), counts, tuple(read.later), read.marks)
 
 
 def conditions_verdict(
@@ -158,22 +138,27 @@ def conditions_verdict(
 
 def _all_final(name: str, games: GamesSources, inputs: ConditionInputs) -> GateResult:
     from shared.orchestration.gates import GateResult
+    from shared.orchestration.postponement import detect_postponed
 
     converter = GameIdConverter.from_schedule(inputs.schedule)
     entries = list(converter.games())
-    postponed = {e.date_teams_game_id for e in entries if games.excluded_by_text(e.status_text)}
-    unavailable = {g for g in _canonical(converter, inputs.unavailable_game_ids)} | postponed
+    check = detect_postponed(games, inputs.schedule, inputs.later, marks=inputs.marks)
+    unavailable = {g for g in _canonical(converter, inputs.unavailable_game_ids)} | check.game_ids
     considered = [e for e in entries if e.date_teams_game_id not in unavailable]
     final = [e for e in considered if games.is_final(e.status)]
     excluded = len([e for e in entries if e.date_teams_game_id in unavailable])
     note = f", {excluded} marked unavailable or postponed" if excluded else ""
     details = {"scheduled": len(entries), "considered": len(considered), "final": len(final), "excluded": excluded}
+    postponed = tuple(p.as_doc() for p in check.postponed)
     if not considered:
-        return GateResult(name, "blocked", f"no games to wait for{note}", "all_final", None, {}, False, details)
+        return GateResult(
+            name, "blocked", f"no games to wait for{note}", "all_final", None, {}, False, details, postponed=postponed
+        )
     value = 100.0 * len(final) / len(considered)
     ok = len(final) == len(considered)
     reason = f"{len(final)}/{len(considered)} games Final{note}"
-    return GateResult(name, "pass" if ok else "blocked", reason, "all_final", value, {}, False, details)
+    verdict: Literal["pass", "blocked"] = "pass" if ok else "blocked"
+    return GateResult(name, verdict, reason, "all_final", value, {}, False, details, postponed=postponed)
 
 
 def _canonical(converter: GameIdConverter, raw_ids: Sequence[str]) -> set[str]:
@@ -336,6 +321,7 @@ class TimedTriggerService:
             reason=why,
             correlation_id=f"{t.name}-{game_date.isoformat()}",
             conditions=[{k: r.as_dict()[k] for k in ("gate", "kind", "verdict", "value", "reason")} for r in results],
+            postponed_games=sorted({str(p["game_id"]) for r in results for p in r.postponed}),
             export_types=list(slot.export_types),
             run_aggregation=t.run_aggregation,
             update_latest=slot.update_latest,

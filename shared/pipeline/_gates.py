@@ -231,6 +231,15 @@ class GamesSources(DefinitionModel):
     schedule_updated_column: Name | None = "processed_at"
     schedule_status_text_column: Name | None = None
     excluded_status_texts: tuple[str, ...] = ()
+    # postponement (shared.orchestration.postponement): a Final game with a NULL score, or whose game id
+    # is on the schedule again within `reschedule_lookahead_days` after its date (0: not looked for), is
+    # postponed; `postponed_after_empty_hours` (None: off) also calls a Final game with no row in any
+    # boxscore source that many hours after its date ended postponed, when its schedule row was
+    # rewritten on or after its date
+    schedule_home_score_column: Name | None = None
+    schedule_away_score_column: Name | None = None
+    reschedule_lookahead_days: int = Field(default=0, ge=0, le=60)
+    postponed_after_empty_hours: float | None = Field(default=None, gt=0)
     unavailable_table: TableRef
     boxscore_sources: tuple[BoxscoreSource, ...] = Field(min_length=1)
 
@@ -243,6 +252,8 @@ class GamesSources(DefinitionModel):
     def _status_text_needs_column(self) -> Self:
         if self.excluded_status_texts and self.schedule_status_text_column is None:
             raise ValueError("excluded_status_texts needs schedule_status_text_column")
+        if (self.schedule_home_score_column is None) != (self.schedule_away_score_column is None):
+            raise ValueError("schedule_home_score_column and schedule_away_score_column go together")
         return self
 
     def is_final(self, status: str | None) -> bool:
