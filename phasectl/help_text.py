@@ -80,7 +80,7 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
     "mark-unavailable": (
         (
             "To exclude a game the sources will never have (the date found from the schedule)",
-            "phasectl mark-unavailable 0022500644 --reason 'postponed: arena power outage'",
+            "phasectl mark-unavailable 0022500644 --reason 'no boxscore from any vendor, ever'",
         ),
         (
             "To name the game by date and teams",
@@ -153,6 +153,25 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         (
             "To run a given day's slot again after it ran, as a new generation",
             "phasectl schedules run phase6-daily-results --date 2026-01-25 --force",
+        ),
+    ),
+    "games": (
+        (
+            "To confirm a postponement (the schedule may still say Final)",
+            "phasectl games postpone 0022500644 --reason 'postponed by the league, moved to 2026-01-25'",
+        ),
+        ("To undo it (the game was played)", "phasectl games restore 20260124_GSW_MIN --reason 'it was played'"),
+    ),
+    "games postpone": (
+        (
+            "To mark a game postponed (not expected, never retried; open retry rows for it end)",
+            "phasectl games postpone 20260124_GSW_MIN --reason 'postponed ~2 h before tip-off'",
+        ),
+    ),
+    "games restore": (
+        (
+            "To count a game again that was wrongly seen as postponed",
+            "phasectl games restore 0022500644 --date 2026-01-24 --reason 'boxscores arrived: it was played'",
         ),
     ),
     "season": (

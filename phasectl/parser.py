@@ -8,7 +8,8 @@ from collections.abc import Mapping
 
 from phasectl import help_text as cli_help
 from phasectl.commands.deploy import cmd_deploy
-from phasectl.commands.games import cmd_mark_unavailable
+from phasectl.commands.games import cmd_games_postpone, cmd_games_restore, cmd_mark_unavailable
+from phasectl.commands.gaps import add_parser as add_gaps_parser
 from phasectl.commands.health import cmd_health
 from phasectl.commands.local import cmd_local
 from phasectl.commands.publish import cmd_publish_completion
@@ -139,6 +140,18 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--undo", action="store_true", help="count the game again")
     p.set_defaults(func=cmd_mark_unavailable)
 
+    games = sub.add_parser("games", help="postponed games: confirm or undo a postponement (audited)")
+    gsub = games.add_subparsers(dest="games_command", title="commands", parser_class=_Parser)
+    for name, func, text, why in (
+        ("postpone", cmd_games_postpone, "mark a game postponed: not expected, never retried", "why (kept)"),
+        ("restore", cmd_games_restore, "undo a postponement (the game was played): it counts again", "why (kept)"),
+    ):
+        p = gsub.add_parser(name, help=text)
+        p.add_argument("game_id", help="0022500644, 20260124_GSW_MIN or GSW@MIN with --date")
+        p.add_argument("--reason", required=True, help=why)
+        p.add_argument("--date", help="the game date (found from the schedule when omitted)")
+        p.set_defaults(func=func)
+
     p = sub.add_parser("trigger", help="evaluate a date through the claim protocol")
     p.add_argument("--transition", required=True, metavar="TRANSITION", help=transition_help)
     p.add_argument("--date", required=True, help=date_help)
@@ -184,6 +197,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     )
     p.add_argument("--dry-run", action="store_true", help="print each date's state and action; change nothing")
     p.set_defaults(func=cmd_backfill)
+
+    add_gaps_parser(sub, _Parser)  # phasectl gaps [--season] [--enqueue] [--date D]
 
     p = sub.add_parser("schedules", help="every scheduled job: target, cron, zone, next fire, last run, why paused")
     p.add_argument("--json", action="store_true", help="print the jobs as JSON instead of a table")

@@ -1,4 +1,11 @@
-"""``phasectl mark-unavailable``: exclude a game from coverage and completeness (reversible)."""
+"""``phasectl mark-unavailable`` and ``phasectl games postpone|restore``: the operator's word on a game.
+
+A game marked unavailable or postponed leaves the coverage denominators and is never retried (a
+postponed game is not a missing game, lesson L29); ``restore`` overrides a detected postponement
+(the game counts again). Each is audited, ends the date's open retry rows that only chase such
+games (``skipped``, with the reason) and re-evaluates the date: a blocked date is evaluated again
+now; a date already triggered says what a forced re-trigger would change.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from phasectl.commands.reconcile import _sources
-from phasectl.core import Context, UsageError, _date
+from phasectl.core import Context, UsageError, _date, _user
 from shared.errors import InvalidGameIdError
 
 
@@ -45,16 +52,15 @@ def _dml(ctx: Context, sql: str, params: Sequence[tuple[str, str, Any]]) -> int:
     return int(job.num_dml_affected_rows or 0)
 
 
-def cmd_mark_unavailable(ctx: Context, args: argparse.Namespace) -> int:
+def _find_game(ctx: Context, raw_id: str, date_arg: str | None) -> tuple[date, Any, Any, Any]:
+    """The game's date, schedule entry, the date's coverage inputs and converter (or a usage error)."""
     from shared.game_ids import DateTeamsGameId, GameIdConverter, parse_game_id
 
     try:
-        parsed = parse_game_id(args.game_id)
+        parsed = parse_game_id(raw_id)
     except InvalidGameIdError as exc:
         raise UsageError(exc.message) from None
-    if not args.reason.strip():
-        raise UsageError("--reason must not be empty")
-    day = _date(ctx, args.date) if args.date else None
+    day = _date(ctx, date_arg) if date_arg else None
     if isinstance(parsed, DateTeamsGameId):
         if day is not None and day != parsed.game_date:
             raise UsageError(f"game {parsed.format()} is on {parsed.game_date}, not {day}")
@@ -62,7 +68,7 @@ def cmd_mark_unavailable(ctx: Context, args: argparse.Namespace) -> int:
     elif day is None:
         dates = _schedule_dates(ctx, parsed.format())
         if not dates:
-            raise UsageError(f"unknown game id {args.game_id!r}: not in the schedule")
+            raise UsageError(f"unknown game id {raw_id!r}: not in the schedule")
         if len(dates) > 1:
             raise UsageError(f"game {parsed.format()} is scheduled on {', '.join(map(str, dates))}: pass --date")
         day = dates[0]
@@ -71,48 +77,174 @@ def cmd_mark_unavailable(ctx: Context, args: argparse.Namespace) -> int:
     try:
         entry = converter.entry(parsed)
     except InvalidGameIdError:
-        raise UsageError(f"unknown game id {args.game_id!r}: not in the schedule of {day}") from None
-    canonical, nba = entry.date_teams_game_id, entry.nba_game_id
-    marked = False
-    for raw in inputs.unavailable_game_ids:
+        raise UsageError(f"unknown game id {raw_id!r}: not in the schedule of {day}") from None
+    return day, entry, inputs, converter
+
+
+def _marked(converter: Any, raw_ids: Any, canonical: str) -> bool:
+    for raw in raw_ids:
         try:
-            marked = marked or converter.canonical(raw) == canonical
+            if converter.canonical(raw) == canonical:
+                return True
         except InvalidGameIdError:
             continue
+    return False
+
+
+def _label(entry: Any, day: date) -> str:
+    return f"{entry.date_teams_game_id} ({entry.away}@{entry.home}, {entry.nba_game_id}) on {day}"
+
+
+def _delete_marks(ctx: Context, day: date, entry: Any, kinds: str) -> int:
     table = f"`{ctx.project}.{ctx.definition.games.unavailable_table}`"
-    label = f"{canonical} ({entry.away}@{entry.home}, {nba}) on {day}"
+    kind_sql = {
+        "unavailable": "(kind IS NULL OR kind = 'unavailable')",
+        "postponed": "kind = 'postponed'",
+        "restored": "kind = 'restored'",
+    }[kinds]
+    return _dml(
+        ctx,
+        f"DELETE FROM {table} WHERE game_date = @game_date AND game_id IN (@canonical, @nba10, @nba8) AND {kind_sql}",
+        [
+            ("game_date", "DATE", day),
+            ("canonical", "STRING", entry.date_teams_game_id),
+            ("nba10", "STRING", entry.nba_game_id),
+            ("nba8", "STRING", entry.nba_game_id[2:]),
+        ],
+    )
+
+
+def _insert_mark(ctx: Context, day: date, entry: Any, kind: str | None, reason: str) -> None:
+    table = f"`{ctx.project}.{ctx.definition.games.unavailable_table}`"
+    _dml(
+        ctx,
+        f"INSERT INTO {table} (game_id, game_date, reason, marked_at, kind, marked_by) "
+        "VALUES (@game_id, @game_date, @reason, @marked_at, @kind, @marked_by)",
+        [
+            ("game_id", "STRING", entry.date_teams_game_id),
+            ("game_date", "DATE", day),
+            ("reason", "STRING", reason),
+            ("marked_at", "TIMESTAMP", ctx.now()),
+            ("kind", "STRING", kind),
+            ("marked_by", "STRING", ctx.env.get("USER") or _user()),
+        ],
+    )
+
+
+def _settle(ctx: Context, day: date) -> list[str]:
+    """After a mark: end the date's retry rows that only chase excluded games, and re-evaluate the
+    date's coverage. Returns what changed, one line each (printed and audited)."""
+    from phasectl.commands.trigger import _run_one, _service
+    from shared.orchestration.gates import coverage_verdict
+    from shared.pipeline.definition import GameCoverageGate
+    from shared.retry.not_played import end_rows_for, excluded_from_bigquery
+
+    lines: list[str] = []
+    read = excluded_from_bigquery(ctx.definition, ctx.bq(), ctx.project, ctx.clock, deadline_seconds=ctx.timeout)
+    excluded = read(day)
+    for row, note in end_rows_for(ctx.queue(), day, excluded):
+        lines.append(f"retry row {row.id[:8]} ({row.processor_name}, {row.status}) ended: {note}")
+    inputs = _sources(ctx).load(day)
+    tz = ctx.definition.pipeline.timezone
+    for transition in ctx.definition.transitions:
+        gates = [(n, ctx.definition.gates[n]) for n in transition.gates]
+        coverage = [(n, g) for n, g in gates if isinstance(g, GameCoverageGate) and not g.sources]
+        if not coverage:
+            continue
+        name, gate = coverage[0]
+        now_verdict = coverage_verdict(name, gate, ctx.definition.games, inputs, timezone=tz)
+        service = _service(ctx, transition.name)
+        state = service.state.load(day)
+        before = (state.last_gate or {}).get("reason") if isinstance(state.last_gate, dict) else None
+        head = f"{transition.name}: gate {name} now {now_verdict.verdict}: {now_verdict.reason}"
+        if state.triggered_current is not None:
+            was = state.triggered_current.get("status") or "triggered"
+            lines.append(
+                f"{head}; generation {state.generation} already triggered ({was}): "
+                f"phasectl trigger --transition {transition.name} --date {day} --force re-runs it with this verdict"
+            )
+        elif state.status in ("blocked", "waiting", "gate_error"):
+            outcome = _run_one(ctx, service, day, False, "re-evaluated after a game mark")
+            was = f" (was {state.status}{f': {before}' if before else ''})"
+            lines.append(f"{head}; re-evaluated{was}: {outcome.kind} {outcome.trigger_id or ''}".rstrip())
+        else:
+            lines.append(f"{head}; date {state.status}: nothing to re-evaluate")
+    return lines
+
+
+def _report(ctx: Context, command: str, call: dict[str, Any], headline: str, day: date) -> int:
+    lines = _settle(ctx, day)
+    ctx.audit(command, call, "; ".join([headline, *lines])[:1500])
+    ctx.print(headline)
+    for line in lines:
+        ctx.print(f"  {line}")
+    return 0
+
+
+def cmd_mark_unavailable(ctx: Context, args: argparse.Namespace) -> int:
+    if not args.reason.strip():
+        raise UsageError("--reason must not be empty")
+    day, entry, inputs, converter = _find_game(ctx, args.game_id, args.date)
+    canonical, nba = entry.date_teams_game_id, entry.nba_game_id
+    marked = _marked(converter, inputs.unavailable_game_ids, canonical)
+    label = _label(entry, day)
     call = {"game_id": canonical, "nba_game_id": nba, "date": day, "reason": args.reason, "undo": args.undo}
     if args.undo:
         if not marked:
             ctx.print(f"{label} is not marked unavailable: nothing to undo")
             return 1
-        count = _dml(
-            ctx,
-            f"DELETE FROM {table} WHERE game_date = @game_date AND game_id IN (@canonical, @nba10, @nba8)",
-            [
-                ("game_date", "DATE", day),
-                ("canonical", "STRING", canonical),
-                ("nba10", "STRING", nba),
-                ("nba8", "STRING", nba[2:]),
-            ],
-        )
+        count = _delete_marks(ctx, day, entry, "unavailable")
         ctx.audit("mark-unavailable --undo", call, f"deleted {count} row(s)")
         ctx.print(f"{label} counts again toward coverage and completeness ({count} row(s) removed)")
         return 0
     if marked:
         ctx.print(f"{label} is already marked unavailable")
         return 0
-    _dml(
-        ctx,
-        f"INSERT INTO {table} (game_id, game_date, reason, marked_at) "
-        "VALUES (@game_id, @game_date, @reason, @marked_at)",
-        [
-            ("game_id", "STRING", canonical),
-            ("game_date", "DATE", day),
-            ("reason", "STRING", args.reason),
-            ("marked_at", "TIMESTAMP", ctx.now()),
-        ],
-    )
-    ctx.audit("mark-unavailable", call, "marked")
-    ctx.print(f"{label} marked unavailable ({args.reason}): excluded from coverage and completeness from now on")
-    return 0
+    _insert_mark(ctx, day, entry, None, args.reason)
+    headline = f"{label} marked unavailable ({args.reason}): excluded from coverage and completeness from now on"
+    return _report(ctx, "mark-unavailable", call, headline, day)
+
+
+def cmd_games_postpone(ctx: Context, args: argparse.Namespace) -> int:
+    """Confirm a postponement (or record one the data cannot show yet)."""
+    from shared.orchestration.postponement import detect_postponed
+
+    if not args.reason.strip():
+        raise UsageError("--reason must not be empty")
+    day, entry, inputs, converter = _find_game(ctx, args.game_id, args.date)
+    label = _label(entry, day)
+    call = {"game_id": entry.date_teams_game_id, "nba_game_id": entry.nba_game_id, "date": day, "reason": args.reason}
+    if _marked(converter, inputs.marks.postponed, entry.date_teams_game_id):
+        ctx.print(f"{label} is already marked postponed")
+        return 0
+    detected = {p.game_id: p for p in detect_postponed(ctx.definition.games, inputs.schedule, inputs.later).postponed}
+    restored = _delete_marks(ctx, day, entry, "restored")  # a postponement replaces an earlier restore
+    _insert_mark(ctx, day, entry, "postponed", args.reason)
+    seen = detected.get(entry.date_teams_game_id)
+    also = f"; the schedule agrees: {'; '.join(seen.evidence)}" if seen else "; the schedule does not show it (yet)"
+    undone = f"; {restored} restore mark(s) removed" if restored else ""
+    headline = f"{label} marked postponed ({args.reason}): not expected, never retried{also}{undone}"
+    return _report(ctx, "games postpone", call, headline, day)
+
+
+def cmd_games_restore(ctx: Context, args: argparse.Namespace) -> int:
+    """Undo a postponement: the operator's mark is removed; a detected one is overridden."""
+    from shared.orchestration.postponement import detect_postponed
+
+    if not args.reason.strip():
+        raise UsageError("--reason must not be empty")
+    day, entry, inputs, converter = _find_game(ctx, args.game_id, args.date)
+    label = _label(entry, day)
+    call = {"game_id": entry.date_teams_game_id, "nba_game_id": entry.nba_game_id, "date": day, "reason": args.reason}
+    removed = _delete_marks(ctx, day, entry, "postponed")
+    detected = {p.game_id: p for p in detect_postponed(ctx.definition.games, inputs.schedule, inputs.later).postponed}
+    seen = detected.get(entry.date_teams_game_id)
+    if seen is None and not removed:
+        ctx.print(f"{label} is not postponed (no mark, no evidence in the schedule): nothing to restore")
+        return 1
+    parts = [f"{removed} postponed mark(s) removed"] if removed else []
+    if seen is not None and not _marked(converter, inputs.marks.restored, entry.date_teams_game_id):
+        _insert_mark(ctx, day, entry, "restored", args.reason)
+        parts.append(f"the schedule's evidence overridden ({'; '.join(seen.evidence)})")
+    headline = f"{label} restored ({args.reason}): counts again toward coverage; {', '.join(parts)}"
+    return _report(ctx, "games restore", call, headline, day)

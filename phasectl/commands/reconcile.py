@@ -16,7 +16,8 @@ def _sources(ctx: Context) -> Any:
     from shared.deferred import Deferred
     from shared.orchestration.gate_queries import BigQueryGateQueries
 
-    return BigQueryGateQueries(Deferred(ctx.bq), ctx.project, ctx.definition.games, deadline_seconds=ctx.timeout)
+    games = ctx.definition.games
+    return BigQueryGateQueries(Deferred(ctx.bq), ctx.project, games, deadline_seconds=ctx.timeout, clock=ctx.clock)
 
 
 def _log_rows(ctx: Context, day: date) -> list[dict[str, Any]]:

@@ -1,9 +1,9 @@
 """``failed_processor_queue`` in BigQuery (thin adapter; all SQL parameterised, lesson L18).
 
-Statuses: pending → retrying → succeeded | pending (failed again) | failed_permanent.
-A dispatch that fails (our publish, or the processor's retry_url answering 5xx or not at all) is
-undone: retrying → pending with the retry count it had, due again at once, and
-``dispatch_failures`` (consecutive failed dispatches) + 1; a successful dispatch resets it to 0.
+Statuses: pending → retrying → succeeded | pending (failed again) | failed_permanent; an open row
+whose games were not played (postponed) or are marked unavailable ends ``skipped`` (terminal). A
+failed dispatch (our publish, or the retry_url answering 5xx or not at all) is undone: retrying →
+pending, same retry count, due at once, ``dispatch_failures`` + 1 (a successful one resets it).
 
 One row per phase + processor + game_date + generation, whatever its status and whoever enqueues
 (a failed completion, a gate's or a trigger's missing games, the monitor's re-check): the retry
@@ -13,10 +13,9 @@ its last one (the processor "succeeded" and the gate still misses its games), ``
 it, ``failed_permanent`` stays terminal until an operator requeues it (L11). A new generation of the
 date (``phasectl trigger --force``) is a new key: a fresh budget.
 
-Every statement names its partition (``game_date``, the table's partition column): the key's date,
-or for whole-queue scans the window ``game_date >= @since`` of ``policy.QUEUE_WINDOW_DAYS``.
-Every DML statement runs through ``_dml``: a conflict (streaming buffer, concurrent DML,
-quota) is retried with bounded backoff and each one is written to ``streaming_conflict_log``.
+Every statement names its partition (``game_date``): the key's date, or the window ``game_date >=
+@since`` (``policy.QUEUE_WINDOW_DAYS``). Every DML statement runs through ``_dml``: a conflict
+(streaming buffer, concurrent DML, quota) is retried, bounded, and written to ``streaming_conflict_log``.
 """
 
 from __future__ import annotations
@@ -86,9 +85,8 @@ class QueueRow:
         """A row of ``_COLUMNS``; NULL in a column added later reads as its default."""
         values = {f.name: row[f.name] for f in fields(cls)}
         counts = {n: int(values[n] or 0) for n in ("phase", "retry_count", "max_retries", "dispatch_failures")}
-        ids = values["game_ids"]
-        values.update(counts, generation=int(values["generation"] or 1))
-        return cls(**{**values, "game_ids": tuple(i for i in (ids or "").split(",") if i)})
+        game_ids = tuple(i for i in (values["game_ids"] or "").split(",") if i)
+        return cls(**{**values, **counts, "generation": int(values["generation"] or 1), "game_ids": game_ids})
 
 
 def _param(name: str, kind: str, value: Any) -> Any:
@@ -427,11 +425,9 @@ class RetryQueue:
         return self._set_status(row, "pending", note, ("retrying",))
 
     def dispatch_failed(self, row: QueueRow, note: str, now: datetime) -> int | None:
-        """Undo the claim of ``row`` (as read before it) after a failed dispatch: the processor did not
-        run, so no retry is spent. retrying → pending with ``row``'s retry count and last retry time,
-        due again at ``now`` (the next tick; behind rows due earlier, so no starvation) and
-        ``dispatch_failures`` + 1. Guarded by the claim's count. Returns the new count, ``None`` when
-        the row had moved on (nothing changed)."""
+        """Undo the claim of ``row`` after a failed dispatch (the processor did not run: no retry spent):
+        retrying → pending with ``row``'s retry count, due at ``now`` (behind rows due earlier: no
+        starvation), ``dispatch_failures`` + 1; guarded by the claim's count. The new count, or ``None``."""
         failures = row.dispatch_failures + 1
         changed = self._dml(
             "dispatch-failed",
@@ -467,6 +463,10 @@ class RetryQueue:
 
     def mark_permanent(self, row: QueueRow, reason: str) -> bool:
         return self._set_status(row, "failed_permanent", reason, OPEN)
+
+    def skip(self, row: QueueRow, reason: str) -> bool:
+        """open → ``skipped`` (terminal): its games were not played (postponed) or are unavailable."""
+        return self._set_status(row, "skipped", reason, OPEN)
 
     def resolve(self, row: QueueRow, note: str) -> bool:
         """Operator: close a row (open or terminal) as succeeded, e.g. after fixing the data by hand."""

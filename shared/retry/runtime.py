@@ -40,7 +40,10 @@ def build_retry_service(
         RetryDispatcher(publisher_client(), project, auth=definition.retry.dispatch_auth) if with_dispatcher else None
     )
     fs = firestore_client(project)
-    service = RetryService(definition, queue, dispatcher, clock, firestore_client=fs, rng=rng)
+    from shared.retry.not_played import excluded_from_bigquery
+
+    excluded = excluded_from_bigquery(definition, bigquery, project, clock)  # postponed / unavailable games
+    service = RetryService(definition, queue, dispatcher, clock, firestore_client=fs, rng=rng, excluded=excluded)
     if with_outbox:
         from shared.orchestration.outbox import build_outbox_delivery
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,6 +45,7 @@ from shared.errors import TransientError
 from shared.pipeline.definition import PipelineDefinition
 from shared.retry.dispatch import DispatchRejectedError, RetryDispatcher
 from shared.retry.health import due_rows, health_doc, is_stale
+from shared.retry.not_played import ExcludedGames, still_needed
 from shared.retry.policy import backoff_delay, dispatch_failing
 from shared.retry.queue import OPEN, SNAPSHOT_LIMIT, EnqueueResult, QueueRow, RetryQueue
 from shared.structured_log import get_logger
@@ -66,13 +68,15 @@ class TickReport:
     skipped: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
     dispatch_failing: list[str] = field(default_factory=list)  # failed on DISPATCH_FAILING_AFTER+ ticks
+    not_played: list[str] = field(default_factory=list)  # ended skipped: every game postponed or unavailable
     would: list[str] = field(default_factory=list)
     outbox: dict[str, Any] = field(default_factory=dict)  # what the outbox delivery did first
     # the queue as the tick leaves it (its snapshot, updated by what it did): the heartbeat's health
     rows: dict[str, QueueRow] = field(default_factory=dict, repr=False)
+    excluded: dict[date, Mapping[str, str]] = field(default_factory=dict, repr=False)  # per date, read once
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v and k != "rows"}
+        return {k: v for k, v in self.__dict__.items() if v and k not in ("rows", "excluded")}
 
     def track(self, row: QueueRow, **changes: Any) -> None:
         """``row`` is now as ``changes`` say (it went terminal, or back to pending)."""
@@ -108,8 +112,11 @@ class RetryService:
         firestore_client: firestore.Client | None = None,
         rng: random.Random | None = None,
         outbox: OutboxDeliverer | None = None,
+        excluded: ExcludedGames | None = None,
     ) -> None:
         self.definition = definition
+        # the games of a date not to chase (postponed, unavailable): checked before each dispatch
+        self.excluded = excluded
         self.queue = queue
         self.dispatcher = dispatcher
         self.clock = clock
@@ -205,7 +212,45 @@ class RetryService:
         _log.info("auto-retry tick: %s", report.summary(), extra={"fields": report.summary()})
         return report
 
+    def _games_to_retry(self, row: QueueRow, report: TickReport, dry_run: bool) -> list[str] | None:
+        """The row's games still worth a retry; ``None`` when it names games and none is (postponed or
+        unavailable: a game that was not played is never retried, lesson L29): it ends ``skipped``."""
+        if not row.game_ids or self.excluded is None:
+            return list(row.game_ids)
+        if row.game_date not in report.excluded:
+            try:
+                report.excluded[row.game_date] = self.excluded(row.game_date)
+            except Exception as exc:  # noqa: BLE001 - logged as an alert; the retry goes out as before
+                _log.error(
+                    "could not read postponed/unavailable games of %s (%s: %s); retrying its rows unchanged",
+                    row.game_date,
+                    type(exc).__name__,
+                    exc,
+                    extra={"labels": {"alert": "retry_exclusions_unread", "game_date": str(row.game_date)}},
+                )
+                report.excluded[row.game_date] = {}
+        keep, dropped = still_needed(row, report.excluded[row.game_date])
+        if keep:
+            return keep
+        note = f"skipped: not retried, {'; '.join(dropped)}"
+        if dry_run:
+            report.would.append(f"skipped {_key(row)}: {note}")
+        elif self.queue.skip(row, note):
+            report.not_played.append(_key(row))
+            report.track(row, status="skipped", resolution_notes=note)
+            _log.warning(
+                "retry of %s for %s skipped: %s",
+                row.processor_name,
+                row.game_date,
+                note,
+                extra={"labels": {"alert": "retry_skipped_not_played", "processor": row.processor_name}},
+            )
+        return None
+
     def _handle(self, row: QueueRow, report: TickReport, dry_run: bool) -> list[QueueRow]:
+        games = self._games_to_retry(row, report, dry_run)
+        if games is None:
+            return []
         route = self.definition.retry_route(row.processor_name)
         if route is None:
             reason = f"unroutable: no retry_topic/retry_url for processor {row.processor_name!r} in the definition"
@@ -229,7 +274,7 @@ class RetryService:
             correlation_id=row.correlation_id,
             attempt=row.retry_count + 1,
             fallback_for=row.fallback_for,
-            game_ids=list(row.game_ids),
+            game_ids=games,
             requested_at=now,
         )
         assert self.dispatcher is not None
