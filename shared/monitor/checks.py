@@ -14,6 +14,8 @@ The checks, by kind:
 - dead letters (``shared.monitor.dead_letters``): each function's dead-letter subscription, peeked.
 - quarantine floods (``shared.monitor.quarantine_flood``): a function past its quarantine rate cap;
 - each scheduled job's latest slot (``shared.monitor.schedules``): missed, failed, stale target;
+- the self-heal checkpoints' verdicts (``shared.monitor.heal_findings``): healing that did not fix it;
+- what the last gap pass recorded (``shared.heal.gap_report``): ``gap``, with counts;
 
 Isolation (lesson L23: a sweep isolates its items, so one bad item never loses the others' findings
 or the heartbeat): every (transition, date) evaluation and every other check runs on its own. One
@@ -54,14 +56,17 @@ from shared.deadline import run_within
 from shared.deferred import Deferred, deferred_attribute
 from shared.errors import ConfigError, TransientError
 from shared.gcp import subscriber_client
+from shared.heal.gap_report import gap_findings
 from shared.monitor.dead_letters import DeadLetterRoute, dead_letter_routes, missing_subscriptions, peek_dead_letters
 from shared.monitor.findings import Finding, MonitorReport, check_error, check_timeout
+from shared.monitor.heal_findings import self_heal_findings
 from shared.monitor.heartbeats import MONITOR_HEARTBEAT_ID, retry_heartbeat_findings
+from shared.monitor.postponed import postponed_findings
 from shared.monitor.quarantine_flood import quarantine_flood_findings
 from shared.monitor.retry_queue import retry_queue_findings
 from shared.monitor.schedule_read import read_final_games
 from shared.monitor.schedules import schedule_run_findings
-from shared.monitor.sensors import sensor_overdue
+from shared.monitor.sensors import sensor_checks
 from shared.monitor.transition_dates import TransitionDateChecks, grid_gaps
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import PipelineDefinition
@@ -102,6 +107,9 @@ CHECK_WEIGHTS: dict[str, float] = {
     "dead_letters": 1,
     "quarantine_flood": 1,
     "schedule_runs": 1,
+    "self_heal": 1,
+    "gaps": 1,
+    "postponed": 1,
     "outbox": 2,
 }
 # What each check calls: named in its check_timeout when no call of it is in flight
@@ -115,6 +123,9 @@ CHECK_BACKENDS: dict[str, tuple[str, ...]] = {
     "dead_letters": ("Pub/Sub",),
     "quarantine_flood": ("Firestore",),
     "schedule_runs": ("Firestore",),
+    "self_heal": ("Firestore",),
+    "gaps": ("Firestore",),
+    "postponed": ("Firestore",),
     "outbox": ("Firestore", "BigQuery"),
 }
 
@@ -277,15 +288,7 @@ class TransitionMonitor:
             )
         else:
             plan.remove("grid")
-        bounded(
-            "retry_queue",
-            lambda run: self._extend(
-                run,
-                "retry_queue",
-                lambda: retry_queue_findings(self.bq, self.firestore, self.project, self.definition, self.clock.now()),
-                check="retry_queue",
-            ),
-        )
+        bounded("retry_queue", lambda run: self._extend(run, "retry_queue", self._retry_queue, check="retry_queue"))
         bounded(
             "retry_heartbeat",
             lambda run: self._extend(
@@ -296,17 +299,16 @@ class TransitionMonitor:
             ),
         )
         bounded("dead_letters", self._dead_letters)
-        bounded(
-            "quarantine_flood",
-            lambda run: self._extend(
-                run,
-                "quarantine_flood",
-                lambda: quarantine_flood_findings(self.firestore, self.definition, self.clock.now()),
-                check="quarantine_flood",
-            ),
-        )
+        flood = functools.partial(quarantine_flood_findings, self.firestore, self.definition, self.clock.now())
+        bounded("quarantine_flood", lambda run: self._extend(run, "quarantine_flood", flood, check="quarantine_flood"))
         runs = functools.partial(schedule_run_findings, self.firestore, self.definition, now)
         bounded("schedule_runs", lambda run: self._extend(run, "schedule_runs", runs, check="schedule_runs"))
+        heal = functools.partial(self_heal_findings, self.firestore, self.definition, today)
+        bounded("self_heal", lambda run: self._extend(run, "self_heal", heal, check="self_heal"))
+        gaps = functools.partial(gap_findings, self.firestore, self.definition, now)  # what the gap pass recorded
+        bounded("gaps", lambda run: self._extend(run, "gaps", gaps, check="gaps"))
+        postponed = functools.partial(postponed_findings, self.firestore, self.definition, window)
+        bounded("postponed", lambda run: self._extend(run, "postponed", postponed, check="postponed"))
         if not dry_run:
             bounded(
                 "outbox",
@@ -355,6 +357,9 @@ class TransitionMonitor:
         """One isolated check whose findings join the run's."""
         run.report.findings += self._isolated(run.report, what, find, check=check) or []
 
+    def _retry_queue(self) -> list[Finding]:
+        return retry_queue_findings(self.bq, self.firestore, self.project, self.definition, self.clock.now())
+
     def _transition_dates(
         self, run: CheckRun, window: list[date], final_games: Mapping[date, int], dry_run: bool
     ) -> None:
@@ -372,18 +377,16 @@ class TransitionMonitor:
                 run.report.dates_checked += 1
 
     def _sensors(self, run: CheckRun, window: list[date], final_games: Mapping[date, int]) -> None:
-        """Each sensor past its ``overdue_after`` on a date with Final games."""
+        """Each sensor's items (``shared.monitor.sensors.sensor_checks``), each isolated: past its
+        ``overdue_after`` on a date with Final games; the grading safety net (regrade, grading gaps)."""
         for name, sensor in self.sensors.items():
-            for day in window:
-                if not final_games.get(day):
-                    continue  # no Final games that night (or the schedule read failed): nothing to be overdue
+            for day, what, check in sensor_checks(name, sensor, window, final_games, self.clock):
                 if run.stopped:
                     return
-                what = run.at = f"{name} {day}"
-                overdue = functools.partial(sensor_overdue, name, sensor, day, self.clock)
-                found = self._isolated(run.report, what, overdue, transition=name, game_date=day)
+                run.at = what
+                found = self._isolated(run.report, what, check, transition=name, game_date=day)
                 run.report.findings += found or []
-                run.report.dates_checked += 1
+                run.report.dates_checked += day is not None
 
     def _dead_letters(self, run: CheckRun) -> None:
         """Per function: its dead-letter backlog (``dead_letters``, ERROR); every subscription that does

@@ -26,15 +26,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from shared.errors import InvalidGameIdError, PermanentError, TransientError
-from shared.game_ids import GameIdConverter
+from shared.errors import PermanentError, TransientError
+from shared.orchestration.coverage import coverage_verdict
+from shared.orchestration.gate_result import GateResult, GateVerdict, threshold_verdict
 from shared.pipeline.definition import (
-    GameCoverageGate,
-    GamesSources,
     Gate,
     NullRateGate,
     PipelineDefinition,
@@ -51,14 +50,12 @@ if TYPE_CHECKING:
     # so a gateless transition's bundle ships it without google-cloud-bigquery
     from shared.orchestration.gate_queries import (
         BigQueryGateQueries,
-        CoverageInputs,
         HealthProbe,
         HealthProbeResult,
         NullCount,
         RatioCounts,
     )
 
-GateVerdict = Literal["pass", "alert", "blocked"]
 
 __all__ = [
     "GateConfigError",
@@ -71,80 +68,6 @@ __all__ = [
     "rows_present_verdict",
     "threshold_verdict",
 ]
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """One gate's outcome: its value, thresholds and verdict, and what an operator needs to act."""
-
-    gate: str
-    verdict: GateVerdict
-    reason: str
-    kind: str = "game_coverage_pct"
-    value: float | None = None  # percent; None when there was nothing to measure
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    advisory: bool = False
-    details: Mapping[str, Any] = field(default_factory=dict)
-    games_total: int = 0
-    games_covered: int = 0
-    missing_games: tuple[str, ...] = ()
-    covered_by: Mapping[str, str] = field(default_factory=dict)
-    unavailable: tuple[str, ...] = ()
-    advisory_error: str | None = None
-    retry_missing_games: bool = False  # the missing games go to auto-retry (the boxscore chain only)
-    # games found postponed (shared.orchestration.postponement): each {game_id, nba_game_id, matchup,
-    # evidence, new_date}; they leave the denominator like unavailable games and are never retried
-    postponed: tuple[Mapping[str, Any], ...] = ()
-    # schedule rows that are wrong in a way that is not a postponement (a game Final with scores on two
-    # dates): reported as findings with the rows, the game still counts
-    anomalies: tuple[Mapping[str, Any], ...] = ()
-    seconds: float | None = None  # how long the gate took (query and all)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "gate": self.gate,
-            "kind": self.kind,
-            "verdict": self.verdict,
-            "reason": self.reason,
-            "value": None if self.value is None else round(self.value, 2),
-            "thresholds": dict(self.thresholds),
-            "advisory": self.advisory,
-            "details": dict(self.details),
-            "games_total": self.games_total,
-            "games_covered": self.games_covered,
-            "missing_games": list(self.missing_games)[:100],
-            "covered_by": dict(list(self.covered_by.items())[:100]),
-            "unavailable": list(self.unavailable)[:100],
-            "advisory_error": self.advisory_error,
-            "postponed": [dict(p) for p in self.postponed[:100]],
-            "anomalies": [dict(a) for a in self.anomalies[:100]],
-        }  # no timing here: a block that repeats the last one exactly must compare equal
-
-
-def threshold_verdict(gate: Gate, value: float | None) -> tuple[GateVerdict, str]:
-    """The verdict of ``value`` (percent) against ``gate``'s lines, and the line it crossed.
-
-    ``None`` (nothing to measure: no rows, no Final games) passes; what is absent altogether is
-    the ``rows_present`` gate's business. An advisory gate's block is an alert.
-    """
-    if value is None:
-        return "pass", "nothing to measure"
-    crossed: list[tuple[GateVerdict, str]] = []
-    if gate.block_below is not None and value < gate.block_below - 1e-9:
-        crossed.append(("blocked", f"below the block line {gate.block_below:g}%"))
-    if gate.block_above is not None and value > gate.block_above + 1e-9:
-        crossed.append(("blocked", f"above the block line {gate.block_above:g}%"))
-    if not crossed:
-        if gate.alert_below is not None and value < gate.alert_below - 1e-9:
-            crossed.append(("alert", f"below the alert line {gate.alert_below:g}%"))
-        if gate.alert_above is not None and value > gate.alert_above + 1e-9:
-            crossed.append(("alert", f"above the alert line {gate.alert_above:g}%"))
-    if not crossed:
-        return "pass", "within thresholds"
-    verdict, line = crossed[0]
-    if verdict == "blocked" and gate.advisory:
-        return "alert", f"{line} (advisory: not blocking)"
-    return verdict, line
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -221,121 +144,6 @@ def health_verdict(name: str, gate: ServiceHealthGate, probe: HealthProbeResult)
     return GateResult(
         name, verdict, f"{probe.url} not healthy: {what}{note}", gate.kind, 0.0, {}, gate.advisory, details
     )
-
-
-def coverage_verdict(
-    name: str,
-    gate: GameCoverageGate,
-    games: GamesSources,
-    inputs: CoverageInputs,
-    *,
-    timezone: str = "America/New_York",
-) -> GateResult:
-    """Distinct covered games vs the Final games of the schedule, and its thresholds.
-
-    Over the fallback chain this is the circuit breaker: ``block_below = 50`` blocks when more
-    than half of the date's Final games have data issues; ``alert_below = 100`` lets the
-    trigger go out as ``partial`` with the missing games listed (and handed to auto-retry).
-    Postponed games (``shared.orchestration.postponement``: a postponed game is not a missing game,
-    lesson L29 — Final with NULL scores, the same id on a later date, a "Postponed" status text, an
-    operator's mark) and games marked unavailable are not expected: they leave the denominator and
-    are never missing, so never retried. Schedule anomalies (one game Final with scores on two
-    dates) are carried in the result for the monitor to report; such a game still counts.
-    """
-    from shared.orchestration.postponement import detect_postponed
-
-    converter = GameIdConverter.from_schedule(inputs.schedule)
-    final_entries = [e for e in converter.games() if games.is_final(e.status)]
-    finals = sorted(e.date_teams_game_id for e in final_entries)
-    covered_any = {g for ids in inputs.source_game_ids.values() for g in _canonical_set(converter, ids)}
-    check = detect_postponed(
-        games,
-        inputs.schedule,
-        inputs.later,
-        covered=covered_any,
-        marks=inputs.marks,
-        now=inputs.read_at,
-        timezone=timezone,
-    )
-    postponed_docs = tuple(p.as_doc() for p in check.postponed)
-    anomalies = tuple(a.as_doc() for a in check.anomalies)
-    postponed = sorted(check.game_ids & set(finals))
-    marked = sorted((_canonical_set(converter, inputs.unavailable_game_ids) & set(finals)) - set(postponed))
-    unavailable = sorted({*marked, *postponed})
-    considered = [g for g in finals if g not in unavailable]
-    chain = gate.uses_boxscore_chain
-    excluded_note = _excluded_note(len(marked), len(postponed))
-    if not considered:
-        return GateResult(
-            name,
-            "pass",
-            f"no Final games to cover{f' ({excluded_note})' if excluded_note else ''}",
-            gate.kind,
-            None,
-            gate.thresholds(),
-            gate.advisory,
-            unavailable=tuple(unavailable),
-            retry_missing_games=chain,
-            postponed=postponed_docs,
-            anomalies=anomalies,
-        )
-    covered_by: dict[str, str] = {}
-    for source, raw_ids in inputs.source_game_ids.items():  # chain order: first source wins
-        for game in sorted(_canonical_set(converter, raw_ids)):
-            covered_by.setdefault(game, source)
-    missing = [g for g in considered if g not in covered_by]
-    covered = len(considered) - len(missing)
-    summary = f"{covered}/{len(considered)} Final games covered"
-    if excluded_note:
-        summary += f", {excluded_note}"
-    fallback = sorted({s for g, s in covered_by.items() if g in considered} - {next(iter(inputs.source_game_ids), "")})
-    if fallback and len(inputs.source_game_ids) > 1:
-        summary += f" (fallback used: {', '.join(fallback)})"
-    value = 100.0 * covered / len(considered)
-    verdict, line = threshold_verdict(gate, value)
-    if not missing:
-        reason = summary
-    elif verdict == "blocked" and chain:
-        reason = (
-            f"circuit breaker: {len(missing)}/{len(considered)} games ({len(missing) / len(considered):.0%}) have "
-            f"data issues ({line}); missing {', '.join(missing)}"
-        )
-    else:
-        reason = f"{summary} ({value:.1f}%{'' if verdict == 'pass' else ', ' + line}); missing {', '.join(missing)}"
-    return GateResult(
-        name,
-        verdict,
-        reason,
-        gate.kind,
-        value,
-        gate.thresholds(),
-        gate.advisory,
-        {"sources": list(inputs.source_game_ids)},
-        len(considered),
-        covered,
-        tuple(missing),
-        {g: covered_by[g] for g in considered if g in covered_by},
-        tuple(unavailable),
-        retry_missing_games=chain,
-        postponed=postponed_docs,
-        anomalies=anomalies,
-    )
-
-
-def _excluded_note(marked: int, postponed: int) -> str:
-    """ "1 marked unavailable, 1 postponed" (what left the denominator), or ""."""
-    parts = [f"{marked} marked unavailable" if marked else "", f"{postponed} postponed" if postponed else ""]
-    return ", ".join(p for p in parts if p)
-
-
-def _canonical_set(converter: GameIdConverter, raw_ids: Iterable[str]) -> set[str]:
-    out: set[str] = set()
-    for raw in raw_ids:
-        try:
-            out.add(converter.canonical(raw))
-        except InvalidGameIdError:
-            continue  # an id of another date or a malformed id cannot cover a scheduled game
-    return out
 
 
 class GateConfigError(PermanentError):
@@ -511,3 +319,5 @@ class GateRunner:
         if transient is not None:
             raise transient
         return results
+
+
