@@ -388,6 +388,8 @@ def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
             r.state_days,
             "the schedule dispatcher: each job's last run (the season overrides never expire)",
         ),
+        (definition.heal.gaps.queue_collection, r.state_days, "the gap pass: the backfill queue's entries"),
+        (definition.heal.gaps.slot_collection, r.state_days, "the gap pass: the backfill rate cap's hourly slots"),
     )
     groups = [group for group, _, _ in wanted]
     if len(set(groups)) != len(groups):

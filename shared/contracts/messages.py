@@ -436,11 +436,16 @@ class MonitorTick(ContractModel):
     dry_run: bool = False
     game_date: ExplicitDate | None = Field(default=None, description="A heal task's date (default today).")
     requested_by: str | None = Field(default=None, description="Who asked: a job name or `phasectl:<user>`.")
+    season: bool = Field(
+        default=False, description="`check = gaps`: the whole season's grid instead of [heal.gaps] lookback_days."
+    )
 
     @model_validator(mode="after")
     def _heal_fields(self) -> Self:
         if self.check == "transitions" and self.game_date is not None:
             raise ValueError("`game_date` goes with a heal task (`check` = self_heal or gaps)")
+        if self.season and self.check != "gaps":
+            raise ValueError("`season` goes with the gap pass (`check` = gaps)")
         return self
 
 
@@ -469,8 +474,7 @@ class RetryTick(ContractModel):
     outbox_only: bool = Field(
         default=False,
         description=(
-            "A transition's nudge: deliver the Firestore outbox (log rows, retry hand-offs) now, "
-            "without a retry pass."
+            "A transition's nudge: deliver the Firestore outbox (log rows, retry hand-offs) now, without a retry pass."
         ),
     )
 

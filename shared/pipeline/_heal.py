@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.pipeline._models import DefinitionModel
+from shared.pipeline._models import DefinitionModel, Name, PhaseNumber, TableRef
 
 
 class SelfHeal(DefinitionModel):
@@ -24,10 +24,34 @@ class SelfHeal(DefinitionModel):
     enabled: bool = True
 
 
+class GapOutput(DefinitionModel):
+    """One table of the expected-outputs grid: a phase's processor writes rows for the date there."""
+
+    phase: PhaseNumber
+    table: TableRef
+    date_column: Name = "game_date"  # the partition column: the query filters on it (the tables require it)
+
+
 class Gaps(DefinitionModel):
-    """``[heal.gaps]``."""
+    """``[heal.gaps]``: the gap pass (``shared.heal.gaps``) and its backfill queue (``shared.heal.backfill``).
+
+    A date of the lookback with Final games is a gap for a transition when the transition has no
+    trigger for it (current generation), or when the phase it starts has no rows in any of its
+    ``outputs`` tables. Gaps are queued once per (target, date, generation) and re-triggered oldest
+    date first, at most ``dates_per_hour`` dates per hour across every process, at most
+    ``max_attempts`` times per (target, date).
+    """
 
     enabled: bool = True
+    lookback_days: int = Field(default=14, ge=1, le=400)  # scraper_gap_backfiller/main.py:64 (LOOKBACK_DAYS = 14)
+    min_age_days: int = Field(default=2, ge=1, le=30)  # younger dates are the night's work (self-heal, the monitor)
+    dates_per_hour: int = Field(default=4, ge=1, le=200)  # re-triggered dates per hour, every process together
+    max_attempts: int = Field(default=3, ge=1, le=10)  # gap_detector/main.py:41 (MAX_BACKFILL_ATTEMPTS = 3)
+    settle_hours: int = Field(default=16, ge=0, le=168)  # a re-triggered date is no gap again before this
+    lease_minutes: int = Field(default=30, ge=1, le=1440)  # a claimed entry whose worker died is taken over after
+    queue_collection: str = Field(default="backfill_queue", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    slot_collection: str = Field(default="backfill_slots", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    outputs: tuple[GapOutput, ...] = ()
 
 
 class Heal(DefinitionModel):

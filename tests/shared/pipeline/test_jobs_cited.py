@@ -163,6 +163,15 @@ def script_zone(path: str, line_no: int) -> str:
     return min(found)[2] if found else CLOUD_SCHEDULER_DEFAULT_ZONE
 
 
+_SHELL_ASSIGN = re.compile(r"^(?P<var>[A-Z_][A-Z0-9_]*)=\"(?P<value>[^\"$]*)\"\s*$")
+
+
+def shell_vars(path: str, text: str) -> str:
+    """``text`` with each ``${VAR}`` the script assigns a literal (``VAR="value"`` on a line of its own) replaced."""
+    assigned = {m["var"]: m["value"] for line in upstream_lines(path) if (m := _SHELL_ASSIGN.match(line))}
+    return re.sub(r"\$\{([A-Z_][A-Z0-9_]*)\}", lambda m: assigned.get(m[1], m[0]), text)
+
+
 def script_jobs(path: str) -> dict[str, str]:
     """The jobs a phase 6 script creates or updates -> their cron (the argument after the name)."""
     return {m["name"]: normalise(m["cron"]) for m in _SCRIPT_JOB.finditer((UPSTREAM / path).read_text())}
@@ -279,7 +288,9 @@ def test_the_cited_line_holds_the_jobs_cron_and_zone(name: str) -> None:
     else:
         quoted = {normalise(a or b) for a, b in _QUOTED.findall(line)}
         assert normalise(job.cron) in quoted, f"{job.source} does not hold the cron {job.cron!r}: {line!r}"
-        command = lines[max(0, line_no - SCRIPT_NAME_WINDOW) : line_no]  # the job's name opens its command
+        # the job's name opens its command, literally or as a variable the script assigns literally
+        # (expected_outputs_planner/deploy.sh:17 SCHEDULER_NAME="...", used at :61)
+        command = [shell_vars(path, text) for text in lines[max(0, line_no - SCRIPT_NAME_WINDOW) : line_no]]
         assert any(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) for text in command), (
             f"{job.source}: {name} is not named in the {SCRIPT_NAME_WINDOW} lines up to its schedule"
         )
