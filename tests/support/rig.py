@@ -221,13 +221,18 @@ class Rig:
         unavailable: list[str] | None = None,
         game_date: date = GAME_DATE,
         status_texts: dict[str, str] | None = None,
+        schedule_columns: dict[str, dict[str, Any]] | None = None,
+        marks: dict[str, str] | None = None,
     ) -> None:
         """Schedule rows (Final: game_status 3), boxscore rows per source name, unavailable game ids.
 
         Rows have the replaced system's real columns (``deploy.local.raw_tables``). A source
         id of a scheduled game (NBA id or date-teams id) is written in that table's own format
         (ESPN's with ESPN team codes); any other id is written as given. ``status_texts`` sets
-        ``game_status_text`` per NBA id (e.g. "Postponed").
+        ``game_status_text`` per NBA id (e.g. "Postponed"); ``schedule_columns`` any other schedule
+        columns per NBA id (e.g. ``home_team_score: None``, or ``game_status: 1`` for the row of a
+        game moved to ``game_date``). ``marks``: operators' marks, game id → ``kind`` ("postponed",
+        "restored"; ``unavailable`` writes kind NULL).
         """
         from deploy.local.raw_tables import upstream_table
 
@@ -238,7 +243,15 @@ class Rig:
         schedule = upstream_table(g.schedule_table)
         rows = [
             schedule.row(
-                nba, game_date, away, home, game_status=3, game_status_text=(status_texts or {}).get(nba, "Final")
+                nba,
+                game_date,
+                away,
+                home,
+                **{
+                    "game_status": 3,
+                    "game_status_text": (status_texts or {}).get(nba, "Final"),
+                    **(schedule_columns or {}).get(nba, {}),
+                },
             )
             for nba, away, home in games
         ]
@@ -269,6 +282,14 @@ class Rig:
                 )
                 == []
             )
+        if marks:
+            now = self.clock.now().isoformat()
+            rows = [
+                {"game_id": i, "game_date": game_date.isoformat(), "reason": f"test: {kind}", "marked_at": now,
+                 "kind": kind, "marked_by": "rig"}
+                for i, kind in marks.items()
+            ]
+            assert bq.insert_rows_json(f"{p}.{g.unavailable_table}", rows) == []
 
     def gate_table(self, name: str) -> str:
         """The rig's reference of a gate's or sensor's table, by table name (e.g. ``player_game_summary``)."""

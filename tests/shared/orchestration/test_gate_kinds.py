@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
@@ -505,13 +506,15 @@ def test_predicate_values_are_never_sql_text(value: str, default: str, op: str, 
 
 SQL_KEYWORDS = frozenset(
     "SELECT AS COUNT COUNTIF FROM WHERE AND UNION ALL DISTINCT IS NOT NULL COALESCE CAST STRING TIMESTAMP "
-    "CASE MIN WHEN THEN END GROUP BY".split()
+    "CASE MIN WHEN THEN END GROUP BY BOOL DATE DATE_ADD INTERVAL DAY IN".split()
 )
 SQL_ALIASES = frozenset(
     "table_ref n column_name nulls part kind game_id away home game_status status_text updated_at "
-    "chain_position".split()
+    "chain_position scored on_date note".split()
 )
 UNAVAILABLE_DATE_COLUMN = "game_date"  # the package's own game_unavailable table (phasectl mark-unavailable)
+# ... and its other columns the marks branch reads (deploy/bigquery/game_unavailable.json); `kind` is also an alias
+UNAVAILABLE_COLUMNS = frozenset({UNAVAILABLE_DATE_COLUMN, "reason", "kind"})
 BACKTICKED = re.compile(r"`([^`]*)`")
 LITERAL = re.compile(r"'([^']*)'")
 PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
@@ -596,7 +599,7 @@ def identifiers(q: BigQueryGateQueries, definition: PipelineDefinition, gate: Ga
 
 def literals(q: BigQueryGateQueries, gate: Gate) -> set[str]:
     """The string labels a gate's SQL may carry (table refs, column names, branch names)."""
-    out = {"numerator", "denominator", "schedule", "unavailable"}
+    out = {"numerator", "denominator", "schedule", "later", "unavailable"}  # later: the same ids on later dates
     out |= {t.table for t in gate.read_tables()}
     if isinstance(gate, NullRateGate):
         out |= {c for t in gate.tables for c in t.columns}
@@ -666,7 +669,9 @@ def test_sql_names_only_identifiers_from_the_definition(name: str, which: str) -
     assert set(PARAM.findall(sql)) == {"game_date"} | {p[0] for p in params}
     rest = PARAM.sub(" ", LITERAL.sub(" ", BACKTICKED.sub(" ", sql)))
     unknown = set(WORD.findall(rest)) - SQL_KEYWORDS - SQL_ALIASES - identifiers(q, definition, gate)
-    assert unknown <= {UNAVAILABLE_DATE_COLUMN}, unknown
+    assert unknown <= UNAVAILABLE_COLUMNS, unknown
+    schema = json.loads((Path(__file__).parents[3] / "deploy" / "bigquery" / "game_unavailable.json").read_text())
+    assert UNAVAILABLE_COLUMNS <= {f["name"] for f in schema["schema"]}  # columns the table has
 
 
 def test_renamed_columns_reach_the_sql() -> None:

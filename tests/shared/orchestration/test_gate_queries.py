@@ -103,10 +103,23 @@ def branches(sql: str) -> list[str]:
     return sql.split("\nUNION ALL\n")
 
 
+LOOKAHEAD = D.games.reschedule_lookahead_days
+assert LOOKAHEAD == 14  # pipeline.toml [games] reschedule_lookahead_days
+
+
 def test_gate_coverage_sql_reads_every_source_once_in_one_branch_labelled_by_the_first_holder() -> None:
     sql = make().coverage_sql(GATE)
-    schedule, chain, unavailable = branches(sql)
+    schedule, later, unavailable, chain = branches(sql)
     assert BACKTICKED.findall(schedule) == ["p.nba_raw.nbac_schedule"]
+    # the same game ids on the next days (postponement, L29): the schedule twice, a bounded range
+    assert BACKTICKED.findall(later) == ["p.nba_raw.nbac_schedule", "p.nba_raw.nbac_schedule"]
+    assert later.startswith("(SELECT 'later' AS kind, CAST(game_id AS STRING) AS game_id, ")
+    assert (
+        f"WHERE game_date > @game_date AND game_date <= DATE_ADD(@game_date, INTERVAL {LOOKAHEAD} DAY) "
+        "AND CAST(game_id AS STRING) IN (SELECT CAST(game_id AS STRING) FROM `p.nba_raw.nbac_schedule` "
+        "WHERE game_date = @game_date))"
+    ) in later
+    assert "CAST(game_date AS DATE) AS on_date" in later
     assert BACKTICKED.findall(unavailable) == ["p.nba_orchestration.game_unavailable"]
     assert BACKTICKED.findall(chain) == [f"p.{s.table}" for s in D.games.boxscore_sources]  # once each, in order
     for i, s in enumerate(D.games.boxscore_sources):
@@ -123,10 +136,12 @@ def test_gate_coverage_sql_reads_every_source_once_in_one_branch_labelled_by_the
 def test_coverage_sql_only_parameters_no_values() -> None:
     sql = make().coverage_sql(GATE)
     assert set(PARAM.findall(sql)) == {"game_date"}
-    assert sql.count("@game_date") == 2 + len(CHAIN)  # schedule, each source, unavailable
-    assert set(LITERAL.findall(sql)) == {"schedule", "unavailable", *(f"source:{n}" for n in CHAIN)}
+    # schedule, later (lower and upper bound, the inner date's ids), each source, unavailable
+    assert sql.count("@game_date") == 2 + 3 + len(CHAIN)
+    assert set(LITERAL.findall(sql)) == {"schedule", "later", "unavailable", *(f"source:{n}" for n in CHAIN)}
     assert str(GAME_DATE) not in sql and f"{GAME_DATE:%Y%m%d}" not in sql
-    assert set(re.findall(r"\b\d+\b", sql)) == {str(i) for i in range(len(CHAIN))}  # chain positions only
+    # chain positions and the validated lookahead window (SQL structure of the definition), no values
+    assert set(re.findall(r"\b\d+\b", sql)) == {str(i) for i in range(len(CHAIN))} | {str(LOOKAHEAD)}
 
 
 def test_reconcile_reads_every_source_in_full() -> None:
@@ -136,11 +151,12 @@ def test_reconcile_reads_every_source_in_full() -> None:
     q.load(GAME_DATE)
     ((sql, _),) = client.calls
     assert sql == q.coverage_sql(None, only_missing=False)
-    _, *sources, _ = branches(sql)
+    _, _, _, *sources = branches(sql)  # schedule, later, unavailable, then one branch per source
     assert sources == [
         f"(SELECT DISTINCT 'source:{s.name}' AS kind, CAST({s.game_id_column} AS STRING) AS game_id, "
         "CAST(NULL AS STRING) AS away, CAST(NULL AS STRING) AS home, CAST(NULL AS STRING) AS game_status, "
-        "CAST(NULL AS STRING) AS status_text, CAST(NULL AS TIMESTAMP) AS updated_at "
+        "CAST(NULL AS STRING) AS status_text, CAST(NULL AS TIMESTAMP) AS updated_at, "
+        "CAST(NULL AS BOOL) AS scored, CAST(NULL AS DATE) AS on_date, CAST(NULL AS STRING) AS note "
         f"FROM `p.{s.table}` WHERE {s.date_column} = @game_date)"
         for s in D.games.boxscore_sources
     ]
@@ -157,7 +173,7 @@ def test_the_gate_path_sends_the_first_holder_sql() -> None:
 
 def test_a_single_source_gate_keeps_its_plain_branch() -> None:
     (source,) = ANALYTICS.sources
-    _, branch, _ = branches(make().coverage_sql(ANALYTICS))
+    _, _, _, branch = branches(make().coverage_sql(ANALYTICS))
     assert branch.startswith(f"(SELECT DISTINCT 'source:{source.name}' AS kind, CAST({source.game_id_column}")
     assert "chain_position" not in branch
 
@@ -171,7 +187,7 @@ def test_a_gates_own_sources_use_their_own_columns() -> None:
             GameSource(name="second", table="ds.b", game_id_column="gid_b", date_column="day_b"),
         ),
     )
-    _, branch, _ = branches(make().coverage_sql(gate))
+    _, _, _, branch = branches(make().coverage_sql(gate))
     assert "CASE MIN(chain_position) WHEN 0 THEN 'source:first' WHEN 1 THEN 'source:second' END" in branch
     assert (
         "SELECT 0 AS chain_position, CAST(gid_a AS STRING) AS game_id FROM `p.ds.a` WHERE day_a = @game_date" in branch
@@ -182,26 +198,57 @@ def test_a_gates_own_sources_use_their_own_columns() -> None:
 
 
 def test_coverage_rows_become_inputs_in_chain_order() -> None:
-    nulls = {"away": None, "home": None, "game_status": None, "status_text": None, "updated_at": None}
+    from shared.clock import FixedClock
+
+    nulls = {
+        "away": None,
+        "home": None,
+        "game_status": None,
+        "status_text": None,
+        "updated_at": None,
+        "scored": None,
+        "on_date": None,
+        "note": None,
+    }
+    gsw_min = {"game_id": "0022500644", "away": "GSW", "home": "MIN", "note": None}
     rows = [
         {
             "kind": "schedule",
-            "game_id": "0022500644",
-            "away": "GSW",
-            "home": "MIN",
+            **gsw_min,
             "game_status": "3",
             "status_text": "Final",
             "updated_at": datetime(2026, 1, 25, tzinfo=UTC),
+            "scored": False,
+            "on_date": None,
+        },
+        {  # the same id on a later date (the 'later' branch): its own date, naive timestamps read as UTC
+            "kind": "later",
+            **gsw_min,
+            "game_status": "1",
+            "status_text": "Scheduled",
+            "updated_at": datetime(2026, 1, 25, 2, 0),
+            "scored": False,
+            "on_date": date(2026, 1, 25),
         },
         {"kind": "source:gamebook", "game_id": "20260124_LAL_DEN", **nulls},
         {"kind": "source:bdl", "game_id": "20260124_GSW_MIN", **nulls},
         {"kind": "unavailable", "game_id": "0022500645", **nulls},
+        {"kind": "unavailable", "game_id": "20260124_LAL_DEN", **nulls, "status_text": "postponed", "note": "snow"},
+        {"kind": "unavailable", "game_id": "20260124_SAS_UTA", **nulls, "status_text": " Restored "},
     ]
-    inputs = make(RecordingClient(rows)).coverage(GATE, GAME_DATE)
+    read_at = datetime(2026, 1, 26, 12, 0, tzinfo=UTC)
+    inputs = make(RecordingClient(rows), clock=FixedClock(read_at)).coverage(GATE, GAME_DATE)
     assert list(inputs.source_game_ids) == list(CHAIN)  # every source, in chain order, even without ids
     assert inputs.source_game_ids == {"bdl": ("20260124_GSW_MIN",), "espn": (), "gamebook": ("20260124_LAL_DEN",)}
-    assert inputs.unavailable_game_ids == ("0022500645",)
+    assert inputs.unavailable_game_ids == ("0022500645",)  # a postponed / restored mark is not "unavailable"
     assert [e.date_teams_game_id for e in inputs.schedule] == ["20260124_GSW_MIN"]
+    assert inputs.schedule[0].scored is False and inputs.schedule[0].game_date == GAME_DATE
+    (later,) = inputs.later
+    assert (later.game_date, later.status, later.scored) == (date(2026, 1, 25), "1", False)
+    assert later.updated_at == datetime(2026, 1, 25, 2, 0, tzinfo=UTC)
+    assert dict(inputs.marks.postponed) == {"20260124_LAL_DEN": "snow"}
+    assert inputs.marks.restored == frozenset({"20260124_SAS_UTA"})
+    assert inputs.read_at == read_at
 
 
 # ============================================================================ same verdict, filtered or not

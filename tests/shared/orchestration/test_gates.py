@@ -374,17 +374,29 @@ def test_gate_sql_names_only_the_columns_the_definition_names() -> None:
     data["games"].update(
         schedule_date_column="d_col", schedule_game_id_column="id_col", schedule_status_column="st_col",
         schedule_away_team_column="aw_col", schedule_home_team_column="hm_col", schedule_updated_column="up_col",
-        schedule_status_text_column="tx_col",
+        schedule_status_text_column="tx_col", schedule_home_score_column="hs_col",
+        schedule_away_score_column="as_col",
     )
     for i, source in enumerate(data["games"]["boxscore_sources"]):
         source.update(game_id_column=f"src{i}_id", date_column=f"src{i}_d")
     games = parse_definition(data).games
     sql = BigQueryGateQueries(lambda: None, "p", games).coverage_sql()  # type: ignore[arg-type,return-value]
-    reads = sql.split("UNION ALL")
-    schedule, sources = reads[0], reads[1:-1]
-    for column in ("d_col", "id_col", "st_col", "aw_col", "hm_col", "up_col", "tx_col"):
-        assert column in schedule
-    for default in ("game_date", "game_id", "game_status", "away_team_tricode", "processed_at"):
-        assert f"{default} " not in schedule.replace(" AS game_id", "").replace(" AS game_status", "")
+    reads = sql.split("\nUNION ALL\n")
+    schedule, later, unavailable, chain = reads  # the fallback chain: one branch, a read per source
+    sources = chain.split(" UNION ALL ")
+    assert schedule.startswith("(SELECT 'schedule'") and later.startswith("(SELECT 'later'")
+    assert unavailable.startswith("(SELECT DISTINCT 'unavailable'")
+    for branch in (schedule, later):  # the date's rows and the same ids on later dates
+        for column in ("d_col", "id_col", "st_col", "aw_col", "hm_col", "up_col", "tx_col", "hs_col", "as_col"):
+            assert column in branch, (column, branch)
+        for default in (
+            "game_date", "game_id", "game_status", "away_team_tricode", "processed_at", "home_team_score",
+            "away_team_score",
+        ):
+            bare = branch.replace(" AS game_id", "").replace(" AS game_status", "").replace("@game_date", "@")
+            assert f"{default} " not in bare, (default, branch)
+    assert "d_col > @game_date AND d_col <= DATE_ADD(@game_date, INTERVAL" in later
+    assert "IN (SELECT CAST(id_col AS STRING) FROM `p.nba_raw.nbac_schedule` WHERE d_col = @game_date)" in later
+    assert len(sources) == len(games.boxscore_sources)
     for i, branch in enumerate(sources):
         assert f"src{i}_id" in branch and f"src{i}_d = @game_date" in branch

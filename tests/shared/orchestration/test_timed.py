@@ -516,18 +516,33 @@ COLUMNS = aliases(conditions_sql(SENSOR, D.games, lambda ref: f"`p.{ref}`").spli
 
 
 def row(*values: Any) -> dict[str, Any]:
-    """A result row keyed by the query's own column names (kind, game_id, away, home, status, text, updated, n)."""
-    assert len(values) == len(COLUMNS) == 8
+    """A result row keyed by the query's own column names (kind, game_id, away, home, status, text, updated,
+    scored, on_date, note, n)."""
+    assert len(values) == len(COLUMNS) == 11
     return dict(zip(COLUMNS, values, strict=True))
 
 
-def schedule_row(i: int, status: Any = 3, text: str | None = None, updated: Any = UPDATED) -> dict[str, Any]:
+def schedule_row(
+    i: int,
+    status: Any = 3,
+    text: str | None = None,
+    updated: Any = UPDATED,
+    scored: bool | None = True,
+    on_date: date | None = None,
+) -> dict[str, Any]:
+    """A 'schedule' row of game ``i`` (with ``on_date``: a 'later' row, the same id on that date)."""
     nba, away, home = GAMES[i]
-    return row("schedule", nba, away, home, status, text, updated, None)
+    kind = "schedule" if on_date is None else "later"
+    return row(kind, nba, away, home, status, text, updated, scored, on_date, None, None)
+
+
+def mark_row(game_id: str, kind: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    """An 'unavailable' row: an operator's mark (kind NULL: unavailable, 'postponed', 'restored')."""
+    return row("unavailable", game_id, None, None, None, kind, None, None, None, reason, None)
 
 
 def count_row(index: int, n: int | None) -> dict[str, Any]:
-    return row(f"count:{index}", None, None, None, None, None, None, n)
+    return row(f"count:{index}", None, None, None, None, None, None, None, None, None, n)
 
 
 def test_check_reads_one_query_and_judges_its_rows() -> None:
@@ -535,7 +550,7 @@ def test_check_reads_one_query_and_judges_its_rows() -> None:
         *(schedule_row(i) for i in range(4)),
         schedule_row(4, status=2, updated=datetime(2026, 1, 25, 4, 0)),  # a naive timestamp is UTC
         schedule_row(4, status=3, updated=datetime(2026, 1, 25, 3, 0, tzinfo=UTC)),  # older: loses
-        row("unavailable", CANON[3], None, None, None, None, None, None),
+        mark_row(CANON[3]),
         count_row(1, 40),
         count_row(2, None),  # COUNT(*) never NULLs, but NULL reads as 0
     ]
@@ -546,9 +561,38 @@ def test_check_reads_one_query_and_judges_its_rows() -> None:
         ("rows_present:predictions", "pass", "40 predictions"),
         ("not_done:graded rows", "pass", "not done yet (no graded rows)"),
     ]
+    assert results[0].postponed == ()  # an unavailable mark is not a postponement
     ((sql, day),) = queries.calls
     assert day == GAME_DATE
     assert sql == conditions_sql(SENSOR, D.games, queries._table)
+
+
+def test_check_reads_later_rows_and_operator_marks_into_postponements() -> None:
+    """The 'later' branch (the same id on a later date) and the marks' kinds reach ``_all_final`` (L29)."""
+    rows = [
+        schedule_row(0, scored=False),  # GSW@MIN: Final, NULL scores ...
+        schedule_row(0, status=1, text="Scheduled", scored=False, on_date=date(2026, 1, 25)),  # ... and moved
+        schedule_row(1, text="Final"),
+        schedule_row(2, status=2, text="In Progress", scored=None),  # NYK@MIA: an operator says postponed
+        mark_row(CANON[2], "postponed", "arena closed"),
+        schedule_row(3, scored=False),  # DEN@PHX: NULL scores, but an operator restored it
+        mark_row(CANON[3], "restored"),
+        schedule_row(4),
+        count_row(1, 40),
+        count_row(2, 0),
+    ]
+    results = service(SENSOR, queries=FakeQueries(rows)).check(GAME_DATE, READINESS)
+    final = results[0]
+    assert (final.gate, final.verdict, final.reason) == (
+        "all_final",
+        "pass",
+        "3/3 games Final, 2 marked unavailable or postponed",
+    )
+    assert [p["game_id"] for p in final.postponed] == [CANON[0], CANON[2]]
+    gsw, nyk = final.postponed
+    assert gsw["new_date"] == "2026-01-25" and not gsw["by_operator"]
+    assert any("2026-01-25" in e for e in gsw["evidence"]) and any("NULL scores" in e for e in gsw["evidence"])
+    assert nyk["by_operator"] and nyk["evidence"] == ["marked postponed by an operator: arena closed"]
 
 
 class ApiError(Exception):
@@ -612,27 +656,52 @@ def test_packaged_sensor_is_one_query_with_a_branch_per_source() -> None:
     parts = branches(sql)
     assert [kind_of(p) for p in parts] == [
         "schedule",
+        "later",
         "unavailable",
         "count:1",
         "count:2",
     ]
     assert all(p.startswith("(") and p.endswith(")") for p in parts)
     assert "FROM `p.nba_raw.nbac_schedule` WHERE game_date = @game_date)" in parts[0]
-    assert "FROM `p.nba_orchestration.game_unavailable` WHERE game_date = @game_date)" in parts[1]
-    assert f"FROM `p.{PREDICTIONS}` WHERE game_date = @game_date)" in parts[2]
-    assert f"FROM `p.{GRADED}` WHERE game_date = @game_date)" in parts[3]
-    for column in (
-        "game_id",
-        "away_team_tricode",
-        "home_team_tricode",
-        "game_status",
-        "game_status_text",
-        "processed_at",
-    ):
-        assert re.search(rf"\b{column}\b", parts[0]), column
+    days = D.games.reschedule_lookahead_days
+    assert (
+        "FROM `p.nba_raw.nbac_schedule` WHERE game_date > @game_date "
+        f"AND game_date <= DATE_ADD(@game_date, INTERVAL {days} DAY) "
+        "AND CAST(game_id AS STRING) IN (SELECT CAST(game_id AS STRING) FROM `p.nba_raw.nbac_schedule` "
+        "WHERE game_date = @game_date))"
+    ) in parts[1]
+    assert "FROM `p.nba_orchestration.game_unavailable` WHERE game_date = @game_date)" in parts[2]
+    assert "CAST(kind AS STRING) AS status_text" in parts[2] and "CAST(reason AS STRING) AS note" in parts[2]
+    assert f"FROM `p.{PREDICTIONS}` WHERE game_date = @game_date)" in parts[3]
+    assert f"FROM `p.{GRADED}` WHERE game_date = @game_date)" in parts[4]
+    for part in parts[:2]:  # the date's rows and the same ids on later dates read the same columns
+        for column in (
+            "game_id",
+            "away_team_tricode",
+            "home_team_tricode",
+            "game_status",
+            "game_status_text",
+            "processed_at",
+            "home_team_score",
+            "away_team_score",
+        ):
+            assert re.search(rf"\b{column}\b", part), column
+    assert "CAST(game_date AS DATE) AS on_date" in parts[1]
     # every branch has the same columns, in the same order (UNION ALL matches by position)
     columns = aliases(parts[0])
-    assert len(columns) == 8 and columns[:4] == ["kind", "game_id", "away", "home"] and columns[-1] == "n"
+    assert columns == [
+        "kind",
+        "game_id",
+        "away",
+        "home",
+        "game_status",
+        "status_text",
+        "updated_at",
+        "scored",
+        "on_date",
+        "note",
+        "n",
+    ]
     assert all(aliases(p) == columns for p in parts)
 
 
@@ -641,7 +710,8 @@ def test_no_value_reaches_the_sql_text() -> None:
     for value in ("Postponed", "Cancelled", "Rescheduled", "2026", "predictions'", "graded rows"):
         assert value not in sql, value
     assert not re.search(r"=\s*'?3'?\b", sql)  # the final status is judged in Python, not in SQL
-    assert sql.count("@game_date") == 4
+    assert sql.count("@game_date") == 4 + 3  # + the 'later' branch: two bounds and the date's own ids
+    assert set(re.findall(r"\b\d+\b", sql)) == {"1", "2", str(D.games.reschedule_lookahead_days)}  # count:i, window
     assert "@" not in sql.replace("@game_date", "")
 
 
@@ -652,7 +722,7 @@ def test_all_final_listed_twice_reads_the_schedule_once() -> None:
     trig, games = trigger_from(data)
     parts = branches(conditions_sql(trig, games, table))
     kinds = [kind_of(p) for p in parts]
-    assert kinds == ["schedule", "unavailable", "count:1", "count:2"]
+    assert kinds == ["schedule", "later", "unavailable", "count:1", "count:2"]
     # both all_final conditions are judged, on the one read
     results = conditions_verdict(trig, READINESS, games, inputs())
     assert [r.gate for r in results] == ["all_final", "rows_present:predictions", "not_done:graded rows", "all_final"]
@@ -665,8 +735,13 @@ def test_each_branch_filters_on_its_own_date_column() -> None:
     data["sensors"][0]["conditions"][2]["table"]["date_column"] = "graded_on"
     trig, games = trigger_from(data)
     parts = branches(conditions_sql(trig, games, table))
-    wheres = [found(r"WHERE (\w+) = @game_date\)$", p) for p in parts]
-    assert wheres == ["sched_day", "game_date", "prediction_date", "graded_on"]  # the package's own table: game_date
+    wheres = [found(r"WHERE (\w+) = @game_date\)+$", p) for p in parts]
+    # the package's own table: game_date; 'later': the inner read of the date's own ids
+    assert wheres == ["sched_day", "sched_day", "game_date", "prediction_date", "graded_on"]
+    later = parts[1]
+    assert later.startswith("(SELECT 'later'")
+    assert "WHERE sched_day > @game_date AND sched_day <= DATE_ADD(@game_date, INTERVAL 14 DAY) AND" in later
+    assert "CAST(sched_day AS DATE) AS on_date" in later
 
 
 def test_renamed_games_columns_change_the_sql() -> None:
@@ -680,13 +755,19 @@ def test_renamed_games_columns_change_the_sql() -> None:
         schedule_home_team_column="host",
         schedule_updated_column="loaded_at",
         schedule_status_text_column="state_text",
+        schedule_home_score_column="host_pts",
+        schedule_away_score_column="visitor_pts",
         unavailable_table="ops.no_games",
     )
     trig, games = trigger_from(data)
-    schedule, unavailable = branches(conditions_sql(trig, games, table))[:2]
-    for column in ("gid", "state", "visitor", "host", "loaded_at", "state_text"):
-        assert re.search(rf"CAST\({column} AS", schedule), column
+    schedule, later, unavailable = branches(conditions_sql(trig, games, table))[:3]
+    for branch in (schedule, later):
+        for column in ("gid", "state", "visitor", "host", "loaded_at", "state_text"):
+            assert re.search(rf"CAST\({column} AS", branch), column
+        assert "(host_pts IS NOT NULL AND visitor_pts IS NOT NULL) AS scored" in branch
+        assert "CAST(game_status AS" not in branch
     assert "FROM `p.raw2.schedule_v2` WHERE" in schedule
+    assert later.count("FROM `p.raw2.schedule_v2` WHERE") == 2
     assert "FROM `p.ops.no_games` WHERE game_date = @game_date" in unavailable
     for old in (
         "nbac_schedule",
@@ -694,10 +775,11 @@ def test_renamed_games_columns_change_the_sql() -> None:
         "home_team_tricode",
         "game_status_text",
         "processed_at",
+        "home_team_score",
+        "away_team_score",
         "game_unavailable",
     ):
-        assert old not in schedule + unavailable, old
-    assert "CAST(game_status AS" not in schedule
+        assert old not in schedule + later + unavailable, old
 
 
 def test_without_updated_or_status_text_columns_the_sql_selects_nulls() -> None:
