@@ -162,11 +162,12 @@ class BackfillQueue:
         from google.cloud.firestore_v1.field_path import FieldPath
 
         query: Any = self.entries_ref
-        doc_id = FieldPath.document_id()
-        if start is not None:
-            query = query.where(filter=FieldFilter(doc_id, ">=", self.entries_ref.document(f"{start.isoformat()}__")))
-        if end is not None:
-            query = query.where(filter=FieldFilter(doc_id, "<", self.entries_ref.document(f"{end.isoformat()}__~")))
+        first = self.entries_ref.document(f"{start.isoformat()}__") if start is not None else None
+        after = self.entries_ref.document(f"{end.isoformat()}__~") if end is not None else None
+        if first is not None:
+            query = query.where(filter=FieldFilter(FieldPath.document_id(), ">=", first))
+        if after is not None:
+            query = query.where(filter=FieldFilter(FieldPath.document_id(), "<", after))
         try:
             snaps = list(query.stream())
         except TRANSIENT_ERRORS as exc:

@@ -316,6 +316,8 @@ def test_every_collection_group_the_package_writes_has_a_ttl_policy(
         ("trigger_inbox", r.expiry_field, r.inbox_days),
         (definition.dispatcher.runs_collection, r.expiry_field, r.state_days),
         (definition.dispatcher.jobs_collection, r.expiry_field, r.state_days),
+        (definition.heal.gaps.queue_collection, r.expiry_field, r.state_days),
+        (definition.heal.gaps.slot_collection, r.expiry_field, r.state_days),
     }
     assert spec.firestore_ttls == firestore_ttls(definition)
     groups = [t.collection_group for t in spec.firestore_ttls]
