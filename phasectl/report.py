@@ -541,10 +541,16 @@ def build_reconcile(
     summary = f"{covered}/{considered} Final games covered ({pct:.1f} %)"
     if missing:
         summary += "; missing " + ", ".join(f"{g.game_id} ({g.matchup}, {g.nba_game_id})" for g in missing)
-    if excluded:
-        summary += f"; {len(excluded)} game(s) excluded as unavailable: " + ", ".join(
-            f"{g.game_id} ({g.matchup})" for g in excluded
+    postponed = {str(p["game_id"]): p for p in verdict.postponed}
+    marked = [g for g in excluded if g.game_id not in postponed]
+    if marked:
+        summary += f"; {len(marked)} game(s) excluded as unavailable: " + ", ".join(
+            f"{g.game_id} ({g.matchup})" for g in marked
         )
+    for g in (g for g in excluded if g.game_id in postponed):
+        p = postponed[g.game_id]
+        moved = f", rescheduled to {p['new_date']}" if p.get("new_date") else ""
+        summary += f"; {g.game_id} ({g.matchup}) postponed{moved}: {'; '.join(p.get('evidence') or ())}"
     if not finals:
         summary = "no Final games scheduled"
     source_lines = []

@@ -1,6 +1,14 @@
 """The sample night the demo replays and ``phasectl local up`` seeds: 2026-01-24 and a breaker night.
 
-2026-01-24: 7 Final games; GSW@MIN (``0022500644``) is missing from every boxscore source.
+2026-01-24, the real slate (najicham/nba-stats-scraper@18f6ecfe): seven games scheduled, six played.
+GSW@MIN (``0022500644``) was postponed about two hours before tip-off; the schedule kept it Final
+(``game_status`` 3) with NULL scores and listed the same id again on 2026-01-25 as Scheduled, and no
+boxscore source ever had it (docs/08-projects/current/postponement-handling/
+POSTPONEMENT-HANDLING-DESIGN.md:11-38). The matchups: docs/09-handoff/
+2026-01-25-COMPREHENSIVE-SYSTEM-ANALYSIS.md:105-113 (canonical ids) and
+2026-01-24-FINAL-RESILIENCE-SESSION-HANDOFF.md:153-161 (away@home; BOS@CHI is ``0022500647``: :48);
+the other five NBA ids are illustrative, from the night's range. A postponed game is not a missing
+game (lesson L29): the gate counts 6 of 6, nothing is retried.
 2026-01-23: 4 of 7 games missing everywhere, so the circuit breaker blocks the date. ``seed``
 loads a night's schedule and boxscores into the BigQuery emulator, each table in its own id
 format, as the scrapers would have.
@@ -8,23 +16,24 @@ format, as the scrapers would have.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from shared.pipeline.definition import PipelineDefinition
 
 GAME_DATE = date(2026, 1, 24)
 BREAKER_DATE = date(2026, 1, 23)
-MISSING_GAME = "0022500644"  # GSW@MIN
+POSTPONED_GAME = "0022500644"  # GSW@MIN: Final with NULL scores on 2026-01-24, Scheduled again on 2026-01-25
+RESCHEDULED_TO = GAME_DATE + timedelta(days=1)
 GAMES = {  # 7 Final games per night: numeric NBA id, away, home
     GAME_DATE: [
-        ("0022500644", "GSW", "MIN"),
-        ("0022500645", "BOS", "NYK"),
-        ("0022500646", "LAL", "DEN"),
-        ("0022500647", "MIA", "CHI"),
-        ("0022500648", "PHX", "DAL"),
-        ("0022500649", "SAC", "POR"),
-        ("0022500650", "ATL", "ORL"),
+        ("0022500647", "BOS", "CHI"),  # the cited id
+        ("0022500641", "CLE", "ORL"),
+        ("0022500642", "LAL", "DAL"),  # LAL away at DAL
+        ("0022500644", "GSW", "MIN"),  # postponed
+        ("0022500643", "MIA", "UTA"),
+        ("0022500645", "NYK", "PHI"),
+        ("0022500646", "WAS", "CHA"),
     ],
     BREAKER_DATE: [
         ("0022500630", "UTA", "HOU"),
@@ -48,10 +57,35 @@ def seed(project: str, definition: PipelineDefinition, day: date) -> None:
     tables = {s.name: s.table for s in games.boxscore_sources}
     rows: dict[str, list[dict[str, Any]]] = {games.schedule_table: [], **{t: [] for t in tables.values()}}
     night = GAMES[day]
-    covered = [g for g in night if g[0] != MISSING_GAME] if day == GAME_DATE else night[:BREAKER_COVERED]
+    covered = played(day) if day == GAME_DATE else night[:BREAKER_COVERED]
     schedule = upstream_table(games.schedule_table)
-    for nba, away, home in night:  # the real schedule: numeric NBA ids, game_status 3 = Final
-        rows[games.schedule_table].append(schedule.row(nba, day, away, home, game_status=3, game_status_text="Final"))
+    for i, (nba, away, home) in enumerate(night):  # the real schedule: numeric NBA ids, game_status 3 = Final
+        scores = (None, None) if nba == POSTPONED_GAME else (100 + i, 104 + i)  # a postponed game: NULL scores
+        rows[games.schedule_table].append(
+            schedule.row(
+                nba,
+                day,
+                away,
+                home,
+                game_status=3,
+                game_status_text="Final",
+                home_team_score=scores[0],
+                away_team_score=scores[1],
+            )
+        )
+        if nba == POSTPONED_GAME:  # the NBA lists the same id again on the new date
+            rows[games.schedule_table].append(
+                schedule.row(
+                    nba,
+                    RESCHEDULED_TO,
+                    away,
+                    home,
+                    game_status=1,
+                    game_status_text="Scheduled",
+                    home_team_score=None,
+                    away_team_score=None,
+                )
+            )
     for table in tables.values():  # each boxscore table in its own id format (ESPN: its own team codes)
         source = upstream_table(table)
         rows[table] += [source.row(nba, day, away, home) for nba, away, home in covered]
@@ -59,3 +93,14 @@ def seed(project: str, definition: PipelineDefinition, day: date) -> None:
         errors = bq.insert_rows_json(f"{project}.{table}", batch)
         if errors:
             raise RuntimeError(f"seeding {table} failed: {errors[:3]}")
+
+
+def played(day: date) -> list[tuple[str, str, str]]:
+    """The night's games that were played (all but the postponed one)."""
+    return [g for g in GAMES[day] if g[0] != POSTPONED_GAME]
+
+
+def postponed_label() -> str:
+    """``GSW@MIN (0022500644)``."""
+    away, home = next((a, h) for n, a, h in GAMES[GAME_DATE] if n == POSTPONED_GAME)
+    return f"{away}@{home} ({POSTPONED_GAME})"

@@ -178,7 +178,7 @@ class LocalStack:
 
     def _seed_sample_night(self) -> None:
         """The demo's sample night: its schedule (so the coverage gates have one) and boxscores."""
-        from deploy.local.sample_night import GAME_DATE, GAMES, MISSING_GAME, seed
+        from deploy.local.sample_night import GAME_DATE, GAMES, RESCHEDULED_TO, postponed_label, seed
 
         games = self.definition.games
         try:
@@ -187,10 +187,10 @@ class LocalStack:
             self.say(f"!! could not seed the sample night {GAME_DATE}: {type(exc).__name__}: {exc}")
             return
         self.seeded = GAME_DATE
-        missing = next((f"{away}@{home}" for nba, away, home in GAMES[GAME_DATE] if nba == MISSING_GAME), MISSING_GAME)
         self.say(
-            f"seeded the sample night {GAME_DATE} (the demo's): {len(GAMES[GAME_DATE])} Final games in "
-            f"{games.schedule_table}; boxscores for all but {MISSING_GAME} ({missing}) in "
+            f"seeded the sample night {GAME_DATE} (the demo's): {len(GAMES[GAME_DATE])} games Final in "
+            f"{games.schedule_table}, {postponed_label()} postponed (Final with NULL scores, on the schedule "
+            f"again on {RESCHEDULED_TO}); boxscores for the 6 played in "
             f"{', '.join(s.table for s in games.boxscore_sources)}"
         )
 

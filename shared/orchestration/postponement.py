@@ -14,9 +14,9 @@ A game of the date is postponed when (any of, each an item of its ``evidence``):
 * the schedule says Final with a NULL score (the design's first missed signal, :34; a played game
   always has both scores);
 * its game id is on the schedule again on a later date within ``reschedule_lookahead_days`` (the
-  fourth signal, :37; the NBA reuses the id on the new date) — unless both rows are Final with
-  scores: one game cannot be played twice, so that is a schedule error (an *anomaly*, reported
-  with its rows, and the game still counts);
+  fourth signal, :37; the NBA reuses the id on the new date) — unless the row of the date is Final
+  *with scores*: a game with scores was played, so a second row is a schedule error (an *anomaly*,
+  reported with its rows), and the game still counts;
 * optionally (``postponed_after_empty_hours``) it is Final, no boxscore source has a row for it
   that many hours after its date ended, and its schedule row was rewritten on or after its date;
 * an operator said so (``phasectl games postpone``).
@@ -154,16 +154,15 @@ def detect_postponed(
             key=lambda r: r.game_date,
         )
         if moved:
-            twice = [r for r in moved if final and entry.scored and games.is_final(r.status) and r.scored]
-            if twice:
+            if final and entry.scored:  # its scores say it was played here: never excluded, reported
+                again = ", ".join(f"{r.game_date} ({r.status_text or f'status {r.status}'})" for r in moved)
                 anomalies.append(
                     ScheduleAnomaly(
                         gid,
                         entry.nba_game_id,
-                        f"game {entry.nba_game_id} is Final with scores on {entry.game_date} and on "
-                        f"{', '.join(str(r.game_date) for r in twice)}: a schedule error, not a postponement "
-                        "(the game still counts)",
-                        (_row(entry), *(_row(r) for r in twice)),
+                        f"game {entry.nba_game_id} is Final with scores on {entry.game_date} and on the schedule "
+                        f"again on {again}: a schedule error, not a postponement (the game still counts)",
+                        (_row(entry), *(_row(r) for r in moved)),
                     )
                 )
             else:

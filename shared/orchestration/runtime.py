@@ -74,7 +74,11 @@ def build_service(
         kinds = {definition.gates[g].kind for g in transition.gates}
 
         client = Deferred(lambda: importlib.import_module(BIGQUERY_CLIENT_MODULE).bigquery_client(project))
-        queries = backend.BigQueryGateQueries(client, project, definition.games) if kinds - {"service_health"} else None
+        queries = (  # the clock stamps what is read (postponement's optional no-rows rule)
+            backend.BigQueryGateQueries(client, project, definition.games, clock=clock)
+            if kinds - {"service_health"}
+            else None
+        )
         return GateRunner(definition, queries, backend.HealthProbe(env))
 
     def quarantine() -> Quarantine:

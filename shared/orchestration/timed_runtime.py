@@ -65,7 +65,7 @@ def build_timed_runtime(
     def new_queries() -> BigQueryGateQueries:
         from shared.orchestration.gate_queries import BigQueryGateQueries
 
-        return BigQueryGateQueries(bq, project, definition.games)
+        return BigQueryGateQueries(bq, project, definition.games, clock=clock)
 
     def new_log_writer() -> ExecutionLogWriter:
         from shared.orchestration.outbox import ExecutionLogWriter

@@ -46,12 +46,16 @@ def test_each_transition_triggers_exactly_once_in_order(night: tuple[DemoResult,
     assert all(t.generation == 1 for t in triggers)
 
 
-def test_the_gate_passes_as_partial_with_gsw_min_missing(night: tuple[DemoResult, str, Path]) -> None:
+def test_l29_the_postponed_game_is_left_out_not_missing(night: tuple[DemoResult, str, Path]) -> None:
+    """GSW@MIN was postponed (Final with NULL scores, the same id on 2026-01-25): 6 of 6 played games
+    covered, the game carried as postponed by every trigger, never missing."""
     result, _, _ = night
     first = result.triggers_for(GAME_DATE)[0]
-    assert first.status == "partial"
-    assert first.missing_games == [GSW_MIN]
-    assert "6/7 Final games covered" in first.reason
+    coverage = next(g for g in first.gates if g.kind == "game_coverage_pct")
+    assert (coverage.verdict, coverage.value) == ("pass", 100.0)
+    assert first.missing_games == []
+    assert "6/6 Final games covered, 1 postponed" in first.reason
+    assert all(t.postponed_games == [GSW_MIN] for t in result.triggers_for(GAME_DATE)[:1])
 
 
 def test_every_trigger_has_its_execution_log_row(night: tuple[DemoResult, str, Path]) -> None:
@@ -60,31 +64,31 @@ def test_every_trigger_has_its_execution_log_row(night: tuple[DemoResult, str, P
     for trigger in result.triggers_for(GAME_DATE):
         assert (trigger.transition, trigger.trigger_id) in rows
     gate_row = next(r for r in result.log_rows if r["trigger_id"] == result.triggers_for(GAME_DATE)[0].trigger_id)
-    assert gate_row["status"] == "partial" and gate_row["games_processed"] == 6
+    assert gate_row["games_processed"] == 6
 
 
-def test_bdl_is_retried_then_failed_permanent_and_the_fallbacks_are_tried(night: tuple[DemoResult, str, Path]) -> None:
+def test_l29_nothing_is_retried_for_the_postponed_game(night: tuple[DemoResult, str, Path]) -> None:
     result, _, _ = night
-    sources = {s.name: s.processor for s in load_definition().games.boxscore_sources}
-    rows = {r["processor_name"]: r for r in result.queue_rows if str(r["game_date"]) == str(GAME_DATE)}
-    bdl = rows[sources["bdl"]]
-    assert bdl["status"] == "failed_permanent"
-    assert bdl["retry_count"] == bdl["max_retries"] == load_definition().retry.max_retries
-    espn = rows[sources["espn"]]
-    assert espn["fallback_for"] == sources["bdl"] and espn["status"] == "failed_permanent"
-    gamebook = rows[sources["gamebook"]]
-    assert gamebook["fallback_for"] == sources["espn"] and gamebook["status"] == "failed_permanent"
+    assert [r for r in result.queue_rows if str(r["game_date"]) == str(GAME_DATE)] == []
 
 
-def test_the_monitor_reports_the_failed_retries(night: tuple[DemoResult, str, Path]) -> None:
+def test_the_monitor_names_the_postponed_game_its_evidence_and_new_date(night: tuple[DemoResult, str, Path]) -> None:
     result, _, _ = night
-    kinds = {f.get("kind") for f in result.findings}
-    assert "retry_failed_permanent" in kinds
+    postponed = [f for f in result.findings if f.get("kind") == "game_postponed"]
+    assert len(postponed) == 1, postponed
+    message = str(postponed[0].get("message"))
+    assert "GSW@MIN" in message and "0022500644" in message and "2026-01-25" in message
+    assert "NULL scores" in message and "phasectl games postpone" in message
 
 
-def test_mark_unavailable_makes_reconcile_clean(night: tuple[DemoResult, str, Path]) -> None:
+def test_grading_leaves_the_postponed_game_out(night: tuple[DemoResult, str, Path]) -> None:
     result, _, _ = night
-    assert result.reconcile_before == 1  # 6/7 covered: a warning
+    graded = [m for m in result.timed if m.name == "grading_readiness" and m.game_date == GAME_DATE]
+    assert graded and all(m.postponed_games == [GSW_MIN] for m in graded)
+
+
+def test_reconcile_is_clean(night: tuple[DemoResult, str, Path]) -> None:
+    result, _, _ = night
     assert result.reconcile_after == 0
     assert "6/6 Final games covered" in result.reconcile_output
 

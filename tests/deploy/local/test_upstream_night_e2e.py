@@ -21,7 +21,7 @@ import pytest
 
 from deploy.local.demo import demo_definition
 from deploy.local.outputs import write_outputs
-from deploy.local.sample_night import GAME_DATE, GAMES, MISSING_GAME, seed
+from deploy.local.sample_night import GAME_DATE, played, seed
 from deploy.local.stack import LocalStack
 from deploy.local.standins import StartEndpoint
 from shared.contracts.messages import PhaseTrigger
@@ -54,10 +54,10 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack
             t.name: ensure_subscription(subscriber, stack.project, definition.target_topic(t), f"watch-{t.name}")
             for t in definition.transitions
         }
-        seed(stack.project, definition, GAME_DATE)  # 7 Final games, GSW@MIN in no boxscore source
-        # the rows the phase 3 and 4 processors wrote for the six games with boxscores (real schemas):
-        # the 3→4 and 4→5 gates read them
-        covered = [g for g in GAMES[GAME_DATE] if g[0] != MISSING_GAME]
+        seed(stack.project, definition, GAME_DATE)  # the real slate: GSW@MIN postponed, in no boxscore source
+        # the rows the phase 3 and 4 processors wrote for the six games played (real schemas): the 3→4
+        # and 4→5 gates read them
+        covered = played(GAME_DATE)
         write_outputs(bigquery_client(stack.project), stack.project, definition.gate_tables(), GAME_DATE, covered)
         yield stack, coordinator, subs
     finally:
@@ -125,7 +125,8 @@ def test_each_transition_triggers_exactly_once_from_upstream_completions_deliver
         assert all(m.game_date == GAME_DATE and m.success for m in messages)
 
     (p23,) = [m for m in seen["phase2_to_phase3"] if m.part == 1]
-    assert p23.status == "partial" and p23.missing_games == ["20260124_GSW_MIN"]
+    # a postponed game is not a missing game (L29): complete over the six played, GSW@MIN carried as postponed
+    assert p23.status == "complete" and p23.missing_games == [] and p23.postponed_games == ["20260124_GSW_MIN"]
     # one message per completed phase-3 table (it may fire at 4/5, before the last one arrives)
     p34 = seen["phase3_to_phase4"]
     assert {m.source_table for m in p34} == {definition.processor(p).output_table for p in p34[0].processors_completed}

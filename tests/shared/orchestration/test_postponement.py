@@ -207,6 +207,16 @@ def test_no_rows_rule_spares_covered_and_unfinished_games() -> None:
 # ============================================================================ anomalies
 
 
+def test_a_game_with_scores_listed_again_later_is_an_anomaly_never_excluded() -> None:
+    """Scores say the game was played: a later Scheduled row of its id is a schedule error, reported,
+    and the game still counts (a postponement must never hide a played game)."""
+    again = entry(day=NEXT_DAY, status="1", text="Scheduled", scored=None)
+    check = detect(night(), [again])
+    assert check.postponed == ()
+    (anomaly,) = check.anomalies
+    assert "on the schedule again on 2026-01-25 (Scheduled)" in anomaly.problem
+
+
 def test_final_with_scores_on_two_dates_is_an_anomaly_not_a_postponement() -> None:
     """One game cannot be played twice: a schedule error, reported with its rows; the game still counts."""
     twice = entry(day=NEXT_DAY, status="3", text="Final", scored=True)
@@ -214,7 +224,7 @@ def test_final_with_scores_on_two_dates_is_an_anomaly_not_a_postponement() -> No
     assert check.postponed == ()
     (anomaly,) = check.anomalies
     assert (anomaly.game_id, anomaly.nba_game_id) == (GSW_MIN_ID, "0022500644")
-    assert "Final with scores on 2026-01-24 and on 2026-01-25" in anomaly.problem
+    assert "Final with scores on 2026-01-24 and on the schedule again on 2026-01-25 (Final)" in anomaly.problem
     assert "the game still counts" in anomaly.problem
     assert [r["game_date"] for r in anomaly.rows] == ["2026-01-24", "2026-01-25"]
     assert all(r["scored"] is True and r["game_status"] == "3" for r in anomaly.rows)
