@@ -155,7 +155,8 @@ def _settle(ctx: Context, day: date) -> list[str]:
         now_verdict = coverage_verdict(name, gate, ctx.definition.games, inputs, timezone=tz)
         service = _service(ctx, transition.name)
         state = service.state.load(day)
-        before = (state.last_gate or {}).get("reason") if isinstance(state.last_gate, dict) else None
+        stored = (state.last_gate or {}).get(name) if isinstance(state.last_gate, dict) else None  # gate → result
+        before = stored.get("reason") if isinstance(stored, dict) else None
         head = f"{transition.name}: gate {name} now {now_verdict.verdict}: {now_verdict.reason}"
         if state.triggered_current is not None:
             was = state.triggered_current.get("status") or "triggered"
