@@ -60,7 +60,10 @@ NEEDS: dict[str, frozenset[str]] = {
     "retry list": frozenset({BIGQUERY}),
     "retry requeue": frozenset({BIGQUERY, FIRESTORE}),  # Firestore: the audit record
     "retry resolve": frozenset({BIGQUERY, FIRESTORE}),
-    "mark-unavailable": frozenset({BIGQUERY, FIRESTORE}),
+    # the mark, then the date re-evaluated (a blocked date may trigger: Pub/Sub)
+    "mark-unavailable": frozenset({BIGQUERY, FIRESTORE, PUBSUB}),
+    "games postpone": frozenset({BIGQUERY, FIRESTORE, PUBSUB}),
+    "games restore": frozenset({BIGQUERY, FIRESTORE, PUBSUB}),
     "trigger": frozenset({FIRESTORE, PUBSUB}),  # + BigQuery when the transition's gates query it
     "publish completion": frozenset({PUBSUB, FIRESTORE}),
     "health": frozenset({FIRESTORE}),

@@ -244,7 +244,11 @@ def cmd_games_restore(ctx: Context, args: argparse.Namespace) -> int:
         ctx.print(f"{label} is not postponed (no mark, no evidence in the schedule): nothing to restore")
         return 1
     parts = [f"{removed} postponed mark(s) removed"] if removed else []
-    if seen is not None and not _marked(converter, inputs.marks.restored, entry.date_teams_game_id):
+    already = _marked(converter, inputs.marks.restored, entry.date_teams_game_id)
+    if seen is not None and already and not removed:
+        ctx.print(f"{label} is already restored (it counts; the schedule's evidence stays overridden)")
+        return 0
+    if seen is not None and not already:
         _insert_mark(ctx, day, entry, "restored", args.reason)
         parts.append(f"the schedule's evidence overridden ({'; '.join(seen.evidence)})")
     headline = f"{label} restored ({args.reason}): counts again toward coverage; {', '.join(parts)}"
