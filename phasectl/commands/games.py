@@ -56,11 +56,19 @@ def _find_game(ctx: Context, raw_id: str, date_arg: str | None) -> tuple[date, A
     """The game's date, schedule entry, the date's coverage inputs and converter (or a usage error)."""
     from shared.game_ids import DateTeamsGameId, GameIdConverter, parse_game_id
 
+    day = _date(ctx, date_arg) if date_arg else None
+    matchup = raw_id.strip().upper().split("@")
+    if len(matchup) == 2 and all(matchup):  # AWAY@HOME, as status and the alerts print a game
+        if day is None:
+            raise UsageError(f"{raw_id!r} names teams, not a date: pass --date (or use 0022500644 / 20260124_GSW_MIN)")
+        try:
+            raw_id = DateTeamsGameId(day, matchup[0], matchup[1]).format()
+        except InvalidGameIdError as exc:
+            raise UsageError(exc.message) from None
     try:
         parsed = parse_game_id(raw_id)
     except InvalidGameIdError as exc:
         raise UsageError(exc.message) from None
-    day = _date(ctx, date_arg) if date_arg else None
     if isinstance(parsed, DateTeamsGameId):
         if day is not None and day != parsed.game_date:
             raise UsageError(f"game {parsed.format()} is on {parsed.game_date}, not {day}")
@@ -160,10 +168,15 @@ def _settle(ctx: Context, day: date) -> list[str]:
         head = f"{transition.name}: gate {name} now {now_verdict.verdict}: {now_verdict.reason}"
         if state.triggered_current is not None:
             was = state.triggered_current.get("status") or "triggered"
-            lines.append(
-                f"{head}; generation {state.generation} already triggered ({was}): "
-                f"phasectl trigger --transition {transition.name} --date {day} --force re-runs it with this verdict"
-            )
+            stored = (state.last_gate or {}).get(name) if isinstance(state.last_gate, dict) else None
+            same = isinstance(stored, dict) and (
+                sorted(stored.get("missing_games") or ()),
+                sorted(stored.get("unavailable") or ()),
+            ) == (sorted(now_verdict.missing_games), sorted(now_verdict.unavailable))
+            force = f"phasectl trigger --transition {transition.name} --date {day} --force"
+            hint = "it triggered with the same games counted: nothing to re-run" if same else f"{force} re-runs it"
+            hint += "" if same else " with this verdict"
+            lines.append(f"{head}; generation {state.generation} already triggered ({was}): {hint}")
         elif state.status in ("blocked", "waiting", "gate_error"):
             outcome = _run_one(ctx, service, day, False, "re-evaluated after a game mark")
             was = f" (was {state.status}{f': {before}' if before else ''})"
