@@ -117,7 +117,17 @@ def _quarantine_kinds() -> set[str]:
 
 # Finding kinds and alert labels that are not a string literal in the code, and what they stand for.
 # A new computed one fails ``finding_kinds``/``alert_labels`` until it is expanded here.
-DYNAMIC_FINDING_KINDS = {"sensor.overdue_finding": _sensor_overdue_findings}
+def _regrade_findings(attr: str) -> set[str]:
+    from shared.pipeline.definition import load_definition
+
+    return {getattr(s.regrade, attr) for s in load_definition().sensors if s.regrade}
+
+
+DYNAMIC_FINDING_KINDS = {
+    "sensor.overdue_finding": _sensor_overdue_findings,
+    "r.finding": lambda: _regrade_findings("finding"),  # shared.monitor.grading_net
+    "r.gap_finding": lambda: _regrade_findings("gap_finding"),
+}
 DYNAMIC_ALERT_LABELS = {
     "finding.kind": lambda: set(finding_kinds()),  # AlertManager: every finding is alerted under its kind
     "quarantine_{kind}": lambda: {f"quarantine_{kind}" for kind in _quarantine_kinds()},

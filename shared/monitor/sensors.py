@@ -1,7 +1,11 @@
-"""Overdue sensors: a sensor's date that is ready but has no trigger out past its ``overdue_after``."""
+"""The monitor's sensor checks: a sensor's date that is ready but has no trigger out past its
+``overdue_after``; for a sensor with ``[sensors.regrade]``, the grading safety net
+(``shared.monitor.grading_net``: regrade low coverage, grading gaps)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -39,3 +43,23 @@ def sensor_overdue(name: str, service: TimedTriggerService, day: date, clock: Cl
             {"conditions": {r.gate: r.reason for r in results}, "due": due.isoformat()},
         )
     ]
+
+
+def sensor_checks(
+    name: str, service: TimedTriggerService, window: list[date], final_games: Mapping[date, int], clock: Clock
+) -> Iterator[tuple[date | None, str, Callable[[], list[Finding]]]]:
+    """The monitor's items for one sensor, each run isolated: (its date or None, what, the check).
+    Dates without Final games (or when the schedule read failed) have nothing to be overdue or to
+    regrade; a sensor with ``[sensors.regrade]`` ends with its grading-gap check."""
+    from shared.monitor.grading_net import net_checks
+
+    net = net_checks(name, service, window, final_games, clock)
+
+    def one_date(day: date) -> list[Finding]:
+        return sensor_overdue(name, service, day, clock) + (net.date(day) if net else [])
+
+    for day in window:
+        if final_games.get(day):
+            yield day, f"{name} {day}", functools.partial(one_date, day)
+    if net is not None:
+        yield None, f"{name} grading gaps", net.gaps

@@ -459,14 +459,19 @@ class TransitionState:
             return False
         return True
 
-    def reopen(self, game_date: date, now: datetime, reason: str, *, trigger_source: str | None = None) -> int:
+    def reopen(
+        self, game_date: date, now: datetime, reason: str, *, trigger_source: str | None = None, only_from: int = 0
+    ) -> int:
         """Start a new generation (an operator's re-trigger, a self-heal or a backfill); returns it.
-        ``trigger_source`` (e.g. ``self_heal``) goes into the new generation's trigger messages."""
+        ``trigger_source`` (e.g. ``self_heal``) goes into the new generation's trigger messages;
+        ``only_from``: only while the date is in that generation (else 0: another process moved it)."""
         ref = self._date_ref(game_date)
 
         def body(tx: Any) -> int:
             snap = ref.get(transaction=tx)
             state = self._state(game_date, snap.to_dict() if snap.exists else None)
+            if only_from and state.generation != only_from:
+                return 0
             generation = state.generation + 1
             tx.set(
                 ref,

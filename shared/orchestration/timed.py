@@ -26,7 +26,7 @@ conditions' and trigger's modules are imported where they are first needed, as i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,7 +37,7 @@ from shared.contracts.decode import decode_payload, extract_pubsub_message
 from shared.contracts.messages import TimedTriggerMessage, TriggerTick, make_trigger_id
 from shared.deferred import Deferred, deferred_attribute
 from shared.errors import MalformedMessageError, TransientError
-from shared.game_ids import GameIdConverter, ScheduleEntry
+from shared.game_ids import ScheduleEntry
 from shared.orchestration.postponement import OperatorMarks
 from shared.orchestration.state import TransitionState
 from shared.orchestration.transition import Outcome
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from shared.orchestration.outbox import ExecutionLogWriter
     from shared.orchestration.publisher import TriggerPublisher
     from shared.orchestration.quarantine import Quarantine
+    from shared.orchestration.timed_actuals import ActualsRows
 
 _log = get_logger("shared.orchestration.timed")
 
@@ -74,19 +75,23 @@ class ConditionInputs:
     counts: Mapping[int, int] = field(default_factory=dict)  # condition index → rows for the date
     later: tuple[ScheduleEntry, ...] = ()  # the date's game ids on later dates (postponement)
     marks: OperatorMarks = field(default_factory=OperatorMarks)
+    actuals: Mapping[int, ActualsRows] = field(default_factory=dict)  # condition index → actuals_coverage rows
 
 
 def conditions_sql(trigger: TimedTrigger, games: GamesSources, table: Any) -> str:
     """One query for every condition of ``trigger`` (``table(ref)`` quotes a validated table ref): the
-    schedule branches (``shared.orchestration.schedule_sql``) once for ``all_final``, and a row count
-    per other condition."""
+    schedule branches (``shared.orchestration.schedule_sql``) once for ``all_final`` and ``actuals_coverage``,
+    a row count per ``rows_present``/``not_done``, three per-game branches per ``actuals_coverage``."""
     from shared.orchestration.schedule_sql import null_columns, schedule_branches
+    from shared.orchestration.timed_actuals import actuals_branches
 
     branches: list[str] = []
-    if any(cond.kind == "all_final" for cond in trigger.conditions):
+    if any(cond.kind in ("all_final", "actuals_coverage") for cond in trigger.conditions):
         branches += schedule_branches(games, table, "CAST(NULL AS INT64) AS n")
     for i, cond in enumerate(trigger.conditions):
-        if cond.kind != "all_final":
+        if cond.kind == "actuals_coverage":
+            branches += actuals_branches(i, cond, table)[0]
+        elif cond.kind != "all_final":
             assert cond.table is not None
             branches.append(
                 f"(SELECT 'count:{i}' AS kind, CAST(NULL AS STRING) AS game_id, {null_columns('COUNT(*) AS n')} "
@@ -97,13 +102,17 @@ def conditions_sql(trigger: TimedTrigger, games: GamesSources, table: Any) -> st
 
 def read_conditions(queries: BigQueryGateQueries, trigger: TimedTrigger, game_date: date) -> ConditionInputs:
     from shared.orchestration.schedule_sql import ScheduleRows
+    from shared.orchestration.timed_actuals import conditions_params, take
 
     read = ScheduleRows()
     counts: dict[int, int] = {}
-    for r in queries.rows(conditions_sql(trigger, queries.games, queries._table), game_date):
-        if not read.take(r, game_date):
+    actuals: dict[int, ActualsRows] = {}
+    sql, params = conditions_sql(trigger, queries.games, queries._table), conditions_params(trigger)
+    for r in queries.rows(sql, game_date, params) if params else queries.rows(sql, game_date):
+        if not read.take(r, game_date) and not take(r, actuals):
             counts[int(str(r["kind"]).removeprefix("count:"))] = int(r["n"] or 0)
-    return ConditionInputs(tuple(read.schedule), tuple(read.unavailable), counts, tuple(read.later), read.marks)
+    schedule, later = tuple(read.schedule), tuple(read.later)
+    return ConditionInputs(schedule, tuple(read.unavailable), counts, later, read.marks, actuals)
 
 
 def conditions_verdict(
@@ -111,16 +120,20 @@ def conditions_verdict(
 ) -> list[GateResult]:
     """Each condition the slot checks, pure: ``pass`` or ``blocked`` (not ready) with its reason."""
     from shared.orchestration.gates import GateResult
+    from shared.orchestration.timed_actuals import actuals_verdict, considered_games
 
     out: list[GateResult] = []
     for i, cond in enumerate(trigger.conditions):
-        if slot.fallback and not cond.fallback:
+        if (slot.fallback and not cond.fallback) or (slot.redo and cond.kind == "not_done"):
             continue
         name = (
             cond.kind if cond.kind == "all_final" else f"{cond.kind}:{cond.label or (cond.table and cond.table.table)}"
         )
         if cond.kind == "all_final":
             out.append(_all_final(name, games, inputs))
+            continue
+        if cond.kind == "actuals_coverage":
+            out.append(actuals_verdict(name, cond, inputs.actuals.get(i), slot, considered_games(games, inputs)))
             continue
         assert cond.table is not None
         rows = inputs.counts.get(i, 0)
@@ -138,18 +151,13 @@ def conditions_verdict(
 
 def _all_final(name: str, games: GamesSources, inputs: ConditionInputs) -> GateResult:
     from shared.orchestration.gates import GateResult
-    from shared.orchestration.postponement import detect_postponed
+    from shared.orchestration.timed_actuals import considered_games
 
-    converter = GameIdConverter.from_schedule(inputs.schedule)
-    entries = list(converter.games())
-    check = detect_postponed(games, inputs.schedule, inputs.later, marks=inputs.marks)
-    unavailable = {g for g in _canonical(converter, inputs.unavailable_game_ids)} | check.game_ids
-    considered = [e for e in entries if e.date_teams_game_id not in unavailable]
-    final = [e for e in considered if games.is_final(e.status)]
-    excluded = len([e for e in entries if e.date_teams_game_id in unavailable])
+    c = considered_games(games, inputs)
+    entries, considered, final, postponed = c.entries, c.considered, c.final, c.postponed
+    excluded = len([e for e in entries if e.date_teams_game_id in c.excluded])
     note = f", {excluded} marked unavailable or postponed" if excluded else ""
     details = {"scheduled": len(entries), "considered": len(considered), "final": len(final), "excluded": excluded}
-    postponed = tuple(p.as_doc() for p in check.postponed)
     if not considered:
         return GateResult(
             name, "blocked", f"no games to wait for{note}", "all_final", None, {}, False, details, postponed=postponed
@@ -159,18 +167,6 @@ def _all_final(name: str, games: GamesSources, inputs: ConditionInputs) -> GateR
     reason = f"{len(final)}/{len(considered)} games Final{note}"
     verdict: Literal["pass", "blocked"] = "pass" if ok else "blocked"
     return GateResult(name, verdict, reason, "all_final", value, {}, False, details, postponed=postponed)
-
-
-def _canonical(converter: GameIdConverter, raw_ids: Sequence[str]) -> set[str]:
-    from shared.errors import InvalidGameIdError
-
-    out = set()
-    for raw in raw_ids:
-        try:
-            out.add(converter.canonical(raw))
-        except InvalidGameIdError:
-            continue
-    return out
 
 
 class TimedTriggerService:
@@ -292,15 +288,22 @@ class TimedTriggerService:
                 self._release(game_date, claim.owner or "", claim.token, "waiting", doc)
                 _log.info("%s %s not ready (%s): %s", t.name, game_date, slot.name, reason)
                 return Outcome("waiting", reason, game_date, extra={"conditions": doc})
-            return self._trigger(game_date, slot, mode, claim, results, doc)
+            return self._trigger(game_date, slot, mode, claim, results, doc, state.trigger_source)
 
     def _trigger(
-        self, game_date: date, slot: TriggerSlot, mode: str | None, claim: Any, results: list[GateResult], doc: Any
+        self,
+        game_date: date,
+        slot: TriggerSlot,
+        mode: str | None,
+        claim: Any,
+        results: list[GateResult],
+        doc: Any,
+        source: str | None = None,  # who reopened the generation (a regrade, a backfill): into the message
     ) -> Outcome:
         from shared.orchestration.intent import Intent, StoredMessage
 
         t = self.trigger
-        if slot.fallback:
+        if slot.fallback and not slot.redo:
             why = f"fallback run {slot.name}: the date was not triggered yet"
         elif results:
             why = "; ".join(r.reason for r in results)
@@ -315,7 +318,7 @@ class TimedTriggerService:
             game_date=game_date,
             target_date=game_date,
             generation=claim.generation,
-            trigger_source=t.trigger_source,
+            trigger_source=source or t.trigger_source,
             triggered_by=f"phasechain:{t.name}",
             triggered_at=now,
             reason=why,
@@ -327,6 +330,7 @@ class TimedTriggerService:
             update_latest=slot.update_latest,
         )
         status = "fallback" if slot.fallback else ("complete" if t.conditions else "scheduled")
+        status = "regrade" if slot.redo else status
         intent = Intent(
             trigger_id=message.trigger_id,
             generation=claim.generation,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from shared.pipeline._gates import GateTable
+from shared.pipeline._gates import GateTable, Predicate
 from shared.pipeline._models import DefinitionModel, Name, TopicName
 
 DateRule = Literal["yesterday", "today", "game_night"]
@@ -22,20 +22,57 @@ class SensorCondition(DefinitionModel):
 
     ``all_final``: every scheduled game of the date is Final in the ``[games]`` schedule (games
     marked unavailable or postponed are not waited for); ``rows_present``: ``table`` has rows for
-    the date (e.g. predictions exist); ``not_done``: ``table`` has none yet (e.g. not graded). A
-    fallback slot checks only the conditions with ``fallback = true``.
+    the date (e.g. predictions exist); ``not_done``: ``table`` has none yet (e.g. not graded);
+    ``actuals_coverage``: of the players ``table`` predicts (``where``), at least ``min_players_pct``
+    have a row in ``actuals`` (``actuals_where``), and at least ``min_games_pct`` of the date's Final
+    games (postponed and unavailable ones left out) have actuals (``shared.orchestration.timed_actuals``).
+    A fallback slot checks only the conditions with ``fallback = true`` (an ``actuals_coverage``
+    with its ``fallback_min_*`` floors).
     """
 
-    kind: Literal["all_final", "rows_present", "not_done"]
+    kind: Literal["all_final", "rows_present", "not_done", "actuals_coverage"]
     table: GateTable | None = None
     label: str = ""  # how a reason names the rows ("predictions", "graded rows")
     fallback: bool = True
+    where: tuple[Predicate, ...] = ()  # rows of `table` that count (actuals_coverage: the predicted players)
+    # actuals_coverage only
+    actuals: GateTable | None = None  # the played games' rows (player_game_summary)
+    actuals_where: tuple[Predicate, ...] = ()
+    player_column: Name = "player_lookup"  # in both tables: a player plays one game a date
+    game_column: Name = "game_id"  # in both tables (any id format: canonicalised before any comparison)
+    min_players_pct: float = Field(default=80.0, ge=0, le=100)
+    min_games_pct: float = Field(default=90.0, ge=0, le=100)
+    fallback_min_players_pct: float = Field(default=70.0, ge=0, le=100)
+    fallback_min_games_pct: float = Field(default=80.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _table(self) -> Self:
         if (self.kind == "all_final") != (self.table is None):
             raise ValueError("`all_final` reads the [games] schedule (no `table`); the other kinds need a `table`")
+        if (self.kind == "actuals_coverage") != (self.actuals is not None):
+            raise ValueError("`actuals` (the actuals table) is for, and required by, `actuals_coverage`")
+        if self.kind not in ("actuals_coverage", "rows_present", "not_done") and self.where:
+            raise ValueError("`where` filters a condition's `table`")
         return self
+
+
+class Regrade(DefinitionModel):
+    """``[sensors.regrade]``: after a trigger, the monitor compares ``graded`` with ``gradable`` rows
+    (``shared.monitor.grading_net``); below ``below_pct`` it re-triggers the date as a new generation
+    (at most ``max_regrades`` times, then the ``finding``). Over ``gap_days`` it reports each date with
+    Final games and gradable rows but no graded row (``gap_finding``)."""
+
+    gradable: GateTable
+    gradable_where: tuple[Predicate, ...] = ()
+    graded: GateTable
+    graded_where: tuple[Predicate, ...] = ()
+    below_pct: float = Field(default=70.0, ge=0, le=100)
+    max_regrades: int = Field(default=2, ge=0, le=5)
+    settle_minutes: int = Field(default=60, ge=1, le=24 * 60)  # a trigger younger than this is still grading
+    trigger_source: str = "coverage-monitor-regrade"
+    finding: Name = "grading_coverage_low"
+    gap_days: int = Field(default=14, ge=1, le=120)
+    gap_finding: Name = "grading_gap"
 
 
 class TriggerSlot(DefinitionModel):
@@ -56,6 +93,7 @@ class TriggerSlot(DefinitionModel):
         return self
 
     fallback: bool = False  # a sensor's fallback run: triggers unless the date is triggered already
+    redo: bool = False  # a re-run of a date done already (the coverage regrade): `not_done` does not apply
     date: DateRule | None = None  # the game date this slot evaluates (default: the trigger's)
     export_types: tuple[str, ...] = ()
     update_latest: bool | None = None
@@ -101,3 +139,4 @@ class TimedTrigger(DefinitionModel):
 
 class Sensor(TimedTrigger):
     once_per: Literal["date", "slot"] = "date"
+    regrade: Regrade | None = None

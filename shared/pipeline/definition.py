@@ -318,8 +318,9 @@ class PipelineDefinition(DefinitionModel):
         return tuple(sorted({t.table for gate in self.gates.values() for t in gate.read_tables()}))
 
     def condition_tables(self) -> tuple[str, ...]:
-        """Every table a sensor condition names (besides the ``[games]`` schedule), sorted."""
-        refs = {c.table.table for t in self.timed_triggers() for c in t.conditions if c.table is not None}
+        """Every table a sensor condition (or its regrade) names (besides the ``[games]`` schedule), sorted."""
+        refs = {x.table for t in self.timed_triggers() for c in t.conditions for x in (c.table, c.actuals) if x}
+        refs |= {x.table for s in self.sensors if s.regrade for x in (s.regrade.gradable, s.regrade.graded)}
         return tuple(sorted(refs))
 
     def function_names(self) -> tuple[str, ...]:

@@ -54,7 +54,12 @@ NY = ZoneInfo("America/New_York")
 GAME_DATE = date(2026, 1, 24)
 UPDATED = datetime(2026, 1, 25, 9, 0, tzinfo=UTC)
 
-SENSOR = D.timed_trigger("grading_readiness")
+# the packaged sensor's schedule and row-count conditions; its actuals_coverage condition (the grading
+# safety net, issue 27) is tested in test_timed_actuals.py
+PACKAGED_SENSOR = D.timed_trigger("grading_readiness")
+SENSOR = PACKAGED_SENSOR.model_copy(
+    update={"conditions": tuple(c for c in PACKAGED_SENSOR.conditions if c.kind != "actuals_coverage")}
+)
 # A once-per-slot trigger without conditions: what the packaged phase 6 export runs were before they
 # became [[jobs]] (same names, crons and dates). TimedTriggerService still supports the mechanism.
 EXPORTS = exports_trigger()
@@ -718,6 +723,7 @@ def test_no_value_reaches_the_sql_text() -> None:
 def test_all_final_listed_twice_reads_the_schedule_once() -> None:
     data = packaged_toml()
     conds = data["sensors"][0]["conditions"]
+    conds[:] = [c for c in conds if c["kind"] != "actuals_coverage"]  # its branches: test_timed_actuals.py
     conds.append({"kind": "all_final", "fallback": False})
     trig, games = trigger_from(data)
     parts = branches(conditions_sql(trig, games, table))
@@ -733,6 +739,7 @@ def test_each_branch_filters_on_its_own_date_column() -> None:
     data["games"]["schedule_date_column"] = "sched_day"
     data["sensors"][0]["conditions"][1]["table"]["date_column"] = "prediction_date"
     data["sensors"][0]["conditions"][2]["table"]["date_column"] = "graded_on"
+    del data["sensors"][0]["conditions"][3:]  # actuals_coverage's date columns: test_timed_actuals.py
     trig, games = trigger_from(data)
     parts = branches(conditions_sql(trig, games, table))
     wheres = [found(r"WHERE (\w+) = @game_date\)+$", p) for p in parts]
@@ -844,7 +851,7 @@ def test_packaged_timed_triggers_load() -> None:
         ("run_0630", True),
         ("run_1100", True),
     ]
-    assert D.condition_tables() == (PREDICTIONS, GRADED)
+    assert D.condition_tables() == ("nba_analytics.player_game_summary", PREDICTIONS, GRADED)
     for name in ("nope", "phase6_exports"):
         with pytest.raises(KeyError, match=f"no sensor or scheduled trigger '{name}'"):
             D.timed_trigger(name)
@@ -1003,16 +1010,16 @@ def test_a_scheduled_triggers_section_is_rejected_not_ignored() -> None:
 )
 def test_a_condition_table_must_match_its_kind(condition: dict[str, Any]) -> None:
     data = mutate(lambda d: d["sensors"][0]["conditions"].append(condition))
-    rejected(data, "sensors[0].conditions[3]", "`all_final` reads the [games] schedule")
+    rejected(data, "sensors[0].conditions[4]", "`all_final` reads the [games] schedule")
 
 
 @pytest.mark.parametrize(
     ("condition", "fragment"),
     [
-        ({"kind": "always"}, "sensors[0].conditions[3].kind"),
-        ({"kind": "rows_present", "table": {"table": "no_dataset"}}, "sensors[0].conditions[3].table.table"),
+        ({"kind": "always"}, "sensors[0].conditions[4].kind"),
+        ({"kind": "rows_present", "table": {"table": "no_dataset"}}, "sensors[0].conditions[4].table.table"),
         ({"kind": "rows_present", "table": {"table": "d.t", "date_column": "bad column"}}, "date_column"),
-        ({"kind": "rows_present", "table": {"table": "d.t"}, "extra": 1}, "sensors[0].conditions[3].extra"),
+        ({"kind": "rows_present", "table": {"table": "d.t"}, "extra": 1}, "sensors[0].conditions[4].extra"),
     ],
 )
 def test_a_malformed_condition_is_rejected(condition: dict[str, Any], fragment: str) -> None:

@@ -131,8 +131,10 @@ def schedule(rig: Rig, final: list[tuple[str, str, str]], in_progress: list[tupl
             f"{rig.cloud.project}.{rig.definition.games.schedule_table}", rows) == []
 
 
-def predictions(rig: Rig, games: list[tuple[str, str, str]] = GAMES) -> None:
-    rig.seed_outputs(tables=["player_prop_predictions"], games=games)
+def predictions(rig: Rig, games: list[tuple[str, str, str]] = GAMES, *, actuals: bool = True) -> None:
+    """The night's predictions and (``actuals``) the played games' rows in player_game_summary: the
+    sensor grades only with actuals for >= 80 % of predicted players and >= 90 % of the games."""
+    rig.seed_outputs(tables=["player_prop_predictions", *(["player_game_summary"] if actuals else [])], games=games)
 
 
 def graded(rig: Rig) -> None:
@@ -172,7 +174,8 @@ def test_not_all_final_waits_with_a_readable_reason(rig: Rig, timed: Timed) -> N
 
 def test_no_predictions_and_already_graded_wait(rig: Rig, timed: Timed) -> None:
     schedule(rig, GAMES)
-    assert timed.tick(SENSOR, "readiness").detail == "no predictions yet"
+    # the actuals condition waits too (nothing predicted to measure): the reason starts with predictions
+    assert timed.tick(SENSOR, "readiness").detail.startswith("no predictions yet; ")
     predictions(rig)
     graded(rig)
     outcome = timed.tick(SENSOR, "readiness")
@@ -237,7 +240,7 @@ def test_a_fallback_grades_what_is_there_when_a_game_never_goes_final(rig: Rig, 
 def test_a_fallback_still_needs_predictions_and_an_ungraded_date(rig: Rig, timed: Timed) -> None:
     schedule(rig, GAMES)
     rig.clock.set(datetime(2026, 1, 25, 11, 0, tzinfo=UTC))
-    assert timed.tick(SENSOR, "daily_0600").detail == "no predictions yet"
+    assert timed.tick(SENSOR, "daily_0600").detail.startswith("no predictions yet; ")
     assert timed.messages(SENSOR) == []
 
 
