@@ -227,6 +227,8 @@ def net_checks(
         return regrade(name, service, r, day, counts().get(day, DayCounts()), now)
 
     def gaps() -> list[Finding]:
+        if not any(n and start <= d <= end for d, n in final_games.items()):
+            return []  # no Final games in the window (off season, or the schedule read failed): no query
         return gap_finding(name, r, grading_gaps(counts(), final_games, start, end), counts())
 
     return NetChecks(check, gaps)

@@ -971,7 +971,8 @@ def test_grading_overdue_when_final_and_predicted_but_no_grading_trigger_by_8am(
 
     day = today(rig) - timedelta(days=1)  # the clock is 09:00 ET the morning after: past 08:00
     rig.seed_games(game_date=day)  # five Final games
-    rig.seed_outputs(tables=["player_prop_predictions"], game_date=day)
+    # predicted, and phase 3's actuals are in: the sensor grades only with actuals (issue 27)
+    rig.seed_outputs(tables=["player_prop_predictions", "player_game_summary"], game_date=day)
     write_retry_heartbeat(rig)
     result, _ = run(monitor)
     (overdue,) = of_kind(result, "grading_overdue")
