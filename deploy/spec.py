@@ -102,6 +102,14 @@ def table_access(definition: PipelineDefinition) -> dict[str, TableAccess]:
         "shared.retry.queue": TableAccess(writes=(queue, f"{s.dataset}.{r.conflict_log_table}")),
         "shared.monitor.schedule_read": TableAccess(reads=(g.schedule_table,)),  # the grid's schedule read
         "shared.monitor.retry_queue": TableAccess(reads=(queue,)),
+        # auto-retry reads a date's postponed and unavailable games before a dispatch (the coverage query)
+        "shared.retry.not_played": TableAccess(
+            reads=(g.schedule_table, *(b.table for b in g.boxscore_sources), g.unavailable_table)
+        ),
+        # the self-heal checkpoints' one query: the schedule and each target step's table ([heal.self_heal])
+        "shared.heal.self_heal": TableAccess(
+            reads=(g.schedule_table, *(s.table.table for t in definition.heal.self_heal.targets for s in t.steps))
+        ),
     }
 
 
@@ -387,6 +395,11 @@ def firestore_ttls(definition: PipelineDefinition) -> tuple[FirestoreTtl, ...]:
             definition.dispatcher.jobs_collection,
             r.state_days,
             "the schedule dispatcher: each job's last run (the season overrides never expire)",
+        ),
+        (
+            definition.heal.self_heal.collection,
+            definition.heal.self_heal.retention_days,
+            "the monitor's self-heal checkpoints: attempts (claims) and verdicts",
         ),
         (definition.heal.gaps.queue_collection, r.state_days, "the gap pass: the backfill queue's entries"),
         (definition.heal.gaps.slot_collection, r.state_days, "the gap pass: the backfill rate cap's hourly slots"),

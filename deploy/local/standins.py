@@ -351,6 +351,12 @@ class StandinProcessors:
                     self.subscriber, self.project, phase.retry_topic, f"standin-retry{phase.number}-{suffix}"
                 )
                 self._subscriptions[path] = ("retry", phase.number)
+        for sensor in self.definition.sensors:  # a sensor's consumer (grading) writes its rows
+            if self.graded_table(sensor.name):
+                path = ensure_subscription(
+                    self.subscriber, self.project, sensor.topic, f"standin-{sensor.name}-{suffix}"
+                )
+                self._subscriptions[path] = ("sensor", None)
         self._thread = threading.Thread(target=self._loop, name="standin-processors", daemon=True)
         self._thread.start()
         return self
@@ -387,7 +393,30 @@ class StandinProcessors:
             if idle:
                 self._stop.wait(0.25)
 
+    def graded_table(self, sensor: str) -> str | None:
+        """The table a sensor's consumer writes, as its ``not_done`` condition names it (grading:
+        prediction_accuracy), or ``None``."""
+        trigger = next((s for s in self.definition.sensors if s.name == sensor), None)
+        done = [c for c in (trigger.conditions if trigger else ()) if c.kind == "not_done" and c.table is not None]
+        return done[0].table.table if done and done[0].table is not None else None
+
+    def _grade(self, data: bytes) -> None:
+        """Grading's stand-in: one graded row per predicted player of the date's played games."""
+        from deploy.local.outputs import write_outputs
+        from shared.contracts.messages import TimedTriggerMessage
+        from shared.gcp_bigquery import bigquery_client
+
+        message = TimedTriggerMessage.model_validate_json(data)
+        table, games = self.graded_table(message.name), self.games.get(message.game_date)
+        if table is None or not games:
+            return
+        rows = write_outputs(bigquery_client(self.project), self.project, [table], message.game_date, games)
+        self.say(f"stand-in grading ({message.name}, {message.game_date}): {rows} graded rows")
+
     def _handle(self, kind: str, phase: int | None, data: bytes) -> None:
+        if kind == "sensor":
+            self._grade(data)
+            return
         if kind == "trigger" and phase is not None:
             trigger = PhaseTrigger.model_validate_json(data)
             if trigger.part > 1:  # one run per trigger, not per source-table message

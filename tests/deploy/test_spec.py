@@ -235,7 +235,7 @@ def test_the_table_map_covers_every_module_that_names_a_table(
         r"\b(phase_execution_log_table|queue_table|conflict_log_table|unavailable_table|schedule_table|"
         r"boxscore_sources|read_tables|insert_rows_json)\b"
     )
-    derived = {"shared.orchestration.gate_queries", "shared.orchestration.timed"}
+    derived = {"shared.orchestration.gate_queries", "shared.orchestration.timed", "shared.orchestration.schedule_sql"}
     derived.add("shared.orchestration.execution_log")  # builds the rows; outbox/timed_runtime name the table
     derived.add("shared.orchestration.trigger_attempt")  # boxscore_sources[0].processor: a processor's name
     modules = {m for fn in spec.functions for m in closure_facts(fn.name).modules if m.startswith("shared.")}
@@ -255,7 +255,11 @@ def test_readers_read_only_their_gates_and_sensors_tables(spec: DeploymentSpec, 
     readers = {fn.name for fn in spec.functions if any(t in raw for t, _ in fn.table_roles)}
     gated = {t.name for t in definition.transitions if t.gates}
     sensing = {t.function for t in definition.timed_triggers() if t.conditions}
-    assert readers == gated | sensing | {"phase_transition_monitor"}
+    # auto-retry reads a date's schedule, boxscores and marks: a postponed game is never retried (L29)
+    assert readers == gated | sensing | {"phase_transition_monitor", "auto_retry_processor"}
+    games = definition.games
+    retry_reads = {t for t, role in spec.function("auto_retry_processor").table_roles if role == TABLE_READER_ROLE}
+    assert {games.schedule_table, games.unavailable_table, *(b.table for b in games.boxscore_sources)} <= retry_reads
     for transition in definition.transitions:
         fn = spec.function(transition.name)
         written = {t for t, role in fn.table_roles if role == TABLE_WRITER.name(PROJECT)}
@@ -318,6 +322,7 @@ def test_every_collection_group_the_package_writes_has_a_ttl_policy(
         (definition.dispatcher.jobs_collection, r.expiry_field, r.state_days),
         (definition.heal.gaps.queue_collection, r.expiry_field, r.state_days),
         (definition.heal.gaps.slot_collection, r.expiry_field, r.state_days),
+        (definition.heal.self_heal.collection, r.expiry_field, definition.heal.self_heal.retention_days),
     }
     assert spec.firestore_ttls == firestore_ttls(definition)
     groups = [t.collection_group for t in spec.firestore_ttls]
