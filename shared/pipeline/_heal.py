@@ -13,15 +13,53 @@ Each part is a section model here; ``PipelineDefinition.heal`` holds them.
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal, Self
 
+from pydantic import Field, model_validator
+
+from shared.pipeline._gates import GateTable, Predicate
 from shared.pipeline._models import DefinitionModel, Name, PhaseNumber, TableRef
 
 
+class HealStep(DefinitionModel):
+    """One phase of a self-heal target: the table whose rows for the date show the phase ran, and
+    the transition whose trigger starts the phase (re-triggered when it is the earliest missing)."""
+
+    phase: PhaseNumber
+    transition: Name
+    table: GateTable  # with its date column: every query filters on it (the partition filter)
+    where: tuple[Predicate, ...] = ()  # e.g. predictions' is_active = TRUE
+
+
+class HealTarget(DefinitionModel):
+    """What should exist at a checkpoint: the last step's rows for the date the checkpoint looks at
+    (``date``, from the checkpoint's own date), when the schedule has games of that kind then."""
+
+    name: Name
+    date: Literal["yesterday", "today", "tomorrow"]
+    games: Literal["final", "scheduled"] = "final"  # Final games (played), or any scheduled game
+    steps: tuple[HealStep, ...] = Field(min_length=1)  # in phase order: the last is what should exist
+    source: str = ""  # where the replaced self_heal checks it: "<path>:<lines>"
+
+    @model_validator(mode="after")
+    def _phase_order(self) -> Self:
+        phases = [step.phase for step in self.steps]
+        if phases != sorted(set(phases)):
+            raise ValueError(f"heal.self_heal target {self.name}: steps must be in phase order, one per phase")
+        return self
+
+
 class SelfHeal(DefinitionModel):
-    """``[heal.self_heal]``."""
+    """``[heal.self_heal]``: each checkpoint (a ``[[jobs]]`` entry sending a ``self_heal`` tick)
+    checks every target; a (date, transition) is re-triggered at most ``max_heals`` times, once
+    per checkpoint; a date healed and still missing at a later checkpoint is a finding."""
 
     enabled: bool = True
+    collection: Name = "self_heal"  # attempts (claims) and per-(date, target) verdicts
+    max_heals: int = Field(default=1, ge=1, le=5)  # re-triggers per date and transition
+    verify_days: int = Field(default=3, ge=1, le=30)  # unresolved dates re-checked this long
+    retention_days: int = Field(default=60, ge=1)  # the records' expiry (TTL policy, L25)
+    targets: tuple[HealTarget, ...] = ()
 
 
 class GapOutput(DefinitionModel):
