@@ -98,7 +98,7 @@ class PostponementCheck:
 
 @dataclass(frozen=True)
 class OperatorMarks:
-    """What operators recorded in ``[games] unavailable_table`` for the date (canonical or raw ids)."""
+    """What operators recorded for the date (``phasectl games``; canonical or raw ids)."""
 
     postponed: Mapping[str, str] = field(default_factory=dict)  # id → reason
     restored: frozenset[str] = frozenset()
