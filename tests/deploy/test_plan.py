@@ -170,7 +170,7 @@ def test_every_ttl_policy_is_ensured_after_the_database_exists(spec: DeploymentS
     """Lesson L25: one TTL policy per collection group the package writes, enabled only when missing."""
     database = next(i for i, s in enumerate(steps) if s.label == "Firestore database (default)")
     ensured = [(i, s) for i, s in enumerate(steps) if s.kind == "ensure"]
-    assert len(ensured) == len(spec.firestore_ttls) == 10
+    assert len(ensured) == len(spec.firestore_ttls) == 13
     for (i, step), ttl in zip(ensured, spec.firestore_ttls, strict=True):
         assert i > database
         assert step.create == (
@@ -197,7 +197,8 @@ def test_every_ttl_policy_is_ensured_after_the_database_exists(spec: DeploymentS
         )
         assert step.expect == ttl.field and step.function is None
     text = render_plan(spec, steps)
-    assert text.count("| grep -Fx expires_at >/dev/null || \\\n  gcloud firestore fields ttls update expires_at ") == 10
+    ensure = "| grep -Fx expires_at >/dev/null || \\\n  gcloud firestore fields ttls update expires_at "
+    assert text.count(ensure) == len(spec.firestore_ttls)
 
 
 def test_the_monitor_may_read_every_dead_letter_subscription_after_it_exists(

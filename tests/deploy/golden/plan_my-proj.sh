@@ -61,865 +61,888 @@ gcloud firestore fields ttls list --collection-group=schedule_runs --project=my-
 gcloud firestore fields ttls list --collection-group=schedule_jobs --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
   gcloud firestore fields ttls update expires_at --collection-group=schedule_jobs --enable-ttl --project=my-proj --async
 
-# [15] resource: service account phase2-to-phase3@my-proj.iam.gserviceaccount.com
+# [15] ensure: Firestore TTL policy self_heal.expires_at (60 days; the monitor's self-heal checkpoints: attempts (claims) and verdicts)
+gcloud firestore fields ttls list --collection-group=self_heal --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=self_heal --enable-ttl --project=my-proj --async
+
+# [16] ensure: Firestore TTL policy backfill_queue.expires_at (400 days; the gap pass: the backfill queue's entries)
+gcloud firestore fields ttls list --collection-group=backfill_queue --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=backfill_queue --enable-ttl --project=my-proj --async
+
+# [17] ensure: Firestore TTL policy backfill_slots.expires_at (400 days; the gap pass: the backfill rate cap's hourly slots)
+gcloud firestore fields ttls list --collection-group=backfill_slots --project=my-proj '--format=value(name.basename())' | grep -Fx expires_at >/dev/null || \
+  gcloud firestore fields ttls update expires_at --collection-group=backfill_slots --enable-ttl --project=my-proj --async
+
+# [18] resource: service account phase2-to-phase3@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase2-to-phase3@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase2-to-phase3 '--display-name=phasechain phase2_to_phase3' --project=my-proj
 
-# [16] resource: service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
+# [19] resource: service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase2-to-phase3-inv '--display-name=phasechain phase2_to_phase3 trigger (invoker only)' --project=my-proj
 
-# [17] binding: phase2_to_phase3: roles/bigquery.jobUser on project my-proj
+# [20] binding: phase2_to_phase3: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [18] binding: phase2_to_phase3: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [21] binding: phase2_to_phase3: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [19] binding: phase2_to_phase3: roles/logging.logWriter on project my-proj
+# [22] binding: phase2_to_phase3: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [20] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
+# [23] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [21] resource: service account phase3-to-phase4@my-proj.iam.gserviceaccount.com
+# [24] resource: service account phase3-to-phase4@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase3-to-phase4@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase3-to-phase4 '--display-name=phasechain phase3_to_phase4' --project=my-proj
 
-# [22] resource: service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
+# [25] resource: service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase3-to-phase4-inv '--display-name=phasechain phase3_to_phase4 trigger (invoker only)' --project=my-proj
 
-# [23] binding: phase3_to_phase4: roles/bigquery.jobUser on project my-proj
+# [26] binding: phase3_to_phase4: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [24] binding: phase3_to_phase4: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [27] binding: phase3_to_phase4: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [25] binding: phase3_to_phase4: roles/logging.logWriter on project my-proj
+# [28] binding: phase3_to_phase4: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [26] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
+# [29] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [27] resource: service account phase4-to-phase5@my-proj.iam.gserviceaccount.com
+# [30] resource: service account phase4-to-phase5@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase4-to-phase5@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase4-to-phase5 '--display-name=phasechain phase4_to_phase5' --project=my-proj
 
-# [28] resource: service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
+# [31] resource: service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase4-to-phase5-inv '--display-name=phasechain phase4_to_phase5 trigger (invoker only)' --project=my-proj
 
-# [29] binding: phase4_to_phase5: roles/bigquery.jobUser on project my-proj
+# [32] binding: phase4_to_phase5: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [30] binding: phase4_to_phase5: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [33] binding: phase4_to_phase5: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [31] binding: phase4_to_phase5: roles/logging.logWriter on project my-proj
+# [34] binding: phase4_to_phase5: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [32] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
+# [35] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [33] resource: service account phase5-to-phase6@my-proj.iam.gserviceaccount.com
+# [36] resource: service account phase5-to-phase6@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase5-to-phase6@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase5-to-phase6 '--display-name=phasechain phase5_to_phase6' --project=my-proj
 
-# [34] resource: service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
+# [37] resource: service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase5-to-phase6-inv '--display-name=phasechain phase5_to_phase6 trigger (invoker only)' --project=my-proj
 
-# [35] binding: phase5_to_phase6: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [38] binding: phase5_to_phase6: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [36] binding: phase5_to_phase6: roles/logging.logWriter on project my-proj
+# [39] binding: phase5_to_phase6: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [37] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
+# [40] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [38] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
+# [41] resource: service account phase-transition-monitor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase-transition-monitor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase-transition-monitor '--display-name=phasechain phase_transition_monitor' --project=my-proj
 
-# [39] resource: service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
+# [42] resource: service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create phase-transition-monitor-inv '--display-name=phasechain phase_transition_monitor trigger (invoker only)' --project=my-proj
 
-# [40] binding: phase_transition_monitor: roles/bigquery.jobUser on project my-proj
+# [43] binding: phase_transition_monitor: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [41] binding: phase_transition_monitor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [44] binding: phase_transition_monitor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [42] binding: phase_transition_monitor: roles/logging.logWriter on project my-proj
+# [45] binding: phase_transition_monitor: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [43] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
+# [46] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [44] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
+# [47] resource: service account auto-retry-processor@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe auto-retry-processor@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create auto-retry-processor '--display-name=phasechain auto_retry_processor' --project=my-proj
 
-# [45] resource: service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
+# [48] resource: service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create auto-retry-processor-inv '--display-name=phasechain auto_retry_processor trigger (invoker only)' --project=my-proj
 
-# [46] binding: auto_retry_processor: roles/bigquery.jobUser on project my-proj
+# [49] binding: auto_retry_processor: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [47] binding: auto_retry_processor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [50] binding: auto_retry_processor: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [48] binding: auto_retry_processor: roles/logging.logWriter on project my-proj
+# [51] binding: auto_retry_processor: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [49] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
+# [52] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account auto-retry-processor-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding auto-retry-processor-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [50] resource: service account schedule-dispatcher@my-proj.iam.gserviceaccount.com
+# [53] resource: service account schedule-dispatcher@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe schedule-dispatcher@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create schedule-dispatcher '--display-name=phasechain schedule_dispatcher' --project=my-proj
 
-# [51] resource: service account schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com
+# [54] resource: service account schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create schedule-dispatcher-inv '--display-name=phasechain schedule_dispatcher trigger (invoker only)' --project=my-proj
 
-# [52] binding: schedule_dispatcher: roles/bigquery.jobUser on project my-proj
+# [55] binding: schedule_dispatcher: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [53] binding: schedule_dispatcher: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [56] binding: schedule_dispatcher: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [54] binding: schedule_dispatcher: roles/logging.logWriter on project my-proj
+# [57] binding: schedule_dispatcher: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [55] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com
+# [58] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [56] resource: service account grading-readiness@my-proj.iam.gserviceaccount.com
+# [59] resource: service account grading-readiness@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe grading-readiness@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create grading-readiness '--display-name=phasechain grading_readiness' --project=my-proj
 
-# [57] resource: service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
+# [60] resource: service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts describe grading-readiness-inv@my-proj.iam.gserviceaccount.com --project=my-proj >/dev/null 2>&1 || \
   gcloud iam service-accounts create grading-readiness-inv '--display-name=phasechain grading_readiness trigger (invoker only)' --project=my-proj
 
-# [58] binding: grading_readiness: roles/bigquery.jobUser on project my-proj
+# [61] binding: grading_readiness: roles/bigquery.jobUser on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.jobUser --condition=None
 
-# [59] binding: grading_readiness: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
+# [62] binding: grading_readiness: roles/datastore.user on project my-proj if resource.name == "projects/my-proj/databases/(default)"
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/datastore.user '--condition=expression=resource.name == "projects/my-proj/databases/(default)",title=phasechain-default-database'
 
-# [60] binding: grading_readiness: roles/logging.logWriter on project my-proj
+# [63] binding: grading_readiness: roles/logging.logWriter on project my-proj
 gcloud projects add-iam-policy-binding my-proj --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/logging.logWriter --condition=None
 
-# [61] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
+# [64] binding: Pub/Sub service agent: roles/iam.serviceAccountTokenCreator on service account grading-readiness-inv@my-proj.iam.gserviceaccount.com
 gcloud iam service-accounts add-iam-policy-binding grading-readiness-inv@my-proj.iam.gserviceaccount.com "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/iam.serviceAccountTokenCreator --condition=None --project=my-proj
 
-# [62] resource: secret slack-webhook (the monitor's Slack incoming-webhook URL; no value: phasectl deploy secret set slack-webhook)
+# [65] resource: secret slack-webhook (the monitor's Slack incoming-webhook URL; no value: phasectl deploy secret set slack-webhook)
 gcloud secrets describe slack-webhook --project=my-proj >/dev/null 2>&1 || \
   gcloud secrets create slack-webhook --replication-policy=automatic --project=my-proj
 
-# [63] binding: phase_transition_monitor: roles/secretmanager.secretAccessor on secret slack-webhook
+# [66] binding: phase_transition_monitor: roles/secretmanager.secretAccessor on secret slack-webhook
 gcloud secrets add-iam-policy-binding slack-webhook --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/secretmanager.secretAccessor --condition=None --project=my-proj
 
-# [64] resource: topic auto-retry-trigger
+# [67] resource: topic auto-retry-trigger
 gcloud pubsub topics describe auto-retry-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger --project=my-proj
 
-# [65] resource: topic auto-retry-trigger-dlq
+# [68] resource: topic auto-retry-trigger-dlq
 gcloud pubsub topics describe auto-retry-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create auto-retry-trigger-dlq --project=my-proj
 
-# [66] resource: topic grading-readiness-tick
+# [69] resource: topic grading-readiness-tick
 gcloud pubsub topics describe grading-readiness-tick --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create grading-readiness-tick --project=my-proj
 
-# [67] resource: topic grading-readiness-tick-dlq
+# [70] resource: topic grading-readiness-tick-dlq
 gcloud pubsub topics describe grading-readiness-tick-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create grading-readiness-tick-dlq --project=my-proj
 
-# [68] resource: topic nba-grading-trigger
+# [71] resource: topic nba-grading-trigger
 gcloud pubsub topics describe nba-grading-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-grading-trigger --project=my-proj
 
-# [69] resource: topic nba-phase2-raw-complete
+# [72] resource: topic nba-phase2-raw-complete
 gcloud pubsub topics describe nba-phase2-raw-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete --project=my-proj
 
-# [70] resource: topic nba-phase2-raw-complete-dlq
+# [73] resource: topic nba-phase2-raw-complete-dlq
 gcloud pubsub topics describe nba-phase2-raw-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-raw-complete-dlq --project=my-proj
 
-# [71] resource: topic nba-phase2-retry
+# [74] resource: topic nba-phase2-retry
 gcloud pubsub topics describe nba-phase2-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase2-retry --project=my-proj
 
-# [72] resource: topic nba-phase3-analytics-complete
+# [75] resource: topic nba-phase3-analytics-complete
 gcloud pubsub topics describe nba-phase3-analytics-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete --project=my-proj
 
-# [73] resource: topic nba-phase3-analytics-complete-dlq
+# [76] resource: topic nba-phase3-analytics-complete-dlq
 gcloud pubsub topics describe nba-phase3-analytics-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-analytics-complete-dlq --project=my-proj
 
-# [74] resource: topic nba-phase3-retry
+# [77] resource: topic nba-phase3-retry
 gcloud pubsub topics describe nba-phase3-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-retry --project=my-proj
 
-# [75] resource: topic nba-phase3-trigger
+# [78] resource: topic nba-phase3-trigger
 gcloud pubsub topics describe nba-phase3-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase3-trigger --project=my-proj
 
-# [76] resource: topic nba-phase4-precompute-complete
+# [79] resource: topic nba-phase4-precompute-complete
 gcloud pubsub topics describe nba-phase4-precompute-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete --project=my-proj
 
-# [77] resource: topic nba-phase4-precompute-complete-dlq
+# [80] resource: topic nba-phase4-precompute-complete-dlq
 gcloud pubsub topics describe nba-phase4-precompute-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-precompute-complete-dlq --project=my-proj
 
-# [78] resource: topic nba-phase4-retry
+# [81] resource: topic nba-phase4-retry
 gcloud pubsub topics describe nba-phase4-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-retry --project=my-proj
 
-# [79] resource: topic nba-phase4-trigger
+# [82] resource: topic nba-phase4-trigger
 gcloud pubsub topics describe nba-phase4-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase4-trigger --project=my-proj
 
-# [80] resource: topic nba-phase5-predictions-complete
+# [83] resource: topic nba-phase5-predictions-complete
 gcloud pubsub topics describe nba-phase5-predictions-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete --project=my-proj
 
-# [81] resource: topic nba-phase5-predictions-complete-dlq
+# [84] resource: topic nba-phase5-predictions-complete-dlq
 gcloud pubsub topics describe nba-phase5-predictions-complete-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-predictions-complete-dlq --project=my-proj
 
-# [82] resource: topic nba-phase5-retry
+# [85] resource: topic nba-phase5-retry
 gcloud pubsub topics describe nba-phase5-retry --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase5-retry --project=my-proj
 
-# [83] resource: topic nba-phase6-export-complete
+# [86] resource: topic nba-phase6-export-complete
 gcloud pubsub topics describe nba-phase6-export-complete --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-complete --project=my-proj
 
-# [84] resource: topic nba-phase6-export-trigger
+# [87] resource: topic nba-phase6-export-trigger
 gcloud pubsub topics describe nba-phase6-export-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-phase6-export-trigger --project=my-proj
 
-# [85] resource: topic nba-predictions-trigger
+# [88] resource: topic nba-predictions-trigger
 gcloud pubsub topics describe nba-predictions-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create nba-predictions-trigger --project=my-proj
 
-# [86] resource: topic phase-transition-monitor-trigger
+# [89] resource: topic phase-transition-monitor-trigger
 gcloud pubsub topics describe phase-transition-monitor-trigger --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger --project=my-proj
 
-# [87] resource: topic phase-transition-monitor-trigger-dlq
+# [90] resource: topic phase-transition-monitor-trigger-dlq
 gcloud pubsub topics describe phase-transition-monitor-trigger-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create phase-transition-monitor-trigger-dlq --project=my-proj
 
-# [88] resource: topic schedule-dispatcher-tick
+# [91] resource: topic schedule-dispatcher-tick
 gcloud pubsub topics describe schedule-dispatcher-tick --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create schedule-dispatcher-tick --project=my-proj
 
-# [89] resource: topic schedule-dispatcher-tick-dlq
+# [92] resource: topic schedule-dispatcher-tick-dlq
 gcloud pubsub topics describe schedule-dispatcher-tick-dlq --project=my-proj >/dev/null 2>&1 || \
   gcloud pubsub topics create schedule-dispatcher-tick-dlq --project=my-proj
 
-# [90] binding: phase2_to_phase3: roles/pubsub.publisher on topic auto-retry-trigger
+# [93] binding: phase2_to_phase3: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [91] binding: phase2_to_phase3: roles/pubsub.publisher on topic nba-phase3-trigger
+# [94] binding: phase2_to_phase3: roles/pubsub.publisher on topic nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [92] resource: dead-letter subscription phase2-to-phase3-dlq-sub
+# [95] resource: dead-letter subscription phase2-to-phase3-dlq-sub
 if gcloud pubsub subscriptions describe phase2-to-phase3-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase2-to-phase3-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase2-to-phase3-dlq-sub --topic=nba-phase2-raw-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [93] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase2-raw-complete-dlq
+# [96] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase2-raw-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase2-raw-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [94] binding: phase3_to_phase4: roles/pubsub.publisher on topic auto-retry-trigger
+# [97] binding: phase3_to_phase4: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [95] binding: phase3_to_phase4: roles/pubsub.publisher on topic nba-phase4-trigger
+# [98] binding: phase3_to_phase4: roles/pubsub.publisher on topic nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [96] resource: dead-letter subscription phase3-to-phase4-dlq-sub
+# [99] resource: dead-letter subscription phase3-to-phase4-dlq-sub
 if gcloud pubsub subscriptions describe phase3-to-phase4-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase3-to-phase4-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase3-to-phase4-dlq-sub --topic=nba-phase3-analytics-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [97] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase3-analytics-complete-dlq
+# [100] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase3-analytics-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase3-analytics-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [98] binding: phase4_to_phase5: roles/pubsub.publisher on topic auto-retry-trigger
+# [101] binding: phase4_to_phase5: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [99] binding: phase4_to_phase5: roles/pubsub.publisher on topic nba-predictions-trigger
+# [102] binding: phase4_to_phase5: roles/pubsub.publisher on topic nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [100] resource: dead-letter subscription phase4-to-phase5-dlq-sub
+# [103] resource: dead-letter subscription phase4-to-phase5-dlq-sub
 if gcloud pubsub subscriptions describe phase4-to-phase5-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase4-to-phase5-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase4-to-phase5-dlq-sub --topic=nba-phase4-precompute-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [101] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase4-precompute-complete-dlq
+# [104] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase4-precompute-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase4-precompute-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [102] binding: phase5_to_phase6: roles/pubsub.publisher on topic auto-retry-trigger
+# [105] binding: phase5_to_phase6: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [103] binding: phase5_to_phase6: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [106] binding: phase5_to_phase6: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase5-to-phase6@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [104] resource: dead-letter subscription phase5-to-phase6-dlq-sub
+# [107] resource: dead-letter subscription phase5-to-phase6-dlq-sub
 if gcloud pubsub subscriptions describe phase5-to-phase6-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase5-to-phase6-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase5-to-phase6-dlq-sub --topic=nba-phase5-predictions-complete-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [105] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase5-predictions-complete-dlq
+# [108] binding: Pub/Sub service agent: roles/pubsub.publisher on topic nba-phase5-predictions-complete-dlq
 gcloud pubsub topics add-iam-policy-binding nba-phase5-predictions-complete-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [106] binding: phase_transition_monitor: roles/pubsub.publisher on topic auto-retry-trigger
+# [109] binding: phase_transition_monitor: roles/pubsub.publisher on topic auto-retry-trigger
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [107] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase3-trigger
+# [110] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase3-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase3-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [108] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase4-trigger
+# [111] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase4-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase4-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [109] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [112] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [110] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-predictions-trigger
+# [113] binding: phase_transition_monitor: roles/pubsub.publisher on topic nba-predictions-trigger
 gcloud pubsub topics add-iam-policy-binding nba-predictions-trigger --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [111] resource: dead-letter subscription phase-transition-monitor-dlq-sub
+# [114] resource: dead-letter subscription phase-transition-monitor-dlq-sub
 if gcloud pubsub subscriptions describe phase-transition-monitor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update phase-transition-monitor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create phase-transition-monitor-dlq-sub --topic=phase-transition-monitor-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [112] binding: Pub/Sub service agent: roles/pubsub.publisher on topic phase-transition-monitor-trigger-dlq
+# [115] binding: Pub/Sub service agent: roles/pubsub.publisher on topic phase-transition-monitor-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding phase-transition-monitor-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [113] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase2-retry
+# [116] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase2-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase2-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [114] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase3-retry
+# [117] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase3-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase3-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [115] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase4-retry
+# [118] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase4-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase4-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [116] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase5-retry
+# [119] binding: auto_retry_processor: roles/pubsub.publisher on topic nba-phase5-retry
 gcloud pubsub topics add-iam-policy-binding nba-phase5-retry --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [117] resource: dead-letter subscription auto-retry-processor-dlq-sub
+# [120] resource: dead-letter subscription auto-retry-processor-dlq-sub
 if gcloud pubsub subscriptions describe auto-retry-processor-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update auto-retry-processor-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create auto-retry-processor-dlq-sub --topic=auto-retry-trigger-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [118] binding: Pub/Sub service agent: roles/pubsub.publisher on topic auto-retry-trigger-dlq
+# [121] binding: Pub/Sub service agent: roles/pubsub.publisher on topic auto-retry-trigger-dlq
 gcloud pubsub topics add-iam-policy-binding auto-retry-trigger-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [119] binding: schedule_dispatcher: roles/pubsub.publisher on topic grading-readiness-tick
+# [122] binding: schedule_dispatcher: roles/pubsub.publisher on topic grading-readiness-tick
 gcloud pubsub topics add-iam-policy-binding grading-readiness-tick --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [120] binding: schedule_dispatcher: roles/pubsub.publisher on topic nba-phase6-export-trigger
+# [123] binding: schedule_dispatcher: roles/pubsub.publisher on topic nba-phase6-export-trigger
 gcloud pubsub topics add-iam-policy-binding nba-phase6-export-trigger --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [121] resource: dead-letter subscription schedule-dispatcher-dlq-sub
+# [124] binding: schedule_dispatcher: roles/pubsub.publisher on topic phase-transition-monitor-trigger
+gcloud pubsub topics add-iam-policy-binding phase-transition-monitor-trigger --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
+
+# [125] resource: dead-letter subscription schedule-dispatcher-dlq-sub
 if gcloud pubsub subscriptions describe schedule-dispatcher-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update schedule-dispatcher-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create schedule-dispatcher-dlq-sub --topic=schedule-dispatcher-tick-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [122] binding: Pub/Sub service agent: roles/pubsub.publisher on topic schedule-dispatcher-tick-dlq
+# [126] binding: Pub/Sub service agent: roles/pubsub.publisher on topic schedule-dispatcher-tick-dlq
 gcloud pubsub topics add-iam-policy-binding schedule-dispatcher-tick-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [123] binding: grading_readiness: roles/pubsub.publisher on topic nba-grading-trigger
+# [127] binding: grading_readiness: roles/pubsub.publisher on topic nba-grading-trigger
 gcloud pubsub topics add-iam-policy-binding nba-grading-trigger --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/pubsub.publisher --project=my-proj
 
-# [124] resource: dead-letter subscription grading-readiness-dlq-sub
+# [128] resource: dead-letter subscription grading-readiness-dlq-sub
 if gcloud pubsub subscriptions describe grading-readiness-dlq-sub --project=my-proj >/dev/null 2>&1; then
   gcloud pubsub subscriptions update grading-readiness-dlq-sub --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 else
   gcloud pubsub subscriptions create grading-readiness-dlq-sub --topic=grading-readiness-tick-dlq --message-retention-duration=7d --ack-deadline=60 --expiration-period=never --project=my-proj
 fi
 
-# [125] binding: Pub/Sub service agent: roles/pubsub.publisher on topic grading-readiness-tick-dlq
+# [129] binding: Pub/Sub service agent: roles/pubsub.publisher on topic grading-readiness-tick-dlq
 gcloud pubsub topics add-iam-policy-binding grading-readiness-tick-dlq "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.publisher --project=my-proj
 
-# [126] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase2-to-phase3-dlq-sub
+# [130] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase2-to-phase3-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase2-to-phase3-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [127] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase3-to-phase4-dlq-sub
+# [131] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase3-to-phase4-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase3-to-phase4-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [128] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase4-to-phase5-dlq-sub
+# [132] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase4-to-phase5-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase4-to-phase5-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [129] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase5-to-phase6-dlq-sub
+# [133] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase5-to-phase6-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase5-to-phase6-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [130] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase-transition-monitor-dlq-sub
+# [134] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription phase-transition-monitor-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding phase-transition-monitor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [131] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription auto-retry-processor-dlq-sub
+# [135] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription auto-retry-processor-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding auto-retry-processor-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [132] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription schedule-dispatcher-dlq-sub
+# [136] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription schedule-dispatcher-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding schedule-dispatcher-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [133] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription grading-readiness-dlq-sub
+# [137] binding: phase_transition_monitor: roles/pubsub.subscriber on subscription grading-readiness-dlq-sub
 gcloud pubsub subscriptions add-iam-policy-binding grading-readiness-dlq-sub --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/pubsub.subscriber --project=my-proj
 
-# [134] resource: dataset nba_orchestration
+# [138] resource: dataset nba_orchestration
 bq show --format=none --dataset my-proj:nba_orchestration >/dev/null 2>&1 || \
   bq --location=US mk --dataset my-proj:nba_orchestration
 
-# [135] resource: table nba_orchestration.phase_execution_log
+# [139] resource: table nba_orchestration.phase_execution_log
 if bq show --format=none my-proj:nba_orchestration.phase_execution_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.phase_execution_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=One row per transition outcome (complete | partial | deadline_exceeded | blocked). Written through a Firestore outbox: a BigQuery outage delays rows, never loses them.' --clustering_fields=phase_name,status my-proj:nba_orchestration.phase_execution_log
 fi
 
-# [136] resource: table nba_orchestration.failed_processor_queue
+# [140] resource: table nba_orchestration.failed_processor_queue
 if bq show --format=none my-proj:nba_orchestration.failed_processor_queue >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.failed_processor_queue.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Failed processor runs awaiting auto-retry. One open row (pending|retrying) or terminal failed_permanent row per phase+processor_name+game_date; failed_permanent stays terminal until an operator requeues it.' --time_partitioning_expiration=34560000 --clustering_fields=status,processor_name my-proj:nba_orchestration.failed_processor_queue
 fi
 
-# [137] resource: table nba_orchestration.streaming_conflict_log
+# [141] resource: table nba_orchestration.streaming_conflict_log
 if bq show --format=none my-proj:nba_orchestration.streaming_conflict_log >/dev/null 2>&1; then
   bq update --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 else
   bq mk --table --schema=build/deploy/bigquery/nba_orchestration.streaming_conflict_log.schema.json --time_partitioning_type=DAY --time_partitioning_field=timestamp '--description=Every DML conflict the retry queue met (streaming buffer, concurrent DML, quota) and how it ended.' --time_partitioning_expiration=7776000 --clustering_fields=processor_name,game_date my-proj:nba_orchestration.streaming_conflict_log
 fi
 
-# [138] resource: table nba_orchestration.game_unavailable
+# [142] resource: table nba_orchestration.game_unavailable
 if bq show --format=none my-proj:nba_orchestration.game_unavailable >/dev/null 2>&1; then
-  bq update --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
+  bq update --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json '--description=Games operators marked (phasectl mark-unavailable, phasectl games postpone|restore). kind NULL or '"'"'unavailable'"'"': excluded from coverage and completeness; '"'"'postponed'"'"': postponed (excluded, never retried); '"'"'restored'"'"': a detected postponement overridden (the game counts). Deleting a row (--undo, restore) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 else
-  bq mk --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Games an operator marked unavailable (phasectl mark-unavailable): excluded from coverage and completeness. Deleting a row (--undo) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
+  bq mk --table --schema=build/deploy/bigquery/nba_orchestration.game_unavailable.schema.json --time_partitioning_type=DAY --time_partitioning_field=game_date '--description=Games operators marked (phasectl mark-unavailable, phasectl games postpone|restore). kind NULL or '"'"'unavailable'"'"': excluded from coverage and completeness; '"'"'postponed'"'"': postponed (excluded, never retried); '"'"'restored'"'"': a detected postponement overridden (the game counts). Deleting a row (--undo, restore) counts the game again.' --clustering_fields=game_id my-proj:nba_orchestration.game_unavailable
 fi
 
-# [139] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [143] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [140] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
+# [144] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.bdl_player_boxscores
 
-# [141] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
+# [145] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.espn_boxscores
 
-# [142] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
+# [146] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_gamebook_player_stats
 
-# [143] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [147] binding: phase2_to_phase3: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase2-to-phase3@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [144] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
+# [148] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.player_game_summary
 
-# [145] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
+# [149] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_defense_game_summary
 
-# [146] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
+# [150] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_offense_game_summary
 
-# [147] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [151] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [148] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
+# [152] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_team_game_context
 
-# [149] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [153] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [150] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [154] binding: phase3_to_phase4: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase3-to-phase4@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [151] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [155] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [152] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
+# [156] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_composite_factors
 
-# [153] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
+# [157] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_daily_cache
 
-# [154] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
+# [158] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_shot_zone_analysis
 
-# [155] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
+# [159] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.team_defense_zone_analysis
 
-# [156] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
+# [160] binding: phase4_to_phase5: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
 bq add-iam-policy-binding --table --member=serviceAccount:phase4-to-phase5@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.ml_feature_store_v2
 
-# [157] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
+# [161] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
 
-# [158] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [162] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [159] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
+# [163] binding: phase_transition_monitor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
 
-# [160] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
+# [164] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.player_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.player_game_summary
 
-# [161] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
+# [165] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_defense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_defense_game_summary
 
-# [162] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
+# [166] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.team_offense_game_summary
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.team_offense_game_summary
 
-# [163] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
+# [167] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_player_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_player_game_context
 
-# [164] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
+# [168] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_analytics.upcoming_team_game_context
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_analytics.upcoming_team_game_context
 
-# [165] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [169] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [166] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
+# [170] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_composite_factors
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_composite_factors
 
-# [167] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
+# [171] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_daily_cache
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_daily_cache
 
-# [168] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
+# [172] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.player_shot_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.player_shot_zone_analysis
 
-# [169] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
+# [173] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_precompute.team_defense_zone_analysis
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_precompute.team_defense_zone_analysis
 
-# [170] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
+# [174] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.ml_feature_store_v2
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.ml_feature_store_v2
 
-# [171] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
+# [175] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.player_prop_predictions
 
-# [172] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
+# [176] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.prediction_accuracy
 
-# [173] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
+# [177] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.bdl_player_boxscores
 
-# [174] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
+# [178] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.espn_boxscores
 
-# [175] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
+# [179] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_gamebook_player_stats
 
-# [176] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [180] binding: phase_transition_monitor: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:phase-transition-monitor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [177] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
+# [181] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.failed_processor_queue
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.failed_processor_queue
 
-# [178] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [182] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [179] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
+# [183] binding: auto_retry_processor: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.streaming_conflict_log
 bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.streaming_conflict_log
 
-# [180] binding: schedule_dispatcher: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [184] binding: auto_retry_processor: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
+
+# [185] binding: auto_retry_processor: roles/bigquery.dataViewer on table nba_raw.bdl_player_boxscores
+bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.bdl_player_boxscores
+
+# [186] binding: auto_retry_processor: roles/bigquery.dataViewer on table nba_raw.espn_boxscores
+bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.espn_boxscores
+
+# [187] binding: auto_retry_processor: roles/bigquery.dataViewer on table nba_raw.nbac_gamebook_player_stats
+bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_gamebook_player_stats
+
+# [188] binding: auto_retry_processor: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+bq add-iam-policy-binding --table --member=serviceAccount:auto-retry-processor@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
+
+# [189] binding: schedule_dispatcher: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [181] binding: grading_readiness: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
+# [190] binding: grading_readiness: projects/my-proj/roles/phasechainTableWriter on table nba_orchestration.phase_execution_log
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=projects/my-proj/roles/phasechainTableWriter my-proj:nba_orchestration.phase_execution_log
 
-# [182] binding: grading_readiness: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
+# [191] binding: grading_readiness: roles/bigquery.dataViewer on table nba_orchestration.game_unavailable
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_orchestration.game_unavailable
 
-# [183] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
+# [192] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.player_prop_predictions
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.player_prop_predictions
 
-# [184] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
+# [193] binding: grading_readiness: roles/bigquery.dataViewer on table nba_predictions.prediction_accuracy
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_predictions.prediction_accuracy
 
-# [185] binding: grading_readiness: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
+# [194] binding: grading_readiness: roles/bigquery.dataViewer on table nba_raw.nbac_schedule
 bq add-iam-policy-binding --table --member=serviceAccount:grading-readiness@my-proj.iam.gserviceaccount.com --role=roles/bigquery.dataViewer my-proj:nba_raw.nbac_schedule
 
-# [186] resource: function phase2-to-phase3
+# [195] resource: function phase2-to-phase3
 gcloud functions deploy phase2-to-phase3 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase2_to_phase3 --trigger-topic=nba-phase2-raw-complete --retry --service-account=phase2-to-phase3@my-proj.iam.gserviceaccount.com --trigger-service-account=phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [187] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
+# [196] lookup: phase2-to-phase3: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE2_TO_PHASE3="$(gcloud functions describe phase2-to-phase3 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [188] binding: phase2_to_phase3 (trigger identity): roles/run.invoker on service phase2-to-phase3
+# [197] binding: phase2_to_phase3 (trigger identity): roles/run.invoker on service phase2-to-phase3
 gcloud functions add-invoker-policy-binding phase2-to-phase3 --region=us-west2 --member=serviceAccount:phase2-to-phase3-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [189] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
+# [198] lookup: phase2-to-phase3: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3="$(gcloud eventarc triggers describe "${TRIGGER_PHASE2_TO_PHASE3}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [190] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
+# [199] binding: phase2-to-phase3: dead letters after 10 attempts to nba-phase2-raw-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" --dead-letter-topic=nba-phase2-raw-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [191] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase2_to_phase3
+# [200] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase2_to_phase3
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE2_TO_PHASE3}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [192] resource: function phase3-to-phase4
+# [201] resource: function phase3-to-phase4
 gcloud functions deploy phase3-to-phase4 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase3_to_phase4 --trigger-topic=nba-phase3-analytics-complete --retry --service-account=phase3-to-phase4@my-proj.iam.gserviceaccount.com --trigger-service-account=phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [193] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
+# [202] lookup: phase3-to-phase4: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE3_TO_PHASE4="$(gcloud functions describe phase3-to-phase4 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [194] binding: phase3_to_phase4 (trigger identity): roles/run.invoker on service phase3-to-phase4
+# [203] binding: phase3_to_phase4 (trigger identity): roles/run.invoker on service phase3-to-phase4
 gcloud functions add-invoker-policy-binding phase3-to-phase4 --region=us-west2 --member=serviceAccount:phase3-to-phase4-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [195] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
+# [204] lookup: phase3-to-phase4: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4="$(gcloud eventarc triggers describe "${TRIGGER_PHASE3_TO_PHASE4}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [196] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
+# [205] binding: phase3-to-phase4: dead letters after 10 attempts to nba-phase3-analytics-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" --dead-letter-topic=nba-phase3-analytics-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [197] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase3_to_phase4
+# [206] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase3_to_phase4
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE3_TO_PHASE4}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [198] resource: function phase4-to-phase5
+# [207] resource: function phase4-to-phase5
 gcloud functions deploy phase4-to-phase5 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase4_to_phase5 --trigger-topic=nba-phase4-precompute-complete --retry --service-account=phase4-to-phase5@my-proj.iam.gserviceaccount.com --trigger-service-account=phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [199] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
+# [208] lookup: phase4-to-phase5: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE4_TO_PHASE5="$(gcloud functions describe phase4-to-phase5 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [200] binding: phase4_to_phase5 (trigger identity): roles/run.invoker on service phase4-to-phase5
+# [209] binding: phase4_to_phase5 (trigger identity): roles/run.invoker on service phase4-to-phase5
 gcloud functions add-invoker-policy-binding phase4-to-phase5 --region=us-west2 --member=serviceAccount:phase4-to-phase5-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [201] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
+# [210] lookup: phase4-to-phase5: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5="$(gcloud eventarc triggers describe "${TRIGGER_PHASE4_TO_PHASE5}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [202] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
+# [211] binding: phase4-to-phase5: dead letters after 10 attempts to nba-phase4-precompute-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" --dead-letter-topic=nba-phase4-precompute-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [203] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase4_to_phase5
+# [212] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase4_to_phase5
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE4_TO_PHASE5}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [204] resource: function phase5-to-phase6
+# [213] resource: function phase5-to-phase6
 gcloud functions deploy phase5-to-phase6 --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase5_to_phase6 --trigger-topic=nba-phase5-predictions-complete --retry --service-account=phase5-to-phase6@my-proj.iam.gserviceaccount.com --trigger-service-account=phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [205] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
+# [214] lookup: phase5-to-phase6: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE5_TO_PHASE6="$(gcloud functions describe phase5-to-phase6 --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [206] binding: phase5_to_phase6 (trigger identity): roles/run.invoker on service phase5-to-phase6
+# [215] binding: phase5_to_phase6 (trigger identity): roles/run.invoker on service phase5-to-phase6
 gcloud functions add-invoker-policy-binding phase5-to-phase6 --region=us-west2 --member=serviceAccount:phase5-to-phase6-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [207] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
+# [216] lookup: phase5-to-phase6: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6="$(gcloud eventarc triggers describe "${TRIGGER_PHASE5_TO_PHASE6}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [208] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
+# [217] binding: phase5-to-phase6: dead letters after 10 attempts to nba-phase5-predictions-complete-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" --dead-letter-topic=nba-phase5-predictions-complete-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [209] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase5_to_phase6
+# [218] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase5_to_phase6
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE5_TO_PHASE6}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [210] require: secret slack-webhook has a value (for phase-transition-monitor's MONITOR_SLACK_WEBHOOK_URL)
+# [219] require: secret slack-webhook has a value (for phase-transition-monitor's MONITOR_SLACK_WEBHOOK_URL)
 gcloud secrets versions describe latest --secret=slack-webhook --project=my-proj '--format=value(state)' | grep -Fx ENABLED >/dev/null || \
   { echo 'phasectl deploy: secret slack-webhook has no enabled version: set it with `phasectl deploy secret set slack-webhook --project my-proj` (reads the value from stdin), then apply again' >&2; exit 1; }
 
-# [211] resource: function phase-transition-monitor
+# [220] resource: function phase-transition-monitor
 gcloud functions deploy phase-transition-monitor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/phase_transition_monitor --trigger-topic=phase-transition-monitor-trigger --retry --service-account=phase-transition-monitor@my-proj.iam.gserviceaccount.com --trigger-service-account=phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --set-secrets=MONITOR_SLACK_WEBHOOK_URL=slack-webhook:latest --no-allow-unauthenticated --project=my-proj
 
-# [212] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
+# [221] lookup: phase-transition-monitor: its Eventarc trigger (named by the deploy)
 TRIGGER_PHASE_TRANSITION_MONITOR="$(gcloud functions describe phase-transition-monitor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [213] binding: phase_transition_monitor (trigger identity): roles/run.invoker on service phase-transition-monitor
+# [222] binding: phase_transition_monitor (trigger identity): roles/run.invoker on service phase-transition-monitor
 gcloud functions add-invoker-policy-binding phase-transition-monitor --region=us-west2 --member=serviceAccount:phase-transition-monitor-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [214] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
+# [223] lookup: phase-transition-monitor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR="$(gcloud eventarc triggers describe "${TRIGGER_PHASE_TRANSITION_MONITOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [215] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
+# [224] binding: phase-transition-monitor: dead letters after 10 attempts to phase-transition-monitor-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" --dead-letter-topic=phase-transition-monitor-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [216] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase_transition_monitor
+# [225] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of phase_transition_monitor
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_PHASE_TRANSITION_MONITOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [217] resource: function auto-retry-processor
+# [226] resource: function auto-retry-processor
 gcloud functions deploy auto-retry-processor --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/auto_retry_processor --trigger-topic=auto-retry-trigger --retry --service-account=auto-retry-processor@my-proj.iam.gserviceaccount.com --trigger-service-account=auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=1 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [218] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
+# [227] lookup: auto-retry-processor: its Eventarc trigger (named by the deploy)
 TRIGGER_AUTO_RETRY_PROCESSOR="$(gcloud functions describe auto-retry-processor --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [219] binding: auto_retry_processor (trigger identity): roles/run.invoker on service auto-retry-processor
+# [228] binding: auto_retry_processor (trigger identity): roles/run.invoker on service auto-retry-processor
 gcloud functions add-invoker-policy-binding auto-retry-processor --region=us-west2 --member=serviceAccount:auto-retry-processor-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [220] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
+# [229] lookup: auto-retry-processor: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR="$(gcloud eventarc triggers describe "${TRIGGER_AUTO_RETRY_PROCESSOR}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [221] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
+# [230] binding: auto-retry-processor: dead letters after 10 attempts to auto-retry-trigger-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" --dead-letter-topic=auto-retry-trigger-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [222] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of auto_retry_processor
+# [231] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of auto_retry_processor
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_AUTO_RETRY_PROCESSOR}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [223] resource: function schedule-dispatcher
+# [232] resource: function schedule-dispatcher
 gcloud functions deploy schedule-dispatcher --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/schedule_dispatcher --trigger-topic=schedule-dispatcher-tick --retry --service-account=schedule-dispatcher@my-proj.iam.gserviceaccount.com --trigger-service-account=schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=300s --min-instances=0 --max-instances=5 "--update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__,GOOGLE_CLOUD_PROJECT_NUMBER=${PROJECT_NUMBER}" --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [224] lookup: schedule-dispatcher: its Eventarc trigger (named by the deploy)
+# [233] lookup: schedule-dispatcher: its Eventarc trigger (named by the deploy)
 TRIGGER_SCHEDULE_DISPATCHER="$(gcloud functions describe schedule-dispatcher --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [225] binding: schedule_dispatcher (trigger identity): roles/run.invoker on service schedule-dispatcher
+# [234] binding: schedule_dispatcher (trigger identity): roles/run.invoker on service schedule-dispatcher
 gcloud functions add-invoker-policy-binding schedule-dispatcher --region=us-west2 --member=serviceAccount:schedule-dispatcher-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [226] lookup: schedule-dispatcher: the subscription Eventarc made for its trigger
+# [235] lookup: schedule-dispatcher: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_SCHEDULE_DISPATCHER="$(gcloud eventarc triggers describe "${TRIGGER_SCHEDULE_DISPATCHER}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [227] binding: schedule-dispatcher: dead letters after 10 attempts to schedule-dispatcher-tick-dlq
+# [236] binding: schedule-dispatcher: dead letters after 10 attempts to schedule-dispatcher-tick-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_SCHEDULE_DISPATCHER}" --dead-letter-topic=schedule-dispatcher-tick-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [228] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of schedule_dispatcher
+# [237] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of schedule_dispatcher
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_SCHEDULE_DISPATCHER}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [229] resource: function grading-readiness
+# [238] resource: function grading-readiness
 gcloud functions deploy grading-readiness --gen2 --region=us-west2 --runtime=python312 --entry-point=handle --source=build/grading_readiness --trigger-topic=grading-readiness-tick --retry --service-account=grading-readiness@my-proj.iam.gserviceaccount.com --trigger-service-account=grading-readiness-inv@my-proj.iam.gserviceaccount.com --memory=512Mi --timeout=120s --min-instances=0 --max-instances=10 --update-env-vars=GOOGLE_CLOUD_PROJECT=my-proj,PYDANTIC_DISABLE_PLUGINS=__all__ --remove-env-vars=MONITOR_SLACK_WEBHOOK_URL --clear-secrets --no-allow-unauthenticated --project=my-proj
 
-# [230] lookup: grading-readiness: its Eventarc trigger (named by the deploy)
+# [239] lookup: grading-readiness: its Eventarc trigger (named by the deploy)
 TRIGGER_GRADING_READINESS="$(gcloud functions describe grading-readiness --gen2 --region=us-west2 --project=my-proj '--format=value(eventTrigger.trigger)')"
 
-# [231] binding: grading_readiness (trigger identity): roles/run.invoker on service grading-readiness
+# [240] binding: grading_readiness (trigger identity): roles/run.invoker on service grading-readiness
 gcloud functions add-invoker-policy-binding grading-readiness --region=us-west2 --member=serviceAccount:grading-readiness-inv@my-proj.iam.gserviceaccount.com --project=my-proj
 
-# [232] lookup: grading-readiness: the subscription Eventarc made for its trigger
+# [241] lookup: grading-readiness: the subscription Eventarc made for its trigger
 TRIGGER_SUBSCRIPTION_GRADING_READINESS="$(gcloud eventarc triggers describe "${TRIGGER_GRADING_READINESS}" --location=us-west2 --project=my-proj '--format=value(transport.pubsub.subscription)')"
 
-# [233] binding: grading-readiness: dead letters after 10 attempts to grading-readiness-tick-dlq
+# [242] binding: grading-readiness: dead letters after 10 attempts to grading-readiness-tick-dlq
 gcloud pubsub subscriptions update "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" --dead-letter-topic=grading-readiness-tick-dlq --max-delivery-attempts=10 --project=my-proj
 
-# [234] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of grading_readiness
+# [243] binding: Pub/Sub service agent: roles/pubsub.subscriber on the Eventarc subscription of grading_readiness
 gcloud pubsub subscriptions add-iam-policy-binding "${TRIGGER_SUBSCRIPTION_GRADING_READINESS}" "--member=serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com" --role=roles/pubsub.subscriber --project=my-proj
 
-# [235] require: Cloud Run service bias-decay-monitor exists (called by schedule-dispatcher's jobs)
+# [244] require: Cloud Run service bias-decay-monitor exists (called by schedule-dispatcher's jobs)
 gcloud run services describe bias-decay-monitor --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx bias-decay-monitor >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service bias-decay-monitor does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [236] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service bias-decay-monitor
+# [245] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service bias-decay-monitor
 gcloud run services add-iam-policy-binding bias-decay-monitor --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [237] require: Cloud Run service check-missing exists (called by schedule-dispatcher's jobs)
+# [246] require: Cloud Run service check-missing exists (called by schedule-dispatcher's jobs)
 gcloud run services describe check-missing --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx check-missing >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service check-missing does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [238] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service check-missing
+# [247] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service check-missing
 gcloud run services add-iam-policy-binding check-missing --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [239] require: Cloud Run service decay-detection exists (called by schedule-dispatcher's jobs)
+# [248] require: Cloud Run service decay-detection exists (called by schedule-dispatcher's jobs)
 gcloud run services describe decay-detection --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx decay-detection >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service decay-detection does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [240] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service decay-detection
+# [249] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service decay-detection
 gcloud run services add-iam-policy-binding decay-detection --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [241] require: Cloud Run service grading-gap-detector exists (called by schedule-dispatcher's jobs)
+# [250] require: Cloud Run service grading-gap-detector exists (called by schedule-dispatcher's jobs)
 gcloud run services describe grading-gap-detector --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx grading-gap-detector >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service grading-gap-detector does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [242] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service grading-gap-detector
+# [251] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service grading-gap-detector
 gcloud run services add-iam-policy-binding grading-gap-detector --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [243] require: Cloud Run service live-export exists (called by schedule-dispatcher's jobs)
+# [252] require: Cloud Run service live-export exists (called by schedule-dispatcher's jobs)
 gcloud run services describe live-export --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx live-export >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service live-export does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [244] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service live-export
+# [253] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service live-export
 gcloud run services add-iam-policy-binding live-export --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [245] require: Cloud Run service nba-phase2-raw-processors exists (called by schedule-dispatcher's jobs)
+# [254] require: Cloud Run service nba-phase2-raw-processors exists (called by schedule-dispatcher's jobs)
 gcloud run services describe nba-phase2-raw-processors --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx nba-phase2-raw-processors >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service nba-phase2-raw-processors does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [246] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service nba-phase2-raw-processors
+# [255] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service nba-phase2-raw-processors
 gcloud run services add-iam-policy-binding nba-phase2-raw-processors --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [247] require: Cloud Run service nba-phase3-analytics-processors exists (called by schedule-dispatcher's jobs)
+# [256] require: Cloud Run service nba-phase3-analytics-processors exists (called by schedule-dispatcher's jobs)
 gcloud run services describe nba-phase3-analytics-processors --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx nba-phase3-analytics-processors >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service nba-phase3-analytics-processors does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [248] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service nba-phase3-analytics-processors
+# [257] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service nba-phase3-analytics-processors
 gcloud run services add-iam-policy-binding nba-phase3-analytics-processors --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [249] require: Cloud Run service nba-phase4-precompute-processors exists (called by schedule-dispatcher's jobs)
+# [258] require: Cloud Run service nba-phase4-precompute-processors exists (called by schedule-dispatcher's jobs)
 gcloud run services describe nba-phase4-precompute-processors --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx nba-phase4-precompute-processors >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service nba-phase4-precompute-processors does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [250] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service nba-phase4-precompute-processors
+# [259] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service nba-phase4-precompute-processors
 gcloud run services add-iam-policy-binding nba-phase4-precompute-processors --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [251] require: Cloud Run service prediction-coordinator exists (called by schedule-dispatcher's jobs)
+# [260] require: Cloud Run service prediction-coordinator exists (called by schedule-dispatcher's jobs)
 gcloud run services describe prediction-coordinator --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx prediction-coordinator >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service prediction-coordinator does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [252] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service prediction-coordinator
+# [261] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service prediction-coordinator
 gcloud run services add-iam-policy-binding prediction-coordinator --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [253] require: Cloud Run service self-heal-predictions exists (called by schedule-dispatcher's jobs)
-gcloud run services describe self-heal-predictions --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx self-heal-predictions >/dev/null || \
-  { echo 'phasectl deploy: Cloud Run service self-heal-predictions does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
-
-# [254] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service self-heal-predictions
-gcloud run services add-iam-policy-binding self-heal-predictions --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
-
-# [255] require: Cloud Run service signal-weight-report exists (called by schedule-dispatcher's jobs)
+# [262] require: Cloud Run service signal-weight-report exists (called by schedule-dispatcher's jobs)
 gcloud run services describe signal-weight-report --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx signal-weight-report >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service signal-weight-report does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [256] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service signal-weight-report
+# [263] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service signal-weight-report
 gcloud run services add-iam-policy-binding signal-weight-report --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [257] require: Cloud Run service validation-runner exists (called by schedule-dispatcher's jobs)
+# [264] require: Cloud Run service validation-runner exists (called by schedule-dispatcher's jobs)
 gcloud run services describe validation-runner --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx validation-runner >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service validation-runner does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [258] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service validation-runner
+# [265] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service validation-runner
 gcloud run services add-iam-policy-binding validation-runner --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [259] require: Cloud Run service weekly-retrain exists (called by schedule-dispatcher's jobs)
+# [266] require: Cloud Run service weekly-retrain exists (called by schedule-dispatcher's jobs)
 gcloud run services describe weekly-retrain --region=us-west2 --project=my-proj '--format=value(metadata.name)' | grep -Fx weekly-retrain >/dev/null || \
   { echo 'phasectl deploy: Cloud Run service weekly-retrain does not exist in us-west2 (project my-proj): the scheduled jobs that call it would fail; deploy it first (or remove those jobs from the definition), then apply again' >&2; exit 1; }
 
-# [260] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service weekly-retrain
+# [267] binding: schedule_dispatcher: roles/run.invoker on Cloud Run service weekly-retrain
 gcloud run services add-iam-policy-binding weekly-retrain --region=us-west2 --member=serviceAccount:schedule-dispatcher@my-proj.iam.gserviceaccount.com --role=roles/run.invoker --project=my-proj
 
-# [261] resource: scheduler job phase-transition-monitor
+# [268] resource: scheduler job phase-transition-monitor
 if gcloud scheduler jobs describe phase-transition-monitor --location=us-west2 --project=my-proj >/dev/null 2>&1; then
-  gcloud scheduler jobs update pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
+  gcloud scheduler jobs update pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false,"season":false}' --project=my-proj
 else
-  gcloud scheduler jobs create pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false}' --project=my-proj
+  gcloud scheduler jobs create pubsub phase-transition-monitor --location=us-west2 '--schedule=*/10 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/phase-transition-monitor-trigger '--message-body={"check":"transitions","dry_run":false,"season":false}' --project=my-proj
 fi
 
-# [262] resource: scheduler job auto-retry-processor-trigger
+# [269] resource: scheduler job auto-retry-processor-trigger
 if gcloud scheduler jobs describe auto-retry-processor-trigger --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false,"outbox_only":false}' --project=my-proj
 else
   gcloud scheduler jobs create pubsub auto-retry-processor-trigger --location=us-west2 '--schedule=*/15 * * * *' --time-zone=America/New_York --topic=projects/my-proj/topics/auto-retry-trigger '--message-body={"max_rows":50,"dry_run":false,"outbox_only":false}' --project=my-proj
 fi
 
-# [263] resource: scheduler job schedule-dispatcher-tick
+# [270] resource: scheduler job schedule-dispatcher-tick
 if gcloud scheduler jobs describe schedule-dispatcher-tick --location=us-west2 --project=my-proj >/dev/null 2>&1; then
   gcloud scheduler jobs update pubsub schedule-dispatcher-tick --location=us-west2 '--schedule=* * * * *' --time-zone=UTC --topic=projects/my-proj/topics/schedule-dispatcher-tick '--message-body={"force":false}' --project=my-proj
 else
