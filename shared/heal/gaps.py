@@ -237,10 +237,14 @@ class GapPass:
         outputs = self.definition.heal.gaps.outputs
         if not outputs:
             return {}
-        # identifiers come from the validated definition only; the dates are parameters (L18)
+
+        def table(ref: str) -> str:
+            return f"`{self.project}.{ref}`"  # identifiers come from the validated definition only
+
+        # every branch on its table's partition column; the dates are parameters (L18)
         sql = "\nUNION ALL\n".join(
             f"(SELECT '{o.table}' AS table_ref, {o.date_column} AS day, COUNT(*) AS n "
-            f"FROM `{self.project}.{o.table}` WHERE {o.date_column} BETWEEN @start AND @end GROUP BY day)"
+            f"FROM {table(o.table)} WHERE {o.date_column} BETWEEN @start AND @end GROUP BY day)"
             for o in outputs
         )
         config = bq.QueryJobConfig(

@@ -272,6 +272,10 @@ class Checkpoint:
 
         g = self.definition.games
         project = self.monitor.project
+
+        def table(ref: str) -> str:
+            return f"`{project}.{ref}`"  # identifiers come from the validated definition only
+
         game_id = f"CAST({g.schedule_game_id_column} AS STRING)"
         branches = [
             f"(SELECT 0 AS phase, COUNT(DISTINCT IF(CAST({g.schedule_status_column} AS STRING) = @final, "
@@ -284,8 +288,8 @@ class Checkpoint:
             where = _PARAM.sub(f"@s{k}_\\1", where)  # the step's parameter names, unique in the query
             params += [(f"s{k}_{name}", kind, value) for name, kind, value in step_params]
             branches.append(
-                f"(SELECT {int(step.phase)} AS phase, 0 AS final, COUNT(*) AS n FROM `{project}.{step.table.table}` "
-                f"WHERE {step.table.date_column} = @game_date{f' AND {where}' if where else ''})"
+                f"(SELECT {int(step.phase)} AS phase, 0 AS final, COUNT(*) AS n FROM {table(step.table.table)} "
+                f"WHERE {step.table.date_column} = @game_date AND {where or 'TRUE'})"
             )
         rows: dict[int, int] = {}
         games = 0

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
@@ -37,9 +36,8 @@ from shared.contracts.decode import decode_payload, extract_pubsub_message
 from shared.contracts.messages import TimedTriggerMessage, TriggerTick, make_trigger_id
 from shared.deferred import Deferred, deferred_attribute
 from shared.errors import MalformedMessageError, TransientError
-from shared.game_ids import ScheduleEntry
-from shared.orchestration.postponement import OperatorMarks
 from shared.orchestration.state import TransitionState
+from shared.orchestration.timed_actuals import ActualsRows, ConditionInputs
 from shared.orchestration.transition import Outcome
 from shared.pipeline.definition import DateRule, GamesSources, PipelineDefinition, TimedTrigger, TriggerSlot
 from shared.structured_log import get_logger, log_context
@@ -50,7 +48,6 @@ if TYPE_CHECKING:
     from shared.orchestration.outbox import ExecutionLogWriter
     from shared.orchestration.publisher import TriggerPublisher
     from shared.orchestration.quarantine import Quarantine
-    from shared.orchestration.timed_actuals import ActualsRows
 
 _log = get_logger("shared.orchestration.timed")
 
@@ -64,18 +61,6 @@ def date_for(rule: DateRule, now: datetime, tz: ZoneInfo) -> date:
     if rule == "yesterday" or local.time() < time(12, 0):
         return local.date() - timedelta(days=1)
     return local.date()
-
-
-@dataclass(frozen=True)
-class ConditionInputs:
-    """What a sensor's conditions read for one date."""
-
-    schedule: tuple[ScheduleEntry, ...] = ()
-    unavailable_game_ids: tuple[str, ...] = ()
-    counts: Mapping[int, int] = field(default_factory=dict)  # condition index → rows for the date
-    later: tuple[ScheduleEntry, ...] = ()  # the date's game ids on later dates (postponement)
-    marks: OperatorMarks = field(default_factory=OperatorMarks)
-    actuals: Mapping[int, ActualsRows] = field(default_factory=dict)  # condition index → actuals_coverage rows
 
 
 def conditions_sql(trigger: TimedTrigger, games: GamesSources, table: Any) -> str:

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.game_ids import GameIdConverter, ScheduleEntry
+from shared.orchestration.postponement import OperatorMarks
 from shared.pipeline.definition import GamesSources, GateValue, SensorCondition, TimedTrigger, TriggerSlot
 
 if TYPE_CHECKING:
     from shared.orchestration.gates import GateResult
-    from shared.orchestration.timed import ConditionInputs
 
 PREFIX = "actuals:"
 Param = tuple[str, str, GateValue]
@@ -51,6 +51,19 @@ class ActualsRows:
     predicted: dict[str, int] = field(default_factory=dict)  # prediction game id → predicted players
     matched: dict[str, int] = field(default_factory=dict)  # ... of them with an actuals row
     games: dict[str, int] = field(default_factory=dict)  # actuals game id → players with actuals
+
+
+@dataclass(frozen=True)
+class ConditionInputs:
+    """What a sensor's conditions read for one date (``timed.read_conditions``; here, below
+    ``timed``, because the considered games below are computed from it)."""
+
+    schedule: tuple[ScheduleEntry, ...] = ()
+    unavailable_game_ids: tuple[str, ...] = ()
+    counts: Mapping[int, int] = field(default_factory=dict)  # condition index → rows for the date
+    later: tuple[ScheduleEntry, ...] = ()  # the date's game ids on later dates (postponement)
+    marks: OperatorMarks = field(default_factory=OperatorMarks)
+    actuals: Mapping[int, ActualsRows] = field(default_factory=dict)  # condition index → actuals_coverage rows
 
 
 def _where(predicates: Sequence[Any], tag: str) -> tuple[str, list[Param]]:

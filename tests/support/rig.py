@@ -105,6 +105,8 @@ def isolated_definition(suffix: str, mutate: Any = None) -> PipelineDefinition:
         source["table"] = f"raw_{suffix}.{source['table'].split('.')[1]}"
     data["gates"] = _rename_gate_tables(data["gates"], suffix)
     data["sensors"] = _rename_gate_tables(data.get("sensors", []), suffix)
+    if "heal" in data:  # [heal] targets' and gap outputs' tables, as the gates' (definition_files renames them too)
+        data["heal"] = _rename_gate_tables(data["heal"], suffix)
     for timed in data["sensors"]:
         timed["topic"] = f"{timed['topic']}-{suffix}"
         timed["tick_topic"] = f"{timed['tick_topic']}-{suffix}"
