@@ -17,6 +17,13 @@ game, the evidence and the new date; grading leaves it out; ``reconcile`` is cle
 Scenario 2, 2026-01-23: 4 of 7 games missing everywhere trips the breaker; the transition is
 blocked (a ``blocked`` log row, no trigger, no latch).
 
+Scenario 3, nights whose phase 3 never ran (the 2→3 trigger went out; the analytics service lost
+it): 2026-01-10 is healed by the self-heal checkpoint of 2026-01-11 (its yesterday), run by hand as
+``phasectl schedules run self-heal-predictions --date 2026-01-11`` would: the 2→3 trigger again as
+generation 2 with ``trigger_source = self_heal``; 2026-01-19, a gap of the 14-day window, is found by
+the gap pass the ``gap-detector-30min`` job runs every 30 minutes and re-triggered by the backfill
+queue (``trigger_source = backfill``). Both chains then run through to phase 6.
+
 The morning after (``deploy.local.morning``): the clock runs on to noon on the 25th, faster; the
 schedule dispatcher, fed by its one-minute tick, runs every job slot of the definition against the
 services' stand-ins and the phase 6 export topic; one same-day job answers 500 once and succeeds on
@@ -46,7 +53,17 @@ from typing import Any, TextIO
 
 from deploy.local.emulators import EmulatorUnavailableError
 from deploy.local.morning import MORNING_ACCELERATE, MorningResult, check_morning, run_morning
-from deploy.local.sample_night import BREAKER_DATE, GAME_DATE, POSTPONED_GAME, RESCHEDULED_TO, played, seed
+from deploy.local.sample_night import (
+    BACKFILL_DATE,
+    BREAKER_DATE,
+    GAME_DATE,
+    GAMES,
+    HEAL_DATE,
+    POSTPONED_GAME,
+    RESCHEDULED_TO,
+    played,
+    seed,
+)
 from shared.clock import PIPELINE_TZ
 from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage
 from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefinition, load_definition, read_definition
@@ -54,6 +71,7 @@ from shared.pipeline.definition import DEFAULT_DEFINITION_PATH, PipelineDefiniti
 SIM_START = datetime(2026, 1, 25, 5, 30, tzinfo=UTC)  # 00:30 in New York, the night after the games
 DEMO_BACKOFF_MINUTES = 5  # the packaged 15·2ⁿ backoff, compressed to 5·2ⁿ for a demo that fits in 3 minutes
 FALLBACK_JOB = "grading-daily-6am"  # run by hand at the end: it must find the night graded already
+SELF_HEAL_JOB = "self-heal-predictions"  # the self-heal checkpoint ([heal.self_heal]), run by hand for a past day
 COORDINATOR = "prediction-coordinator"  # the [services] entry the stand-in coordinator plays
 DNP_SHARE = 0.15  # players with 0 minutes on the night: minutes coverage 85 % (alert below 90, block below 80)
 # what the scenario steps may wait, in real seconds (each a share of it): an upper bound, not a pace. The
@@ -374,7 +392,8 @@ def run_demo(
             start_endpoints=dict.fromkeys(http_phases, coordinator),
             # phase 3 and 4 write rows for the games that have boxscores; 15 % of the players of the
             # night did not play (0 minutes): minutes coverage 85 %, under the 3→4 alert line (90 %)
-            games={GAME_DATE: played(GAME_DATE)},
+            games={GAME_DATE: played(GAME_DATE), HEAL_DATE: GAMES[HEAL_DATE], BACKFILL_DATE: GAMES[BACKFILL_DATE]},
+            lost_triggers={(3, HEAL_DATE), (3, BACKFILL_DATE)},  # scenario 3: phase 3 never runs the first trigger
             dnp_share={_minutes_processor(definition): DNP_SHARE},
         ).start()
 
@@ -421,6 +440,7 @@ def run_demo(
         )
         time.sleep(2)  # a trigger would have arrived by now: show that none did
         watcher.poll_triggers()
+        heal_nights(stack.project, definition, standins, watcher, say, timeout)
         fallback = next((slot for slot in sensor.slots if slot.job == FALLBACK_JOB), None) if sensor else None
         if fallback is not None:
             _run_job(stack.project, definition, FALLBACK_JOB, say)
@@ -467,14 +487,73 @@ def run_demo(
     return result
 
 
-def _run_job(project: str, definition: PipelineDefinition, job: str, say: Callable[[str], None]) -> None:
-    """Run one job's latest slot by hand: a ``ScheduleTick`` naming it, on the dispatcher's tick topic."""
+def heal_nights(
+    project: str,
+    definition: PipelineDefinition,
+    standins: Any,
+    watcher: Watcher,
+    say: Callable[[str], None],
+    timeout: float,
+) -> None:
+    """Scenario 3: two nights whose phase 3 never ran, healed by self-heal and by the backfill queue."""
+    first = definition.transitions[0].name
+    say(f"--- scenario 3: {HEAL_DATE} and {BACKFILL_DATE}, nights whose phase 3 never ran ---")
+    for day in (HEAL_DATE, BACKFILL_DATE):
+        seed(project, definition, day)
+        standins.run_phase(2, day)
+    deadline = time.monotonic() + timeout * 0.3
+    for day in (HEAL_DATE, BACKFILL_DATE):
+        watcher.wait_for(f"the first {first} trigger for {day}", _healed_check(first, day, None), deadline)
+    checkpoint = HEAL_DATE + timedelta(days=1)
+    say(f"--- self-heal: the {checkpoint} checkpoint (12:45 ET) checks its yesterday, {HEAL_DATE} ---")
+    _run_job(project, definition, SELF_HEAL_JOB, say, day=checkpoint, why="the checkpoint of that day, by hand")
+    deadline = time.monotonic() + timeout * 0.4
+    watcher.wait_for(
+        f"the self_heal re-trigger of {first} for {HEAL_DATE}", _healed_check(first, HEAL_DATE, "self_heal"), deadline
+    )
+    say(f"--- the backfill queue: the gap pass (gap-detector-30min, every 30 min) finds {BACKFILL_DATE} ---")
+    watcher.wait_for(
+        f"the backfill re-trigger of {first} for {BACKFILL_DATE}",
+        _healed_check(first, BACKFILL_DATE, "backfill"),
+        deadline,
+    )
+    last = definition.transitions[-1].name
+    for day in (HEAL_DATE, BACKFILL_DATE):
+        watcher.wait_for(f"the {last} trigger for {day}", _healed_check(last, day, None), deadline)
+
+
+def _healed_check(transition: str, day: date, source: str | None) -> Callable[[DemoResult], bool]:
+    return lambda result: _healed(result, transition, day, source)
+
+
+def _healed(result: DemoResult, transition: str, day: date, source: str | None) -> bool:
+    """A trigger of ``transition`` for ``day`` (from ``source``, generation 2, when given)."""
+    return any(
+        t.transition == transition
+        and t.game_date == day
+        and (source is None or (t.trigger_source == source and t.generation == 2))
+        for t in result.triggers
+    )
+
+
+def _run_job(
+    project: str,
+    definition: PipelineDefinition,
+    job: str,
+    say: Callable[[str], None],
+    *,
+    day: date | None = None,
+    why: str = "the fallback, now: graded once",
+) -> None:
+    """Run one job's slot by hand (its latest, or ``day``'s): a ``ScheduleTick`` naming it, on the
+    dispatcher's tick topic (what ``phasectl schedules run JOB [--date D]`` sends)."""
     from shared.contracts.messages import ScheduleTick
     from shared.gcp import publisher_client
 
     topic = definition.dispatcher.tick_topic
-    body = ScheduleTick(job=job, requested_by="demo").model_dump_json(exclude_none=True, exclude_defaults=True)
-    say(f"$ gcloud pubsub topics publish {topic} --message '{body}'   (the {job} fallback, now: graded once)")
+    tick = ScheduleTick(job=job, game_date=day, requested_by="demo")
+    body = tick.model_dump_json(exclude_none=True, exclude_defaults=True)
+    say(f"$ gcloud pubsub topics publish {topic} --message '{body}'   ({job}: {why})")
     publisher = publisher_client()
     publisher.publish(publisher.topic_path(project, topic), body.encode()).result(timeout=30)
 
@@ -544,6 +623,12 @@ def check(result: DemoResult, definition: PipelineDefinition) -> list[str]:
             problems.append(f"{sensor} for {GAME_DATE} should leave out {canonical}: {graded[0].postponed_games}")
         if not result.fallback_fired:
             problems.append(f"the {FALLBACK_JOB} fallback was not fired at the end of the night")
+    first_name = definition.transitions[0].name
+    for day, source in ((HEAL_DATE, "self_heal"), (BACKFILL_DATE, "backfill")):
+        if not _healed(result, first_name, day, source):
+            problems.append(f"{day}: no {first_name} re-trigger as generation 2 from {source}")
+        if not _healed(result, definition.transitions[-1].name, day, None):
+            problems.append(f"{day}: the healed chain did not reach {definition.transitions[-1].name}")
     blocked_night = [t.trigger_id for t in result.triggers_for(BREAKER_DATE)]
     if blocked_night:
         problems.append(f"the breaker night {BREAKER_DATE} was triggered: {blocked_night}")

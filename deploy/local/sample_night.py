@@ -9,7 +9,9 @@ POSTPONEMENT-HANDLING-DESIGN.md:11-38). The matchups: docs/09-handoff/
 2026-01-24-FINAL-RESILIENCE-SESSION-HANDOFF.md:153-161 (away@home; BOS@CHI is ``0022500647``: :48);
 the other five NBA ids are illustrative, from the night's range. A postponed game is not a missing
 game (lesson L29): the gate counts 6 of 6, nothing is retried.
-2026-01-23: 4 of 7 games missing everywhere, so the circuit breaker blocks the date. ``seed``
+2026-01-23: 4 of 7 games missing everywhere, so the circuit breaker blocks the date.
+2026-01-10 and 2026-01-19 (illustrative games): nights whose phase 3 never ran (the 2→3 trigger
+went out, the analytics service never acted on it): self-heal and the backfill queue heal them. ``seed``
 loads a night's schedule and boxscores into the BigQuery emulator, each table in its own id
 format, as the scrapers would have.
 """
@@ -25,6 +27,8 @@ GAME_DATE = date(2026, 1, 24)
 BREAKER_DATE = date(2026, 1, 23)
 POSTPONED_GAME = "0022500644"  # GSW@MIN: Final with NULL scores on 2026-01-24, Scheduled again on 2026-01-25
 RESCHEDULED_TO = GAME_DATE + timedelta(days=1)
+HEAL_DATE = date(2026, 1, 10)  # healed by a self-heal checkpoint (its yesterday), outside the gap window
+BACKFILL_DATE = date(2026, 1, 19)  # a gap of the 14-day window, re-triggered by the backfill queue
 GAMES = {  # 7 Final games per night: numeric NBA id, away, home
     GAME_DATE: [
         ("0022500647", "BOS", "CHI"),  # the cited id
@@ -44,6 +48,18 @@ GAMES = {  # 7 Final games per night: numeric NBA id, away, home
         ("0022500635", "TOR", "WAS"),
         ("0022500636", "CHA", "BKN"),
     ],
+    HEAL_DATE: [
+        ("0022500560", "BOS", "ATL"),
+        ("0022500561", "DEN", "PHX"),
+        ("0022500562", "SAC", "LAC"),
+        ("0022500563", "POR", "UTA"),
+    ],
+    BACKFILL_DATE: [
+        ("0022500610", "NYK", "MIA"),
+        ("0022500611", "HOU", "DAL"),
+        ("0022500612", "OKC", "MEM"),
+        ("0022500613", "LAL", "GSW"),
+    ],
 }
 BREAKER_COVERED = 3  # games with a boxscore on the breaker night (4 of 7 missing: 57 % > 50 %)
 
@@ -57,7 +73,7 @@ def seed(project: str, definition: PipelineDefinition, day: date) -> None:
     tables = {s.name: s.table for s in games.boxscore_sources}
     rows: dict[str, list[dict[str, Any]]] = {games.schedule_table: [], **{t: [] for t in tables.values()}}
     night = GAMES[day]
-    covered = played(day) if day == GAME_DATE else night[:BREAKER_COVERED]
+    covered = played(day) if day == GAME_DATE else night[:BREAKER_COVERED] if day == BREAKER_DATE else night
     schedule = upstream_table(games.schedule_table)
     for i, (nba, away, home) in enumerate(night):  # the real schedule: numeric NBA ids, game_status 3 = Final
         scores = (None, None) if nba == POSTPONED_GAME else (100 + i, 104 + i)  # a postponed game: NULL scores

@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -312,6 +312,7 @@ class StandinProcessors:
         start_endpoints: Mapping[int, StartEndpoint] | None = None,
         games: Mapping[date, Sequence[tuple[str, str, str]]] | None = None,
         dnp_share: Mapping[str, float] | None = None,
+        lost_triggers: Iterable[tuple[int, date]] = (),
     ) -> None:
         from shared.gcp import publisher_client, subscriber_client
 
@@ -332,6 +333,8 @@ class StandinProcessors:
         # the gates read); dnp_share: per processor, the share of player rows with 0 minutes
         self.games = dict(games or {})
         self.dnp_share = dict(dnp_share or {})
+        # (phase, date): its generation-1 trigger is lost (the service never ran it: a night whose phase never ran)
+        self.lost_triggers = set(lost_triggers)
 
     # -- wiring ----------------------------------------------------------------------------
     def start(self) -> StandinProcessors:
@@ -420,6 +423,10 @@ class StandinProcessors:
         if kind == "trigger" and phase is not None:
             trigger = PhaseTrigger.model_validate_json(data)
             if trigger.part > 1:  # one run per trigger, not per source-table message
+                return
+            if trigger.generation == 1 and (phase, trigger.game_date) in self.lost_triggers:
+                self.lost_triggers.discard((phase, trigger.game_date))
+                self.say(f"stand-in phase {phase}: {trigger.trigger_id} lost, phase {phase} never runs for it")
                 return
             time.sleep(self.delay)
             self.run_phase(phase, trigger.game_date, trigger.correlation_id)
