@@ -76,32 +76,13 @@ def seed(project: str, definition: PipelineDefinition, day: date) -> None:
     covered = played(day) if day == GAME_DATE else night[:BREAKER_COVERED] if day == BREAKER_DATE else night
     schedule = upstream_table(games.schedule_table)
     for i, (nba, away, home) in enumerate(night):  # the real schedule: numeric NBA ids, game_status 3 = Final
-        scores = (None, None) if nba == POSTPONED_GAME else (100 + i, 104 + i)  # a postponed game: NULL scores
+        if nba == POSTPONED_GAME:
+            rows[games.schedule_table] += postponed_rows(nba, day, away, home, RESCHEDULED_TO, games.schedule_table)
+            continue
+        scores = {"home_team_score": 100 + i, "away_team_score": 104 + i}
         rows[games.schedule_table].append(
-            schedule.row(
-                nba,
-                day,
-                away,
-                home,
-                game_status=3,
-                game_status_text="Final",
-                home_team_score=scores[0],
-                away_team_score=scores[1],
-            )
+            schedule.row(nba, day, away, home, game_status=3, game_status_text="Final", **scores)
         )
-        if nba == POSTPONED_GAME:  # the NBA lists the same id again on the new date
-            rows[games.schedule_table].append(
-                schedule.row(
-                    nba,
-                    RESCHEDULED_TO,
-                    away,
-                    home,
-                    game_status=1,
-                    game_status_text="Scheduled",
-                    home_team_score=None,
-                    away_team_score=None,
-                )
-            )
     for table in tables.values():  # each boxscore table in its own id format (ESPN: its own team codes)
         source = upstream_table(table)
         rows[table] += [source.row(nba, day, away, home) for nba, away, home in covered]
@@ -120,3 +101,16 @@ def postponed_label() -> str:
     """``GSW@MIN (0022500644)``."""
     away, home = next((a, h) for n, a, h in GAMES[GAME_DATE] if n == POSTPONED_GAME)
     return f"{away}@{home} ({POSTPONED_GAME})"
+
+
+def postponed_rows(nba: str, day: date, away: str, home: str, to: date, table: str) -> list[dict[str, Any]]:
+    """A postponed game's schedule rows as the replaced system's schedule held GSW@MIN: Final
+    (``game_status`` 3) with NULL scores on ``day``, and the same id again on ``to`` as Scheduled."""
+    from deploy.local.raw_tables import upstream_table
+
+    schedule, unscored = upstream_table(table), {"home_team_score": None, "away_team_score": None}
+    return [
+        schedule.row(nba, day, away, home, game_status=3, game_status_text="Final", **unscored),
+        schedule.row(nba, to, away, home, game_status=1, game_status_text="Scheduled", **unscored),
+    ]
+

@@ -219,22 +219,27 @@ def cmd_mark_unavailable(ctx: Context, args: argparse.Namespace) -> int:
     return _report(ctx, "mark-unavailable", call, headline, day)
 
 
-def cmd_games_postpone(ctx: Context, args: argparse.Namespace) -> int:
-    """Confirm a postponement (or record one the data cannot show yet)."""
+def _game_call(ctx: Context, args: argparse.Namespace) -> tuple[date, Any, Any, Any, str, dict[str, Any], Any]:
+    """``games postpone|restore``: the game (date, entry, inputs, converter), its label, the audited
+    call and what the schedule alone says about it (its detected postponement, or ``None``)."""
     from shared.orchestration.postponement import detect_postponed
 
     if not args.reason.strip():
         raise UsageError("--reason must not be empty")
     day, entry, inputs, converter = _find_game(ctx, args.game_id, args.date)
-    label = _label(entry, day)
     call = {"game_id": entry.date_teams_game_id, "nba_game_id": entry.nba_game_id, "date": day, "reason": args.reason}
+    detected = {p.game_id: p for p in detect_postponed(ctx.definition.games, inputs.schedule, inputs.later).postponed}
+    return day, entry, inputs, converter, _label(entry, day), call, detected.get(entry.date_teams_game_id)
+
+
+def cmd_games_postpone(ctx: Context, args: argparse.Namespace) -> int:
+    """Confirm a postponement (or record one the data cannot show yet)."""
+    day, entry, inputs, converter, label, call, seen = _game_call(ctx, args)
     if _marked(converter, inputs.marks.postponed, entry.date_teams_game_id):
         ctx.print(f"{label} is already marked postponed")
         return 0
-    detected = {p.game_id: p for p in detect_postponed(ctx.definition.games, inputs.schedule, inputs.later).postponed}
     restored = _delete_marks(ctx, day, entry, "restored")  # a postponement replaces an earlier restore
     _insert_mark(ctx, day, entry, "postponed", args.reason)
-    seen = detected.get(entry.date_teams_game_id)
     also = f"; the schedule agrees: {'; '.join(seen.evidence)}" if seen else "; the schedule does not show it (yet)"
     undone = f"; {restored} restore mark(s) removed" if restored else ""
     headline = f"{label} marked postponed ({args.reason}): not expected, never retried{also}{undone}"
@@ -243,16 +248,8 @@ def cmd_games_postpone(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_games_restore(ctx: Context, args: argparse.Namespace) -> int:
     """Undo a postponement: the operator's mark is removed; a detected one is overridden."""
-    from shared.orchestration.postponement import detect_postponed
-
-    if not args.reason.strip():
-        raise UsageError("--reason must not be empty")
-    day, entry, inputs, converter = _find_game(ctx, args.game_id, args.date)
-    label = _label(entry, day)
-    call = {"game_id": entry.date_teams_game_id, "nba_game_id": entry.nba_game_id, "date": day, "reason": args.reason}
+    day, entry, inputs, converter, label, call, seen = _game_call(ctx, args)
     removed = _delete_marks(ctx, day, entry, "postponed")
-    detected = {p.game_id: p for p in detect_postponed(ctx.definition.games, inputs.schedule, inputs.later).postponed}
-    seen = detected.get(entry.date_teams_game_id)
     if seen is None and not removed:
         ctx.print(f"{label} is not postponed (no mark, no evidence in the schedule): nothing to restore")
         return 1

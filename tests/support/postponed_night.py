@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 from deploy.local.raw_tables import upstream_table
+from deploy.local.sample_night import postponed_rows
 from shared.gcp_bigquery import bigquery_client
 from tests.support.rig import Rig
 from tests.support.slate import GSW_MIN, NEXT_DAY, NIGHT, PLAYED, SLATE
@@ -36,22 +37,10 @@ def seed_night(
     schedule = upstream_table(g.schedule_table)
     rows: list[dict[str, Any]] = []
     for nba, away, home in games:
-        unplayed = postponed and (nba, away, home) == GSW_MIN
-        scores: dict[str, Any] = {"home_team_score": None, "away_team_score": None} if unplayed else {}
-        rows.append(schedule.row(nba, day, away, home, game_status=3, game_status_text="Final", **scores))
-        if unplayed:
-            rows.append(
-                schedule.row(
-                    nba,
-                    NEXT_DAY,
-                    away,
-                    home,
-                    game_status=1,
-                    game_status_text="Scheduled",
-                    home_team_score=None,
-                    away_team_score=None,
-                )
-            )
+        if postponed and (nba, away, home) == GSW_MIN:
+            rows += postponed_rows(nba, day, away, home, NEXT_DAY, g.schedule_table)
+        else:
+            rows.append(schedule.row(nba, day, away, home, game_status=3, game_status_text="Final"))
     assert bq.insert_rows_json(f"{project}.{g.schedule_table}", rows) == []
     table = next(s.table for s in g.boxscore_sources if s.name == source)
     box = [upstream_table(table).row(nba, day, away, home) for nba, away, home in covered]

@@ -24,19 +24,13 @@ from __future__ import annotations
 
 from datetime import date
 
-NIGHT = date(2026, 1, 24)
-NEXT_DAY = date(2026, 1, 25)  # where the NBA listed 0022500644 again
+from deploy.local.sample_night import GAME_DATE, GAMES, POSTPONED_GAME, RESCHEDULED_TO
 
-GSW_MIN = ("0022500644", "GSW", "MIN")  # postponed
-SLATE = [
-    ("0022500647", "BOS", "CHI"),  # cited id
-    ("0022500641", "CLE", "ORL"),  # illustrative id
-    ("0022500642", "LAL", "DAL"),  # illustrative id; LAL away at DAL
-    GSW_MIN,
-    ("0022500643", "MIA", "UTA"),  # illustrative id
-    ("0022500645", "NYK", "PHI"),  # illustrative id
-    ("0022500646", "WAS", "CHA"),  # illustrative id
-]
+# the demo's night is this slate (deploy.local.sample_night): one list, cited there and above
+NIGHT = GAME_DATE
+NEXT_DAY = RESCHEDULED_TO  # where the NBA listed 0022500644 again
+SLATE = list(GAMES[NIGHT])  # BOS@CHI 0022500647 (cited), CLE@ORL, LAL@DAL, GSW@MIN, MIA@UTA, NYK@PHI, WAS@CHA
+GSW_MIN = next(g for g in SLATE if g[0] == POSTPONED_GAME)  # postponed
 PLAYED = [g for g in SLATE if g != GSW_MIN]  # the six games that were played
 
 

@@ -20,7 +20,15 @@ from deploy.local.demo import (
     check,
     demo_definition,
 )
-from deploy.local.sample_night import BREAKER_DATE, GAME_DATE, GAMES, POSTPONED_GAME, RESCHEDULED_TO
+from deploy.local.sample_night import (
+    BACKFILL_DATE,
+    BREAKER_DATE,
+    GAME_DATE,
+    GAMES,
+    HEAL_DATE,
+    POSTPONED_GAME,
+    RESCHEDULED_TO,
+)
 from deploy.local.standins import StandinProcessors
 from shared.clock import FixedClock
 from shared.contracts.messages import PhaseTrigger, TimedTriggerMessage, TriggerStatus, make_trigger_id
@@ -162,6 +170,7 @@ def trigger(
     missing_games: list[str] | None = None,
     postponed_games: list[str] | None = None,
     coverage: tuple[str, float] | None = None,
+    trigger_source: str = "orchestrator",
 ) -> PhaseTrigger:
     transition = definition.transition(name)
     gates: list[dict[str, Any]] = []
@@ -185,6 +194,7 @@ def trigger(
         processors_completed=[],
         missing_games=missing_games or [],
         postponed_games=[CANONICAL_POSTPONED] if postponed_games is None else postponed_games,
+        trigger_source=trigger_source,
         gates=gates,  # type: ignore[arg-type]
     )
 
@@ -197,7 +207,7 @@ def good_result(definition: PipelineDefinition) -> DemoResult:
     """What a successful demo night produces."""
     first = definition.transitions[0].name
     return DemoResult(
-        triggers=[trigger(definition, t.name) for t in definition.transitions],
+        triggers=[trigger(definition, t.name) for t in definition.transitions] + healed(definition),
         log_rows=[
             *(log_row(t.name, GAME_DATE) for t in definition.transitions),
             log_row(first, BREAKER_DATE, "blocked"),
@@ -207,6 +217,29 @@ def good_result(definition: PipelineDefinition) -> DemoResult:
         fallback_fired=True,
         findings=[postponed_finding()],
     )
+
+
+def healed(definition: PipelineDefinition, skip: str | None = None) -> list[PhaseTrigger]:
+    """Scenario 3: each night whose phase 3 never ran re-triggered as generation 2 (self-heal, backfill),
+    its chain on to phase 6 (``skip``: leave that source's out)."""
+    first, last = definition.transitions[0].name, definition.transitions[-1].name
+    out = []
+    for day, source in ((HEAL_DATE, "self_heal"), (BACKFILL_DATE, "backfill")):
+        if source != skip:
+            out.append(trigger(definition, first, day, generation=2, trigger_source=source, postponed_games=[]))
+            out.append(trigger(definition, last, day, postponed_games=[]))
+    return out
+
+
+@pytest.mark.parametrize("source", ["self_heal", "backfill"])
+def test_a_night_not_healed_is_reported(definition: PipelineDefinition, source: str) -> None:
+    result = good_result(definition)
+    result.triggers = [trigger(definition, t.name) for t in definition.transitions] + healed(definition, skip=source)
+    day = HEAL_DATE if source == "self_heal" else BACKFILL_DATE
+    assert check(result, definition) == [
+        f"{day}: no phase2_to_phase3 re-trigger as generation 2 from {source}",
+        f"{day}: the healed chain did not reach phase5_to_phase6",
+    ]
 
 
 def postponed_finding(message: str | None = None) -> dict[str, Any]:
@@ -262,7 +295,7 @@ def test_a_duplicated_trigger_is_reported(definition: PipelineDefinition) -> Non
 def test_a_missing_trigger_is_reported(definition: PipelineDefinition) -> None:
     result = good_result(definition)
     last = definition.transitions[-1].name
-    result.triggers = [t for t in result.triggers if t.transition != last]
+    result.triggers = [t for t in result.triggers if t.transition != last or t.game_date != GAME_DATE]
     assert check(result, definition) == [f"{last} triggered 0 times for {GAME_DATE}, expected once"]
 
 
@@ -383,8 +416,8 @@ def test_every_problem_is_reported_at_once(definition: PipelineDefinition) -> No
     )
     problems = check(result, definition)
     # every transition (twice for the first, never for the rest), the gate, no game_postponed finding,
-    # the breaker night, every log row, reconcile, no grading trigger, no fallback fired
-    assert len(problems) == len(definition.transitions) + 1 + 1 + 1 + len(definition.transitions) + 1 + 2
+    # two nights not healed (2 each), the breaker night, every log row, reconcile, no grading, no fallback
+    assert len(problems) == len(definition.transitions) + 1 + 1 + 4 + 1 + len(definition.transitions) + 1 + 2
     assert not DemoResult(problems=problems).ok
 
 
