@@ -12,7 +12,8 @@ Two things go wrong on purpose:
 - one job of the same-day chain (``same-day-phase4`` when the definition has it) gets HTTP 500 from
   its stand-in on the first call: the dispatcher retries it and it succeeds on attempt 2;
 - the dispatcher's tick job is paused (``gcloud scheduler jobs pause``) around one job's slot, past
-  the dispatcher's catch-up window, so that slot passes unrun: the monitor reports ``schedule_missed``.
+  the dispatcher's catch-up window, so that slot passes unrun: the monitor reports ``schedule_missed``;
+  a slot due later in the pause (the half-hourly gap pass) runs late, caught up after the resume.
 
 ``plan_morning`` chooses both from the definition (pure); ``run_morning`` plays the morning and
 reads back every slot's run document (Firestore), the stand-ins' records and the messages.
@@ -64,8 +65,15 @@ def rendered_body(definition: PipelineDefinition, job: Job, slot: Slot) -> Any:
 
 def plan_morning(definition: PipelineDefinition, start: datetime, end: datetime) -> MorningPlan:
     """Every active job slot in ``(start, end]``; the chain job that answers 500 once; and a slot alone
-    in its window (nothing else due from ``MARGIN`` before it to the catch-up window plus ``MARGIN``
-    after it) to let pass unrun, preferring a ``[[jobs]]`` entry after the failing slot."""
+    in its window to let pass unrun, preferring a ``[[jobs]]`` entry after the failing slot whose job
+    has no later slot this morning (a later success would clear its ``schedule_missed``).
+
+    The pause runs from ``MARGIN`` before the missed slot to ``MARGIN`` past its catch-up window. Alone
+    means no other slot is lost with it: none is due from ``MARGIN`` before the pause to ``MARGIN``
+    past the pause's end minus the catch-up window, and every other slot due in the pause is caught
+    up (late) after the resume. The recurring jobs (``gap-detector-30min`` at :15 and :45) leave no
+    pause-long gap in the morning, so one of them is always caught up late. The failing slot and its
+    retries finish before the pause."""
     slots = tuple(
         sorted(
             (s for j in definition.all_jobs() for s in slots_between(definition, j, start, end)),
@@ -78,19 +86,33 @@ def plan_morning(definition: PipelineDefinition, start: datetime, end: datetime)
     catch_up = timedelta(minutes=definition.dispatcher.catch_up_minutes)
     defined = {j.name for j in definition.jobs}
 
+    def window(slot: Slot) -> tuple[datetime, datetime]:
+        return slot.at - MARGIN, slot.at + catch_up + MARGIN
+
     def alone(slot: Slot) -> bool:
-        # no other slot runs (late, or retried) while the tick is paused, nor is due in its window
-        near = [s for s in slots if s != slot and slot.at - catch_up - MARGIN <= s.at <= slot.at + catch_up + MARGIN]
-        room = slot.at - MARGIN >= start + 3 * MARGIN and slot.at + catch_up + MARGIN <= end
-        return not near and room and slot != failing
+        begin, stop = window(slot)
+        lost = [s for s in slots if s != slot and begin - MARGIN <= s.at < stop - catch_up + MARGIN]
+        retrying = failing is not None and failing.at + catch_up >= begin - MARGIN and failing.at <= stop
+        room = begin >= start + 3 * MARGIN and stop <= end
+        return not lost and not retrying and room and slot != failing
+
+    def caught_up(slot: Slot) -> int:
+        begin, stop = window(slot)
+        return sum(1 for s in slots if s != slot and begin <= s.at <= stop)
 
     candidates = [s for s in slots if alone(s)]
     ranked = sorted(
         candidates,
-        key=lambda s: (s.job not in defined, failing is not None and s.at < failing.at, s.at),
+        key=lambda s: (
+            s.job not in defined,
+            failing is not None and s.at < failing.at,
+            any(o.job == s.job and o.at > s.at for o in slots),
+            caught_up(s),
+            s.at,
+        ),
     )
     missed = ranked[0] if ranked else None
-    pause = (missed.at - MARGIN, missed.at + catch_up + MARGIN) if missed is not None else None
+    pause = window(missed) if missed is not None else None
     return MorningPlan(start, end, slots, failing, body, missed, pause)
 
 

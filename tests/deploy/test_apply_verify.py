@@ -714,7 +714,7 @@ def test_the_rendered_plan_ensures_ttl_policies_once(
         )
         assert done.returncode == 0, done.stderr
     updates = [c for c in cloud.calls() if c[:5] == TTL_UPDATE]
-    assert len(updates) == len(spec.firestore_ttls) == 10
+    assert len(updates) == len(spec.firestore_ttls) == 13  # + self_heal, backfill_queue, backfill_slots (issue 27)
     assert set(cloud.state()["ttls"]) == {t.collection_group for t in spec.firestore_ttls}
 
 
@@ -1187,7 +1187,7 @@ CHANGES = {
     "time zone": (lambda d: d.update(timeZone="Etc/UTC"), "time zone America/New_York", "time zone Etc/UTC"),
     "body": (
         lambda d: d["pubsubTarget"].update(data=b64('{"check":"transitions","dry_run":true}')),
-        'body {"check":"transitions","dry_run":false}',
+        'body {"check":"transitions","dry_run":false,"season":false}',  # MonitorTick's defaults
         'body {"check":"transitions","dry_run":true}',
     ),
     "topic": (
@@ -1222,7 +1222,7 @@ def test_a_body_with_the_same_json_is_not_a_change(deployed: FakeCloud) -> None:
     """Cloud Scheduler keeps the bytes it was given; the same JSON with other spacing or key order is the same body."""
     deployed.update(
         lambda s: s["jobs"][MONITOR_JOB]["described"]["pubsubTarget"].update(
-            data=b64('{ "dry_run": false, "check": "transitions" }')
+            data=b64('{ "season": false, "dry_run": false, "check": "transitions" }')
         )
     )
     assert deployed.deploy("verify").code == 0

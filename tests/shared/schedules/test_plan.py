@@ -71,9 +71,10 @@ def test_every_et_job_of_the_definition_fires_once_on_a_dst_day_at_its_local_tim
     end = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=NY).astimezone(UTC)
     for j in D.all_jobs():
         zone = D.job_zone(j)
-        if zone.key != "America/New_York" or len(j.cron.split()[1].split(",")) > 1 or "-" in j.cron.split()[1]:
-            continue  # daily single-hour jobs: exactly one slot per day
-        if j.cron.split()[0].startswith("*") or j.cron.split()[4] != "*":
+        minute_field, hour_field, *_, weekday_field = j.cron.split()
+        if zone.key != "America/New_York" or not (minute_field.isdigit() and hour_field.isdigit()):
+            continue  # daily single-hour jobs (one minute, one hour): exactly one slot per day
+        if weekday_field != "*":
             continue
         fires = [
             s
