@@ -126,5 +126,26 @@ def create_upstream_table(client: bigquery.Client, project: str, ref: str) -> st
         bq_table.time_partitioning = bigquery.TimePartitioning(field=partitioning["field"])
         bq_table.require_partition_filter = bool(partitioning.get("require_partition_filter"))
     bq_table.clustering_fields = list(table.spec.get("clustering_fields") or []) or None
-    client.create_table(bq_table, exists_ok=True)
+    create_table_retrying(client, bq_table)
     return table_id
+
+
+# local-bigquery's catalog (DuckLake) refuses a table creation that races another commit with a 400
+# "Failed to commit DuckLake transaction"; it is a conflict, not a bad request: retried a few times
+DUCKLAKE_CONFLICT = "Failed to commit DuckLake transaction"
+
+
+def create_table_retrying(client: bigquery.Client, table: Any, attempts: int = 4) -> None:
+    """``create_table(exists_ok=True)``, retried (bounded) on local-bigquery's catalog commit conflict."""
+    import time
+
+    from google.api_core import exceptions as gexc
+
+    for attempt in range(attempts):
+        try:
+            client.create_table(table, exists_ok=True)
+            return
+        except gexc.BadRequest as exc:
+            if DUCKLAKE_CONFLICT not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as gexc
 
+from deploy.local.raw_tables import create_table_retrying
 from deploy.spec import TableSpec, table_specs
 from shared.pipeline.definition import PipelineDefinition
 
@@ -33,7 +34,7 @@ def ensure_table(client: bigquery.Client, project: str, spec: TableSpec) -> str:
         field=spec.partition_field, expiration_ms=expiration * 86_400_000 if expiration else None
     )
     ref.clustering_fields = list(spec.clustering_fields) or None
-    client.create_table(ref, exists_ok=True)
+    create_table_retrying(client, ref)
     return table_id
 
 

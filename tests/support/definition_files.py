@@ -46,6 +46,8 @@ def isolated_definition_text(suffix: str, source: str | None = None) -> str:
         text,
         "schedule/boxscore table refs",
     )
+    # [heal.gaps] outputs name phase 2's raw tables inline: the rig's raw dataset too
+    text = _sub(r'(\{ phase = 2, table = ")nba_raw(\.[A-Za-z0-9_]+")', rf"\g<1>raw_{suffix}\g<2>", text, "gap outputs")
     for dataset, short in GATE_DATASETS.items():  # the tables the phase 3→4 and 4→5 gates read
         text = _sub(rf'(")({dataset})(\.[A-Za-z0-9_]+")', rf"\g<1>{short}_{suffix}\g<3>", text, dataset)
     text = _sub(r'^(\s*dataset\s*=\s*")[^"]*(")', rf"\g<1>orch_{suffix}\g<2>", text, "pipeline.dataset")

@@ -107,6 +107,9 @@ def isolated_definition(suffix: str, mutate: Any = None) -> PipelineDefinition:
     data["sensors"] = _rename_gate_tables(data.get("sensors", []), suffix)
     if "heal" in data:  # [heal] targets' and gap outputs' tables, as the gates' (definition_files renames them too)
         data["heal"] = _rename_gate_tables(data["heal"], suffix)
+        for out in data["heal"].get("gaps", {}).get("outputs", []):  # phase 2's raw tables: the rig's raw dataset
+            if str(out.get("table", "")).startswith("nba_raw."):
+                out["table"] = f"raw_{suffix}.{out['table'].split('.', 1)[1]}"
     for timed in data["sensors"]:
         timed["topic"] = f"{timed['topic']}-{suffix}"
         timed["tick_topic"] = f"{timed['tick_topic']}-{suffix}"

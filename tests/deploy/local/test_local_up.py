@@ -191,7 +191,7 @@ def test_phasectl_works_from_the_printed_exports_alone(up: Up) -> None:
     reconcile = phasectl_from_exports(up, "reconcile", "--date", str(GAME_DATE))
     # the seeded real slate: GSW@MIN postponed (Final with NULL scores), the six played games covered
     assert reconcile.returncode == 0, reconcile.stdout + reconcile.stderr
-    assert "6/6 Final games covered, 1 postponed" in reconcile.stdout
+    assert "6/6 Final games covered (100.0 %); 20260124_GSW_MIN (GSW@MIN) postponed" in reconcile.stdout
 
 
 def test_each_service_has_a_stand_in_that_phasectl_sessions_can_read_and_script(up: Up) -> None:

@@ -125,8 +125,11 @@ def test_each_transition_triggers_exactly_once_from_upstream_completions_deliver
         assert all(m.game_date == GAME_DATE and m.success for m in messages)
 
     (p23,) = [m for m in seen["phase2_to_phase3"] if m.part == 1]
-    # a postponed game is not a missing game (L29): complete over the six played, GSW@MIN carried as postponed
-    assert p23.status == "complete" and p23.missing_games == [] and p23.postponed_games == ["20260124_GSW_MIN"]
+    # a postponed game is not a missing game (L29): the six played covered, GSW@MIN carried as postponed (the
+    # trigger itself may be partial: it can fire at 4 of 5 phase-2 processors)
+    coverage = next(g for g in p23.gates if g.kind == "game_coverage_pct")
+    assert (coverage.verdict, coverage.value) == ("pass", 100.0), coverage
+    assert p23.missing_games == [] and p23.postponed_games == ["20260124_GSW_MIN"]
     # one message per completed phase-3 table (it may fire at 4/5, before the last one arrives)
     p34 = seen["phase3_to_phase4"]
     assert {m.source_table for m in p34} == {definition.processor(p).output_table for p in p34[0].processors_completed}
