@@ -216,16 +216,20 @@ def test_change_clock_goes_on_faster_with_no_slot_skipped_or_run_twice(morning: 
     assert abs((switched - before) - timedelta(seconds=20 * ACCELERATE)) < timedelta(minutes=2)
     assert all(stack.functions[name].process.pid != pid for name, pid in old.items())
     assert not stack.dead_functions() and not stack.deaths
-    end = switched + timedelta(minutes=40)
+    # The window is fixed by the slots, not by how long the fixture took (at x120 a real second is two
+    # simulated minutes, so `before` drifts under load): from the fixture's END (every HTTP slot since
+    # ran on the old clock or across the switch) to 10 minutes past the first HTTP slot after the switch.
+    http_jobs = [j for j in definition.all_jobs() if j.http is not None and j.name not in morning.slots]
+    after = min(
+        (s.at for j in http_jobs for s in slots_between(definition, j, switched, switched + timedelta(hours=6))),
+        default=switched,
+    )
+    assert after > switched, "no HTTP slot in the 6 hours after the switch: the test cannot see one"
+    end = max(switched + timedelta(minutes=40), after + timedelta(minutes=10))
     stack.clock.sleep_until(end, threading.Event())
     time.sleep(3.0)  # the last slots' calls and anything duplicated
-    slots = [
-        s
-        for job in definition.all_jobs()
-        if job.http is not None and job.name not in morning.slots
-        for s in slots_between(definition, job, before, end - timedelta(minutes=5))
-    ]
-    assert any(s.at > switched for s in slots) and any(s.at <= switched for s in slots)
+    slots = [s for job in http_jobs for s in slots_between(definition, job, END, end - timedelta(minutes=5))]
+    assert any(s.at > switched for s in slots) and any(s.at <= switched for s in slots), (switched, slots)
     for slot in slots:
         job = definition.job(slot.job)
         assert job.http is not None
