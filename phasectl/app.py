@@ -52,7 +52,16 @@ def main(
         configure(stream=err, level="WARNING")  # the services' logs never mix with the output
         try:
             definition = load_definition(env.get("PIPELINE_DEFINITION") or None)
-            ctx = Context(definition, cli_clock(env), env, out, err, timeout=args.timeout, needs=_needs(args))
+            ctx = Context(
+                definition,
+                cli_clock(env),
+                env,
+                out,
+                err,
+                timeout=args.timeout,
+                needs=_needs(args),
+                utc=bool(getattr(args, "utc", False)),
+            )
             if args.command_path in PREPARE_FIRST:
                 ctx.prepare()
             func: Callable[[Context, argparse.Namespace], int] = args.func

@@ -18,6 +18,7 @@ from phasectl.connect import (
     PUBSUB,
     Backends,
 )
+from phasectl.timefmt import TimeView
 from shared.clock import Clock, FixedClock, clock_from_env, resolve_game_date
 from shared.errors import ConfigError, InvalidDateError
 from shared.pipeline.definition import PipelineDefinition, Transition
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 
 NOW_ENV = "PHASECTL_NOW"
-
 
 
 MONITOR_STALE_MINUTES = 30  # the monitor runs every 10 min: three missed runs is stale
@@ -114,6 +114,12 @@ class Context:
     _pub: Any = None
     _undo: list[Callable[[], None]] = field(default_factory=list)
     _subscriber: Any = None
+    utc: bool = False  # --utc: every human output in UTC instead of the pipeline's zone
+
+    @property
+    def times(self) -> TimeView:
+        """How this command shows instants: the pipeline's zone (ET) with its offset, or UTC."""
+        return TimeView.of(self.definition.pipeline.timezone, utc=self.utc)
 
     @property
     def project(self) -> str:

@@ -283,6 +283,7 @@ def dlq_replay(ctx: Context, args: argparse.Namespace) -> int:
     """0: everything replayed (or nothing to do, or a dry run); 1: messages left over ``--max``;
     2: a publish failed (what was replayed before it is acked and audited; the rest stays)."""
     from phasectl.report import format_table
+
     (fn,) = _functions(ctx, args.function)
     subscriber = ctx.subscriber()  # bounded by --timeout
     path = subscriber.subscription_path(ctx.project, fn.dead_letter_subscription)
@@ -357,4 +358,3 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="show what would be replayed; change nothing")
     p.set_defaults(func=dlq_replay)
-

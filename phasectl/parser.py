@@ -62,6 +62,12 @@ TIMEOUT_HELP = (
 )
 
 
+UTC_HELP = (
+    "show every time in UTC; by default times are in the pipeline's zone (ET, with its offset in the header) "
+    "and TODAY/YESTERDAY are New York dates either way"
+)
+
+
 def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """The ``phasectl`` parser; ``env`` names the definition whose transitions the help lists."""
     env = os.environ if env is None else env
@@ -76,6 +82,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     )
     parser.add_argument("--version", action="version", version=f"phasectl {cli_help.version()}")
     parser.add_argument("--timeout", type=_timeout, default=DEFAULT_TIMEOUT, metavar="SECONDS", help=TIMEOUT_HELP)
+    parser.add_argument("--utc", action="store_true", help=UTC_HELP)
     sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=_Parser)
     date_help = "game date YYYY-MM-DD or TODAY/YESTERDAY (in New York)"
     transition_help = _transition_help(env)
@@ -267,6 +274,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     cli_help.finish(parser)
     for path, each in cli_help.walk(parser):
         each.set_defaults(command_path=path)
+        if each is not parser:  # also after the command: phasectl status --utc
+            each.add_argument("--utc", action="store_true", default=argparse.SUPPRESS, help=UTC_HELP)
         if path in NEEDS or path in SCHEDULE_NEEDS:  # also after the command: phasectl status --timeout 60
             each.add_argument(
                 "--timeout", type=_timeout, default=argparse.SUPPRESS, metavar="SECONDS", help=TIMEOUT_HELP

@@ -152,10 +152,16 @@ class ActiveFinding:
     transition: str | None = None
     game_date: str | None = None
     first_seen_at: datetime | None = None
+    runbook: str | None = None  # the link to its runbook section (docs/operations.md#<kind>)
+    command: str | None = None  # the exact phasectl command that fixes or inspects it
+    acked_by: str | None = None  # phasectl findings --ack: who, when, why (still listed, shown as acknowledged)
+    acked_at: datetime | None = None
+    ack_note: str | None = None
 
     @classmethod
     def from_doc(cls, key: str, doc: Mapping[str, Any]) -> ActiveFinding:
         first = doc.get("first_seen_at")
+        acked_at = doc.get("acked_at")
         return cls(
             key=key,
             kind=str(doc.get("kind") or "unknown"),
@@ -164,6 +170,11 @@ class ActiveFinding:
             transition=_optional_str(doc.get("transition")),
             game_date=_optional_str(doc.get("game_date")),
             first_seen_at=first if isinstance(first, datetime) else None,
+            runbook=_optional_str(doc.get("runbook")),
+            command=_optional_str(doc.get("command")),
+            acked_by=_optional_str(doc.get("acked_by")),
+            acked_at=acked_at if isinstance(acked_at, datetime) else None,
+            ack_note=_optional_str(doc.get("ack_note")),
         )
 
 
@@ -651,6 +662,7 @@ def render_status_html(
     timezone: str | ZoneInfo = DEFAULT_TIMEZONE,
     refresh_seconds: int | None = None,
     unread: Mapping[str, str] | None = None,
+    sections: Sequence[str] = (),
 ) -> str:
     """The whole page. Dates are shown newest first whatever their order in ``dates``.
 
@@ -668,6 +680,7 @@ def render_status_html(
         refresh_seconds: the page reloads itself (``<meta http-equiv="refresh">``) — ``--serve``.
         unread: why a section could not be read (``"retry_queue"``, ``"dead_letters"`` → the error), shown
             in its place: one unreachable source does not take the whole page down.
+        sections: extra sections' HTML (``phasectl.page_sections``), shown after the findings.
     """
     why = unread or {}
     tz = _zone(timezone)
@@ -698,6 +711,7 @@ def render_status_html(
             _legend(),
             _grid(ordered, lines_by_date, counts or {}, now, tz),
             _findings(findings, tz),
+            *sections,
             _retry_queue(retry_rows, tz, why.get("retry_queue")),
             _dead_letters(dead_letters, tz, why.get("dead_letters")),
             _gates(ordered, lines_by_date),

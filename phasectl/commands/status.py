@@ -137,6 +137,8 @@ def _status_page(ctx: Context, day: date, days: int, refresh_seconds: int | None
         dead_letters = _dead_letter_backlog(ctx)
     except Exception as exc:  # noqa: BLE001 — the page says why the section is missing
         unread["dead_letters"] = f"{type(exc).__name__}: {exc}"
+    from phasectl.page_sections import render_sections
+
     page = render_status_html(
         now,
         dates,
@@ -149,6 +151,7 @@ def _status_page(ctx: Context, day: date, days: int, refresh_seconds: int | None
         timezone=ctx.definition.pipeline.timezone,
         refresh_seconds=refresh_seconds,
         unread=unread,
+        sections=render_sections(ctx, day, dates),
     )
     blocked = any(p.decision == "blocked" for day_lines in got.lines_by_date.values() for p in day_lines)
     code = 1 if blocked else StatusReport(day, now, got.lines_by_date[day], heartbeats).exit_code
