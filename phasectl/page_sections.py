@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 
 Section = Callable[["Context", date, Sequence[date]], str]
 
-# (section id, the module:function that renders it) — imported when the page is built
-SECTIONS: tuple[tuple[str, str], ...] = ()
+# (section id, the module:function that renders it) — imported when the page is built; one line each
+SECTIONS: tuple[tuple[str, str], ...] = (
+    # [next] ("next", "phasectl.page_next:section"),
+    # [history] ("history", "phasectl.page_history:section"),
+    # [lineage] ("lineage", "phasectl.page_lineage:section"),
+)
 
 
 def unreadable(section_id: str, title: str, exc: BaseException) -> str:
@@ -38,8 +42,8 @@ def render_sections(ctx: Context, day: date, dates: Sequence[date]) -> list[str]
     out = []
     for section_id, target in SECTIONS:
         module, _, name = target.partition(":")
-        render: Section = getattr(importlib.import_module(module), name)
         try:
+            render: Section = getattr(importlib.import_module(module), name)
             out.append(render(ctx, day, dates))
         except Exception as exc:  # noqa: BLE001 — one section that cannot be read never takes the page down
             out.append(unreadable(section_id, section_id.replace("-", " "), exc))
