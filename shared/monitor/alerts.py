@@ -14,6 +14,12 @@ has one section per finding kind. The link is the ``runbook`` label of the log e
 ``Runbook:`` line of the Slack message and a field of the dedup record. ``$MONITOR_RUNBOOK_URL``
 is the runbook page's URL (e.g. the file on the repository's web view); unset, the link is the
 repository-relative path.
+
+Every alert also carries the exact ``phasectl`` command that fixes or inspects it (issue 28,
+``shared.monitor.fix_commands``): the ``command`` field of the record, a ``Fix:`` line of the Slack
+message and the ``fix`` label of the log entry. An operator's acknowledgement (``phasectl findings
+--ack``: ``acked_by``, ``acked_at``, ``ack_note`` on the record) survives a re-alert of the same
+finding: the record is merged, not replaced; it ends with the record when the finding resolves.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.clock import Clock
 from shared.monitor.findings import Finding
+from shared.monitor.fix_commands import fix_command
 from shared.pipeline.definition import PipelineDefinition
 from shared.structured_log import get_logger, runbook_base, runbook_link
 
@@ -95,6 +102,10 @@ class AlertManager:
         """The link to ``finding``'s runbook section."""
         return runbook_link(finding.kind, self.runbook_url)
 
+    def command(self, finding: Finding) -> str:
+        """The exact ``phasectl`` command that fixes or inspects ``finding``."""
+        return fix_command(finding, self.definition)
+
     def _collection(self) -> Any:
         return self.firestore.collection(self.definition.monitor.alert_collection)
 
@@ -131,9 +142,10 @@ class AlertManager:
             if out_of_time():
                 result.late.append(key)
                 continue
-            if not self._emit(finding):
+            if not self._emit(finding, previous):
                 result.slack_errors += 1
             result.alerted.append(key)
+            # merged: an operator's acknowledgement (acked_by/acked_at/ack_note) survives the re-alert
             self._collection().document(key).set(
                 {
                     "kind": finding.kind,
@@ -146,8 +158,10 @@ class AlertManager:
                     "game_date": str(finding.game_date) if finding.game_date else None,
                     "subject": finding.subject,
                     "runbook": self.runbook(finding),
+                    "command": self.command(finding),
                     **self._expiry(now),
-                }
+                },
+                merge=True,
             )
         for key in sorted(set(known) - set(current)):
             if out_of_time():
@@ -166,18 +180,29 @@ class AlertManager:
         retention = self.definition.retention
         return {retention.expiry_field: now + timedelta(days=retention.alerts_days)}
 
-    def _emit(self, finding: Finding) -> bool:
-        """Log the alert and post it to Slack, each with its runbook link; ``False`` when a Slack
-        delivery failed."""
-        runbook = self.runbook(finding)
+    def _emit(self, finding: Finding, previous: Mapping[str, Any] | None = None) -> bool:
+        """Log the alert and post it to Slack, each with its runbook link and fix command (and who
+        acknowledged it, when someone did); ``False`` when a Slack delivery failed."""
+        runbook, command = self.runbook(finding), self.command(finding)
         _log.log(
             _LEVELS[finding.severity],
             finding.message,
             extra={
-                "labels": {"alert": finding.kind, "alert_key": finding.key, "runbook": runbook},
+                "labels": {"alert": finding.kind, "alert_key": finding.key, "runbook": runbook, "fix": command},
                 "fields": {"details": finding.details},
             },
         )
         if self.slack is not None and finding.severity in ("ERROR", "CRITICAL", "WARNING"):
-            return self.slack.send(f"[{finding.severity}] {finding.message}\nRunbook: {runbook}")
+            return self.slack.send(slack_text(finding, runbook, command, previous))
         return True
+
+
+def slack_text(finding: Finding, runbook: str, command: str, record: Mapping[str, Any] | None = None) -> str:
+    """The Slack message of an alert: ``[SEV] message``, ``Fix: command``, ``Runbook: link`` and, when
+    its record says an operator acknowledged it, ``Acknowledged by WHO: NOTE``."""
+    lines = [f"[{finding.severity}] {finding.message}", f"Fix: {command}", f"Runbook: {runbook}"]
+    by = (record or {}).get("acked_by")
+    if by:
+        note = (record or {}).get("ack_note")
+        lines.append(f"Acknowledged by {by}" + (f": {note}" if note else ""))
+    return "\n".join(lines)

@@ -20,6 +20,7 @@ from shared import structured_log
 from shared.clock import FixedClock
 from shared.monitor.alerts import AlertManager
 from shared.monitor.findings import Finding
+from shared.monitor.fix_commands import fix_command
 from shared.pipeline.definition import PipelineDefinition, load_definition
 from shared.structured_log import RUNBOOK_PATH, RUNBOOK_URL_ENV, runbook_base, runbook_link
 from tests.test_docs import ROOT, anchors, finding_kinds
@@ -41,8 +42,8 @@ class _Document:
     def __init__(self, store: dict[str, dict[str, Any]], doc_id: str) -> None:
         self._store, self._id = store, doc_id
 
-    def set(self, data: dict[str, Any]) -> None:
-        self._store[self._id] = dict(data)
+    def set(self, data: dict[str, Any], merge: bool = False) -> None:
+        self._store[self._id] = {**(self._store.get(self._id, {}) if merge else {}), **data}
 
     def delete(self) -> None:
         self._store.pop(self._id, None)
@@ -116,11 +117,12 @@ def test_every_finding_kind_is_alerted_with_the_link_to_its_runbook_section(
     link = f"{RUNBOOK_PATH}#{kind}"
     assert _resolves(link), f"{link}: no such section in docs/operations.md"
     (line,) = _alert_lines(captured_log)
-    assert line[structured_log.LABELS_KEY] == {"alert": kind, "alert_key": finding.key, "runbook": link}
+    fix = fix_command(finding, definition)
+    assert line[structured_log.LABELS_KEY] == {"alert": kind, "alert_key": finding.key, "runbook": link, "fix": fix}
     assert line["message"] == finding.message  # the message itself is unchanged
-    assert slack.texts == [f"[ERROR] {finding.message}\nRunbook: {link}"]
+    assert slack.texts == [f"[ERROR] {finding.message}\nFix: {fix}\nRunbook: {link}"]
     record = fs.collection(definition.monitor.alert_collection).docs[finding.key]
-    assert record["runbook"] == link and record["message"] == finding.message
+    assert record["runbook"] == link and record["message"] == finding.message and record["command"] == fix
 
 
 def test_info_findings_are_logged_with_the_link_and_not_posted(

@@ -160,7 +160,9 @@ def test_new_finding_is_alerted_then_suppressed_while_unchanged(alerts: Alerts) 
         "alert": "stuck",
         "alert_key": finding.key,
         "runbook": "docs/operations.md#stuck",  # the runbook section (issue 16)
+        "fix": "phasectl trigger --transition phase3_to_phase4 --date 2026-01-24",  # its command (issue 28)
     }
+    assert record["command"] == "phasectl trigger --transition phase3_to_phase4 --date 2026-01-24"
 
     alerts.clock.advance(minutes=10)
     second = alerts.manager.process([stuck(["team_offense_game_summary"], message="... 75 min after")])
@@ -300,8 +302,10 @@ def test_slack_webhook_gets_the_text_and_its_url_is_never_logged(
 
     assert result.slack_errors == 0 and len(result.alerted) == 3
     assert [b["text"] for b in hook.bodies] == [  # INFO findings are logged, not posted
-        f"[CRITICAL] {grid(['2025-10-17']).message}\nRunbook: docs/operations.md#grid_gap",
-        f"[WARNING] {stuck(['ml_feature_store']).message}\nRunbook: docs/operations.md#stuck",
+        f"[CRITICAL] {grid(['2025-10-17']).message}\nFix: phasectl gaps --season\n"
+        "Runbook: docs/operations.md#grid_gap",
+        f"[WARNING] {stuck(['ml_feature_store']).message}\n"
+        "Fix: phasectl trigger --transition phase3_to_phase4 --date 2026-01-24\nRunbook: docs/operations.md#stuck",
     ]
     assert hook.paths == [f"/services/{SECRET}"] * 2
 
