@@ -82,6 +82,7 @@ from shared.pipeline._models import (
     format_loc,
     processor_key,
 )
+from shared.pipeline._slo import Slos, check_slos
 from shared.pipeline._timed import (
     DateRule,
     Sensor,
@@ -181,6 +182,7 @@ class PipelineDefinition(DefinitionModel):
     dispatcher: Dispatcher = Field(default_factory=Dispatcher)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
     heal: Heal = Field(default_factory=Heal)
+    slo: Slos = Field(default_factory=Slos)  # [slo]: when each trigger is due (shared.pipeline._slo)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Self:
@@ -267,6 +269,7 @@ class PipelineDefinition(DefinitionModel):
             except (ZoneInfoNotFoundError, ValueError) as exc:
                 raise ValueError(f"{t.name}: unknown timezone {t.timezone!r}") from exc
         self._check_jobs()
+        check_slos(self.slo, self.transitions)
         entries = self.schedule_entries()
         jobs = [s.job for s in entries.values() if s.job] + [j.name for j in self.all_jobs()]
         if len(set(jobs)) != len(jobs):
