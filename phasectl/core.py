@@ -56,6 +56,7 @@ BACKFILL_MODES = {"none": ("none",), "failed": ("none", "failed"), "completed": 
 # the backends each command uses (checked together before the first is touched); a dry run writes nothing
 NEEDS: dict[str, frozenset[str]] = {
     "status": frozenset({FIRESTORE}),
+    "findings": frozenset({FIRESTORE}),  # the alert collection; --ack/--unack: the audit record too
     "reconcile": frozenset({FIRESTORE, BIGQUERY}),
     "retry list": frozenset({BIGQUERY}),
     "retry requeue": frozenset({BIGQUERY, FIRESTORE}),  # Firestore: the audit record

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from phasectl import help_text as cli_help
 from phasectl.commands.deploy import cmd_deploy
+from phasectl.commands.findings import add_parser as add_findings_parser
 from phasectl.commands.games import cmd_games_postpone, cmd_games_restore, cmd_mark_unavailable
 from phasectl.commands.gaps import add_parser as add_gaps_parser
 from phasectl.commands.health import cmd_health
@@ -118,6 +119,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--detailed", action="store_true", help="one line per game")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
     p.set_defaults(func=cmd_reconcile)
+
+    add_findings_parser(sub, _Parser)  # phasectl findings [--json] [--ack KEY --note TEXT | --unack KEY]
 
     retry = sub.add_parser("retry", help="the auto-retry queue: list, requeue, resolve")
     rsub = retry.add_subparsers(dest="retry_command", title="commands", parser_class=_Parser)

@@ -513,21 +513,41 @@ def _legend() -> str:
 
 
 def _finding(f: ActiveFinding, tz: ZoneInfo) -> str:
+    """One finding: severity, kind, where, message, since; its runbook (a link), the command that fixes
+    or inspects it (``<code>``), and who acknowledged it (``phasectl findings --ack``)."""
     where = " ".join(x for x in (f.game_date, f.transition) if x)
     since = f" (since {format_time(f.first_seen_at, tz)})" if f.first_seen_at else ""
-    return (
-        f'<li class="finding sev-{_class(f.severity)}" data-key="{_e(f.key)}">'
+    acked = " acked" if f.acked_by else ""
+    parts = [
+        f'<li class="finding sev-{_class(f.severity)}{acked}" data-key="{_e(f.key)}">'
         f'<span class="severity">{_e(f.severity)}</span> <span class="kind">{_e(f.kind)}</span>'
         + (f' <span class="where">{_e(where)}</span>' if where else "")
-        + f': <span class="message">{_e(f.message)}</span>{_e(since)}</li>'
-    )
+        + f': <span class="message">{_e(f.message)}</span>{_e(since)}'
+    ]
+    if f.acked_by:
+        when = f" at {format_time(f.acked_at, tz)}" if f.acked_at else ""
+        note = f": {f.ack_note}" if f.ack_note else ""
+        parts.append(f'<br><span class="ack">acknowledged by {_e(f.acked_by)}{_e(when)}{_e(note)}</span>')
+    if f.command:
+        parts.append(f'<br>fix: <code class="command">{_e(f.command)}</code>')
+    if f.runbook:
+        scheme = f.runbook.split(":", 1)[0].lower() if ":" in f.runbook.split("#", 1)[0] else ""
+        if scheme in ("", "http", "https"):  # a page or a relative path; never javascript: and the like
+            parts.append(f' <a class="runbook" href="{_e(f.runbook)}">runbook</a>')
+        else:
+            parts.append(f' runbook: <span class="runbook">{_e(f.runbook)}</span>')
+    return "".join(parts) + "</li>"
 
 
 def _findings(findings: Sequence[ActiveFinding], tz: ZoneInfo) -> str:
-    ordered = sort_findings(findings)
+    """Most severe first; within a severity the unacknowledged before the acknowledged; then by key."""
+    rank = len(SEVERITY_RANK)
+    ordered = sorted(findings, key=lambda f: (SEVERITY_RANK.get(f.severity, rank), f.acked_by is not None, f.key))
     items = "\n".join(_finding(f, tz) for f in ordered)
+    acked = sum(1 for f in ordered if f.acked_by)
+    count = f"{len(ordered)}, {acked} acknowledged" if acked else f"{len(ordered)}"
     empty = "" if ordered else '<p class="empty">No active findings.</p>\n'
-    return f'<h2>Active findings ({len(ordered)})</h2>\n{empty}<ul id="findings">\n{items}\n</ul>'
+    return f'<h2>Active findings ({count})</h2>\n{empty}<ul id="findings">\n{items}\n</ul>'
 
 
 def _table(table_id: str, headers: Sequence[str], rows: Sequence[str]) -> str:

@@ -198,4 +198,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         ctx.dump(report.as_dict())
     else:
         ctx.print(report.render())
+        from phasectl.commands.findings import print_status_findings
+
+        print_status_findings(ctx, day)  # the date's findings with their fix command and runbook
     return report.exit_code

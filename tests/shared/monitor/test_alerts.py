@@ -302,8 +302,7 @@ def test_slack_webhook_gets_the_text_and_its_url_is_never_logged(
 
     assert result.slack_errors == 0 and len(result.alerted) == 3
     assert [b["text"] for b in hook.bodies] == [  # INFO findings are logged, not posted
-        f"[CRITICAL] {grid(['2025-10-17']).message}\nFix: phasectl gaps --season\n"
-        "Runbook: docs/operations.md#grid_gap",
+        f"[CRITICAL] {grid(['2025-10-17']).message}\nFix: phasectl gaps --season\nRunbook: docs/operations.md#grid_gap",
         f"[WARNING] {stuck(['ml_feature_store']).message}\n"
         "Fix: phasectl trigger --transition phase3_to_phase4 --date 2026-01-24\nRunbook: docs/operations.md#stuck",
     ]
@@ -364,7 +363,7 @@ def test_rate_limited_findings_are_summarised_on_slack(
     alerts.manager.process([silent(), grid(["2025-10-17"]), retry_overdue()])
 
     assert [b["text"] for b in hook.bodies] == [
-        f"[CRITICAL] {grid(['2025-10-17']).message}\nRunbook: docs/operations.md#grid_gap",
+        f"[CRITICAL] {grid(['2025-10-17']).message}\nFix: phasectl gaps --season\nRunbook: docs/operations.md#grid_gap",
         "2 more finding(s) rate-limited this run",
     ]
 
@@ -375,3 +374,70 @@ def test_no_slack_without_a_webhook_url(value: str, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(definition.monitor.slack_webhook_env, value)
     assert slack_from_env(definition) is None
     assert slack_from_env(definition, {}) is None
+
+
+# ---------------------------------------------------------------------------------------
+# the fix command and an operator's acknowledgement (issue 28)
+# ---------------------------------------------------------------------------------------
+def _ack(alerts: Alerts, key: str, who: str = "ana", note: str = "upstream re-run at 9") -> None:
+    """What ``phasectl findings --ack`` writes on the alert document."""
+    collection = alerts.manager.firestore.collection(alerts.definition.monitor.alert_collection)
+    collection.document(key).update({"acked_by": who, "acked_at": NOW, "ack_note": note})
+
+
+def test_the_alert_document_carries_the_fix_command(alerts: Alerts) -> None:
+    blocked = Finding(
+        "blocked", "ERROR", "phase2_to_phase3 2026-01-24: blocked", "phase2_to_phase3", DAY, {"missing_games": ["g"]}
+    )
+    alerts.manager.process([blocked, grid(["2025-10-17"])])
+
+    records = alerts.records()
+    assert records[blocked.key]["command"] == "phasectl reconcile --date 2026-01-24 --detailed"
+    assert records[blocked.key]["runbook"] == "docs/operations.md#blocked"
+    assert records["grid_gap"]["command"] == "phasectl gaps --season"
+    fixes = {e[structured_log.LABELS_KEY]["alert"]: e[structured_log.LABELS_KEY]["fix"] for e in alerts.alert_lines()}
+    assert fixes == {"blocked": records[blocked.key]["command"], "grid_gap": "phasectl gaps --season"}
+
+
+def test_an_acknowledgement_survives_a_realert_of_the_same_finding(
+    cloud: LocalCloud,
+    unique: str,
+    captured_log: io.StringIO,
+    webhook: tuple[Webhook, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hook, url = webhook
+    definition = isolated_definition(unique)
+    monkeypatch.setenv(definition.monitor.slack_webhook_env, url)
+    alerts = make_alerts(cloud, unique, captured_log, slack=slack_from_env(definition))
+    finding = stuck(["team_offense_game_summary", "upcoming_team_game_context"])
+    alerts.manager.process([finding])
+    _ack(alerts, finding.key)
+
+    alerts.clock.advance(minutes=definition.monitor.alert_dedup_minutes)  # re-alerted: the window passed
+    assert alerts.manager.process([finding]).alerted == [finding.key]
+    alerts.clock.advance(minutes=10)  # re-alerted: the substance changed
+    changed = stuck(["upcoming_team_game_context"])
+    assert alerts.manager.process([changed]).alerted == [finding.key]
+
+    record = alerts.records()[finding.key]
+    assert (record["acked_by"], record["acked_at"], record["ack_note"]) == ("ana", NOW, "upstream re-run at 9")
+    assert record["fingerprint"] == changed.fingerprint and record["first_seen_at"] == NOW
+    assert record["command"] == "phasectl trigger --transition phase3_to_phase4 --date 2026-01-24"
+    texts = [b["text"] for b in hook.bodies]
+    assert len(texts) == 3 and "Acknowledged" not in texts[0]
+    assert all(t.endswith("\nAcknowledged by ana: upstream re-run at 9") for t in texts[1:])
+
+
+def test_an_acknowledgement_ends_with_the_finding(alerts: Alerts) -> None:
+    finding = silent()
+    alerts.manager.process([finding])
+    _ack(alerts, finding.key)
+
+    alerts.clock.advance(minutes=10)
+    assert alerts.manager.process([]).resolved == [finding.key]
+    alerts.clock.advance(minutes=10)
+    alerts.manager.process([finding])  # it fires again: a new finding, not acknowledged
+
+    record = alerts.records()[finding.key]
+    assert "acked_by" not in record and record["first_seen_at"] == NOW + timedelta(minutes=20)
