@@ -71,6 +71,9 @@ NEEDS: dict[str, frozenset[str]] = {
     "backfill": frozenset({FIRESTORE, PUBSUB}),
     "dlq list": frozenset({PUBSUB}),
     "dlq replay": frozenset({PUBSUB, FIRESTORE}),
+    "next": frozenset({FIRESTORE, BIGQUERY}),  # the dates' state and the overrides; the retry queue
+    "audit": frozenset({FIRESTORE}),
+    "logs": frozenset(),  # a local file, or Cloud Logging (bounded by --timeout itself)
 }
 
 

@@ -20,9 +20,9 @@ Section = Callable[["Context", date, Sequence[date]], str]
 
 # (section id, the module:function that renders it) — imported when the page is built; one line each
 SECTIONS: tuple[tuple[str, str], ...] = (
-    # [next] ("next", "phasectl.page_next:section"),
+    ("next", "phasectl.page_next:section"),  # [next]
     # [history] ("history", "phasectl.page_history:section"),
-    # [lineage] ("lineage", "phasectl.page_lineage:section"),
+    ("lineage", "phasectl.page_lineage:section"),  # [lineage]
 )
 
 

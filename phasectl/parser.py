@@ -7,12 +7,16 @@ import os
 from collections.abc import Mapping
 
 from phasectl import help_text as cli_help
+from phasectl.commands.audit import add_parser as add_audit_parser
 from phasectl.commands.deploy import cmd_deploy
 from phasectl.commands.findings import add_parser as add_findings_parser
 from phasectl.commands.games import cmd_games_postpone, cmd_games_restore, cmd_mark_unavailable
 from phasectl.commands.gaps import add_parser as add_gaps_parser
 from phasectl.commands.health import cmd_health
+from phasectl.commands.lineage import add_parser as add_lineage_parser
 from phasectl.commands.local import cmd_local
+from phasectl.commands.logs import add_parser as add_logs_parser
+from phasectl.commands.next_up import add_parser as add_next_parser
 from phasectl.commands.publish import cmd_publish_completion
 from phasectl.commands.reconcile import cmd_reconcile
 from phasectl.commands.retry import cmd_retry_list, cmd_retry_requeue, cmd_retry_resolve
@@ -242,6 +246,11 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     from phasectl import dlq  # stdlib only at import; it never imports this module (run as __main__ under -m)
 
     dlq.add_parser(sub, _Parser)
+
+    add_next_parser(sub)  # phasectl next [--date D] [--hours 24] [--json]
+    add_audit_parser(sub)  # phasectl audit [--date D] [--since 7d] [--json]
+    add_logs_parser(sub)  # phasectl logs --function F [--date D] [--severity S] [--since 1h]
+    add_lineage_parser(sub)  # phasectl lineage [--processor P] [--json]
 
     p = sub.add_parser("deploy", help="Google Cloud: print the gcloud/bq plan, apply it idempotently, verify it")
     p.add_argument(
