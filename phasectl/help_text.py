@@ -52,6 +52,15 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("To list every game and the sources that have it", "phasectl reconcile --date 2026-01-24 --detailed"),
         ("To get the report as JSON (for a script)", "phasectl reconcile --date YESTERDAY --json"),
     ),
+    "findings": (
+        ("To list the monitor's active findings, each with its fix command and runbook", "phasectl findings"),
+        (
+            "To acknowledge one (by its key or a prefix of 6+ characters; audited, it stays listed)",
+            "phasectl findings --ack gate_alert__phase2_to_phase3__2026-01-24 --note 'partial is fine tonight'",
+        ),
+        ("To take an acknowledgement back", "phasectl findings --unack gate_alert__phase2_to_phase3__2026-01-24"),
+        ("To get them as JSON (exit 1 while an ERROR is not acknowledged)", "phasectl findings --json"),
+    ),
     "retry": (
         ("To list the auto-retry queue of a date", "phasectl retry list --date 2026-01-24"),
         (

@@ -33,21 +33,11 @@ KEY_PREFIX_MIN = 6  # as `retry resolve`: a prefix of at least 6 characters name
 ALARMING = ("CRITICAL", "ERROR")  # unacknowledged, these make `findings` exit 1
 _RANK = {"CRITICAL": 0, "ERROR": 1, "WARNING": 2, "INFO": 3}
 
-EPILOG = """examples:
-  phasectl findings                       every active finding: severity, kind, date, fix, runbook
-  phasectl findings --json
-  phasectl findings --ack gate_alert__phase2_to_phase3__2026-01-24 --note "upstream re-run at 9"
-  phasectl findings --ack gate_a --note "..."      a key prefix of at least 6 characters
-  phasectl findings --unack gate_alert__phase2_to_phase3__2026-01-24"""
-
-
 def add_parser(sub: Any, parser_class: Any) -> None:
     """``phasectl findings`` under ``sub`` (phasectl's subcommands)."""
     p = sub.add_parser(
         "findings",
         help="the monitor's active findings with their runbook and fix command; acknowledge one (audited)",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     action = p.add_mutually_exclusive_group()
     action.add_argument("--ack", metavar="KEY", help="acknowledge this finding (its key, or a prefix of ≥ 6 chars)")
