@@ -58,6 +58,7 @@ NEEDS: dict[str, frozenset[str]] = {
     "status": frozenset({FIRESTORE}),
     "findings": frozenset({FIRESTORE}),  # the alert collection; --ack/--unack: the audit record too
     "reconcile": frozenset({FIRESTORE, BIGQUERY}),
+    "slo": frozenset({BIGQUERY}),  # phase_execution_log and the schedule
     "retry list": frozenset({BIGQUERY}),
     "retry requeue": frozenset({BIGQUERY, FIRESTORE}),  # Firestore: the audit record
     "retry resolve": frozenset({BIGQUERY, FIRESTORE}),

@@ -21,7 +21,7 @@ Section = Callable[["Context", date, Sequence[date]], str]
 # (section id, the module:function that renders it) — imported when the page is built; one line each
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("next", "phasectl.page_next:section"),  # [next]
-    # [history] ("history", "phasectl.page_history:section"),
+    ("history", "phasectl.page_history:section"),  # [history]
     ("lineage", "phasectl.page_lineage:section"),  # [lineage]
 )
 

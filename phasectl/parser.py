@@ -22,6 +22,7 @@ from phasectl.commands.reconcile import cmd_reconcile
 from phasectl.commands.retry import cmd_retry_list, cmd_retry_requeue, cmd_retry_resolve
 from phasectl.commands.schedules import SCHEDULE_NEEDS, cmd_schedules, cmd_schedules_run
 from phasectl.commands.season import cmd_season_pause, cmd_season_resume, cmd_season_status
+from phasectl.commands.slo import add_parser as add_slo_parser
 from phasectl.commands.status import STATUS_REFRESH_SECONDS, _html_days, _port, cmd_status
 from phasectl.commands.trigger import cmd_backfill, cmd_trigger
 from phasectl.connect import (
@@ -213,6 +214,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     p.set_defaults(func=cmd_backfill)
 
     add_gaps_parser(sub, _Parser)  # phasectl gaps [--season] [--enqueue] [--date D]
+    add_slo_parser(sub, _Parser)  # phasectl slo [--date D] [--nights 30] [--json]
 
     p = sub.add_parser("schedules", help="every scheduled job: target, cron, zone, next fire, last run, why paused")
     p.add_argument("--json", action="store_true", help="print the jobs as JSON instead of a table")
