@@ -26,7 +26,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -35,6 +35,7 @@ from phasectl.report import Heartbeat, PhaseLine, gate_thresholds
 from shared.printable import printable
 
 if TYPE_CHECKING:
+    from phasectl.page_timeline import Night
     from shared.clock import Clock
     from shared.orchestration.engine import Progress
     from shared.orchestration.state import DateState
@@ -72,10 +73,10 @@ TZ_LABELS: Mapping[str, str] = {"America/New_York": "ET"}
 # class stays ``state-triggered``, the kind is ``data-kind``): told apart by colour and label.
 STATE_COLOURS: Mapping[str, tuple[str, str]] = {
     "triggered": ("#2e7d32", "#ffffff"),
-    "partial": ("#9ccc65", "#1a1a1a"),
+    "partial": ("#ffa000", "#1a1a1a"),  # amber: triggered, but not with everything
     "deadline": ("#6a1b9a", "#ffffff"),
     "ready": ("#1565c0", "#ffffff"),
-    "wait": ("#f9a825", "#1a1a1a"),
+    "wait": ("#546e7a", "#ffffff"),  # blue-grey: nothing wrong yet, distinct from partial's amber
     "blocked": ("#c62828", "#ffffff"),
     "none": ("#bdbdbd", "#1a1a1a"),
 }
@@ -136,7 +137,12 @@ table.list th, table.list td { text-align: left; padding: 3px 8px; border-bottom
 #retry-queue .retry-retrying .status, #retry-queue .retry-pending .status { color: #8a5a00; font-weight: 700; }
 #dead-letters .backlog .count { color: #b71c1c; font-weight: 700; }
 #dead-letters .missing .count { color: #8a5a00; font-weight: 700; }
-p.error { color: #b71c1c; font-weight: 600; }
+p.error, p.unread { color: #b71c1c; font-weight: 600; }
+#grid td.quiet { font-size: 12px; color: #616161; padding: 2px 8px; font-style: italic; }
+#unread { border-left: 4px solid #c62828; padding: 2px 10px; margin: 8px 0; }
+section#timeline details summary { cursor: pointer; font-size: 13px; margin: 4px 0; }
+svg.timeline { display: block; margin: 4px 0 10px 0; font-family: system-ui, sans-serif; }
+p.timeline-legend { font-size: 11px; color: #555; margin: 0 0 6px 0; }
 """
 
 
@@ -197,6 +203,7 @@ class StatusLines:
 
     lines_by_date: Mapping[date, tuple[PhaseLine, ...]]
     counts: Mapping[tuple[date, str], EngineCounts]
+    states: Mapping[tuple[date, str], DateState] = field(default_factory=dict)  # the night's timeline reads them
 
 
 @dataclass(frozen=True)
@@ -212,12 +219,15 @@ class RetryLine:
     phase: int | None = None
     fallback_for: str | None = None
     note: str | None = None
+    first_failure_at: datetime | None = None
+    last_retry_at: datetime | None = None
 
     @classmethod
     def of(cls, row: Any) -> RetryLine:
         """From a ``QueueRow`` or its dict (``dataclasses.asdict``, reconcile's ``retry_rows``)."""
         get: Callable[[str], Any] = row.get if isinstance(row, Mapping) else (lambda k: getattr(row, k, None))
         nxt = get("next_retry_at")
+        first, last = get("first_failure_at"), get("last_retry_at")
         phase = get("phase")
         return cls(
             processor=str(get("processor_name") or "?"),
@@ -229,6 +239,8 @@ class RetryLine:
             phase=None if phase is None else int(phase),
             fallback_for=_optional_str(get("fallback_for")),
             note=_optional_str(get("resolution_notes") or get("error_message")),
+            first_failure_at=first if isinstance(first, datetime) else None,
+            last_retry_at=last if isinstance(last, datetime) else None,
         )
 
 
@@ -283,15 +295,18 @@ def collect_status_lines(
 
     lines: dict[date, tuple[PhaseLine, ...]] = {}
     counts: dict[tuple[date, str], EngineCounts] = {}
+    states: dict[tuple[date, str], DateState] = {}
     for day in dates:
         day_lines: list[PhaseLine] = []
         for t in definition.transitions:
-            state = load(t.name, day)
+            state = states[(day, t.name)] = load(t.name, day)
             day_lines.append(phase_line(definition, t, state, clock))
             counts[(day, t.name)] = engine_counts(definition, t, state, clock)
-        day_lines += [timed_line(t, load(t.name, day)) for t in definition.timed_triggers()]
+        for timed in definition.timed_triggers():
+            state = states[(day, timed.name)] = load(timed.name, day)
+            day_lines.append(timed_line(timed, state))
         lines[day] = tuple(day_lines)
-    return StatusLines(lines, counts)
+    return StatusLines(lines, counts, states)
 
 
 # -- words and numbers -----------------------------------------------------------------------------
@@ -315,6 +330,22 @@ def cell_state(line: PhaseLine | None) -> str:
         return line.decision
     recorded = line.completed or line.not_counted or line.unknown or line.first_completion_at is not None
     return line.decision if recorded else "none"
+
+
+def recorded_nothing(lines: Sequence[PhaseLine]) -> bool:
+    """No completion (counted, not counted or unknown) and no trigger on any transition or sensor of
+    the date: a date without games or activity, shown as one line."""
+    return all(
+        not (line.completed or line.not_counted or line.unknown)
+        and line.first_completion_at is None
+        and line.trigger_id is None
+        and line.triggered_at is None
+        and line.decision != "triggered"
+        for line in lines
+    )
+
+
+QUIET_TEXT = "nothing recorded: no completion and no trigger on any transition"
 
 
 def cell_label(line: PhaseLine | None) -> str:
@@ -415,7 +446,9 @@ def _style() -> str:
         else:
             selector = f".state-{state}"
         rules.append(f"{selector} {{ background: {bg}; color: {fg}; }}")
-    return _CSS + "\n".join(rules) + "\n"
+    from phasectl.page_timeline import CSS as TIMELINE_CSS
+
+    return _CSS + TIMELINE_CSS + "\n".join(rules) + "\n"
 
 
 def _columns(dates: Sequence[date], lines_by_date: Mapping[date, Sequence[PhaseLine]]) -> list[str]:
@@ -497,7 +530,14 @@ def _grid(
     head = "".join(f'<th scope="col">{_e(c)}</th>' for c in columns)
     rows = []
     for day in dates:
-        by_name = {p.transition: p for p in lines_by_date.get(day, ())}
+        day_lines = lines_by_date.get(day, ())
+        if recorded_nothing(day_lines):  # no games, no activity: one line, not a row of grey cells
+            rows.append(
+                f'<tr class="quiet" data-date="{day.isoformat()}"><th scope="row">{day.isoformat()}</th>'
+                f'<td class="quiet" colspan="{max(1, len(columns))}">{_e(QUIET_TEXT)}</td></tr>'
+            )
+            continue
+        by_name = {p.transition: p for p in day_lines}
         cells = "".join(_cell(day, c, by_name.get(c), counts.get((day, c)), now, tz) for c in columns)
         rows.append(f'<tr data-date="{day.isoformat()}"><th scope="row">{day.isoformat()}</th>{cells}</tr>')
     body = "\n".join(rows)
@@ -583,7 +623,7 @@ def _gates(dates: Sequence[date], lines_by_date: Mapping[date, Sequence[PhaseLin
 def _not_read(title: str, why: str | None) -> str:
     if why is None:
         return f'<h2>{title}</h2>\n<p class="empty">Not read for this page.</p>'
-    return f'<h2>{title}</h2>\n<p class="error">Could not be read: {_e(why)}</p>'
+    return f'<h2>{title}</h2>\n<p class="unread">not read: {_e(why)}</p>'
 
 
 def _retry_queue(rows: Sequence[Any] | None, tz: ZoneInfo, why: str | None = None) -> str:
@@ -669,6 +709,53 @@ def _offsets(now: datetime, dates: Sequence[date], tz: ZoneInfo) -> str:
     return seen[0] if len(seen) == 1 else f"{seen[0]} now; {', '.join(seen[1:])} on some dates shown"
 
 
+UNREAD_TITLES: Mapping[str, str] = {
+    "findings": "the active findings",
+    "grid": "the grid and the nights",
+    "heartbeats": "the heartbeats",
+    "retry_queue": "the retry queue",
+    "dead_letters": "the dead letters",
+}
+
+
+def _unread_banner(why: Mapping[str, str]) -> list[str]:
+    """One line per backend that could not be read (the same reason for several sections: one line),
+    at the top of the page, naming what is missing below."""
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in why.items():
+        by_reason.setdefault(reason, []).append(UNREAD_TITLES.get(key, key.replace("_", " ")))
+    if not by_reason:
+        return []
+    lines = "\n".join(
+        f'<p class="unread">not read: {_e(reason)} (missing below: {_e(", ".join(what))})</p>'
+        for reason, what in by_reason.items()
+    )
+    return [f'<div id="unread">\n{lines}\n</div>']
+
+
+def _nights(
+    dates: Sequence[date], lines_by_date: Mapping[date, Sequence[PhaseLine]], nights: Mapping[date, Night], tz: ZoneInfo
+) -> list[str]:
+    """The night of each date that recorded something, as a picture: the newest open, the others folded."""
+    from phasectl.page_timeline import legend, render_timeline
+
+    shown = [d for d in dates if d in nights and not recorded_nothing(lines_by_date.get(d, ()))]
+    if not shown:
+        return []
+    label = _tz_label(tz)
+    parts = ['<section id="timeline">', f"<h2>The night, {_e(label)}</h2>", legend()]
+    for n, day in enumerate(shown):
+        svg = render_timeline(nights[day], tz, label)
+        if n == 0:
+            parts.append(f"<h3>{day.isoformat()}</h3>\n{svg}")
+        else:
+            parts.append(
+                f'<details data-date="{day.isoformat()}"><summary>{day.isoformat()}</summary>\n{svg}\n</details>'
+            )
+    parts.append("</section>")
+    return ["\n".join(parts)]
+
+
 def render_status_html(
     now: datetime,
     dates: Sequence[date],
@@ -683,6 +770,7 @@ def render_status_html(
     refresh_seconds: int | None = None,
     unread: Mapping[str, str] | None = None,
     sections: Sequence[str] = (),
+    nights: Mapping[date, Night] | None = None,
 ) -> str:
     """The whole page. Dates are shown newest first whatever their order in ``dates``.
 
@@ -698,9 +786,13 @@ def render_status_html(
         dead_letters: per function, its dead-letter backlog; ``None``: not read.
         timezone: the zone every time is shown in (the pipeline's, America/New_York: "ET").
         refresh_seconds: the page reloads itself (``<meta http-equiv="refresh">``) — ``--serve``.
-        unread: why a section could not be read (``"retry_queue"``, ``"dead_letters"`` → the error), shown
-            in its place: one unreachable source does not take the whole page down.
-        sections: extra sections' HTML (``phasectl.page_sections``), shown after the findings.
+        unread: why a section could not be read (``"findings"``, ``"grid"``, ``"heartbeats"``,
+            ``"retry_queue"``, ``"dead_letters"`` → one line naming the backend), shown in its place and
+            once at the top: one unreachable backend does not take the whole page down.
+        sections: extra sections' HTML (``phasectl.page_sections``), shown after the grid and the nights.
+        nights: per date, its timeline's data (``phasectl.page_timeline.night_of``): the newest date's
+            picture is shown, the others' are one click away (``<details>``); dates that recorded
+            nothing have none.
     """
     why = unread or {}
     tz = _zone(timezone)
@@ -728,14 +820,16 @@ def render_status_html(
             f"<h1>phasechain status — {_e(span)}</h1>",
             f'<p class="meta" id="meta">generated {_e(stamp)}; times in {_e(label)} '
             f"({_e(_offsets(now, ordered, tz))}){_e(live)}</p>",
+            *_unread_banner(why),
+            _not_read("Active findings", why["findings"]) if "findings" in why else _findings(findings, tz),
             _legend(),
-            _grid(ordered, lines_by_date, counts or {}, now, tz),
-            _findings(findings, tz),
+            _not_read("Grid", why["grid"]) if "grid" in why else _grid(ordered, lines_by_date, counts or {}, now, tz),
+            *_nights(ordered, lines_by_date, nights or {}, tz),
             *sections,
             _retry_queue(retry_rows, tz, why.get("retry_queue")),
             _dead_letters(dead_letters, tz, why.get("dead_letters")),
             _gates(ordered, lines_by_date),
-            _heartbeats(now, heartbeats, tz),
+            _not_read("Heartbeats", why["heartbeats"]) if "heartbeats" in why else _heartbeats(now, heartbeats, tz),
             "</body>",
             "</html>",
             "",

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -225,9 +226,30 @@ def test_cell_state(decision: str, completed: tuple[str, ...], trigger_id: str |
 def test_a_date_without_a_line_for_a_transition_still_gets_its_cell() -> None:
     page = parse(render_status_html(NOW, [DAY], {DAY: night(DAY)[:2]}, (), ()))
     assert len(page.cells) == 2
-    more = parse(render_status_html(NOW, [DAY, DAY - timedelta(days=1)], {DAY: night(DAY)[:2]}, (), ()))
-    assert [c.classes[1] for c in more.cells[2:]] == ["state-none", "state-none"]
-    assert more.cells[2].title == "phase2_to_phase3 2026-01-23: no date document"
+    earlier = DAY - timedelta(days=1)
+    partly = {DAY: night(DAY)[:2], earlier: night(earlier)[:1]}
+    more = parse(render_status_html(NOW, [DAY, earlier], partly, (), ()))
+    assert [c.classes[1] for c in more.cells[2:]] == ["state-triggered", "state-none"]
+    assert more.cells[3].title == "phase3_to_phase4 2026-01-23: no date document"
+
+
+def test_a_date_that_recorded_nothing_is_one_line_that_says_so() -> None:
+    """No completion and no trigger on any transition (a date without games): one line, no grey cells."""
+    earlier = DAY - timedelta(days=1)
+    quiet = tuple(line(t, "wait", (), reason="waiting for critical alpha") for t in TRANSITIONS)
+    page = render_status_html(NOW, [DAY, earlier], {DAY: night(DAY), earlier: quiet}, (), ())
+    parsed = parse(page)
+    assert parsed.rows == ["2026-01-24", "2026-01-23"]
+    assert {c.date for c in parsed.cells} == {"2026-01-24"}
+    assert (
+        '<tr class="quiet" data-date="2026-01-23"><th scope="row">2026-01-23</th><td class="quiet" colspan="4">'
+        "nothing recorded: no completion and no trigger on any transition</td></tr>"
+    ) in page
+    assert page.count("waiting for critical alpha") == 2  # the 24th's own cell only (its title and its text)
+    # a date without any line (no date document at all) is quiet too
+    assert 'data-date="2026-01-22"><th scope="row">2026-01-22</th><td class="quiet"' in render_status_html(
+        NOW, [DAY, DAY - timedelta(days=2)], {DAY: night(DAY)}, (), ()
+    )
 
 
 def test_everything_is_escaped() -> None:
@@ -434,7 +456,9 @@ def test_a_cell_shows_the_trigger_time_in_et_and_the_time_since_the_first_comple
     assert later.spans["when"].startswith("at Jan 28 10:00 ET after ")
     forced = one_cell(fired(None, first=FIRED + timedelta(hours=1)))  # forced before the first completion
     assert forced.spans["when"] == "at 01:37 ET"
-    assert "when" not in one_cell(line(TRANSITIONS[3], "wait", ())).spans  # nothing recorded yet
+    waiting = (fired("partial"), line(TRANSITIONS[3], "wait", ()))
+    quiet = parse(render_status_html(NOW, [DAY], {DAY: waiting}, (), ())).cells[1]
+    assert "when" not in quiet.spans  # nothing recorded yet
 
 
 @pytest.mark.parametrize(
@@ -590,7 +614,7 @@ def test_a_real_queue_row_is_read_as_retry_list_shows_it() -> None:
         created_at=NOW,
         updated_at=NOW,
     )
-    expected = RetryLine("nbac_player_boxscores", "2026-01-24", "pending", 1, 3, NOW, 2, None, "503")
+    expected = RetryLine("nbac_player_boxscores", "2026-01-24", "pending", 1, 3, NOW, 2, None, "503", NOW, None)
     assert RetryLine.of(row) == expected
     assert RetryLine.of(asdict(row)) == expected  # reconcile's retry_rows are these dicts
 
@@ -782,8 +806,8 @@ def test_the_majority_pool_is_counted_when_it_is_not_the_expected_set() -> None:
 def test_a_section_that_could_not_be_read_says_why() -> None:
     unread = {"retry_queue": "Forbidden: 403 <bq>", "dead_letters": "DeadlineExceeded: pubsub"}
     page = render_status_html(NOW, [DAY], {}, (), (), retry_rows=[], dead_letters=[], unread=unread)
-    assert '<h2>Retry queue</h2>\n<p class="error">Could not be read: Forbidden: 403 &lt;bq&gt;</p>' in page
-    assert '<h2>Dead letters</h2>\n<p class="error">Could not be read: DeadlineExceeded: pubsub</p>' in page
+    assert '<h2>Retry queue</h2>\n<p class="unread">not read: Forbidden: 403 &lt;bq&gt;</p>' in page
+    assert '<h2>Dead letters</h2>\n<p class="unread">not read: DeadlineExceeded: pubsub</p>' in page
 
 
 # -- unknown processors and invisible characters (issue 25) -----------------------------------------------
@@ -879,3 +903,93 @@ def test_no_invisible_or_control_character_reaches_the_page() -> None:
     controls = sorted({f"U+{ord(c):04X}" for c in page if unicodedata.category(c) == "Cc" and c != "\n"})
     assert hidden == [] and controls == []
     assert "x\\u200b\\u2060\\ufeff\\u200e\\u2028\\x1b\\x07\\U000e0041" in page
+
+
+# -- the operator's order: findings first, the nights as pictures, fail soft, size ---------------------
+def test_the_active_findings_come_first_above_the_grid() -> None:
+    page = render()
+    assert page.index('id="findings"') < page.index('id="legend"') < page.index('id="grid"')
+    assert page.index("<h1>") < page.index('id="findings"')
+
+
+def test_sections_not_read_say_so_in_their_place_and_once_at_the_top() -> None:
+    why = "the Firestore emulator at 127.0.0.1:1 gave no answer within the 2 s deadline"
+    unread = {"findings": why, "grid": why, "heartbeats": why, "retry_queue": "the BigQuery emulator <down>"}
+    page = render_status_html(NOW, [DAY], {}, (), (), unread=unread, dead_letters=[])
+    top = page[page.index('<div id="unread">') : page.index("</div>")]
+    assert top.count('<p class="unread">') == 2  # one line per backend
+    assert f"not read: {why} (missing below: the active findings, the grid and the nights, the heartbeats)" in top
+    assert "not read: the BigQuery emulator &lt;down&gt; (missing below: the retry queue)" in top
+    assert page.index('id="unread"') < page.index("<h2>Active findings</h2>")
+    for title in ("Active findings", "Grid", "Heartbeats"):
+        assert f'<h2>{title}</h2>\n<p class="unread">not read: {why}</p>' in page
+    assert 'id="grid"' not in page and 'id="findings"' not in page
+    assert "<h1>phasechain status" in page and "<h2>Dead letters (0)</h2>" in page  # what was read is shown
+
+
+def _seeded_page(days: int) -> str:
+    from tests.support.seeded_night import render as seeded_render
+
+    return seeded_render(days=days)
+
+
+def test_the_seeded_night_has_its_timeline_open_and_the_others_folded() -> None:
+    page = _seeded_page(7)
+    section = page[page.index('<section id="timeline">') : page.index("</section>", page.index('id="timeline"'))]
+    assert section.count('<svg class="timeline"') == 2  # the 24th and the blocked 23rd; quiet dates have none
+    assert section.index('data-date="2026-01-24"') < section.index('<details data-date="2026-01-23">')
+    assert section.count('class="phase-bar') == 4 + 1
+    assert page.index('id="grid"') < page.index('id="timeline"') < page.index('id="retry-queue"')
+    assert page.count('<tr class="quiet"') == 5
+
+
+def test_thirty_days_of_six_transitions_with_a_month_of_retries_and_findings_is_under_a_megabyte() -> None:
+    """30 busy nights x 6 transitions and sensors, ~10 retry rows and a finding per night: < 1 MB."""
+    from dataclasses import replace
+
+    from phasectl.page_timeline import nights_of
+    from phasectl.status_html import RetryLine, collect_status_lines
+    from shared.clock import FixedClock
+    from shared.orchestration.state import DateState
+    from tests.support.seeded_night import DAY as SEEDED
+    from tests.support.seeded_night import NOW as SEEDED_NOW
+    from tests.support.seeded_night import seed
+
+    s = seed()
+    days = [SEEDED - timedelta(days=n) for n in range(30)]
+    states: dict[tuple[str, date], DateState] = {}
+    for (name, _), state in s.states.items():  # every night as busy as the seeded one (each of its own date)
+        for n, day in enumerate(days):
+            shift = SEEDED - day
+            comps = tuple(replace(c, completed_at=c.completed_at - shift) for c in state.completions)
+            triggered = {k: {**v, "at": v["at"] - shift} for k, v in state.triggered.items()}
+            states[(name, day)] = replace(state, game_date=day, completions=comps, triggered=triggered, raw={"n": n})
+    seeded = replace(s, states=states)
+    rows = [
+        replace(r, game_date=day.isoformat(), processor=f"{r.processor}_{i}")
+        for day in days
+        for r in s.retry_rows
+        for i in range(10)
+    ]
+    assert all(isinstance(r, RetryLine) for r in rows) and len(rows) == 300
+    findings = [replace(s.findings[0], key=f"k{n}", game_date=day.isoformat()) for n, day in enumerate(days)]
+    got = collect_status_lines(s.definition, seeded.load, FixedClock(SEEDED_NOW), days)
+    columns = {p.transition for lines in got.lines_by_date.values() for p in lines}
+    tz = ZoneInfo(s.definition.pipeline.timezone)
+    extra = [f"x_sensor_{n}" for n in range(6 - len(columns))]  # the definition has 5 columns: make it 6
+    lines = {d: (*ls, *(replace(ls[0], transition=e) for e in extra)) for d, ls in got.lines_by_date.items()}
+    page = render_status_html(
+        SEEDED_NOW,
+        days,
+        lines,
+        (),
+        findings,
+        counts=got.counts,
+        retry_rows=rows,
+        dead_letters=[],
+        timezone=tz,
+        nights=nights_of(s.definition, got.states, got.lines_by_date, SEEDED_NOW, tz, rows, firings_on=SEEDED),
+    )
+    size = len(page.encode("utf-8"))
+    assert page.count('<svg class="timeline"') == 30 and page.count('<td class="cell') == 30 * 6
+    assert size < 1_000_000, f"the page is {size} bytes"
