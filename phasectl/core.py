@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -92,7 +93,28 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, no usage dump
         where = self.prog.removeprefix("phasectl").strip()
+        message = with_suggestion(message)
         raise UsageError(f"{where}: {message}" if where else message)
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>[^']*)' \(choose from (?P<choices>.*)\)$")
+
+
+def with_suggestion(message: str) -> str:
+    """argparse's ``invalid choice`` message with a ``did you mean`` (difflib over the choices)."""
+    import difflib
+
+    match = _INVALID_CHOICE.search(message)
+    if match is None:
+        return message
+    choices = re.findall(r"'([^']*)'", match.group("choices"))
+    close = difflib.get_close_matches(match.group("given"), choices, n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in choices if c.startswith(match.group("given")) and match.group("given")][:1]
+    if not close:
+        return message
+    given, listed = match.group("given"), match.group("choices")
+    return f"{message[: match.start()]}invalid choice: '{given}' — did you mean '{close[0]}'? (choose from {listed})"
 
 
 def _needs(args: argparse.Namespace) -> frozenset[str]:

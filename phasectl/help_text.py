@@ -95,6 +95,10 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
             "To name the game by date and teams",
             "phasectl mark-unavailable 20260124_GSW_MIN --reason 'no boxscore from any vendor'",
         ),
+        (
+            "To name it as status and reconcile print it (the date from --date, or the last week's schedule)",
+            "phasectl mark-unavailable 'GSW@MIN' --date 2026-01-24 --reason 'no boxscore from any vendor'",
+        ),
         ("To count the game again", "phasectl mark-unavailable 20260124_GSW_MIN --reason 'data arrived' --undo"),
     ),
     "trigger": (

@@ -83,7 +83,8 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
             "Operate the phase-transition pipeline: its state, coverage, retry queue, dead letters,\n"
             "deployment and the local cloud. `phasectl COMMAND --help` shows a command's options and examples.\n\n"
             "Exit codes: 0 ok; 1 a problem found (blocked, stale heartbeat, coverage warning, nothing\n"
-            "changed); 2 bad input or an error (one line on stderr)."
+            "changed); 2 bad input or an error (one line on stderr); 3 degraded (`health`: healthy\n"
+            "otherwise, but the monitor has active ERROR/WARNING findings)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"phasectl {cli_help.version()}")
@@ -149,7 +150,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     p.set_defaults(func=cmd_retry_resolve)
 
     p = sub.add_parser("mark-unavailable", help="exclude a game from coverage and completeness (reversible)")
-    p.add_argument("game_id", help="0022500644 or 20260124_GSW_MIN")
+    p.add_argument("game_id", help="0022500644, 20260124_GSW_MIN or GSW@MIN (any form phasectl prints a game in)")
     p.add_argument("--reason", required=True, help="why the game will never have data (kept with the mark)")
     p.add_argument("--date", help="the game date (found from the schedule when omitted)")
     p.add_argument("--undo", action="store_true", help="count the game again")
@@ -162,7 +163,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         ("restore", cmd_games_restore, "undo a postponement (the game was played): it counts again", "why (kept)"),
     ):
         p = gsub.add_parser(name, help=text)
-        p.add_argument("game_id", help="0022500644, 20260124_GSW_MIN or GSW@MIN with --date")
+        p.add_argument("game_id", help="0022500644, 20260124_GSW_MIN or GSW@MIN (any form phasectl prints a game in)")
         p.add_argument("--reason", required=True, help=why)
         p.add_argument("--date", help="the game date (found from the schedule when omitted)")
         p.set_defaults(func=func)
@@ -186,7 +187,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     p.add_argument("--metadata", help="JSON object, e.g. '{\"completion_pct\": 95.0}' for the prediction coordinator")
     p.set_defaults(func=cmd_publish_completion)
 
-    p = sub.add_parser("health", help="recent function errors and heartbeats")
+    p = sub.add_parser("health", help="recent function errors, heartbeats and active findings (exit 3: degraded)")
     p.add_argument("--since", default="1h", help="how far back: a duration like 30m, 1h or 2d (default 1h)")
     p.add_argument("--log-dir", help=f"local function logs (default ${LOG_DIR_ENV})")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of text")

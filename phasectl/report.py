@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from phasectl.core import iso
+from phasectl.timefmt import TimeView
 from shared.clock import Clock
 from shared.errors import InvalidGameIdError
 from shared.game_ids import GameIdConverter
@@ -41,6 +42,7 @@ __all__ = [
     "coverage_status",
     "format_table",
     "phase_line",
+    "state_label",
 ]
 
 ERROR_BELOW_PCT = 80.0
@@ -48,6 +50,17 @@ WARNING_BELOW_PCT = 95.0
 JSON_VERSION = 1
 
 Status = Literal["ok", "warning", "error"]
+UTC_VIEW = TimeView.of("UTC")  # a report built without a view (a library caller) shows UTC, labelled
+
+# a trigger record's status -> the kind ``status`` shows (as phasectl/status_html.py TRIGGER_KINDS)
+TRIGGER_STATE: Mapping[str, str] = {
+    "complete": "complete",
+    "scheduled": "complete",
+    "partial": "partial",
+    "deadline_exceeded": "deadline",
+    "fallback": "deadline",
+}
+MARKS_FIELD = "marks_after_trigger"  # on the date document: written by mark-unavailable / games postpone|restore
 EXIT_CODES: Mapping[str, int] = {"ok": 0, "warning": 1, "error": 2}
 
 
@@ -97,6 +110,8 @@ class PhaseLine:
     first_completion_at: datetime | None = None
     gates: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     missing_games: tuple[str, ...] = ()
+    # games marked unavailable / postponed / restored after this generation's trigger (``MARKS_FIELD``)
+    marks_after_trigger: Mapping[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +135,9 @@ class PhaseLine:
                 for name, g in sorted(self.gates.items())
             },
             "missing_games": list(self.missing_games),
+            "marks_after_trigger": None
+            if self.marks_after_trigger is None
+            else {k: iso(v) for k, v in self.marks_after_trigger.items()},
         }
 
 
@@ -158,7 +176,23 @@ def phase_line(definition: PipelineDefinition, transition: Transition, state: Da
         first_completion_at=progress.first_completion_at,
         gates=gates,
         missing_games=state.missing_games,
+        marks_after_trigger=None if current is None else marks_after_trigger(state),
     )
+
+
+def marks_after_trigger(state: DateState) -> Mapping[str, Any] | None:
+    """The note a game mark left on a triggered date of this generation (``phasectl.commands.games``)."""
+    note = state.raw.get(MARKS_FIELD)
+    if not isinstance(note, Mapping) or note.get("generation") != state.generation:
+        return None
+    return note
+
+
+def state_label(line: PhaseLine) -> str:
+    """The STATE column: a trigger by its kind (``complete``, ``partial``, ``deadline``), else the decision."""
+    if line.decision != "triggered":
+        return line.decision
+    return TRIGGER_STATE.get(line.trigger_status or "", "triggered")
 
 
 def timed_line(trigger: TimedTrigger, state: DateState) -> PhaseLine:
@@ -247,10 +281,10 @@ class Heartbeat:
             return self.expected_by is not None and now <= self.expected_by
         return age <= self.stale_after_minutes
 
-    def describe(self, now: datetime) -> str:
+    def describe(self, now: datetime, times: TimeView | None = None) -> str:
         age = self.age_minutes(now)
         if age is None and self.expected_by is not None and now <= self.expected_by:
-            return f"{self.name} has not run yet (expected by {self.expected_by:%Y-%m-%d %H:%M}Z)"
+            return f"{self.name} has not run yet (expected by {(times or UTC_VIEW).stamp(self.expected_by)})"
         if age is None:
             return f"{self.name} has never run"
         stale = "" if age <= self.stale_after_minutes else f" (STALE: > {self.stale_after_minutes} min)"
@@ -272,6 +306,8 @@ class StatusReport:
     now: datetime
     phases: tuple[PhaseLine, ...]
     heartbeats: tuple[Heartbeat, ...]
+    times: TimeView = UTC_VIEW  # how the text shows instants (``ctx.times``: ET, or UTC with --utc)
+    findings: Mapping[str, int] | None = None  # active monitor findings by severity, when read
 
     @property
     def exit_code(self) -> int:
@@ -292,6 +328,7 @@ class StatusReport:
         }
 
     def render(self) -> str:
+        t = self.times
         rows = []
         for p in self.phases:
             rows.append(
@@ -299,30 +336,60 @@ class StatusReport:
                     p.transition,
                     p.mode or "-",
                     f"{len([x for x in p.expected if x in p.completed])}/{len(p.expected)}",
-                    p.decision,
+                    state_label(p),
                     p.trigger_id or "-",
-                    p.triggered_at.strftime("%Y-%m-%d %H:%M:%SZ") if isinstance(p.triggered_at, datetime) else "-",
+                    t.stamp(p.triggered_at) if isinstance(p.triggered_at, datetime) else "-",
                 )
             )
-        out = [f"phasectl status — game date {self.game_date.isoformat()} (now {self.now:%Y-%m-%d %H:%M:%SZ})", ""]
+        day = self.game_date.isoformat()
+        out = [f"phasectl status — game date {day} ({t.header_now(self.now)})", ""]
         out.append(format_table(("TRANSITION", "MODE", "DONE", "STATE", "TRIGGER ID", "TRIGGERED AT"), rows))
         out.append("")
         for p in self.phases:
             out.append(f"{p.transition} (generation {p.generation}, status {p.status}):")
-            out.append(f"  why:       {p.reason}")
-            out.append(f"  completed: {', '.join(p.completed) or '-'}")
-            out.append(f"  missing:   {', '.join(p.missing) or '-'}")
-            if p.not_counted:
-                out.append(f"  recorded, not counted: {', '.join(p.not_counted)}")
-            if p.unknown:
-                out.append(f"  unknown:   {', '.join(p.unknown)}")
-            for name, gate in sorted(p.gates.items()):
-                out.append(f"  gate {describe_gate(name, gate)}")
-            if p.missing_games:
-                out.append(f"  missing games: {', '.join(p.missing_games)}")
+            out += _explain(p, t, self.game_date)
         out.append("")
-        out += [f"heartbeat: {h.describe(self.now)}" for h in self.heartbeats]
+        out += [f"heartbeat: {h.describe(self.now, t)}" for h in self.heartbeats]
         return "\n".join(out)
+
+
+def _explain(p: PhaseLine, t: TimeView, day: date) -> list[str]:
+    """A transition's lines: the snapshot at its trigger labelled as such, then what is recorded now."""
+    triggered = p.decision == "triggered" and isinstance(p.triggered_at, datetime)
+    out: list[str] = []
+    completed, missing = ", ".join(p.completed) or "-", ", ".join(p.missing) or "-"
+    if triggered:
+        out.append(f"  at trigger ({t.clock(p.triggered_at, day=day)}, {state_label(p)}): {p.reason}")
+        out.append(f"  now:       completed {completed}")
+        out.append(f"             missing {missing}")
+    else:
+        out.append(f"  why:       {p.reason}")
+        out.append(f"  completed: {completed}")
+        out.append(f"  missing:   {missing}")
+    if p.not_counted:
+        out.append(f"  recorded, not counted: {', '.join(p.not_counted)}")
+    if p.unknown:
+        out.append(f"  unknown:   {', '.join(p.unknown)}")
+    label = "gate (recorded at trigger)" if triggered else "gate"
+    for name, gate in sorted(p.gates.items()):
+        out.append(f"  {label} {describe_gate(name, gate)}")
+    if p.missing_games:
+        out.append(f"  missing games{' (at trigger)' if triggered else ''}: {', '.join(p.missing_games)}")
+    if triggered and p.gates:
+        out.append(f"  {_marks_line(p, t, day)}")
+    return out
+
+
+def _marks_line(p: PhaseLine, t: TimeView, day: date) -> str:
+    """What a game mark after the trigger means for this generation (or that none was recorded)."""
+    note = p.marks_after_trigger
+    if not note:
+        return "games marked since the trigger: none recorded by phasectl (the gate above is the trigger's)"
+    when = t.clock(note.get("at"), day=day) if isinstance(note.get("at"), datetime) else "?"
+    head = f"games marked since the trigger ({when}: {note.get('games') or '?'}): "
+    if note.get("rerun"):
+        return head + f"the verdict changed; run `phasectl trigger --transition {p.transition} --date {day} --force`"
+    return head + "the same games count; nothing needs re-running"
 
 
 # -- reconcile ---------------------------------------------------------------------------------
@@ -407,7 +474,8 @@ class ReconcileReport:
             out["games"] = [g.as_dict() for g in self.games]
         return out
 
-    def render(self, detailed: bool = False) -> str:
+    def render(self, detailed: bool = False, times: TimeView | None = None) -> str:
+        t = times or UTC_VIEW
         out = [f"phasectl reconcile — game date {self.game_date.isoformat()}: {self.status.upper()}", self.summary, ""]
         chain = " → ".join(s.name for s in self.sources)
         out.append(f"boxscore sources (fallback chain {chain}):")
@@ -446,7 +514,7 @@ class ReconcileReport:
                     f"{len([x for x in p.expected if x in p.completed])}/{len(p.expected)}",
                     p.decision,
                     p.trigger_status or "-",
-                    "-" if log is None else f"{log.get('status')} at {_short(log.get('execution_timestamp'))}",
+                    "-" if log is None else f"{log.get('status')} at {_short(log.get('execution_timestamp'), t)}",
                     "-" if duration is None else f"{float(duration) / 60:.1f} min",
                 )
             )
@@ -476,9 +544,9 @@ class ReconcileReport:
         return "\n".join(out)
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, times: TimeView) -> str:
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%SZ")
+        return times.stamp(value, seconds=True)
     return str(value)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from phasectl.commands.reconcile import _sources
 from phasectl.core import Context, UsageError, _date, _user
 from shared.errors import InvalidGameIdError
+from shared.orchestration.date_state import DateState, state_doc_id
 
 
 # -- mark-unavailable ----------------------------------------------------------------------------
@@ -52,23 +53,59 @@ def _dml(ctx: Context, sql: str, params: Sequence[tuple[str, str, Any]]) -> int:
     return int(job.num_dml_affected_rows or 0)
 
 
+MATCHUP_LOOKBACK_DAYS = 7  # a matchup without --date is looked for on the schedule of the last week's nights
+
+
+def _matchup_dates(ctx: Context, away: str, home: str) -> tuple[list[date], date, date]:
+    """The dates ``away`` visits ``home`` on the schedule from a week ago to tomorrow (in the pipeline's zone)."""
+    from google.cloud import bigquery as bq
+
+    g = ctx.definition.games
+    today = ctx.now().astimezone(ctx.times.zone).date()  # the pipeline's night, whatever --utc shows
+    start, end = today - timedelta(days=MATCHUP_LOOKBACK_DAYS), today + timedelta(days=1)
+    sql = (
+        f"SELECT DISTINCT {g.schedule_date_column} AS game_date FROM `{ctx.project}.{g.schedule_table}` "
+        f"WHERE {g.schedule_date_column} BETWEEN @start AND @end "
+        f"AND UPPER({g.schedule_away_team_column}) = @away AND UPPER({g.schedule_home_team_column}) = @home "
+        "ORDER BY game_date"
+    )
+    config = bq.QueryJobConfig(
+        query_parameters=[
+            bq.ScalarQueryParameter("away", "STRING", away),
+            bq.ScalarQueryParameter("home", "STRING", home),
+            bq.ScalarQueryParameter("start", "DATE", start),
+            bq.ScalarQueryParameter("end", "DATE", end),
+        ]
+    )
+    job = ctx.bq().query(sql, job_config=config, retry=ctx.bq_retry(), timeout=ctx.timeout)
+    return [r["game_date"] for r in job.result(retry=ctx.bq_retry(), timeout=ctx.timeout)], start, end
+
+
 def _find_game(ctx: Context, raw_id: str, date_arg: str | None) -> tuple[date, Any, Any, Any]:
-    """The game's date, schedule entry, the date's coverage inputs and converter (or a usage error)."""
-    from shared.game_ids import DateTeamsGameId, GameIdConverter, parse_game_id
+    """The game's date, schedule entry, the date's coverage inputs and converter (or a usage error).
+
+    ``raw_id`` is any form phasectl prints a game in (``phasectl.game_ref``)."""
+    from phasectl.game_ref import ACCEPTED_FORMS, parse_game_ref
+    from shared.game_ids import DateTeamsGameId, GameIdConverter
 
     day = _date(ctx, date_arg) if date_arg else None
-    matchup = raw_id.strip().upper().split("@")
-    if len(matchup) == 2 and all(matchup):  # AWAY@HOME, as status and the alerts print a game
-        if day is None:
-            raise UsageError(f"{raw_id!r} names teams, not a date: pass --date (or use 0022500644 / 20260124_GSW_MIN)")
-        try:
-            raw_id = DateTeamsGameId(day, matchup[0], matchup[1]).format()
-        except InvalidGameIdError as exc:
-            raise UsageError(exc.message) from None
     try:
-        parsed = parse_game_id(raw_id)
+        ref = parse_game_ref(raw_id)
+        if ref.teams is not None and day is None:
+            away, home = ref.teams
+            dates, start, end = _matchup_dates(ctx, away, home)
+            if not dates:
+                raise UsageError(
+                    f"no {away}@{home} game on the schedule from {start} to {end}: pass --date "
+                    f"(accepted: {ACCEPTED_FORMS})"
+                )
+            if len(dates) > 1:
+                raise UsageError(f"{away}@{home} is scheduled on {', '.join(map(str, dates))}: pass --date")
+            day = dates[0]
+        parsed = ref.on(day) if ref.teams is not None and day is not None else ref.game_id
     except InvalidGameIdError as exc:
         raise UsageError(exc.message) from None
+    assert parsed is not None
     if isinstance(parsed, DateTeamsGameId):
         if day is not None and day != parsed.game_date:
             raise UsageError(f"game {parsed.format()} is on {parsed.game_date}, not {day}")
@@ -76,7 +113,7 @@ def _find_game(ctx: Context, raw_id: str, date_arg: str | None) -> tuple[date, A
     elif day is None:
         dates = _schedule_dates(ctx, parsed.format())
         if not dates:
-            raise UsageError(f"unknown game id {raw_id!r}: not in the schedule")
+            raise UsageError(f"unknown game id {raw_id.strip()!r}: not in the schedule")
         if len(dates) > 1:
             raise UsageError(f"game {parsed.format()} is scheduled on {', '.join(map(str, dates))}: pass --date")
         day = dates[0]
@@ -139,7 +176,30 @@ def _insert_mark(ctx: Context, day: date, entry: Any, kind: str | None, reason: 
     )
 
 
-def _settle(ctx: Context, day: date) -> list[str]:
+def _note_marks(ctx: Context, state: DateState, game: str, command: str, rerun: bool, verdict: str) -> None:
+    """Leave on a triggered date's document that a game was marked after its trigger (``MARKS_FIELD``):
+    ``phasectl status`` then says the recorded gate is the trigger's and whether to re-run. Per
+    generation: a forced re-trigger starts a new one and the note no longer applies."""
+    from phasectl.report import MARKS_FIELD, marks_after_trigger
+
+    earlier = marks_after_trigger(state) or {}
+    games = [g for g in earlier.get("games") or () if g != game] + [game]
+    note = {
+        "generation": state.generation,
+        "at": ctx.now(),
+        "by": ctx.env.get("USER") or _user(),
+        "command": command,
+        "games": games,
+        "rerun": rerun,
+        "verdict": verdict[:500],
+    }
+    collection = ctx.firestore().collection(ctx.definition.pipeline.state_collection)
+    collection.document(state_doc_id(state.transition, state.game_date)).set(
+        {MARKS_FIELD: note}, merge=True, timeout=ctx.timeout
+    )
+
+
+def _settle(ctx: Context, day: date, game: str = "", command: str = "") -> list[str]:
     """After a mark: end the date's retry rows that only chase excluded games, and re-evaluate the
     date's coverage. Returns what changed, one line each (printed and audited)."""
     from phasectl.commands.trigger import _run_one, _service
@@ -177,6 +237,8 @@ def _settle(ctx: Context, day: date) -> list[str]:
             hint = "it triggered with the same games counted: nothing to re-run" if same else f"{force} re-runs it"
             hint += "" if same else " with this verdict"
             lines.append(f"{head}; generation {state.generation} already triggered ({was}): {hint}")
+            if game:  # `phasectl status` shows the gate recorded at the trigger: it says a mark came after
+                _note_marks(ctx, state, game, command, not same, now_verdict.reason)
         elif state.status in ("blocked", "waiting", "gate_error"):
             outcome = _run_one(ctx, service, day, False, "re-evaluated after a game mark")
             was = f" (was {state.status}{f': {before}' if before else ''})"
@@ -187,7 +249,7 @@ def _settle(ctx: Context, day: date) -> list[str]:
 
 
 def _report(ctx: Context, command: str, call: dict[str, Any], headline: str, day: date) -> int:
-    lines = _settle(ctx, day)
+    lines = _settle(ctx, day, str(call.get("game_id") or ""), command)
     ctx.audit(command, call, "; ".join([headline, *lines])[:1500])
     ctx.print(headline)
     for line in lines:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from phasectl.commands.status import _heartbeats
+from phasectl.commands.status import _active_findings, _heartbeats
 from phasectl.connect import (
     FIRESTORE,
 )
@@ -112,6 +112,25 @@ def _cloud_errors(ctx: Context, functions: Sequence[str], since: datetime) -> tu
     return out, None
 
 
+DEGRADED_SEVERITIES = ("CRITICAL", "ERROR", "WARNING")  # active monitor findings that make health degraded
+EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_DEGRADED = 0, 1, 3  # 2 stays a usage or backend error
+
+
+def finding_counts(findings: Sequence[Any]) -> dict[str, int]:
+    """Active findings of the degrading severities, counted by severity (most severe first; zeros left out)."""
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in DEGRADED_SEVERITIES}
+    return {s: n for s, n in counts.items() if n}
+
+
+def verdict(problem: bool, counts: dict[str, int]) -> tuple[str, int]:
+    """``unhealthy`` (1) over ``degraded`` (3: active ERROR/WARNING findings) over ``healthy`` (0)."""
+    if problem:
+        return "unhealthy", EXIT_UNHEALTHY
+    if counts:
+        return "degraded", EXIT_DEGRADED
+    return "healthy", EXIT_HEALTHY
+
+
 def cmd_health(ctx: Context, args: argparse.Namespace) -> int:
     from phasectl.report import format_table
 
@@ -133,6 +152,9 @@ def cmd_health(ctx: Context, args: argparse.Namespace) -> int:
         source = f"Cloud Logging, project {ctx.project}"
     heartbeats = _heartbeats(ctx)
     problem = note is not None or any(e.count for e in errors) or not all(h.healthy(now) for h in heartbeats)
+    findings = [f for f in _active_findings(ctx) if f.severity in DEGRADED_SEVERITIES]
+    counts = finding_counts(findings)
+    state, code = verdict(problem, counts)
     if args.json:
         ctx.dump(
             {
@@ -144,11 +166,14 @@ def cmd_health(ctx: Context, args: argparse.Namespace) -> int:
                 "note": note,
                 "functions": [e.as_dict() for e in errors],
                 "heartbeats": [h.as_dict(now) for h in heartbeats],
-                "healthy": not problem,
+                "healthy": not problem and not counts,
+                "state": state,
+                "findings": counts,
             }
         )
-        return 1 if problem else 0
-    ctx.print(f"phasectl health — errors since {since:%Y-%m-%d %H:%M:%SZ} ({args.since}) from {source}")
+        return code
+    t = ctx.times
+    ctx.print(f"phasectl health — {t.header_now(now)}; errors since {t.stamp(since)} ({args.since}) from {source}")
     if note:
         ctx.print(note)
     else:
@@ -159,7 +184,7 @@ def cmd_health(ctx: Context, args: argparse.Namespace) -> int:
                     (
                         e.function,
                         e.count,
-                        e.last_at.strftime("%Y-%m-%d %H:%M:%SZ") if e.last_at else "-",
+                        t.stamp(e.last_at, seconds=True),
                         e.last_message or "-",
                     )
                     for e in errors
@@ -167,6 +192,10 @@ def cmd_health(ctx: Context, args: argparse.Namespace) -> int:
             )
         )
     for h in heartbeats:
-        ctx.print(f"heartbeat: {h.describe(now)}")
-    ctx.print("UNHEALTHY" if problem else "healthy")
-    return 1 if problem else 0
+        ctx.print(f"heartbeat: {h.describe(now, t)}")
+    if counts:
+        acked = sum(1 for f in findings if f.acked_by)
+        listed = ", ".join(f"{n} {s}" for s, n in counts.items())
+        ctx.print(f"active findings: {listed}{f' ({acked} acknowledged)' if acked else ''} (phasectl findings)")
+    ctx.print({"unhealthy": "UNHEALTHY", "degraded": "DEGRADED"}.get(state, state))
+    return code

@@ -50,5 +50,5 @@ def cmd_reconcile(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         ctx.dump(report.as_dict(detailed=args.detailed))
     else:
-        ctx.print(report.render(detailed=args.detailed))
+        ctx.print(report.render(detailed=args.detailed, times=ctx.times))
     return report.exit_code

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from phasectl.timefmt import TimeView
 
 if TYPE_CHECKING:
     from shared.retry.queue import QueueRow
@@ -13,6 +16,35 @@ from phasectl.core import Context, UsageError, _date, _processor, _user
 
 def _row_dict(row: QueueRow) -> dict[str, Any]:
     return dataclasses.asdict(row)
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def next_retry_text(row: QueueRow, now: datetime, times: TimeView, fallback: str | None = None) -> str:
+    """What happens next to a row, said against ``now``: ``01:31 ET``, ``due now``, ``overdue by 5 min
+    (due 01:31 ET)``; a pending row whose budget is spent is not retried again (``shared.retry.service``
+    ``_handle``: at its due pass it becomes ``failed_permanent`` and its fallback, if any, is queued)."""
+    if row.status not in ("pending", "retrying"):
+        return "-"
+    at = row.next_retry_at
+    day = row.game_date
+    if row.status == "retrying":
+        return f"in flight since {times.clock(row.last_retry_at or row.updated_at, day=day)}"
+    if row.retry_count >= row.max_retries:
+        then = f"; {fallback} queued as fallback" if fallback else ""
+        when = "at the next auto-retry pass" if at is None or at <= now else f"at {times.clock(at, day=day)}"
+        return (
+            f"retries spent ({row.retry_count}/{row.max_retries}): no further try; "
+            f"failed_permanent {when}{then} (phasectl retry requeue gives a fresh budget)"
+        )
+    if at is None or (at <= now and now - at < timedelta(minutes=1)):
+        return "due now"
+    if at > now:
+        return times.clock(at, day=day)
+    return f"overdue by {_minutes(now - at)} (due {times.clock(at, day=day)})"
 
 
 # -- retry ---------------------------------------------------------------------------------------
@@ -24,6 +56,8 @@ def cmd_retry_list(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         ctx.dump({"version": 1, "command": "retry list", "rows": [_row_dict(r) for r in rows]})
         return 0
+    now, fallbacks = ctx.now(), ctx.definition.retry.fallbacks
+    ctx.print(f"retry queue ({ctx.times.header_now(now)})")
     ctx.print(
         format_table(
             ("ID", "DATE", "PHASE", "PROCESSOR", "STATUS", "RETRIES", "NEXT RETRY", "FALLBACK FOR", "NOTES"),
@@ -35,7 +69,7 @@ def cmd_retry_list(ctx: Context, args: argparse.Namespace) -> int:
                     r.processor_name,
                     r.status,
                     f"{r.retry_count}/{r.max_retries}",
-                    r.next_retry_at.strftime("%Y-%m-%d %H:%M") if r.next_retry_at else "-",
+                    next_retry_text(r, now, ctx.times, fallbacks.get(r.processor_name)),
                     r.fallback_for or "-",
                     (r.resolution_notes or r.error_message or "-")[:60],
                 )

@@ -193,7 +193,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         return _status_serve(ctx, args.date, args.days or HTML_DAYS_DEFAULT, args.port or STATUS_PORT_DEFAULT)
     if args.html is not None:
         return _status_html(ctx, day, Path(args.html), args.days or HTML_DAYS_DEFAULT)
-    report = StatusReport(day, ctx.now(), tuple(_phase_lines(ctx, day)), tuple(_heartbeats(ctx)))
+    report = StatusReport(day, ctx.now(), tuple(_phase_lines(ctx, day)), tuple(_heartbeats(ctx)), ctx.times)
     if args.json:
         ctx.dump(report.as_dict())
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 from phasectl.connect import (
@@ -52,8 +52,22 @@ def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
         f"{outcome.kind} {outcome.trigger_id or ''}".strip(),
     )
     ctx.print(f"{transition.name} {day}: {outcome.kind}" + (f" ({outcome.trigger_id})" if outcome.trigger_id else ""))
-    ctx.print(f"  {outcome.detail}")
+    detail = outcome.detail
+    if outcome.kind == "already_triggered":
+        detail = already_triggered_text(ctx, transition.name, day, service.state.load(day))
+    ctx.print(f"  {detail}")
     return 0 if outcome.kind in ("triggered", "already_triggered") else 1
+
+
+def already_triggered_text(ctx: Context, transition: str, day: date, state: DateState) -> str:
+    """``generation 1 already triggered at 01:12 ET (partial); `phasectl trigger ... --force` starts generation 2``."""
+    current = state.triggered_current or {}
+    at = current.get("at")
+    when = f" at {ctx.times.clock(at, day=day)}" if isinstance(at, datetime) else ""
+    kind = f" ({current.get('status')})" if current.get("status") else ""
+    force = f"phasectl trigger --transition {transition} --date {day} --force"
+    then = f"`{force}` starts generation {state.generation + 1}"
+    return f"generation {state.generation} already triggered{when}{kind}; {then}"
 
 
 def classify(state: DateState) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from shared.errors import InvalidGameIdError
 from shared.game_ids import GameIdConverter
-from shared.orchestration.gate_result import GateResult, threshold_verdict
+from shared.orchestration.gate_result import GateResult, breaker_line, threshold_verdict
 from shared.pipeline.definition import GameCoverageGate, GamesSources
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def coverage_verdict(
     elif verdict == "blocked" and chain:
         reason = (
             f"circuit breaker: {len(missing)}/{len(considered)} games ({len(missing) / len(considered):.0%}) have "
-            f"data issues ({line}); missing {', '.join(missing)}"
+            f"data issues ({breaker_line(gate, value)}); missing {', '.join(missing)}"
         )
     else:
         reason = f"{summary} ({value:.1f}%{'' if verdict == 'pass' else ', ' + line}); missing {', '.join(missing)}"

@@ -87,3 +87,15 @@ def threshold_verdict(gate: Gate, value: float | None) -> tuple[GateVerdict, str
     if verdict == "blocked" and gate.advisory:
         return "alert", f"{line} (advisory: not blocking)"
     return verdict, line
+
+
+def breaker_line(gate: Gate, coverage_pct: float) -> str:
+    """The circuit breaker's line said of the games with data issues (the share it counts), not of
+    the coverage the gate compares: coverage below ``block_below`` is issues above ``100 - block_below``.
+
+    ``above the block line 50%: coverage 42.9% < 50%``; an advisory breaker says it does not block.
+    """
+    if gate.block_below is None:
+        return threshold_verdict(gate, coverage_pct)[1]
+    line = f"above the block line {100.0 - gate.block_below:g}%: coverage {coverage_pct:.1f}% < {gate.block_below:g}%"
+    return f"{line} (advisory: not blocking)" if gate.advisory else line

@@ -26,6 +26,7 @@ from phasectl.report import (
     format_table,
     phase_line,
 )
+from phasectl.timefmt import TimeView
 from shared.clock import FixedClock, SystemClock
 from shared.game_ids import ScheduleEntry
 from shared.orchestration.engine import CompletionRecord
@@ -266,8 +267,15 @@ def test_a_sensor_date_shows_its_not_ready_reasons_then_its_trigger(definition) 
     assert waiting.completed == ("rows_present:predictions", "not_done:graded rows")
     assert waiting.missing == ("all_final",)
     done = {**gates, "all_final": {"verdict": "pass", "reason": "7/7 games Final"}}
-    trig = {"1": {"trigger_id": "grading_readiness:2026-01-24:g1", "at": NOW, "status": "complete",
-                  "slot": "readiness", "reason": "7/7 games Final; 412 predictions"}}
+    trig = {
+        "1": {
+            "trigger_id": "grading_readiness:2026-01-24:g1",
+            "at": NOW,
+            "status": "complete",
+            "slot": "readiness",
+            "reason": "7/7 games Final; 412 predictions",
+        }
+    }
     line = timed_line(sensor, _state(sensor.name, status="triggered", triggered=trig, last_gate=done))
     assert line.decision == "triggered" and line.trigger_id == "grading_readiness:2026-01-24:g1"
     assert line.reason == "triggered by slot readiness: 7/7 games Final; 412 predictions"
@@ -279,8 +287,15 @@ def test_a_scheduled_trigger_date_shows_the_slots_fired(definition) -> None:  # 
     from tests.support.definition_checks import exports_trigger
 
     exports = exports_trigger()
-    trig = {"1-daily_results": {"trigger_id": "phase6_exports:2026-01-24:g1:daily_results", "at": NOW,
-                                "status": "scheduled", "slot": "daily_results", "reason": "scheduled run"}}
+    trig = {
+        "1-daily_results": {
+            "trigger_id": "phase6_exports:2026-01-24:g1:daily_results",
+            "at": NOW,
+            "status": "scheduled",
+            "slot": "daily_results",
+            "reason": "scheduled run",
+        }
+    }
     line = timed_line(exports, _state(exports.name, status="triggered", triggered=trig))
     assert line.expected == ("daily_results", "tonight_picks", "clv_reexport")
     assert line.completed == ("daily_results",)
@@ -296,7 +311,9 @@ def test_a_heartbeat_that_never_ran_is_healthy_only_until_it_is_expected() -> No
 
     now = datetime(2026, 1, 25, 6, 0, tzinfo=UTC)
     pending = Heartbeat("auto-retry", None, 60, expected_by=now + timedelta(minutes=20))
-    assert pending.healthy(now) and "has not run yet (expected by 2026-01-25 06:20Z)" in pending.describe(now)
+    assert pending.healthy(now) and "has not run yet (expected by 2026-01-25 06:20 UTC)" in pending.describe(now)
+    et = TimeView.of("America/New_York")
+    assert "has not run yet (expected by 2026-01-25 01:20 ET)" in pending.describe(now, et)
     assert not pending.healthy(now + timedelta(minutes=21))
     assert pending.describe(now + timedelta(minutes=21)) == "auto-retry has never run"
     assert not Heartbeat("auto-retry", None, 60).healthy(now)  # no evidence the system is up: unhealthy

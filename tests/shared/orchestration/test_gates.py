@@ -194,6 +194,9 @@ def test_three_of_five_missing_trips_the_circuit_breaker() -> None:
     assert result.verdict == "blocked"
     assert "circuit breaker" in result.reason
     assert "3/5" in result.reason and "60%" in result.reason and "50%" in result.reason
+    # the share with data issues is ABOVE the breaker's line (the coverage it compares is below it)
+    assert "3/5 games (60%) have data issues (above the block line 50%: coverage 40.0% < 50%)" in result.reason
+    assert "below the block line" not in result.reason
     assert result.missing_games == CANON[:3]
     assert all(g in result.reason for g in CANON[:3])
     assert dict(result.covered_by) == {CANON[3]: "bdl", CANON[4]: "bdl"}
@@ -372,9 +375,14 @@ def test_gate_sql_names_only_the_columns_the_definition_names() -> None:
 
     data = tomllib.loads(DEFAULT_DEFINITION_PATH.read_text())
     data["games"].update(
-        schedule_date_column="d_col", schedule_game_id_column="id_col", schedule_status_column="st_col",
-        schedule_away_team_column="aw_col", schedule_home_team_column="hm_col", schedule_updated_column="up_col",
-        schedule_status_text_column="tx_col", schedule_home_score_column="hs_col",
+        schedule_date_column="d_col",
+        schedule_game_id_column="id_col",
+        schedule_status_column="st_col",
+        schedule_away_team_column="aw_col",
+        schedule_home_team_column="hm_col",
+        schedule_updated_column="up_col",
+        schedule_status_text_column="tx_col",
+        schedule_home_score_column="hs_col",
         schedule_away_score_column="as_col",
     )
     for i, source in enumerate(data["games"]["boxscore_sources"]):
@@ -390,7 +398,12 @@ def test_gate_sql_names_only_the_columns_the_definition_names() -> None:
         for column in ("d_col", "id_col", "st_col", "aw_col", "hm_col", "up_col", "tx_col", "hs_col", "as_col"):
             assert column in branch, (column, branch)
         for default in (
-            "game_date", "game_id", "game_status", "away_team_tricode", "processed_at", "home_team_score",
+            "game_date",
+            "game_id",
+            "game_status",
+            "away_team_tricode",
+            "processed_at",
+            "home_team_score",
             "away_team_score",
         ):
             bare = branch.replace(" AS game_id", "").replace(" AS game_status", "").replace("@game_date", "@")
