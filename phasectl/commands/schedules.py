@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 
 from phasectl.connect import BIGQUERY, FIRESTORE, PUBSUB
 from phasectl.core import Context, UsageError, _user, iso
+from phasectl.timefmt import TimeView
+from phasectl.timefmt import zone_label as timefmt_label
 from shared.pipeline.definition import Job, PipelineDefinition
 
 if TYPE_CHECKING:
@@ -192,7 +194,8 @@ def _last_cells(line: JobLine, now: datetime, pipeline_zone: str) -> tuple[str, 
     status = str(last.get("status") or "?")
     retry_at = last.get("next_attempt_at")
     if status == "retry_wait" and isinstance(retry_at, datetime):
-        status += f" (next {retry_at.astimezone(ZoneInfo(pipeline_zone)):%H:%M})"
+        local = retry_at.astimezone(ZoneInfo(pipeline_zone))
+        status += f" (next {local:%H:%M} {timefmt_label(ZoneInfo(pipeline_zone))})"
     return (
         at_text(slot_at, pipeline_zone) if isinstance(slot_at, datetime) else "-",
         status,
@@ -202,11 +205,19 @@ def _last_cells(line: JobLine, now: datetime, pipeline_zone: str) -> tuple[str, 
     )
 
 
-def render_table(lines: Sequence[JobLine], now: datetime, definition: PipelineDefinition, overrides: Overrides) -> str:
+def render_table(
+    lines: Sequence[JobLine],
+    now: datetime,
+    definition: PipelineDefinition,
+    overrides: Overrides,
+    times: TimeView | None = None,
+) -> str:
+    """The jobs table; times in ``times``' zone (``ctx.times``: the pipeline's, or UTC with ``--utc``)."""
     from phasectl.report import format_table
 
-    pz = definition.pipeline.timezone
-    label = zone_label(pz)
+    times = times or TimeView.of(definition.pipeline.timezone)
+    pz = times.shown_zone.key
+    label = times.label
     rows = []
     for line in lines:
         job = line.job
@@ -296,7 +307,7 @@ def cmd_schedules(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         ctx.dump(schedules_json(lines, now, ctx.definition, overrides))
     else:
-        ctx.print(render_table(lines, now, ctx.definition, overrides))
+        ctx.print(render_table(lines, now, ctx.definition, overrides, ctx.times))
     return 1 if any(line.failed for line in lines) else 0
 
 
@@ -412,7 +423,7 @@ def _check_slot(ctx: Context, job: Job, day: date | None, force: bool) -> None:
         raise UsageError(f"job {job.name} ({job.cron}, {zone}) has no slot on {day.isoformat()}")
     if slot.at > ctx.now() and not force:
         raise UsageError(
-            f"the {day.isoformat()} slot of {job.name} fires at {at_text(slot.at, ctx.definition.pipeline.timezone)}, "
+            f"the {day.isoformat()} slot of {job.name} fires at {at_text(slot.at, ctx.times.shown_zone.key)}, "
             "after now: run by hand now it would use up the scheduled run; add --force to run a generation of "
             "its own (the scheduled run still happens)"
         )
@@ -438,7 +449,7 @@ def cmd_schedules_run(ctx: Context, args: argparse.Namespace) -> int:
     (result,) = report.results  # a manual tick names one slot: it ran, or why it did not
     slot = result.slot
     run = dispatcher.runs.get(slot.run_id)
-    pz = ctx.definition.pipeline.timezone
+    pz = ctx.times.shown_zone.key  # the pipeline's zone, or UTC with --utc
     ctx.audit(
         "schedules run",
         {"job": job.name, "date": slot.day, "force": args.force, "run_id": slot.run_id},

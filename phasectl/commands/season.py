@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from phasectl.commands.schedules import SCHEDULE_NEEDS, at_text, overrides_text
 from phasectl.core import Context, _user, iso
+from phasectl.timefmt import TimeView
 from shared.pipeline.definition import Job, PipelineDefinition, Season
 from shared.schedules.plan import Overrides, active_on
 
@@ -100,14 +101,16 @@ class SeasonReport:
             "replaced": list(self.replaced),
         }
 
-    def render(self) -> str:
+    def render(self, times: TimeView | None = None) -> str:
+        """The text; the last change's instant in ``times`` (``ctx.times``; default: the pipeline's zone)."""
         from phasectl.report import format_table
 
         out = [f"phasectl season status — today {self.today.isoformat()} ({self.zone})", self.summary]
         change = ""
         if self.doc.get("last_change"):
             when = self.doc.get("updated_at")
-            at = f" at {at_text(when, self.zone)}" if isinstance(when, datetime) else ""
+            shown = times.stamp(when) if times is not None and isinstance(when, datetime) else None
+            at = f" at {shown or at_text(when, self.zone)}" if isinstance(when, datetime) else ""
             note = f' ("{self.doc["note"]}")' if self.doc.get("note") else ""
             change = f"; last change: {self.doc['last_change']} by {self.doc.get('updated_by') or '?'}{at}{note}"
         out.append(f"operator overrides: {overrides_text(self.overrides)}{change}")
@@ -337,7 +340,7 @@ def cmd_season_status(ctx: Context, args: argparse.Namespace) -> int:
     if args.json:
         ctx.dump(report.as_dict())
     else:
-        ctx.print(report.render())
+        ctx.print(report.render(ctx.times))
     return 0
 
 

@@ -314,3 +314,28 @@ def test_a_wrong_game_is_one_line_listing_the_accepted_forms(raw: str) -> None:
     assert len(err.strip().splitlines()) == 1
     code, _, err = _run("games", "postpone", raw, "--date", "2026-01-24", "--reason", "r")
     assert code == 2 and ACCEPTED_FORMS in err
+
+
+def test_schedules_keep_their_columns_and_follow_utc() -> None:
+    from phasectl.commands.schedules import job_lines, render_table
+    from shared.schedules.plan import NO_OVERRIDES
+    from tests.phasectl.test_schedules import D, cells
+
+    now = datetime(2026, 1, 25, 15, 0, tzinfo=UTC)  # 10:00 ET
+    lines = job_lines(D, now, {}, NO_OVERRIDES)
+    table = render_table(lines, now, D, NO_OVERRIDES, TimeView.of(D.pipeline.timezone, utc=True))
+    assert cells(table, "ny-morning")["NEXT (UTC)"] == "2026-01-25 15:30 +00:00"
+    assert cells(table, "ny-morning")["NEXT (JOB ZONE)"] == "2026-01-25 10:30 EST"
+    assert cells(table, "utc-noon")["NEXT (JOB ZONE)"] == "same"
+    assert "job(s), now 2026-01-25 15:00 +00:00 (UTC);" in table.splitlines()[0]
+    et = render_table(lines, now, D, NO_OVERRIDES, TimeView.of(D.pipeline.timezone))
+    assert cells(et, "ny-morning")["NEXT (ET)"] == "2026-01-25 10:30 -05:00"
+
+
+def test_season_status_says_when_the_last_change_was_made_in_the_shown_zone(definition: Any) -> None:
+    from phasectl.commands.season import season_report
+
+    doc = {"last_change": "pause A", "updated_by": "ops", "updated_at": AT_TRIGGER, "paused": ["A"]}
+    report = season_report(definition, AT_TRIGGER, doc)
+    assert "by ops at 2026-01-25 01:12 ET" in report.render(ET)
+    assert "by ops at 2026-01-25 06:12 UTC" in report.render(UTC_VIEW)

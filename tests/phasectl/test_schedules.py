@@ -213,7 +213,7 @@ def test_the_last_run_columns_and_a_failed_run() -> None:
     retry_at = utc(2026, 1, 25, 15, 2)
     waiting = {"la-late": _summary("retry_wait", now - timedelta(minutes=1), http_status=503, next_attempt_at=retry_at)}
     table = render_table(job_lines(D, now, waiting, NO_OVERRIDES), now, D, NO_OVERRIDES)
-    assert [cells(table, "la-late")[k] for k in last[1:]] == ["retry_wait (next 10:02)", "1", "503", "1 min ago"]
+    assert [cells(table, "la-late")[k] for k in last[1:]] == ["retry_wait (next 10:02 ET)", "1", "503", "1 min ago"]
 
     failed = {"utc-noon": {**_summary("client_error", now - timedelta(days=2), http_status=403), "job": "utc-noon"}}
     lines = job_lines(D, now, failed, NO_OVERRIDES)
