@@ -33,6 +33,7 @@ KEY_PREFIX_MIN = 6  # as `retry resolve`: a prefix of at least 6 characters name
 ALARMING = ("CRITICAL", "ERROR")  # unacknowledged, these make `findings` exit 1
 _RANK = {"CRITICAL": 0, "ERROR": 1, "WARNING": 2, "INFO": 3}
 
+
 def add_parser(sub: Any, parser_class: Any) -> None:
     """``phasectl findings`` under ``sub`` (phasectl's subcommands)."""
     p = sub.add_parser(
