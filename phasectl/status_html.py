@@ -722,7 +722,8 @@ def _unread_banner(why: Mapping[str, str]) -> list[str]:
     """One line per backend that could not be read (the same reason for several sections: one line),
     at the top of the page, naming what is missing below."""
     by_reason: dict[str, list[str]] = {}
-    for key, reason in why.items():
+    order = list(UNREAD_TITLES)
+    for key, reason in sorted(why.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
         by_reason.setdefault(reason, []).append(UNREAD_TITLES.get(key, key.replace("_", " ")))
     if not by_reason:
         return []

@@ -7,7 +7,9 @@ its no-script Content-Security-Policy). Every other path is 404, every other met
 server changes nothing. A render that raises answers 500 with an error page naming the error,
 and the server keeps serving. Renders run one at a time (each reads Firestore and BigQuery),
 requests time out after ``REQUEST_TIMEOUT`` seconds, and on a loopback address the ``Host``
-header must name it (a DNS-rebinding page cannot read the status through a browser).
+header must name it (a DNS-rebinding page cannot read the status through a browser). A backend
+that is down never fails the render (``phasectl status`` reads each on its own and the page says
+"not read: <backend>"); a render that fails anyway is one line on stderr, never a traceback.
 
 ``serve_status`` runs until Ctrl-C; ``start_in_thread`` returns the running server (tests),
 whose ``close()`` stops it and releases the port.
@@ -20,7 +22,6 @@ import ipaddress
 import socket
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from phasectl.core import STATUS_PORT_DEFAULT
+from shared.printable import one_line
 
 __all__ = [
     "DEFAULT_HOST",
@@ -132,10 +134,10 @@ class StatusServer(ThreadingHTTPServer):
                 body = self.render()
             return HTTPStatus.OK, with_refresh(body, self.refresh_seconds)
         except Exception as exc:  # noqa: BLE001 — a failed render is an error page, never a dead server
-            if self.log is not None:
-                self.log.write("status page render failed:\n" + traceback.format_exc())
+            message = one_line(f"{type(exc).__name__}: {exc}".strip(), 500)
+            if self.log is not None:  # one line, no traceback (a backend that is down is not even this:
+                self.log.write(f"status page render failed: {message}\n")  # the page says "not read")
                 self.log.flush()
-            message = f"{type(exc).__name__}: {exc}".strip()
             return HTTPStatus.INTERNAL_SERVER_ERROR, error_page(message, self.refresh_seconds)
 
     def start(self) -> StatusServer:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from phasectl.core import (
     HTML_DAYS_DEFAULT,
@@ -16,6 +19,9 @@ from phasectl.core import (
     UsageError,
     _date,
 )
+from shared.printable import printable
+
+T = TypeVar("T")
 
 
 # -- status ------------------------------------------------------------------------------------
@@ -116,29 +122,153 @@ def _dead_letter_backlog(ctx: Context) -> list[Any]:
     return out
 
 
-def _status_page(ctx: Context, day: date, days: int, refresh_seconds: int | None = None) -> tuple[str, int, int]:
-    """(the page, status's exit code over its dates, the number of findings)."""
+class _BackendReads:
+    """One backend's reads for the page, in order: after the first that fails the rest are skipped (a
+    backend that is down costs one ``--timeout``, not one per read) and the page says why, once. Every
+    read that returns is progress (``_Progress``): a slow backend that answers is waited for."""
+
+    def __init__(self, ctx: Context, key: str, progress: _Progress) -> None:
+        self.ctx, self.key, self.progress = ctx, key, progress
+        self.why: str | None = None
+        self.unread: dict[str, str] = {}
+
+    def read(self, section: str, fn: Callable[[], T], default: T) -> T:
+        if self.why is None:
+            try:
+                value = fn()
+                self.progress.tick()
+                return value
+            except Exception as exc:  # noqa: BLE001 — the page says which backend and why, never a traceback
+                self.why = _not_read_line(self.ctx, self.key, exc)
+        self.unread[section] = self.why
+        return default
+
+
+class _Progress:
+    """When a read of the page last returned (any backend)."""
+
+    def __init__(self) -> None:
+        self.at = time.monotonic()
+
+    def tick(self) -> None:
+        self.at = time.monotonic()
+
+
+def _not_read_line(ctx: Context, key: str, exc: BaseException) -> str:
+    """One line naming the backend: ``cannot reach the Firestore emulator at …``, ``… gave no answer
+    within the 15 s deadline …``, else ``<backend>: <error>``."""
+    from phasectl.connect import BackendError, failure_line
+    from shared.printable import one_line
+
+    label = ctx.backends.label(key)
+    if isinstance(exc, BackendError):
+        return one_line(str(exc), 400)
+    line = failure_line(exc, ctx.timeout, [label])
+    return one_line(line, 400) if line else f"{label}: {type(exc).__name__}: {one_line(str(exc), 300)}"
+
+
+def _in_threads(jobs: Mapping[str, Callable[[], Any]], progress: _Progress, quiet: float) -> dict[str, Any]:
+    """Run each job on its own daemon thread (one per backend: a hung backend delays none of the others)
+    and return the results of those that finished; stop waiting once no read has succeeded for ``quiet``
+    seconds (a hung backend's first call has failed by then: each call is bounded by ``--timeout``)."""
+    results: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def run(name: str, job: Callable[[], Any]) -> None:
+        value = job()
+        with lock:
+            results[name] = value
+
+    threads = [
+        threading.Thread(target=run, args=(name, job), name=f"status-page-{name}", daemon=True)
+        for name, job in jobs.items()
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive() and time.monotonic() - progress.at < quiet:
+            thread.join(min(0.2, max(0.01, quiet - (time.monotonic() - progress.at))))
+    with lock:
+        return dict(results)
+
+
+# the sections each backend's reads fill
+_SECTIONS_OF = {
+    "firestore": ("findings", "grid", "heartbeats"),
+    "bigquery": ("retry_queue",),
+    "pubsub": ("dead_letters",),
+}
+
+
+def _status_page(
+    ctx: Context, day: date, days: int, refresh_seconds: int | None = None
+) -> tuple[str, int, int, list[str]]:
+    """(the page, status's exit code over its dates — 2 when the grid could not be read —, the number of
+    findings, the "not read" lines: one per backend that could not be read).
+
+    Fails soft: each backend (Firestore: heartbeats, findings, grid; BigQuery: the retry queue; Pub/Sub:
+    the dead letters; the extra sections) is read on its own thread and checked on its own, so one that
+    is down or hangs costs about one ``--timeout`` and one "not read: <backend>: <why>" line, and the
+    page shows the rest.
+    """
+    from phasectl.connect import BIGQUERY, FIRESTORE, PUBSUB
+    from phasectl.page_sections import render_sections, unreadable
+    from phasectl.page_timeline import nights_of
     from phasectl.report import StatusReport
-    from phasectl.status_html import collect_status_lines, render_status_html
+    from phasectl.status_html import StatusLines, collect_status_lines, render_status_html
 
     now = ctx.now()
     dates = [day - timedelta(days=n) for n in range(days)]
-    got = collect_status_lines(ctx.definition, lambda name, d: ctx.state(name).load(d), ctx.clock, dates)
-    heartbeats = tuple(_heartbeats(ctx))
-    findings = _active_findings(ctx)
-    unread: dict[str, str] = {}
-    retry_rows: list[Any] | None = None
-    dead_letters: list[Any] | None = None
-    try:  # the dates shown, and whatever still waits for a retry
-        retry_rows = [r for r in ctx.queue().rows() if r.game_date in dates or r.status in ("pending", "retrying")]
-    except Exception as exc:  # noqa: BLE001 — the page says why the section is missing
-        unread["retry_queue"] = f"{type(exc).__name__}: {exc}"
-    try:
-        dead_letters = _dead_letter_backlog(ctx)
-    except Exception as exc:  # noqa: BLE001 — the page says why the section is missing
-        unread["dead_letters"] = f"{type(exc).__name__}: {exc}"
-    from phasectl.page_sections import render_sections
+    ctx.backends.needs = frozenset()  # each backend is checked when first read: one down hides no other
+    progress = _Progress()
 
+    def firestore_reads() -> tuple[Any, ...]:
+        fs = _BackendReads(ctx, FIRESTORE, progress)
+        heartbeats = fs.read("heartbeats", lambda: tuple(_heartbeats(ctx)), ())
+        findings: list[Any] = fs.read("findings", lambda: _active_findings(ctx), [])
+
+        def load(name: str, d: date) -> Any:
+            state = ctx.state(name).load(d)
+            progress.tick()
+            return state
+
+        got = fs.read("grid", lambda: collect_status_lines(ctx.definition, load, ctx.clock, dates), StatusLines({}, {}))
+        return heartbeats, findings, got, fs.unread
+
+    def bigquery_reads() -> tuple[Any, dict[str, str]]:
+        def rows() -> list[Any]:  # the dates shown, and whatever still waits for a retry
+            return [r for r in ctx.queue().rows() if r.game_date in dates or r.status in ("pending", "retrying")]
+
+        bq = _BackendReads(ctx, BIGQUERY, progress)
+        return bq.read("retry_queue", rows, None), bq.unread
+
+    def pubsub_reads() -> tuple[Any, dict[str, str]]:
+        ps = _BackendReads(ctx, PUBSUB, progress)
+        return ps.read("dead_letters", lambda: _dead_letter_backlog(ctx), None), ps.unread
+
+    quiet = ctx.timeout + 2
+    done = _in_threads(
+        {
+            "firestore": firestore_reads,
+            "bigquery": bigquery_reads,
+            "pubsub": pubsub_reads,
+            "sections": lambda: render_sections(ctx, day, dates),  # each fails soft on its own
+        },
+        progress,
+        quiet,
+    )
+    unread: dict[str, str] = {}
+    for key, name in ((FIRESTORE, "firestore"), (BIGQUERY, "bigquery"), (PUBSUB, "pubsub")):
+        if name not in done:  # still waiting on its first call: bounded, but the page does not wait longer
+            line = f"{ctx.backends.label(key)} gave no answer within {quiet:g} s (is it up and healthy?)"
+            unread.update(dict.fromkeys(_SECTIONS_OF[name], line))
+    heartbeats, findings, got, fs_unread = done.get("firestore", ((), [], StatusLines({}, {}), {}))
+    retry_rows, bq_unread = done.get("bigquery", (None, {}))
+    dead_letters, ps_unread = done.get("pubsub", (None, {}))
+    unread.update({**fs_unread, **bq_unread, **ps_unread})
+    late = TimeoutError(f"no answer within {quiet:g} s")
+    sections = done["sections"] if "sections" in done else [unreadable("sections", "more sections", late)]
+    zone = ctx.times.shown_zone
     page = render_status_html(
         now,
         dates,
@@ -148,23 +278,29 @@ def _status_page(ctx: Context, day: date, days: int, refresh_seconds: int | None
         counts=got.counts,
         retry_rows=retry_rows,
         dead_letters=dead_letters,
-        timezone=ctx.definition.pipeline.timezone,
+        timezone=zone,
         refresh_seconds=refresh_seconds,
         unread=unread,
-        sections=render_sections(ctx, day, dates),
+        sections=sections,
+        nights=nights_of(ctx.definition, got.states, got.lines_by_date, now, zone, retry_rows or (), firings_on=day),
     )
+    lines = list(dict.fromkeys(unread.values()))
+    if "grid" in unread:
+        return page, 2, len(findings), lines
     blocked = any(p.decision == "blocked" for day_lines in got.lines_by_date.values() for p in day_lines)
     code = 1 if blocked else StatusReport(day, now, got.lines_by_date[day], heartbeats).exit_code
-    return page, code, len(findings)
+    return page, code, len(findings), lines
 
 
 def _status_html(ctx: Context, day: date, path: Path, days: int) -> int:
-    page, code, findings = _status_page(ctx, day, days)
-    _write_page(path, page)
+    page, code, findings, unread = _status_page(ctx, day, days)
+    _write_page(path, page)  # with a backend down too: the page says what it could not read
     columns = len(ctx.definition.transitions) + len(ctx.definition.timed_triggers())
     ctx.print(
         f"wrote {path} ({days} dates \N{MULTIPLICATION SIGN} {columns} transitions and sensors, {findings} findings)"
     )
+    for line in unread:
+        ctx.err.write(f"phasectl: not read: {printable(line)}\n")
     return code
 
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -993,3 +994,36 @@ def test_thirty_days_of_six_transitions_with_a_month_of_retries_and_findings_is_
     size = len(page.encode("utf-8"))
     assert page.count('<svg class="timeline"') == 30 and page.count('<td class="cell') == 30 * 6
     assert size < 1_000_000, f"the page is {size} bytes"
+
+
+def test_status_html_with_every_backend_refusing_still_writes_the_page_and_names_each(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The page is written with what could be read (here: nothing but its header) and one line per
+    backend; stderr says the same; exit 2 (the grid could not be read). No traceback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{closed}")
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{closed}")
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"http://127.0.0.1:{closed}")
+    out, err = io.StringIO(), io.StringIO()
+    page = tmp_path / "status.html"
+    env = {"GOOGLE_CLOUD_PROJECT": "demo-html", "PHASECTL_NOW": "2026-01-25T15:00:00Z"}
+    code = main(
+        ["status", "--date", "2026-01-24", "--html", str(page), "--timeout", "2"], environ=env, out=out, err=err
+    )
+    assert code == 2
+    assert out.getvalue().startswith(f"wrote {page} (7 dates")
+    lines = err.getvalue().splitlines()
+    assert [line.split(" emulator")[0] for line in lines] == [
+        "phasectl: not read: cannot reach the Firestore",
+        "phasectl: not read: cannot reach the BigQuery",
+        "phasectl: not read: cannot reach the Pub/Sub",
+    ]
+    html = page.read_text()
+    assert "<h1>phasechain status — 2026-01-18 … 2026-01-24</h1>" in html
+    assert html.count('<p class="unread">not read: cannot reach the Firestore emulator') == 1 + 3  # top + 3 sections
+    assert "Traceback" not in html + err.getvalue()

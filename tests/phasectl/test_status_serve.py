@@ -203,3 +203,90 @@ def test_the_real_status_page_is_served() -> None:
     assert status == 200
     assert body.count('http-equiv="refresh"') == 1
     assert 'id="grid"' in body and "times in ET (UTC\N{MINUS SIGN}05:00)" in body
+
+
+def test_a_failed_render_is_one_line_on_stderr_not_a_traceback() -> None:
+    def render() -> str:
+        raise RuntimeError("boom\nsecond line")
+
+    log = io.StringIO()
+    with serving(render, log=log) as server:
+        assert request(server)[0] == 500
+    assert log.getvalue() == "status page render failed: RuntimeError: boom second line\n"
+
+
+# -- phasectl status --serve with a backend down: 200, the page, one line naming the backend ----------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _closed_port() -> int:
+    return _free_port()  # nothing listens there once the probe socket is closed
+
+
+@pytest.mark.parametrize("firestore", ["hung", "closed"])
+def test_serve_with_a_backend_down_answers_200_with_the_page_and_one_line_naming_it(
+    firestore: str, tmp_path: object
+) -> None:
+    """Firestore accepts and never answers (or refuses); Pub/Sub and BigQuery refuse: the live page is
+    200 with its header, each backend named once at the top, no traceback anywhere, within the timeout."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.hung_listener import HungListener
+
+    port, closed = _free_port(), _closed_port()
+    with HungListener() as hung:
+        fs_host = hung.host if firestore == "hung" else f"127.0.0.1:{closed}"
+        env = {
+            **os.environ,
+            "FIRESTORE_EMULATOR_HOST": fs_host,
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{closed}",
+            "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{closed}",
+            "GOOGLE_CLOUD_PROJECT": "demo-serve",
+            "PHASECTL_NOW": "2026-01-25T15:00:00Z",
+        }
+        cmd = [sys.executable, "-m", "phasectl", "status", "--date", "2026-01-24", "--serve", "--port", str(port)]
+        proc = subprocess.Popen(
+            [*cmd, "--timeout", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # until the server listens (the process imports the clients first)
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert proc.poll() is None, proc.communicate()
+                    assert time.monotonic() < deadline, "the server never listened"
+                    time.sleep(0.2)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                status, body = response.status, response.read().decode("utf-8")
+            finally:
+                conn.close()
+        finally:
+            proc.terminate()
+            out, err = proc.communicate(timeout=30)
+    assert status == 200, body
+    assert "<h1>phasechain status — 2026-01-18 … 2026-01-24</h1>" in body
+    top = body[body.index('<div id="unread">') : body.index("</div>")]
+    fs_line = (
+        f"not read: the Firestore emulator at {fs_host} gave no answer within the 2 s deadline"
+        if firestore == "hung"
+        else f"not read: cannot reach the Firestore emulator at {fs_host} (FIRESTORE_EMULATOR_HOST: connection refused)"
+    )
+    assert top.count(fs_line) == 1, top
+    assert "(missing below: the active findings, the grid and the nights, the heartbeats)" in top, top
+    assert f"cannot reach the Pub/Sub emulator at 127.0.0.1:{closed}" in top
+    assert f"cannot reach the BigQuery emulator at http://127.0.0.1:{closed}" in top
+    assert '<h2>Grid</h2>\n<p class="unread">not read: ' in body
+    for text in (body, out, err):
+        assert "Traceback" not in text, text
+    assert out.startswith(f"serving the status page at http://127.0.0.1:{port}/")
