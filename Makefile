@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help doctor install provision lint typecheck schemas check-schemas test test-unit test-eager demo bench build clean browser
+.PHONY: help doctor install provision lint typecheck schemas check-schemas test test-unit test-eager demo bench build clean browser screenshot
 
 # `make help` prints every target that carries a "## description" on its rule line, in this order.
 help: ## this list: every target with a line each
@@ -65,6 +65,11 @@ browser: ## install Debian's chromium when it is missing (the status page's brow
 	    echo "chromium is missing: run 'sudo apt-get install chromium' (make does not call sudo), or set PHASECHAIN_SKIP_BROWSER=1"; exit 1; \
 	  fi; \
 	  apt-get update -qq && env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The status page of a seeded, real-looking night (tests/support/seeded_night.py) rendered by the real page
+# code and photographed by headless Chromium: the picture in docs/operations.md (The status page).
+screenshot: install browser ## regenerate docs/img/status-page.png (the status page of a seeded night, headless Chromium)
+	$(BIN)/python -m tests.support.seeded_night build/status-page.html --png docs/img/status-page.png
 
 # One bundle per function from its import closure: build/<function>/ and build/<function>.zip
 build: install ## one bundle per function: build/<function>/ and build/<function>.zip

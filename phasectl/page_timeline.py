@@ -61,7 +61,7 @@ RETRY_COLOURS: Mapping[str, str] = {
     "succeeded": "#2e7d32",
 }
 WIDE = ' stroke-width="2"'
-WIDTH, LABEL_W, LANE_H, AXIS_H, RIGHT = 1100, 170, 24, 22, 12
+WIDTH, LABEL_W, LANE_H, AXIS_H, RIGHT = 1100, 170, 24, 22, 28
 
 
 # -- the data ---------------------------------------------------------------------------------------

@@ -238,6 +238,9 @@ class _Cells(HTMLParser):
         super().__init__()
         # (date, transition, classes, data-kind, visible text)
         self.cells: list[tuple[str, str, list[str], str | None, str]] = []
+        self.quiet: list[str] = []  # dates collapsed to one "nothing recorded" line
+        self.bars: list[tuple[str, str]] = []  # (the timeline's date, data-transition) of each rect.phase-bar
+        self.timelines: list[str] = []  # data-date of each svg.timeline
         self.findings = 0
         self.refresh: str | None = None
         self._in_findings = False
@@ -249,6 +252,12 @@ class _Cells(HTMLParser):
         if tag == "td" and "cell" in classes:
             self.cells.append((a.get("data-date", ""), a.get("data-transition", ""), classes, a.get("data-kind"), ""))
             self._text = []
+        if tag == "tr" and "quiet" in classes:
+            self.quiet.append(a.get("data-date", ""))
+        if tag == "svg" and "timeline" in classes:
+            self.timelines.append(a.get("data-date", ""))
+        if tag == "rect" and "phase-bar" in classes:
+            self.bars.append((self.timelines[-1], a.get("data-transition", "")))
         if tag == "meta" and a.get("http-equiv") == "refresh":
             self.refresh = a.get("content")
         self._in_findings = self._in_findings or (tag == "ul" and a.get("id") == "findings")
@@ -354,6 +363,41 @@ def test_a_known_grid_renders_with_its_colours(chromium: Path, tmp_path: Path) -
     assert dom.findings == 1
 
 
+def _hue(colour: tuple[int, int, int]) -> float:
+    import colorsys
+
+    return 360 * colorsys.rgb_to_hsv(*(c / 255 for c in colour))[0]
+
+
+def test_the_seeded_night_partial_is_amber_blocked_red_and_its_timeline_has_one_bar_per_phase(
+    chromium: Path, tmp_path: Path
+) -> None:
+    """The real-looking night (tests/support/seeded_night.py, the page docs/operations.md shows): the
+    partial cell is drawn amber and the blocked one red (screenshot pixels), the finding comes first,
+    and the night's SVG has one phase bar per transition."""
+    from tests.support.seeded_night import render as seeded_render
+    from tests.support.seeded_night import seed
+
+    page = tmp_path / "seeded.html"
+    page.write_text(seeded_render())
+    counts = screenshot(chromium, page, tmp_path).colours()
+    amber, red = _hex(STATE_COLOURS["partial"][0]), _hex(STATE_COLOURS["blocked"][0])
+    assert 30 <= _hue(amber) <= 50 and min(amber[:2]) > 150  # amber: orange-yellow, bright — not green
+    assert _hue(red) < 10 or _hue(red) > 350
+    assert counts[amber] > MIN_PIXELS, counts.most_common(12)
+    assert counts[red] > MIN_PIXELS, counts.most_common(12)
+
+    dom = dom_cells(chromium, page, tmp_path)
+    transitions = [t.name for t in seed().definition.transitions]
+    assert dom.timelines[0] == "2026-01-24"
+    assert [t for d, t in dom.bars if d == "2026-01-24"] == transitions  # one bar per phase of the night
+    assert dom.quiet == [f"2026-01-{n}" for n in range(22, 17, -1)]
+    assert dom.findings == 1
+    cells = {(d, t): (classes[1], kind) for d, t, classes, kind, _ in dom.cells}
+    assert cells[("2026-01-24", "phase2_to_phase3")] == ("state-triggered", "partial")
+    assert cells[("2026-01-23", "phase2_to_phase3")][0] == "state-blocked"
+
+
 def test_the_served_page_renders_in_chromium_and_reloads_itself(chromium: Path, tmp_path: Path) -> None:
     """``phasectl status --serve``: Chromium loads the page from the local server, fresh per request."""
     dates = [DAY - timedelta(days=n) for n in range(2)]
@@ -414,12 +458,15 @@ def test_phasectl_status_html_renders_the_emulator_state(
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
 
     dom = dom_cells(chromium, page, tmp_path)
-    assert len(dom.cells) == 3 * columns
+    assert len(dom.cells) == 2 * columns
     states = {(d, t): classes[1] for d, t, classes, _, _ in dom.cells}
     assert states[("2026-01-24", "grading_readiness")] == "state-none"  # never evaluated
     assert states[("2026-01-24", "phase2_to_phase3")] == "state-triggered"
     assert states[("2026-01-23", "phase2_to_phase3")] == "state-blocked"
-    assert {s for (d, _), s in states.items() if d == "2026-01-22"} == {"state-none"}
+    assert dom.quiet == ["2026-01-22"]  # nothing recorded: one line, no grey cells
+    # the nights as pictures: the 24th's and the 23rd's, one bar for the phase that has completions
+    assert dom.timelines == ["2026-01-24", "2026-01-23"]
+    assert dom.bars == [("2026-01-24", "phase2_to_phase3"), ("2026-01-23", "phase2_to_phase3")]
     assert dom.findings == 1
     assert_colours_rendered(screenshot(chromium, page, tmp_path), "triggered", "blocked", "none")
 

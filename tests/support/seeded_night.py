@@ -166,7 +166,7 @@ def render(seeded: Seeded | None = None, now: datetime = NOW, days: int = DAYS) 
 
 
 def screenshot(
-    page: Path, png: Path, size: tuple[int, int] = (1280, 1500), chromium: str = "/usr/bin/chromium"
+    page: Path, png: Path, size: tuple[int, int] = (1280, 1400), chromium: str = "/usr/bin/chromium"
 ) -> None:
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
