@@ -386,7 +386,9 @@ def _marks_line(p: PhaseLine, t: TimeView, day: date) -> str:
     if not note:
         return "games marked since the trigger: none recorded by phasectl (the gate above is the trigger's)"
     when = t.clock(note.get("at"), day=day) if isinstance(note.get("at"), datetime) else "?"
-    head = f"games marked since the trigger ({when}: {note.get('games') or '?'}): "
+    games = note.get("games")
+    named = ", ".join(map(str, games)) if isinstance(games, list | tuple) and games else "?"
+    head = f"games marked since the trigger ({when}: {named}): "
     if note.get("rerun"):
         return head + f"the verdict changed; run `phasectl trigger --transition {p.transition} --date {day} --force`"
     return head + "the same games count; nothing needs re-running"

@@ -167,7 +167,7 @@ def test_a_triggered_dates_gate_is_said_to_be_the_triggers_and_a_later_mark_says
     marked = phase_line(definition, transition, _state(raw={MARKS_FIELD: note}), FixedClock(later))
     text = StatusReport(NIGHT, later, (marked,), (), ET).render()
     assert (
-        "games marked since the trigger (01:42 ET: ['20260124_GSW_MIN']): the verdict changed; "
+        "games marked since the trigger (01:42 ET: 20260124_GSW_MIN): the verdict changed; "
         f"run `phasectl trigger --transition {P23} --date 2026-01-24 --force`" in text
     )
     same = phase_line(definition, transition, _state(raw={MARKS_FIELD: {**note, "rerun": False}}), FixedClock(later))

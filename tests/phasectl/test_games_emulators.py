@@ -262,8 +262,9 @@ def test_games_without_a_command_is_a_usage_error_listing_the_commands(offline_p
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["games", "postpone", "GSW-MIN", "--reason", "x"], "invalid game id 'GSW-MIN'"),
-        (["games", "restore", "20260124-GSW-MIN", "--reason", "x"], "invalid game id '20260124-GSW-MIN'"),
+        (["games", "postpone", "GSW/MIN", "--reason", "x"], "invalid game 'GSW/MIN': not a game id or a matchup"),
+        (["games", "restore", "20260124-GSW-MIN", "--reason", "x"], "invalid game '20260124-GSW-MIN'"),
+        (["games", "postpone", "GSW@XYZ", "--reason", "x"], "unknown NBA team tricode(s) XYZ; accepted: "),
         (["games", "postpone", "0022500644"], "the following arguments are required: --reason"),
         (["games", "postpone", "0022500644", "--reason", "  "], "--reason must not be empty"),
         (

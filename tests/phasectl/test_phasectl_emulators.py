@@ -244,7 +244,10 @@ def test_trigger_force_backfill_and_retry_commands(rig: Rig, phasectl: Run) -> N
             ["backfill", "--from", "2026-01-24", "--to", "2026-01-20", "--transition", "phase2_to_phase3"],
             "range reversed",
         ),
-        (["mark-unavailable", "GSW-MIN", "--reason", "x"], "invalid game id 'GSW-MIN'"),
+        (
+            ["mark-unavailable", "GSW~MIN", "--reason", "x"],
+            "invalid game 'GSW~MIN': not a game id or a matchup; accepted: ",
+        ),
         (
             ["retry", "requeue", "--date", "2026-01-24", "--processor", "nope", "--note", "x"],
             "unknown processor 'nope'",
@@ -282,8 +285,16 @@ def test_publish_completion_sends_an_upstream_shaped_message_the_transition_coun
     topic = rig.definition.phase(3).completion_topic
     sub = ensure_subscription(subscriber_client(), rig.cloud.project, topic, f"cap-{rig.suffix}")
     done = phasectl(
-        "publish", "completion", "--processor", "PlayerGameSummaryProcessor", "--date", "2026-01-24",
-        "--status", "success", "--records", "212",
+        "publish",
+        "completion",
+        "--processor",
+        "PlayerGameSummaryProcessor",
+        "--date",
+        "2026-01-24",
+        "--status",
+        "success",
+        "--records",
+        "212",
     )
     assert done.returncode == 0, done.stderr
     assert f"(player_game_summary, phase 3) for 2026-01-24 to {topic}" in done.stdout
