@@ -623,7 +623,8 @@ def _gates(dates: Sequence[date], lines_by_date: Mapping[date, Sequence[PhaseLin
 def _not_read(title: str, why: str | None) -> str:
     if why is None:
         return f'<h2>{title}</h2>\n<p class="empty">Not read for this page.</p>'
-    return f'<h2>{title}</h2>\n<p class="unread">not read: {_e(why)}</p>'
+    # the reason is the line at the top of the page (one per backend); here its place, with the reason as a tooltip
+    return f'<h2>{title}</h2>\n<p class="unread" title="{_e(why)}">not read: see the line at the top of the page</p>'
 
 
 def _retry_queue(rows: Sequence[Any] | None, tz: ZoneInfo, why: str | None = None) -> str:

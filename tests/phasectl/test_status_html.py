@@ -807,8 +807,10 @@ def test_the_majority_pool_is_counted_when_it_is_not_the_expected_set() -> None:
 def test_a_section_that_could_not_be_read_says_why() -> None:
     unread = {"retry_queue": "Forbidden: 403 <bq>", "dead_letters": "DeadlineExceeded: pubsub"}
     page = render_status_html(NOW, [DAY], {}, (), (), retry_rows=[], dead_letters=[], unread=unread)
-    assert '<h2>Retry queue</h2>\n<p class="unread">not read: Forbidden: 403 &lt;bq&gt;</p>' in page
-    assert '<h2>Dead letters</h2>\n<p class="unread">not read: DeadlineExceeded: pubsub</p>' in page
+    here = "not read: see the line at the top of the page"
+    assert f'<h2>Retry queue</h2>\n<p class="unread" title="Forbidden: 403 &lt;bq&gt;">{here}</p>' in page
+    assert f'<h2>Dead letters</h2>\n<p class="unread" title="DeadlineExceeded: pubsub">{here}</p>' in page
+    assert '<p class="unread">not read: Forbidden: 403 &lt;bq&gt; (missing below: the retry queue)</p>' in page
 
 
 # -- unknown processors and invisible characters (issue 25) -----------------------------------------------
@@ -923,7 +925,8 @@ def test_sections_not_read_say_so_in_their_place_and_once_at_the_top() -> None:
     assert "not read: the BigQuery emulator &lt;down&gt; (missing below: the retry queue)" in top
     assert page.index('id="unread"') < page.index("<h2>Active findings</h2>")
     for title in ("Active findings", "Grid", "Heartbeats"):
-        assert f'<h2>{title}</h2>\n<p class="unread">not read: {why}</p>' in page
+        assert f'<h2>{title}</h2>\n<p class="unread" title="{why}">not read: see the line at the top' in page
+    assert page.count(why) == 1 + 3  # the full line once as text (the top), in place as a tooltip
     assert 'id="grid"' not in page and 'id="findings"' not in page
     assert "<h1>phasechain status" in page and "<h2>Dead letters (0)</h2>" in page  # what was read is shown
 
@@ -1025,5 +1028,6 @@ def test_status_html_with_every_backend_refusing_still_writes_the_page_and_names
     ]
     html = page.read_text()
     assert "<h1>phasechain status — 2026-01-18 … 2026-01-24</h1>" in html
-    assert html.count('<p class="unread">not read: cannot reach the Firestore emulator') == 1 + 3  # top + 3 sections
+    assert html.count("not read: cannot reach the Firestore emulator") == 1  # once, at the top
+    assert html.count("not read: see the line at the top of the page") == 3 + 2  # the sections of all three
     assert "Traceback" not in html + err.getvalue()

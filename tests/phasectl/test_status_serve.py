@@ -286,7 +286,9 @@ def test_serve_with_a_backend_down_answers_200_with_the_page_and_one_line_naming
     assert "(missing below: the active findings, the grid and the nights, the heartbeats)" in top, top
     assert f"cannot reach the Pub/Sub emulator at 127.0.0.1:{closed}" in top
     assert f"cannot reach the BigQuery emulator at http://127.0.0.1:{closed}" in top
-    assert '<h2>Grid</h2>\n<p class="unread">not read: ' in body
+    assert '<h2>Grid</h2>\n<p class="unread" title="' in body
+    grid = body[body.index("<h2>Grid</h2>") : body.index("</p>", body.index("<h2>Grid</h2>"))]
+    assert fs_line.removeprefix("not read: ") in grid  # its tooltip; the text says: see the line at the top
     for text in (body, out, err):
         assert "Traceback" not in text, text
     assert out.startswith(f"serving the status page at http://127.0.0.1:{port}/")
