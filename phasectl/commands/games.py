@@ -270,9 +270,9 @@ def cmd_mark_unavailable(ctx: Context, args: argparse.Namespace) -> int:
             ctx.print(f"{label} is not marked unavailable: nothing to undo")
             return 1
         count = _delete_marks(ctx, day, entry, "unavailable")
-        ctx.audit("mark-unavailable --undo", call, f"deleted {count} row(s)")
-        ctx.print(f"{label} counts again toward coverage and completeness ({count} row(s) removed)")
-        return 0
+        # re-evaluated like a mark: a triggered date's note then says whether a re-trigger still changes anything
+        headline = f"{label} counts again toward coverage and completeness ({count} row(s) removed)"
+        return _report(ctx, "mark-unavailable --undo", call, headline, day)
     if marked:
         ctx.print(f"{label} is already marked unavailable")
         return 0

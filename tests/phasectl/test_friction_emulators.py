@@ -87,6 +87,16 @@ def test_status_after_a_mark_says_the_gate_is_the_triggers_and_what_to_run(rig: 
     assert p23["marks_after_trigger"]["games"] == [GSW_MIN_ID] and p23["marks_after_trigger"]["rerun"] is True
     assert p23["triggered_at"] == "2026-01-25T14:00:00+00:00"  # --json stays ISO 8601
 
+    undone = phasectl("mark-unavailable", GSW_MIN_ID, "--undo", "--reason", "a vendor has it after all")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert "it triggered with the same games counted: nothing to re-run" in undone.stdout
+    same = _ok(phasectl("status", "--date", "2026-01-24"))
+    assert (
+        f"games marked since the trigger (10:00 ET: {GSW_MIN_ID}): the same games count; nothing needs re-running"
+        in same
+    )
+    assert _ok(phasectl("mark-unavailable", "0022500644", "--reason", "no vendor after all")).startswith(GSW_MIN_ID)
+
     again = phasectl("trigger", "--transition", P23, "--date", "2026-01-24")
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"generation 1 already triggered at 09:00 ET (partial); `{FORCE}` starts generation 2" in again.stdout
