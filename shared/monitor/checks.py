@@ -7,7 +7,7 @@ The checks, by kind:
   fires through the same claim protocol) → stuck, blocked, gate_error, handoff, silent, gate_alert,
   deadline_trigger; and the grid over ``grid_days`` (the schedule read, ``shared.monitor.schedule_read``:
   one query, re-used for an hour while no game is scheduled; the grid summary);
-- sensors past their ``overdue_after`` (``shared.monitor.sensors``);
+- sensors past their ``overdue_after`` (``shared.monitor.sensors``); SLO breaches (``shared.monitor.slo_check``);
 - the retry queue's health (``shared.monitor.retry_queue``, from the auto-retry heartbeat while it is
   fresh): ``failed_permanent``, dispatch failing, overdue ``pending`` rows;
 - the auto-retry heartbeat's age (``shared.monitor.heartbeats``);
@@ -67,6 +67,7 @@ from shared.monitor.retry_queue import retry_queue_findings
 from shared.monitor.schedule_read import read_final_games
 from shared.monitor.schedules import schedule_run_findings
 from shared.monitor.sensors import sensor_checks
+from shared.monitor.slo_check import slo_check
 from shared.monitor.transition_dates import TransitionDateChecks, grid_gaps
 from shared.orchestration.transition import TransitionService
 from shared.pipeline.definition import PipelineDefinition
@@ -101,6 +102,7 @@ CHECK_WEIGHTS: dict[str, float] = {
     "schedule": 1,
     "transition_dates": 4,
     "sensors": 1,
+    "slo": 1,
     "grid": 1,
     "retry_queue": 1,
     "retry_heartbeat": 1,
@@ -117,6 +119,7 @@ CHECK_BACKENDS: dict[str, tuple[str, ...]] = {
     "schedule": ("Firestore", "BigQuery"),
     "transition_dates": ("Firestore", "BigQuery", "Pub/Sub"),
     "sensors": ("Firestore", "BigQuery"),
+    "slo": ("Firestore", "BigQuery"),
     "grid": ("Firestore",),
     "retry_queue": ("Firestore", "BigQuery"),
     "retry_heartbeat": ("Firestore",),
@@ -276,16 +279,10 @@ class TransitionMonitor:
         )
         bounded("transition_dates", lambda run: self._transition_dates(run, window, final_games or {}, dry_run))
         bounded("sensors", lambda run: self._sensors(run, window, final_games or {}))
+        bounded("slo", slo_check(self, window, final_games or {}))  # [slo]: slo_breach
         if final_games is not None:
-            bounded(
-                "grid",
-                lambda run: self._extend(
-                    run,
-                    "grid",
-                    lambda: grid_gaps(self.firestore, self.definition, grid_start, today, final_games),
-                    check="grid",
-                ),
-            )
+            grid = functools.partial(grid_gaps, self.firestore, self.definition, grid_start, today, final_games)
+            bounded("grid", lambda run: self._extend(run, "grid", grid, check="grid"))
         else:
             plan.remove("grid")
         bounded("retry_queue", lambda run: self._extend(run, "retry_queue", self._retry_queue, check="retry_queue"))

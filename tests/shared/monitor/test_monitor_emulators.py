@@ -192,7 +192,10 @@ def play_healthy_night(rig: Rig, day: date) -> None:
 # ---------------------------------------------------------------------------------------
 def test_healthy_night_is_quiet_on_every_check(rig: Rig, monitor: Monitor) -> None:
     day = today(rig) - timedelta(days=2)  # in the lookback window and old enough for the grid
-    play_healthy_night(rig, day)
+    now = rig.clock.now()
+    rig.clock.set(datetime.combine(day + timedelta(days=1), time(5), ZoneInfo("America/New_York")))
+    play_healthy_night(rig, day)  # played the morning after, 05:00 ET: within every [slo] target
+    rig.clock.set(now)
     rig.clock.advance(hours=3)  # past stuck_after_minutes and the handoff timeout
     write_retry_heartbeat(rig)
 
@@ -229,7 +232,8 @@ def test_l12_healthy_date_with_final_games_is_not_silent(rig: Rig, monitor: Moni
     result, _ = run(monitor)
 
     assert of_kind(result, "silent") == []
-    assert kinds(result) == ["retry_heartbeat_pending"]  # the one expected finding: auto-retry has not run yet
+    # auto-retry has not run yet; at 09:00 ET the night's 2→3 trigger is past its SLO (06:00 ET)
+    assert kinds(result) == ["retry_heartbeat_pending", "slo_breach"]
 
 
 def test_l12_grid_catches_an_old_gap(rig: Rig, monitor: Monitor) -> None:
@@ -554,7 +558,12 @@ def test_alerts_deduplicated_across_consecutive_runs(rig: Rig, monitor: Monitor)
 
     first, alerts = run(monitor)
     expected = sorted(f.key for f in first.findings)
-    assert expected == ["retry_heartbeat_pending", f"silent__phase2_to_phase3__{today(rig) - timedelta(days=1)}"]
+    yesterday = today(rig) - timedelta(days=1)  # and at 09:00 ET its 2→3 trigger is past its SLO (06:00 ET)
+    assert expected == [
+        "retry_heartbeat_pending",
+        f"silent__phase2_to_phase3__{yesterday}",
+        f"slo_breach__phase2_to_phase3__{yesterday}",
+    ]
     assert sorted(alerts.alerted) == expected
 
     rig.clock.advance(minutes=10)  # the next scheduled pass, nothing changed
