@@ -138,9 +138,16 @@ def render(ctx: Context, history: Sequence[TransitionHistory], end: date) -> str
     return "".join(parts)
 
 
+# ``status --serve`` re-renders the page every 30 s: the history (two BigQuery queries, each billed at
+# its minimum) is re-read at most every CACHE_SECONDS per (project, last night, zone)
+CACHE_SECONDS = 300.0
+_cache: dict[tuple[str, date, bool], tuple[float, str]] = {}
+
+
 def section(ctx: Context, day: date, dates: Sequence[date]) -> str:
     """The history section: the 30 nights ending at the page's newest date that is over (yesterday
     at the latest: tonight is not judged yet)."""
+    import time
     from datetime import timedelta
 
     from phasectl.commands.slo import read
@@ -148,4 +155,10 @@ def section(ctx: Context, day: date, dates: Sequence[date]) -> str:
 
     today = today_et(ctx.clock, ctx.times.zone)
     end = min(max([day, *dates]), today - timedelta(days=1))
-    return render(ctx, read(ctx, end, NIGHTS), end)
+    key = (ctx.project, end, ctx.times.utc)
+    cached = _cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]
+    html_text = render(ctx, read(ctx, end, NIGHTS), end)
+    _cache[key] = (time.monotonic(), html_text)
+    return html_text
