@@ -281,8 +281,14 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
         "--seed",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="up: load the demo's sample night (2026-01-24: 7 Final games, one missing from every boxscore "
-        "source) so the gates have a schedule (default: --seed)",
+        help="up: load the sample night (2026-01-24: 7 games Final, GSW@MIN postponed) and start the simulated "
+        "clock on it, 2026-01-25 02:30 ET (default: --seed; --no-seed: no games, the clock at the real now)",
+    )
+    p.add_argument(
+        "--at",
+        metavar="INSTANT",
+        help="up: where the simulated clock starts: ISO 8601 with its zone (2026-01-25T02:30:00-05:00, ...Z) "
+        "or 'YYYY-MM-DD HH:MM' in the pipeline's zone (default: the seeded night's 2026-01-25 02:30 ET)",
     )
     p.set_defaults(func=cmd_local)
 

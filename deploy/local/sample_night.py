@@ -18,7 +18,7 @@ format, as the scrapers would have.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.pipeline.definition import PipelineDefinition
@@ -29,6 +29,13 @@ POSTPONED_GAME = "0022500644"  # GSW@MIN: Final with NULL scores on 2026-01-24, 
 RESCHEDULED_TO = GAME_DATE + timedelta(days=1)
 HEAL_DATE = date(2026, 1, 10)  # healed by a self-heal checkpoint (its yesterday), outside the gap window
 BACKFILL_DATE = date(2026, 1, 19)  # a gap of the 14-day window, re-triggered by the backfill queue
+# where ``phasectl local up`` starts its simulated clock (``--at`` chooses another instant): 02:30 ET the
+# morning after the games. 2026-01-24 is then yesterday, so the 3→4 transition is in its "overnight" mode
+# (when = "before_today") and the date is inside the monitor's lookback ([monitor] lookback_days = 3);
+# 02:30 is past the first transition's silent line (midnight + its stuck_after_minutes, 120: 02:00 ET), so the
+# monitor's first pass at ``up`` already reports the night: 7 Final games and no phase-2 completion yet
+# (``silent``). Reporting phase 2 (the next steps) settles it; the night's SLOs (2→3 at 06:00 ET) are not due.
+NIGHT_START = datetime(2026, 1, 25, 7, 30, tzinfo=UTC)  # 2026-01-25 02:30 ET (UTC-05:00)
 GAMES = {  # 7 Final games per night: numeric NBA id, away, home
     GAME_DATE: [
         ("0022500647", "BOS", "CHI"),  # the cited id
@@ -113,4 +120,3 @@ def postponed_rows(nba: str, day: date, away: str, home: str, to: date, table: s
         schedule.row(nba, day, away, home, game_status=3, game_status_text="Final", **unscored),
         schedule.row(nba, to, away, home, game_status=1, game_status_text="Scheduled", **unscored),
     ]
-

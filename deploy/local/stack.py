@@ -19,10 +19,13 @@ faster than its night): same ports, same push subscriptions, the logs appended t
 
 Started by hand (``phasectl local up``: ``interactive``, the default when a state directory is
 given) it is a usable stage, not an empty one: the demo's sample night (``deploy.local.demo``:
-its schedule and boxscores) is seeded, the auto-retry and monitor jobs run once at start (like
-``gcloud scheduler jobs run``) so both heartbeats exist from the first minute, ``env`` carries
-every variable ``phasectl`` reads (with ``PHASECTL_LOG_DIR``, where ``phasectl health`` finds the
-function logs), and it says the next steps: real commands for the seeded night.
+its schedule and boxscores) is seeded and the simulated clock starts on it (``sample_night.
+NIGHT_START``, 02:30 ET the morning after, unless ``start`` says otherwise), the auto-retry and monitor
+jobs run once at start (like ``gcloud scheduler jobs run``) so both heartbeats exist from the first
+minute and the monitor's first pass already sees the night, ``env`` carries every variable
+``phasectl`` reads (with ``PHASECTL_LOG_DIR``, where ``phasectl health`` finds the function logs),
+and it says the next steps: real commands for the seeded night, calling ``phasectl`` as given
+(``local up``: the absolute path of the one running).
 
 ``down()`` stops exactly what ``up()`` started, by PID. A state file lets ``phasectl local down``
 stop a stack started from another terminal.
@@ -43,6 +46,7 @@ from typing import Any
 
 from deploy.local.emulators import LocalCloud
 from deploy.local.functions import FunctionProcess, start_function, stop_functions
+from deploy.local.sample_night import NIGHT_START
 from deploy.local.standins import STANDIN_LOG, ServiceStandin
 from deploy.local.state import DEFAULT_STATE_DIR as DEFAULT_STATE_DIR
 from deploy.local.state import STATE_FILE as STATE_FILE
@@ -73,12 +77,18 @@ class LocalStack:
         seed: bool | None = None,
         standins: Mapping[str, ServiceStandin] | None = None,
         settle: float | None = None,
+        phasectl: str = "phasectl",
     ) -> None:
         self.definition = definition
         self.project = project
+        # by hand (phasectl local up records a state dir): seed, run the heartbeat jobs once, say next steps;
+        # the demo and the tests seed their own nights and drive the stack themselves
+        self.interactive = state_dir is not None if interactive is None else interactive
+        self.seed = self.interactive if seed is None else seed
         # re-anchored when the functions start: the simulated time is ``start`` then, or (``settle``) that
-        # many real seconds later, when the scheduler starts (a test that needs the first slots to fire)
-        self.clock = SimulatedClock(start or datetime.now(UTC), accelerate)
+        # many real seconds later, when the scheduler starts (a test that needs the first slots to fire).
+        # Seeding the sample night, it starts on it (``sample_night.NIGHT_START``); else at the real now.
+        self.clock = SimulatedClock(start or (NIGHT_START if self.seed else datetime.now(UTC)), accelerate)
         self.settle = settle
         self.definition_path = definition_path
         self.state_dir = state_dir
@@ -93,10 +103,7 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
         self.env: dict[str, str] = {}
         self.extra_env = dict(extra_env or {})  # e.g. a consumer's URL for an HTTP delivery
-        # by hand (phasectl local up records a state dir): seed, run the heartbeat jobs once, say next steps;
-        # the demo and the tests seed their own nights and drive the stack themselves
-        self.interactive = state_dir is not None if interactive is None else interactive
-        self.seed = self.interactive if seed is None else seed
+        self.phasectl = phasectl  # how the next steps call phasectl (local up: the running one's absolute path)
         self.seeded: date | None = None  # the sample night's date, once seeded
         self.log_dir: Path | None = None  # the functions' logs (function-<name>.log)
         # one stand-in per [services] entry: the caller's (e.g. the demo's coordinator), the rest started by up()
@@ -224,16 +231,17 @@ class LocalStack:
         expected = first.expected or tuple(dict.fromkeys(name for mode in first.modes for name in mode.expected))
         processors = " ".join(expected)
         night = f"the sample night {day}" if self.seeded is not None else "a night (seed one, or use --date)"
+        cli = self.phasectl
         return [
             f"next steps for {night}, in another terminal after the exports below:",
-            f"  phasectl status --date {day}",
+            f"  {cli} status --date {day}",
             f"  for p in {processors}; do",
-            f'    phasectl publish completion --processor "$p" --date {day} --status success --records 100; done',
-            f"  phasectl status --date {day}      # {first.name}: every expected processor reported",
-            f"  phasectl reconcile --date {day}",
-            f"  phasectl status --date {day} --html local-status.html      # the status page",
-            f"  phasectl status --date {day} --serve      # the same page live on http://127.0.0.1:8765/",
-            "  phasectl health",
+            f'    {cli} publish completion --processor "$p" --date {day} --status success --records 100; done',
+            f"  {cli} status --date {day}      # {first.name}: every expected processor reported",
+            f"  {cli} reconcile --date {day}",
+            f"  {cli} status --date {day} --html local-status.html      # the status page",
+            f"  {cli} status --date {day} --serve      # the same page live on http://127.0.0.1:8765/",
+            f"  {cli} health",
         ]
 
     def _start_scheduler(
