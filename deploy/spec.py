@@ -101,6 +101,7 @@ def table_access(definition: PipelineDefinition) -> dict[str, TableAccess]:
         "shared.schedules.runtime": TableAccess(writes=(log,)),  # the dispatcher: one row per slot's outcome
         "shared.retry.queue": TableAccess(writes=(queue, f"{s.dataset}.{r.conflict_log_table}")),
         "shared.monitor.schedule_read": TableAccess(reads=(g.schedule_table,)),  # the grid's schedule read
+        "shared.monitor.slo_read": TableAccess(reads=(g.schedule_table,)),  # slo_breach: a day's first tip-off
         "shared.monitor.retry_queue": TableAccess(reads=(queue,)),
         # auto-retry reads a date's postponed and unavailable games before a dispatch (the coverage query)
         "shared.retry.not_played": TableAccess(

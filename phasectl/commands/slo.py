@@ -1,6 +1,6 @@
 """``phasectl slo``: each transition's SLO and how the last nights went against it.
 
-Two BigQuery queries for any number of nights (``shared.monitor.slo_read``): the trigger rows of
+Two BigQuery queries for any number of nights (``shared.monitor.slo_log``): the trigger rows of
 ``phase_execution_log`` over the date range, and the schedule's games and first tip-offs. Exit 1
 when the last night (``--date``, default yesterday) breached an SLO (late, or due and no trigger).
 """
@@ -69,7 +69,7 @@ def add_parser(sub: Any, parser_class: Any) -> None:
 
 def read(ctx: Context, end: date, nights: int) -> list[TransitionHistory]:
     """The SLO history of ``nights`` nights ending at ``end`` (two queries, bounded by ``--timeout``)."""
-    from shared.monitor.slo_read import read_history
+    from shared.monitor.slo_log import read_history
 
     start = end - timedelta(days=nights - 1)
     return read_history(
