@@ -33,7 +33,8 @@ Commands (``phasectl COMMAND --help``: its options and EXAMPLES; a bare ``phasec
     phasectl season status|pause|resume [--wave A|B|C] [--note TEXT]
     phasectl deploy plan|apply|verify [--project P] [--region R] [--function NAME]
     phasectl deploy secret set NAME [--project P]         (the value from stdin; never an argument)
-    phasectl local up [--accelerate N] [--state-dir DIR] [--no-seed] | phasectl local down [--state-dir DIR]
+    phasectl local up [--accelerate N] [--at INSTANT] [--state-dir DIR] [--no-seed]
+    phasectl local down [--state-dir DIR]
 
 Backends: a command checks the ones it needs before it first uses them (``phasectl.connect``):
 an emulator variable pointing at nothing, or no Google Cloud login, is one line and exit 2 at

@@ -236,7 +236,15 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ),
     ),
     "local": (
-        ("To run the whole topology on the local emulators until Ctrl-C", "phasectl local up"),
+        (
+            "To run the whole topology on the local emulators until Ctrl-C (the sample night seeded, the clock "
+            "at 2026-01-25 02:30 ET)",
+            "phasectl local up",
+        ),
+        (
+            "To start the simulated clock at another instant (in the pipeline's zone)",
+            "phasectl local up --at '2026-01-25 09:00'",
+        ),
         ("To run the simulated clock (and the scheduler) 60 times faster", "phasectl local up --accelerate 60"),
         ("To stop what a `local up` started (from another terminal)", "phasectl local down"),
     ),
