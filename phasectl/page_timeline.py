@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from phasectl.page_colours import KIND_COLOURS, STATE_COLOURS
 from shared.printable import printable
 
 if TYPE_CHECKING:
@@ -46,13 +47,6 @@ __all__ = [
 ]
 
 BAND_FROM = 5  # a job with this many slots or more in the window is drawn as one band
-KIND_COLOURS: Mapping[str, str] = {  # the grid's colours (status_html.STATE_COLOURS) for the same kinds
-    "complete": "#2e7d32",
-    "scheduled": "#2e7d32",
-    "partial": "#ffa000",
-    "deadline_exceeded": "#6a1b9a",
-    "fallback": "#6a1b9a",
-}
 # a gate verdict -> its mark colour, as pairs: tests/test_docs.py reads a dict literal keyed "alert" as a log label
 VERDICT_COLOURS: Mapping[str, str] = dict(
     (("pass", "#2e7d32"), ("alert", "#ffa000"), ("blocked", "#c62828"), ("error", "#c62828"))
@@ -437,8 +431,6 @@ svg.timeline rect.firing-band { fill: #90a4ae; }
 
 
 def _fill(state: str) -> str:
-    from phasectl.status_html import STATE_COLOURS
-
     return STATE_COLOURS.get(state, STATE_COLOURS["triggered"])[0]
 
 
@@ -454,31 +446,3 @@ def legend() -> str:
         ("red line", "now"),
     )
     return '<p class="timeline-legend">' + "; ".join(f"{_e(k)}: {_e(v)}" for k, v in items) + "</p>"
-
-
-def nights_of(
-    definition: PipelineDefinition,
-    states: Mapping[tuple[date, str], DateState],
-    lines_by_date: Mapping[date, Sequence[Any]],
-    now: datetime,
-    tz: ZoneInfo,
-    retry_rows: Iterable[Any] = (),
-    firings_on: date | None = None,
-) -> dict[date, Night]:
-    """Every date's night from ``status_html.collect_status_lines``'s states and lines (a bar has its
-    cell's colour: a partial trigger's amber, a blocked date's red). The scheduled firings are drawn on
-    ``firings_on``'s night only (the page's newest date: the schedule is the same every night)."""
-    from phasectl.status_html import RetryLine, cell_state, trigger_kind
-
-    rows = [r if isinstance(r, RetryLine) else RetryLine.of(r) for r in retry_rows]
-    out = {}
-    for day, lines in lines_by_date.items():
-        colours = {}
-        for line in lines:
-            state = cell_state(line)
-            colours[line.transition] = trigger_kind(line) if state == "triggered" else state
-        day_states = {name: s for (d, name), s in states.items() if d == day}
-        out[day] = night_of(
-            definition, day, day_states, now, tz, retry_rows=rows, cell_states=colours, firings=day == firings_on
-        )
-    return out

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from phasectl.page_colours import STATE_COLOURS, STATE_LABELS, TRIGGER_KINDS
 from phasectl.report import Heartbeat, PhaseLine, gate_thresholds
 from shared.printable import printable
 
@@ -68,36 +69,6 @@ __all__ = [
 DEFAULT_TIMEZONE = "America/New_York"
 TZ_LABELS: Mapping[str, str] = {"America/New_York": "ET"}
 
-# state -> (background, text colour); the legend and the CSS are generated from this map.
-# "triggered" is a complete trigger; "partial" and "deadline" are triggered cells too (their
-# class stays ``state-triggered``, the kind is ``data-kind``): told apart by colour and label.
-STATE_COLOURS: Mapping[str, tuple[str, str]] = {
-    "triggered": ("#2e7d32", "#ffffff"),
-    "partial": ("#ffa000", "#1a1a1a"),  # amber: triggered, but not with everything
-    "deadline": ("#6a1b9a", "#ffffff"),
-    "ready": ("#1565c0", "#ffffff"),
-    "wait": ("#546e7a", "#ffffff"),  # blue-grey: nothing wrong yet, distinct from partial's amber
-    "blocked": ("#c62828", "#ffffff"),
-    "none": ("#bdbdbd", "#1a1a1a"),
-}
-STATE_LABELS: Mapping[str, str] = {
-    "triggered": "triggered: complete",
-    "partial": "triggered: partial",
-    "deadline": "triggered: deadline tier or fallback",
-    "ready": "ready",
-    "wait": "wait",
-    "blocked": "blocked",
-    "none": "no data yet",
-}
-# a trigger record's ``status`` -> the kind drawn (transitions: complete / partial /
-# deadline_exceeded; sensors and scheduled triggers: complete / fallback / scheduled)
-TRIGGER_KINDS: Mapping[str, str] = {
-    "complete": "triggered",
-    "scheduled": "triggered",
-    "partial": "partial",
-    "deadline_exceeded": "deadline",
-    "fallback": "deadline",
-}
 SEVERITY_RANK: Mapping[str, int] = {"CRITICAL": 0, "ERROR": 1, "WARNING": 2, "INFO": 3}
 RETRY_ORDER: Mapping[str, int] = {"retrying": 0, "pending": 1, "failed_permanent": 2, "succeeded": 3}
 UNKNOWN_SHOWN = 10  # unknown processor names listed in a cell; the rest are counted
@@ -837,3 +808,31 @@ def render_status_html(
             "",
         ]
     )
+
+
+def nights_of(
+    definition: PipelineDefinition,
+    states: Mapping[tuple[date, str], DateState],
+    lines_by_date: Mapping[date, Sequence[Any]],
+    now: datetime,
+    tz: ZoneInfo,
+    retry_rows: Iterable[Any] = (),
+    firings_on: date | None = None,
+) -> dict[date, Night]:
+    """Every date's night from ``status_html.collect_status_lines``'s states and lines (a bar has its
+    cell's colour: a partial trigger's amber, a blocked date's red). The scheduled firings are drawn on
+    ``firings_on``'s night only (the page's newest date: the schedule is the same every night)."""
+    from phasectl.page_timeline import night_of
+
+    rows = [r if isinstance(r, RetryLine) else RetryLine.of(r) for r in retry_rows]
+    out = {}
+    for day, lines in lines_by_date.items():
+        colours = {}
+        for line in lines:
+            state = cell_state(line)
+            colours[line.transition] = trigger_kind(line) if state == "triggered" else state
+        day_states = {name: s for (d, name), s in states.items() if d == day}
+        out[day] = night_of(
+            definition, day, day_states, now, tz, retry_rows=rows, cell_states=colours, firings=day == firings_on
+        )
+    return out

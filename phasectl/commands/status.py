@@ -213,9 +213,8 @@ def _status_page(
     """
     from phasectl.connect import BIGQUERY, FIRESTORE, PUBSUB
     from phasectl.page_sections import render_sections, unreadable
-    from phasectl.page_timeline import nights_of
     from phasectl.report import StatusReport
-    from phasectl.status_html import StatusLines, collect_status_lines, render_status_html
+    from phasectl.status_html import StatusLines, collect_status_lines, nights_of, render_status_html
 
     now = ctx.now()
     dates = [day - timedelta(days=n) for n in range(days)]

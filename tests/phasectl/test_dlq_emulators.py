@@ -78,9 +78,7 @@ class Dlq:
                 leased.append(received.ack_id)
                 seen.setdefault(received.message.message_id, received.message)
         if leased:
-            subscriber.modify_ack_deadline(
-                subscription=self.path(subscription), ack_ids=leased, ack_deadline_seconds=0
-            )
+            subscriber.modify_ack_deadline(subscription=self.path(subscription), ack_ids=leased, ack_deadline_seconds=0)
         return seen
 
     def audit(self) -> list[dict[str, Any]]:

@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from phasectl.page_timeline import BAND_FROM, night_of, nights_of, render_timeline
-from phasectl.status_html import collect_status_lines
+from phasectl.page_timeline import BAND_FROM, night_of, render_timeline
+from phasectl.status_html import collect_status_lines, nights_of
 from shared.clock import FixedClock
 from shared.orchestration.state import DateState
 from tests.support.seeded_night import DAY, NOW, Seeded, et, seed

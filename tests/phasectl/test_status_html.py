@@ -951,8 +951,7 @@ def test_thirty_days_of_six_transitions_with_a_month_of_retries_and_findings_is_
     """30 busy nights x 6 transitions and sensors, ~10 retry rows and a finding per night: < 1 MB."""
     from dataclasses import replace
 
-    from phasectl.page_timeline import nights_of
-    from phasectl.status_html import RetryLine, collect_status_lines
+    from phasectl.status_html import RetryLine, collect_status_lines, nights_of
     from shared.clock import FixedClock
     from shared.orchestration.state import DateState
     from tests.support.seeded_night import DAY as SEEDED

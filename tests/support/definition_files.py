@@ -58,9 +58,7 @@ def isolated_definition_text(suffix: str, source: str | None = None) -> str:
         text,
         "quarantine_collection",
     )
-    text = _sub(
-        r'^(\s*outbox_collection\s*=\s*")[^"]*(")', rf"\g<1>outbox_{suffix}\g<2>", text, "outbox_collection"
-    )
+    text = _sub(r'^(\s*outbox_collection\s*=\s*")[^"]*(")', rf"\g<1>outbox_{suffix}\g<2>", text, "outbox_collection")
     for key in ("heartbeat_collection", "alert_collection"):
         text = _sub(rf'^(\s*{key}\s*=\s*")([^"]*)(")', rf"\g<1>\g<2>_{suffix}\g<3>", text, key)
     text, topics = _TOPIC_LINE.subn(rf"\g<1>\g<2>-{suffix}\g<3>", text)

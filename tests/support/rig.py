@@ -290,8 +290,14 @@ class Rig:
         if marks:
             now = self.clock.now().isoformat()
             rows = [
-                {"game_id": i, "game_date": game_date.isoformat(), "reason": f"test: {kind}", "marked_at": now,
-                 "kind": kind, "marked_by": "rig"}
+                {
+                    "game_id": i,
+                    "game_date": game_date.isoformat(),
+                    "reason": f"test: {kind}",
+                    "marked_at": now,
+                    "kind": kind,
+                    "marked_by": "rig",
+                }
                 for i, kind in marks.items()
             ]
             assert bq.insert_rows_json(f"{p}.{g.unavailable_table}", rows) == []

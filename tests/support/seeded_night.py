@@ -141,7 +141,7 @@ def seed(definition: PipelineDefinition | None = None) -> Seeded:
 
 def render(seeded: Seeded | None = None, now: datetime = NOW, days: int = DAYS) -> str:
     """The page of the seeded night, through the real renderer (with the nights' timelines)."""
-    from phasectl.page_timeline import nights_of
+    from phasectl.status_html import nights_of
 
     s = seeded or seed()
     dates = [DAY - timedelta(days=n) for n in range(days)]
