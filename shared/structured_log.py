@@ -236,6 +236,13 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
+def _simulated_clock() -> Clock | None:
+    """The local cloud's simulated clock when this process runs on one, else ``None`` (record time)."""
+    from shared.clock import SIMULATED_CLOCK_ENV, clock_from_env
+
+    return clock_from_env() if os.environ.get(SIMULATED_CLOCK_ENV, "").strip() else None
+
+
 class CloudJsonFormatter(logging.Formatter):
     """Formats a record as one Cloud Logging JSON line.
 
@@ -245,12 +252,14 @@ class CloudJsonFormatter(logging.Formatter):
 
     Args:
         clock: when given, ``time`` is read from it instead of the record's creation
-            time (deterministic output for tests and the demo).
+            time (deterministic output for tests and the demo). Unset, a process on the local
+            cloud's simulated clock (``$PHASECHAIN_SIMULATED_CLOCK``) stamps its lines with that
+            clock, so its logs read on the same time axis as its state, ``status`` and ``health``.
     """
 
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__()
-        self.clock = clock
+        self.clock = clock if clock is not None else _simulated_clock()
 
     def _message(self, record: logging.LogRecord) -> str:
         try:

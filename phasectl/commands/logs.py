@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from phasectl.commands.audit import epilog
 from phasectl.core import Context, UsageError, _date, iso
-from shared.clock import SimulatedClock, rfc3339
+from shared.clock import rfc3339
 from shared.env import LOG_DIR_ENV
 from shared.structured_log import LABELS_KEY
 
@@ -308,14 +308,11 @@ def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
     window = parse_since(args.since)
     day = _date(ctx, args.date) if args.date else None
     log_dir = args.log_dir or ctx.env.get(LOG_DIR_ENV)
-    note = ""
     if log_dir:
         if not Path(log_dir).is_dir():
             raise UsageError(f"log directory {log_dir!r} does not exist")
-        # the functions stamp their lines with the wall clock, not the local cloud's simulated one
-        simulated = isinstance(ctx.clock, SimulatedClock)
-        now = datetime.now(UTC) if simulated else ctx.now()
-        note = " (wall-clock times: the simulated clock does not stamp log lines)" if simulated else ""
+        # on the local cloud the functions stamp their lines with the same simulated clock as ctx's
+        now = ctx.now()
         since = now - window
         entries = read_local(Path(log_dir), function, since=since, severity=args.severity, day=day, limit=args.limit)
         source = f"{Path(log_dir) / f'function-{function}.log'}"
@@ -346,7 +343,7 @@ def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
     )
     head = (
         f"phasectl logs — {function}: the last {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} since "
-        f"{ctx.times.stamp(since)} ({args.since}{scope}) from {source}{note}"
+        f"{ctx.times.stamp(since)} ({args.since}{scope}) from {source}"
     )
     ctx.print(render_text(entries, head, ctx.times))
     return 0

@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -453,3 +456,19 @@ def test_every_alert_line_carries_its_runbook_link(
     assert "runbook" not in labels[1]
     assert labels[2]["runbook"] == "https://x.example/r#stuck"
     assert labels[3]["runbook"] == "https://x.example/ops.md#stale_event"
+
+
+def test_a_process_on_the_simulated_clock_stamps_its_lines_with_it() -> None:
+    """On the local cloud the functions' log lines carry the simulated time, so `phasectl logs` and
+    `health` (which read "now" from the same clock) show them on one time axis (issue 28: a
+    2026-01-25 header next to a 2026-12-07 LAST ERROR AT)."""
+
+    from shared.clock import SIMULATED_CLOCK_ENV
+
+    start = datetime(2026, 1, 25, 7, 30, tzinfo=UTC)
+    env = {**os.environ, SIMULATED_CLOCK_ENV: f"{start.isoformat()}|{time.time():.6f}|1"}
+    code = "from shared.structured_log import get_logger; get_logger('t').warning('hello')"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    (line,) = [json.loads(x) for x in done.stdout.splitlines() if x.strip()]
+    stamped = datetime.fromisoformat(line["time"].replace("Z", "+00:00"))
+    assert start <= stamped < start + timedelta(minutes=5), line["time"]
