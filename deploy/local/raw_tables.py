@@ -85,6 +85,12 @@ class UpstreamTable:
             "created_at": stamp,
             "processed_at": stamp,
         }
+        if row.get("game_date_est") and row.get("game_date"):
+            # the tip-off moves with the date (same time of day after the example's date): a game
+            # rescheduled to the 25th tips off on the 25th, not at the example's instant
+            example_day = date.fromisoformat(str(row["game_date"])[:10])
+            tipoff = datetime.fromisoformat(str(row["game_date_est"]).replace("Z", "+00:00"))
+            updates["game_date_est"] = (tipoff + (day - example_day)).isoformat()
         row.update({k: v for k, v in updates.items() if k in row})
         unknown = set(overrides) - set(self.columns())
         if unknown:
