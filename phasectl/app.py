@@ -72,6 +72,9 @@ def main(
             reset_configuration()  # an in-process caller (a test, a notebook) gets its logging back
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
+    except BrokenPipeError:  # `phasectl status | head`: the reader has what it wanted; no error line
+        _quiet_stdout(out)
+        return 0
     except (UsageError, BackendError) as exc:
         err.write(f"phasectl: error: {_one_line(str(exc))}\n")
         return 2
@@ -82,6 +85,14 @@ def main(
         line = _backend_failure(exc, ctx) or f"{type(exc).__name__}: {_one_line(str(exc))[:500]}"
         err.write(f"phasectl: error: {line}\n")
         return 2
+
+
+def _quiet_stdout(out: TextIO) -> None:
+    """After a closed pipe: the interpreter's final flush of stdout must not fail again."""
+    if out is sys.stdout:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _backend_failure(exc: BaseException, ctx: Context | None) -> str | None:

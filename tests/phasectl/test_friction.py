@@ -339,3 +339,18 @@ def test_season_status_says_when_the_last_change_was_made_in_the_shown_zone(defi
     report = season_report(definition, AT_TRIGGER, doc)
     assert "by ops at 2026-01-25 01:12 ET" in report.render(ET)
     assert "by ops at 2026-01-25 06:12 UTC" in report.render(UTC_VIEW)
+
+
+def test_a_closed_pipe_is_not_an_error() -> None:
+    """`phasectl next | head -2` printed "phasectl: error: BrokenPipeError: [Errno 32] Broken pipe"."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phasectl", "lineage"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before phasectl writes a line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0, err
+    assert err == ""
