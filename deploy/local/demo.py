@@ -277,6 +277,9 @@ class Watcher:
             self._queue_state[key] = state
             nxt = row["next_retry_at"]
             when = f", next try {nxt.astimezone(PIPELINE_TZ):%H:%M} ET" if nxt and row["status"] == "pending" else ""
+            if row["status"] == "pending" and row["retry_count"] >= row["max_retries"]:  # no try left
+                at = f" at its {nxt.astimezone(PIPELINE_TZ):%H:%M} ET pass" if nxt else " at the next pass"
+                when = f", retries spent: failed_permanent{at}"
             fallback = f" (fallback for {row['fallback_for']})" if row["fallback_for"] else ""
             self.say(
                 f"    retry queue: {row['processor_name']}{fallback} {row['game_date']} → {row['status']} "
