@@ -56,10 +56,13 @@ def _timeout(value: str) -> float:
 def _transition_help(env: Mapping[str, str]) -> str:
     """The transitions of the definition the command will use (``$PIPELINE_DEFINITION`` or the packaged one)."""
     try:
-        names = [t.name for t in load_definition(env.get("PIPELINE_DEFINITION") or None).transitions]
+        definition = load_definition(env.get("PIPELINE_DEFINITION") or None)
+        names = [t.name for t in definition.transitions]
+        sensors = [t.name for t in definition.timed_triggers()]
     except (PipelineError, OSError, ValueError):  # the command reports it; help still works
         return "a transition of the pipeline definition"
-    return "the transition, one of: " + ", ".join(names)
+    text = "the transition, one of: " + ", ".join(names)
+    return text + (f" (trigger also takes a sensor: {', '.join(sensors)})" if sensors else "")
 
 
 TIMEOUT_HELP = (

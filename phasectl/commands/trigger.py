@@ -40,21 +40,48 @@ def _run_one(ctx: Context, service: Any, day: date, force: bool, why: str) -> An
     return service.evaluate(day, correlation_id=f"phasectl-{uuid.uuid4().hex[:12]}", owner=owner)
 
 
+def _sensor_run(ctx: Context, name: str, day: date, force: bool, why: str) -> tuple[Any, Any]:
+    """A sensor (e.g. grading_readiness) evaluated by hand: its conditions as its fallback slot checks
+    them; ``force`` re-runs a date done already as a new generation (``not_done`` does not apply), as
+    the monitor's coverage regrade does (``shared.monitor.grading_net``). Returns (outcome, service)."""
+    from shared.orchestration.timed_runtime import build_timed_runtime
+    from shared.pipeline.definition import TriggerSlot
+
+    trigger = ctx.definition.timed_trigger(name)
+    if trigger.conditions:  # its conditions query BigQuery
+        ctx.prepare(BIGQUERY)
+    else:
+        ctx.prepare()
+    _ = ctx.project
+    runtime = build_timed_runtime(trigger.function, definition=ctx.definition, clock=ctx.clock, environ=ctx.env)
+    service = runtime.services[name]
+    if force:
+        service.state.reopen(day, ctx.now(), why, trigger_source="operator")
+    slot = TriggerSlot(name="operator", cron="0 0 1 1 *", job="phasectl-trigger", fallback=True, redo=force)
+    owner = f"phasectl:{ctx.env.get('USER') or _user()}"
+    return service.evaluate(day, slot, owner=owner), service
+
+
 def cmd_trigger(ctx: Context, args: argparse.Namespace) -> int:
-    transition = _transition(ctx, args.transition)
     day = _date(ctx, args.date)
-    service = _service(ctx, transition.name)
     user = ctx.env.get("USER") or _user()
-    outcome = _run_one(ctx, service, day, args.force, f"phasectl trigger --force by {user}")
+    why = f"phasectl trigger --force by {user}"
+    if args.transition in {t.name for t in ctx.definition.timed_triggers()}:
+        name = args.transition
+        outcome, service = _sensor_run(ctx, name, day, args.force, why)
+    else:
+        name = _transition(ctx, args.transition).name
+        service = _service(ctx, name)
+        outcome = _run_one(ctx, service, day, args.force, why)
     ctx.audit(
         "trigger",
-        {"transition": transition.name, "date": day, "force": args.force},
+        {"transition": name, "date": day, "force": args.force},
         f"{outcome.kind} {outcome.trigger_id or ''}".strip(),
     )
-    ctx.print(f"{transition.name} {day}: {outcome.kind}" + (f" ({outcome.trigger_id})" if outcome.trigger_id else ""))
+    ctx.print(f"{name} {day}: {outcome.kind}" + (f" ({outcome.trigger_id})" if outcome.trigger_id else ""))
     detail = outcome.detail
     if outcome.kind == "already_triggered":
-        detail = already_triggered_text(ctx, transition.name, day, service.state.load(day))
+        detail = already_triggered_text(ctx, name, day, service.state.load(day))
     ctx.print(f"  {detail}")
     return 0 if outcome.kind in ("triggered", "already_triggered") else 1
 

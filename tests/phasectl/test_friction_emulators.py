@@ -162,3 +162,20 @@ def test_health_is_degraded_while_the_monitor_has_an_active_error(rig: Rig, phas
     assert (data["state"], data["healthy"], data["findings"]) == ("degraded", False, {"ERROR": 1, "WARNING": 1})
     utc = phasectl("health", "--log-dir", str(logs), "--utc")
     assert utc.returncode == 3 and "errors since 2026-01-25 14:00 UTC (1h)" in utc.stdout
+
+
+def test_trigger_takes_a_sensor_as_the_grading_runbook_says(rig: Rig, phasectl: Run) -> None:
+    """The runbook's re-grade (`phasectl trigger --transition grading_readiness --date D --force`)
+    failed with "unknown transition": a sensor is evaluated by hand through its own claim protocol,
+    here waiting (no predictions yet, so no actuals to measure), audited, with exit 1."""
+    seed_night(rig)
+    rig.seed_outputs(game_date=NIGHT, tables=["player_game_summary"])  # the sensor's tables; actuals, no predictions
+    for force in ((), ("--force",)):
+        done = phasectl("trigger", "--transition", "grading_readiness", "--date", "2026-01-24", *force)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stdout.startswith("grading_readiness 2026-01-24: waiting"), done.stdout
+        assert "no predictions yet" in done.stdout
+    audit = rig.definition.pipeline.audit_collection
+    records = [d.to_dict() or {} for d in firestore_client(rig.cloud.project).collection(audit).stream()]
+    mine = [r for r in records if r.get("command") == "trigger" and r["args"].get("transition") == "grading_readiness"]
+    assert sorted(r["args"]["force"] for r in mine) == [False, True]
