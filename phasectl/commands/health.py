@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +68,8 @@ def read_local_errors(log_dir: Path, functions: Sequence[str], since: datetime) 
                 continue
             if not isinstance(doc, dict) or str(doc.get("severity", "")).upper() not in ("ERROR", "CRITICAL"):
                 continue
+            if is_alert(doc):  # the monitor's alert about a finding: counted as a finding (degraded), not a failure
+                continue
             at = _parse_time(doc.get("time") or doc.get("timestamp"))
             if at is not None and at < since:
                 continue
@@ -76,6 +78,15 @@ def read_local_errors(log_dir: Path, functions: Sequence[str], since: datetime) 
                 entry.last_at, entry.last_message = at, str(doc.get("message", ""))[:200]
         out.append(entry)
     return out
+
+
+ALERT_LABEL = "alert"  # the monitor logs each finding's alert with labels {"alert": kind} (shared.monitor.alerts)
+
+
+def is_alert(doc: Mapping[str, Any]) -> bool:
+    """A log entry that is the monitor's alert for a finding, not a function that failed."""
+    labels = doc.get("logging.googleapis.com/labels") or doc.get("labels") or {}
+    return isinstance(labels, Mapping) and ALERT_LABEL in labels
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -100,7 +111,8 @@ def _cloud_errors(ctx: Context, functions: Sequence[str], since: datetime) -> tu
         service = name.replace("_", "-")
         flt = (
             f'severity>=ERROR AND timestamp>="{since.isoformat()}" AND '
-            f'(resource.labels.service_name="{service}" OR resource.labels.function_name="{name}")'
+            f'(resource.labels.service_name="{service}" OR resource.labels.function_name="{name}") AND '
+            f"-labels.{ALERT_LABEL}:*"  # the monitor's alerts are findings (degraded), not failures
         )
         for log in client.list_entries(filter_=flt, order_by=cloud_logging.DESCENDING, max_results=100):
             entry.count += 1

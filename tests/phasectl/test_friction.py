@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -354,3 +355,25 @@ def test_a_closed_pipe_is_not_an_error() -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 0, err
     assert err == ""
+
+
+def test_health_counts_a_function_failure_not_the_monitors_alert(tmp_path: Path) -> None:
+    """The monitor logs each finding's alert at ERROR with an `alert` label: `health` said UNHEALTHY
+    for a night whose only "error" was the monitor reporting a finding (that is `degraded`)."""
+    import json as _json
+
+    from phasectl.commands.health import read_local_errors
+
+    since = datetime(2026, 1, 25, 7, 0, tzinfo=UTC)
+    lines = [
+        {
+            "severity": "ERROR",
+            "time": "2026-01-25T07:30:03Z",
+            "message": "7 Final game(s) but no completion",
+            "logging.googleapis.com/labels": {"alert": "silent", "alert_key": "k"},
+        },
+        {"severity": "ERROR", "time": "2026-01-25T07:31:00Z", "message": "publish failed"},
+    ]
+    (tmp_path / "function-phase_transition_monitor.log").write_text("\n".join(_json.dumps(x) for x in lines) + "\n")
+    (entry,) = read_local_errors(tmp_path, ["phase_transition_monitor"], since)
+    assert (entry.count, entry.last_message) == (1, "publish failed")
