@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from phasectl.argtypes import bounded_int
 from shared.clock import rfc3339
 from shared.errors import PipelineError
 
@@ -269,14 +270,7 @@ def dlq_list(ctx: Context, args: argparse.Namespace) -> int:
     return 1 if problem else 0
 
 
-def _max(value: str) -> int:
-    try:
-        count = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {value!r}") from None
-    if not 1 <= count <= REPLAY_MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"{count} is not in 1..{REPLAY_MAX_LIMIT}")
-    return count
+_max = bounded_int("count", REPLAY_MAX_LIMIT)
 
 
 def dlq_replay(ctx: Context, args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from phasectl.argtypes import bounded_int
 from phasectl.core import Context, _date, iso
 from phasectl.timefmt import aware
 
@@ -171,14 +172,7 @@ def read_records(ctx: Context, since: datetime, limit: int) -> tuple[list[AuditR
     return records, len(docs) > limit
 
 
-def _limit(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid --limit {value!r}: a number of records") from None
-    if not 1 <= n <= LIMIT_MAX:
-        raise argparse.ArgumentTypeError(f"--limit {n} is not in 1..{LIMIT_MAX}")
-    return n
+_limit = bounded_int("record count", LIMIT_MAX)
 
 
 def add_parser(sub: Any) -> None:

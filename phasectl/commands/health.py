@@ -80,7 +80,8 @@ def read_local_errors(log_dir: Path, functions: Sequence[str], since: datetime) 
     return out
 
 
-ALERT_LABEL = "alert"  # the label key of the monitor's alert log entries, valued with the finding kind (shared.monitor.alerts)
+# the label key of the monitor's alert log entries, valued with the finding kind (shared.monitor.alerts)
+ALERT_LABEL = "alert"
 
 
 def is_alert(doc: Mapping[str, Any]) -> bool:

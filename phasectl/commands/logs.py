@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from phasectl.argtypes import bounded_int
 from phasectl.commands.audit import epilog
 from phasectl.core import Context, UsageError, _date, iso
 from shared.clock import rfc3339
@@ -240,14 +241,7 @@ def render_text(entries: Sequence[LogEntry], head: str, times: TimeView) -> str:
     return "\n".join(out)
 
 
-def _limit(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid --limit {value!r}: a number of entries") from None
-    if not 1 <= n <= LIMIT_MAX:
-        raise argparse.ArgumentTypeError(f"--limit {n} is not in 1..{LIMIT_MAX}")
-    return n
+_limit = bounded_int("entry count", LIMIT_MAX)
 
 
 def _severity(value: str) -> str:

@@ -11,6 +11,7 @@ import argparse
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from phasectl.argtypes import bounded_int
 from phasectl.core import Context, UsageError, _date
 
 if TYPE_CHECKING:
@@ -40,14 +41,7 @@ EPILOG = "\n".join(
 )
 
 
-def _nights(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--nights: {value!r} is not a whole number") from None
-    if not 1 <= n <= NIGHTS_MAX:
-        raise argparse.ArgumentTypeError(f"--nights: {n} is not in 1..{NIGHTS_MAX}")
-    return n
+_nights = bounded_int("night count", NIGHTS_MAX)
 
 
 def add_parser(sub: Any, parser_class: Any) -> None:

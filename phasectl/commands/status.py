@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from phasectl.argtypes import bounded_int
 from phasectl.core import (
     HTML_DAYS_DEFAULT,
     HTML_DAYS_MAX,
@@ -58,14 +59,7 @@ def _phase_lines(ctx: Context, day: date) -> list[Any]:
     return lines + [timed_line(t, ctx.state(t.name).load(day)) for t in ctx.definition.timed_triggers()]
 
 
-def _html_days(value: str) -> int:
-    try:
-        days = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid day count {value!r}") from None
-    if not 1 <= days <= HTML_DAYS_MAX:
-        raise argparse.ArgumentTypeError(f"{days} is not in 1..{HTML_DAYS_MAX}")
-    return days
+_html_days = bounded_int("day count", HTML_DAYS_MAX)
 
 
 def _active_findings(ctx: Context) -> list[Any]:
