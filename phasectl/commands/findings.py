@@ -96,6 +96,17 @@ def finding_lines(f: ActiveFinding, times: TimeView) -> list[str]:
     return lines
 
 
+def status_findings_json(ctx: Context, day: date) -> dict[str, Any]:
+    """``status --json``'s ``findings``: the date's active findings (as ``findings --json`` has them), or
+    why they could not be read (the report stands without them)."""
+    try:
+        findings = active_findings(ctx)
+    except Exception as exc:  # noqa: BLE001 — the report stands; this says why its findings are missing
+        return {"unread": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"}
+    mine = ordered(f for f in findings if f.game_date == day.isoformat())
+    return {"date": [_as_dict(f) for f in mine], "other_dates": len(findings) - len(mine)}
+
+
 def _as_dict(f: ActiveFinding) -> dict[str, Any]:
     return {
         "key": f.key,

@@ -324,7 +324,9 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         return _status_html(ctx, day, Path(args.html), args.days or HTML_DAYS_DEFAULT)
     report = StatusReport(day, ctx.now(), tuple(_phase_lines(ctx, day)), tuple(_heartbeats(ctx)), ctx.times)
     if args.json:
-        ctx.dump(report.as_dict())
+        from phasectl.commands.findings import status_findings_json
+
+        ctx.dump({**report.as_dict(), "findings": status_findings_json(ctx, day)})
     else:
         ctx.print(report.render())
         from phasectl.commands.findings import print_status_findings

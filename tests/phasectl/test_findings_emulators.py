@@ -200,3 +200,11 @@ def test_status_text_shows_the_dates_findings_with_fix_and_runbook(
         "2 other active finding(s) (other dates, or none): phasectl findings",
     ]
     assert "first seen 2026-01-25 06:12 UTC" in phasectl("status", "--date", "2026-01-24", "--utc").stdout
+    as_json = json.loads(phasectl("status", "--date", "2026-01-24", "--json").stdout)["findings"]
+    (mine,) = as_json["date"]
+    assert (mine["key"], mine["command"], mine["acknowledged"]) == (
+        GATE.key,
+        "phasectl reconcile --date 2026-01-24",
+        True,
+    )
+    assert as_json["other_dates"] == 2
