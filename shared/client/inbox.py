@@ -20,6 +20,7 @@ Firestore TTL policy (``retention_days``, default 30).
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 import uuid
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from google.cloud import firestore
 
 T = TypeVar("T")
+# a first delivery's create, aborted by contention on the entry (concurrent take-overs hold it), is tried
+# again this many times in all (nothing was written; the emulator says "Transaction lock timeout")
+CREATE_ATTEMPTS = 5
 
 DeliveryKind = Literal["first", "duplicate", "in_progress", "taken_over"]
 
@@ -123,11 +127,16 @@ class TriggerInbox:
             "deliveries": 1,
             "expires_at": now + self.retention,
         }
-        try:
-            ref.create(entry)
-            return Delivery(trigger_id, "first", owner)
-        except gexc.AlreadyExists:
-            pass
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                ref.create(entry)
+                return Delivery(trigger_id, "first", owner)
+            except gexc.AlreadyExists:
+                break
+            except gexc.Aborted:  # contention: another delivery's transaction holds the entry; nothing written
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise  # still contended: the caller raises, Pub/Sub redelivers
+                time.sleep(0.05 * 2**attempt * (1 + random.random()))  # jitter: the contenders spread out
 
         taken = False
 

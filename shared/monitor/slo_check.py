@@ -26,9 +26,12 @@ from zoneinfo import ZoneInfo
 
 from shared.monitor.findings import Finding
 from shared.monitor.slo import Trigger, parse_trigger_id
+from shared.structured_log import get_logger
 
 if TYPE_CHECKING:
     from shared.orchestration.date_state import DateState
+
+_log = get_logger("shared.monitor.slo_check")
 
 # the monitor's pass and one check's run (``shared.monitor.checks``), as this module uses them (typed
 # loosely: that module imports this one)
@@ -134,7 +137,13 @@ def slo_findings(
             due = target.due_at(day, zone, None, slo.first_tipoff_fallback)
             if now <= due - timedelta(hours=12 if target.uses_tipoff else 0):
                 continue  # not due yet (a tip-off SLO: whatever the tip-off, at most 12 h before the fallback's)
-            triggers = state_triggers(service.state.load(day), target.mode)
+            try:
+                state = service.state.load(day)
+            except (KeyError, TypeError, ValueError) as exc:  # one malformed date must not blind the others:
+                # the transition-dates check reports it as that date's own check_error
+                _log.warning("slo: %s %s skipped, its state is malformed: %r", target.transition, day, exc)
+                continue
+            triggers = state_triggers(state, target.mode)
             if target.uses_tipoff and (not triggers or triggers[0].at > due - timedelta(hours=12)):
                 if tipoffs is None:
                     from shared.monitor.slo_read import read_schedule
