@@ -543,3 +543,46 @@ def test_the_live_page_counts_what_phasectl_status_counts_on_the_emulators(
     assert (state, kind) == ("state-triggered", "triggered")
     assert text.startswith("triggered: complete 5/5 done, as at the trigger at 09:00 ET")
     assert dom.refresh == "30"
+
+
+def test_the_history_chart_draws_30_points_in_chromium(chromium: Path, tmp_path: Path) -> None:
+    """Issue 28's done-when: the history chart has 30 points from a seeded month of
+    ``phase_execution_log`` rows, as Chromium parses and paints it (the SVG text is checked on the
+    emulators in tests/phasectl/test_slo_emulators.py)."""
+    import re
+    from types import SimpleNamespace
+
+    from phasectl.page_history import COLORS, render
+    from phasectl.timefmt import TimeView
+    from shared.clock import FixedClock
+    from shared.monitor.slo import build_history
+    from shared.pipeline.definition import load_definition
+
+    END, NOW = date(2026, 1, 30), datetime(2026, 1, 31, 17, tzinfo=UTC)
+    definition = load_definition()
+    times = TimeView.of(definition.pipeline.timezone)
+    ctx = SimpleNamespace(definition=definition, clock=FixedClock(NOW), times=times, now=lambda: NOW)
+
+    rows = [
+        {
+            "phase_name": "phase5_to_phase6",
+            "game_date": END - timedelta(days=n),
+            "status": "complete",
+            "trigger_id": f"phase5_to_phase6:{END - timedelta(days=n)}:g1",
+            "execution_timestamp": datetime(2026, 1, 31, 13, tzinfo=UTC) - timedelta(days=n, minutes=3 * n),
+            "duration_seconds": 3600.0,
+        }
+        for n in range(30)
+    ]
+    games = {END - timedelta(days=n): 3 for n in range(30)}
+    history = build_history(ctx.definition, rows, END - timedelta(days=29), END, NOW, games=games)
+    section = render(ctx, history, END)
+    chart = section[section.index("<svg", section.index('id="history-phase5_to_phase6"')) :]
+    chart = chart[: chart.index("</svg>") + len("</svg>")]
+    page = tmp_path / "history.html"
+    page.write_text(f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"></head><body>{chart}</body></html>')
+
+    dom = _chromium(chromium, tmp_path / "profile-dom", "--dump-dom", page.resolve().as_uri()).stdout
+    assert len(re.findall(r'<circle class="on-time"', dom)) == 30, dom[:2000]
+    image = screenshot(chromium, page, tmp_path)
+    assert image.colours()[_hex(COLORS["on-time"])] > 30 * 20  # 30 painted dots of radius 4
