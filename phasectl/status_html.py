@@ -135,6 +135,15 @@ class ActiveFinding:
     acked_at: datetime | None = None
     ack_note: str | None = None
 
+    @property
+    def text(self) -> str:
+        """The message without the "transition date: " it starts with when the line already says where
+        (``silent 2026-01-24 phase2_to_phase3: 7 Final game(s) …``, not the transition and date twice)."""
+        for prefix in (f"{self.transition} {self.game_date}: ", f"{self.game_date} {self.transition}: "):
+            if self.transition and self.game_date and self.message.startswith(prefix):
+                return self.message[len(prefix) :]
+        return self.message
+
     @classmethod
     def from_doc(cls, key: str, doc: Mapping[str, Any]) -> ActiveFinding:
         first = doc.get("first_seen_at")
@@ -533,7 +542,7 @@ def _finding(f: ActiveFinding, tz: ZoneInfo) -> str:
         f'<li class="finding sev-{_class(f.severity)}{acked}" data-key="{_e(f.key)}">'
         f'<span class="severity">{_e(f.severity)}</span> <span class="kind">{_e(f.kind)}</span>'
         + (f' <span class="where">{_e(where)}</span>' if where else "")
-        + f': <span class="message">{_e(f.message)}</span>{_e(since)}'
+        + f': <span class="message">{_e(f.text)}</span>{_e(since)}'
     ]
     if f.acked_by:
         when = f" at {format_time(f.acked_at, tz)}" if f.acked_at else ""

@@ -96,5 +96,5 @@ class TimeView:
         return "UTC" if self.utc else f"{self.label} = {offset_of(instant, self.zone)}"
 
     def header_now(self, now: datetime) -> str:
-        """``now 2026-01-25 01:12 ET (ET = UTC−05:00)``: the first line of a report."""
-        return f"now {self.stamp(now)} ({self.zone_note(now)})"
+        """``now 2026-01-25 01:12 ET, UTC−05:00`` (``--utc``: ``now 2026-01-25 06:12 UTC``): a report's header."""
+        return f"now {self.stamp(now)}" + ("" if self.utc else f", {offset_of(now, self.zone)}")

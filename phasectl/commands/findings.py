@@ -88,7 +88,7 @@ def finding_lines(f: ActiveFinding, times: TimeView) -> list[str]:
     where = " ".join(x for x in (f.game_date, f.transition) if x)
     head = f"{f.severity} {f.kind}" + (f" {where}" if where else "")
     since = f" (first seen {times.stamp(f.first_seen_at)})" if f.first_seen_at else ""
-    lines = [f"{head}{since}", f"  {f.message}", f"  fix:     {f.command or '-'}", f"  runbook: {f.runbook or '-'}"]
+    lines = [f"{head}{since}", f"  {f.text}", f"  fix:     {f.command or '-'}", f"  runbook: {f.runbook or '-'}"]
     if f.acked_by:
         note = f": {f.ack_note}" if f.ack_note else ""
         lines.append(f"  acknowledged by {f.acked_by} at {times.stamp(f.acked_at)}{note}")

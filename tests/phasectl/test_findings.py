@@ -56,7 +56,7 @@ def test_acknowledged_findings_sort_after_the_unacknowledged_of_their_severity()
 def test_a_finding_as_text_has_its_fix_runbook_and_acknowledgement_in_et() -> None:
     assert finding_lines(ACKED_BLOCK, ET) == [
         "ERROR blocked 2026-01-24 phase3_to_phase4 (first seen 2026-01-25 01:12 ET)",
-        "  phase3_to_phase4 2026-01-24: blocked",
+        "  blocked",
         "  fix:     phasectl status --date 2026-01-24",
         "  runbook: docs/operations.md#blocked",
         "  acknowledged by ana at 2026-01-25 02:00 ET: upstream re-run at 9",
@@ -109,3 +109,20 @@ def test_the_page_links_the_runbook_shows_the_command_escaped_and_marks_the_ackn
     (bad,) = [line for line in page.splitlines() if 'data-key="k"' in line]
     assert "<b>" not in bad and "&lt;b&gt;x&lt;/b&gt;" in bad and "&quot;…&quot;" in bad
     assert "href" not in bad and 'runbook: <span class="runbook">javascript:alert(1)</span>' in bad
+
+
+def test_a_findings_line_says_the_transition_and_date_once() -> None:
+    """The page read "silent 2026-01-24 phase2_to_phase3: phase2_to_phase3 2026-01-24: 7 Final game(s) …"."""
+    from phasectl.status_html import ActiveFinding
+
+    f = ActiveFinding(
+        key="silent__phase2_to_phase3__2026-01-24",
+        kind="silent",
+        severity="ERROR",
+        message="phase2_to_phase3 2026-01-24: 7 Final game(s) in the schedule but no completion at all",
+        transition="phase2_to_phase3",
+        game_date="2026-01-24",
+    )
+    assert f.text == "7 Final game(s) in the schedule but no completion at all"
+    other = ActiveFinding(key="k", kind="gap", severity="WARNING", message="2 gap date(s)", game_date="2026-01-24")
+    assert other.text == "2 gap date(s)"

@@ -95,7 +95,7 @@ def test_findings_lists_each_with_its_runbook_and_fix_and_exits_1_on_an_unacknow
 
     assert proc.returncode == 1, proc.stdout + proc.stderr  # an ERROR nobody has acknowledged
     lines = proc.stdout.splitlines()
-    assert lines[0] == "phasectl findings — now 2026-01-25 10:00 ET (ET = UTC\N{MINUS SIGN}05:00)"
+    assert lines[0] == "phasectl findings — now 2026-01-25 10:00 ET, UTC\N{MINUS SIGN}05:00"
     assert lines[1] == "2 active finding(s), 0 acknowledged"
     first = lines.index("ERROR retry_failed_permanent (first seen 2026-01-25 01:12 ET)")
     assert lines[first + 2 : first + 5] == [
@@ -192,7 +192,7 @@ def test_status_text_shows_the_dates_findings_with_fix_and_runbook(
     start = lines.index("active findings for 2026-01-24 (1):")
     assert lines[start + 1 :] == [
         f"  WARNING gate_alert 2026-01-24 {P23} (first seen 2026-01-25 01:12 ET)",
-        f"    {GATE.message}",
+        f"    {GATE.message.removeprefix(f'{P23} 2026-01-24: ')}",  # the header line already says where
         "    fix:     phasectl reconcile --date 2026-01-24",
         "    runbook: docs/operations.md#gate_alert",
         "    acknowledged by ops-tester at 2026-01-25 10:00 ET: partial is fine tonight",

@@ -148,7 +148,7 @@ def test_text_json_and_page_with_a_fixed_clock() -> None:
     ]
     text = render_text(items, NOW, 24, 3, TIMES)
     assert (
-        text.splitlines()[0] == "phasectl next — now 2026-01-25 01:30 ET (ET = UTC\N{MINUS SIGN}05:00); the next 24 h"
+        text.splitlines()[0] == "phasectl next — now 2026-01-25 01:30 ET, UTC\N{MINUS SIGN}05:00; the next 24 h"
     )
     rows = [line.split() for line in text.splitlines()[4:6]]  # in the order given (build_items sorts)
     assert rows[0][:7] == ["03:44", "ET", "in", "2", "h", "14", "min"] and rows[0][7:9] == ["job", "<b>x</b>"]
